@@ -1,0 +1,1 @@
+//! Pickle (owned by the pickle helper).
