@@ -1,1 +1,332 @@
-//! placeholder
+//! MessagePack, the native codec.
+//!
+//! Requests are `[endpoint, args, kwargs]`; replies are `{"ok": value}` or
+//! `{"error": {kind, message, data}}`. This module never builds a dynamic
+//! value for a request: it walks the outer array with a non-recursive
+//! scanner and hands each argument to the handler as the byte slice that
+//! encodes it, which serde then deserializes straight into the handler's
+//! parameter type.
+
+use std::borrow::Cow;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::message::{Arg, DecodeError, EncodeError, Incoming, RemoteError, Reply, Request};
+use crate::Codec;
+
+/// The end-of-session message: the string `"SIGENDS"` as a fixstr.
+pub(crate) const SIGENDS: &[u8] = b"\xa7SIGENDS";
+
+/// First bytes that select this codec (a fixarray of 3, or the fixstr of 7
+/// that starts SIGENDS).
+pub(crate) const FIRST_BYTES: [u8; 2] = [0x93, 0xa7];
+
+fn malformed(what: impl Into<String>) -> DecodeError {
+    DecodeError::Malformed {
+        codec: Codec::MsgPack,
+        detail: what.into(),
+    }
+}
+
+fn truncated() -> DecodeError {
+    malformed("truncated MessagePack value")
+}
+
+/// A cursor over a MessagePack buffer that reads headers without ever
+/// trusting a length beyond what is actually present.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).ok_or_else(truncated)?;
+        let s = self.buf.get(self.pos..end).ok_or_else(truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn be(&mut self, n: usize) -> Result<u64, DecodeError> {
+        Ok(self.take(n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    fn usize_be(&mut self, n: usize) -> Result<usize, DecodeError> {
+        // A length beyond usize cannot be satisfied by any buffer anyway.
+        usize::try_from(self.be(n)?).map_err(|_| truncated())
+    }
+
+    /// Skips one complete value and returns the bytes it occupied.
+    ///
+    /// Iterative on purpose: a count of values still to skip replaces the
+    /// recursion, so a nesting bomb costs a loop, not the stack. Every
+    /// element consumes at least one byte, so the loop is bounded by the
+    /// input length whatever the headers claim.
+    fn skip_value(&mut self) -> Result<&'a [u8], DecodeError> {
+        let start = self.pos;
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending -= 1;
+            let m = self.byte()?;
+            let (skip, children): (usize, u64) = match m {
+                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+                0x80..=0x8f => (0, 2 * u64::from(m & 0x0f)),
+                0x90..=0x9f => (0, u64::from(m & 0x0f)),
+                0xa0..=0xbf => (usize::from(m & 0x1f), 0),
+                0xc1 => return Err(malformed("reserved MessagePack marker 0xc1")),
+                0xc4 | 0xd9 => (self.usize_be(1)?, 0),
+                0xc5 | 0xda => (self.usize_be(2)?, 0),
+                0xc6 | 0xdb => (self.usize_be(4)?, 0),
+                0xc7 => (self.usize_be(1)? + 1, 0),
+                0xc8 => (self.usize_be(2)? + 1, 0),
+                0xc9 => (self.usize_be(4)?.saturating_add(1), 0),
+                0xca => (4, 0),
+                0xcb => (8, 0),
+                0xcc | 0xd0 => (1, 0),
+                0xcd | 0xd1 => (2, 0),
+                0xce | 0xd2 => (4, 0),
+                0xcf | 0xd3 => (8, 0),
+                0xd4 => (2, 0),
+                0xd5 => (3, 0),
+                0xd6 => (5, 0),
+                0xd7 => (9, 0),
+                0xd8 => (17, 0),
+                0xdc => (0, self.be(2)?),
+                0xdd => (0, self.be(4)?),
+                0xde => (0, 2 * self.be(2)?),
+                0xdf => (0, 2 * self.be(4)?),
+            };
+            self.take(skip)?;
+            pending += children;
+        }
+        Ok(&self.buf[start..self.pos])
+    }
+
+    fn array_len(&mut self) -> Result<usize, DecodeError> {
+        match self.byte()? {
+            m @ 0x90..=0x9f => Ok(usize::from(m & 0x0f)),
+            0xdc => self.usize_be(2),
+            0xdd => self.usize_be(4),
+            m => Err(malformed(format!("expected an array, found marker {m:#04x}"))),
+        }
+    }
+
+    fn map_len(&mut self) -> Result<usize, DecodeError> {
+        match self.byte()? {
+            m @ 0x80..=0x8f => Ok(usize::from(m & 0x0f)),
+            0xde => self.usize_be(2),
+            0xdf => self.usize_be(4),
+            m => Err(malformed(format!("expected a map, found marker {m:#04x}"))),
+        }
+    }
+
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let len = match self.byte()? {
+            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+            0xd9 => self.usize_be(1)?,
+            0xda => self.usize_be(2)?,
+            0xdb => self.usize_be(4)?,
+            m => return Err(malformed(format!("expected a string, found marker {m:#04x}"))),
+        };
+        std::str::from_utf8(self.take(len)?).map_err(|_| malformed("string is not valid UTF-8"))
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(malformed(format!(
+                "{} trailing bytes after the message",
+                self.buf.len() - self.pos
+            )))
+        }
+    }
+}
+
+/// Decodes a request payload into its parts, borrowing every argument.
+pub(crate) fn decode_request(payload: &[u8]) -> Result<Incoming<'_>, DecodeError> {
+    if payload == SIGENDS {
+        return Ok(Incoming::EndSession(Codec::MsgPack));
+    }
+    let mut c = Cursor {
+        buf: payload,
+        pos: 0,
+    };
+    if c.array_len()? != 3 {
+        return Err(malformed("a request is an array of [endpoint, args, kwargs]"));
+    }
+    let endpoint = c.str()?;
+    let n = c.array_len()?;
+    // Each argument takes at least one byte: never reserve more than the
+    // input could hold, whatever the header says.
+    let mut args = Vec::with_capacity(n.min(payload.len() - c.pos));
+    for _ in 0..n {
+        args.push(Arg::MsgPack(c.skip_value()?));
+    }
+    let n = c.map_len()?;
+    let mut kwargs = Vec::with_capacity(n.min(payload.len() - c.pos));
+    for _ in 0..n {
+        let key = c.str()?;
+        kwargs.push((Cow::Borrowed(key), Arg::MsgPack(c.skip_value()?)));
+    }
+    c.finish()?;
+    Ok(Incoming::Request(Request {
+        codec: Codec::MsgPack,
+        endpoint: Cow::Borrowed(endpoint),
+        args,
+        kwargs,
+    }))
+}
+
+/// Deserializes one argument from the bytes that encode it.
+pub(crate) fn decode_arg<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// Serializes `value` as MessagePack with structs as maps, so that field
+/// names survive for clients in other languages (and JSON converters).
+pub(crate) fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
+    value
+        .serialize(&mut ser)
+        .map_err(|e| EncodeError::Serialize(e.to_string()))
+}
+
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    // Writing to a Vec cannot fail.
+    let _ = rmp::encode::write_str(out, s);
+}
+
+/// Writes the request `[endpoint, args, kwargs]`.
+pub(crate) fn encode_request<A, K>(
+    endpoint: &str,
+    args: &A,
+    kwargs: &K,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError>
+where
+    A: Serialize + ?Sized,
+    K: Serialize + ?Sized,
+{
+    out.push(0x93);
+    write_str(endpoint, out);
+    let at = out.len();
+    write(args, out)?;
+    match out[at] {
+        // `()` means "no arguments".
+        0xc0 => out[at] = 0x90,
+        0x90..=0x9f | 0xdc | 0xdd => {}
+        _ => return Err(EncodeError::ArgsNotASequence),
+    }
+    let at = out.len();
+    write(kwargs, out)?;
+    match out[at] {
+        0xc0 => out[at] = 0x80,
+        0x80..=0x8f | 0xde | 0xdf => {}
+        _ => return Err(EncodeError::KwargsNotAMap),
+    }
+    Ok(())
+}
+
+/// Writes `{"ok": value}`.
+pub(crate) fn encode_ok<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    out.extend_from_slice(b"\x81\xa2ok");
+    write(value, out)
+}
+
+/// Writes `{"error": {"kind": .., "message": .., "data": ..}}`.
+pub(crate) fn encode_error(err: &RemoteError, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\x81\xa5error\x83\xa4kind");
+    write_str(&err.kind, out);
+    out.extend_from_slice(b"\xa7message");
+    write_str(&err.message, out);
+    out.extend_from_slice(b"\xa4data");
+    match &err.data {
+        // A Value always serializes; fall back to nil rather than lose the
+        // error itself.
+        Some(v) => {
+            let at = out.len();
+            if write(v, out).is_err() {
+                out.truncate(at);
+                out.push(0xc0);
+            }
+        }
+        None => out.push(0xc0),
+    }
+}
+
+/// Decodes a reply: `{"ok": T}` or `{"error": ..}`, or SIGENDS echoed back.
+pub(crate) fn decode_reply<T: DeserializeOwned>(payload: &[u8]) -> Result<Reply<T>, DecodeError> {
+    if payload == SIGENDS {
+        return Ok(Reply::EndSession);
+    }
+    let mut c = Cursor {
+        buf: payload,
+        pos: 0,
+    };
+    if c.map_len()? != 1 {
+        return Err(malformed("a reply is a map with one key, \"ok\" or \"error\""));
+    }
+    let key = c.str()?;
+    let body = c.skip_value()?;
+    c.finish()?;
+    match key {
+        "ok" => rmp_serde::from_slice(body)
+            .map(Reply::Ok)
+            .map_err(|e| DecodeError::Result(e.to_string())),
+        "error" => rmp_serde::from_slice(body)
+            .map(Reply::Err)
+            .map_err(|e| malformed(format!("bad error reply: {e}"))),
+        other => Err(malformed(format!("unknown reply key {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_value_walks_nested_values() {
+        // [1, {"a": [nil, true]}, "xyz"] followed by a marker byte.
+        let bytes = b"\x93\x01\x81\xa1a\x92\xc0\xc3\xa3xyz\xff";
+        let mut c = Cursor { buf: bytes, pos: 0 };
+        assert_eq!(c.skip_value().unwrap(), &bytes[..bytes.len() - 1]);
+        assert_eq!(c.pos, bytes.len() - 1);
+    }
+
+    #[test]
+    fn skip_value_refuses_claims_beyond_the_input() {
+        for bytes in [
+            &b"\xdd\xff\xff\xff\xff"[..], // array32 of 2^32 - 1 elements, none present
+            b"\xdf\xff\xff\xff\xff\x01",   // map32 claim
+            b"\xdb\xff\xff\xff\xffab",     // str32 claim
+            b"\xc6\x7f\xff\xff\xff",       // bin32 claim
+            b"\xc9\xff\xff\xff\xff\x01",   // ext32 claim
+            b"\xcb\x00",                   // short float
+        ] {
+            let mut c = Cursor { buf: bytes, pos: 0 };
+            assert!(c.skip_value().is_err(), "{bytes:x?}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_does_not_recurse() {
+        // 1,000,000 nested fixarrays of one: a stack bomb for a recursive
+        // scanner, a plain loop here.
+        let mut bytes = vec![0x91; 1_000_000];
+        bytes.push(0xc0);
+        let mut c = Cursor { buf: &bytes, pos: 0 };
+        assert_eq!(c.skip_value().unwrap().len(), bytes.len());
+    }
+
+    #[test]
+    fn reserved_marker_is_an_error() {
+        let mut c = Cursor { buf: b"\xc1", pos: 0 };
+        assert!(c.skip_value().is_err());
+    }
+}
