@@ -10,9 +10,31 @@
 //! The variants keep the distinctions Python makes (tuple or list, set,
 //! bytes, arbitrary-size integers) so that a value read from a Python peer
 //! is written back the same way.
+//!
+//! Converting to and from Rust types goes through serde: [`to_value`] is a
+//! `Serializer` that builds a `Value`, [`from_value`] a `Deserializer` that
+//! reads one, and `Value` itself implements `Serialize` and `Deserialize` so
+//! it can be written by any serde format (`serde_json` for tools,
+//! `rmp_serde`) and read back. Rust types map onto `Value` the way
+//! `serde_json` maps them onto JSON: structs and maps become `Map`, enums are
+//! externally tagged (`"Unit"`, `{"Newtype": value}`), `Option::None` and
+//! `()` become `Nil`, Rust tuples become `Tuple`.
+//!
+//! `to_value(&value)` and `from_value::<Value>(&value)` give back the same
+//! `Value`, even for the variants serde's data model has no word for (tuple
+//! on the way in, set, frozenset, bytearray, big integers): those are marked
+//! with private newtype names that other formats treat as transparent, so a
+//! handler taking or returning a `Value` echoes a Python tuple as a tuple.
+//! Formats such as JSON keep only what they can express; see the
+//! `Serialize` impl in `ser.rs`. The
+//! pickle codec itself lives in `codec::pickle`; this module does not know
+//! pickle's opcodes.
 
+mod bigint;
 mod de;
 mod ser;
+#[cfg(test)]
+mod tests;
 
 pub use de::from_value;
 pub use ser::to_value;
@@ -81,6 +103,79 @@ impl Value {
             .iter()
             .find(|(k, _)| k.as_str() == Some(key))
             .map(|(_, v)| v)
+    }
+}
+
+/// The newtype name `Value`'s `Deserialize` asks for, so that this module's
+/// own deserializer can hand over the variants serde has no type for (see
+/// `de.rs`). Other deserializers ignore newtype names, and so see an
+/// ordinary `deserialize_any`.
+const VALUE_TOKEN: &str = "$anyd::private::Value";
+/// Newtype names `Value`'s `Serialize` wraps a set, frozenset, bytearray or
+/// big integer in, so that [`to_value`] can rebuild the exact variant. Other
+/// serializers write the inner sequence, bytes or decimal string.
+const SET_TOKEN: &str = "$anyd::private::Set";
+/// See [`SET_TOKEN`].
+const FROZENSET_TOKEN: &str = "$anyd::private::FrozenSet";
+/// See [`SET_TOKEN`].
+const BYTEARRAY_TOKEN: &str = "$anyd::private::ByteArray";
+/// See [`SET_TOKEN`].
+const BIGINT_TOKEN: &str = "$anyd::private::BigInt";
+/// The key of the one-entry map `de.rs` uses to pass a tuple to `Value`'s
+/// `Deserialize`; the other variants reuse the `*_TOKEN` names above.
+const TUPLE_TOKEN: &str = "$anyd::private::Tuple";
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+impl From<i32> for Value {
+    fn from(v: i32) -> Self {
+        Value::Int(v.into())
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v.into())
+    }
+}
+
+impl From<u32> for Value {
+    fn from(v: u32) -> Self {
+        Value::Int(v.into())
+    }
+}
+
+impl From<u64> for Value {
+    fn from(v: u64) -> Self {
+        Value::Int(v.into())
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Str(v.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Str(v)
+    }
+}
+
+impl From<Vec<Value>> for Value {
+    fn from(v: Vec<Value>) -> Self {
+        Value::List(v)
     }
 }
 

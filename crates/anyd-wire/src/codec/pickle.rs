@@ -1,1 +1,0 @@
-//! Pickle (owned by the pickle helper).
