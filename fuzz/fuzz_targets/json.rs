@@ -13,7 +13,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(Incoming::Request(r)) = decode_request(data, &limits) else {
         return;
     };
-    let Ok(args) = r.args.iter().map(|a| a.deserialize::<Value>()).collect::<Result<Vec<_>, _>>() else {
+    let Ok(args) = r
+        .args
+        .iter()
+        .map(|a| a.deserialize::<Value>())
+        .collect::<Result<Vec<_>, _>>()
+    else {
         return;
     };
     let mut out = Vec::new();

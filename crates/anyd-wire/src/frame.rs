@@ -237,7 +237,10 @@ mod tests {
                 max: DEFAULT_MAX_FRAME
             })
         );
-        assert_eq!(decode(&[0, 0, 0, 11], 10), Err(FrameError::TooLarge { len: 11, max: 10 }));
+        assert_eq!(
+            decode(&[0, 0, 0, 11], 10),
+            Err(FrameError::TooLarge { len: 11, max: 10 })
+        );
         assert!(decode(&[0, 0, 0, 10], 10).unwrap().is_none());
     }
 

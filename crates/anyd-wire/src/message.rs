@@ -196,7 +196,10 @@ pub fn detect(payload: &[u8]) -> Result<Codec, DecodeError> {
 ///
 /// Any [`DecodeError`]: the codec is unknown, or the payload is not a
 /// well-formed request in its codec, or a pickle the safe decoder refuses.
-pub fn decode_request<'a>(payload: &'a [u8], limits: &DecodeLimits) -> Result<Incoming<'a>, DecodeError> {
+pub fn decode_request<'a>(
+    payload: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<Incoming<'a>, DecodeError> {
     match detect(payload)? {
         Codec::MsgPack => msgpack::decode_request(payload),
         Codec::Json => json::decode_request(payload),
@@ -204,7 +207,10 @@ pub fn decode_request<'a>(payload: &'a [u8], limits: &DecodeLimits) -> Result<In
     }
 }
 
-fn decode_pickle_request<'a>(payload: &[u8], limits: &DecodeLimits) -> Result<Incoming<'a>, DecodeError> {
+fn decode_pickle_request<'a>(
+    payload: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Incoming<'a>, DecodeError> {
     let malformed = |detail: &str| DecodeError::Malformed {
         codec: Codec::Pickle,
         detail: detail.to_owned(),
@@ -272,7 +278,9 @@ where
         Codec::MsgPack => msgpack::encode_request(endpoint, args, kwargs, out),
         Codec::Json => json::encode_request(endpoint, args, kwargs, out),
         Codec::Pickle => {
-            let to = |v| crate::to_value(v).map_err(|e| EncodeError::Serialize(e.to_string()));
+            fn to<T: Serialize + ?Sized>(v: &T) -> Result<Value, EncodeError> {
+                crate::to_value(v).map_err(|e| EncodeError::Serialize(e.to_string()))
+            }
             let args = match to(args)? {
                 Value::Nil => Vec::new(),
                 Value::Tuple(a) | Value::List(a) => a,
@@ -311,7 +319,11 @@ pub fn encode_end_session(codec: Codec, out: &mut Vec<u8>) {
 /// [`EncodeError::Serialize`] when the value does not serialize in this
 /// codec; `out` may hold a partial reply then, so truncate it before
 /// writing an error reply instead.
-pub fn encode_reply_ok<T: Serialize + ?Sized>(codec: Codec, value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub fn encode_reply_ok<T: Serialize + ?Sized>(
+    codec: Codec,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     match codec {
         Codec::MsgPack => msgpack::encode_ok(value, out),
         Codec::Json => json::encode_ok(value, out),
@@ -353,7 +365,11 @@ pub fn decode_reply<T: DeserializeOwned>(
             pickle::Decoded::Value(v) => crate::from_value(&v)
                 .map(Reply::Ok)
                 .map_err(|e| DecodeError::Result(e.to_string())),
-            pickle::Decoded::Exception { kind, message, args } => Ok(Reply::Err(RemoteError {
+            pickle::Decoded::Exception {
+                kind,
+                message,
+                args,
+            } => Ok(Reply::Err(RemoteError {
                 kind,
                 message,
                 data: (!args.is_empty()).then_some(Value::Tuple(args)),

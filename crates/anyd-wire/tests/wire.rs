@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use anyd_wire::codec::Codec;
 use anyd_wire::frame;
 use anyd_wire::message::{
-    decode_reply, decode_request, detect, encode_end_session, encode_reply_error, encode_reply_ok, encode_request,
-    DecodeError, DecodeLimits, EncodeError, Incoming, RemoteError, Reply, Request,
+    decode_reply, decode_request, detect, encode_end_session, encode_reply_error, encode_reply_ok,
+    encode_request, DecodeError, DecodeLimits, EncodeError, Incoming, RemoteError, Reply, Request,
 };
 use anyd_wire::Value;
 use proptest::prelude::*;
@@ -52,7 +52,10 @@ fn pickle_request_vectors_decode() {
     assert!(r.args.is_empty());
     assert_eq!(r.kwargs.len(), 1);
     assert_eq!(r.kwargs[0].0, "arg");
-    assert_eq!(r.kwargs[0].1.deserialize::<String>().unwrap(), "hello world!");
+    assert_eq!(
+        r.kwargs[0].1.deserialize::<String>().unwrap(),
+        "hello world!"
+    );
 
     let sum = hex("80049515000000000000008c076765745f73756d944b014b0286947d9487942e");
     let r = request(&sum);
@@ -81,7 +84,10 @@ fn pickle_request_encodes_byte_exact() {
     assert_eq!(out, hex(ECHO_P4));
     out.clear();
     encode_request(Codec::Pickle, "get_sum", &(1, 2), &(), &mut out).unwrap();
-    assert_eq!(out, hex("80049515000000000000008c076765745f73756d944b014b0286947d9487942e"));
+    assert_eq!(
+        out,
+        hex("80049515000000000000008c076765745f73756d944b014b0286947d9487942e")
+    );
     out.clear();
     let kwargs = BTreeMap::from([("arg", "hello world!")]);
     encode_request(Codec::Pickle, "echo", &(), &kwargs, &mut out).unwrap();
@@ -97,7 +103,11 @@ fn pickle_request_encodes_byte_exact() {
 #[test]
 fn pickle_error_reply_vectors() {
     let mut out = Vec::new();
-    encode_reply_error(Codec::Pickle, &RemoteError::new("NotImplementedError", "my_func"), &mut out);
+    encode_reply_error(
+        Codec::Pickle,
+        &RemoteError::new("NotImplementedError", "my_func"),
+        &mut out,
+    );
     assert_eq!(
         out,
         hex("80049532000000000000008c086275696c74696e73948c134e6f74496d706c656d656e7465644572726f729493948c076d795f66756e6394859452942e")
@@ -106,9 +116,14 @@ fn pickle_error_reply_vectors() {
     let Reply::Err(e) = reply else {
         panic!("expected an error, got {reply:?}")
     };
-    assert_eq!((e.kind.as_str(), e.message.as_str()), ("NotImplementedError", "my_func"));
+    assert_eq!(
+        (e.kind.as_str(), e.message.as_str()),
+        ("NotImplementedError", "my_func")
+    );
 
-    let p2 = hex("800263657863657074696f6e730a547970654572726f720a7100580300000062616471018571025271032e");
+    let p2 = hex(
+        "800263657863657074696f6e730a547970654572726f720a7100580300000062616471018571025271032e",
+    );
     let reply: Reply<Value> = decode_reply(Codec::Pickle, &p2, &DecodeLimits::default()).unwrap();
     let Reply::Err(e) = reply else {
         panic!("expected an error, got {reply:?}")
@@ -154,16 +169,32 @@ fn json_request_is_the_documented_shape() {
 #[test]
 fn json_replies_have_the_documented_shape() {
     let mut out = Vec::new();
-    encode_reply_ok(Codec::Json, &Status { status: "up".into() }, &mut out).unwrap();
+    encode_reply_ok(
+        Codec::Json,
+        &Status {
+            status: "up".into(),
+        },
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(out, br#"{"ok":{"status":"up"}}"#);
     out.clear();
     encode_reply_error(Codec::Json, &RemoteError::new("TypeError", "bad"), &mut out);
-    assert_eq!(out, br#"{"error":{"kind":"TypeError","message":"bad","data":null}}"#);
+    assert_eq!(
+        out,
+        br#"{"error":{"kind":"TypeError","message":"bad","data":null}}"#
+    );
     // `{"ok": null}` is a successful unit result, not a missing key.
-    let r: Reply<()> = decode_reply(Codec::Json, br#"{"ok": null}"#, &DecodeLimits::default()).unwrap();
+    let r: Reply<()> =
+        decode_reply(Codec::Json, br#"{"ok": null}"#, &DecodeLimits::default()).unwrap();
     assert_eq!(r, Reply::Ok(()));
     assert!(decode_reply::<()>(Codec::Json, br#"{}"#, &DecodeLimits::default()).is_err());
-    assert!(decode_reply::<()>(Codec::Json, br#"{"ok":1,"error":2}"#, &DecodeLimits::default()).is_err());
+    assert!(decode_reply::<()>(
+        Codec::Json,
+        br#"{"ok":1,"error":2}"#,
+        &DecodeLimits::default()
+    )
+    .is_err());
 }
 
 #[test]
@@ -179,7 +210,10 @@ fn msgpack_shapes() {
     assert_eq!(out, b"\x81\xa2ok\xc3");
     out.clear();
     encode_reply_error(Codec::MsgPack, &RemoteError::new("E", "m"), &mut out);
-    assert_eq!(out, b"\x81\xa5error\x83\xa4kind\xa1E\xa7message\xa1m\xa4data\xc0");
+    assert_eq!(
+        out,
+        b"\x81\xa5error\x83\xa4kind\xa1E\xa7message\xa1m\xa4data\xc0"
+    );
     let r: Reply<()> = decode_reply(Codec::MsgPack, &out, &DecodeLimits::default()).unwrap();
     assert_eq!(r, Reply::Err(RemoteError::new("E", "m")));
 }
@@ -209,7 +243,10 @@ fn detection_by_first_byte() {
     assert_eq!(detect(b"\"").unwrap(), Codec::Json);
     assert_eq!(detect(b"\x80").unwrap(), Codec::Pickle);
     assert!(matches!(detect(b""), Err(DecodeError::Empty)));
-    assert!(matches!(detect(b" ["), Err(DecodeError::UnknownCodec(b' '))));
+    assert!(matches!(
+        detect(b" ["),
+        Err(DecodeError::UnknownCodec(b' '))
+    ));
     assert!(matches!(detect(b"{"), Err(DecodeError::UnknownCodec(b'{'))));
 }
 
@@ -238,22 +275,26 @@ fn argument_shapes_are_checked_on_the_client() {
 fn hostile_requests_are_errors() {
     let limits = DecodeLimits::default();
     for payload in [
-        &b"\x93\xa4echo\xdd\xff\xff\xff\xff"[..],     // args: array32 of 2^32-1, none present
-        b"\x93\xa4echo\x90\xdf\xff\xff\xff\xff",       // kwargs: map32 claim
-        b"\x93\xdb\xff\xff\xff\xffecho\x90\x80",       // endpoint: str32 claim
-        b"\x93\xa4echo\x90\x80\x00",                   // trailing byte
-        b"\x93\xa4echo\x90",                           // truncated
-        b"\x93\x01\x90\x80",                           // endpoint not a string
-        b"\x93\xa2\xff\xfe\x90\x80",                   // endpoint not UTF-8
-        b"\xa7SIGENDX",                                // not SIGENDS
-        br#"["echo", ["hello"]]"#,                     // two parts
-        br#"["echo", ["hello"], {}, 1]"#,              // four parts
-        br#"["echo", "hello", {}]"#,                   // args not a list
-        br#"["echo", [], []]"#,                        // kwargs not an object
-        br#"["echo", [1,"#,                            // truncated
-        b"\x80\x04N.",                                 // pickle None: not a request
+        &b"\x93\xa4echo\xdd\xff\xff\xff\xff"[..], // args: array32 of 2^32-1, none present
+        b"\x93\xa4echo\x90\xdf\xff\xff\xff\xff",  // kwargs: map32 claim
+        b"\x93\xdb\xff\xff\xff\xffecho\x90\x80",  // endpoint: str32 claim
+        b"\x93\xa4echo\x90\x80\x00",              // trailing byte
+        b"\x93\xa4echo\x90",                      // truncated
+        b"\x93\x01\x90\x80",                      // endpoint not a string
+        b"\x93\xa2\xff\xfe\x90\x80",              // endpoint not UTF-8
+        b"\xa7SIGENDX",                           // not SIGENDS
+        br#"["echo", ["hello"]]"#,                // two parts
+        br#"["echo", ["hello"], {}, 1]"#,         // four parts
+        br#"["echo", "hello", {}]"#,              // args not a list
+        br#"["echo", [], []]"#,                   // kwargs not an object
+        br#"["echo", [1,"#,                       // truncated
+        b"\x80\x04N.",                            // pickle None: not a request
     ] {
-        assert!(decode_request(payload, &limits).is_err(), "{:?}", String::from_utf8_lossy(payload));
+        assert!(
+            decode_request(payload, &limits).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(payload)
+        );
     }
     // A JSON nesting bomb hits serde_json's recursion limit, not the stack.
     let mut bomb = b"[\"echo\", [".to_vec();
@@ -287,7 +328,9 @@ fn frames_carry_messages() {
     let mark = frame::begin(&mut out);
     encode_request(Codec::MsgPack, "echo", &("hello",), &(), &mut out).unwrap();
     frame::finish(&mut out, mark);
-    let f = frame::decode(&out, frame::DEFAULT_MAX_FRAME).unwrap().unwrap();
+    let f = frame::decode(&out, frame::DEFAULT_MAX_FRAME)
+        .unwrap()
+        .unwrap();
     let r = request(&out[f.payload]);
     assert_eq!(arg::<String>(&r, 0), "hello");
 }

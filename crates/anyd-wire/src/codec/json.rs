@@ -203,7 +203,10 @@ where
 }
 
 /// Writes `{"ok": value}`.
-pub(crate) fn encode_ok<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub(crate) fn encode_ok<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     out.extend_from_slice(b"{\"ok\":");
     write(value, out)?;
     out.push(b'}');
@@ -239,7 +242,9 @@ pub(crate) fn decode_reply<T: DeserializeOwned>(payload: &[u8]) -> Result<Reply<
         .map_err(malformed)?
         .0;
     let [(key, body)] = envelope.as_slice() else {
-        return Err(malformed("a reply is an object with one key, \"ok\" or \"error\""));
+        return Err(malformed(
+            "a reply is an object with one key, \"ok\" or \"error\"",
+        ));
     };
     match key.as_ref() {
         "ok" => serde_json::from_str(body.get())

@@ -53,7 +53,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn be(&mut self, n: usize) -> Result<u64, DecodeError> {
-        Ok(self.take(n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     }
 
     fn usize_be(&mut self, n: usize) -> Result<usize, DecodeError> {
@@ -112,7 +115,9 @@ impl<'a> Cursor<'a> {
             m @ 0x90..=0x9f => Ok(usize::from(m & 0x0f)),
             0xdc => self.usize_be(2),
             0xdd => self.usize_be(4),
-            m => Err(malformed(format!("expected an array, found marker {m:#04x}"))),
+            m => Err(malformed(format!(
+                "expected an array, found marker {m:#04x}"
+            ))),
         }
     }
 
@@ -131,7 +136,11 @@ impl<'a> Cursor<'a> {
             0xd9 => self.usize_be(1)?,
             0xda => self.usize_be(2)?,
             0xdb => self.usize_be(4)?,
-            m => return Err(malformed(format!("expected a string, found marker {m:#04x}"))),
+            m => {
+                return Err(malformed(format!(
+                    "expected a string, found marker {m:#04x}"
+                )))
+            }
         };
         std::str::from_utf8(self.take(len)?).map_err(|_| malformed("string is not valid UTF-8"))
     }
@@ -158,7 +167,9 @@ pub(crate) fn decode_request(payload: &[u8]) -> Result<Incoming<'_>, DecodeError
         pos: 0,
     };
     if c.array_len()? != 3 {
-        return Err(malformed("a request is an array of [endpoint, args, kwargs]"));
+        return Err(malformed(
+            "a request is an array of [endpoint, args, kwargs]",
+        ));
     }
     let endpoint = c.str()?;
     let n = c.array_len()?;
@@ -185,12 +196,27 @@ pub(crate) fn decode_request(payload: &[u8]) -> Result<Incoming<'_>, DecodeError
 
 /// Deserializes one argument from the bytes that encode it.
 pub(crate) fn decode_arg<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+    from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// How deep a value may nest. serde deserializers recurse once per level,
+/// so this bounds the stack a hostile message can make us use; it is the
+/// same bound the JSON and pickle decoders apply.
+pub(crate) const MAX_DEPTH: usize = 128;
+
+fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DEPTH);
+    let value = T::deserialize(&mut de)?;
+    Ok(value)
 }
 
 /// Serializes `value` as MessagePack with structs as maps, so that field
 /// names survive for clients in other languages (and JSON converters).
-pub(crate) fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub(crate) fn write<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
     value
         .serialize(&mut ser)
@@ -234,7 +260,10 @@ where
 }
 
 /// Writes `{"ok": value}`.
-pub(crate) fn encode_ok<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub(crate) fn encode_ok<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     out.extend_from_slice(b"\x81\xa2ok");
     write(value, out)
 }
@@ -270,16 +299,18 @@ pub(crate) fn decode_reply<T: DeserializeOwned>(payload: &[u8]) -> Result<Reply<
         pos: 0,
     };
     if c.map_len()? != 1 {
-        return Err(malformed("a reply is a map with one key, \"ok\" or \"error\""));
+        return Err(malformed(
+            "a reply is a map with one key, \"ok\" or \"error\"",
+        ));
     }
     let key = c.str()?;
     let body = c.skip_value()?;
     c.finish()?;
     match key {
-        "ok" => rmp_serde::from_slice(body)
+        "ok" => from_slice(body)
             .map(Reply::Ok)
             .map_err(|e| DecodeError::Result(e.to_string())),
-        "error" => rmp_serde::from_slice(body)
+        "error" => from_slice(body)
             .map(Reply::Err)
             .map_err(|e| malformed(format!("bad error reply: {e}"))),
         other => Err(malformed(format!("unknown reply key {other:?}"))),
@@ -303,11 +334,11 @@ mod tests {
     fn skip_value_refuses_claims_beyond_the_input() {
         for bytes in [
             &b"\xdd\xff\xff\xff\xff"[..], // array32 of 2^32 - 1 elements, none present
-            b"\xdf\xff\xff\xff\xff\x01",   // map32 claim
-            b"\xdb\xff\xff\xff\xffab",     // str32 claim
-            b"\xc6\x7f\xff\xff\xff",       // bin32 claim
-            b"\xc9\xff\xff\xff\xff\x01",   // ext32 claim
-            b"\xcb\x00",                   // short float
+            b"\xdf\xff\xff\xff\xff\x01",  // map32 claim
+            b"\xdb\xff\xff\xff\xffab",    // str32 claim
+            b"\xc6\x7f\xff\xff\xff",      // bin32 claim
+            b"\xc9\xff\xff\xff\xff\x01",  // ext32 claim
+            b"\xcb\x00",                  // short float
         ] {
             let mut c = Cursor { buf: bytes, pos: 0 };
             assert!(c.skip_value().is_err(), "{bytes:x?}");
@@ -320,13 +351,19 @@ mod tests {
         // scanner, a plain loop here.
         let mut bytes = vec![0x91; 1_000_000];
         bytes.push(0xc0);
-        let mut c = Cursor { buf: &bytes, pos: 0 };
+        let mut c = Cursor {
+            buf: &bytes,
+            pos: 0,
+        };
         assert_eq!(c.skip_value().unwrap().len(), bytes.len());
     }
 
     #[test]
     fn reserved_marker_is_an_error() {
-        let mut c = Cursor { buf: b"\xc1", pos: 0 };
+        let mut c = Cursor {
+            buf: b"\xc1",
+            pos: 0,
+        };
         assert!(c.skip_value().is_err());
     }
 }

@@ -42,6 +42,11 @@ pub struct PickleLimits {
     /// keep it in the hundreds.
     pub max_depth: usize,
     /// How many memo entries (BINPUT, LONG_BINPUT, MEMOIZE) may exist.
+    ///
+    /// CPython memoizes every str, bytes and non-empty container it writes,
+    /// so a legitimate pickle can hold nearly one entry per value: the
+    /// default equals `max_nodes`, so that anything within `max_nodes` is
+    /// accepted. An entry costs a few words, and each needs an input byte.
     pub max_memo: usize,
     /// How many values the decoded tree may hold, counting every container
     /// and scalar once per place it appears. A value shared through the memo
@@ -58,7 +63,7 @@ impl Default for PickleLimits {
     fn default() -> Self {
         PickleLimits {
             max_depth: 128,
-            max_memo: 65_536,
+            max_memo: 1_000_000,
             max_nodes: 1_000_000,
         }
     }
