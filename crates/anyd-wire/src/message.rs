@@ -82,7 +82,12 @@ pub enum Incoming<'a> {
 
 /// An error reply: what went wrong, in terms a client in any language can
 /// act on (PROTOCOL.md section 6).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// It is deliberately not `Serialize`: each codec writes it in its own
+/// shape, and an application handler returning `Result<T, RemoteError>`
+/// must read as a fallible result, not as a value that happens to be a
+/// `Result`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RemoteError {
     /// The error kind, named after Python's exception classes
     /// (`TypeError`, `PermissionError`, ...) or the application's own.

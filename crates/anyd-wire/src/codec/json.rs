@@ -215,18 +215,28 @@ pub(crate) fn encode_ok<T: Serialize + ?Sized>(
 
 /// Writes `{"error": {"kind": .., "message": .., "data": ..}}`.
 pub(crate) fn encode_error(err: &RemoteError, out: &mut Vec<u8>) {
+    /// The wire shape of an error; `RemoteError` itself is not `Serialize`,
+    /// so that an application's `Result<T, RemoteError>` is never mistaken
+    /// for a plain value.
+    #[derive(Serialize)]
+    struct Body<'a> {
+        kind: &'a str,
+        message: &'a str,
+        data: Option<&'a crate::Value>,
+    }
     out.extend_from_slice(b"{\"error\":");
     let at = out.len();
-    if write(err, out).is_err() {
+    let mut body = Body {
+        kind: &err.kind,
+        message: &err.message,
+        data: err.data.as_ref(),
+    };
+    if write(&body, out).is_err() {
         // Data that JSON cannot express (a map with non-string keys, say)
         // must not cost the client its error: send it without data.
         out.truncate(at);
-        let bare = RemoteError {
-            kind: err.kind.clone(),
-            message: err.message.clone(),
-            data: None,
-        };
-        let _ = write(&bare, out);
+        body.data = None;
+        let _ = write(&body, out);
     }
     out.push(b'}');
 }

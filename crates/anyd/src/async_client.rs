@@ -1,0 +1,356 @@
+//! `AsyncClientSession`: the same client on tokio.
+
+use std::future::Future;
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyd_wire::frame::{self, FrameError};
+use anyd_wire::handshake::MAX_HANDSHAKE_FRAME;
+use anyd_wire::message::{decode_reply, encode_end_session, encode_request, Reply};
+use anyd_wire::Codec;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::address::{Address, ToAddress};
+use crate::client::ClientOptions;
+use crate::error::{Error, Result};
+use crate::framed::{self, Side};
+
+#[derive(Debug)]
+enum AsyncStream {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+impl AsyncRead for AsyncStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AsyncStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            AsyncStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for AsyncStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            AsyncStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            AsyncStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AsyncStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            AsyncStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            AsyncStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            AsyncStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+async fn connect_once(address: &Address) -> io::Result<AsyncStream> {
+    match address {
+        Address::Unix(path) => tokio::net::UnixStream::connect(path)
+            .await
+            .map(AsyncStream::Unix),
+        Address::Abstract(_) => {
+            // tokio has no abstract-name connect; a Unix connect never
+            // waits, so the blocking one is fine here.
+            let std = match crate::transport::Stream::connect(address, None)? {
+                crate::transport::Stream::Unix(s) => s,
+                crate::transport::Stream::Tcp(_) => unreachable!("an abstract address is Unix"),
+            };
+            std.set_nonblocking(true)?;
+            tokio::net::UnixStream::from_std(std).map(AsyncStream::Unix)
+        }
+        Address::Tcp { host, port } => {
+            let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+            s.set_nodelay(true)?;
+            Ok(AsyncStream::Tcp(s))
+        }
+    }
+}
+
+/// Runs `f` within `limit`, if any.
+async fn within<T>(
+    limit: Option<Duration>,
+    what: &'static str,
+    f: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match limit {
+        Some(d) => tokio::time::timeout(d, f)
+            .await
+            .map_err(|_| Error::Timeout(what))?,
+        None => f.await,
+    }
+}
+
+#[derive(Debug)]
+struct AsyncFramed {
+    stream: AsyncStream,
+    buf: Vec<u8>,
+    consumed: usize,
+}
+
+impl AsyncFramed {
+    async fn read_frame(&mut self, max: usize, what: &'static str) -> Result<Range<usize>> {
+        if self.consumed > 0 {
+            self.buf.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        loop {
+            match frame::decode(&self.buf, max) {
+                Ok(Some(f)) => {
+                    self.consumed = f.consumed;
+                    return Ok(f.payload);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Error::Protocol(e.to_string())),
+            }
+            self.buf.reserve(4096);
+            let n = self
+                .stream
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| Error::from_io(e, what))?;
+            if n == 0 {
+                return Err(match frame::check_eof(self.buf.len()) {
+                    Ok(()) => Error::Protocol(format!("the daemon closed the connection {what}")),
+                    Err(e @ FrameError::Truncated(_)) => Error::Protocol(e.to_string()),
+                    Err(e) => Error::Protocol(e.to_string()),
+                });
+            }
+        }
+    }
+
+    async fn send(&mut self, payload: &[u8]) -> Result<()> {
+        let mut out = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
+        frame::encode(payload, &mut out);
+        self.stream.write_all(&out).await?;
+        Ok(())
+    }
+
+    async fn handshake(&mut self, side: &mut impl Side) -> Result<()> {
+        if let Some(first) = side.start() {
+            self.send(&first).await?;
+        }
+        loop {
+            let range = self
+                .read_frame(MAX_HANDSHAKE_FRAME, "during the handshake")
+                .await?;
+            let payload = self.buf[range].to_vec();
+            match side.receive(&payload) {
+                Ok(step) => {
+                    if let Some(send) = step.send {
+                        self.send(&send).await?;
+                    }
+                    if step.done {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    if let Some(last) = e.send_before_close() {
+                        let _ = self.send(last).await;
+                    }
+                    return Err(Error::Auth(e));
+                }
+            }
+        }
+    }
+}
+
+/// The async twin of [`ClientSession`](crate::ClientSession), on tokio.
+///
+/// ```no_run
+/// # async fn run() -> anyd::Result<()> {
+/// use anyd::AsyncClientSession;
+///
+/// let mut session = AsyncClientSession::connect("unix:/tmp/echod.sock").await?;
+/// let echoed: String = session.commit("echo", ("hello",)).await?;
+/// session.end_session().await?;
+/// # Ok(()) }
+/// ```
+///
+/// Drop cannot wait, so end a session with
+/// [`end_session`](Self::end_session); a dropped session just closes the
+/// connection, which the daemon treats as the end of the session too.
+#[derive(Debug)]
+pub struct AsyncClientSession {
+    conn: Option<AsyncFramed>,
+    address: Address,
+    options: ClientOptions,
+    out: Vec<u8>,
+}
+
+impl AsyncClientSession {
+    /// Connects with default [`ClientOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::connect`](crate::ClientSession::connect).
+    pub async fn connect(address: impl ToAddress) -> Result<Self> {
+        Self::connect_with(address, ClientOptions::default()).await
+    }
+
+    /// Connects with the given options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::connect`](crate::ClientSession::connect).
+    pub async fn connect_with(address: impl ToAddress, options: ClientOptions) -> Result<Self> {
+        let address = address.to_address()?;
+        let deadline = options.retry_for.map(|d| Instant::now() + d);
+        let mut pause = Duration::from_millis(5);
+        let stream = loop {
+            let attempt = within(options.connect_timeout, "connecting", async {
+                connect_once(&address).await.map_err(|e| Error::Connect {
+                    address: address.to_string(),
+                    source: e,
+                })
+            })
+            .await;
+            match attempt {
+                Ok(s) => break s,
+                Err(Error::Connect { source, .. })
+                    if matches!(
+                        source.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                    ) && deadline.is_some_and(|d| Instant::now() + pause < d) =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let mut conn = AsyncFramed {
+            stream,
+            buf: Vec::new(),
+            consumed: 0,
+        };
+        if let Some(key) = &options.authkey {
+            let mut side = framed::client_side(key, options.handshake)?;
+            within(
+                options.connect_timeout,
+                "during the handshake",
+                conn.handshake(&mut side),
+            )
+            .await?;
+        }
+        Ok(AsyncClientSession {
+            conn: Some(conn),
+            address,
+            options,
+            out: Vec::new(),
+        })
+    }
+
+    /// The daemon's address.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The codec of this session.
+    pub fn codec(&self) -> Codec {
+        self.options.codec
+    }
+
+    /// Calls `endpoint` with positional arguments.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::commit`](crate::ClientSession::commit).
+    pub async fn commit<R: DeserializeOwned>(
+        &mut self,
+        endpoint: &str,
+        args: impl Serialize,
+    ) -> Result<R> {
+        self.commit_with(endpoint, args, ()).await
+    }
+
+    /// Calls `endpoint` with positional and keyword arguments.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::commit`](crate::ClientSession::commit).
+    pub async fn commit_with<R: DeserializeOwned>(
+        &mut self,
+        endpoint: &str,
+        args: impl Serialize,
+        kwargs: impl Serialize,
+    ) -> Result<R> {
+        self.out.clear();
+        let mark = frame::begin(&mut self.out);
+        encode_request(self.options.codec, endpoint, &args, &kwargs, &mut self.out)?;
+        frame::finish(&mut self.out, mark);
+        match self.exchange().await? {
+            Reply::Ok(v) => Ok(v),
+            Reply::Err(e) => Err(Error::Remote(e)),
+            Reply::EndSession => {
+                self.conn = None;
+                Err(Error::Protocol("the daemon ended the session".into()))
+            }
+            _ => Err(Error::Protocol("unknown reply".into())),
+        }
+    }
+
+    /// Ends the session: sends SIGENDS and waits for the acknowledgement.
+    ///
+    /// # Errors
+    ///
+    /// A transport or protocol error; the connection is closed either way.
+    pub async fn end_session(mut self) -> Result<()> {
+        self.out.clear();
+        let mark = frame::begin(&mut self.out);
+        encode_end_session(self.options.codec, &mut self.out);
+        frame::finish(&mut self.out, mark);
+        match self.exchange::<serde::de::IgnoredAny>().await? {
+            Reply::EndSession => Ok(()),
+            _ => Err(Error::Protocol(
+                "the daemon did not acknowledge the end of the session".into(),
+            )),
+        }
+    }
+
+    async fn exchange<R: DeserializeOwned>(&mut self) -> Result<Reply<R>> {
+        let conn = self.conn.as_mut().ok_or(Error::Closed)?;
+        let options = &self.options;
+        let out = &self.out;
+        let result = within(options.timeout, "waiting for the reply", async {
+            conn.stream
+                .write_all(out)
+                .await
+                .map_err(|e| Error::from_io(e, "sending the request"))?;
+            let range = conn
+                .read_frame(options.max_frame, "waiting for the reply")
+                .await?;
+            decode_reply(options.codec, &conn.buf[range], &options.decode_limits)
+                .map_err(Error::from_decode)
+        })
+        .await;
+        match result {
+            Ok(r) => Ok(r),
+            Err(e @ Error::ResultType(_)) => Err(e),
+            Err(e) => {
+                self.conn = None;
+                Err(e)
+            }
+        }
+    }
+}

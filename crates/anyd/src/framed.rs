@@ -1,0 +1,247 @@
+//! Frames over a blocking stream, and the handshake driven over them.
+//! Shared by the server's connection loop and the blocking client.
+
+use std::io::{self, Read, Write};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use anyd_wire::frame::{self, FrameError};
+use anyd_wire::handshake::{
+    ClientHandshake, HandshakeError, HandshakeOptions, ServerHandshake, Step, CHALLENGE_RANDOM_LEN,
+    MAX_HANDSHAKE_FRAME,
+};
+
+use crate::error::Error;
+use crate::transport::Stream;
+
+/// Where a read buffer starts, and what it shrinks back to after a large
+/// message: small, because an idle connection keeps it.
+const INITIAL_BUFFER: usize = 4096;
+
+/// Why no frame could be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The socket failed, or a read timeout fired (`WouldBlock`/`TimedOut`).
+    Io(io::Error),
+    /// A bad header, or end of stream inside a frame.
+    Frame(FrameError),
+}
+
+impl ReadError {
+    pub(crate) fn into_error(self, waiting_for: &'static str) -> Error {
+        match self {
+            ReadError::Io(e) => Error::from_io(e, waiting_for),
+            ReadError::Frame(e) => Error::Protocol(e.to_string()),
+        }
+    }
+}
+
+/// A stream with a read buffer that yields whole frames.
+#[derive(Debug)]
+pub(crate) struct Framed {
+    pub(crate) stream: Stream,
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[start..end]`; `buf.len()` is the capacity
+    /// reads may fill.
+    start: usize,
+    end: usize,
+    max_frame: usize,
+}
+
+impl Framed {
+    pub(crate) fn new(stream: Stream, max_frame: usize) -> Self {
+        Framed {
+            stream,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            max_frame,
+        }
+    }
+
+    pub(crate) fn set_max_frame(&mut self, max: usize) {
+        self.max_frame = max;
+    }
+
+    /// The next frame if it is already buffered; its payload is
+    /// `self.payload(range)` until the next call that reads.
+    pub(crate) fn buffered_frame(&mut self) -> Result<Option<Range<usize>>, FrameError> {
+        match frame::decode(&self.buf[self.start..self.end], self.max_frame)? {
+            Some(f) => {
+                let range = self.start + f.payload.start..self.start + f.payload.end;
+                self.start += f.consumed;
+                Ok(Some(range))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The next frame, reading as needed. `Ok(None)` is a clean end of
+    /// stream between frames.
+    pub(crate) fn read_frame(&mut self) -> Result<Option<Range<usize>>, ReadError> {
+        loop {
+            if let Some(r) = self.buffered_frame().map_err(ReadError::Frame)? {
+                return Ok(Some(r));
+            }
+            if self.fill().map_err(ReadError::Io)? == 0 {
+                return frame::check_eof(self.end - self.start)
+                    .map(|()| None)
+                    .map_err(ReadError::Frame);
+            }
+        }
+    }
+
+    pub(crate) fn payload(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// One read into the buffer, making room first: returns the bytes read.
+    fn fill(&mut self) -> io::Result<usize> {
+        let pending = self.end - self.start;
+        // How much room the frame in progress needs (the header was already
+        // checked against the limit by `buffered_frame`).
+        let need = match frame::decode_header(&self.buf[self.start..self.end], usize::MAX) {
+            Ok(Some(h)) => h.header_len + h.payload_len,
+            _ => frame::LONG_HEADER_LEN,
+        };
+        let want = need.max(INITIAL_BUFFER);
+        // Give back what a large message took once it is done: an idle
+        // connection keeps its buffer.
+        let shrink = self.buf.len() > 16 * INITIAL_BUFFER && want.max(pending) <= INITIAL_BUFFER;
+        if self.start > 0 && (pending == 0 || shrink || self.start + want > self.buf.len()) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.start = 0;
+            self.end = pending;
+        }
+        if shrink {
+            self.buf.truncate(INITIAL_BUFFER);
+            self.buf.shrink_to_fit();
+        }
+        if self.buf.len() < self.start + want {
+            self.buf.resize(self.start + want, 0);
+        }
+        let n = loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Sends one payload in one frame.
+    pub(crate) fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+        let mut out = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
+        frame::encode(payload, &mut out);
+        self.stream.write_all(&out)
+    }
+}
+
+/// One side of the handshake, so that one driver serves both.
+pub(crate) trait Side {
+    fn start(&mut self) -> Option<Vec<u8>>;
+    fn receive(&mut self, payload: &[u8]) -> Result<Step, HandshakeError>;
+}
+
+impl Side for ServerHandshake {
+    fn start(&mut self) -> Option<Vec<u8>> {
+        ServerHandshake::start(self)
+    }
+    fn receive(&mut self, payload: &[u8]) -> Result<Step, HandshakeError> {
+        ServerHandshake::receive(self, payload)
+    }
+}
+
+impl Side for ClientHandshake {
+    fn start(&mut self) -> Option<Vec<u8>> {
+        ClientHandshake::start(self)
+    }
+    fn receive(&mut self, payload: &[u8]) -> Result<Step, HandshakeError> {
+        ClientHandshake::receive(self, payload)
+    }
+}
+
+/// Fresh challenge bytes from the OS.
+pub(crate) fn challenge_random() -> io::Result<[u8; CHALLENGE_RANDOM_LEN]> {
+    let mut random = [0u8; CHALLENGE_RANDOM_LEN];
+    getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(random)
+}
+
+pub(crate) fn server_side(
+    authkey: &[u8],
+    options: HandshakeOptions,
+) -> io::Result<ServerHandshake> {
+    Ok(ServerHandshake::new(authkey, options, challenge_random()?))
+}
+
+pub(crate) fn client_side(
+    authkey: &[u8],
+    options: HandshakeOptions,
+) -> io::Result<ClientHandshake> {
+    Ok(ClientHandshake::new(authkey, options, challenge_random()?))
+}
+
+/// Runs a handshake to completion within `timeout` overall (a peer
+/// trickling bytes gets no more time than a silent one). Frames are capped
+/// at [`MAX_HANDSHAKE_FRAME`] for its duration.
+pub(crate) fn handshake(
+    conn: &mut Framed,
+    side: &mut impl Side,
+    timeout: Option<Duration>,
+    max_frame_after: usize,
+) -> Result<(), Error> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    conn.set_max_frame(MAX_HANDSHAKE_FRAME);
+    if let Some(first) = side.start() {
+        conn.send(&first)?;
+    }
+    loop {
+        // The deadline is for the whole handshake, so each read gets what
+        // is left of it.
+        let left = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Timeout("during the handshake"));
+                }
+                Some(left)
+            }
+            None => None,
+        };
+        conn.stream.set_read_timeout(left)?;
+        let range = match conn.read_frame() {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(Error::Protocol(
+                "the peer closed the connection during the handshake (a wrong or missing authkey?)"
+                    .into(),
+            )),
+            Err(ReadError::Frame(FrameError::TooLarge { len, .. })) => {
+                return Err(Error::Protocol(format!(
+                    "a {len}-byte frame during the handshake (a peer without an authkey?)"
+                )))
+            }
+            Err(e) => return Err(e.into_error("during the handshake")),
+        };
+        let payload = conn.payload(range).to_vec();
+        match side.receive(&payload) {
+            Ok(step) => {
+                if let Some(send) = step.send {
+                    conn.send(&send)?;
+                }
+                if step.done {
+                    conn.set_max_frame(max_frame_after);
+                    conn.stream.set_read_timeout(None)?;
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                if let Some(last) = e.send_before_close() {
+                    let _ = conn.send(last);
+                }
+                return Err(Error::Auth(e));
+            }
+        }
+    }
+}

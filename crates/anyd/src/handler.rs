@@ -1,0 +1,424 @@
+//! Handlers: how a plain or async function of typed arguments becomes an
+//! endpoint. Argument binding (positional, by keyword, optional) happens
+//! here and only here.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::marker::PhantomData;
+
+use anyd_wire::message::{encode_reply_ok, Arg, Request};
+use anyd_wire::Codec;
+use serde::de::value::UnitDeserializer;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, RemoteError};
+use crate::transport::Peer;
+
+/// One parameter of an endpoint, as introspection shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamInfo {
+    /// The parameter name, when the endpoint declares names (callers can
+    /// then pass it by keyword).
+    pub name: Option<String>,
+    /// The Rust type, without module paths (`Option<String>`).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// The caller may leave it out (an `Option`, say).
+    pub optional: bool,
+}
+
+/// One endpoint, as `anyd.endpoints` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    /// The name callers use.
+    pub name: String,
+    /// The wire parameters, in positional order.
+    pub params: Vec<ParamInfo>,
+    /// The Rust type of the result.
+    pub returns: String,
+    /// The documentation, possibly empty.
+    pub doc: String,
+}
+
+/// What a handler is given about the call it serves.
+pub struct Call<'a> {
+    pub(crate) info: &'a EndpointInfo,
+    pub(crate) request: &'a Request<'a>,
+    pub(crate) peer: &'a Peer,
+    pub(crate) runtime: &'a tokio::runtime::Handle,
+}
+
+impl Call<'_> {
+    /// The codec of the request; the reply uses the same.
+    pub fn codec(&self) -> Codec {
+        self.request.codec
+    }
+
+    /// The caller.
+    pub fn peer(&self) -> &Peer {
+        self.peer
+    }
+
+    /// The argument bound to parameter `index`: positional if the caller
+    /// sent that many, otherwise by the parameter's name.
+    fn arg(&self, index: usize) -> Option<&Arg<'_>> {
+        if let Some(a) = self.request.args.get(index) {
+            return Some(a);
+        }
+        let name = self.info.params.get(index)?.name.as_deref()?;
+        self.request
+            .kwargs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// How a parameter is named in error messages.
+    fn param_name(&self, index: usize) -> Cow<'_, str> {
+        match self.info.params.get(index).and_then(|p| p.name.as_deref()) {
+            Some(n) => Cow::Borrowed(n),
+            None => Cow::Owned(format!("#{}", index + 1)),
+        }
+    }
+
+    /// Checks the shape of the call against the parameters before any
+    /// argument is decoded, with Python's wording for each mistake.
+    pub(crate) fn check_shape(&self) -> Result<(), RemoteError> {
+        let name = &self.info.name;
+        let n = self.info.params.len();
+        let given = self.request.args.len();
+        if given > n {
+            let s = if n == 1 { "" } else { "s" };
+            return Err(type_error(format!(
+                "{name}() takes {n} positional argument{s} but {given} were given"
+            )));
+        }
+        for (i, (key, _)) in self.request.kwargs.iter().enumerate() {
+            let Some(index) = self
+                .info
+                .params
+                .iter()
+                .position(|p| p.name.as_deref() == Some(key))
+            else {
+                if self.info.params.iter().all(|p| p.name.is_none()) && n > 0 {
+                    return Err(type_error(format!(
+                        "{name}() takes no keyword arguments (its parameter names are not declared)"
+                    )));
+                }
+                return Err(type_error(format!(
+                    "{name}() got an unexpected keyword argument '{key}'"
+                )));
+            };
+            let repeated = self.request.kwargs[..i].iter().any(|(k, _)| k == key);
+            if index < given || repeated {
+                return Err(type_error(format!(
+                    "{name}() got multiple values for argument '{key}'"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn type_error(message: String) -> RemoteError {
+    RemoteError::new("TypeError", message)
+}
+
+/// Something a handler takes as a parameter: a wire argument (any
+/// `DeserializeOwned` type) or something the framework provides, like the
+/// caller's [`Peer`].
+pub trait FromCall: Sized {
+    /// The parameter's introspection, or `None` when it is not a wire
+    /// argument.
+    #[doc(hidden)]
+    fn param() -> Option<ParamInfo>;
+    /// Takes the value for the wire parameter at `*index` (and advances it)
+    /// or from the call itself.
+    #[doc(hidden)]
+    fn from_call(call: &Call<'_>, index: &mut usize) -> Result<Self, RemoteError>;
+}
+
+/// Stands for an argument the caller did not send: an `Option` becomes
+/// `None`, anything else fails and the call gets a "missing argument" error.
+fn missing<T: DeserializeOwned>() -> Option<T> {
+    T::deserialize(UnitDeserializer::<serde::de::value::Error>::new()).ok()
+}
+
+impl<T: DeserializeOwned> FromCall for T {
+    fn param() -> Option<ParamInfo> {
+        Some(ParamInfo {
+            name: None,
+            ty: short_type_name(std::any::type_name::<T>()),
+            optional: missing::<T>().is_some(),
+        })
+    }
+
+    fn from_call(call: &Call<'_>, index: &mut usize) -> Result<Self, RemoteError> {
+        let i = *index;
+        *index += 1;
+        match call.arg(i) {
+            Some(arg) => arg.deserialize().map_err(|e| {
+                type_error(format!(
+                    "{}() argument '{}': {e}",
+                    call.info.name,
+                    call.param_name(i)
+                ))
+            }),
+            None => missing().ok_or_else(|| {
+                type_error(format!(
+                    "{}() missing required argument: '{}'",
+                    call.info.name,
+                    call.param_name(i)
+                ))
+            }),
+        }
+    }
+}
+
+impl FromCall for Peer {
+    fn param() -> Option<ParamInfo> {
+        None
+    }
+    fn from_call(call: &Call<'_>, _: &mut usize) -> Result<Self, RemoteError> {
+        Ok(call.peer.clone())
+    }
+}
+
+/// An application error that can travel to the client: a kind (which
+/// Python clients raise as the exception class of that name), a message,
+/// and optional data.
+///
+/// ```
+/// use anyd::{ApiError, RemoteError};
+///
+/// enum VpnError { NotConnected, BadConfig(String) }
+///
+/// impl ApiError for VpnError {
+///     fn into_remote(self) -> RemoteError {
+///         match self {
+///             VpnError::NotConnected => RemoteError::new("VpnError", "not connected"),
+///             VpnError::BadConfig(why) => RemoteError::new("ValueError", why),
+///         }
+///     }
+/// }
+/// ```
+pub trait ApiError {
+    /// The error reply for this error.
+    fn into_remote(self) -> RemoteError;
+}
+
+impl ApiError for RemoteError {
+    fn into_remote(self) -> RemoteError {
+        self
+    }
+}
+
+impl ApiError for std::io::Error {
+    /// Kinds as Python names the `OSError` subclasses.
+    fn into_remote(self) -> RemoteError {
+        use std::io::ErrorKind as K;
+        let kind = match self.kind() {
+            K::NotFound => "FileNotFoundError",
+            K::PermissionDenied => "PermissionError",
+            K::AlreadyExists => "FileExistsError",
+            K::TimedOut => "TimeoutError",
+            K::InvalidInput | K::InvalidData => "ValueError",
+            _ => "OSError",
+        };
+        RemoteError::new(kind, self.to_string())
+    }
+}
+
+impl ApiError for Box<dyn std::error::Error + Send + Sync> {
+    fn into_remote(self) -> RemoteError {
+        RemoteError::new("RuntimeError", self.to_string())
+    }
+}
+
+impl ApiError for Error {
+    /// A remote error passes through unchanged (a daemon relaying another
+    /// daemon's answer); anything else is a `RuntimeError`.
+    fn into_remote(self) -> RemoteError {
+        match self {
+            Error::Remote(e) => e,
+            other => RemoteError::new("RuntimeError", other.to_string()),
+        }
+    }
+}
+
+/// Marks a handler that returns a plain value.
+#[doc(hidden)]
+pub enum Plain {}
+/// Marks a handler that returns `Result<T, E: ApiError>`.
+#[doc(hidden)]
+pub enum Fallible {}
+/// Marks an async handler.
+#[doc(hidden)]
+pub enum Async {}
+
+/// What a handler returns: a serializable value, or a `Result` whose error
+/// is an [`ApiError`].
+pub trait IntoReply<M> {
+    /// The introspected result type.
+    #[doc(hidden)]
+    fn returns() -> String;
+    /// Writes the reply value into `out`, or gives the error to send.
+    #[doc(hidden)]
+    fn write(self, codec: Codec, out: &mut Vec<u8>) -> Result<(), RemoteError>;
+}
+
+fn write_ok<T: Serialize>(value: &T, codec: Codec, out: &mut Vec<u8>) -> Result<(), RemoteError> {
+    encode_reply_ok(codec, value, out)
+        .map_err(|e| RemoteError::new("RuntimeError", format!("cannot encode the result: {e}")))
+}
+
+impl<T: Serialize> IntoReply<Plain> for T {
+    fn returns() -> String {
+        short_type_name(std::any::type_name::<T>())
+    }
+    fn write(self, codec: Codec, out: &mut Vec<u8>) -> Result<(), RemoteError> {
+        write_ok(&self, codec, out)
+    }
+}
+
+impl<T: Serialize, E: ApiError> IntoReply<Fallible> for Result<T, E> {
+    fn returns() -> String {
+        short_type_name(std::any::type_name::<T>())
+    }
+    fn write(self, codec: Codec, out: &mut Vec<u8>) -> Result<(), RemoteError> {
+        match self {
+            Ok(v) => write_ok(&v, codec, out),
+            Err(e) => Err(e.into_remote()),
+        }
+    }
+}
+
+/// A function or closure that can serve an endpoint: plain or async, of up
+/// to 10 parameters, each a wire argument (`DeserializeOwned`) or a
+/// [`Peer`], returning a value or `Result<T, E: ApiError>`.
+///
+/// The type parameter `M` only tells the implementations apart; it is
+/// always inferred.
+pub trait Handler<M>: Send + Sync + 'static {
+    /// The wire parameters (names are filled in from the signature).
+    #[doc(hidden)]
+    fn params() -> Vec<ParamInfo>;
+    /// The introspected result type.
+    #[doc(hidden)]
+    fn returns() -> String;
+    /// Binds the arguments, runs, and writes the reply value into `out`.
+    #[doc(hidden)]
+    fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<(), RemoteError>;
+}
+
+macro_rules! impl_handler {
+    ($($a:ident),*) => {
+        impl<F, R, M, $($a,)*> Handler<(M, PhantomData<($($a,)*)>)> for F
+        where
+            F: Fn($($a),*) -> R + Send + Sync + 'static,
+            R: IntoReply<M>,
+            $($a: FromCall,)*
+        {
+            fn params() -> Vec<ParamInfo> {
+                let params: Vec<Option<ParamInfo>> = vec![$($a::param()),*];
+                params.into_iter().flatten().collect()
+            }
+            fn returns() -> String {
+                R::returns()
+            }
+            #[allow(non_snake_case, unused_variables, unused_mut)]
+            fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<(), RemoteError> {
+                let mut index = 0;
+                $(let $a = $a::from_call(call, &mut index)?;)*
+                (self)($($a),*).write(call.codec(), out)
+            }
+        }
+
+        impl<F, Fut, M, $($a,)*> Handler<(Async, M, PhantomData<($($a,)*)>)> for F
+        where
+            F: Fn($($a),*) -> Fut + Send + Sync + 'static,
+            Fut: Future,
+            Fut::Output: IntoReply<M>,
+            $($a: FromCall,)*
+        {
+            fn params() -> Vec<ParamInfo> {
+                let params: Vec<Option<ParamInfo>> = vec![$($a::param()),*];
+                params.into_iter().flatten().collect()
+            }
+            fn returns() -> String {
+                <Fut::Output as IntoReply<M>>::returns()
+            }
+            #[allow(non_snake_case, unused_variables, unused_mut)]
+            fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<(), RemoteError> {
+                let mut index = 0;
+                $(let $a = $a::from_call(call, &mut index)?;)*
+                // Connection threads are not runtime workers, so blocking
+                // on the future here is allowed, and it keeps the reply in
+                // order with the rest of the connection's requests.
+                call.runtime.block_on((self)($($a),*)).write(call.codec(), out)
+            }
+        }
+    };
+}
+
+impl_handler!();
+impl_handler!(A1);
+impl_handler!(A1, A2);
+impl_handler!(A1, A2, A3);
+impl_handler!(A1, A2, A3, A4);
+impl_handler!(A1, A2, A3, A4, A5);
+impl_handler!(A1, A2, A3, A4, A5, A6);
+impl_handler!(A1, A2, A3, A4, A5, A6, A7);
+impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8);
+impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8, A9);
+impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
+
+/// `alloc::vec::Vec<alloc::string::String>` -> `Vec<String>`: every path
+/// keeps only its last segment.
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut segment_start = 0;
+    for (i, c) in full.char_indices() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            continue;
+        }
+        push_last_segment(&full[segment_start..i], &mut out);
+        out.push(c);
+        segment_start = i + c.len_utf8();
+    }
+    push_last_segment(&full[segment_start..], &mut out);
+    out
+}
+
+fn push_last_segment(path: &str, out: &mut String) {
+    out.push_str(path.rsplit("::").next().unwrap_or(path));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_lose_their_paths() {
+        assert_eq!(
+            short_type_name(std::any::type_name::<Vec<Option<String>>>()),
+            "Vec<Option<String>>"
+        );
+        assert_eq!(
+            short_type_name(std::any::type_name::<(
+                i64,
+                std::collections::HashMap<String, f64>
+            )>()),
+            "(i64, HashMap<String, f64>)"
+        );
+        assert_eq!(short_type_name("&[u8]"), "&[u8]");
+    }
+
+    #[test]
+    fn only_options_are_optional() {
+        assert!(missing::<Option<u8>>().is_some());
+        assert!(missing::<u8>().is_none());
+        assert!(missing::<String>().is_none());
+    }
+}

@@ -1,0 +1,59 @@
+//! anyd: Unix daemons with an API over a local socket, and their clients.
+//!
+//! A daemon is an [`Appd`]: endpoints are plain or async functions of
+//! typed arguments, registered under a name.
+//!
+//! ```no_run
+//! use anyd::{Appd, ClientSession};
+//!
+//! // The daemon.
+//! let running = Appd::new()
+//!     .api("echo(arg)", |arg: String| arg)
+//!     .api("get_sum(arg1, arg2)", |a: i64, b: i64| a + b)
+//!     .bind("unix:/tmp/echod.sock")?
+//!     .spawn()?; // or .serve() to block until SIGTERM
+//!
+//! // A client.
+//! let mut session = ClientSession::connect("unix:/tmp/echod.sock")?;
+//! let sum: i64 = session.commit("get_sum", (1, 2))?;
+//! assert_eq!(sum, 3);
+//! session.end_session()?;
+//! running.shutdown()?;
+//! # Ok::<(), anyd::Error>(())
+//! ```
+//!
+//! The wire protocol is Python anyd's (`multiprocessing.connection` frames,
+//! its `authkey` handshake, `SIGENDS`), so Python `anyd.ClientSession`
+//! programs can call a Rust daemon and a Rust client can call a Python
+//! `anyd.Appd` (with [`Codec::Pickle`]). Rust peers use MessagePack; JSON
+//! serves every other language.
+//!
+//! Each connection is served by its own thread: a handler that blocks
+//! delays no other client, and requests on one connection are answered in
+//! order. Errors reach the caller as error replies with a kind
+//! ([`RemoteError`]); a panicking handler becomes a `RuntimeError` reply and
+//! the daemon goes on.
+
+mod address;
+mod async_client;
+mod client;
+mod error;
+mod framed;
+mod handler;
+mod registry;
+mod server;
+mod transport;
+
+pub use address::{Address, ToAddress};
+pub use async_client::AsyncClientSession;
+pub use client::{ClientOptions, ClientSession};
+pub use error::{Error, RemoteError, Result};
+pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};
+pub use server::{Appd, Running, Server, ShutdownHandle};
+pub use transport::Peer;
+
+pub use anyd_wire::handshake::Digest;
+pub use anyd_wire::{Codec, Value};
+
+/// The wire layer, for tools that need frames and codecs directly.
+pub use anyd_wire as wire;

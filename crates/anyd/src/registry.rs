@@ -1,0 +1,235 @@
+//! The endpoint table and the dispatch of one request to its handler,
+//! including the reserved `anyd.*` endpoints.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use anyd_wire::message::{encode_reply_ok, Request};
+use serde::Serialize;
+
+use crate::error::RemoteError;
+use crate::handler::{Call, EndpointInfo, Handler};
+use crate::transport::Peer;
+
+type Erased = Box<dyn Fn(&Call<'_>, &mut Vec<u8>) -> Result<(), RemoteError> + Send + Sync>;
+
+pub(crate) struct Endpoint {
+    pub(crate) info: EndpointInfo,
+    handler: Erased,
+}
+
+/// All endpoints of a daemon.
+#[derive(Default)]
+pub(crate) struct Registry {
+    endpoints: HashMap<String, Endpoint>,
+    /// Registration order, for introspection.
+    order: Vec<String>,
+}
+
+/// Splits `"get_sum(arg1, arg2)"` into the name and the parameter names;
+/// a bare `"echo"` declares no names.
+fn parse_signature(signature: &str) -> Result<(String, Option<Vec<String>>), String> {
+    let signature = signature.trim();
+    let (name, params) = match signature.split_once('(') {
+        None => (signature, None),
+        Some((name, rest)) => {
+            let inner = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("{signature:?} lacks its closing parenthesis"))?;
+            let names: Vec<String> = inner
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (name.trim(), Some(names))
+        }
+    };
+    let ident = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+    };
+    if !ident(name) {
+        return Err(format!("{name:?} is not a valid endpoint name"));
+    }
+    if name.starts_with("anyd.") {
+        return Err(format!(
+            "{name:?}: names starting with \"anyd.\" are reserved"
+        ));
+    }
+    if let Some(names) = &params {
+        for (i, p) in names.iter().enumerate() {
+            if !ident(p) || p.contains('.') {
+                return Err(format!("{p:?} is not a valid parameter name"));
+            }
+            if names[..i].contains(p) {
+                return Err(format!("parameter {p:?} is declared twice"));
+            }
+        }
+    }
+    Ok((name.to_owned(), params))
+}
+
+impl Registry {
+    /// Adds an endpoint.
+    ///
+    /// # Panics
+    ///
+    /// On a malformed or reserved signature, a name registered twice, or a
+    /// number of declared parameter names that differs from the handler's:
+    /// these are mistakes in the program, found the first time it runs.
+    pub(crate) fn add<M, H: Handler<M>>(&mut self, signature: &str, handler: H) {
+        let (name, names) = parse_signature(signature).unwrap_or_else(|e| panic!("anyd: {e}"));
+        assert!(
+            !self.endpoints.contains_key(&name),
+            "anyd: endpoint {name:?} is registered twice"
+        );
+        let mut params = H::params();
+        if let Some(names) = names {
+            assert!(
+                names.len() == params.len(),
+                "anyd: {signature:?} names {} parameters but the handler takes {}",
+                names.len(),
+                params.len()
+            );
+            for (p, n) in params.iter_mut().zip(names) {
+                p.name = Some(n);
+            }
+        }
+        let info = EndpointInfo {
+            name: name.clone(),
+            params,
+            returns: H::returns(),
+            doc: String::new(),
+        };
+        let handler: Erased = Box::new(move |call, out| handler.call(call, out));
+        self.order.push(name.clone());
+        self.endpoints.insert(name, Endpoint { info, handler });
+    }
+
+    /// Sets the documentation of the endpoint registered last.
+    pub(crate) fn document_last(&mut self, doc: &str) {
+        let last = self
+            .order
+            .last()
+            .expect("anyd: doc() must follow the api() it documents");
+        if let Some(e) = self.endpoints.get_mut(last) {
+            e.info.doc = doc.trim().to_owned();
+        }
+    }
+
+    /// The introspection of every endpoint, in registration order.
+    pub(crate) fn infos(&self) -> Vec<&EndpointInfo> {
+        self.order
+            .iter()
+            .filter_map(|n| self.endpoints.get(n))
+            .map(|e| &e.info)
+            .collect()
+    }
+
+    /// Serves one request: writes the reply value into `out`, or returns the
+    /// error to send. A panicking handler becomes a `RuntimeError`.
+    pub(crate) fn dispatch(
+        &self,
+        request: &Request<'_>,
+        peer: &Peer,
+        runtime: &tokio::runtime::Handle,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RemoteError> {
+        let name: &str = &request.endpoint;
+        if let Some(reserved) = name.strip_prefix("anyd.") {
+            return self.reserved(reserved, request, out);
+        }
+        let endpoint = self
+            .endpoints
+            .get(name)
+            .ok_or_else(|| RemoteError::new("NotImplementedError", name))?;
+        let call = Call {
+            info: &endpoint.info,
+            request,
+            peer,
+            runtime,
+        };
+        call.check_shape()?;
+        match catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, out))) {
+            Ok(r) => r,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                tracing::error!(endpoint = name, panic = %what, "handler panicked");
+                Err(RemoteError::new(
+                    "RuntimeError",
+                    format!("{name}() panicked: {what}"),
+                ))
+            }
+        }
+    }
+
+    fn reserved(
+        &self,
+        which: &str,
+        request: &Request<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RemoteError> {
+        fn reply<T: Serialize>(
+            request: &Request<'_>,
+            v: &T,
+            out: &mut Vec<u8>,
+        ) -> Result<(), RemoteError> {
+            encode_reply_ok(request.codec, v, out)
+                .map_err(|e| RemoteError::new("RuntimeError", e.to_string()))
+        }
+        if !request.args.is_empty() || !request.kwargs.is_empty() {
+            return Err(RemoteError::new(
+                "TypeError",
+                format!("anyd.{which}() takes no arguments"),
+            ));
+        }
+        match which {
+            "ping" => reply(request, &true, out),
+            "version" => {
+                #[derive(Serialize)]
+                struct Version {
+                    anyd: &'static str,
+                    protocol: u32,
+                }
+                let v = Version {
+                    anyd: env!("CARGO_PKG_VERSION"),
+                    protocol: anyd_wire::PROTOCOL_VERSION,
+                };
+                reply(request, &v, out)
+            }
+            "endpoints" => reply(request, &self.infos(), out),
+            _ => Err(RemoteError::new(
+                "NotImplementedError",
+                request.endpoint.as_ref(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures() {
+        assert_eq!(parse_signature("echo").unwrap(), ("echo".into(), None));
+        assert_eq!(
+            parse_signature(" get_sum( arg1, arg2 ) ").unwrap(),
+            ("get_sum".into(), Some(vec!["arg1".into(), "arg2".into()]))
+        );
+        assert_eq!(
+            parse_signature("none()").unwrap(),
+            ("none".into(), Some(vec![]))
+        );
+        for bad in ["", "a(b", "anyd.ping", "a(b, b)", "a b", "1x", "f(x.y)"] {
+            assert!(parse_signature(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,694 @@
+//! `Appd`: the daemon. A registry of endpoints, a listener, and one thread
+//! per connection.
+//!
+//! Why threads and not tasks: a call is a blocking read, a handler, a
+//! blocking write; on a dedicated thread that is exactly the floor's path
+//! (no reactor, no wake-up, no hand-off), and a handler that blocks holds up
+//! nobody else by construction. tokio is there for what needs it: async
+//! handlers (run on a small runtime from the connection thread) and signals.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::Shutdown;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyd_wire::frame;
+use anyd_wire::handshake::{Digest, HandshakeOptions};
+use anyd_wire::message::{
+    decode_request, encode_end_session, encode_reply_error, DecodeError, DecodeLimits, Incoming,
+};
+
+use crate::address::{Address, ToAddress};
+use crate::error::{Error, RemoteError, Result};
+use crate::framed::{self, Framed, ReadError};
+use crate::handler::Handler;
+use crate::registry::Registry;
+use crate::transport::{Listener, Peer, SocketFile, Stream};
+
+/// Limits and options of a daemon; every one has a default.
+#[derive(Debug, Clone)]
+struct Config {
+    authkey: Option<Vec<u8>>,
+    handshake: HandshakeOptions,
+    max_frame: usize,
+    handshake_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    max_connections: usize,
+    shutdown_deadline: Duration,
+    socket_file: SocketFile,
+    allow_remote_without_authkey: bool,
+    handle_signals: bool,
+    decode_limits: DecodeLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            authkey: None,
+            handshake: HandshakeOptions::default(),
+            max_frame: frame::DEFAULT_MAX_FRAME,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_connections: 1024,
+            shutdown_deadline: Duration::from_secs(5),
+            socket_file: SocketFile::default(),
+            allow_remote_without_authkey: false,
+            handle_signals: true,
+            decode_limits: DecodeLimits::default(),
+        }
+    }
+}
+
+/// A daemon under construction: its endpoints and settings.
+///
+/// ```no_run
+/// use anyd::Appd;
+///
+/// fn main() -> anyd::Result<()> {
+///     Appd::new()
+///         .api("echo(arg)", |arg: String| arg)
+///         .doc("Returns its argument.")
+///         .api("get_sum(arg1, arg2)", |a: i64, b: i64| a + b)
+///         .bind("unix:/tmp/echod.sock")?
+///         .serve() // until SIGTERM or SIGINT
+/// }
+/// ```
+#[must_use = "an Appd does nothing until bound and served"]
+pub struct Appd {
+    registry: Registry,
+    config: Config,
+}
+
+impl Default for Appd {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Appd {
+    /// A daemon with no endpoints yet (the reserved `anyd.ping`,
+    /// `anyd.version` and `anyd.endpoints` are always there).
+    pub fn new() -> Self {
+        Appd {
+            registry: Registry::default(),
+            config: Config::default(),
+        }
+    }
+
+    /// Registers an endpoint.
+    ///
+    /// `signature` is the name, optionally with the parameter names in
+    /// parentheses: `"get_sum(arg1, arg2)"`. With names, callers may pass
+    /// arguments by keyword; without (`"echo"`), only by position. A
+    /// [`Peer`](crate::Peer) parameter is not a wire argument and takes no
+    /// name.
+    ///
+    /// `handler` is a function or closure, plain or async (see
+    /// [`Handler`]).
+    ///
+    /// # Panics
+    ///
+    /// If the signature is malformed, names a reserved `anyd.` endpoint or
+    /// an endpoint already registered, or declares a different number of
+    /// names than the handler has wire parameters.
+    pub fn api<M, H: Handler<M>>(mut self, signature: &str, handler: H) -> Self {
+        self.registry.add(signature, handler);
+        self
+    }
+
+    /// Documents the endpoint registered last (shown by `anyd.endpoints`).
+    ///
+    /// # Panics
+    ///
+    /// If no endpoint was registered yet.
+    pub fn doc(mut self, doc: &str) -> Self {
+        self.registry.document_last(doc);
+        self
+    }
+
+    /// Requires clients to prove they know `key` (Python's `authkey`)
+    /// before anything they send is decoded.
+    pub fn authkey(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.config.authkey = Some(key.into());
+        self
+    }
+
+    /// The digest named in our challenges (default SHA-256).
+    pub fn digest(mut self, digest: Digest) -> Self {
+        self.config.handshake.digest = digest;
+        self
+    }
+
+    /// Refuses clients that can only answer with MD5 (Python 3.11 and
+    /// older). Default: accepted.
+    pub fn require_modern_digest(mut self, yes: bool) -> Self {
+        self.config.handshake.require_modern = yes;
+        self
+    }
+
+    /// The largest frame a client may send (default 16 MiB); a larger
+    /// header closes the connection before anything is allocated.
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.config.max_frame = bytes;
+        self
+    }
+
+    /// How long a client has to complete the handshake (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long a session may stay silent before it is closed (default 10
+    /// minutes; `None` for never). Also bounds how long a reply may wait
+    /// for a client that does not read.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// How many connections are served at once (default 1024); more are
+    /// closed as soon as they are accepted.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n;
+        self
+    }
+
+    /// How long shutdown waits for calls in progress (default 5 s).
+    pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
+        self.config.shutdown_deadline = deadline;
+        self
+    }
+
+    /// The permissions of a socket file (default `0o600`: the daemon's user
+    /// only).
+    pub fn socket_mode(mut self, mode: u32) -> Self {
+        self.config.socket_file.mode = mode;
+        self
+    }
+
+    /// The group of a socket file (with a mode such as `0o660`, lets that
+    /// group's members connect).
+    pub fn socket_group(mut self, gid: u32) -> Self {
+        self.config.socket_file.group = Some(gid);
+        self
+    }
+
+    /// Allows a TCP listener on a non-loopback address without an authkey
+    /// (default: refused, since anyone on the network could call).
+    pub fn allow_remote_without_authkey(mut self, yes: bool) -> Self {
+        self.config.allow_remote_without_authkey = yes;
+        self
+    }
+
+    /// Whether [`Server::serve`] shuts down on SIGTERM and SIGINT (default
+    /// true).
+    pub fn handle_signals(mut self, yes: bool) -> Self {
+        self.config.handle_signals = yes;
+        self
+    }
+
+    /// Limits on pickle requests (nesting, memo, size).
+    pub fn decode_limits(mut self, limits: DecodeLimits) -> Self {
+        self.config.decode_limits = limits;
+        self
+    }
+
+    /// Binds the address: the daemon is reachable (connections queue)
+    /// once this returns, and serves once [`Server::serve`] runs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyRunning`] if a daemon serves the address,
+    /// [`Error::Config`] for a bad address, a path that is not a socket, or
+    /// a non-loopback TCP address without an authkey, [`Error::Io`]
+    /// otherwise.
+    pub fn bind(self, address: impl ToAddress) -> Result<Server> {
+        let address = address.to_address()?;
+        let listener = Listener::bind(&address, &self.config.socket_file)?;
+        if !listener.is_local()
+            && self.config.authkey.is_none()
+            && !self.config.allow_remote_without_authkey
+        {
+            return Err(Error::Config(format!(
+                "{address} is reachable from other hosts and no authkey is set; \
+                 set one, or allow_remote_without_authkey(true)"
+            )));
+        }
+        let local = listener.local_address(&address);
+        let (wake_rx, wake_tx) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)?;
+        Ok(Server {
+            listener,
+            address: local,
+            shared: Arc::new(Shared {
+                registry: self.registry,
+                config: self.config,
+                stopping: AtomicBool::new(false),
+                wake_tx,
+                conns: Mutex::new(HashMap::new()),
+                conns_changed: Condvar::new(),
+                next_id: AtomicU64::new(0),
+            }),
+            wake_rx,
+        })
+    }
+}
+
+/// What the listener and the connection threads share.
+struct Shared {
+    registry: Registry,
+    config: Config,
+    stopping: AtomicBool,
+    wake_tx: OwnedFd,
+    /// The live connections, so that shutdown can reach them.
+    conns: Mutex<HashMap<u64, Stream>>,
+    conns_changed: Condvar,
+    next_id: AtomicU64,
+}
+
+/// A bound daemon, ready to serve.
+#[must_use = "a Server does nothing until served"]
+pub struct Server {
+    listener: Listener,
+    address: Address,
+    shared: Arc<Shared>,
+    wake_rx: OwnedFd,
+}
+
+/// Stops a serving daemon from anywhere (another thread, a handler).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("stopping", &self.shared.stopping.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl ShutdownHandle {
+    /// Starts a graceful shutdown: stop accepting, let calls in progress
+    /// finish (up to the deadline), remove the socket file, and return from
+    /// [`Server::serve`]. Returns at once.
+    pub fn shutdown(&self) {
+        if !self.shared.stopping.swap(true, Ordering::SeqCst) {
+            // A full pipe already holds a wake-up; nothing else can fail.
+            let _ = rustix::io::write(&self.shared.wake_tx, &[1]);
+        }
+    }
+}
+
+/// A daemon serving on a background thread (see [`Server::spawn`]).
+#[derive(Debug)]
+pub struct Running {
+    address: Address,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl Running {
+    /// The address clients connect to.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// A handle that stops the daemon.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// Shuts down gracefully and waits until the daemon has stopped.
+    ///
+    /// # Errors
+    ///
+    /// What [`Server::serve`] returned.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.handle.shutdown();
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<()> {
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::Config("the server thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        let _ = self.join();
+    }
+}
+
+impl Server {
+    /// The address clients connect to (with the port the system chose for
+    /// `tcp:...:0`).
+    pub fn local_address(&self) -> &Address {
+        &self.address
+    }
+
+    /// A handle that stops [`serve`](Self::serve).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Serves on a background thread, with signal handling off (the
+    /// program owns its signals); for tests, tools and embedding.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the thread cannot be started.
+    pub fn spawn(self) -> Result<Running> {
+        let address = self.address.clone();
+        let handle = self.shutdown_handle();
+        let thread = std::thread::Builder::new()
+            .name("anyd-server".into())
+            .spawn(move || self.serve_with(false))?;
+        Ok(Running {
+            address,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Serves until shut down by SIGTERM, SIGINT (unless
+    /// [`Appd::handle_signals`] turned that off) or a [`ShutdownHandle`];
+    /// then stops accepting, lets calls in progress finish up to the
+    /// deadline, and removes the socket file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the runtime for async handlers and signals cannot
+    /// start, or the listener fails for good.
+    pub fn serve(self) -> Result<()> {
+        let signals = self.shared.config.handle_signals;
+        self.serve_with(signals)
+    }
+
+    fn serve_with(self, signals: bool) -> Result<()> {
+        // One worker: async handlers are driven from their connection
+        // threads by `block_on`; the worker runs timers, I/O and signals.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("anyd-runtime")
+            .enable_all()
+            .build()?;
+        if signals {
+            let handle = self.shutdown_handle();
+            let _guard = runtime.enter();
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut int =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+            runtime.spawn(async move {
+                let which = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                tracing::info!("{which}: shutting down");
+                handle.shutdown();
+            });
+        }
+        tracing::info!(address = %self.address, endpoints = self.shared.registry.infos().len(), "listening");
+        let result = self.accept_loop(runtime.handle());
+        let Server {
+            listener,
+            address,
+            shared,
+            ..
+        } = self;
+        // Closing the listener refuses new connections and removes the
+        // socket file.
+        drop(listener);
+        drain(&shared);
+        runtime.shutdown_background();
+        tracing::info!(%address, "stopped");
+        result
+    }
+
+    fn accept_loop(&self, runtime: &tokio::runtime::Handle) -> Result<()> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        self.listener.set_nonblocking(true)?;
+        loop {
+            let mut fds = [
+                PollFd::new(&self.listener, PollFlags::IN),
+                PollFd::new(&self.wake_rx, PollFlags::IN),
+            ];
+            match poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(io::Error::from(e).into()),
+            }
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            loop {
+                match self.listener.accept() {
+                    Ok(stream) => self.start_connection(stream, runtime),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        // Out of descriptors or memory: nothing to do but
+                        // wait for connections to end; poll would report
+                        // the pending connection again at once.
+                        tracing::error!(error = %e, "accept failed");
+                        std::thread::sleep(Duration::from_millis(50));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_connection(&self, stream: Stream, runtime: &tokio::runtime::Handle) {
+        let shared = &self.shared;
+        let peer = Peer::of(&stream);
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+            if conns.len() >= shared.config.max_connections {
+                tracing::warn!(
+                    peer = peer.address(),
+                    limit = shared.config.max_connections,
+                    "connection refused: too many connections"
+                );
+                return;
+            }
+            match stream.try_clone() {
+                Ok(s) => {
+                    conns.insert(id, s);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot register a connection");
+                    return;
+                }
+            }
+        }
+        let thread_shared = shared.clone();
+        let runtime = runtime.clone();
+        let spawned = std::thread::Builder::new()
+            .name("anyd-conn".into())
+            .spawn(move || {
+                let shared = thread_shared;
+                tracing::debug!(peer = peer.address(), "session start");
+                let why = serve_connection(&shared, stream, &peer, &runtime);
+                tracing::debug!(peer = peer.address(), end = why, "session end");
+                let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+                conns.remove(&id);
+                shared.conns_changed.notify_all();
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a connection thread");
+            let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+            conns.remove(&id);
+        }
+    }
+}
+
+/// Ends every connection gracefully: no more requests are read (calls in
+/// progress finish and get their replies), then waits for the connection
+/// threads up to the deadline, and cuts what is left.
+fn drain(shared: &Shared) {
+    let deadline = Instant::now() + shared.config.shutdown_deadline;
+    let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+    for s in conns.values() {
+        let _ = s.shutdown(Shutdown::Read);
+    }
+    while !conns.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::warn!(
+                connections = conns.len(),
+                "shutdown deadline passed; closing the connections still busy"
+            );
+            for s in conns.values() {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+            return;
+        }
+        conns = shared
+            .conns_changed
+            .wait_timeout(conns, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+/// One session, from the handshake to the end; returns why it ended, for
+/// the log.
+fn serve_connection(
+    shared: &Shared,
+    stream: Stream,
+    peer: &Peer,
+    runtime: &tokio::runtime::Handle,
+) -> &'static str {
+    let config = &shared.config;
+    // A client that does not read its replies must not hold this thread
+    // (and its buffer) forever.
+    let _ = stream.set_write_timeout(config.idle_timeout);
+    let mut conn = Framed::new(stream, config.max_frame);
+    if let Some(key) = &config.authkey {
+        let result = framed::server_side(key, config.handshake)
+            .map_err(Error::from)
+            .and_then(|mut side| {
+                framed::handshake(
+                    &mut conn,
+                    &mut side,
+                    Some(config.handshake_timeout),
+                    config.max_frame,
+                )
+            });
+        if let Err(e) = result {
+            tracing::info!(peer = peer.address(), error = %e, "handshake failed");
+            return "handshake failed";
+        }
+    }
+    if conn.stream.set_read_timeout(config.idle_timeout).is_err() {
+        return "socket error";
+    }
+    let mut out = Vec::new();
+    loop {
+        let range = match conn.read_frame() {
+            Ok(Some(r)) => r,
+            Ok(None) => return "closed by the client",
+            Err(ReadError::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return "idle timeout"
+            }
+            Err(ReadError::Io(_)) => return "connection error",
+            Err(ReadError::Frame(e)) => {
+                tracing::info!(peer = peer.address(), error = %e, "bad frame; closing");
+                return "bad frame";
+            }
+        };
+        // Answer everything already here before writing: pipelined
+        // requests cost one write for all their replies.
+        let mut next = Some(range);
+        let mut end = false;
+        while let Some(range) = next {
+            match handle_message(shared, conn.payload(range), peer, runtime, &mut out) {
+                Flow::Continue => {}
+                Flow::End => {
+                    end = true;
+                    break;
+                }
+                Flow::Close => {
+                    let _ = conn.stream.write_all(&out);
+                    return "unreadable message";
+                }
+            }
+            next = match conn.buffered_frame() {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = conn.stream.write_all(&out);
+                    tracing::info!(peer = peer.address(), error = %e, "bad frame; closing");
+                    return "bad frame";
+                }
+            };
+        }
+        if conn.stream.write_all(&out).is_err() {
+            return "write failed";
+        }
+        out.clear();
+        if out.capacity() > 1 << 20 {
+            out = Vec::new();
+        }
+        if end {
+            return "end of session";
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    End,
+    Close,
+}
+
+/// Decodes one message and appends the framed reply to `out`.
+fn handle_message(
+    shared: &Shared,
+    payload: &[u8],
+    peer: &Peer,
+    runtime: &tokio::runtime::Handle,
+    out: &mut Vec<u8>,
+) -> Flow {
+    let request = match decode_request(payload, &shared.config.decode_limits) {
+        Ok(Incoming::Request(r)) => r,
+        Ok(Incoming::EndSession(codec)) => {
+            let mark = frame::begin(out);
+            encode_end_session(codec, out);
+            frame::finish(out, mark);
+            return Flow::End;
+        }
+        Ok(_) => return Flow::Close,
+        Err(e @ (DecodeError::Empty | DecodeError::UnknownCodec(_))) => {
+            // No codec to answer in: all we can do is close.
+            tracing::info!(peer = peer.address(), error = %e, "unreadable message; closing");
+            return Flow::Close;
+        }
+        Err(e) => {
+            // The codec is known, so the client can read an error reply and
+            // the session goes on.
+            let codec = anyd_wire::message::detect(payload).unwrap_or(anyd_wire::Codec::MsgPack);
+            tracing::info!(peer = peer.address(), error = %e, "malformed request");
+            let err = RemoteError::new("ValueError", format!("malformed request: {e}"));
+            let mark = frame::begin(out);
+            encode_reply_error(codec, &err, out);
+            frame::finish(out, mark);
+            return Flow::Continue;
+        }
+    };
+    let started = Instant::now();
+    let mark = frame::begin(out);
+    let result = shared.registry.dispatch(&request, peer, runtime, out);
+    if let Err(err) = &result {
+        out.truncate(mark + frame::HEADER_LEN);
+        encode_reply_error(request.codec, err, out);
+    }
+    frame::finish(out, mark);
+    tracing::debug!(
+        endpoint = %request.endpoint,
+        codec = ?request.codec,
+        micros = started.elapsed().as_micros() as u64,
+        outcome = result.as_ref().err().map_or("ok", |e| e.kind.as_str()),
+        "call"
+    );
+    Flow::Continue
+}
