@@ -1,0 +1,437 @@
+//! The daemon's behaviour as a client sees it: errors, binding, reserved
+//! endpoints, addresses and socket files, authentication.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use anyd::{
+    Address, ApiError, Appd, ClientOptions, ClientSession, Codec, EndpointInfo, Error, Peer,
+    RemoteError, Running, Value,
+};
+
+/// A daemon on a fresh socket path; the directory lives as long as the
+/// returned guard.
+fn start(appd: Appd) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let running = appd.bind(path.to_str().unwrap()).unwrap().spawn().unwrap();
+    (running, dir)
+}
+
+#[derive(Debug)]
+enum VpnError {
+    NotConnected,
+}
+
+impl ApiError for VpnError {
+    fn into_remote(self) -> RemoteError {
+        match self {
+            VpnError::NotConnected => RemoteError::new("VpnError", "not connected"),
+        }
+    }
+}
+
+fn demo() -> Appd {
+    Appd::new()
+        .api("echo(arg)", |arg: Value| arg)
+        .doc("Returns its argument.")
+        .api("get_sum(arg1, arg2)", |a: i64, b: i64| a + b)
+        .api(
+            "greet(name, greeting)",
+            |name: String, greeting: Option<String>| {
+                format!("{}, {name}", greeting.as_deref().unwrap_or("hello"))
+            },
+        )
+        .api("positional", |a: u8, b: u8| u16::from(a) * u16::from(b))
+        .api("status()", || -> Result<String, VpnError> {
+            Err(VpnError::NotConnected)
+        })
+        .api("boom()", || -> u32 { panic!("the handler fell over") })
+        .api("whoami()", |peer: Peer| {
+            (peer.uid(), peer.gid(), peer.pid())
+        })
+        .api("later(x)", |x: u64| async move {
+            tokio::task::yield_now().await;
+            x * 2
+        })
+}
+
+fn remote(e: Error) -> RemoteError {
+    match e {
+        Error::Remote(r) => r,
+        other => panic!("expected a remote error, got {other:?}"),
+    }
+}
+
+#[test]
+fn calls_and_their_errors() {
+    let (d, _dir) = start(demo());
+    let mut s = ClientSession::connect(d.address()).unwrap();
+
+    let v: Value = s.commit("echo", (vec![1, 2, 3],)).unwrap();
+    assert_eq!(
+        v,
+        Value::from(vec![Value::from(1), Value::from(2), Value::from(3)])
+    );
+    let kw = BTreeMap::from([("arg1", 2), ("arg2", 3)]);
+    assert_eq!(s.commit_with::<i64>("get_sum", (), kw).unwrap(), 5);
+    assert_eq!(
+        s.commit_with::<i64>("get_sum", (10,), BTreeMap::from([("arg2", 1)]))
+            .unwrap(),
+        11
+    );
+    // An Option parameter may be left out, or passed by keyword.
+    assert_eq!(s.commit::<String>("greet", ("ann",)).unwrap(), "hello, ann");
+    let kw = BTreeMap::from([("greeting", "hi")]);
+    assert_eq!(
+        s.commit_with::<String>("greet", ("bo",), kw).unwrap(),
+        "hi, bo"
+    );
+    assert_eq!(s.commit::<u16>("positional", (3, 4)).unwrap(), 12);
+    assert_eq!(s.commit::<u64>("later", (21,)).unwrap(), 42);
+
+    let e = remote(s.commit::<Value>("nope", ()).unwrap_err());
+    assert_eq!(
+        (e.kind.as_str(), e.message.as_str()),
+        ("NotImplementedError", "nope")
+    );
+
+    let e = remote(s.commit::<i64>("get_sum", (1, 2, 3)).unwrap_err());
+    assert_eq!(e.kind, "TypeError");
+    assert_eq!(
+        e.message,
+        "get_sum() takes 2 positional arguments but 3 were given"
+    );
+
+    let e = remote(s.commit::<i64>("get_sum", (1, "two")).unwrap_err());
+    assert_eq!(e.kind, "TypeError");
+    assert!(
+        e.message.starts_with("get_sum() argument 'arg2': "),
+        "{}",
+        e.message
+    );
+
+    let e = remote(s.commit::<i64>("get_sum", (1,)).unwrap_err());
+    assert_eq!(e.message, "get_sum() missing required argument: 'arg2'");
+
+    let e = remote(
+        s.commit_with::<i64>("get_sum", (1, 2), BTreeMap::from([("arg3", 1)]))
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "get_sum() got an unexpected keyword argument 'arg3'"
+    );
+
+    let e = remote(
+        s.commit_with::<i64>("get_sum", (1,), BTreeMap::from([("arg1", 1)]))
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        "get_sum() got multiple values for argument 'arg1'"
+    );
+
+    let e = remote(
+        s.commit_with::<u16>("positional", (), BTreeMap::from([("a", 1)]))
+            .unwrap_err(),
+    );
+    assert_eq!(e.kind, "TypeError");
+    assert!(
+        e.message.contains("takes no keyword arguments"),
+        "{}",
+        e.message
+    );
+
+    let e = remote(s.commit::<String>("status", ()).unwrap_err());
+    assert_eq!(
+        (e.kind.as_str(), e.message.as_str()),
+        ("VpnError", "not connected")
+    );
+
+    let e = remote(s.commit::<u32>("boom", ()).unwrap_err());
+    assert_eq!(e.kind, "RuntimeError");
+    assert!(e.message.contains("the handler fell over"), "{}", e.message);
+
+    // A result of the wrong type is the caller's problem; the session goes on.
+    assert!(matches!(
+        s.commit::<u32>("echo", ("text",)),
+        Err(Error::ResultType(_))
+    ));
+    // After every error above, the same session still works.
+    assert_eq!(s.commit::<i64>("get_sum", (1, 1)).unwrap(), 2);
+    s.end_session().unwrap();
+}
+
+#[test]
+fn peer_credentials_on_unix_sockets() {
+    let (d, _dir) = start(demo());
+    let mut s = ClientSession::connect(d.address()).unwrap();
+    let (uid, gid, pid): (Option<u32>, Option<u32>, Option<u32>) = s.commit("whoami", ()).unwrap();
+    assert_eq!(uid, Some(rustix::process::getuid().as_raw()));
+    assert_eq!(gid, Some(rustix::process::getgid().as_raw()));
+    assert_eq!(pid, Some(std::process::id()));
+}
+
+#[test]
+fn reserved_endpoints() {
+    let (d, _dir) = start(demo());
+    for codec in [Codec::MsgPack, Codec::Json, Codec::Pickle] {
+        let mut s = ClientOptions::new()
+            .codec(codec)
+            .connect(d.address())
+            .unwrap();
+        assert!(s.commit::<bool>("anyd.ping", ()).unwrap());
+        let v: BTreeMap<String, Value> = s.commit("anyd.version", ()).unwrap();
+        assert_eq!(v["anyd"], Value::from(env!("CARGO_PKG_VERSION")));
+        assert_eq!(v["protocol"], Value::from(1));
+        let eps: Vec<EndpointInfo> = s.commit("anyd.endpoints", ()).unwrap();
+        let names: Vec<&str> = eps.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "echo",
+                "get_sum",
+                "greet",
+                "positional",
+                "status",
+                "boom",
+                "whoami",
+                "later"
+            ]
+        );
+        assert_eq!(eps[0].doc, "Returns its argument.");
+        let greet = &eps[2];
+        assert_eq!(greet.params.len(), 2);
+        assert_eq!(greet.params[1].name.as_deref(), Some("greeting"));
+        assert_eq!(greet.params[1].ty, "Option<String>");
+        assert!(greet.params[1].optional && !greet.params[0].optional);
+        assert_eq!(greet.returns, "String");
+        assert_eq!(eps[4].returns, "String", "the Ok type of a Result");
+        assert!(eps[6].params.is_empty(), "a Peer is not a wire parameter");
+        assert_eq!(eps[3].params[0].name, None);
+        let e = remote(s.commit::<bool>("anyd.nothing", ()).unwrap_err());
+        assert_eq!(e.kind, "NotImplementedError");
+        let e = remote(s.commit::<bool>("anyd.ping", (1,)).unwrap_err());
+        assert_eq!(e.kind, "TypeError");
+    }
+}
+
+#[test]
+fn socket_files_are_private_replaced_when_stale_and_never_stolen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let addr = format!("unix:{}", path.display());
+
+    // A stale socket: bound once, nobody listening now.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let d = Appd::new().bind(addr.as_str()).unwrap().spawn().unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A live one is not taken over.
+    match Appd::new().bind(addr.as_str()) {
+        Err(Error::AlreadyRunning(a)) => assert_eq!(a, addr),
+        other => panic!("expected AlreadyRunning, got {:?}", other.err()),
+    }
+    // And the first daemon still serves.
+    let mut s = ClientSession::connect(d.address()).unwrap();
+    assert!(s.commit::<bool>("anyd.ping", ()).unwrap());
+    drop(s);
+    d.shutdown().unwrap();
+    assert!(!path.exists(), "the socket file is removed on exit");
+
+    // Another mode on request.
+    let d = Appd::new().socket_mode(0o660).bind(addr.as_str()).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    drop(d);
+    assert!(!path.exists(), "a server never served still cleans up");
+
+    // Not a socket: left alone.
+    std::fs::write(&path, b"precious").unwrap();
+    let e = Appd::new().bind(addr.as_str()).err().unwrap();
+    assert!(e.to_string().contains("not a socket"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+}
+
+#[test]
+fn abstract_and_tcp_addresses() {
+    let name = format!(
+        "anyd-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    );
+    let d = Appd::new()
+        .api("echo(arg)", |a: String| a)
+        .bind(format!("unix:@{name}"))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let mut s = ClientSession::connect(d.address()).unwrap();
+    assert_eq!(
+        s.commit::<String>("echo", ("abstract",)).unwrap(),
+        "abstract"
+    );
+    assert!(matches!(
+        Appd::new().bind(format!("unix:@{name}")),
+        Err(Error::AlreadyRunning(_))
+    ));
+
+    let d = Appd::new()
+        .api("echo(arg)", |a: String| a)
+        .bind("tcp:127.0.0.1:0")
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let Address::Tcp { port, .. } = d.address() else {
+        panic!("{}", d.address())
+    };
+    assert_ne!(*port, 0, "the real port is reported");
+    let mut s = ClientSession::connect(d.address()).unwrap();
+    assert_eq!(s.commit::<String>("echo", ("v4",)).unwrap(), "v4");
+
+    // IPv6 loopback, where the machine has it.
+    if std::net::TcpListener::bind("[::1]:0").is_ok() {
+        let d = Appd::new()
+            .api("echo(arg)", |a: String| a)
+            .bind("tcp:[::1]:0")
+            .unwrap()
+            .spawn()
+            .unwrap();
+        assert!(d.address().to_string().starts_with("tcp:[::1]:"));
+        let mut s = ClientSession::connect(d.address()).unwrap();
+        assert_eq!(s.commit::<String>("echo", ("v6",)).unwrap(), "v6");
+    }
+}
+
+#[test]
+fn remote_tcp_needs_an_authkey() {
+    let e = Appd::new().bind("tcp:0.0.0.0:0").err().unwrap();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    assert!(e.to_string().contains("authkey"), "{e}");
+    drop(Appd::new().authkey("k").bind("tcp:0.0.0.0:0").unwrap());
+    drop(
+        Appd::new()
+            .allow_remote_without_authkey(true)
+            .bind("tcp:0.0.0.0:0")
+            .unwrap(),
+    );
+}
+
+#[test]
+fn authkey_handshake() {
+    let (d, _dir) = start(demo().authkey("sesame"));
+    let good = ClientOptions::new().authkey("sesame");
+    let mut s = good.clone().connect(d.address()).unwrap();
+    assert_eq!(s.commit::<i64>("get_sum", (2, 2)).unwrap(), 4);
+    s.end_session().unwrap();
+    // The async client and the modern-only option both pass with the right
+    // key (both sides are modern here).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = anyd::AsyncClientSession::connect_with(
+            d.address(),
+            good.clone().require_modern_digest(true),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.commit::<u64>("later", (5,)).await.unwrap(), 10);
+        s.end_session().await.unwrap();
+    });
+
+    let e = ClientOptions::new()
+        .authkey("wrong")
+        .connect(d.address())
+        .unwrap_err();
+    assert!(matches!(e, Error::Auth(_)), "{e:?}");
+
+    // No key against a keyed daemon: the challenge is not a reply.
+    let mut s = ClientSession::connect(d.address()).unwrap();
+    let e = s.commit::<bool>("anyd.ping", ()).unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+
+    // The daemon still serves the right key after all that.
+    let mut s = good.connect(d.address()).unwrap();
+    assert!(s.commit::<bool>("anyd.ping", ()).unwrap());
+}
+
+#[test]
+fn async_client_surface() {
+    let (d, _dir) = start(demo());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for codec in [Codec::MsgPack, Codec::Json, Codec::Pickle] {
+            let mut s = anyd::AsyncClientSession::connect_with(
+                d.address(),
+                ClientOptions::new().codec(codec),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                s.commit::<String>("greet", ("al",)).await.unwrap(),
+                "hello, al"
+            );
+            let kw = BTreeMap::from([("arg1", 1), ("arg2", 2)]);
+            assert_eq!(s.commit_with::<i64>("get_sum", (), kw).await.unwrap(), 3);
+            let e = remote(s.commit::<String>("status", ()).await.unwrap_err());
+            if codec == Codec::Pickle {
+                // Pickle can only name Python's own exception classes; an
+                // application kind travels inside a RuntimeError.
+                assert_eq!(e.kind, "RuntimeError");
+                assert_eq!(e.message, "VpnError: not connected");
+            } else {
+                assert_eq!(e.kind, "VpnError");
+            }
+            s.end_session().await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn connect_errors_are_distinct() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.sock");
+    let e = ClientSession::connect(missing.to_str().unwrap()).unwrap_err();
+    assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+    // A bounded retry still fails when nothing ever comes up.
+    let e = ClientOptions::new()
+        .retry_for(Duration::from_millis(50))
+        .connect(missing.to_str().unwrap())
+        .unwrap_err();
+    assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+    assert!(matches!(
+        ClientSession::connect("nowhere"),
+        Err(Error::Config(_))
+    ));
+}
+
+#[test]
+fn retry_until_the_daemon_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.sock");
+    let addr = format!("unix:{}", path.display());
+    let client = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let mut s = ClientOptions::new()
+                .retry_for(Duration::from_secs(30))
+                .connect(addr.as_str())?;
+            s.commit::<bool>("anyd.ping", ())
+        })
+    };
+    // Bind only once the client has demonstrably started trying: it cannot
+    // have connected, since nothing listens yet.
+    std::thread::yield_now();
+    let d = Appd::new().bind(addr.as_str()).unwrap().spawn().unwrap();
+    assert!(client.join().unwrap().unwrap());
+    d.shutdown().unwrap();
+}

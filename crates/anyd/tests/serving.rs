@@ -1,0 +1,371 @@
+//! Concurrency, limits, bad input and shutdown, checked with real sockets.
+//! Nothing here waits by sleeping: blocking handlers wait on channels the
+//! test controls, and every wait has a deadline.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyd::wire::{frame, message, Codec};
+use anyd::{Address, Appd, ClientOptions, ClientSession, Running};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn start(appd: Appd) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let running = appd.bind(path.to_str().unwrap()).unwrap().spawn().unwrap();
+    (running, dir)
+}
+
+fn raw(address: &Address) -> UnixStream {
+    let Address::Unix(path) = address else {
+        panic!("{address}")
+    };
+    let s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s
+}
+
+fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mark = frame::begin(&mut out);
+    message::encode_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
+    frame::finish(&mut out, mark);
+    out
+}
+
+/// Reads one frame's payload, or `None` when the daemon closed the stream.
+fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {
+    let mut header = [0u8; 4];
+    if s.read_exact(&mut header).is_err() {
+        return None;
+    }
+    let len = u32::from_be_bytes(header) as usize;
+    let mut payload = vec![0; len];
+    s.read_exact(&mut payload).ok()?;
+    Some(payload)
+}
+
+fn reply<T: serde::de::DeserializeOwned>(payload: &[u8]) -> message::Reply<T> {
+    message::decode_reply(Codec::MsgPack, payload, &Default::default()).unwrap()
+}
+
+/// True once the daemon has closed `s` (EOF, or a reset).
+fn closed_by_daemon(s: &mut UnixStream) -> bool {
+    let mut b = [0u8; 64];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A handler that blocks until the test lets it go, and says when it has
+/// started.
+fn gate() -> (
+    impl Fn() -> &'static str + Send + Sync + 'static,
+    mpsc::Receiver<()>,
+    mpsc::Sender<()>,
+) {
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let started_tx = Mutex::new(started_tx);
+    let release_rx = Mutex::new(release_rx);
+    let handler = move || {
+        started_tx.lock().unwrap().send(()).unwrap();
+        release_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(PATIENCE)
+            .expect("the test never released the handler");
+        "released"
+    };
+    (handler, started_rx, release_tx)
+}
+
+#[test]
+fn a_blocked_handler_and_a_silent_client_delay_nobody() {
+    let (slow, started, release) = gate();
+    let (d, _dir) = start(Appd::new().api("slow()", slow).api("echo(a)", |a: u32| a));
+    let address = d.address().clone();
+    let blocked = std::thread::spawn(move || {
+        let mut s = ClientSession::connect(&address).unwrap();
+        s.commit::<String>("slow", ()).unwrap()
+    });
+    started.recv_timeout(PATIENCE).unwrap();
+    // Connected, says nothing.
+    let _silent = raw(d.address());
+    // While one handler is blocked and one client is silent, others are
+    // served: these calls return before the blocked one is released.
+    let opts = ClientOptions::new().timeout(Some(PATIENCE));
+    for i in 0..20 {
+        let mut s = opts.clone().connect(d.address()).unwrap();
+        assert_eq!(s.commit::<u32>("echo", (i,)).unwrap(), i);
+    }
+    assert!(!blocked.is_finished());
+    release.send(()).unwrap();
+    assert_eq!(blocked.join().unwrap(), "released");
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (d, _dir) = start(Appd::new().api("echo(a)", |a: u32| a));
+    let mut s = raw(d.address());
+    let mut burst = Vec::new();
+    for i in 0..500u32 {
+        burst.extend(request("echo", (i,)));
+    }
+    // Mixed in: an error reply keeps its place too.
+    burst.extend(request("missing", ()));
+    s.write_all(&burst).unwrap();
+    for i in 0..500u32 {
+        match reply::<u32>(&read_frame(&mut s).unwrap()) {
+            message::Reply::Ok(v) => assert_eq!(v, i),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        reply::<u32>(&read_frame(&mut s).unwrap()),
+        message::Reply::Err(e) if e.kind == "NotImplementedError"
+    ));
+}
+
+#[test]
+fn many_clients_at_once() {
+    let (d, _dir) = start(Appd::new().api("add(a, b)", |a: u64, b: u64| a + b));
+    let threads: Vec<_> = (0..16u64)
+        .map(|t| {
+            let address = d.address().clone();
+            std::thread::spawn(move || {
+                let mut s = ClientSession::connect(&address).unwrap();
+                for i in 0..200u64 {
+                    assert_eq!(s.commit::<u64>("add", (t, i)).unwrap(), t + i);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn oversized_and_unreadable_frames_close_only_that_connection() {
+    let (d, _dir) = start(Appd::new().api("echo(a)", |a: u32| a).max_frame(1024));
+    let mut ok = ClientSession::connect(d.address()).unwrap();
+
+    // A header over the limit (and absurd ones) close the connection at
+    // once, without waiting for a payload that never comes.
+    for header in [
+        &2000u32.to_be_bytes()[..],
+        &0x7fff_ffffu32.to_be_bytes()[..],
+        &[
+            0xff, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ][..],
+        &[0xff, 0xff, 0xff, 0xfe][..],
+    ] {
+        let mut s = raw(d.address());
+        s.write_all(header).unwrap();
+        assert!(closed_by_daemon(&mut s), "{header:?}");
+    }
+    // A frame whose payload is no codec at all.
+    let mut s = raw(d.address());
+    let mut f = Vec::new();
+    frame::encode(b"\x01garbage", &mut f);
+    s.write_all(&f).unwrap();
+    assert!(closed_by_daemon(&mut s));
+
+    // A malformed request in a known codec gets an error reply, and the
+    // session goes on.
+    let mut s = raw(d.address());
+    let mut f = Vec::new();
+    frame::encode(b"[\"echo\", [1], {}, 4]", &mut f);
+    f.extend(request("echo", (7,)));
+    s.write_all(&f).unwrap();
+    let first = read_frame(&mut s).unwrap();
+    let e: message::Reply<u32> =
+        message::decode_reply(Codec::Json, &first, &Default::default()).unwrap();
+    assert!(matches!(e, message::Reply::Err(e) if e.kind == "ValueError"));
+    assert!(matches!(
+        reply::<u32>(&read_frame(&mut s).unwrap()),
+        message::Reply::Ok(7)
+    ));
+
+    // The well-behaved client never noticed.
+    assert_eq!(ok.commit::<u32>("echo", (1,)).unwrap(), 1);
+}
+
+#[test]
+fn a_client_that_leaves_mid_frame_costs_nothing() {
+    let (d, _dir) = start(Appd::new().api("echo(a)", |a: u32| a));
+    for _ in 0..20 {
+        let mut s = raw(d.address());
+        let r = request("echo", (1,));
+        s.write_all(&r[..r.len() - 2]).unwrap();
+    }
+    let mut s = ClientSession::connect(d.address()).unwrap();
+    assert_eq!(s.commit::<u32>("echo", (5,)).unwrap(), 5);
+}
+
+#[test]
+fn handshake_timeout_cuts_a_silent_client() {
+    let (d, _dir) = start(
+        Appd::new()
+            .authkey("k")
+            .handshake_timeout(Duration::from_millis(200)),
+    );
+    let mut s = raw(d.address());
+    // The challenge comes first; then nothing from us until the daemon gives up.
+    let challenge = read_frame(&mut s).unwrap();
+    assert!(challenge.starts_with(b"#CHALLENGE#"));
+    let t = Instant::now();
+    assert!(closed_by_daemon(&mut s));
+    assert!(t.elapsed() < PATIENCE);
+    // A request sent instead of the handshake is not decoded: it is a
+    // malformed handshake reply, answered with #FAILURE#.
+    let mut s = raw(d.address());
+    let _ = read_frame(&mut s).unwrap();
+    s.write_all(&request("anyd.ping", ())).unwrap();
+    assert_eq!(read_frame(&mut s).as_deref(), Some(&b"#FAILURE#"[..]));
+    assert!(closed_by_daemon(&mut s));
+}
+
+#[test]
+fn idle_sessions_are_closed() {
+    let (d, _dir) = start(
+        Appd::new()
+            .api("echo(a)", |a: u32| a)
+            .idle_timeout(Some(Duration::from_millis(200))),
+    );
+    let mut s = raw(d.address());
+    s.write_all(&request("echo", (3,))).unwrap();
+    assert!(matches!(
+        reply::<u32>(&read_frame(&mut s).unwrap()),
+        message::Reply::Ok(3)
+    ));
+    assert!(closed_by_daemon(&mut s));
+}
+
+#[test]
+fn connections_over_the_cap_are_refused_and_the_rest_served() {
+    let (d, _dir) = start(Appd::new().api("echo(a)", |a: u32| a).max_connections(2));
+    let mut a = ClientSession::connect(d.address()).unwrap();
+    let mut b = ClientSession::connect(d.address()).unwrap();
+    assert_eq!(a.commit::<u32>("echo", (1,)).unwrap(), 1);
+    assert_eq!(b.commit::<u32>("echo", (2,)).unwrap(), 2);
+    let mut c = raw(d.address());
+    assert!(closed_by_daemon(&mut c), "the third connection is closed");
+    assert_eq!(a.commit::<u32>("echo", (3,)).unwrap(), 3);
+    // A freed place is available again.
+    b.end_session().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut s = ClientSession::connect(d.address()).unwrap();
+        match s.commit::<u32>("echo", (4,)) {
+            Ok(v) => {
+                assert_eq!(v, 4);
+                break;
+            }
+            // The daemon may not have seen b's end yet.
+            Err(_) if Instant::now() < deadline => std::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn shutdown_finishes_calls_in_progress_then_removes_the_socket() {
+    let (slow, started, release) = gate();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let d = Appd::new()
+        .api("slow()", slow)
+        .bind(path.to_str().unwrap())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let address = d.address().clone();
+    let call = std::thread::spawn(move || {
+        let mut s = ClientSession::connect(&address).unwrap();
+        s.commit::<String>("slow", ())
+    });
+    started.recv_timeout(PATIENCE).unwrap();
+    let idle = ClientSession::connect(d.address()).unwrap();
+    let handle = d.shutdown_handle();
+    let stopper = std::thread::spawn(move || d.shutdown());
+    handle.shutdown();
+    // New connections are refused once the listener is gone.
+    let deadline = Instant::now() + PATIENCE;
+    while path.exists() {
+        assert!(Instant::now() < deadline, "the socket file stays");
+        std::thread::yield_now();
+    }
+    assert!(ClientSession::connect(path.to_str().unwrap()).is_err());
+    // The call in progress completes with its reply.
+    release.send(()).unwrap();
+    assert_eq!(call.join().unwrap().unwrap(), "released");
+    stopper.join().unwrap().unwrap();
+    drop(idle);
+}
+
+#[test]
+fn shutdown_deadline_bounds_the_wait() {
+    let (slow, started, release) = gate();
+    let (d, _dir) = start(
+        Appd::new()
+            .api("slow()", slow)
+            .shutdown_deadline(Duration::from_millis(100)),
+    );
+    let address = d.address().clone();
+    let call = std::thread::spawn(move || {
+        let mut s = ClientSession::connect(&address).unwrap();
+        s.commit::<String>("slow", ())
+    });
+    started.recv_timeout(PATIENCE).unwrap();
+    // Returns although the handler is still blocked (it is released only
+    // below).
+    d.shutdown().unwrap();
+    // The connection was cut: the caller sees an error, not a hang.
+    assert!(call.join().unwrap().is_err());
+    release.send(()).unwrap();
+}
+
+/// A panicking handler under concurrent load: each panic is one error
+/// reply; the other calls are unaffected.
+#[test]
+fn panics_under_load_are_contained() {
+    let (d, _dir) = start(Appd::new().api("maybe(n)", |n: u32| {
+        assert!(n % 3 != 0, "multiple of three");
+        n
+    }));
+    let errors = Arc::new(Mutex::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let address = d.address().clone();
+            let errors = errors.clone();
+            std::thread::spawn(move || {
+                let mut s = ClientSession::connect(&address).unwrap();
+                for n in 0..60u32 {
+                    match s.commit::<u32>("maybe", (n,)) {
+                        Ok(v) => assert_eq!(v, n),
+                        Err(e) => {
+                            assert_eq!(e.remote().unwrap().kind, "RuntimeError");
+                            assert_eq!(n % 3, 0);
+                            *errors.lock().unwrap() += 1;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(*errors.lock().unwrap(), 8 * 20);
+}
