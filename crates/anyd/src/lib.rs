@@ -40,6 +40,8 @@ mod client;
 mod error;
 mod framed;
 mod handler;
+mod peergroups;
+mod policy;
 mod registry;
 mod server;
 mod transport;
@@ -49,6 +51,7 @@ pub use async_client::AsyncClientSession;
 pub use client::{ClientOptions, ClientSession};
 pub use error::{Error, RemoteError, Result};
 pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};
+pub use policy::Allow;
 pub use server::{Appd, Running, Server, ShutdownHandle};
 pub use transport::Peer;
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::error::RemoteError;
 use crate::handler::{Call, EndpointInfo, Handler};
+use crate::policy::{Allow, Resolved};
 use crate::transport::Peer;
 
 type Erased = Box<dyn Fn(&Call<'_>, &mut Vec<u8>) -> Result<(), RemoteError> + Send + Sync>;
@@ -16,6 +17,10 @@ type Erased = Box<dyn Fn(&Call<'_>, &mut Vec<u8>) -> Result<(), RemoteError> + S
 pub(crate) struct Endpoint {
     pub(crate) info: EndpointInfo,
     handler: Erased,
+    /// Who may call it, beyond the daemon-wide rule (`None`: whoever may
+    /// call the daemon).
+    allow: Option<Allow>,
+    resolved: Option<Resolved>,
 }
 
 /// All endpoints of a daemon.
@@ -24,6 +29,23 @@ pub(crate) struct Registry {
     endpoints: HashMap<String, Endpoint>,
     /// Registration order, for introspection.
     order: Vec<String>,
+    /// Who may call the daemon at all (`None`: whoever can connect).
+    allow: Option<Allow>,
+    resolved: Option<Resolved>,
+}
+
+fn permission_denied(name: &str, rule: &Resolved) -> RemoteError {
+    RemoteError::new(
+        "PermissionError",
+        format!("permission denied: {name}() is for {}", rule.shown()),
+    )
+}
+
+fn widen(slot: &mut Option<Allow>, rule: Allow) {
+    *slot = Some(match slot.take() {
+        Some(old) => old.or(rule),
+        None => rule,
+    });
 }
 
 /// Splits `"get_sum(arg1, arg2)"` into the name and the parameter names;
@@ -106,7 +128,63 @@ impl Registry {
         };
         let handler: Erased = Box::new(move |call, out| handler.call(call, out));
         self.order.push(name.clone());
-        self.endpoints.insert(name, Endpoint { info, handler });
+        self.endpoints.insert(
+            name,
+            Endpoint {
+                info,
+                handler,
+                allow: None,
+                resolved: None,
+            },
+        );
+    }
+
+    /// Admits `rule`'s callers to the whole daemon (in addition to any
+    /// admitted before).
+    pub(crate) fn allow(&mut self, rule: Allow) {
+        widen(&mut self.allow, rule);
+    }
+
+    /// Restricts the endpoint registered last to `rule`'s callers (in
+    /// addition to any admitted before).
+    pub(crate) fn restrict_last(&mut self, rule: Allow) {
+        let last = self
+            .order
+            .last()
+            .expect("anyd: restrict() must follow the api() it restricts");
+        if let Some(e) = self.endpoints.get_mut(last) {
+            widen(&mut e.allow, rule);
+        }
+    }
+
+    /// Resolves the user and group names of every rule.
+    pub(crate) fn resolve_policies(&mut self) -> crate::Result<()> {
+        self.resolved = self.allow.as_ref().map(Allow::resolve).transpose()?;
+        for e in self.endpoints.values_mut() {
+            e.resolved = e.allow.as_ref().map(Allow::resolve).transpose()?;
+        }
+        Ok(())
+    }
+
+    /// Checks the daemon-wide rule and the endpoint's own.
+    fn admit(
+        &self,
+        name: &str,
+        endpoint: Option<&Endpoint>,
+        peer: &Peer,
+    ) -> Result<(), RemoteError> {
+        for rule in [
+            self.resolved.as_ref(),
+            endpoint.and_then(|e| e.resolved.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !rule.admits(peer) {
+                return Err(permission_denied(name, rule));
+            }
+        }
+        Ok(())
     }
 
     /// Sets the documentation of the endpoint registered last.
@@ -129,6 +207,16 @@ impl Registry {
             .collect()
     }
 
+    /// The introspection of the endpoints `peer` may call.
+    fn infos_for(&self, peer: &Peer) -> Vec<&EndpointInfo> {
+        self.order
+            .iter()
+            .filter_map(|n| self.endpoints.get(n))
+            .filter(|e| self.admit(&e.info.name, Some(e), peer).is_ok())
+            .map(|e| &e.info)
+            .collect()
+    }
+
     /// Serves one request: writes the reply value into `out`, or returns the
     /// error to send. A panicking handler becomes a `RuntimeError`.
     pub(crate) fn dispatch(
@@ -140,12 +228,14 @@ impl Registry {
     ) -> Result<(), RemoteError> {
         let name: &str = &request.endpoint;
         if let Some(reserved) = name.strip_prefix("anyd.") {
-            return self.reserved(reserved, request, out);
+            self.admit(name, None, peer)?;
+            return self.reserved(reserved, request, peer, out);
         }
-        let endpoint = self
-            .endpoints
-            .get(name)
-            .ok_or_else(|| RemoteError::new("NotImplementedError", name))?;
+        let endpoint = self.endpoints.get(name);
+        // Policy first: a caller who may not call the daemon learns nothing
+        // about which endpoints exist.
+        self.admit(name, endpoint, peer)?;
+        let endpoint = endpoint.ok_or_else(|| RemoteError::new("NotImplementedError", name))?;
         let call = Call {
             info: &endpoint.info,
             request,
@@ -174,6 +264,7 @@ impl Registry {
         &self,
         which: &str,
         request: &Request<'_>,
+        peer: &Peer,
         out: &mut Vec<u8>,
     ) -> Result<(), RemoteError> {
         fn reply<T: Serialize>(
@@ -204,7 +295,7 @@ impl Registry {
                 };
                 reply(request, &v, out)
             }
-            "endpoints" => reply(request, &self.infos(), out),
+            "endpoints" => reply(request, &self.infos_for(peer), out),
             _ => Err(RemoteError::new(
                 "NotImplementedError",
                 request.endpoint.as_ref(),

@@ -26,6 +26,7 @@ use crate::address::{Address, ToAddress};
 use crate::error::{Error, RemoteError, Result};
 use crate::framed::{self, Framed, ReadError};
 use crate::handler::Handler;
+use crate::policy::Allow;
 use crate::registry::Registry;
 use crate::transport::{Listener, Peer, SocketFile, Stream};
 
@@ -130,6 +131,39 @@ impl Appd {
         self
     }
 
+    /// Admits `rule`'s callers to the daemon; everyone else gets a
+    /// `PermissionError` for every call. Several calls widen the rule
+    /// (any of them admits). Without any, whoever can connect may call.
+    ///
+    /// ```no_run
+    /// use anyd::{Allow, Appd};
+    /// # fn main() -> anyd::Result<()> {
+    /// Appd::new()
+    ///     .allow(Allow::group("vpn").or(Allow::root()))
+    ///     .api("status()", || "up")
+    ///     .api("disconnect()", || "down")
+    ///     .restrict(Allow::root())
+    ///     .bind("unix:/run/vpnd.sock")?
+    ///     .serve()
+    /// # }
+    /// ```
+    pub fn allow(mut self, rule: Allow) -> Self {
+        self.registry.allow(rule);
+        self
+    }
+
+    /// Restricts the endpoint registered last to `rule`'s callers, on top
+    /// of the daemon-wide rule. Callers who may not call it get a
+    /// `PermissionError` naming it, and do not see it in `anyd.endpoints`.
+    ///
+    /// # Panics
+    ///
+    /// If no endpoint was registered yet.
+    pub fn restrict(mut self, rule: Allow) -> Self {
+        self.registry.restrict_last(rule);
+        self
+    }
+
     /// Requires clients to prove they know `key` (Python's `authkey`)
     /// before anything they send is decoded.
     pub fn authkey(mut self, key: impl Into<Vec<u8>>) -> Self {
@@ -227,8 +261,9 @@ impl Appd {
     /// [`Error::Config`] for a bad address, a path that is not a socket, or
     /// a non-loopback TCP address without an authkey, [`Error::Io`]
     /// otherwise.
-    pub fn bind(self, address: impl ToAddress) -> Result<Server> {
+    pub fn bind(mut self, address: impl ToAddress) -> Result<Server> {
         let address = address.to_address()?;
+        self.registry.resolve_policies()?;
         let listener = Listener::bind(&address, &self.config.socket_file)?;
         if !listener.is_local()
             && self.config.authkey.is_none()
@@ -667,7 +702,8 @@ fn handle_message(
             // The codec is known, so the client can read an error reply and
             // the session goes on.
             let codec = anyd_wire::message::detect(payload).unwrap_or(anyd_wire::Codec::MsgPack);
-            tracing::info!(peer = peer.address(), error = %e, "malformed request");
+            // The detail may quote the payload: debug only.
+            tracing::debug!(peer = peer.address(), error = %e, "malformed request");
             let err = RemoteError::new("ValueError", format!("malformed request: {e}"));
             let mark = frame::begin(out);
             encode_reply_error(codec, &err, out);
@@ -675,7 +711,8 @@ fn handle_message(
             return Flow::Continue;
         }
     };
-    let started = Instant::now();
+    // Timing costs two clock reads a call; take them only when logged.
+    let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
     let mark = frame::begin(out);
     let result = shared.registry.dispatch(&request, peer, runtime, out);
     if let Err(err) = &result {
@@ -683,12 +720,14 @@ fn handle_message(
         encode_reply_error(request.codec, err, out);
     }
     frame::finish(out, mark);
-    tracing::debug!(
-        endpoint = %request.endpoint,
-        codec = ?request.codec,
-        micros = started.elapsed().as_micros() as u64,
-        outcome = result.as_ref().err().map_or("ok", |e| e.kind.as_str()),
-        "call"
-    );
+    if let Some(started) = started {
+        tracing::debug!(
+            endpoint = %request.endpoint,
+            codec = ?request.codec,
+            micros = started.elapsed().as_micros() as u64,
+            outcome = result.as_ref().err().map_or("ok", |e| e.kind.as_str()),
+            "call"
+        );
+    }
     Flow::Continue
 }

@@ -164,28 +164,55 @@ pub struct Peer {
 struct PeerInfo {
     address: String,
     creds: Option<rustix::net::UCred>,
+    /// Primary and supplementary groups (Unix sockets only).
+    groups: Vec<u32>,
+}
+
+/// The groups of a Unix socket peer: the kernel's record when it has one,
+/// otherwise what the group database says of the peer's user.
+fn groups_of_peer(stream: &UnixStream, creds: &rustix::net::UCred) -> Vec<u32> {
+    let gid = creds.gid.as_raw();
+    let mut groups = crate::peergroups::peer_groups(stream.as_fd()).unwrap_or_else(|| {
+        crate::policy::user_by_uid(creds.uid.as_raw())
+            .ok()
+            .flatten()
+            .and_then(|u| crate::policy::groups_of(&u.name, gid).ok())
+            .unwrap_or_default()
+    });
+    if !groups.contains(&gid) {
+        groups.insert(0, gid);
+    }
+    groups
 }
 
 impl Peer {
     pub(crate) fn of(stream: &Stream) -> Peer {
-        let (address, creds) = match stream {
+        let (address, creds, groups) = match stream {
             Stream::Unix(s) => {
                 let creds = rustix::net::sockopt::socket_peercred(s).ok();
-                let address = match creds {
-                    Some(c) => format!("unix:pid={}", c.pid.as_raw_nonzero()),
-                    None => "unix".to_owned(),
-                };
-                (address, creds)
+                match creds {
+                    Some(c) => (
+                        format!("unix:pid={}", c.pid.as_raw_nonzero()),
+                        creds,
+                        groups_of_peer(s, &c),
+                    ),
+                    None => ("unix".to_owned(), None, Vec::new()),
+                }
             }
             Stream::Tcp(s) => (
                 s.peer_addr()
                     .map(|a| Address::from(a).to_string())
                     .unwrap_or_else(|_| "tcp".to_owned()),
                 None,
+                Vec::new(),
             ),
         };
         Peer {
-            inner: Arc::new(PeerInfo { address, creds }),
+            inner: Arc::new(PeerInfo {
+                address,
+                creds,
+                groups,
+            }),
         }
     }
 
@@ -203,6 +230,12 @@ impl Peer {
     /// The caller's primary group id (Unix sockets only).
     pub fn gid(&self) -> Option<u32> {
         self.inner.creds.map(|c| c.gid.as_raw())
+    }
+
+    /// The caller's primary and supplementary group ids, as the kernel
+    /// recorded them when it connected (Unix sockets only; empty on TCP).
+    pub fn groups(&self) -> &[u32] {
+        &self.inner.groups
     }
 
     /// The caller's process id when it connected (Unix sockets only).

@@ -1,0 +1,247 @@
+//! Who may call what: allow rules over the caller's credentials.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::transport::Peer;
+
+/// An allow rule: which callers may call (the whole daemon, or one
+/// endpoint). Rules combine with [`or`](Allow::or).
+///
+/// Rules look at the credentials the kernel gives for a Unix socket peer
+/// (uid, gid, supplementary groups). A TCP caller has none, so only
+/// [`Allow::anyone`] admits it.
+///
+/// User and group names are resolved from `/etc/passwd` and `/etc/group`
+/// when the daemon binds; an unknown name is a configuration error then,
+/// not a silent denial later.
+///
+/// ```
+/// use anyd::Allow;
+/// let rule = Allow::group("vpn").or(Allow::root());
+/// assert_eq!(rule.to_string(), "group vpn or root");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    any_of: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Rule {
+    Anyone,
+    Root,
+    SameUser,
+    Uid(u32),
+    User(String),
+    Gid(u32),
+    Group(String),
+}
+
+impl Allow {
+    fn one(rule: Rule) -> Self {
+        Allow { any_of: vec![rule] }
+    }
+
+    /// Every caller, TCP included.
+    pub fn anyone() -> Self {
+        Self::one(Rule::Anyone)
+    }
+
+    /// Callers running as root (uid 0).
+    pub fn root() -> Self {
+        Self::one(Rule::Root)
+    }
+
+    /// Callers running as the daemon's own user.
+    pub fn same_user() -> Self {
+        Self::one(Rule::SameUser)
+    }
+
+    /// Callers with this uid.
+    pub fn uid(uid: u32) -> Self {
+        Self::one(Rule::Uid(uid))
+    }
+
+    /// Callers running as this user name.
+    pub fn user(name: impl Into<String>) -> Self {
+        Self::one(Rule::User(name.into()))
+    }
+
+    /// Callers whose primary or supplementary groups include this gid.
+    pub fn gid(gid: u32) -> Self {
+        Self::one(Rule::Gid(gid))
+    }
+
+    /// Callers who are members of this group (primary or supplementary).
+    pub fn group(name: impl Into<String>) -> Self {
+        Self::one(Rule::Group(name.into()))
+    }
+
+    /// Callers this rule or `other` admits.
+    pub fn or(mut self, other: Allow) -> Self {
+        self.any_of.extend(other.any_of);
+        self
+    }
+
+    /// Resolves names to ids, so that checks are cheap and an unknown name
+    /// fails at startup.
+    pub(crate) fn resolve(&self) -> Result<Resolved> {
+        let own_uid = rustix::process::geteuid().as_raw();
+        let mut resolved = Resolved::default();
+        for rule in &self.any_of {
+            match rule {
+                Rule::Anyone => resolved.anyone = true,
+                Rule::Root => resolved.uids.push(0),
+                Rule::SameUser => resolved.uids.push(own_uid),
+                Rule::Uid(u) => resolved.uids.push(*u),
+                Rule::Gid(g) => resolved.gids.push(*g),
+                Rule::User(name) => resolved.uids.push(
+                    user_by_name(name)?
+                        .ok_or_else(|| Error::Config(format!("no user named {name:?}")))?
+                        .uid,
+                ),
+                Rule::Group(name) => resolved.gids.push(
+                    group_by_name(name)?
+                        .ok_or_else(|| Error::Config(format!("no group named {name:?}")))?,
+                ),
+            }
+        }
+        resolved.shown = self.to_string();
+        Ok(resolved)
+    }
+}
+
+impl fmt::Display for Allow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, rule) in self.any_of.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" or ")?;
+            }
+            match rule {
+                Rule::Anyone => f.write_str("anyone")?,
+                Rule::Root => f.write_str("root")?,
+                Rule::SameUser => f.write_str("the daemon's user")?,
+                Rule::Uid(u) => write!(f, "uid {u}")?,
+                Rule::User(n) => write!(f, "user {n}")?,
+                Rule::Gid(g) => write!(f, "gid {g}")?,
+                Rule::Group(n) => write!(f, "group {n}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An [`Allow`] with names turned into ids.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Resolved {
+    anyone: bool,
+    uids: Vec<u32>,
+    gids: Vec<u32>,
+    shown: String,
+}
+
+impl Resolved {
+    pub(crate) fn admits(&self, peer: &Peer) -> bool {
+        if self.anyone {
+            return true;
+        }
+        let Some(uid) = peer.uid() else {
+            return false;
+        };
+        self.uids.contains(&uid) || peer.groups().iter().any(|g| self.gids.contains(g))
+    }
+
+    /// What the rule asks for, for error messages.
+    pub(crate) fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// A user from the password database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct User {
+    pub(crate) name: String,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+}
+
+/// The lines of a colon-separated database file (`/etc/passwd`,
+/// `/etc/group`), split into fields.
+fn database(path: &str) -> Result<Vec<Vec<String>>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read {path}: {e}")))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split(':').map(str::to_owned).collect())
+        .collect())
+}
+
+fn user_where(pred: impl Fn(&User) -> bool) -> Result<Option<User>> {
+    Ok(database("/etc/passwd")?
+        .into_iter()
+        .filter_map(|f| {
+            Some(User {
+                name: f.first()?.clone(),
+                uid: f.get(2)?.parse().ok()?,
+                gid: f.get(3)?.parse().ok()?,
+            })
+        })
+        .find(pred))
+}
+
+pub(crate) fn user_by_name(name: &str) -> Result<Option<User>> {
+    user_where(|u| u.name == name)
+}
+
+pub(crate) fn user_by_uid(uid: u32) -> Result<Option<User>> {
+    user_where(|u| u.uid == uid)
+}
+
+pub(crate) fn group_by_name(name: &str) -> Result<Option<u32>> {
+    Ok(database("/etc/group")?
+        .into_iter()
+        .find(|f| f.first().is_some_and(|n| n == name))
+        .and_then(|f| f.get(2)?.parse().ok()))
+}
+
+/// The groups that list `user` as a member, plus `primary`: what
+/// `initgroups` would give a process of that user.
+pub(crate) fn groups_of(user: &str, primary: u32) -> Result<Vec<u32>> {
+    let mut groups = vec![primary];
+    for f in database("/etc/group")? {
+        let members = f.get(3).map(String::as_str).unwrap_or("");
+        if members.split(',').any(|m| m == user) {
+            if let Some(gid) = f.get(2).and_then(|g| g.parse().ok()) {
+                if !groups.contains(&gid) {
+                    groups.push(gid);
+                }
+            }
+        }
+    }
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_and_unknown_names_are_errors() {
+        let r = Allow::user("root")
+            .or(Allow::group("root"))
+            .resolve()
+            .unwrap();
+        assert_eq!(r.uids, [0]);
+        assert_eq!(r.gids, [0]);
+        let e = Allow::group("no-such-group-anyd").resolve().unwrap_err();
+        assert!(e.to_string().contains("no-such-group-anyd"), "{e}");
+        assert!(Allow::user("no-such-user-anyd").resolve().is_err());
+    }
+
+    #[test]
+    fn display_lists_the_rules() {
+        let a = Allow::uid(5).or(Allow::same_user()).or(Allow::anyone());
+        assert_eq!(a.to_string(), "uid 5 or the daemon's user or anyone");
+    }
+}

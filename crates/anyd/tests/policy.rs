@@ -1,0 +1,191 @@
+//! Allow rules against callers with real, distinct credentials.
+//!
+//! The tests run as root; each caller is a thread that switches its own
+//! uid, gid and supplementary groups (Linux credentials are per thread at
+//! the system call level) before it connects, so the daemon's kernel-given
+//! peer credentials are genuinely another user's.
+
+use std::collections::BTreeMap;
+
+use anyd::{Allow, Appd, ClientSession, EndpointInfo, Error, Peer, Running};
+use rustix::process::{Gid, Uid};
+
+const NOBODY: u32 = 65534;
+/// A group id no account on the machine has; only our caller thread gets
+/// it, as a supplementary group.
+const EXTRA_GROUP: u32 = 4242;
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Runs `f` on a thread with the given credentials (set in the order a
+/// privilege drop needs: groups, gid, then uid).
+fn as_user<T: Send + 'static>(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    std::thread::spawn(move || {
+        rustix::thread::set_thread_groups(&groups).unwrap();
+        rustix::thread::set_thread_gid(Gid::from_raw(gid)).unwrap();
+        rustix::thread::set_thread_uid(Uid::from_raw(uid)).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+fn daemon() -> Running {
+    // An abstract socket: no file permissions stand between the test's
+    // users and the daemon, so the policy is the only gate.
+    let name = format!(
+        "anyd-policy-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    );
+    Appd::new()
+        .api("open()", || "anyone")
+        .api("root_only()", || "root")
+        .restrict(Allow::root())
+        .api("extra_group()", || "member")
+        .restrict(Allow::gid(EXTRA_GROUP))
+        .api("nobody_or_root()", || "either")
+        .restrict(Allow::uid(NOBODY).or(Allow::root()))
+        .api("who()", |p: Peer| (p.uid(), p.gid(), p.groups().to_vec()))
+        .bind(format!("unix:@{name}"))
+        .unwrap()
+        .spawn()
+        .unwrap()
+}
+
+/// What a caller gets from each endpoint: its result or its error kind.
+fn survey(address: String) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut s = ClientSession::connect(address.as_str()).unwrap();
+    let mut out = BTreeMap::new();
+    for ep in ["open", "root_only", "extra_group", "nobody_or_root"] {
+        let r = match s.commit::<String>(ep, ()) {
+            Ok(v) => v,
+            Err(Error::Remote(e)) => {
+                assert!(e.message.contains(ep), "the error names the endpoint: {e}");
+                e.kind
+            }
+            Err(e) => panic!("{e}"),
+        };
+        out.insert(ep.to_owned(), r);
+    }
+    let listed: Vec<EndpointInfo> = s.commit("anyd.endpoints", ()).unwrap();
+    (out, listed.into_iter().map(|e| e.name).collect())
+}
+
+#[test]
+fn each_caller_sees_and_may_call_what_its_credentials_allow() {
+    if !is_root() {
+        eprintln!("skipped: switching to other users needs root");
+        return;
+    }
+    let d = daemon();
+    let address = d.address().to_string();
+
+    let (root, root_list) = survey(address.clone());
+    assert_eq!(root["open"], "anyone");
+    assert_eq!(root["root_only"], "root");
+    assert_eq!(root["extra_group"], "PermissionError");
+    assert_eq!(root["nobody_or_root"], "either");
+    assert_eq!(root_list, ["open", "root_only", "nobody_or_root", "who"]);
+
+    let a = address.clone();
+    let (nobody, nobody_list) = as_user(NOBODY, NOBODY, &[], move || survey(a));
+    assert_eq!(nobody["open"], "anyone");
+    assert_eq!(nobody["root_only"], "PermissionError");
+    assert_eq!(nobody["extra_group"], "PermissionError");
+    assert_eq!(nobody["nobody_or_root"], "either");
+    assert_eq!(nobody_list, ["open", "nobody_or_root", "who"]);
+
+    // Another unprivileged uid with a supplementary group.
+    let a = address.clone();
+    let (member, member_list) = as_user(4000, 4000, &[EXTRA_GROUP], move || survey(a));
+    assert_eq!(member["extra_group"], "member");
+    assert_eq!(member["root_only"], "PermissionError");
+    assert_eq!(member["nobody_or_root"], "PermissionError");
+    assert_eq!(member_list, ["open", "extra_group", "who"]);
+
+    // The daemon saw exactly those credentials.
+    let a = address.clone();
+    let who: (Option<u32>, Option<u32>, Vec<u32>) =
+        as_user(4000, 4000, &[EXTRA_GROUP], move || {
+            ClientSession::connect(a.as_str())
+                .unwrap()
+                .commit("who", ())
+                .unwrap()
+        });
+    assert_eq!(who.0, Some(4000));
+    assert_eq!(who.1, Some(4000));
+    let mut groups = who.2;
+    groups.sort_unstable();
+    assert_eq!(groups, [4000, EXTRA_GROUP]);
+}
+
+#[test]
+fn a_daemon_wide_rule_gates_everything_and_denial_keeps_the_session() {
+    if !is_root() {
+        eprintln!("skipped: switching to other users needs root");
+        return;
+    }
+    let name = format!("anyd-policy-wide-{}", std::process::id());
+    let d = Appd::new()
+        .allow(Allow::root())
+        .api("hello()", || "hi")
+        .bind(format!("unix:@{name}"))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let address = d.address().to_string();
+    let denied = as_user(NOBODY, NOBODY, &[], move || {
+        let mut s = ClientSession::connect(address.as_str()).unwrap();
+        let kinds: Vec<String> = ["hello", "anyd.ping", "anyd.endpoints", "no_such_endpoint"]
+            .iter()
+            .map(|ep| {
+                s.commit::<anyd::Value>(ep, ())
+                    .unwrap_err()
+                    .remote()
+                    .unwrap()
+                    .kind
+                    .clone()
+            })
+            .collect();
+        kinds
+    });
+    // Even unknown endpoints: an outsider learns nothing about the API.
+    assert_eq!(denied, ["PermissionError"; 4]);
+    let mut s = ClientSession::connect(d.address()).unwrap();
+    assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
+}
+
+#[test]
+fn tcp_callers_have_no_credentials_to_match() {
+    let d = Appd::new()
+        .api("open()", || 1)
+        .api("root_only()", || 2)
+        .restrict(Allow::root())
+        .bind("tcp:127.0.0.1:0")
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let mut s = ClientSession::connect(d.address()).unwrap();
+    assert_eq!(s.commit::<i32>("open", ()).unwrap(), 1);
+    let e = s.commit::<i32>("root_only", ()).unwrap_err();
+    assert_eq!(e.remote().unwrap().kind, "PermissionError");
+}
+
+#[test]
+fn unknown_names_fail_at_bind() {
+    let e = Appd::new()
+        .allow(Allow::group("no-such-group-for-anyd"))
+        .bind("tcp:127.0.0.1:0")
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("no-such-group-for-anyd"), "{e}");
+}
