@@ -37,6 +37,7 @@
 mod address;
 mod async_client;
 mod client;
+mod daemon;
 mod error;
 mod framed;
 mod handler;
@@ -44,11 +45,13 @@ mod peergroups;
 mod policy;
 mod registry;
 mod server;
+pub mod systemd;
 mod transport;
 
 pub use address::{Address, ToAddress};
 pub use async_client::AsyncClientSession;
 pub use client::{ClientOptions, ClientSession};
+pub use daemon::daemonize;
 pub use error::{Error, RemoteError, Result};
 pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};
 pub use policy::Allow;

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -23,11 +24,13 @@ use anyd_wire::message::{
 };
 
 use crate::address::{Address, ToAddress};
+use crate::daemon::{self, PidFile};
 use crate::error::{Error, RemoteError, Result};
 use crate::framed::{self, Framed, ReadError};
 use crate::handler::Handler;
 use crate::policy::Allow;
 use crate::registry::Registry;
+use crate::systemd;
 use crate::transport::{Listener, Peer, SocketFile, Stream};
 
 /// Limits and options of a daemon; every one has a default.
@@ -44,6 +47,9 @@ struct Config {
     allow_remote_without_authkey: bool,
     handle_signals: bool,
     decode_limits: DecodeLimits,
+    socket_activation: bool,
+    pid_file: Option<PathBuf>,
+    run_as: Option<String>,
 }
 
 impl Default for Config {
@@ -60,6 +66,9 @@ impl Default for Config {
             allow_remote_without_authkey: false,
             handle_signals: true,
             decode_limits: DecodeLimits::default(),
+            socket_activation: true,
+            pid_file: None,
+            run_as: None,
         }
     }
 }
@@ -82,7 +91,11 @@ impl Default for Config {
 pub struct Appd {
     registry: Registry,
     config: Config,
+    on_reload: Option<Reload>,
 }
+
+/// What SIGHUP runs.
+type Reload = Arc<dyn Fn() + Send + Sync>;
 
 impl Default for Appd {
     fn default() -> Self {
@@ -97,6 +110,7 @@ impl Appd {
         Appd {
             registry: Registry::default(),
             config: Config::default(),
+            on_reload: None,
         }
     }
 
@@ -246,6 +260,38 @@ impl Appd {
         self
     }
 
+    /// Whether [`bind`](Self::bind) uses a listening socket passed by a
+    /// service manager (systemd socket activation: `LISTEN_FDS`,
+    /// `LISTEN_PID`) instead of binding the address (default true). The
+    /// address then only matters when the daemon runs on its own.
+    pub fn socket_activation(mut self, yes: bool) -> Self {
+        self.config.socket_activation = yes;
+        self
+    }
+
+    /// Holds a pid file under an exclusive lock while the daemon runs: a
+    /// second instance refuses to start ([`Error::AlreadyRunning`] naming
+    /// the running pid), and the file is removed on exit.
+    pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.pid_file = Some(path.into());
+        self
+    }
+
+    /// Switches the whole process to `user` (its uid, gid and groups)
+    /// right after binding, so that a daemon started as root to create its
+    /// socket does not keep root while it serves.
+    pub fn run_as(mut self, user: impl Into<String>) -> Self {
+        self.config.run_as = Some(user.into());
+        self
+    }
+
+    /// Runs `hook` on SIGHUP (when signals are handled), on a runtime
+    /// thread: the usual "reload your configuration".
+    pub fn on_reload(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_reload = Some(Arc::new(hook));
+        self
+    }
+
     /// Limits on pickle requests (nesting, memo, size).
     pub fn decode_limits(mut self, limits: DecodeLimits) -> Self {
         self.config.decode_limits = limits;
@@ -264,17 +310,41 @@ impl Appd {
     pub fn bind(mut self, address: impl ToAddress) -> Result<Server> {
         let address = address.to_address()?;
         self.registry.resolve_policies()?;
-        let listener = Listener::bind(&address, &self.config.socket_file)?;
+        // The pid file first: a second instance must stop before it
+        // touches the socket.
+        let pid_file = match &self.config.pid_file {
+            Some(path) => Some(PidFile::acquire(path)?),
+            None => None,
+        };
+        let inherited = if self.config.socket_activation {
+            systemd::take_listen_fds()?
+        } else {
+            Vec::new()
+        };
+        let (listener, local) = match inherited.into_iter().next() {
+            Some((fd, name)) => {
+                let (listener, local) = Listener::from_fd(fd)?;
+                tracing::info!(address = %local, name, "using the socket passed by the service manager");
+                (listener, local)
+            }
+            None => {
+                let listener = Listener::bind(&address, &self.config.socket_file)?;
+                let local = listener.local_address(&address);
+                (listener, local)
+            }
+        };
         if !listener.is_local()
             && self.config.authkey.is_none()
             && !self.config.allow_remote_without_authkey
         {
             return Err(Error::Config(format!(
-                "{address} is reachable from other hosts and no authkey is set; \
+                "{local} is reachable from other hosts and no authkey is set; \
                  set one, or allow_remote_without_authkey(true)"
             )));
         }
-        let local = listener.local_address(&address);
+        if let Some(user) = &self.config.run_as {
+            daemon::drop_privileges(user)?;
+        }
         let (wake_rx, wake_tx) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)?;
         Ok(Server {
@@ -290,6 +360,8 @@ impl Appd {
                 next_id: AtomicU64::new(0),
             }),
             wake_rx,
+            on_reload: self.on_reload,
+            pid_file,
         })
     }
 }
@@ -313,6 +385,9 @@ pub struct Server {
     address: Address,
     shared: Arc<Shared>,
     wake_rx: OwnedFd,
+    on_reload: Option<Reload>,
+    /// Held (locked) until the server is gone.
+    pid_file: Option<PidFile>,
 }
 
 /// Stops a serving daemon from anywhere (another thread, a handler).
@@ -442,33 +517,58 @@ impl Server {
             .enable_all()
             .build()?;
         if signals {
+            use tokio::signal::unix::{signal, SignalKind};
             let handle = self.shutdown_handle();
             let _guard = runtime.enter();
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            let mut int =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+            let mut term = signal(SignalKind::terminate())?;
+            let mut int = signal(SignalKind::interrupt())?;
+            let mut hup = signal(SignalKind::hangup())?;
+            let on_reload = self.on_reload.clone();
             runtime.spawn(async move {
-                let which = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                };
-                tracing::info!("{which}: shutting down");
-                handle.shutdown();
+                loop {
+                    let which = tokio::select! {
+                        _ = term.recv() => "SIGTERM",
+                        _ = int.recv() => "SIGINT",
+                        _ = hup.recv() => {
+                            tracing::info!("SIGHUP: reloading");
+                            if let Some(hook) = &on_reload {
+                                let hook = hook.clone();
+                                let _ = tokio::task::spawn_blocking(move || hook()).await;
+                            }
+                            continue;
+                        }
+                    };
+                    tracing::info!("{which}: shutting down");
+                    handle.shutdown();
+                    break;
+                }
+            });
+        }
+        if let Some(every) = systemd::watchdog_interval() {
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    systemd::ping_watchdog();
+                }
             });
         }
         tracing::info!(address = %self.address, endpoints = self.shared.registry.infos().len(), "listening");
+        systemd::notify_ready(&format!("serving on {}", self.address));
         let result = self.accept_loop(runtime.handle());
+        systemd::notify_stopping();
         let Server {
             listener,
             address,
             shared,
+            pid_file,
             ..
         } = self;
         // Closing the listener refuses new connections and removes the
         // socket file.
         drop(listener);
         drain(&shared);
+        drop(pid_file);
         runtime.shutdown_background();
         tracing::info!(%address, "stopped");
         result

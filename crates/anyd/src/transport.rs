@@ -371,6 +371,38 @@ impl Listener {
     }
 }
 
+impl Listener {
+    /// Wraps a listening socket inherited from a service manager, and
+    /// says what address it listens on.
+    pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<(Listener, Address)> {
+        let unix = UnixListener::from(fd);
+        // A TCP socket fails `local_addr` as a Unix one (wrong family).
+        match unix.local_addr() {
+            Ok(addr) => {
+                let address = match (addr.as_pathname(), addr.as_abstract_name()) {
+                    (Some(p), _) => Address::Unix(p.to_owned()),
+                    (None, Some(n)) => Address::Abstract(n.to_vec()),
+                    (None, None) => {
+                        return Err(Error::Config("the inherited socket is unnamed".into()))
+                    }
+                };
+                Ok((
+                    Listener::Unix {
+                        listener: unix,
+                        file: None,
+                    },
+                    address,
+                ))
+            }
+            Err(_) => {
+                let tcp = TcpListener::from(std::os::fd::OwnedFd::from(unix));
+                let address = Address::from(tcp.local_addr()?);
+                Ok((Listener::Tcp(tcp), address))
+            }
+        }
+    }
+}
+
 impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {

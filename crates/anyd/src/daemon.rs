@@ -1,0 +1,163 @@
+//! Process lifecycle for daemons that run without a service manager, or
+//! want the classic safeguards: a locked pid file, detaching from the
+//! terminal, and dropping root after binding.
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rustix::fs::{flock, FlockOperation};
+
+use crate::error::{Error, Result};
+use crate::policy;
+
+/// A pid file held under an exclusive lock for the life of the daemon.
+///
+/// The lock, not the file's existence, says whether a daemon runs: a file
+/// left by a crash is simply taken over.
+#[derive(Debug)]
+pub(crate) struct PidFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl PidFile {
+    /// Locks `path` and writes our pid into it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyRunning`] naming the pid in the file when another
+    /// process holds the lock.
+    pub(crate) fn acquire(path: &Path) -> Result<PidFile> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)
+            .map_err(|e| Error::Config(format!("cannot open pid file {}: {e}", path.display())))?;
+        if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            if e == rustix::io::Errno::WOULDBLOCK {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let pid = text.trim();
+                let pid = if pid.is_empty() { "unknown" } else { pid };
+                return Err(Error::AlreadyRunning(format!(
+                    "pid {pid} (pid file {})",
+                    path.display()
+                )));
+            }
+            return Err(io::Error::from(e).into());
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())?;
+        file.sync_all()?;
+        Ok(PidFile {
+            path: path.to_owned(),
+            file,
+        })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        // Removed while still locked, so no other instance can have taken
+        // it over in between.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = &self.file;
+    }
+}
+
+/// The environment variable that tells a re-executed process which stage
+/// of [`daemonize`] it is in.
+const STAGE_VAR: &str = "ANYD_DAEMONIZE_STAGE";
+
+/// Detaches the process from its terminal and parent, the way a classic
+/// Unix daemon does: a new session, not its leader (so it can never get a
+/// controlling terminal back), working directory `/`, umask `027`, and
+/// standard streams on `/dev/null`. Call it first thing in `main`, before
+/// any thread or runtime exists; the calling process exits inside it and
+/// only the detached one returns.
+///
+/// Rust cannot safely `fork` a process that may hold locks, so the two
+/// forks of the classic recipe are two re-executions of the program with
+/// the same arguments: the first creates the new session, the second
+/// starts the daemon inside it. Where a service manager runs the daemon,
+/// do not daemonize: it tracks the process it started.
+///
+/// # Errors
+///
+/// The program cannot be started again, or `setsid` fails.
+pub fn daemonize() -> Result<()> {
+    let stage = std::env::var(STAGE_VAR).unwrap_or_default();
+    match stage.as_str() {
+        "" => respawn("1"),
+        "1" => {
+            // Not a process group leader (we were spawned), so this works.
+            rustix::process::setsid().map_err(io::Error::from)?;
+            respawn("2")
+        }
+        _ => {
+            std::env::remove_var(STAGE_VAR);
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
+            Ok(())
+        }
+    }
+}
+
+/// Starts this program again at `stage`, detached, and exits.
+fn respawn(stage: &str) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(STAGE_VAR, stage)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::process::exit(0);
+}
+
+/// Drops root for `user`: its groups (from the group database), its
+/// primary gid, then its uid; afterwards checks that root cannot be
+/// regained.
+///
+/// Through the C library's `setgroups`, `setgid` and `setuid`, which apply
+/// to every thread of the process (the raw system calls change only the
+/// calling thread, and a thread left as root would undo the point).
+pub(crate) fn drop_privileges(user: &str) -> Result<()> {
+    let u = policy::user_by_name(user)?
+        .ok_or_else(|| Error::Config(format!("no user named {user:?}")))?;
+    let groups: Vec<libc::gid_t> = policy::groups_of(&u.name, u.gid)?;
+    let check = |r: libc::c_int, what: &str| {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Error::Config(format!(
+                "cannot drop privileges to {user} ({what}): {}",
+                io::Error::last_os_error()
+            )))
+        }
+    };
+    // SAFETY: `groups` is a live slice of `groups.len()` gid_t values that
+    // setgroups only reads; setgid and setuid take plain integers. The C
+    // library makes each change on all threads before returning.
+    unsafe {
+        check(libc::setgroups(groups.len(), groups.as_ptr()), "setgroups")?;
+        check(libc::setgid(u.gid), "setgid")?;
+        check(libc::setuid(u.uid), "setuid")?;
+    }
+    if u.uid != 0 && rustix::thread::set_thread_uid(rustix::process::Uid::ROOT).is_ok() {
+        return Err(Error::Config(format!(
+            "dropped to {user} but could regain root; refusing to continue"
+        )));
+    }
+    tracing::info!(user, uid = u.uid, gid = u.gid, "dropped privileges");
+    Ok(())
+}

@@ -1,0 +1,379 @@
+//! The daemon as a process: signals, socket activation, service manager
+//! notifications, the pid file, privilege drop and daemonizing.
+//!
+//! Each daemon is this test binary run again with `ANYD_CHILD_ADDR` set
+//! (see `child_daemon`), so that signals, environment and credentials
+//! reach only it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyd::{Appd, ClientOptions, ClientSession};
+use rustix::process::{Pid, Signal};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The daemon side; does nothing unless a test below started it.
+#[test]
+fn child_daemon() {
+    let Ok(address) = std::env::var("ANYD_CHILD_ADDR") else {
+        return;
+    };
+    if std::env::var_os("ANYD_CHILD_DAEMONIZE").is_some() {
+        anyd::daemonize().unwrap();
+    }
+    let mut appd = Appd::new()
+        .api("slow()", || {
+            // Tell the parent the call is in progress, then wait for it to
+            // say "go" on stdin.
+            println!("STARTED");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            "finished"
+        })
+        .api("hello()", || "hi")
+        .api("whoami()", || {
+            (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            )
+        })
+        .api("process()", || {
+            let pid = rustix::process::getpid();
+            let sid = rustix::process::getsid(None).unwrap();
+            let cwd = std::env::current_dir().unwrap();
+            let stdout = std::fs::read_link("/proc/self/fd/1").unwrap();
+            (
+                pid.as_raw_nonzero().get(),
+                sid.as_raw_nonzero().get(),
+                cwd,
+                stdout,
+            )
+        })
+        .on_reload(|| println!("RELOADED"));
+    if let Ok(path) = std::env::var("ANYD_CHILD_PIDFILE") {
+        appd = appd.pid_file(path);
+    }
+    if let Ok(user) = std::env::var("ANYD_CHILD_RUN_AS") {
+        appd = appd.run_as(user);
+    }
+    let server = match appd.bind(address.as_str()) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("BIND_ERROR {e}");
+            std::process::exit(2);
+        }
+    };
+    println!("READY {}", server.local_address());
+    let result = server.serve();
+    println!("STOPPED {}", result.is_ok());
+    std::process::exit(if result.is_ok() { 0 } else { 1 });
+}
+
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    /// Waits for a line containing `what` (the harness may print its own
+    /// text before ours on a line) and returns it.
+    fn expect(&self, what: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => continue,
+                Err(e) => panic!("waiting for {what:?}: {e}"),
+            }
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `child_daemon`, through `wrapper` (a command and its arguments
+/// put before the test binary) if given.
+fn spawn(env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    cmd.args(["child_daemon", "--exact", "--nocapture", "--test-threads=1"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Daemon { child, lines }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::yield_now();
+    }
+}
+
+fn run_signal_case(signal: Signal) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let mut d = spawn(&[("ANYD_CHILD_ADDR", path.to_str().unwrap())], &[]);
+    d.expect("READY");
+    let address = path.to_str().unwrap().to_owned();
+    let call = std::thread::spawn(move || {
+        let mut s = ClientSession::connect(address.as_str()).unwrap();
+        s.commit::<String>("slow", ())
+    });
+    d.expect("STARTED");
+    d.signal(signal);
+    // Stops accepting: the socket file goes while the call still runs.
+    wait_until("the socket file is removed", || !path.exists());
+    assert!(ClientSession::connect(path.to_str().unwrap()).is_err());
+    // Let the call finish: its reply still arrives.
+    writeln!(d.child.stdin.as_mut().unwrap(), "go").unwrap();
+    assert_eq!(call.join().unwrap().unwrap(), "finished");
+    d.expect("STOPPED true");
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    run_signal_case(Signal::TERM);
+}
+
+#[test]
+fn sigint_drains_and_exits_cleanly() {
+    run_signal_case(Signal::INT);
+}
+
+#[test]
+fn sighup_runs_the_reload_hook_and_the_daemon_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let d = spawn(&[("ANYD_CHILD_ADDR", path.to_str().unwrap())], &[]);
+    d.expect("READY");
+    // A served call shows the daemon is past setting up its signal
+    // handlers (READY only says it is bound).
+    let mut s = ClientSession::connect(path.to_str().unwrap()).unwrap();
+    assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
+    d.signal(Signal::HUP);
+    d.expect("RELOADED");
+    assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
+    drop(s);
+    d.signal(Signal::TERM);
+    d.expect("STOPPED true");
+}
+
+#[test]
+fn a_locked_pid_file_keeps_a_second_instance_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("d.pid");
+    let env = |sock: &Path| {
+        vec![
+            ("ANYD_CHILD_ADDR", sock.to_str().unwrap().to_owned()),
+            ("ANYD_CHILD_PIDFILE", pid_file.to_str().unwrap().to_owned()),
+        ]
+    };
+    let as_refs = |v: &[(&'static str, String)]| -> Vec<(&'static str, String)> { v.to_vec() };
+    let first_env = as_refs(&env(&dir.path().join("a.sock")));
+    let first_env: Vec<(&str, &str)> = first_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = spawn(&first_env, &[]);
+    first.expect("READY");
+    let written: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(written, first.child.id());
+
+    // Even on another socket, the second instance stops at the pid file.
+    let second_env = as_refs(&env(&dir.path().join("b.sock")));
+    let second_env: Vec<(&str, &str)> = second_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut second = spawn(&second_env, &[]);
+    let line = second.expect("BIND_ERROR");
+    assert!(line.contains(&format!("pid {written}")), "{line}");
+    assert!(line.contains("already running"), "{line}");
+    assert!(!second.child.wait().unwrap().success());
+    assert!(!dir.path().join("b.sock").exists());
+
+    // Serving (so past setting up its signal handlers), then stopped.
+    let mut s = ClientSession::connect(dir.path().join("a.sock").to_str().unwrap()).unwrap();
+    assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
+    drop(s);
+    first.signal(Signal::TERM);
+    first.expect("STOPPED true");
+    wait_until("the pid file is removed", || !pid_file.exists());
+}
+
+#[test]
+fn socket_activation_uses_the_inherited_socket() {
+    if Command::new("systemd-socket-activate")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("systemd-socket-activate is needed for this test (package systemd)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("activated.sock");
+    let listen = format!("--listen={}", path.display());
+    // The daemon is told to bind somewhere it cannot: only the inherited
+    // socket can make it reachable.
+    let setenv = "--setenv=ANYD_CHILD_ADDR=unix:/nonexistent/dir/never.sock";
+    let d = spawn(&[], &["systemd-socket-activate", &listen, setenv]);
+    wait_until("the activator listens", || path.exists());
+    let mut s = ClientOptions::new()
+        .retry_for(PATIENCE)
+        .connect(path.to_str().unwrap())
+        .unwrap();
+    assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
+    let line = d.expect("READY");
+    assert!(line.contains(&format!("unix:{}", path.display())), "{line}");
+    let (pid, ..): (i32, i32, String, String) = s.commit("process", ()).unwrap();
+    drop(s);
+    rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::TERM).unwrap();
+    d.expect("STOPPED true");
+}
+
+#[test]
+fn the_service_manager_hears_ready_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(PATIENCE)).unwrap();
+    let sock = dir.path().join("d.sock");
+    let d = spawn(
+        &[
+            ("ANYD_CHILD_ADDR", sock.to_str().unwrap()),
+            ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "100000"),
+        ],
+        &[],
+    );
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = notify.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut seen = Vec::new();
+    // READY=1 comes once serving; watchdog pings follow at half the
+    // interval. Their relative order is up to the scheduler.
+    while !(seen.iter().any(|m: &String| m.starts_with("READY=1"))
+        && seen.iter().filter(|m| *m == "WATCHDOG=1").count() >= 2)
+    {
+        seen.push(next());
+    }
+    let ready = seen.iter().find(|m| m.starts_with("READY=1")).unwrap();
+    assert!(
+        ready.contains(&format!("MAINPID={}", d.child.id())),
+        "{ready}"
+    );
+    assert!(ready.contains("STATUS=serving on unix:"), "{ready}");
+    d.signal(Signal::TERM);
+    loop {
+        let m = next();
+        if m.starts_with("STOPPING=1") {
+            break;
+        }
+        assert_eq!(m, "WATCHDOG=1", "only pings before STOPPING");
+    }
+    d.expect("STOPPED true");
+}
+
+#[test]
+fn privileges_are_dropped_after_binding() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: dropping privileges needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("d.sock");
+    let d = spawn(
+        &[
+            ("ANYD_CHILD_ADDR", sock.to_str().unwrap()),
+            ("ANYD_CHILD_RUN_AS", "nobody"),
+        ],
+        &[],
+    );
+    d.expect("READY");
+    // The socket was made by root (mode 0600, owner root), and the daemon
+    // now runs as nobody.
+    let mut s = ClientSession::connect(sock.to_str().unwrap()).unwrap();
+    assert_eq!(
+        s.commit::<(u32, u32)>("whoami", ()).unwrap(),
+        (65534, 65534)
+    );
+    drop(s);
+    d.signal(Signal::TERM);
+    d.expect("STOPPED true");
+}
+
+#[test]
+fn daemonize_detaches_into_its_own_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("d.sock");
+    let mut d = spawn(
+        &[
+            ("ANYD_CHILD_ADDR", sock.to_str().unwrap()),
+            ("ANYD_CHILD_DAEMONIZE", "1"),
+        ],
+        &[],
+    );
+    // The process we started returns at once, successfully.
+    assert!(d.child.wait().unwrap().success());
+    let mut s = ClientOptions::new()
+        .retry_for(PATIENCE)
+        .connect(sock.to_str().unwrap())
+        .unwrap();
+    let (pid, sid, cwd, stdout): (i32, i32, String, String) = s.commit("process", ()).unwrap();
+    drop(s);
+    assert_ne!(pid as u32, d.child.id());
+    assert_ne!(sid, pid, "in a new session, but not its leader");
+    assert_ne!(
+        sid,
+        rustix::process::getsid(None)
+            .unwrap()
+            .as_raw_nonzero()
+            .get(),
+        "not in our session"
+    );
+    assert_eq!(cwd, "/");
+    assert_eq!(stdout, "/dev/null");
+    rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::TERM).unwrap();
+    wait_until("the daemon removes its socket", || !sock.exists());
+}
