@@ -1,0 +1,227 @@
+//! vpnmd: the shape of a privileged daemon, with harmless "privileged"
+//! work. It keeps the state of pretend VPN tunnels in a file; anyone who
+//! can reach the socket may ask for the status, only members of one group
+//! (and root) may change it. Its command-line client is `vpnm`.
+//!
+//! ```sh
+//! cargo run -p anyd --example vpnmd -- --address unix:/tmp/vpnmd.sock \
+//!     --state-dir /tmp/vpnmd --group vpn
+//! cargo run -p anyd --example vpnm -- --address unix:/tmp/vpnmd.sock connect office
+//! ```
+//!
+//! Under systemd it runs from the units in `contrib/systemd/`: the socket
+//! is passed in (socket activation), readiness and status go to the
+//! manager, SIGTERM drains calls in progress.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyd::{Allow, Appd, Peer, RemoteError};
+use serde::{Deserialize, Serialize};
+
+/// What the daemon manages: one entry per tunnel that is up.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct State {
+    tunnels: BTreeMap<String, Tunnel>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Tunnel {
+    /// The uid that brought it up.
+    by_uid: Option<u32>,
+    /// Seconds since the epoch.
+    since: u64,
+}
+
+struct Vpnmd {
+    state_file: PathBuf,
+    /// Calls run concurrently, one thread per client: the state file is
+    /// read and written under this lock.
+    lock: Mutex<()>,
+}
+
+impl Vpnmd {
+    fn load(&self) -> Result<State, RemoteError> {
+        match std::fs::read(&self.state_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| RemoteError::new("VpnError", format!("corrupt state file: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(RemoteError::new("OSError", e.to_string())),
+        }
+    }
+
+    /// Writes the new state atomically: a crash never leaves half a file.
+    fn store(&self, state: &State) -> Result<(), RemoteError> {
+        let tmp = self.state_file.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(state).expect("the state serializes");
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, &self.state_file))
+            .map_err(|e| RemoteError::new("OSError", e.to_string()))
+    }
+
+    fn status(&self) -> Result<State, RemoteError> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.load()
+    }
+
+    fn connect(&self, profile: String, peer: &Peer) -> Result<State, RemoteError> {
+        if profile.is_empty()
+            || !profile
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(RemoteError::new(
+                "ValueError",
+                format!("bad profile name {profile:?}"),
+            ));
+        }
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.load()?;
+        if state.tunnels.contains_key(&profile) {
+            return Err(RemoteError::new(
+                "VpnError",
+                format!("{profile} is already up"),
+            ));
+        }
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        state.tunnels.insert(
+            profile.clone(),
+            Tunnel {
+                by_uid: peer.uid(),
+                since,
+            },
+        );
+        self.store(&state)?;
+        tracing::info!(profile, uid = ?peer.uid(), "tunnel up");
+        let _ = anyd::systemd::notify_status(&format!("{} tunnel(s) up", state.tunnels.len()));
+        Ok(state)
+    }
+
+    fn disconnect(&self, profile: String, peer: &Peer) -> Result<State, RemoteError> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.load()?;
+        if state.tunnels.remove(&profile).is_none() {
+            return Err(RemoteError::new(
+                "VpnError",
+                format!("{profile} is not connected"),
+            ));
+        }
+        self.store(&state)?;
+        tracing::info!(profile, uid = ?peer.uid(), "tunnel down");
+        let _ = anyd::systemd::notify_status(&format!("{} tunnel(s) up", state.tunnels.len()));
+        Ok(state)
+    }
+}
+
+struct Options {
+    address: String,
+    state_dir: PathBuf,
+    group: Option<String>,
+    pid_file: Option<PathBuf>,
+}
+
+const USAGE: &str =
+    "usage: vpnmd [--address ADDR] [--state-dir DIR] [--group NAME] [--pid-file PATH]
+
+  --address ADDR    where to listen (default unix:/run/vpnmd.sock); a socket
+                    passed by systemd is used instead when present
+  --state-dir DIR   where the state file lives (default /var/lib/vpnmd)
+  --group NAME      members of this group (and root) may connect and
+                    disconnect; without it, only root may
+  --pid-file PATH   hold a locked pid file";
+
+fn options() -> Options {
+    let mut o = Options {
+        address: "unix:/run/vpnmd.sock".into(),
+        state_dir: "/var/lib/vpnmd".into(),
+        group: None,
+        pid_file: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next().unwrap_or_else(|| {
+                eprintln!("vpnmd: {name} needs a value\n{USAGE}");
+                std::process::exit(2)
+            })
+        };
+        match arg.as_str() {
+            "--address" => o.address = value("--address"),
+            "--state-dir" => o.state_dir = value("--state-dir").into(),
+            "--group" => o.group = Some(value("--group")),
+            "--pid-file" => o.pid_file = Some(value("--pid-file").into()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
+            other => {
+                eprintln!("vpnmd: unknown argument {other:?}\n{USAGE}");
+                std::process::exit(2)
+            }
+        }
+    }
+    o
+}
+
+fn main() -> anyd::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let o = options();
+    std::fs::create_dir_all(&o.state_dir)?;
+    let vpn = std::sync::Arc::new(Vpnmd {
+        state_file: o.state_dir.join("state.json"),
+        lock: Mutex::new(()),
+    });
+    let changers = match &o.group {
+        Some(g) => Allow::group(g.as_str()).or(Allow::root()),
+        None => Allow::root(),
+    };
+    let (v1, v2, v3) = (vpn.clone(), vpn.clone(), vpn);
+    let mut appd = Appd::new()
+        .api("status()", move || v1.status())
+        .doc("The tunnels that are up.")
+        .api("connect(profile)", move |profile: String, peer: Peer| {
+            v2.connect(profile, &peer)
+        })
+        .doc("Brings up the tunnel of a profile.")
+        .restrict(changers.clone())
+        .api("disconnect(profile)", move |profile: String, peer: Peer| {
+            v3.disconnect(profile, &peer)
+        })
+        .doc("Tears down the tunnel of a profile.")
+        .restrict(changers);
+    if let Some(path) = o.pid_file {
+        appd = appd.pid_file(path);
+    }
+    if o.group.is_some() {
+        // Group members must be able to reach the socket file.
+        let gid = o
+            .group
+            .as_deref()
+            .and_then(group_id)
+            .ok_or_else(|| anyd::Error::Config(format!("no group {:?}", o.group)))?;
+        appd = appd.socket_mode(0o660).socket_group(gid);
+    }
+    let server = appd.bind(o.address.as_str())?;
+    eprintln!("vpnmd: serving on {}", server.local_address());
+    server.serve()
+}
+
+/// The gid of a group name, from /etc/group.
+fn group_id(name: &str) -> Option<u32> {
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next()? == name).then_some(())?;
+            f.nth(1)?.parse().ok()
+        })
+}

@@ -1,0 +1,102 @@
+//! The vpnmd/vpnm example pair, run as real processes: a daemon running as
+//! root, and its CLI run by users in and out of the allowed group.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output};
+
+use anyd::ClientOptions;
+
+/// `cargo test` and `cargo nextest` build the examples next to the test
+/// binaries' directory.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(path.exists(), "{} is not built", path.display());
+    path
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn vpnm(address: &str, uid: u32, gid: u32, args: &[&str]) -> Output {
+    Command::new(example("vpnm"))
+        .arg("--address")
+        .arg(address)
+        .args(args)
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn only_the_group_may_change_state_and_everyone_may_look() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: the example daemon runs as root with users switching");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Other users must reach the socket inside.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.path().join("vpnmd.sock");
+    let address = format!("unix:{}", sock.display());
+    let state_dir = dir.path().join("state");
+    let _daemon = Kill(
+        Command::new(example("vpnmd"))
+            .args(["--address", &address, "--group", "nogroup", "--state-dir"])
+            .arg(&state_dir)
+            .spawn()
+            .unwrap(),
+    );
+    // Ready once it answers.
+    let mut s = ClientOptions::new()
+        .retry_for(std::time::Duration::from_secs(30))
+        .connect(address.as_str())
+        .unwrap();
+    assert!(s.commit::<bool>("anyd.ping", ()).unwrap());
+    drop(s);
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o660,
+        "the group may reach the socket, others may not"
+    );
+
+    // A member of the group (nobody:nogroup) brings a tunnel up.
+    let out = vpnm(&address, 65534, 65534, &["connect", "office"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "office: up\n");
+    let state = std::fs::read_to_string(state_dir.join("state.json")).unwrap();
+    assert!(state.contains("\"by_uid\": 65534"), "{state}");
+
+    // Errors from the daemon come back as messages and exit status 1.
+    let out = vpnm(&address, 65534, 65534, &["connect", "office"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "vpnm: VpnError: office is already up\n"
+    );
+
+    // Someone outside the group can reach the socket only if the file
+    // lets them; with 0660 they cannot even connect.
+    let out = vpnm(&address, 4000, 4000, &["status"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+
+    // Root may do anything.
+    let out = vpnm(&address, 0, 0, &["disconnect", "office"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no tunnel is up\n");
+}
