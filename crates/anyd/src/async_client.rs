@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyd_wire::frame::{self, FrameError};
 use anyd_wire::handshake::MAX_HANDSHAKE_FRAME;
-use anyd_wire::message::{decode_reply, encode_end_session, encode_request, Reply};
+use anyd_wire::message::{decode_reply, Reply};
 use anyd_wire::Codec;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::address::{Address, ToAddress};
-use crate::client::ClientOptions;
+use crate::client::{call_outcome, end_outcome, frame_end_session, frame_request, ClientOptions};
 use crate::error::{Error, Result};
 use crate::framed::{self, Side};
 
@@ -295,19 +295,9 @@ impl AsyncClientSession {
         args: impl Serialize,
         kwargs: impl Serialize,
     ) -> Result<R> {
-        self.out.clear();
-        let mark = frame::begin(&mut self.out);
-        encode_request(self.options.codec, endpoint, &args, &kwargs, &mut self.out)?;
-        frame::finish(&mut self.out, mark);
-        match self.exchange().await? {
-            Reply::Ok(v) => Ok(v),
-            Reply::Err(e) => Err(Error::Remote(e)),
-            Reply::EndSession => {
-                self.conn = None;
-                Err(Error::Protocol("the daemon ended the session".into()))
-            }
-            _ => Err(Error::Protocol("unknown reply".into())),
-        }
+        frame_request(self.options.codec, endpoint, &args, &kwargs, &mut self.out)?;
+        let reply = self.exchange().await?;
+        call_outcome(reply, &mut self.conn)
     }
 
     /// Ends the session: sends SIGENDS and waits for the acknowledgement.
@@ -316,16 +306,8 @@ impl AsyncClientSession {
     ///
     /// A transport or protocol error; the connection is closed either way.
     pub async fn end_session(mut self) -> Result<()> {
-        self.out.clear();
-        let mark = frame::begin(&mut self.out);
-        encode_end_session(self.options.codec, &mut self.out);
-        frame::finish(&mut self.out, mark);
-        match self.exchange::<serde::de::IgnoredAny>().await? {
-            Reply::EndSession => Ok(()),
-            _ => Err(Error::Protocol(
-                "the daemon did not acknowledge the end of the session".into(),
-            )),
-        }
+        frame_end_session(self.options.codec, &mut self.out);
+        end_outcome(self.exchange::<serde::de::IgnoredAny>().await?)
     }
 
     async fn exchange<R: DeserializeOwned>(&mut self) -> Result<Reply<R>> {

@@ -216,20 +216,9 @@ impl ClientSession {
         args: impl Serialize,
         kwargs: impl Serialize,
     ) -> Result<R> {
-        let codec = self.options.codec;
-        self.buf.clear();
-        let mark = frame::begin(&mut self.buf);
-        encode_request(codec, endpoint, &args, &kwargs, &mut self.buf)?;
-        frame::finish(&mut self.buf, mark);
-        match self.exchange()? {
-            Reply::Ok(v) => Ok(v),
-            Reply::Err(e) => Err(Error::Remote(e)),
-            Reply::EndSession => {
-                self.conn = None;
-                Err(Error::Protocol("the daemon ended the session".into()))
-            }
-            _ => Err(Error::Protocol("unknown reply".into())),
-        }
+        frame_request(self.options.codec, endpoint, &args, &kwargs, &mut self.buf)?;
+        let reply = self.exchange()?;
+        call_outcome(reply, &mut self.conn)
     }
 
     /// Ends the session: sends SIGENDS and waits for the daemon to
@@ -246,18 +235,10 @@ impl ClientSession {
         if self.conn.is_none() {
             return Ok(());
         }
-        self.buf.clear();
-        let mark = frame::begin(&mut self.buf);
-        encode_end_session(self.options.codec, &mut self.buf);
-        frame::finish(&mut self.buf, mark);
+        frame_end_session(self.options.codec, &mut self.buf);
         let reply = self.exchange::<serde::de::IgnoredAny>();
         self.conn = None;
-        match reply? {
-            Reply::EndSession => Ok(()),
-            _ => Err(Error::Protocol(
-                "the daemon did not acknowledge the end of the session".into(),
-            )),
-        }
+        end_outcome(reply?)
     }
 
     /// Sends `self.buf` and reads one reply. Errors other than a result of
@@ -303,5 +284,53 @@ impl Drop for ClientSession {
             let _ = conn.stream.set_read_timeout(grace);
             let _ = self.end();
         }
+    }
+}
+
+/// Frames a request into `buf`, replacing what it held.
+pub(crate) fn frame_request(
+    codec: Codec,
+    endpoint: &str,
+    args: &impl Serialize,
+    kwargs: &impl Serialize,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    buf.clear();
+    let mark = frame::begin(buf);
+    encode_request(codec, endpoint, args, kwargs, buf)?;
+    frame::finish(buf, mark);
+    Ok(())
+}
+
+/// Frames the end of the session (SIGENDS) into `buf`, replacing what it
+/// held.
+pub(crate) fn frame_end_session(codec: Codec, buf: &mut Vec<u8>) {
+    buf.clear();
+    let mark = frame::begin(buf);
+    encode_end_session(codec, buf);
+    frame::finish(buf, mark);
+}
+
+/// What the reply to a call means for the caller; a daemon that ended the
+/// session instead closes `conn`.
+pub(crate) fn call_outcome<R, C>(reply: Reply<R>, conn: &mut Option<C>) -> Result<R> {
+    match reply {
+        Reply::Ok(v) => Ok(v),
+        Reply::Err(e) => Err(Error::Remote(e)),
+        Reply::EndSession => {
+            *conn = None;
+            Err(Error::Protocol("the daemon ended the session".into()))
+        }
+        _ => Err(Error::Protocol("unknown reply".into())),
+    }
+}
+
+/// What the reply to SIGENDS means: only its echo ends the session well.
+pub(crate) fn end_outcome<R>(reply: Reply<R>) -> Result<()> {
+    match reply {
+        Reply::EndSession => Ok(()),
+        _ => Err(Error::Protocol(
+            "the daemon did not acknowledge the end of the session".into(),
+        )),
     }
 }

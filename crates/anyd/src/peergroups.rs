@@ -1,8 +1,7 @@
 //! The supplementary groups of a Unix socket peer, as the kernel recorded
 //! them when it connected (SO_PEERGROUPS, Linux 4.13 and later).
 //!
-//! This is the crate's only unsafe code: a `getsockopt` that neither std
-//! nor rustix wraps. The groups must come from the kernel's snapshot at
+//! Unsafe because it is a `getsockopt` that neither std nor rustix wraps. The groups must come from the kernel's snapshot at
 //! connect time, not from `/proc/<pid>`, which describes whatever the
 //! process (or a process that reused its pid) is now, for example after
 //! executing a setgid program.
@@ -10,32 +9,8 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// SO_PEERGROUPS from the kernel's generic `asm/socket.h`; the few
-/// architectures with their own numbering fall back to the password
-/// database.
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "x86",
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "riscv64",
-    target_arch = "loongarch64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-))]
-const SO_PEERGROUPS: libc::c_int = 59;
-
-/// The peer's supplementary groups, or `None` where the kernel cannot say.
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "x86",
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "riscv64",
-    target_arch = "loongarch64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-))]
+/// The peer's supplementary groups, or `None` where the kernel cannot say
+/// (before Linux 4.13).
 pub(crate) fn peer_groups(fd: BorrowedFd<'_>) -> Option<Vec<u32>> {
     // NGROUPS_MAX is 65536; start small and grow to what the kernel asks.
     let mut groups: Vec<libc::gid_t> = vec![0; 64];
@@ -49,7 +24,7 @@ pub(crate) fn peer_groups(fd: BorrowedFd<'_>) -> Option<Vec<u32>> {
             libc::getsockopt(
                 fd.as_raw_fd(),
                 libc::SOL_SOCKET,
-                SO_PEERGROUPS,
+                libc::SO_PEERGROUPS,
                 groups.as_mut_ptr().cast(),
                 &mut len,
             )
@@ -66,18 +41,4 @@ pub(crate) fn peer_groups(fd: BorrowedFd<'_>) -> Option<Vec<u32>> {
         }
         return None;
     }
-}
-
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "x86",
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "riscv64",
-    target_arch = "loongarch64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-)))]
-pub(crate) fn peer_groups(_: BorrowedFd<'_>) -> Option<Vec<u32>> {
-    None
 }
