@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyd_wire::frame::{self, FrameError};
-use anyd_wire::handshake::MAX_HANDSHAKE_FRAME;
+use anyd_wire::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
 use anyd_wire::message::{decode_reply, Reply};
 use anyd_wire::Codec;
 use serde::de::DeserializeOwned;
@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use crate::address::{Address, ToAddress};
 use crate::client::{call_outcome, end_outcome, frame_end_session, frame_request, ClientOptions};
 use crate::error::{Error, Result};
-use crate::framed::{self, Side};
+use crate::framed;
 
 #[derive(Debug)]
 enum AsyncStream {
@@ -146,7 +146,7 @@ impl AsyncFramed {
         Ok(())
     }
 
-    async fn handshake(&mut self, side: &mut impl Side) -> Result<()> {
+    async fn handshake(&mut self, side: &mut impl Handshake) -> Result<()> {
         if let Some(first) = side.start() {
             self.send(&first).await?;
         }

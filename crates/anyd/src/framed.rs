@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyd_wire::frame::{self, FrameError};
 use anyd_wire::handshake::{
-    ClientHandshake, HandshakeError, HandshakeOptions, ServerHandshake, Step, CHALLENGE_RANDOM_LEN,
+    ClientHandshake, Handshake, HandshakeOptions, ServerHandshake, CHALLENGE_RANDOM_LEN,
     MAX_HANDSHAKE_FRAME,
 };
 
@@ -138,30 +138,6 @@ impl Framed {
     }
 }
 
-/// One side of the handshake, so that one driver serves both.
-pub(crate) trait Side {
-    fn start(&mut self) -> Option<Vec<u8>>;
-    fn receive(&mut self, payload: &[u8]) -> Result<Step, HandshakeError>;
-}
-
-impl Side for ServerHandshake {
-    fn start(&mut self) -> Option<Vec<u8>> {
-        ServerHandshake::start(self)
-    }
-    fn receive(&mut self, payload: &[u8]) -> Result<Step, HandshakeError> {
-        ServerHandshake::receive(self, payload)
-    }
-}
-
-impl Side for ClientHandshake {
-    fn start(&mut self) -> Option<Vec<u8>> {
-        ClientHandshake::start(self)
-    }
-    fn receive(&mut self, payload: &[u8]) -> Result<Step, HandshakeError> {
-        ClientHandshake::receive(self, payload)
-    }
-}
-
 /// Fresh challenge bytes from the OS.
 pub(crate) fn challenge_random() -> io::Result<[u8; CHALLENGE_RANDOM_LEN]> {
     let mut random = [0u8; CHALLENGE_RANDOM_LEN];
@@ -188,7 +164,7 @@ pub(crate) fn client_side(
 /// at [`MAX_HANDSHAKE_FRAME`] for its duration.
 pub(crate) fn handshake(
     conn: &mut Framed,
-    side: &mut impl Side,
+    side: &mut impl Handshake,
     timeout: Option<Duration>,
     max_frame_after: usize,
 ) -> Result<(), Error> {
