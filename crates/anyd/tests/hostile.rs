@@ -1,0 +1,201 @@
+//! Hostile input against a live daemon: each attack gets a clear refusal,
+//! runs no code, costs no memory, and leaves other clients served.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use anyd::wire::frame;
+use anyd::{Address, Appd, ClientSession, Running};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn start(appd: Appd) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let running = appd.bind(path.to_str().unwrap()).unwrap().spawn().unwrap();
+    (running, dir)
+}
+
+fn raw(address: &Address) -> UnixStream {
+    let Address::Unix(path) = address else {
+        panic!("{address}")
+    };
+    let s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Reads until the daemon closes the stream; returns what it sent.
+fn until_closed(s: &mut UnixStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut b = [0u8; 256];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return all,
+            Ok(n) => all.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return all,
+            Err(e) => panic!("the daemon did not close the connection: {e}"),
+        }
+    }
+}
+
+#[test]
+fn absurd_length_headers_are_refused_before_any_allocation() {
+    let (d, _dir) = start(Appd::new().api("echo(a)", |a: u32| a));
+    let before = rss_kib();
+    for header in [
+        // 2^31 - 1
+        vec![0x7f, 0xff, 0xff, 0xff],
+        // -1 and then 2^63 - 1
+        vec![
+            0xff, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+        // -1 and then 2^63 (negative as a signed length)
+        vec![0xff, 0xff, 0xff, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0],
+    ] {
+        for _ in 0..20 {
+            let mut s = raw(d.address());
+            s.write_all(&header).unwrap();
+            assert!(until_closed(&mut s).is_empty());
+        }
+    }
+    // Sixty claims of gigabytes later, the process has not grown by even
+    // one of them.
+    let grown = rss_kib().saturating_sub(before);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    let mut s = ClientSession::connect(d.address()).unwrap();
+    assert_eq!(s.commit::<u32>("echo", (9,)).unwrap(), 9);
+}
+
+#[test]
+fn malicious_pickles_run_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let (d, _sock_dir) = start(Appd::new().api("echo(a)", |a: anyd::Value| a));
+    let cmd = format!("touch {}", marker.display());
+    let python = |src: &str| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", src])
+            .output()
+            .expect("python3 must be on PATH");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    // Each payload would create the marker if a pickle were executed.
+    let payloads: Vec<Vec<u8>> = vec![
+        // REDUCE of os.system, at every protocol.
+        python(&format!(
+            "import os, pickle, sys\n\
+             class P:\n    def __reduce__(self): return (os.system, ({cmd:?},))\n\
+             sys.stdout.buffer.write(pickle.dumps(('echo', (P(),), {{}}), protocol=4))"
+        )),
+        python(&format!(
+            "import subprocess, pickle, sys\n\
+             class P:\n    def __reduce__(self): return (subprocess.Popen, ({cmd:?},), None)\n\
+             sys.stdout.buffer.write(pickle.dumps(('echo', (P(),), {{}}), protocol=2))"
+        )),
+        python(&format!(
+            "import builtins, pickle, sys\n\
+             class P:\n    def __reduce__(self): return (builtins.eval, (\"__import__('os').system('{cmd}')\",))\n\
+             sys.stdout.buffer.write(pickle.dumps(('echo', (P(),), {{}}), protocol=3))"
+        )),
+        // INST and OBJ, by hand (behind a protocol 2 header, so that the
+        // daemon detects pickle and answers instead of closing).
+        format!("\u{80}\u{2}(S'{cmd}'\nios\nsystem\n.")
+            .chars()
+            .map(|c| c as u8)
+            .collect(),
+        format!("\u{80}\u{2}(cos\nsystem\nS'{cmd}'\no.")
+            .chars()
+            .map(|c| c as u8)
+            .collect(),
+        // BUILD on an object.
+        b"\x80\x04}Nb.".to_vec(),
+    ];
+    for p in &payloads {
+        let mut s = raw(d.address());
+        let mut f = Vec::new();
+        frame::encode(p, &mut f);
+        s.write_all(&f).unwrap();
+        let mut header = [0u8; 4];
+        s.read_exact(&mut header).unwrap();
+        let mut reply = vec![0; u32::from_be_bytes(header) as usize];
+        s.read_exact(&mut reply).unwrap();
+        // A pickle error reply (a Python client would raise it).
+        let decoded: anyd::wire::message::Reply<anyd::Value> =
+            anyd::wire::message::decode_reply(anyd::Codec::Pickle, &reply, &Default::default())
+                .unwrap();
+        match decoded {
+            anyd::wire::message::Reply::Err(e) => {
+                assert_eq!(e.kind, "ValueError", "{e}");
+                assert!(e.message.contains("pickle"), "{e}");
+            }
+            other => panic!("a malicious pickle was answered with {other:?}"),
+        }
+    }
+    assert!(!marker.exists(), "a pickle ran code");
+}
+
+#[test]
+fn slowloris_in_the_handshake_is_cut_at_the_timeout() {
+    let timeout = Duration::from_millis(300);
+    let (d, _dir) = start(Appd::new().authkey("k").handshake_timeout(timeout));
+    let mut s = raw(d.address());
+    let mut header = [0u8; 4];
+    s.read_exact(&mut header).unwrap();
+    let mut challenge = vec![0; u32::from_be_bytes(header) as usize];
+    s.read_exact(&mut challenge).unwrap();
+    // Trickle a plausible reply a byte at a time, slower than the whole
+    // handshake may take: each byte would reset a per-read timeout.
+    let started = Instant::now();
+    let reply = [0u8, 0, 0, 16, 1, 2, 3, 4, 5, 6, 7, 8];
+    let mut cut = false;
+    for b in reply {
+        std::thread::sleep(timeout / 4);
+        if s.write_all(&[b]).is_err() {
+            cut = true;
+            break;
+        }
+    }
+    if !cut {
+        until_closed(&mut s);
+    }
+    assert!(started.elapsed() < PATIENCE);
+    // Others go on.
+    let mut ok = anyd::ClientOptions::new()
+        .authkey("k")
+        .connect(d.address())
+        .unwrap();
+    assert!(ok.commit::<bool>("anyd.ping", ()).unwrap());
+}
+
+#[test]
+fn an_idle_flood_hits_the_cap_while_established_clients_are_served() {
+    let (d, _dir) = start(Appd::new().api("echo(a)", |a: u32| a).max_connections(50));
+    let mut established = ClientSession::connect(d.address()).unwrap();
+    assert_eq!(established.commit::<u32>("echo", (1,)).unwrap(), 1);
+    // Connections are accepted in the order they were made, so the first
+    // 49 of the flood fill the cap and every later one is refused.
+    let mut flood: Vec<UnixStream> = (0..200).map(|_| raw(d.address())).collect();
+    for (i, s) in flood.iter_mut().enumerate().skip(49) {
+        assert!(until_closed(s).is_empty(), "connection {i} was not refused");
+    }
+    for i in 0..100 {
+        assert_eq!(established.commit::<u32>("echo", (i,)).unwrap(), i);
+    }
+}
