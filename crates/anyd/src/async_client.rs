@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyd_wire::frame::{self, FrameError};
 use anyd_wire::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
-use anyd_wire::message::{decode_reply, Reply};
+use anyd_wire::message::Reply;
 use anyd_wire::Codec;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::address::{Address, ToAddress};
-use crate::client::{call_outcome, end_outcome, frame_end_session, frame_request, ClientOptions};
+use crate::client::{
+    call_outcome, decode_call_reply, end_outcome, frame_end_session, frame_request, ClientOptions,
+};
 use crate::error::{Error, Result};
 use crate::framed;
 
@@ -322,8 +324,7 @@ impl AsyncClientSession {
             let range = conn
                 .read_frame(options.max_frame, "waiting for the reply")
                 .await?;
-            decode_reply(options.codec, &conn.buf[range], &options.decode_limits)
-                .map_err(Error::from_decode)
+            decode_call_reply(options, &conn.buf[range])
         })
         .await;
         match result {

@@ -255,12 +255,7 @@ impl ClientSession {
                 .ok_or_else(|| {
                     Error::Protocol("the daemon closed the connection without replying".into())
                 })?;
-            decode_reply(
-                self.options.codec,
-                conn.payload(range),
-                &self.options.decode_limits,
-            )
-            .map_err(Error::from_decode)
+            decode_call_reply(&self.options, conn.payload(range))
         })();
         match result {
             Ok(r) => Ok(r),
@@ -333,4 +328,24 @@ pub(crate) fn end_outcome<R>(reply: Reply<R>) -> Result<()> {
             "the daemon did not acknowledge the end of the session".into(),
         )),
     }
+}
+
+/// Decodes the reply to a call. A handshake challenge in its place means
+/// the daemon wants an authkey the client did not give: say so, rather
+/// than report a malformed message.
+pub(crate) fn decode_call_reply<R: DeserializeOwned>(
+    options: &ClientOptions,
+    payload: &[u8],
+) -> Result<Reply<R>> {
+    decode_reply(options.codec, payload, &options.decode_limits).map_err(|e| {
+        if options.authkey.is_none() && payload.starts_with(anyd_wire::handshake::CHALLENGE) {
+            Error::Protocol(
+                "the daemon requires an authkey (it answered with a challenge); \
+                 connect with ClientOptions::authkey"
+                    .into(),
+            )
+        } else {
+            Error::from_decode(e)
+        }
+    })
 }

@@ -8,7 +8,6 @@ use std::marker::PhantomData;
 
 use anyd_wire::message::{encode_reply_ok, Arg, Request};
 use anyd_wire::Codec;
-use serde::de::value::UnitDeserializer;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -140,9 +139,42 @@ pub trait FromCall: Sized {
 }
 
 /// Stands for an argument the caller did not send: an `Option` becomes
-/// `None`, anything else fails and the call gets a "missing argument" error.
+/// `None` (and `()` is `()`), anything else fails and the call gets a
+/// "missing argument" error. Types that take whatever comes (`Value`)
+/// still need the argument: absent is not the same as `None`.
 fn missing<T: DeserializeOwned>() -> Option<T> {
-    T::deserialize(UnitDeserializer::<serde::de::value::Error>::new()).ok()
+    T::deserialize(Missing).ok()
+}
+
+/// The deserializer of an absent argument.
+struct Missing;
+
+impl<'de> serde::Deserializer<'de> for Missing {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("missing argument"))
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_none()
+    }
+
+    fn deserialize_unit<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
 }
 
 impl<T: DeserializeOwned> FromCall for T {
@@ -420,5 +452,7 @@ mod tests {
         assert!(missing::<Option<u8>>().is_some());
         assert!(missing::<u8>().is_none());
         assert!(missing::<String>().is_none());
+        assert!(missing::<anyd_wire::Value>().is_none(), "absent is not nil");
+        assert_eq!(missing::<()>(), Some(()));
     }
 }

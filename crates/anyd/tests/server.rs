@@ -355,6 +355,7 @@ fn authkey_handshake() {
     let mut s = ClientSession::connect(d.address()).unwrap();
     let e = s.commit::<bool>("anyd.ping", ()).unwrap_err();
     assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+    assert!(e.to_string().contains("requires an authkey"), "{e}");
 
     // The daemon still serves the right key after all that.
     let mut s = good.connect(d.address()).unwrap();
