@@ -225,10 +225,12 @@ fn main() -> anyd::Result<()> {
     match ClientSession::connect(&address) {
         Err(e) => println!("-> connect without a key  ! {e}"),
         Ok(mut s) => {
-            // The daemon sent a challenge the client never answers: the
-            // first call must fail.
+            // Connecting needs no key; the daemon's first frame is its
+            // challenge, which a client without a key reads as the reply to
+            // its first call, and the daemon closes the connection.
             let r = s.commit::<Value>("echo", ("sneaky",));
             println!("-> connect without a key, then echo  ! {}", r.unwrap_err());
+            println!("   (that was the daemon's challenge, read as a reply)");
         }
     }
 
