@@ -226,11 +226,9 @@ fn main() -> anyd::Result<()> {
         Err(e) => println!("-> connect without a key  ! {e}"),
         Ok(mut s) => {
             // Connecting needs no key; the daemon's first frame is its
-            // challenge, which a client without a key reads as the reply to
-            // its first call, and the daemon closes the connection.
+            // challenge, which the client recognises in place of a reply.
             let r = s.commit::<Value>("echo", ("sneaky",));
             println!("-> connect without a key, then echo  ! {}", r.unwrap_err());
-            println!("   (that was the daemon's challenge, read as a reply)");
         }
     }
 

@@ -191,8 +191,18 @@ impl<T: DeserializeOwned> FromCall for T {
         *index += 1;
         match call.arg(i) {
             Some(arg) => arg.deserialize().map_err(|e| {
+                // Say it in the caller's terms (Python's wording and type
+                // names), not the decoder's.
+                let detail = match arg.to_value() {
+                    Ok(v) => format!(
+                        "must be {}, not {}",
+                        short_type_name(std::any::type_name::<T>()),
+                        v.type_name()
+                    ),
+                    Err(_) => e,
+                };
                 type_error(format!(
-                    "{}() argument '{}': {e}",
+                    "{}() argument '{}' {detail}",
                     call.info.name,
                     call.param_name(i)
                 ))

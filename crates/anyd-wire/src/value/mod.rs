@@ -73,6 +73,25 @@ pub enum Value {
 }
 
 impl Value {
+    /// The Python name of this value's type (`int`, `str`, `dict`, ...),
+    /// for messages that tell a caller what it sent.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Nil => "None",
+            Value::Bool(_) => "bool",
+            Value::Int(_) | Value::BigInt(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bytes(_) => "bytes",
+            Value::ByteArray(_) => "bytearray",
+            Value::List(_) => "list",
+            Value::Tuple(_) => "tuple",
+            Value::Map(_) => "dict",
+            Value::Set(_) => "set",
+            Value::FrozenSet(_) => "frozenset",
+        }
+    }
+
     /// The string inside a [`Value::Str`], if that is what this is.
     pub fn as_str(&self) -> Option<&str> {
         match self {
