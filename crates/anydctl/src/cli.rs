@@ -1,0 +1,425 @@
+//! The command line as clap parses it: raw flags and positionals, their
+//! help, and the texts (exit codes, examples) that `--help`, the man page
+//! and the completions share. Turning them into something runnable is
+//! `plan.rs`; nothing here connects or prints.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyd::Address;
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit::Exit;
+
+/// How the tool reads its command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "anydctl",
+    version,
+    about = "Call any anyd daemon from the shell: call endpoints, list them, ping, benchmark.",
+    long_about = "Call any anyd daemon from the shell: call endpoints, list them, ping, benchmark.\n\n\
+        ADDR is a daemon's address: unix:/path (or just /path), unix:@name for a \
+        Linux abstract socket, tcp:host:port. anydctl is an ordinary anyd client; \
+        it also calls Python anyd daemons (use --codec pickle for those).",
+    after_help = after_help(),
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub(crate) struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options shared by the commands that talk to a daemon.
+#[derive(Debug, Args)]
+pub(crate) struct Common {
+    /// Payload codec. Python anyd daemons only understand pickle (and stop
+    /// on anything else); Rust anyd daemons take all three.
+    #[arg(long, global = true, value_enum, default_value_t = CodecArg::Msgpack)]
+    pub(crate) codec: CodecArg,
+
+    /// Give up on connecting, or on a reply, after this long (10s, 250ms,
+    /// 1.5, 2m). Without it, connecting may take 10s and replies may take
+    /// forever.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
+    pub(crate) timeout: Option<Duration>,
+
+    /// Read the daemon's authkey from this file (one trailing newline is
+    /// dropped). Without it, the key comes from ANYD_AUTHKEY if that is set
+    /// and not empty. A key is never taken from the command line, where
+    /// other users could read it.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) authkey_file: Option<PathBuf>,
+
+    /// Say on stderr what is being done: how arguments were read, the
+    /// connection, timings.
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
+}
+
+/// The codecs, as spelled on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CodecArg {
+    /// MessagePack, the native default.
+    Msgpack,
+    /// JSON.
+    Json,
+    /// Python pickle (data only), for Python anyd daemons.
+    Pickle,
+}
+
+impl From<CodecArg> for anyd::Codec {
+    fn from(c: CodecArg) -> Self {
+        match c {
+            CodecArg::Msgpack => anyd::Codec::MsgPack,
+            CodecArg::Json => anyd::Codec::Json,
+            CodecArg::Pickle => anyd::Codec::Pickle,
+        }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Call an endpoint and print its result as JSON.
+    #[command(
+        long_about = "Call an endpoint and print its result as JSON: pretty on a terminal, \
+            compact otherwise. An error reply is printed on stderr as `Kind: message` \
+            (exit status 5).\n\n\
+            Each ARG and each -k VALUE is read as JSON if it parses as JSON, and is sent \
+            as a string otherwise: 42, 1.5, true, null, [1,2], {\"a\":1} and \"42\" (with \
+            the quotes, the string 42) are JSON; hello, /etc/vpn.json and [1,2 (a typo) \
+            are strings. --verbose shows how each one was read.\n\n\
+            Result values that JSON has no word for: bytes become an array of numbers \
+            (0-255); tuples, sets and frozensets become arrays; integers outside the 64-bit \
+            range become decimal strings; NaN and infinities become the strings \"NaN\", \
+            \"Infinity\" and \"-Infinity\"; map keys that are not strings become their JSON text \
+            (1 becomes \"1\").",
+        after_help = CALL_EXAMPLES
+    )]
+    Call(CallArgs),
+
+    /// List a daemon's endpoints: parameters, types, docs.
+    #[command(
+        long_about = "List a daemon's endpoints with their parameters, types and docs, \
+            from its reserved endpoint anyd.endpoints. A parameter marked `?` may be left \
+            out. Python anyd daemons have no anyd.endpoints and cannot list their \
+            endpoints; anydctl says so (exit status 5).",
+        after_help = ENDPOINTS_EXAMPLES
+    )]
+    Endpoints(EndpointsArgs),
+
+    /// Measure round trips to a daemon, like ping.
+    #[command(
+        long_about = "Measure round trips to a daemon, like ping: call its reserved \
+            endpoint anyd.ping every INTERVAL over one session and print the time of each \
+            reply, then statistics (also on Ctrl-C).\n\n\
+            Python anyd daemons have no anyd.ping and answer it with a \
+            NotImplementedError. That reply still travels the whole way (request, \
+            decoding, dispatch, reply), so anydctl says so once and times those replies. \
+            Any other error reply counts as a reply too: the daemon answered.\n\n\
+            Exit status: 0 when every call got a reply; otherwise that of the last failure \
+            (3 connection, 6 timeout, ...). A broken session is connected again for the \
+            next call.",
+        after_help = PING_EXAMPLES
+    )]
+    Ping(PingArgs),
+
+    /// Load a daemon's endpoint from many clients and report latencies.
+    #[command(
+        long_about = "Load an endpoint from CLIENTS concurrent clients (one thread and one \
+            session each) for a duration or a number of requests, then print calls per \
+            second, latency percentiles (of every answered call, error replies included), \
+            error counts by kind, and a latency histogram. A progress bar shows on a \
+            terminal; Ctrl-C stops early and still reports.\n\n\
+            Arguments are read as for `call`. Point it at your own daemon: it sends as \
+            fast as the daemon answers.\n\n\
+            Exit status: 0 when every call succeeded, 5 when some got error replies, \
+            3 or 6 when a client lost its connection or timed out (that client stops; the \
+            others go on), 3 or 4 when a client cannot connect at all (then nothing runs).",
+        after_help = BENCH_EXAMPLES
+    )]
+    Bench(BenchArgs),
+
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  anydctl completions bash > ~/.local/share/bash-completion/completions/anydctl"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  anydctl man > anydctl.1 && man ./anydctl.1")]
+    Man,
+}
+
+/// What to call: an endpoint and its arguments.
+#[derive(Debug, Args)]
+pub(crate) struct CallSpecArgs {
+    /// The endpoint's name.
+    #[arg(value_name = "ENDPOINT")]
+    pub(crate) endpoint: String,
+
+    /// Positional arguments: JSON where they parse as JSON, strings
+    /// otherwise. Put `--` before arguments that start with `-` and are not
+    /// numbers.
+    #[arg(value_name = "ARG")]
+    pub(crate) args: Vec<String>,
+
+    /// A keyword argument, VALUE read like ARG (repeatable).
+    #[arg(short = 'k', long = "kwarg", value_name = "NAME=VALUE", value_parser = parse_kwarg)]
+    pub(crate) kwargs: Vec<(String, String)>,
+}
+
+/// `anydctl call`.
+#[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
+pub(crate) struct CallArgs {
+    /// The daemon's address.
+    #[arg(value_name = "ADDR", value_parser = parse_address)]
+    pub(crate) address: Address,
+
+    /// The endpoint and its arguments.
+    #[command(flatten)]
+    pub(crate) spec: CallSpecArgs,
+
+    /// Print a string result bare (text and a newline, as `jq -r` does) and
+    /// a bytes result as the bytes themselves; other results as JSON.
+    #[arg(long)]
+    pub(crate) raw: bool,
+}
+
+/// `anydctl endpoints`.
+#[derive(Debug, Args)]
+pub(crate) struct EndpointsArgs {
+    /// The daemon's address.
+    #[arg(value_name = "ADDR", value_parser = parse_address)]
+    pub(crate) address: Address,
+
+    /// Print the list as JSON, for scripts: [{name, params: [{name, type,
+    /// optional}], returns, doc}].
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `anydctl ping`.
+#[derive(Debug, Args)]
+pub(crate) struct PingArgs {
+    /// The daemon's address.
+    #[arg(value_name = "ADDR", value_parser = parse_address)]
+    pub(crate) address: Address,
+
+    /// Stop after this many calls (default: until Ctrl-C).
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: Option<u64>,
+
+    /// Wait this long between calls.
+    #[arg(short = 'i', long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub(crate) interval: Duration,
+}
+
+/// `anydctl bench`.
+#[derive(Debug, Args)]
+#[command(
+    allow_negative_numbers = true,
+    group(ArgGroup::new("stop").required(true).args(["duration", "requests"]))
+)]
+pub(crate) struct BenchArgs {
+    /// The daemon's address.
+    #[arg(value_name = "ADDR", value_parser = parse_address)]
+    pub(crate) address: Address,
+
+    /// The endpoint and its arguments.
+    #[command(flatten)]
+    pub(crate) spec: CallSpecArgs,
+
+    /// Concurrent clients: one thread and one session each.
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) clients: u32,
+
+    /// Run for this long (10s, 1m, 500ms).
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub(crate) duration: Option<Duration>,
+
+    /// Make this many calls in all, shared among the clients.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) requests: Option<u64>,
+
+    /// Print the report as JSON, for scripts (no histogram drawing; the
+    /// bins are in the JSON).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Reads an address in the library's syntax.
+fn parse_address(s: &str) -> Result<Address, String> {
+    s.parse::<Address>().map_err(|e| match e {
+        anyd::Error::Config(why) => why,
+        other => other.to_string(),
+    })
+}
+
+/// Splits `NAME=VALUE` at the first `=`.
+fn parse_kwarg(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err("expected NAME=VALUE, for example -k name=ann".to_owned()),
+    }
+}
+
+/// Reads a duration: a number with an optional unit (`us`, `ms`, `s`, `m`,
+/// `h`); a bare number is seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let seconds_per_unit = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}: use us, ms, s, m or h (10s, 250ms, 1.5)"
+            ))
+        }
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration such as 10s, 250ms or 1.5, not {s:?}"))?;
+    Duration::try_from_secs_f64(n * seconds_per_unit).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// A duration that must not be zero.
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be more than zero".to_owned()),
+        d => Ok(d),
+    }
+}
+
+/// A timeout: more than zero, since zero would mean "no timeout" to the
+/// socket layer, the opposite of what was asked.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_positive_duration(s)
+}
+
+/// Examples for the whole tool, shown by `anydctl --help` and the man page.
+pub(crate) const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "anydctl call /run/vpnmd.sock connect /etc/vpn.json",
+        "call connect(\"/etc/vpn.json\")",
+    ),
+    ("anydctl call unix:@echod get_sum 1 2", "call get_sum(1, 2)"),
+    (
+        "anydctl call /run/app.sock greet ann -k greeting=hi",
+        "positional and keyword arguments",
+    ),
+    (
+        "anydctl call --raw /run/app.sock status",
+        "a string result without quotes",
+    ),
+    ("anydctl endpoints /run/app.sock", "what the daemon offers"),
+    ("anydctl ping -c 3 /run/app.sock", "three round trips"),
+    (
+        "anydctl bench /run/app.sock echo hi --clients 8 --duration 10s",
+        "load test",
+    ),
+    (
+        "anydctl --codec pickle --authkey-file key call tcp:127.0.0.1:7000 echo hi",
+        "a Python anyd daemon",
+    ),
+];
+
+const CALL_EXAMPLES: &str = "Examples:
+  anydctl call /run/app.sock echo hello          echo(\"hello\") -> \"hello\"
+  anydctl call /run/app.sock get_sum 1 2         get_sum(1, 2) -> 3
+  anydctl call /run/app.sock echo '\"42\"'         the string \"42\", not the number
+  anydctl call /run/app.sock echo '{\"a\": [1]}'   a map
+  anydctl call /run/app.sock greet ann -k greeting=hi
+  anydctl call /run/app.sock get_sum -1 2        get_sum(-1, 2) -> 1
+  anydctl call /run/app.sock echo -- -x          after --, -x is an argument
+  anydctl call --raw /run/app.sock status        status text without quotes";
+
+const ENDPOINTS_EXAMPLES: &str = "Examples:
+  anydctl endpoints /run/app.sock
+  anydctl endpoints --json unix:@app | jq -r '.[].name'";
+
+const PING_EXAMPLES: &str = "Examples:
+  anydctl ping /run/app.sock
+  anydctl ping -c 5 -i 200ms tcp:127.0.0.1:7000";
+
+const BENCH_EXAMPLES: &str = "Examples:
+  anydctl bench /run/app.sock echo hello --clients 8 --duration 10s
+  anydctl bench /run/app.sock get_sum 1 2 -c 2 -n 100000
+  anydctl bench --json /run/app.sock echo x -d 5s | jq .calls_per_s";
+
+/// What ANYD_AUTHKEY does, for `--help` and the man page.
+pub(crate) const ENVIRONMENT: &str = "ANYD_AUTHKEY: the daemon's authkey, used when \
+    --authkey-file is not given; an empty value counts as unset.";
+
+/// The top-level `after_help`: examples, exit status and environment, from
+/// the same tables the man page uses.
+fn after_help() -> String {
+    let mut text = String::from("Examples:\n");
+    let width = EXAMPLES.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+    for (command, what) in EXAMPLES {
+        text.push_str(&format!("  {command:width$}  # {what}\n"));
+    }
+    text.push_str("\nExit status:\n");
+    for (exit, meaning) in Exit::DOCUMENTED {
+        text.push_str(&format!("  {}  {meaning}\n", exit.code()));
+    }
+    text.push_str("\nEnvironment:\n  ");
+    text.push_str(ENVIRONMENT);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        let ok = |s| parse_duration(s).unwrap();
+        assert_eq!(ok("10s"), Duration::from_secs(10));
+        assert_eq!(ok("1.5"), Duration::from_millis(1500));
+        assert_eq!(ok("250ms"), Duration::from_millis(250));
+        assert_eq!(ok("20us"), Duration::from_micros(20));
+        assert_eq!(ok("2m"), Duration::from_secs(120));
+        assert_eq!(ok("0"), Duration::ZERO);
+        for bad in ["", "s", "10 parsecs", "-1s", "1e3", "1.2.3"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_timeout("0s").is_err());
+    }
+
+    #[test]
+    fn kwargs_split_at_the_first_equals_sign() {
+        assert_eq!(
+            parse_kwarg("expr=a=b").unwrap(),
+            ("expr".to_owned(), "a=b".to_owned())
+        );
+        assert_eq!(parse_kwarg("x=").unwrap(), ("x".to_owned(), String::new()));
+        assert!(parse_kwarg("=1").is_err());
+        assert!(parse_kwarg("x").is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! Exit codes: the documented table, which failure gets which code, and
+//! the one failure type every command returns. `main` turns a failure into
+//! a message on stderr and a process exit status; nothing else exits.
+
+use std::fmt;
+use std::io;
+
+use anyd::RemoteError;
+
+/// A documented exit status. The numbers are part of the interface:
+/// scripts test them, so they never change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Exit {
+    /// Everything worked.
+    Success,
+    /// A failure none of the others describes.
+    Other,
+    /// The command line was wrong (clap uses 2 for its own errors too).
+    Usage,
+    /// No connection, or it broke.
+    Connection,
+    /// The handshake failed.
+    Auth,
+    /// The daemon answered with an error reply.
+    Remote,
+    /// A deadline passed.
+    Timeout,
+}
+
+impl Exit {
+    /// Every status with its meaning, for `--help` and the man page.
+    pub(crate) const DOCUMENTED: [(Exit, &'static str); 7] = [
+        (Exit::Success, "success"),
+        (
+            Exit::Other,
+            "any other failure: a peer that does not speak the protocol (which is how a daemon \
+             that requires an authkey looks to a client without one; a hint then says so), an \
+             output error",
+        ),
+        (
+            Exit::Usage,
+            "usage: bad arguments, an invalid address, an unreadable --authkey-file",
+        ),
+        (
+            Exit::Connection,
+            "connection: nothing accepts at ADDR, or the connection broke",
+        ),
+        (
+            Exit::Auth,
+            "authentication: the handshake failed, the daemon or anydctl rejected the key",
+        ),
+        (
+            Exit::Remote,
+            "remote error: the daemon answered with an error (printed as `Kind: message`)",
+        ),
+        (
+            Exit::Timeout,
+            "timeout: connecting, the handshake or a reply took longer than --timeout (or 10s \
+             to connect without it); a key given to a daemon without one ends so",
+        ),
+    ];
+
+    /// The process exit status.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Other => 1,
+            Exit::Usage => 2,
+            Exit::Connection => 3,
+            Exit::Auth => 4,
+            Exit::Remote => 5,
+            Exit::Timeout => 6,
+        }
+    }
+
+    /// The status for a library error.
+    pub(crate) fn of(e: &anyd::Error) -> Exit {
+        match e {
+            anyd::Error::Remote(_) => Exit::Remote,
+            anyd::Error::Auth(_) => Exit::Auth,
+            anyd::Error::Connect { .. } | anyd::Error::Io(_) | anyd::Error::Closed => {
+                Exit::Connection
+            }
+            anyd::Error::Timeout(_) => Exit::Timeout,
+            anyd::Error::Config(_) | anyd::Error::Encode(_) => Exit::Usage,
+            _ => Exit::Other,
+        }
+    }
+}
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// A usage error found after parsing; clap prints and exits (status 2).
+    Usage(Box<clap::Error>),
+    /// The daemon answered with an error reply: printed as `Kind: message`.
+    Remote(RemoteError),
+    /// Anything else: printed as `anydctl: message`.
+    Message {
+        /// The exit status.
+        exit: Exit,
+        /// What to print, without the `anydctl: ` prefix; may hold several
+        /// lines (hints).
+        message: String,
+    },
+    /// Writing the output failed (`main` keeps quiet about a closed pipe).
+    Output(io::Error),
+}
+
+impl Failure {
+    /// A failure with a status and a message.
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Failure::Message {
+            exit,
+            message: message.into(),
+        }
+    }
+
+    /// The exit status.
+    pub(crate) fn exit(&self) -> Exit {
+        match self {
+            Failure::Usage(_) => Exit::Usage,
+            Failure::Remote(_) => Exit::Remote,
+            Failure::Message { exit, .. } => *exit,
+            Failure::Output(_) => Exit::Other,
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+impl From<anyd::Error> for Failure {
+    fn from(e: anyd::Error) -> Self {
+        match e {
+            anyd::Error::Remote(r) => Failure::Remote(r),
+            other => Failure::new(Exit::of(&other), other.to_string()),
+        }
+    }
+}
+
+impl Failure {
+    /// What went wrong, without the `anydctl: ` prefix, for a report that
+    /// lists failures (ping's lines, bench's stopped clients).
+    pub(crate) fn detail(&self) -> String {
+        match self {
+            Failure::Usage(e) => e.to_string(),
+            Failure::Remote(r) => format!("{}: {}", r.kind, r.message),
+            Failure::Message { message, .. } => message.clone(),
+            Failure::Output(e) => format!("cannot write the output: {e}"),
+        }
+    }
+}
+
+/// How `main` prints a failure on stderr: an error reply as `Kind:
+/// message`, anything else as `anydctl: message`.
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Usage(e) => write!(f, "{e}"),
+            Failure::Remote(r) => write!(f, "{}: {}", r.kind, r.message),
+            other => write!(f, "anydctl: {}", other.detail()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_documented_in_order() {
+        let codes: Vec<u8> = Exit::DOCUMENTED.iter().map(|(e, _)| e.code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn library_errors_map_to_their_class() {
+        let timeout = anyd::Error::Timeout("waiting for the reply");
+        assert_eq!(Exit::of(&timeout), Exit::Timeout);
+        let refused = anyd::Error::Connect {
+            address: "unix:/x".into(),
+            source: io::ErrorKind::ConnectionRefused.into(),
+        };
+        assert_eq!(Exit::of(&refused), Exit::Connection);
+        let remote = anyd::Error::Remote(RemoteError::new("TypeError", "bad"));
+        let failure = Failure::from(remote);
+        assert_eq!(failure.exit(), Exit::Remote);
+        assert_eq!(failure.to_string(), "TypeError: bad");
+        assert_eq!(
+            Exit::of(&anyd::Error::Protocol("garbage".into())),
+            Exit::Other
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! Results as JSON. A [`Value`] keeps distinctions JSON has no word for;
+//! this module decides, once, how each one is written:
+//!
+//! | value | JSON |
+//! | --- | --- |
+//! | bytes, bytearray | an array of numbers 0-255 (as `busctl --json` writes `ay`, and as serde writes bytes) |
+//! | tuple, set, frozenset | an array |
+//! | an integer outside the 64-bit range (`i64` or `u64`) | a decimal string, since most JSON readers would round it |
+//! | NaN, +inf, -inf | the strings `"NaN"`, `"Infinity"`, `"-Infinity"` (Python's names) |
+//! | a map key that is not a string | its compact JSON text: `1` becomes `"1"`, `(1, 2)` becomes `"[1,2]"` |
+//!
+//! Maps keep the daemon's order.
+
+use std::io::{self, Write};
+
+use anyd::Value;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+/// A value that serializes as the table above says.
+pub(crate) struct Json<'a>(pub(crate) &'a Value);
+
+impl Serialize for Json<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Nil => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => {
+                if let Ok(v) = i64::try_from(*i) {
+                    s.serialize_i64(v)
+                } else if let Ok(v) = u64::try_from(*i) {
+                    s.serialize_u64(v)
+                } else {
+                    s.serialize_str(&i.to_string())
+                }
+            }
+            Value::BigInt(_) => s.serialize_str(&big_decimal(self.0)),
+            Value::Float(f) if f.is_nan() => s.serialize_str("NaN"),
+            Value::Float(f) if f.is_infinite() => {
+                s.serialize_str(if *f > 0.0 { "Infinity" } else { "-Infinity" })
+            }
+            Value::Float(f) => s.serialize_f64(*f),
+            Value::Str(text) => s.serialize_str(text),
+            Value::Bytes(b) | Value::ByteArray(b) => {
+                let mut seq = s.serialize_seq(Some(b.len()))?;
+                for byte in b {
+                    seq.serialize_element(byte)?;
+                }
+                seq.end()
+            }
+            Value::List(items)
+            | Value::Tuple(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&Json(item))?;
+                }
+                seq.end()
+            }
+            Value::Map(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    match k {
+                        Value::Str(key) => map.serialize_entry(key, &Json(v))?,
+                        other => map.serialize_entry(&compact(other), &Json(v))?,
+                    }
+                }
+                map.end()
+            }
+            // A variant added to `Value` later: its own serde form.
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// A `BigInt`'s decimal digits. `Value`'s own `Serialize` writes them (as a
+/// JSON number when the value fits in 128 bits, a string beyond); this
+/// strips the quotes so both read the same.
+fn big_decimal(v: &Value) -> String {
+    match serde_json::to_string(v) {
+        Ok(text) => text.trim_matches('"').to_owned(),
+        Err(e) => format!("<integer: {e}>"),
+    }
+}
+
+/// One value as compact JSON text.
+pub(crate) fn compact(v: &Value) -> String {
+    serde_json::to_string(&Json(v)).unwrap_or_else(|e| format!("<{e}>"))
+}
+
+/// Writes `v` as JSON and a newline: indented when `pretty`, on one line
+/// otherwise.
+///
+/// # Errors
+///
+/// A write error.
+pub(crate) fn write_value(out: &mut impl Write, v: &Value, pretty: bool) -> io::Result<()> {
+    write_serialize(out, &Json(v), pretty)
+}
+
+/// Writes anything serializable as JSON and a newline.
+///
+/// # Errors
+///
+/// A write error.
+pub(crate) fn write_serialize(
+    out: &mut impl Write,
+    v: &impl Serialize,
+    pretty: bool,
+) -> io::Result<()> {
+    if pretty {
+        serde_json::to_writer_pretty(&mut *out, v)?;
+    } else {
+        serde_json::to_writer(&mut *out, v)?;
+    }
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Value {
+        Value::Str(text.into())
+    }
+
+    #[test]
+    fn values_json_has_no_word_for() {
+        assert_eq!(compact(&Value::Bytes(vec![0, 255])), "[0,255]");
+        assert_eq!(compact(&Value::ByteArray(vec![1])), "[1]");
+        assert_eq!(
+            compact(&Value::Tuple(vec![Value::Int(1), s("a")])),
+            r#"[1,"a"]"#
+        );
+        assert_eq!(compact(&Value::Set(vec![Value::Int(1)])), "[1]");
+        assert_eq!(compact(&Value::Int(-1)), "-1");
+        assert_eq!(
+            compact(&Value::Int(u64::MAX.into())),
+            "18446744073709551615"
+        );
+        assert_eq!(
+            compact(&Value::Int(i128::from(u64::MAX) + 1)),
+            r#""18446744073709551616""#
+        );
+        assert_eq!(
+            compact(&Value::Int(i128::MIN)),
+            format!("\"{}\"", i128::MIN)
+        );
+        // 2**70 as pickle writes it: little-endian two's complement.
+        let mut bytes = vec![0; 9];
+        bytes[8] = 0x40;
+        assert_eq!(
+            compact(&Value::BigInt(bytes)),
+            r#""1180591620717411303424""#
+        );
+        // A big integer beyond 128 bits.
+        let mut bytes = vec![0; 17];
+        bytes[16] = 0x01;
+        assert_eq!(
+            compact(&Value::BigInt(bytes)),
+            r#""340282366920938463463374607431768211456""#
+        );
+        assert_eq!(compact(&Value::Float(f64::NAN)), r#""NaN""#);
+        assert_eq!(compact(&Value::Float(f64::NEG_INFINITY)), r#""-Infinity""#);
+        assert_eq!(compact(&Value::Float(0.1)), "0.1");
+    }
+
+    #[test]
+    fn maps_keep_their_order_and_stringify_keys() {
+        let map = Value::Map(vec![
+            (s("z"), Value::Nil),
+            (Value::Int(1), Value::Bool(true)),
+            (
+                Value::Tuple(vec![Value::Int(1), Value::Int(2)]),
+                Value::List(vec![]),
+            ),
+            (s("a"), s("x")),
+        ]);
+        assert_eq!(compact(&map), r#"{"z":null,"1":true,"[1,2]":[],"a":"x"}"#);
+    }
+
+    #[test]
+    fn pretty_and_compact_output() {
+        let v = Value::Map(vec![(s("a"), Value::List(vec![Value::Int(1)]))]);
+        let mut out = Vec::new();
+        write_value(&mut out, &v, false).unwrap();
+        assert_eq!(out, b"{\"a\":[1]}\n");
+        out.clear();
+        write_value(&mut out, &v, true).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\n  \"a\": [\n    1\n  ]\n}\n"
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! The endpoint table of `anydctl endpoints`.
+
+use anyd::{EndpointInfo, ParamInfo};
+
+/// One parameter as `name: type`, `name?: type` when it may be left out,
+/// and `#n: type` when the endpoint does not name its parameters (they can
+/// then only be passed by position).
+fn param(index: usize, p: &ParamInfo) -> String {
+    let name = match &p.name {
+        Some(n) => n.clone(),
+        None => format!("#{}", index + 1),
+    };
+    let mark = if p.optional { "?" } else { "" };
+    format!("{name}{mark}: {}", p.ty)
+}
+
+/// The endpoints as aligned columns: ENDPOINT, PARAMETERS, RETURNS, DOC.
+/// A doc of several lines continues on the lines below, in its column.
+pub(crate) fn endpoints(infos: &[EndpointInfo]) -> String {
+    let rows: Vec<[String; 3]> = infos
+        .iter()
+        .map(|e| {
+            let params: Vec<String> = e
+                .params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| param(i, p))
+                .collect();
+            let params = if params.is_empty() {
+                "-".to_owned()
+            } else {
+                params.join(", ")
+            };
+            [e.name.clone(), params, e.returns.clone()]
+        })
+        .collect();
+    let header = ["ENDPOINT", "PARAMETERS", "RETURNS"];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; 3], doc: &str| {
+        let mut text = String::new();
+        for (cell, w) in cells.iter().zip(widths) {
+            let pad = w - cell.chars().count();
+            text.push_str(cell);
+            text.push_str(&" ".repeat(pad + 2));
+        }
+        text.push_str(doc);
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header, "DOC");
+    for (row, info) in rows.iter().zip(infos) {
+        let mut doc = info.doc.trim().lines();
+        line(
+            [&row[0], &row[1], &row[2]],
+            doc.next().unwrap_or("").trim_end(),
+        );
+        for more in doc {
+            line(["", "", ""], more.trim_end());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(name: Option<&str>, ty: &str, optional: bool) -> ParamInfo {
+        ParamInfo {
+            name: name.map(str::to_owned),
+            ty: ty.to_owned(),
+            optional,
+        }
+    }
+
+    #[test]
+    fn a_readable_table() {
+        let infos = vec![
+            EndpointInfo {
+                name: "echo".into(),
+                params: vec![p(Some("arg"), "Value", false)],
+                returns: "Value".into(),
+                doc: "Returns its argument.".into(),
+            },
+            EndpointInfo {
+                name: "greet".into(),
+                params: vec![
+                    p(Some("name"), "String", false),
+                    p(Some("greeting"), "Option<String>", true),
+                ],
+                returns: "String".into(),
+                doc: "Greets.\nPolitely.".into(),
+            },
+            EndpointInfo {
+                name: "mul".into(),
+                params: vec![p(None, "u8", false), p(None, "u8", false)],
+                returns: "u16".into(),
+                doc: String::new(),
+            },
+            EndpointInfo {
+                name: "status".into(),
+                params: vec![],
+                returns: "String".into(),
+                doc: String::new(),
+            },
+        ];
+        let expected = "\
+ENDPOINT  PARAMETERS                               RETURNS  DOC
+echo      arg: Value                               Value    Returns its argument.
+greet     name: String, greeting?: Option<String>  String   Greets.
+                                                            Politely.
+mul       #1: u8, #2: u8                           u16
+status    -                                        String
+";
+        assert_eq!(endpoints(&infos), expected);
+    }
+}

@@ -1,0 +1,818 @@
+//! anydctl end to end: the built binary against real daemons, Rust ones
+//! started in this process on temporary sockets and a Python `anyd.Appd`
+//! from a virtualenv. Each check reads stdout, stderr and the exit status,
+//! as a script would. Nothing waits by sleeping, and every run of the
+//! binary has a deadline.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyd::{Appd, RemoteError, Running, Value};
+
+/// How long one run of anydctl (or one setup step) may take before the
+/// test fails.
+const PATIENCE: Duration = Duration::from_secs(120);
+/// How long creating the Python virtualenv and installing anyd may take.
+const PIP_PATIENCE: Duration = Duration::from_secs(600);
+
+/// What a run of anydctl gave.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `program` with `args` and `env` (ANYD_AUTHKEY removed unless
+/// given), killing it if it outlives `patience`.
+fn run_program(program: &Path, args: &[&str], env: &[(&str, &str)], patience: Duration) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_remove("ANYD_AUTHKEY")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(patience) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            panic!(
+                "{} {args:?} did not finish within {patience:?}",
+                program.display()
+            );
+        }
+    }
+}
+
+fn anydctl_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = run_program(
+        Path::new(env!("CARGO_BIN_EXE_anydctl")),
+        args,
+        env,
+        PATIENCE,
+    );
+    let run = Run {
+        code: out.status.code().expect("anydctl was killed by a signal"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!("anydctl {args:?} -> {run:#?}");
+    run
+}
+
+fn anydctl(args: &[&str]) -> Run {
+    anydctl_env(args, &[])
+}
+
+/// Runs anydctl and insists on success; returns stdout.
+fn ok(args: &[&str]) -> String {
+    let run = anydctl(args);
+    assert_eq!(run.code, 0, "{args:?}: {run:#?}");
+    run.stdout
+}
+
+/// A daemon on a fresh socket path; the directory lives as long as the
+/// returned guard.
+fn start(appd: Appd) -> (Running, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let running = appd.bind(path.to_str().unwrap()).unwrap().spawn().unwrap();
+    let address = running.address().to_string();
+    (running, address, dir)
+}
+
+fn demo() -> Appd {
+    Appd::new()
+        .api("echo(arg)", |arg: Value| arg)
+        .doc("Returns its argument.")
+        .api("get_sum(arg1, arg2)", |a: i64, b: i64| a + b)
+        .doc("Adds two numbers.\nBoth are 64-bit integers.")
+        .api(
+            "greet(name, greeting)",
+            |name: String, greeting: Option<String>| {
+                format!("{}, {name}", greeting.as_deref().unwrap_or("hello"))
+            },
+        )
+        .api("status()", || -> Result<String, RemoteError> {
+            Err(RemoteError::new("VpnError", "not connected"))
+        })
+        .api("blob()", || Value::Bytes(vec![0, 255, 10]))
+        .api("mul", |a: u8, b: u8| u16::from(a) * u16::from(b))
+}
+
+#[test]
+fn call_with_positional_arguments() {
+    let (_d, addr, _dir) = start(demo());
+    assert_eq!(ok(&["call", &addr, "get_sum", "1", "2"]), "3\n");
+    // A negative number is an argument, not an option.
+    assert_eq!(ok(&["call", &addr, "get_sum", "-5", "2"]), "-3\n");
+    assert_eq!(ok(&["call", &addr, "mul", "--", "3", "4"]), "12\n");
+    // Without `unix:`, an absolute path is a socket too.
+    let path = addr.strip_prefix("unix:").unwrap();
+    assert_eq!(ok(&["call", path, "greet", "ann"]), "\"hello, ann\"\n");
+}
+
+#[test]
+fn call_with_keyword_arguments() {
+    let (_d, addr, _dir) = start(demo());
+    assert_eq!(
+        ok(&["call", &addr, "get_sum", "-k", "arg1=1", "-k", "arg2=2"]),
+        "3\n"
+    );
+    assert_eq!(
+        ok(&["call", &addr, "greet", "ann", "--kwarg", "greeting=hi"]),
+        "\"hi, ann\"\n"
+    );
+    assert_eq!(
+        ok(&["call", &addr, "get_sum", "10", "-k", "arg2=-1"]),
+        "9\n"
+    );
+    // The daemon checks the names, and says what is wrong.
+    let run = anydctl(&["call", &addr, "get_sum", "1", "-k", "arg3=2"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert_eq!(
+        run.stderr,
+        "TypeError: get_sum() got an unexpected keyword argument 'arg3'\n"
+    );
+    // A name given twice never leaves anydctl.
+    let run = anydctl(&["call", &addr, "get_sum", "-k", "arg1=1", "-k", "arg1=2"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("given twice"), "{run:#?}");
+}
+
+#[test]
+fn arguments_are_json_where_they_parse_and_strings_otherwise() {
+    let (_d, addr, _dir) = start(demo());
+    let echo = |arg: &str| ok(&["call", &addr, "echo", arg]);
+    assert_eq!(
+        echo(r#"{"b": [1, 2.5, null, true], "a": {"x": "y"}}"#),
+        "{\"b\":[1,2.5,null,true],\"a\":{\"x\":\"y\"}}\n"
+    );
+    assert_eq!(echo("42"), "42\n");
+    assert_eq!(echo("\"42\""), "\"42\"\n");
+    assert_eq!(echo("hello"), "\"hello\"\n");
+    assert_eq!(echo("hello world"), "\"hello world\"\n");
+    assert_eq!(echo("[1,2"), "\"[1,2\"\n");
+    assert_eq!(echo("007"), "\"007\"\n");
+    assert_eq!(echo("/etc/vpn.json"), "\"/etc/vpn.json\"\n");
+    // Integers beyond 64 bits travel in pickle only, and come back
+    // exactly, as strings.
+    let min = "-170141183460469231731687303715884105728";
+    assert_eq!(
+        ok(&["call", "--codec", "pickle", &addr, "echo", min]),
+        format!("\"{min}\"\n")
+    );
+    let run = anydctl(&["call", &addr, "echo", min]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("use --codec pickle"), "{run:#?}");
+    // --verbose says how each argument was read.
+    let run = anydctl(&["call", "--verbose", &addr, "echo", "[1,2", "-k", "x=1"]);
+    assert!(
+        run.stderr
+            .contains("ARG 1: [1,2 is not JSON: sent as a string"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("-k x: 1 is JSON"), "{run:#?}");
+}
+
+#[test]
+fn results_in_every_codec_read_the_same() {
+    let (_d, addr, _dir) = start(demo());
+    let arg = r#"{"a":[1,-2,2.5,null,false,"s"]}"#;
+    for codec in ["msgpack", "json", "pickle"] {
+        assert_eq!(
+            ok(&["call", "--codec", codec, &addr, "echo", arg]),
+            format!("{arg}\n"),
+            "{codec}"
+        );
+        assert_eq!(
+            ok(&["call", &addr, "blob", "--codec", codec]),
+            "[0,255,10]\n",
+            "{codec}"
+        );
+    }
+}
+
+#[test]
+fn raw_prints_strings_and_bytes_bare() {
+    let (_d, addr, _dir) = start(demo());
+    assert_eq!(
+        ok(&["call", "--raw", &addr, "greet", "ann"]),
+        "hello, ann\n"
+    );
+    assert_eq!(ok(&["call", &addr, "echo", "a\"b", "--raw"]), "a\"b\n");
+    // Anything else is still JSON.
+    assert_eq!(ok(&["call", "--raw", &addr, "get_sum", "1", "2"]), "3\n");
+    let out = run_program(
+        Path::new(env!("CARGO_BIN_EXE_anydctl")),
+        &["call", "--raw", &addr, "blob"],
+        &[],
+        PATIENCE,
+    );
+    assert!(out.status.success());
+    assert_eq!(out.stdout, [0, 255, 10]);
+}
+
+#[test]
+fn a_remote_error_goes_to_stderr_with_status_5() {
+    let (_d, addr, _dir) = start(demo());
+    let run = anydctl(&["call", &addr, "status"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.stderr, "VpnError: not connected\n");
+
+    let run = anydctl(&["call", &addr, "get_sum", "1", "two"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(
+        run.stderr
+            .starts_with("TypeError: get_sum() argument 'arg2': "),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn an_unknown_endpoint_is_a_remote_error() {
+    let (_d, addr, _dir) = start(demo());
+    let run = anydctl(&["call", &addr, "nope"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.stderr, "NotImplementedError: nope\n");
+}
+
+#[test]
+fn endpoints_as_a_table() {
+    let (_d, addr, _dir) = start(demo());
+    let out = ok(&["endpoints", &addr]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("ENDPOINT") && lines[0].ends_with("DOC"),
+        "{out}"
+    );
+    let row = |name: &str| {
+        *lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{out}"))
+    };
+    let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A `Value` parameter may be left out (it is then nil).
+    assert_eq!(
+        words(row("echo")),
+        "echo arg?: Value Value Returns its argument."
+    );
+    assert_eq!(
+        words(row("get_sum")),
+        "get_sum arg1: i64, arg2: i64 i64 Adds two numbers."
+    );
+    assert_eq!(
+        words(row("greet")),
+        "greet name: String, greeting?: Option<String> String"
+    );
+    assert_eq!(words(row("mul")), "mul #1: u8, #2: u8 u16");
+    assert_eq!(words(row("status")), "status - String");
+    // The doc's second line continues under the first.
+    let i = lines.iter().position(|l| l.starts_with("get_sum")).unwrap();
+    assert_eq!(lines[i + 1].trim(), "Both are 64-bit integers.");
+    let doc_column = lines[0].find("DOC").unwrap();
+    assert_eq!(lines[i + 1].find("Both"), Some(doc_column), "{out}");
+}
+
+#[test]
+fn endpoints_as_json() {
+    let (_d, addr, _dir) = start(demo());
+    let out = ok(&["endpoints", "--json", &addr]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for name in ["echo", "get_sum", "greet", "status", "blob", "mul"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    let greet = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "greet")
+        .unwrap();
+    assert_eq!(
+        greet["params"],
+        serde_json::json!([
+            {"name": "name", "type": "String", "optional": false},
+            {"name": "greeting", "type": "Option<String>", "optional": true},
+        ])
+    );
+    assert_eq!(greet["returns"], "String");
+}
+
+#[test]
+fn ping_three_times() {
+    let (_d, addr, _dir) = start(demo());
+    let run = anydctl(&["ping", "-c", "3", "-i", "10ms", &addr]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[0], format!("PING {addr}: anyd.ping over msgpack"));
+    for (seq, line) in (1..=3).zip(&lines[1..]) {
+        let prefix = format!("reply from {addr}: seq={seq} time=");
+        assert!(
+            line.starts_with(&prefix) && line.ends_with(" ms"),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.contains(&format!(
+            "--- {addr} ping statistics ---\n3 calls, 3 replies, 0% failed, time "
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("rtt min/avg/max/mdev = "),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn bench_with_two_clients_and_a_number_of_requests() {
+    let (_d, addr, _dir) = start(demo());
+    let run = anydctl(&[
+        "bench",
+        &addr,
+        "echo",
+        "hello",
+        "--clients",
+        "2",
+        "--requests",
+        "200",
+    ]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stdout.starts_with(&format!(
+            "bench echo(\"hello\") on {addr}: 2 clients, msgpack\n"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("\ncalls:    200 (200 ok, 0 errors) in "),
+        "{}",
+        run.stdout
+    );
+    for word in [
+        "rate:",
+        "latency:  min ",
+        " p50 ",
+        " p90 ",
+        " p99 ",
+        " max ",
+        "latency histogram (200 calls):",
+    ] {
+        assert!(run.stdout.contains(word), "{word} in {}", run.stdout);
+    }
+    // No progress bar without a terminal.
+    assert_eq!(run.stderr, "");
+
+    // The same as JSON; the histogram's bins hold every call.
+    let out = ok(&[
+        "bench", "--json", &addr, "get_sum", "1", "2", "-c", "2", "-n", "150",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["clients"], 2);
+    assert_eq!(report["calls"], 150);
+    assert_eq!(report["ok"], 150);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["call"], "get_sum(1, 2)");
+    let binned: u64 = report["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(binned, 150);
+    let l = &report["latency_ns"];
+    let at = |k: &str| l[k].as_u64().unwrap();
+    assert!(at("min") <= at("p50") && at("p50") <= at("p90"), "{l}");
+    assert!(at("p90") <= at("p99") && at("p99") <= at("max"), "{l}");
+}
+
+#[test]
+fn bench_counts_error_replies_by_kind() {
+    let (_d, addr, _dir) = start(demo());
+    let run = anydctl(&["bench", &addr, "nope", "-c", "2", "-n", "10"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(
+        run.stdout.contains("calls:    10 (0 ok, 10 errors)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("errors:   10 NotImplementedError: nope"),
+        "{}",
+        run.stdout
+    );
+    // A duration run stops by itself (how many calls it makes is the
+    // machine's business).
+    let out = ok(&["bench", "--json", &addr, "echo", "1", "--duration", "200ms"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["calls"], report["ok"]);
+    assert_eq!(report["interrupted"], false);
+}
+
+#[test]
+fn authkey_from_the_environment() {
+    let (_d, addr, _dir) = start(demo().authkey("sesame"));
+    let run = anydctl_env(
+        &["call", &addr, "get_sum", "1", "2"],
+        &[("ANYD_AUTHKEY", "sesame")],
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, "3\n"), "{run:#?}");
+}
+
+#[test]
+fn authkey_from_a_file() {
+    let (_d, addr, dir) = start(demo().authkey("sesame"));
+    let key = dir.path().join("key");
+    std::fs::write(&key, "sesame\n").unwrap();
+    let key = key.to_str().unwrap();
+    assert_eq!(
+        ok(&["call", "--authkey-file", key, &addr, "get_sum", "1", "2"]),
+        "3\n"
+    );
+    // The file wins over the environment.
+    let run = anydctl_env(
+        &["ping", "-c", "1", &addr, "--authkey-file", key],
+        &[("ANYD_AUTHKEY", "wrong")],
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    // An unreadable file is a usage error.
+    let missing = dir.path().join("missing");
+    let run = anydctl(&[
+        "call",
+        "--authkey-file",
+        missing.to_str().unwrap(),
+        &addr,
+        "echo",
+        "1",
+    ]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains("cannot read --authkey-file"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn a_wrong_authkey_exits_with_status_4() {
+    let (_d, addr, _dir) = start(demo().authkey("sesame"));
+    for cmd in [
+        vec!["call", &addr, "echo", "1"],
+        vec!["ping", "-c", "1", &addr],
+    ] {
+        let run = anydctl_env(&cmd, &[("ANYD_AUTHKEY", "wrong")]);
+        assert_eq!(run.code, 4, "{run:#?}");
+        assert!(
+            run.stderr.starts_with("anydctl: authentication failed"),
+            "{run:#?}"
+        );
+        assert_eq!(run.stdout, "");
+    }
+    // No key at all: the daemon's challenge is not a reply, and anydctl
+    // says what probably happened.
+    let run = anydctl(&["call", &addr, "echo", "1"]);
+    assert_ne!(run.code, 0, "{run:#?}");
+    assert!(run.stderr.contains("requires an authkey"), "{run:#?}");
+}
+
+#[test]
+fn nothing_listening_exits_with_status_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nobody.sock");
+    let addr = format!("unix:{}", path.display());
+    for cmd in [
+        vec!["call", &addr, "echo", "1"],
+        vec!["endpoints", &addr],
+        vec!["ping", &addr],
+        vec!["bench", &addr, "echo", "-n", "1"],
+    ] {
+        let run = anydctl(&cmd);
+        assert_eq!(run.code, 3, "{run:#?}");
+        assert!(run.stderr.contains("cannot connect to"), "{run:#?}");
+        assert_eq!(run.stdout, "", "{cmd:?}");
+    }
+}
+
+#[test]
+fn a_reply_later_than_the_timeout_exits_with_status_6() {
+    // The handler waits for the test to let it go, not for a clock.
+    let (release, gate) = mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let appd = demo().api("wait()", move || {
+        let _ = gate.lock().unwrap().recv_timeout(PATIENCE);
+    });
+    let (_d, addr, _dir) = start(appd);
+    let run = anydctl(&["call", "--timeout", "100ms", &addr, "wait"]);
+    assert_eq!(run.code, 6, "{run:#?}");
+    assert!(run.stderr.contains("timed out"), "{run:#?}");
+    release.send(()).unwrap();
+}
+
+#[test]
+fn other_addresses() {
+    let tcp = demo().bind("tcp:127.0.0.1:0").unwrap().spawn().unwrap();
+    let addr = tcp.address().to_string();
+    assert!(addr.starts_with("tcp:127.0.0.1:"), "{addr}");
+    assert_eq!(ok(&["call", &addr, "get_sum", "1", "2"]), "3\n");
+
+    let name = format!("unix:@anydctl-test-{}", std::process::id());
+    let abstract_ = demo().bind(name.as_str()).unwrap().spawn().unwrap();
+    assert_eq!(ok(&["call", &name, "get_sum", "1", "2"]), "3\n");
+    drop(abstract_);
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    for cmd in [
+        vec!["call", "relative.sock", "echo"],
+        vec!["call", "tcp:localhost", "echo"],
+        vec!["call", "/x.sock", "echo", "-k", "novalue"],
+        vec![
+            "call",
+            "/x.sock",
+            "echo",
+            "99999999999999999999999999999999999999999",
+        ],
+        vec!["call", "/x.sock"],
+        vec!["bench", "/x.sock", "echo"],
+        vec!["bench", "/x.sock", "echo", "-n", "1", "-d", "1s"],
+        vec!["ping", "/x.sock", "-c", "0"],
+        vec!["call", "/x.sock", "echo", "--timeout", "soon"],
+        vec!["frobnicate"],
+        vec![],
+    ] {
+        let run = anydctl(&cmd);
+        assert_eq!(run.code, 2, "{cmd:?}: {run:#?}");
+        assert_eq!(run.stdout, "", "{cmd:?}");
+    }
+}
+
+#[test]
+fn help_completions_and_man_page() {
+    let help = ok(&["--help"]);
+    for part in [
+        "Examples:",
+        "Exit status:",
+        "  5  remote error",
+        "ANYD_AUTHKEY",
+        "bench",
+    ] {
+        assert!(help.contains(part), "{part} in\n{help}");
+    }
+    let call_help = ok(&["call", "--help"]);
+    assert!(call_help.contains("--kwarg <NAME=VALUE>"), "{call_help}");
+    assert!(call_help.contains("Examples:"), "{call_help}");
+
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&["completions", shell]);
+        assert!(
+            script.contains("anydctl") && script.contains("endpoints"),
+            "{shell}"
+        );
+    }
+    let page = ok(&["man"]);
+    assert!(page.starts_with(".ie"), "{}", &page[..100]);
+    for part in [
+        ".TH anydctl 1",
+        ".SH \"EXIT STATUS\"",
+        ".SH COMMANDS",
+        "\\-\\-authkey\\-file",
+    ] {
+        assert!(page.contains(part), "{part}");
+    }
+}
+
+// The Python side: a real `anyd.Appd` (Python anyd 0.4.1, TCP, pickle).
+
+/// The workspace's target directory, where the Python virtualenv lives
+/// (shared with any other test of the workspace that needs it).
+fn target_dir() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace.join(dir), // an absolute one replaces the base
+        None => workspace.join("target"),
+    }
+}
+
+/// `target/python-venv` with `anyd==0.4.1` installed, made once: an
+/// exclusive lock on `target/python-venv.lock` keeps parallel test
+/// processes from racing, and the marker file says a previous run
+/// finished.
+fn python_venv() -> PathBuf {
+    let target = target_dir();
+    std::fs::create_dir_all(&target).unwrap();
+    let venv = target.join("python-venv");
+    let marker = venv.join(".anyd-0.4.1-ready");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(target.join("python-venv.lock"))
+        .unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    if !marker.exists() {
+        let step = |program: &Path, args: &[&str]| {
+            let out = run_program(program, args, &[], PIP_PATIENCE);
+            assert!(
+                out.status.success(),
+                "{} {args:?} failed:\n{}{}",
+                program.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        step(
+            Path::new("python3"),
+            &["-m", "venv", venv.to_str().unwrap()],
+        );
+        step(
+            &venv.join("bin/pip"),
+            &[
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "anyd==0.4.1",
+            ],
+        );
+        std::fs::write(&marker, "anyd 0.4.1\n").unwrap();
+    }
+    venv
+}
+
+/// A Python `anyd.Appd` on 127.0.0.1 and a free port; killed on drop.
+struct PythonAppd {
+    child: Child,
+    address: String,
+    /// Kept open: the daemon's stdout, which it no longer writes to.
+    _stdout: BufReader<ChildStdout>,
+}
+
+const PYTHON_APPD: &str = r#"
+import os
+from anyd import Appd
+
+key = os.environ.get("TEST_AUTHKEY")
+appd = Appd(("127.0.0.1", 0), authkey=key.encode() if key else None)
+
+@appd.api
+def echo(arg):
+    return arg
+
+@appd.api
+def get_sum(arg1, arg2):
+    return arg1 + arg2
+
+print(appd.address[1], flush=True)
+appd.start()
+"#;
+
+impl PythonAppd {
+    fn start(authkey: Option<&str>) -> Self {
+        let venv = python_venv();
+        let mut cmd = Command::new(venv.join("bin/python"));
+        cmd.args(["-c", PYTHON_APPD])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(key) = authkey {
+            cmd.env("TEST_AUTHKEY", key);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // The port line, read on a thread so that a daemon that never
+        // prints it fails the test instead of hanging it.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let read = reader.read_line(&mut line).map(|_| line);
+            let _ = tx.send((read, reader));
+        });
+        let Ok((line, stdout)) = rx.recv_timeout(PATIENCE) else {
+            let _ = child.kill();
+            panic!("the Python daemon did not print its port");
+        };
+        let port: u16 = line
+            .unwrap()
+            .trim()
+            .parse()
+            .expect("the Python daemon died before printing its port");
+        PythonAppd {
+            child,
+            address: format!("tcp:127.0.0.1:{port}"),
+            _stdout: stdout,
+        }
+    }
+}
+
+impl Drop for PythonAppd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_python_appd_over_tcp_with_pickle() {
+    let py = PythonAppd::start(None);
+    let addr = py.address.as_str();
+    let call = |args: &[&str]| {
+        let mut all = vec!["--codec", "pickle", "call", addr];
+        all.extend_from_slice(args);
+        anydctl(&all)
+    };
+    let run = call(&["echo", r#"{"a":[1,2.5,null,true],"b":"x"}"#]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(run.stdout, "{\"a\":[1,2.5,null,true],\"b\":\"x\"}\n");
+    assert_eq!(call(&["get_sum", "1", "2"]).stdout, "3\n");
+    assert_eq!(
+        call(&["get_sum", "-k", "arg1=1", "-k", "arg2=2"]).stdout,
+        "3\n"
+    );
+    assert_eq!(call(&["echo", "hi", "--raw"]).stdout, "hi\n");
+    let run = call(&["nope"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert_eq!(run.stderr, "NotImplementedError: nope\n");
+
+    // No anyd.ping: anydctl says so, and times the error replies.
+    let run = anydctl(&["--codec", "pickle", "ping", "-c", "2", "-i", "10ms", addr]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stderr.contains("has no anyd.ping"), "{run:#?}");
+    assert!(
+        run.stdout.contains("seq=2 time=") && run.stdout.contains("(NotImplementedError)"),
+        "{run:#?}"
+    );
+    assert!(
+        run.stdout.contains("2 calls, 2 replies, 0% failed"),
+        "{run:#?}"
+    );
+
+    // No anyd.endpoints: anydctl says so plainly.
+    let run = anydctl(&["--codec", "pickle", "endpoints", addr]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(run.stderr.contains("cannot list its endpoints"), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("Python anyd daemons have no anyd.endpoints"),
+        "{run:#?}"
+    );
+
+    let out = ok(&[
+        "--codec", "pickle", "bench", "--json", addr, "echo", "x", "-n", "20",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["calls"].as_u64(), report["ok"].as_u64()),
+        (Some(20), Some(20))
+    );
+
+    // The daemon served all of that, one session after another, and is
+    // still there.
+    assert_eq!(call(&["get_sum", "20", "22"]).stdout, "42\n");
+}
+
+#[test]
+fn a_python_appd_with_an_authkey() {
+    let py = PythonAppd::start(Some("sesame"));
+    let addr = py.address.as_str();
+    let key = [("ANYD_AUTHKEY", "sesame")];
+    let run = anydctl_env(
+        &["--codec", "pickle", "call", addr, "get_sum", "1", "2"],
+        &key,
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, "3\n"), "{run:#?}");
+    // Last: a failed handshake ends a Python anyd daemon.
+    let run = anydctl_env(
+        &["--codec", "pickle", "call", addr, "get_sum", "1", "2"],
+        &[("ANYD_AUTHKEY", "wrong")],
+    );
+    assert_eq!(run.code, 4, "{run:#?}");
+}
