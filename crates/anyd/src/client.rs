@@ -339,11 +339,7 @@ pub(crate) fn decode_call_reply<R: DeserializeOwned>(
 ) -> Result<Reply<R>> {
     decode_reply(options.codec, payload, &options.decode_limits).map_err(|e| {
         if options.authkey.is_none() && payload.starts_with(anyd_wire::handshake::CHALLENGE) {
-            Error::Protocol(
-                "the daemon requires an authkey (it answered with a challenge); \
-                 connect with ClientOptions::authkey"
-                    .into(),
-            )
+            Error::AuthRequired
         } else {
             Error::from_decode(e)
         }

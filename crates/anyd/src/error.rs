@@ -27,6 +27,10 @@ pub enum Error {
     /// wants an authkey when none was given (or the reverse).
     #[error("authentication failed: {0}")]
     Auth(#[source] HandshakeError),
+    /// The daemon requires an authkey and the client has none: it
+    /// answered the first call with a handshake challenge.
+    #[error("the daemon requires an authkey (it answered with a challenge); connect with ClientOptions::authkey")]
+    AuthRequired,
     /// No connection could be made to the address.
     #[error("cannot connect to {address}: {source}")]
     Connect {

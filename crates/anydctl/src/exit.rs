@@ -77,7 +77,7 @@ impl Exit {
     pub(crate) fn of(e: &anyd::Error) -> Exit {
         match e {
             anyd::Error::Remote(_) => Exit::Remote,
-            anyd::Error::Auth(_) => Exit::Auth,
+            anyd::Error::Auth(_) | anyd::Error::AuthRequired => Exit::Auth,
             anyd::Error::Connect { .. } | anyd::Error::Io(_) | anyd::Error::Closed => {
                 Exit::Connection
             }

@@ -110,20 +110,13 @@ impl Connection {
         let python = self.codec != Codec::Pickle && matches!(self.address, Address::Tcp { .. });
         let mut hints = Vec::new();
         match &e {
-            anyd::Error::Protocol(_) | anyd::Error::Io(_) => {
-                if !self.has_authkey && matches!(e, anyd::Error::Protocol(_)) {
-                    hints.push(
-                        "a daemon that requires an authkey answers like this to a client \
-                         without one: give it with --authkey-file or ANYD_AUTHKEY",
-                    );
-                }
-                if python {
-                    hints.push(
-                        "a Python anyd daemon only understands --codec pickle (and stops on \
-                         any other codec)",
-                    );
-                }
+            anyd::Error::AuthRequired => {
+                hints.push("give the key with --authkey-file or ANYD_AUTHKEY");
             }
+            anyd::Error::Protocol(_) | anyd::Error::Io(_) if python => hints.push(
+                "a Python anyd daemon only understands --codec pickle (and stops on \
+                 any other codec)",
+            ),
             anyd::Error::Timeout(_) if self.has_authkey => hints.push(
                 "a daemon without an authkey never starts the handshake a client with a key \
                  waits for",
