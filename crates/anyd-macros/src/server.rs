@@ -1,0 +1,117 @@
+//! Generates `impl anyd::Api for MyDaemon`: each endpoint method becomes a
+//! closure over an `Arc<MyDaemon>`, registered through the same path as
+//! `Appd::api` closures (`Appd::__api_with`), so that argument binding has
+//! one implementation, in the runtime.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::Ident;
+
+use crate::model::{ApiBlock, Endpoint, ParamKind, Receiver};
+use crate::typename::type_name;
+
+pub(crate) fn api_impl(block: &ApiBlock, krate: &syn::Path) -> TokenStream {
+    let self_ty = &block.self_ty;
+    // Mixed-site names cannot be captured by, or capture, the user's
+    // parameter names.
+    let appd = Ident::new("appd", Span::mixed_site());
+    let registrations = block
+        .endpoints
+        .iter()
+        .map(|e| registration(e, krate, &appd));
+    quote! {
+        impl #krate::Api for #self_ty {
+            fn register(
+                self: ::std::sync::Arc<Self>,
+                #appd: #krate::Appd,
+            ) -> #krate::Appd {
+                #(#registrations)*
+                #appd
+            }
+        }
+    }
+}
+
+/// `let appd = appd.__api_with("name(a, b)", &["A", "B"], "doc", closure);`
+fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident) -> TokenStream {
+    let this = Ident::new("this", Span::mixed_site());
+    let method = &e.method;
+    let cfgs = &e.cfgs;
+
+    let wire: Vec<_> = e
+        .params
+        .iter()
+        .filter(|p| p.kind == ParamKind::Wire)
+        .collect();
+    let names = wire
+        .iter()
+        .map(|p| syn::ext::IdentExt::unraw(&p.ident).to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let signature = format!("{}({names})", e.name);
+    let types = wire.iter().map(|p| type_name(&p.ty));
+    let doc = &e.doc;
+
+    // The closure's parameters are the method's, with the caller as an
+    // owned `Peer`; the runtime's `FromCall` binds them.
+    let closure_params = e.params.iter().map(|p| {
+        let ident = &p.ident;
+        match p.kind {
+            ParamKind::Wire => {
+                let ty = &p.ty;
+                quote!(#ident: #ty)
+            }
+            ParamKind::Peer | ParamKind::PeerRef => quote!(#ident: #krate::Peer),
+        }
+    });
+    let args = e.params.iter().map(|p| {
+        let ident = &p.ident;
+        match p.kind {
+            ParamKind::PeerRef => quote!(&#ident),
+            ParamKind::Wire | ParamKind::Peer => quote!(#ident),
+        }
+    });
+    let receiver = match e.receiver {
+        Receiver::Ref => quote!(&*#this),
+        Receiver::Arc => quote!(::std::sync::Arc::clone(&#this)),
+    };
+    let call = quote!(Self::#method(#receiver, #(#args),*));
+    let body = if e.is_async {
+        // The future owns its own clone of the daemon; the runtime runs it
+        // to completion on the connection's thread.
+        quote!({
+            let #this = ::std::sync::Arc::clone(&#this);
+            async move { #call.await }
+        })
+    } else {
+        call
+    };
+
+    // Checks that report a wrong type on the user's signature.
+    let param_checks = wire.iter().map(|p| {
+        let ty = &p.ty;
+        quote_spanned!(syn::spanned::Spanned::span(&p.ty)=> #krate::__private::wire_param::<#ty>();)
+    });
+    let reply_check = e.output.as_ref().map(|ty| {
+        quote_spanned!(syn::spanned::Spanned::span(ty)=> #krate::__private::reply::<_, #ty>();)
+    });
+
+    let register = quote_spanned!(e.span=>
+        #krate::Appd::__api_with(
+            #appd,
+            #signature,
+            &[#(#types),*],
+            #doc,
+            move |#(#closure_params),*| #body,
+        )
+    );
+    quote! {
+        #(#cfgs)*
+        let #appd = {
+            #(#param_checks)*
+            #reply_check
+            let #this = ::std::sync::Arc::clone(&self);
+            #register
+        };
+    }
+}
