@@ -26,7 +26,7 @@ pub(crate) fn blocking_client(block: &ApiBlock, options: &Options) -> TokenStrea
         let commit = quote_spanned!(reply.span()=>
             #krate::ClientSession::commit::<#reply>(&mut self.session, #name, #args)
         );
-        quote! {
+        quote_spanned! {e.span=>
             #head -> #krate::Result<#reply> {
                 #commit
             }
@@ -103,9 +103,10 @@ pub(crate) fn async_client(block: &ApiBlock, options: &Options) -> TokenStream {
         let commit = quote_spanned!(reply.span()=>
             #krate::AsyncClientSession::commit::<#reply>(&mut self.session, #name, #args)
         );
-        quote! {
+        let commit = quote_spanned!(reply.span()=> #commit.await);
+        quote_spanned! {e.span=>
             #head -> #krate::Result<#reply> {
-                #commit.await
+                #commit
             }
         }
     });
@@ -194,12 +195,19 @@ fn method_parts<'a>(
         quote!(#ident: #ty)
     });
     let idents = wire.iter().map(|p| &p.ident);
+    let signature = match asyncness {
+        Some(_) => quote_spanned!(e.span=> async fn #method(&mut self, #(#params),*)),
+        None => quote_spanned!(e.span=> fn #method(&mut self, #(#params),*)),
+    };
     let head = quote! {
         #(#cfgs)*
         #(#docs)*
         #separator
         #[doc = #note]
-        #vis #asyncness fn #method(&mut self, #(#params),*)
+        #vis #signature
     };
-    (head, e.name.clone(), quote!((#(#idents,)*)), &e.reply)
+    // Spanned so that an argument that cannot be encoded is reported on
+    // the method.
+    let args = quote_spanned!(e.span=> (#(#idents,)*));
+    (head, e.name.clone(), args, &e.reply)
 }

@@ -130,7 +130,9 @@ pub(crate) struct Endpoint {
     /// What the client returns in `Ok`: `T` from `Result<T, E>`, or the
     /// declared type.
     pub(crate) reply: Type,
-    /// The method's signature, where type errors about it are reported.
+    /// `E` when the method returns `Result<T, E>`, spelled so.
+    pub(crate) error: Option<Type>,
+    /// The method's name, where type errors about it are reported.
     pub(crate) span: Span,
 }
 
@@ -445,9 +447,10 @@ impl Endpoint {
             is_async: sig.asyncness.is_some(),
             receiver,
             params,
+            error: output.as_ref().and_then(err_type).cloned(),
             output,
             reply,
-            span: sig.span(),
+            span: sig.ident.span(),
         })
     }
 }
@@ -565,6 +568,20 @@ fn ok_type(ty: &Type) -> Option<&Type> {
     };
     match args.args.first()? {
         GenericArgument::Type(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// `E` from `Result<T, E>` (two type arguments, so that an alias like
+/// `io::Result<T>` is left to the general check).
+fn err_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match (last.ident == "Result", args.args.len(), args.args.last()?) {
+        (true, 2, GenericArgument::Type(t)) => Some(t),
         _ => None,
     }
 }

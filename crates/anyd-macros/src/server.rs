@@ -5,6 +5,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::Ident;
 
 use crate::model::{ApiBlock, Endpoint, ParamKind, Receiver};
@@ -73,28 +74,40 @@ fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident) -> TokenStream {
     });
     let receiver = match e.receiver {
         Receiver::Ref => quote!(&*#this),
-        Receiver::Arc => quote!(::std::sync::Arc::clone(&#this)),
+        Receiver::Arc => quote!(::std::clone::Clone::clone(&#this)),
     };
-    let call = quote!(Self::#method(#receiver, #(#args),*));
-    let body = if e.is_async {
+    // The whole closure carries the method name's span: a signature that
+    // cannot be served is reported there.
+    let span = e.span;
+    let call = quote_spanned!(span=> Self::#method(#receiver, #(#args),*));
+    let closure = if e.is_async {
         // The future owns its own clone of the daemon; the runtime runs it
         // to completion on the connection's thread.
-        quote!({
-            let #this = ::std::sync::Arc::clone(&#this);
+        quote_spanned!(span=> move |#(#closure_params),*| {
+            let #this = ::std::clone::Clone::clone(&#this);
             async move { #call.await }
         })
     } else {
-        call
+        quote_spanned!(span=> move |#(#closure_params),*| #call)
     };
 
     // Checks that report a wrong type on the user's signature.
     let param_checks = wire.iter().map(|p| {
         let ty = &p.ty;
-        quote_spanned!(syn::spanned::Spanned::span(&p.ty)=> #krate::__private::wire_param::<#ty>();)
+        quote_spanned!(p.ty.span()=> #krate::__private::wire_param::<#ty>();)
     });
-    let reply_check = e.output.as_ref().map(|ty| {
-        quote_spanned!(syn::spanned::Spanned::span(ty)=> #krate::__private::reply::<_, #ty>();)
-    });
+    let reply_check = match (&e.output, &e.error) {
+        (Some(_), Some(error)) => {
+            let value = &e.reply;
+            let value_check =
+                quote_spanned!(value.span()=> #krate::__private::reply_value::<#value>(););
+            let error_check =
+                quote_spanned!(error.span()=> #krate::__private::reply_error::<#error>(););
+            quote!(#value_check #error_check)
+        }
+        (Some(ty), None) => quote_spanned!(ty.span()=> #krate::__private::reply::<_, #ty>();),
+        (None, _) => TokenStream::new(),
+    };
 
     let register = quote_spanned!(e.span=>
         #krate::Appd::__api_with(
@@ -102,7 +115,7 @@ fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident) -> TokenStream {
             #signature,
             &[#(#types),*],
             #doc,
-            move |#(#closure_params),*| #body,
+            #closure,
         )
     );
     quote! {
@@ -110,7 +123,7 @@ fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident) -> TokenStream {
         let #appd = {
             #(#param_checks)*
             #reply_check
-            let #this = ::std::sync::Arc::clone(&self);
+            let #this = ::std::clone::Clone::clone(&self);
             #register
         };
     }
