@@ -9,15 +9,22 @@ use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 const VAR: &str = "ANYD_MACRO_DEBUG";
 
 pub(crate) fn maybe_print(macro_name: &str, type_name: &str, tokens: &TokenStream) {
-    let Ok(filter) = std::env::var(VAR) else {
-        return;
-    };
-    if !(filter == "1" || filter == "all" || filter == type_name) {
-        return;
+    if wanted(std::env::var(VAR).ok().as_deref(), type_name) {
+        eprintln!(
+            "// {macro_name} on {type_name}, as expanded:\n{}",
+            pretty(tokens)
+        );
     }
+}
+
+fn wanted(filter: Option<&str>, type_name: &str) -> bool {
+    matches!(filter, Some(f) if f == "1" || f == "all" || f == type_name)
+}
+
+fn pretty(tokens: &TokenStream) -> String {
     let mut out = String::new();
     layout(tokens.clone(), 0, &mut out);
-    eprintln!("// {macro_name} on {type_name}, as expanded:\n{out}");
+    out
 }
 
 fn newline(out: &mut String, indent: usize) {
@@ -75,5 +82,30 @@ fn layout(tokens: TokenStream, indent: usize, out: &mut String) {
             }
         }
         after_pound = matches!(&tree, TokenTree::Punct(p) if p.as_char() == '#');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter() {
+        assert!(wanted(Some("1"), "Vpnmd"));
+        assert!(wanted(Some("Vpnmd"), "Vpnmd"));
+        assert!(!wanted(Some("Other"), "Vpnmd"));
+        assert!(!wanted(None, "Vpnmd"));
+    }
+
+    #[test]
+    fn one_statement_per_line() {
+        let tokens = quote::quote! {
+            #[doc = "x"]
+            impl A { fn f(&self) -> u8 { let a = 1; a } }
+        };
+        assert_eq!(
+            pretty(&tokens),
+            "#[doc = \"x\"]\nimpl A {\n    fn f (& self) -> u8 {\n        let a = 1 ;\n        a\n    }\n}\n"
+        );
     }
 }

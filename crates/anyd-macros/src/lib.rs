@@ -115,7 +115,7 @@ mod typename;
 /// `&str`) and be `serde::Deserialize`; the method may not be generic.
 ///
 /// A method returns any `Serialize` value, or `Result<T, E>` where `E`
-/// implements [`anyd::ApiError`] (derive it with [`macro@ApiError`]):
+/// implements `anyd::ApiError` (derive it with [`macro@ApiError`]):
 /// an `Err` reaches the caller as an error with `E`'s kind and message.
 /// Up to 10 parameters, `Peer` included.
 ///
