@@ -117,6 +117,11 @@ impl Vpnmd {
         format!("{}, {name}", greeting.as_deref().unwrap_or("hello"))
     }
 
+    /// Forgets the config; returns nothing.
+    fn reset(&self) {
+        self.config.lock().unwrap().take();
+    }
+
     /// Always busy.
     fn reload(&self) -> Result<(), Busy> {
         Err(Busy { seconds: 5 })
@@ -192,6 +197,9 @@ fn typed_blocking_client() {
     );
     assert_eq!(vpn.up("/etc/b.json".into(), Some(9)).unwrap().retries, 9);
     assert!(!vpn.disconnect().unwrap().up);
+    vpn.up("/etc/c.json".into(), None).unwrap();
+    vpn.reset().unwrap();
+    assert!(!vpn.status().unwrap().up);
     assert_eq!(vpn.add(40, 2).unwrap(), 42);
     assert_eq!(vpn.greet("ann".into(), None).unwrap(), "hello, ann");
     let (uid, pid) = vpn.whoami().unwrap();
@@ -245,6 +253,8 @@ fn typed_async_client() {
             let status = vpn.up("/etc/vpn.json".into(), Some(1)).await.unwrap();
             assert!(status.up && status.retries == 1);
             assert_eq!(vpn.add(1, 2).await.unwrap(), 3);
+            vpn.reset().await.unwrap();
+            vpn.up("/etc/vpn.json".into(), None).await.unwrap();
             assert!(!vpn.disconnect().await.unwrap().up);
             let e = remote(vpn.disconnect().await.unwrap_err());
             assert_eq!(e.kind, "VpnError");
@@ -331,6 +341,7 @@ fn introspection_shows_docs_names_and_written_types() {
             "status",
             "whoami",
             "greet",
+            "reset",
             "reload",
             "add",
             "read_config",
