@@ -245,6 +245,11 @@ impl FromCall for Peer {
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned to a caller as an error",
+    label = "not an `anyd::ApiError`",
+    note = "derive it with `#[derive(anyd::ApiError)]` (kind: the type's name; message: its `Display` text), or implement `anyd::ApiError`"
+)]
 pub trait ApiError {
     /// The error reply for this error.
     fn into_remote(self) -> RemoteError;
@@ -342,6 +347,11 @@ impl<T: Serialize, E: ApiError> IntoReply<Fallible> for Result<T, E> {
 ///
 /// The type parameter `M` only tells the implementations apart; it is
 /// always inferred.
+#[diagnostic::on_unimplemented(
+    message = "this function cannot serve an endpoint",
+    label = "not an `anyd::Handler`",
+    note = "an endpoint takes up to 10 parameters, each `serde::de::DeserializeOwned` or `anyd::Peer`, and returns a `serde::Serialize` value or `Result<T: Serialize, E: anyd::ApiError>`, directly or from a future; it must be `Send + Sync + 'static`"
+)]
 pub trait Handler<M>: Send + Sync + 'static {
     /// The wire parameters (names are filled in from the signature).
     #[doc(hidden)]

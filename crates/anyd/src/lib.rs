@@ -33,8 +33,14 @@
 //! order. Errors reach the caller as error replies with a kind
 //! ([`RemoteError`]); a panicking handler becomes a `RuntimeError` reply and
 //! the daemon goes on.
+//!
+//! Larger daemons declare their API as an `impl` block with
+//! [`#[anyd::api]`](macro@api), which also generates a typed client
+//! (blocking and async); their errors get a kind with
+//! [`#[derive(ApiError)]`](derive@ApiError).
 
 mod address;
+mod api;
 mod async_client;
 mod client;
 mod daemon;
@@ -49,6 +55,8 @@ pub mod systemd;
 mod transport;
 
 pub use address::{Address, ToAddress};
+pub use anyd_macros::{api, ApiError};
+pub use api::{Api, IntoApi};
 pub use async_client::AsyncClientSession;
 pub use client::{ClientOptions, ClientSession};
 pub use daemon::daemonize;
@@ -63,3 +71,11 @@ pub use anyd_wire::{Codec, Value};
 
 /// The wire layer, for tools that need frames and codecs directly.
 pub use anyd_wire as wire;
+
+#[doc(hidden)]
+pub use api::__private;
+
+/// The README's Rust examples, compiled as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;

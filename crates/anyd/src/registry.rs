@@ -8,7 +8,7 @@ use anyd_wire::message::{encode_reply_ok, Request};
 use serde::Serialize;
 
 use crate::error::RemoteError;
-use crate::handler::{Call, EndpointInfo, Handler};
+use crate::handler::{short_type_name, Call, EndpointInfo, Handler};
 use crate::policy::{Allow, Resolved};
 use crate::transport::Peer;
 
@@ -195,6 +195,33 @@ impl Registry {
             .expect("anyd: doc() must follow the api() it documents");
         if let Some(e) = self.endpoints.get_mut(last) {
             e.info.doc = doc.trim().to_owned();
+        }
+    }
+
+    /// Describes the endpoint registered last with what only its source
+    /// shows: the parameter types as written (`#[anyd::api]` knows them)
+    /// and the documentation.
+    ///
+    /// # Panics
+    ///
+    /// If no endpoint was registered yet, or `types` does not give one type
+    /// per wire parameter.
+    pub(crate) fn describe_last(&mut self, types: &[&str], doc: &str) {
+        self.document_last(doc);
+        let last = self.order.last().expect("anyd: nothing to describe");
+        let Some(endpoint) = self.endpoints.get_mut(last) else {
+            return;
+        };
+        let params = &mut endpoint.info.params;
+        assert!(
+            types.len() == params.len(),
+            "anyd: {last:?} is described with {} parameter types but the handler takes {}",
+            types.len(),
+            params.len()
+        );
+        for (p, ty) in params.iter_mut().zip(types) {
+            // Same form as the types found by the handler: no module paths.
+            p.ty = short_type_name(ty);
         }
     }
 

@@ -104,6 +104,13 @@ impl Default for Appd {
 }
 
 impl Appd {
+    /// The endpoint table, for the `#[anyd::api]` glue in `api.rs`.
+    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+}
+
+impl Appd {
     /// A daemon with no endpoints yet (the reserved `anyd.ping`,
     /// `anyd.version` and `anyd.endpoints` are always there).
     pub fn new() -> Self {

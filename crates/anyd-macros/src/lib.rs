@@ -1,0 +1,311 @@
+//! The procedural macros of anyd: [`macro@api`] and [`macro@ApiError`].
+//!
+//! Use them through the `anyd` crate, which re-exports them; the generated
+//! code names the runtime as `::anyd` (see the `crate` option to rename
+//! it). This crate is thin on purpose: `model` reads and checks the user's
+//! code, one generator writes each generated item (`server`, `client`,
+//! `api_error`), and every mistake becomes a compile error with a span on
+//! the user's code.
+
+use proc_macro::TokenStream;
+use quote::quote;
+
+mod api_error;
+mod client;
+mod debug;
+mod model;
+mod server;
+mod typename;
+
+/// Turns an `impl` block into a daemon API and typed clients.
+///
+/// ```no_run
+/// use std::sync::Mutex;
+///
+/// use anyd::{Appd, Peer};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// pub struct Status {
+///     pub up: bool,
+///     pub config: Option<String>,
+/// }
+///
+/// #[derive(Debug, anyd::ApiError)]
+/// pub enum VpnError {
+///     NotConnected,
+///     #[api_error(kind = "ValueError")]
+///     BadConfig(String),
+/// }
+///
+/// impl std::fmt::Display for VpnError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         match self {
+///             VpnError::NotConnected => write!(f, "not connected"),
+///             VpnError::BadConfig(why) => write!(f, "bad config: {why}"),
+///         }
+///     }
+/// }
+///
+/// #[derive(Default)]
+/// pub struct Vpnmd {
+///     // Shared by every connection: mutable state sits behind a lock.
+///     config: Mutex<Option<String>>,
+/// }
+///
+/// #[anyd::api]
+/// impl Vpnmd {
+///     /// Brings the tunnel up with the given config.
+///     #[api(name = "connect")]
+///     fn up(&self, config_path: String) -> Result<Status, VpnError> {
+///         if config_path.is_empty() {
+///             return Err(VpnError::BadConfig("empty path".into()));
+///         }
+///         *self.config.lock().unwrap() = Some(config_path);
+///         Ok(self.status())
+///     }
+///
+///     /// Tears the tunnel down; only root and the `vpn` group may.
+///     #[api(allow(root, group = "vpn"))]
+///     async fn disconnect(&self, peer: &Peer) -> Result<Status, VpnError> {
+///         eprintln!("disconnect asked by uid {:?}", peer.uid());
+///         self.config.lock().unwrap().take().ok_or(VpnError::NotConnected)?;
+///         Ok(self.status())
+///     }
+///
+///     /// The tunnel's state.
+///     fn status(&self) -> Status {
+///         let config = self.config.lock().unwrap().clone();
+///         Status { up: config.is_some(), config }
+///     }
+/// }
+///
+/// fn main() -> anyd::Result<()> {
+///     if std::env::args().nth(1).as_deref() == Some("status") {
+///         // The typed client: one method per endpoint.
+///         let mut vpn = VpnmdClient::connect("unix:/run/vpnmd.sock")?;
+///         println!("{:?}", vpn.status()?);
+///         return Ok(());
+///     }
+///     Appd::new()
+///         .mount(Vpnmd::default())
+///         .bind("unix:/run/vpnmd.sock")?
+///         .serve()
+/// }
+/// ```
+///
+/// # Endpoints
+///
+/// Every method that takes `&self` (or `self: Arc<Self>`), sync or
+/// `async`, becomes an endpoint named after the method. On a method:
+///
+/// - `#[api(name = "...")]` gives the endpoint another name (letters,
+///   digits, `_` and `.`; `anyd.` is reserved);
+/// - `#[api(allow(...))]` lets only some callers call it, on top of the
+///   daemon-wide rule (`Appd::allow`): `root`, `same_user`, `anyone`,
+///   `uid = EXPR`, `gid = EXPR`, `user = EXPR`, `group = EXPR`, any of
+///   which may call (`allow(root, group = "vpn")`). Exactly
+///   `Appd::restrict` with `Allow::root().or(Allow::group("vpn"))`: others
+///   get a `PermissionError` naming the endpoint and do not see it in
+///   `anyd.endpoints`; user and group names are resolved when the daemon
+///   binds, and an unknown one stops it there;
+/// - `#[api(skip)]` keeps it a plain method.
+///
+/// Functions without a receiver (constructors) stay plain functions.
+/// `&mut self` is refused: one value serves every connection at once, so
+/// mutable state goes in a `Mutex`, an `RwLock` or atomics inside the type.
+///
+/// Parameters bind by position and by keyword (the parameter's name).
+/// An `Option<T>` parameter may be left out by the caller. A `&Peer` (or
+/// `Peer`) parameter receives the caller's credentials and is not a wire
+/// argument. Other parameters must own their values (`String`, not
+/// `&str`) and be `serde::Deserialize`; the method may not be generic.
+///
+/// A method returns any `Serialize` value, or `Result<T, E>` where `E`
+/// implements `anyd::ApiError` (derive it with [`macro@ApiError`]):
+/// an `Err` reaches the caller as an error with `E`'s kind and message.
+/// Up to 10 parameters, `Peer` included.
+///
+/// The doc comment, the parameter names and types (as written, less module
+/// paths) and the result type are what `anyd.endpoints` shows.
+///
+/// # What it generates
+///
+/// Beside the block itself:
+///
+/// - `impl anyd::Api for MyDaemon`, which registers each endpoint as a
+///   closure through the same path as `Appd::api` (one implementation of
+///   argument binding); serve it with
+///   `Appd::new().mount(MyDaemon { .. })`;
+/// - `MyDaemonClient`, a blocking client: `connect(address)`,
+///   `connect_with(address, options)`, `from_session`, `into_session`,
+///   `end_session`, and one method per endpoint;
+/// - `MyDaemonAsyncClient`, the same on tokio (`async` methods).
+///
+/// A client method takes the endpoint's parameters, less any `Peer`, in
+/// order and **by value, with the declared types** (`config_path:
+/// String`), so that calls type-check against the daemon exactly; it
+/// returns `anyd::Result<T>` where `T` is the `Ok` type of the method's
+/// result (seen through any type named `Result`: `io::Result<T>` works; an
+/// alias by another name is taken as the value type). Because those names
+/// belong to the clients, an endpoint method cannot be called `connect`,
+/// `connect_with`, `from_session`, `into_session` or `end_session`;
+/// rename the method and keep the endpoint name with
+/// `#[api(name = "connect")]`.
+///
+/// One `#[anyd::api]` block per type (it implements `Api` and names the
+/// clients after the type).
+///
+/// # Options
+///
+/// - `#[anyd::api(crate = "my_anyd")]`: where the runtime crate is, when
+///   it is renamed or re-exported (a bare name is taken as a crate,
+///   `::my_anyd`);
+/// - `#[anyd::api(vis = "pub(crate)")]`: the visibility of the clients
+///   (default `pub`).
+///
+/// # Seeing the expansion
+///
+/// With `ANYD_MACRO_DEBUG=1` in the environment of the compiler, the
+/// generated code is printed to stderr (`ANYD_MACRO_DEBUG=MyDaemon` for
+/// one type only). Cargo does not rebuild when only the variable changes:
+/// touch the source file.
+#[proc_macro_attribute]
+pub fn api(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand_api(attr.into(), item.into()).into()
+}
+
+fn expand_api(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let options = match model::Options::parse(attr) {
+        Ok(o) => o,
+        Err(e) => {
+            let e = e.to_compile_error();
+            return quote!(#e #item);
+        }
+    };
+    let item: syn::ItemImpl = match syn::parse2(item.clone()) {
+        Ok(i) => i,
+        Err(_) => {
+            let e = syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "#[anyd::api] goes on an `impl MyDaemon { .. }` block",
+            )
+            .to_compile_error();
+            return quote!(#e #item);
+        }
+    };
+    let (block, errors) = model::ApiBlock::parse(item);
+    let cleaned = &block.item;
+    if let Err(e) = errors.into_result() {
+        // The block without its `#[api]` attributes still compiles, so the
+        // errors above are the only ones.
+        let e = e.to_compile_error();
+        return quote!(#e #cleaned);
+    }
+    let api = server::api_impl(&block, &options.krate);
+    let blocking = client::blocking_client(&block, &options);
+    let nonblocking = client::async_client(&block, &options);
+    let out = quote! {
+        #cleaned
+        #api
+        #blocking
+        #nonblocking
+    };
+    debug::maybe_print("#[anyd::api]", &block.name.to_string(), &out);
+    out
+}
+
+/// Implements `anyd::ApiError` for an error type, so that a method of an
+/// [`macro@api`] block (or an `Appd::api` closure) can return
+/// `Result<T, ThisType>` and the caller gets the error with a kind.
+///
+/// The kind is the type's name unless `#[api_error(kind = "...")]` on the
+/// type or on a variant says otherwise; the message is the `Display` text
+/// (which the type must implement). Python clients raise the kind as the
+/// exception class of that name.
+///
+/// ```
+/// use anyd::ApiError as _; // the trait, for into_remote()
+///
+/// #[derive(Debug, anyd::ApiError)]
+/// enum VpnError {
+///     NotConnected,
+///     #[api_error(kind = "PermissionError")]
+///     NotAllowed { uid: u32 },
+/// }
+///
+/// impl std::fmt::Display for VpnError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         match self {
+///             VpnError::NotConnected => f.write_str("not connected"),
+///             VpnError::NotAllowed { uid } => write!(f, "uid {uid} may not do that"),
+///         }
+///     }
+/// }
+///
+/// let e = VpnError::NotConnected.into_remote();
+/// assert_eq!((e.kind.as_str(), e.message.as_str()), ("VpnError", "not connected"));
+/// let e = VpnError::NotAllowed { uid: 1000 }.into_remote();
+/// assert_eq!(e.kind, "PermissionError");
+/// ```
+///
+/// On the type, `#[api_error(crate = "my_anyd")]` names a renamed runtime
+/// crate, as for [`macro@api`].
+#[proc_macro_derive(ApiError, attributes(api_error))]
+pub fn derive_api_error(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    let name = input.ident.to_string();
+    let out = api_error::derive(input).unwrap_or_else(syn::Error::into_compile_error);
+    debug::maybe_print("#[derive(ApiError)]", &name, &out);
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With the crate renamed, no path in the expansion names `anyd` by
+    /// itself: everything goes through the new name.
+    #[test]
+    fn renamed_crate_is_used_everywhere() {
+        let out = expand_api(
+            quote!(crate = "my_anyd"),
+            quote! {
+                impl Vpnmd {
+                    /// Doc.
+                    fn status(&self, a: Option<String>, peer: &Peer) -> Result<u8, E> { todo!() }
+                    async fn later(&self) -> u8 { 1 }
+                }
+            },
+        )
+        .to_string();
+        assert!(out.contains(":: my_anyd :: Api"), "{out}");
+        let bare = out
+            .match_indices("anyd ::")
+            .filter(|(i, _)| !out[..*i].ends_with("my_"))
+            .count();
+        assert_eq!(bare, 0, "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn signature_and_types_are_passed_to_the_runtime() {
+        let out = expand_api(
+            quote!(),
+            quote! {
+                impl Vpnmd {
+                    fn connect_to(&self, r#type: String, peer: &Peer, map: std::collections::HashMap<String, f64>) {}
+                }
+            },
+        )
+        .to_string();
+        assert!(out.contains(r#""connect_to(type, map)""#), "{out}");
+        assert!(
+            out.contains(r#"& ["String" , "std::collections::HashMap<String, f64>"]"#),
+            "{out}"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Generates `impl anyd::Api for MyDaemon`: each endpoint method becomes a
+//! closure over an `Arc<MyDaemon>`, registered through the same path as
+//! `Appd::api` closures (`Appd::__api_with`), so that argument binding has
+//! one implementation, in the runtime.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::Ident;
+
+use crate::model::{AllowRule, ApiBlock, Endpoint, ParamKind, Receiver};
+use crate::typename::type_name;
+
+pub(crate) fn api_impl(block: &ApiBlock, krate: &syn::Path) -> TokenStream {
+    let self_ty = &block.self_ty;
+    // Mixed-site names cannot be captured by, or capture, the user's
+    // parameter names.
+    let appd = Ident::new("appd", Span::mixed_site());
+    let registrations = block
+        .endpoints
+        .iter()
+        .map(|e| registration(e, krate, &appd));
+    quote! {
+        impl #krate::Api for #self_ty {
+            fn register(
+                self: ::std::sync::Arc<Self>,
+                #appd: #krate::Appd,
+            ) -> #krate::Appd {
+                #(#registrations)*
+                #appd
+            }
+        }
+    }
+}
+
+/// `let appd = appd.__api_with("name(a, b)", &["A", "B"], "doc", closure);`
+fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident) -> TokenStream {
+    let this = Ident::new("this", Span::mixed_site());
+    let method = &e.method;
+    let cfgs = &e.cfgs;
+
+    let wire: Vec<_> = e
+        .params
+        .iter()
+        .filter(|p| p.kind == ParamKind::Wire)
+        .collect();
+    let names = wire
+        .iter()
+        .map(|p| syn::ext::IdentExt::unraw(&p.ident).to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let signature = format!("{}({names})", e.name);
+    let types = wire.iter().map(|p| type_name(&p.ty));
+    let doc = &e.doc;
+
+    // The closure's parameters are the method's, with the caller as an
+    // owned `Peer`; the runtime's `FromCall` binds them.
+    let closure_params = e.params.iter().map(|p| {
+        let ident = &p.ident;
+        match p.kind {
+            ParamKind::Wire => {
+                let ty = &p.ty;
+                quote!(#ident: #ty)
+            }
+            ParamKind::Peer | ParamKind::PeerRef => quote!(#ident: #krate::Peer),
+        }
+    });
+    let args = e.params.iter().map(|p| {
+        let ident = &p.ident;
+        match p.kind {
+            ParamKind::PeerRef => quote!(&#ident),
+            ParamKind::Wire | ParamKind::Peer => quote!(#ident),
+        }
+    });
+    let receiver = match e.receiver {
+        Receiver::Ref => quote!(&*#this),
+        Receiver::Arc => quote!(::std::clone::Clone::clone(&#this)),
+    };
+    // The whole closure carries the method name's span: a signature that
+    // cannot be served is reported there.
+    let span = e.span;
+    let call = quote_spanned!(span=> Self::#method(#receiver, #(#args),*));
+    let closure = if e.is_async {
+        // The future owns its own clone of the daemon; the runtime runs it
+        // to completion on the connection's thread.
+        quote_spanned!(span=> move |#(#closure_params),*| {
+            let #this = ::std::clone::Clone::clone(&#this);
+            async move { #call.await }
+        })
+    } else {
+        quote_spanned!(span=> move |#(#closure_params),*| #call)
+    };
+
+    // Checks that report a wrong type on the user's signature.
+    let param_checks = wire.iter().map(|p| {
+        let ty = &p.ty;
+        quote_spanned!(p.ty.span()=> #krate::__private::wire_param::<#ty>();)
+    });
+    let reply_check = match (&e.output, &e.error) {
+        (Some(_), Some(error)) => {
+            let value = &e.reply;
+            let value_check =
+                quote_spanned!(value.span()=> #krate::__private::reply_value::<#value>(););
+            let error_check =
+                quote_spanned!(error.span()=> #krate::__private::reply_error::<#error>(););
+            quote!(#value_check #error_check)
+        }
+        (Some(ty), None) => quote_spanned!(ty.span()=> #krate::__private::reply::<_, #ty>();),
+        (None, _) => TokenStream::new(),
+    };
+
+    let register = quote_spanned!(e.span=>
+        #krate::Appd::__api_with(
+            #appd,
+            #signature,
+            &[#(#types),*],
+            #doc,
+            #closure,
+        )
+    );
+    let restrict = restriction(&e.allow, krate, appd);
+    quote! {
+        #(#cfgs)*
+        let #appd = {
+            #(#param_checks)*
+            #reply_check
+            let #this = ::std::clone::Clone::clone(&self);
+            let #appd = #register;
+            #restrict
+        };
+    }
+}
+
+/// `Appd::restrict(appd, Allow::group("vpn").or(Allow::root()))` for an
+/// endpoint with `#[api(allow(group = "vpn", root))]`; just `appd` when it
+/// has no rule. The same call a closure registration makes, so that policy
+/// has one implementation.
+fn restriction(rules: &[AllowRule], krate: &syn::Path, appd: &Ident) -> TokenStream {
+    let mut rules = rules.iter().map(|rule| match rule {
+        AllowRule::Unit(ident) => quote_spanned!(ident.span()=> #krate::Allow::#ident()),
+        AllowRule::With(ident, value) => {
+            quote_spanned!(ident.span()=> #krate::Allow::#ident(#value))
+        }
+    });
+    let Some(first) = rules.next() else {
+        return quote!(#appd);
+    };
+    quote! {
+        #krate::Appd::restrict(#appd, #first #(.or(#rules))*)
+    }
+}

@@ -1,0 +1,83 @@
+//! The macros' output compiles without the prelude, with the runtime crate
+//! renamed, and next to local items named like the ones it uses: every path
+//! it emits is absolute, and its locals cannot meet the user's names.
+
+#![no_implicit_prelude]
+
+extern crate anyd as my_anyd;
+extern crate std;
+
+// Local items with the names of crates and prelude items: generated code
+// must not pick them up.
+#[allow(dead_code)]
+mod anyd {}
+#[allow(dead_code)]
+mod core {}
+#[allow(dead_code)]
+struct Arc;
+#[allow(dead_code)]
+struct Result;
+#[allow(dead_code)]
+struct Ok;
+#[allow(dead_code)]
+struct Allow;
+
+#[derive(::std::fmt::Debug, my_anyd::ApiError)]
+#[api_error(crate = "my_anyd", kind = "HygieneError")]
+struct Failure;
+
+impl ::std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        f.write_str("failed")
+    }
+}
+
+struct Hygienic;
+
+#[my_anyd::api(crate = "my_anyd")]
+impl Hygienic {
+    /// Parameters named like the macro's own locals.
+    #[api(allow(same_user, uid = 0))]
+    fn echo(
+        &self,
+        this: ::std::string::String,
+        appd: ::std::option::Option<u8>,
+        peer: &my_anyd::Peer,
+    ) -> ::std::string::String {
+        let _ = (appd, peer);
+        this
+    }
+
+    /// An async endpoint that fails.
+    async fn fail(&self, self_: u8) -> ::std::result::Result<u8, Failure> {
+        let _ = self_;
+        ::std::result::Result::Err(Failure)
+    }
+}
+
+#[::std::prelude::v1::test]
+fn expands_without_prelude_and_with_the_crate_renamed() {
+    use ::std::result::Result::Ok as Fine;
+
+    let dir = ::tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sock");
+    let running = my_anyd::Appd::new()
+        .mount(Hygienic)
+        .bind(path.to_str().unwrap())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let options = my_anyd::ClientOptions::new().timeout(::std::option::Option::Some(
+        ::std::time::Duration::from_secs(10),
+    ));
+    let mut client = HygienicClient::connect_with(running.address(), options).unwrap();
+    let echoed = client.echo(
+        ::std::string::ToString::to_string("hi"),
+        ::std::option::Option::None,
+    );
+    ::std::assert!(::std::matches!(echoed.as_deref(), Fine("hi")));
+    let e = client.fail(1).unwrap_err();
+    ::std::assert_eq!(e.remote().unwrap().kind, "HygieneError");
+    client.end_session().unwrap();
+    running.shutdown().unwrap();
+}

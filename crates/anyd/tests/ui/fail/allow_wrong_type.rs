@@ -1,0 +1,9 @@
+struct Daemon;
+
+#[anyd::api]
+impl Daemon {
+    #[api(allow(uid = "root"))]
+    fn status(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[derive(Debug, anyd::ApiError)]
+enum VpnError {
+    NotConnected,
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+#[derive(Debug, anyd::ApiError)]
+#[api_error(code = 3)]
+struct VpnError;
+
+impl std::fmt::Display for VpnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("vpn error")
+    }
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[anyd::api]
+struct Daemon;
+
+fn main() {}

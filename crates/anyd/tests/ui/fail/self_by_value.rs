@@ -1,0 +1,8 @@
+struct Daemon;
+
+#[anyd::api]
+impl Daemon {
+    fn stop(self) {}
+}
+
+fn main() {}

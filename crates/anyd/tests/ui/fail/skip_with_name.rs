@@ -1,0 +1,9 @@
+struct Daemon;
+
+#[anyd::api]
+impl Daemon {
+    #[api(skip, name = "helper")]
+    fn helper(&self) {}
+}
+
+fn main() {}

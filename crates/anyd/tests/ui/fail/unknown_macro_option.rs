@@ -1,0 +1,8 @@
+struct Daemon;
+
+#[anyd::api(client = "Other")]
+impl Daemon {
+    fn ping(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+struct Daemon;
+
+#[anyd::api]
+impl Daemon {
+    #[api(rename = "other")]
+    fn status(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+struct Daemon;
+
+#[anyd::api]
+impl Daemon {
+    unsafe fn poke(&self) {}
+}
+
+fn main() {}
