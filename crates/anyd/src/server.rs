@@ -390,7 +390,8 @@ pub struct Server {
     pid_file: Option<PidFile>,
 }
 
-/// Stops a serving daemon from anywhere (another thread, a handler).
+/// Stops a serving daemon from anywhere (another thread, a handler), and
+/// says how many connections it serves.
 #[derive(Clone)]
 pub struct ShutdownHandle {
     shared: Arc<Shared>,
@@ -414,6 +415,19 @@ impl ShutdownHandle {
             let _ = rustix::io::write(&self.shared.wake_tx, &[1]);
         }
     }
+
+    /// How many connections the daemon holds right now: from the moment
+    /// one is accepted (before its handshake) until its thread has let it
+    /// go. Refused connections (over [`Appd::max_connections`]) never
+    /// count. For health endpoints and status lines, and for checking that
+    /// clients that vanished cost nothing once gone.
+    pub fn connections(&self) -> usize {
+        self.shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
 }
 
 /// A daemon serving on a background thread (see [`Server::spawn`]).
@@ -433,6 +447,12 @@ impl Running {
     /// A handle that stops the daemon.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.handle.clone()
+    }
+
+    /// How many connections the daemon holds right now (see
+    /// [`ShutdownHandle::connections`]).
+    pub fn connections(&self) -> usize {
+        self.handle.connections()
     }
 
     /// Shuts down gracefully and waits until the daemon has stopped.
