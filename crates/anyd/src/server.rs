@@ -753,12 +753,20 @@ fn serve_connection(
             }
         };
         // Answer everything already here before writing: pipelined
-        // requests cost one write for all their replies.
+        // requests cost one write for all their replies, up to
+        // `FLUSH_AT` bytes of them.
         let mut next = Some(range);
         let mut end = false;
         while let Some(range) = next {
             match handle_message(shared, conn.payload(range), peer, runtime, &mut out) {
-                Flow::Continue => {}
+                Flow::Continue => {
+                    if out.len() >= FLUSH_AT {
+                        if conn.stream.write_all(&out).is_err() {
+                            return "write failed";
+                        }
+                        out.clear();
+                    }
+                }
                 Flow::End => {
                     end = true;
                     break;
@@ -789,6 +797,15 @@ fn serve_connection(
         }
     }
 }
+
+/// How many bytes of replies to pipelined requests are gathered before
+/// they are written. Small replies still go out many to a write, and a
+/// client that sends requests by the thousand and reads slowly, or never,
+/// holds at most this much of the daemon's memory (plus the reply in the
+/// making) while the connection thread waits on the socket: without it, a
+/// read buffer full of requests for large replies would have them all
+/// made at once.
+const FLUSH_AT: usize = 64 * 1024;
 
 enum Flow {
     Continue,
