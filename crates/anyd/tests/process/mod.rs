@@ -87,7 +87,9 @@ pub(crate) struct Status {
     /// Resident set size, KiB.
     pub(crate) rss_kib: u64,
     /// The peak resident set size since start or [`Daemon::reset_peak`],
-    /// KiB.
+    /// KiB. The kernel records it when memory is unmapped, not when it is
+    /// given back with `madvise` (as thread stacks are), so it may miss a
+    /// peak; it is never below the current size.
     pub(crate) peak_kib: u64,
     /// Threads.
     pub(crate) threads: u64,
