@@ -397,7 +397,8 @@ pub struct Server {
     pid_file: Option<PidFile>,
 }
 
-/// Stops a serving daemon from anywhere (another thread, a handler).
+/// Stops a serving daemon from anywhere (another thread, a handler), and
+/// says how many connections it serves.
 #[derive(Clone)]
 pub struct ShutdownHandle {
     shared: Arc<Shared>,
@@ -421,6 +422,19 @@ impl ShutdownHandle {
             let _ = rustix::io::write(&self.shared.wake_tx, &[1]);
         }
     }
+
+    /// How many connections the daemon holds right now: from the moment
+    /// one is accepted (before its handshake) until its thread has let it
+    /// go. Refused connections (over [`Appd::max_connections`]) never
+    /// count. For health endpoints and status lines, and for checking that
+    /// clients that vanished cost nothing once gone.
+    pub fn connections(&self) -> usize {
+        self.shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
 }
 
 /// A daemon serving on a background thread (see [`Server::spawn`]).
@@ -440,6 +454,12 @@ impl Running {
     /// A handle that stops the daemon.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.handle.clone()
+    }
+
+    /// How many connections the daemon holds right now (see
+    /// [`ShutdownHandle::connections`]).
+    pub fn connections(&self) -> usize {
+        self.handle.connections()
     }
 
     /// Shuts down gracefully and waits until the daemon has stopped.
@@ -740,12 +760,20 @@ fn serve_connection(
             }
         };
         // Answer everything already here before writing: pipelined
-        // requests cost one write for all their replies.
+        // requests cost one write for all their replies, up to
+        // `FLUSH_AT` bytes of them.
         let mut next = Some(range);
         let mut end = false;
         while let Some(range) = next {
             match handle_message(shared, conn.payload(range), peer, runtime, &mut out) {
-                Flow::Continue => {}
+                Flow::Continue => {
+                    if out.len() >= FLUSH_AT {
+                        if conn.stream.write_all(&out).is_err() {
+                            return "write failed";
+                        }
+                        out.clear();
+                    }
+                }
                 Flow::End => {
                     end = true;
                     break;
@@ -776,6 +804,15 @@ fn serve_connection(
         }
     }
 }
+
+/// How many bytes of replies to pipelined requests are gathered before
+/// they are written. Small replies still go out many to a write, and a
+/// client that sends requests by the thousand and reads slowly, or never,
+/// holds at most this much of the daemon's memory (plus the reply in the
+/// making) while the connection thread waits on the socket: without it, a
+/// read buffer full of requests for large replies would have them all
+/// made at once.
+const FLUSH_AT: usize = 64 * 1024;
 
 enum Flow {
     Continue,

@@ -3,10 +3,12 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyd::wire::frame;
-use anyd::{Address, Appd, ClientSession, Running};
+use anyd::wire::{frame, message, Codec};
+use anyd::{Address, Appd, ClientOptions, ClientSession, Digest, Error, Running};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -197,5 +199,156 @@ fn an_idle_flood_hits_the_cap_while_established_clients_are_served() {
     }
     for i in 0..100 {
         assert_eq!(established.commit::<u32>("echo", (i,)).unwrap(), i);
+    }
+}
+
+/// An endpoint that records that it ran.
+fn tripwire() -> (Appd, Arc<AtomicBool>) {
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let appd = Appd::new().api("touch(a)", move |_a: String| {
+        flag.store(true, Ordering::SeqCst);
+        "touched"
+    });
+    (appd, ran)
+}
+
+/// Splits what a daemon sent into frame payloads; a torn last frame is
+/// returned as is, to show in an assertion.
+fn frames_of(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Ok(Some(f)) = frame::decode(bytes, frame::DEFAULT_MAX_FRAME) {
+        out.push(bytes[f.payload].to_vec());
+        bytes = &bytes[f.consumed..];
+    }
+    if !bytes.is_empty() {
+        out.push(bytes.to_vec());
+    }
+    out
+}
+
+#[test]
+fn requests_sent_instead_of_the_handshake_are_never_decoded() {
+    let (appd, ran) = tripwire();
+    let (d, _dir) = start(appd.authkey("k"));
+    let request = |codec: Codec, arg: &str| {
+        let mut out = Vec::new();
+        let mark = frame::begin(&mut out);
+        message::encode_request(codec, "touch", &(arg,), &(), &mut out).unwrap();
+        frame::finish(&mut out, mark);
+        out
+    };
+    let mut attempts = Vec::new();
+    for codec in [Codec::MsgPack, Codec::Json, Codec::Pickle] {
+        // One request; several pipelined; one over the handshake's frame
+        // limit.
+        attempts.push(request(codec, "x"));
+        attempts.push(request(codec, "x").repeat(10));
+        attempts.push(request(codec, &"x".repeat(1000)));
+    }
+    for (i, attempt) in attempts.iter().enumerate() {
+        // Sent at once, before the challenge is even read.
+        let mut s = raw(d.address());
+        s.write_all(attempt).unwrap();
+        let frames = frames_of(&until_closed(&mut s));
+        // The challenge, and at most the verdict on what was taken for a
+        // reply to it: never a reply to a request.
+        assert!(
+            frames
+                .first()
+                .is_some_and(|f| f.starts_with(b"#CHALLENGE#")),
+            "attempt {i}: {frames:?}"
+        );
+        assert!(
+            frames[1..].iter().all(|f| f == b"#FAILURE#") && frames.len() <= 2,
+            "attempt {i}: {frames:?}"
+        );
+    }
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "a request ran before the handshake"
+    );
+    // The tripwire works: after a handshake, the same call runs it.
+    let mut s = ClientOptions::new()
+        .authkey("k")
+        .connect(d.address())
+        .unwrap();
+    assert_eq!(s.commit::<String>("touch", ("x",)).unwrap(), "touched");
+    assert!(ran.load(Ordering::SeqCst));
+}
+
+#[test]
+fn wrong_keys_always_fail() {
+    const KEY: &[u8] = b"sesame";
+    let mut flipped = KEY.to_vec();
+    flipped[KEY.len() - 1] ^= 1;
+    let wrong: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"sesam".to_vec(),
+        b"sesame!".to_vec(),
+        b"Sesame".to_vec(),
+        b"\0sesame".to_vec(),
+        flipped,
+        b"emases".to_vec(),
+        KEY.repeat(1000),
+    ];
+    for digest in Digest::ALL {
+        let (appd, ran) = tripwire();
+        let (d, _dir) = start(appd.authkey(KEY).digest(digest));
+        for key in &wrong {
+            for _ in 0..10 {
+                match ClientOptions::new()
+                    .authkey(key.clone())
+                    .connect(d.address())
+                {
+                    Err(Error::Auth(_)) => {}
+                    Err(e) => panic!("{digest:?}, key {key:?}: {e}"),
+                    Ok(_) => panic!("{digest:?}: key {key:?} was let in"),
+                }
+            }
+        }
+        // Guesses at the MAC on a raw socket, in the shape the daemon
+        // asked for and in the legacy shape (16 raw bytes).
+        for guess in 0..50u8 {
+            let mut s = raw(d.address());
+            let mut header = [0u8; 4];
+            s.read_exact(&mut header).unwrap();
+            let mut challenge = vec![0; u32::from_be_bytes(header) as usize];
+            s.read_exact(&mut challenge).unwrap();
+            let mac: Vec<u8> = (0..digest.output_len())
+                .map(|i| guess.wrapping_mul(31).wrapping_add(i as u8))
+                .collect();
+            let reply = if guess % 2 == 0 {
+                [format!("{{{}}}", digest.name()).as_bytes(), &mac].concat()
+            } else {
+                mac[..16].to_vec()
+            };
+            let mut f = Vec::new();
+            frame::encode(&reply, &mut f);
+            s.write_all(&f).unwrap();
+            assert_eq!(
+                frames_of(&until_closed(&mut s)),
+                vec![b"#FAILURE#".to_vec()],
+                "{digest:?}, guess {guess}"
+            );
+        }
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "{digest:?}: a wrong key got a call in"
+        );
+        // Not a wrong key: HMAC pads keys with zero bytes to its block size,
+        // so trailing zeros do not change one, here as in Python.
+        let padded = [KEY, b"\0"].concat();
+        assert!(ClientOptions::new()
+            .authkey(padded)
+            .connect(d.address())
+            .is_ok());
+        // The right key still gets in, and its call runs.
+        let mut s = ClientOptions::new()
+            .authkey(KEY)
+            .connect(d.address())
+            .unwrap();
+        assert_eq!(s.commit::<String>("touch", ("x",)).unwrap(), "touched");
+        assert!(ran.load(Ordering::SeqCst));
     }
 }

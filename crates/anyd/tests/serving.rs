@@ -137,6 +137,36 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn pipelined_large_replies_keep_their_order() {
+    // Replies large enough that the daemon writes a burst's replies in
+    // several writes, not one.
+    let (d, _dir) = start(
+        Appd::new()
+            .api("blob(n, tag)", |n: usize, tag: u32| (tag, "x".repeat(n)))
+            .api("echo(a)", |a: u32| a),
+    );
+    let mut s = raw(d.address());
+    let mut burst = Vec::new();
+    for i in 0..40u32 {
+        burst.extend(request("blob", (100_000 + i as usize, i)));
+        burst.extend(request("echo", (i,)));
+    }
+    s.write_all(&burst).unwrap();
+    for i in 0..40u32 {
+        match reply::<(u32, String)>(&read_frame(&mut s).unwrap()) {
+            message::Reply::Ok((tag, blob)) => {
+                assert_eq!((tag, blob.len()), (i, 100_000 + i as usize));
+            }
+            other => panic!("{other:?}"),
+        }
+        match reply::<u32>(&read_frame(&mut s).unwrap()) {
+            message::Reply::Ok(v) => assert_eq!(v, i),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
 fn many_clients_at_once() {
     let (d, _dir) = start(Appd::new().api("add(a, b)", |a: u64, b: u64| a + b));
     let threads: Vec<_> = (0..16u64)

@@ -1,0 +1,304 @@
+//! A daemon in a process of its own, for the tests that measure it: its
+//! memory, threads, connections and exit status are then its own, not
+//! mixed with the test's clients.
+//!
+//! The daemon is the test binary run again with `ANYD_PROCESS_DAEMON` set:
+//! each test binary that uses this module has a `#[test] fn child_daemon`
+//! that calls [`serve_if_child`], which does nothing in a normal run.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses the part of this module it needs"
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyd::{ApiError, Appd, ClientOptions, ClientSession, RemoteError, ShutdownHandle};
+use rustix::process::{Pid, Signal};
+
+/// How long any one wait may take before the test fails. Generous: a
+/// loaded two-core machine running a debug build is slow, and a hung test
+/// must still end.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The environment variable that turns the test binary into the daemon;
+/// its value is the socket path.
+const ADDRESS_VAR: &str = "ANYD_PROCESS_DAEMON";
+/// The daemon's authkey, when it has one.
+const KEY_VAR: &str = "ANYD_PROCESS_DAEMON_KEY";
+
+/// The error of the `refuse` endpoint: an endpoint's own error kind.
+#[derive(Debug)]
+struct Refused(u64);
+
+impl ApiError for Refused {
+    fn into_remote(self) -> RemoteError {
+        RemoteError::new("Refused", self.0.to_string())
+    }
+}
+
+/// The daemon side: serves until SIGTERM, then prints `STOPPED <ok>` and
+/// exits 0 if serving ended well. Returns at once unless a test started
+/// this process as the daemon.
+pub(crate) fn serve_if_child() {
+    let Ok(address) = std::env::var(ADDRESS_VAR) else {
+        return;
+    };
+    // Set once the server exists; the endpoints are registered before.
+    static HANDLE: OnceLock<ShutdownHandle> = OnceLock::new();
+    let mut appd = Appd::new()
+        .api("echo(a)", |a: String| a)
+        .api("sum(a, b)", |a: u64, b: u64| a + b)
+        .api("refuse(n)", |n: u64| -> Result<u64, Refused> {
+            Err(Refused(n))
+        })
+        .api("boom(n)", |n: u64| -> u64 { panic!("boom {n}") })
+        // `n` bytes of reply, to fill socket buffers fast.
+        .api("blob(n)", |n: usize| "x".repeat(n))
+        .api("slow()", || {
+            // Tells the test the call is in progress, then waits for it to
+            // say "go" on stdin.
+            println!("STARTED");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            "finished"
+        })
+        .api("connections()", || {
+            HANDLE.get().map_or(0, ShutdownHandle::connections)
+        });
+    if let Ok(key) = std::env::var(KEY_VAR) {
+        appd = appd.authkey(key);
+    }
+    let server = appd.bind(address.as_str()).unwrap();
+    HANDLE.set(server.shutdown_handle()).unwrap();
+    println!("READY");
+    let result = server.serve();
+    println!("STOPPED {}", result.is_ok());
+    std::process::exit(if result.is_ok() { 0 } else { 1 });
+}
+
+/// What the kernel says of a process.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Status {
+    /// Resident set size, KiB.
+    pub(crate) rss_kib: u64,
+    /// The peak resident set size since start or [`Daemon::reset_peak`],
+    /// KiB. The kernel records it when memory is unmapped, not when it is
+    /// given back with `madvise` (as thread stacks are), so it may miss a
+    /// peak; it is never below the current size.
+    pub(crate) peak_kib: u64,
+    /// Threads.
+    pub(crate) threads: u64,
+}
+
+impl Status {
+    /// Of process `pid` (or `None` for this process).
+    pub(crate) fn of(pid: Option<u32>) -> Status {
+        let path = match pid {
+            Some(pid) => format!("/proc/{pid}/status"),
+            None => "/proc/self/status".to_owned(),
+        };
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let field = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {path}"))
+        };
+        Status {
+            rss_kib: field("VmRSS:"),
+            peak_kib: field("VmHWM:"),
+            threads: field("Threads:"),
+        }
+    }
+}
+
+/// A daemon process, killed when dropped (also when the test panics).
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    lines: mpsc::Receiver<String>,
+    path: String,
+    key: Option<String>,
+    /// Holds the socket's directory for the daemon's lifetime.
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts a daemon on a fresh socket path, with `key` as its authkey if
+    /// given, and waits until it serves: a call answered shows it is past
+    /// setting up its runtime and signal handlers.
+    pub(crate) fn start(key: Option<&str>) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock").to_str().unwrap().to_owned();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["child_daemon", "--exact", "--nocapture", "--test-threads=1"])
+            .env(ADDRESS_VAR, &path)
+            .env_remove(KEY_VAR)
+            // Some tests make handlers panic by the thousand: a backtrace
+            // for each would take minutes.
+            .env("RUST_BACKTRACE", "0");
+        if let Some(key) = key {
+            cmd.env(KEY_VAR, key);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let daemon = Daemon {
+            child,
+            lines,
+            path,
+            key: key.map(str::to_owned),
+            _dir: dir,
+        };
+        daemon.expect("READY");
+        let mut s = daemon.session();
+        assert_eq!(s.commit::<String>("echo", ("up",)).unwrap(), "up");
+        s.end_session().unwrap();
+        daemon
+    }
+
+    /// The socket path.
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Client options for this daemon (its key, a reply deadline).
+    pub(crate) fn options(&self) -> ClientOptions {
+        let options = ClientOptions::new().timeout(Some(PATIENCE));
+        match &self.key {
+            Some(key) => options.authkey(key.as_bytes()),
+            None => options,
+        }
+    }
+
+    /// A connected session.
+    pub(crate) fn session(&self) -> ClientSession {
+        self.options().connect(self.path.as_str()).unwrap()
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        Status::of(Some(self.pid()))
+    }
+
+    /// Resets the peak resident set size (`VmHWM`) to the current one.
+    pub(crate) fn reset_peak(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").unwrap();
+    }
+
+    /// The daemon's connection threads (named `anyd-conn`).
+    pub(crate) fn connection_threads(&self) -> usize {
+        let tasks = format!("/proc/{}/task", self.pid());
+        std::fs::read_dir(&tasks)
+            .unwrap_or_else(|e| panic!("{tasks}: {e}"))
+            .filter_map(Result::ok)
+            // A thread that ended between the listing and the read is not
+            // counted, rightly.
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == "anyd-conn")
+            .count()
+    }
+
+    /// How many connections the daemon holds, not counting the one that
+    /// asks.
+    pub(crate) fn connections(&self) -> usize {
+        let mut s = self.session();
+        let n: usize = s.commit("connections", ()).unwrap();
+        n - 1
+    }
+
+    /// Waits until the daemon holds no connection and has no connection
+    /// thread left; returns its status then.
+    pub(crate) fn wait_quiet(&self) -> Status {
+        wait_until("the daemon holds no connection", || self.connections() == 0);
+        wait_until("the connection threads have ended", || {
+            self.connection_threads() == 0
+        });
+        self.status()
+    }
+
+    /// Waits for a line of the daemon's stdout containing `what` (the test
+    /// harness may print its own text before ours on a line).
+    pub(crate) fn expect(&self, what: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => continue,
+                Err(e) => panic!("waiting for {what:?} from the daemon: {e}"),
+            }
+        }
+    }
+
+    /// Lets one `slow` call finish.
+    pub(crate) fn go(&mut self) {
+        writeln!(self.child.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+
+    pub(crate) fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(self.pid() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    /// Waits for the daemon to exit, up to [`PATIENCE`].
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `done` until it holds, failing the test after [`PATIENCE`].
+pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Raises this process's soft limit on open files to the hard limit (the
+/// daemon started afterwards inherits it), and checks it allows `needed`.
+pub(crate) fn allow_open_files(needed: u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    setrlimit(Resource::Nofile, limit).unwrap();
+    let soft = getrlimit(Resource::Nofile).current;
+    assert!(
+        soft.is_none_or(|n| n >= needed),
+        "this test needs {needed} open files and the hard limit is {soft:?}"
+    );
+}
