@@ -228,6 +228,11 @@ impl Appd {
 
     /// How many connections are served at once (default 1024); more are
     /// closed as soon as they are accepted.
+    ///
+    /// Each connection holds two file descriptors, so [`bind`](Self::bind)
+    /// raises the process's soft limit on open files (`RLIMIT_NOFILE`,
+    /// often 1024) towards what this many connections need, up to the
+    /// hard limit, and logs a warning when the hard limit is too low.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
         self
@@ -349,6 +354,7 @@ impl Appd {
                  set one, or allow_remote_without_authkey(true)"
             )));
         }
+        make_room_for(self.config.max_connections);
         if let Some(user) = &self.config.run_as {
             daemon::drop_privileges(user)?;
         }
@@ -370,6 +376,52 @@ impl Appd {
             on_reload: self.on_reload,
             pid_file,
         })
+    }
+}
+
+/// File descriptors a connection holds: its stream, and the copy in
+/// [`Shared::conns`] that lets shutdown reach it.
+const FDS_PER_CONNECTION: u64 = 2;
+
+/// File descriptors for everything but connections: the listener, the
+/// wake pipe, the runtime, the pid file, and what handlers open.
+const FDS_SPARE: u64 = 64;
+
+/// Raises the soft limit on open files to what `connections` need, as far
+/// as the hard limit allows. Without it the default soft limit of 1024
+/// runs out at some 480 connections and `accept` fails while clients wait,
+/// well before the connection cap would refuse them politely. Raising the
+/// soft limit up to the hard one is what the limit pair is for (systemd
+/// sets a soft 1024 precisely so that programs which can use more ask).
+fn make_room_for(connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+
+    let wanted = (connections as u64)
+        .saturating_mul(FDS_PER_CONNECTION)
+        .saturating_add(FDS_SPARE);
+    let mut limit = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if soft >= wanted {
+        return;
+    }
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let new = wanted.min(hard);
+    if new > soft {
+        limit.current = Some(new);
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, soft, wanted, "could not raise the limit on open files");
+            return;
+        }
+        tracing::debug!(from = soft, to = new, "raised the soft limit on open files");
+    }
+    if new < wanted {
+        let fit = new.saturating_sub(FDS_SPARE) / FDS_PER_CONNECTION;
+        tracing::warn!(
+            max_connections = connections,
+            open_files = new,
+            "the hard limit on open files allows about {fit} connections, fewer than max_connections"
+        );
     }
 }
 
