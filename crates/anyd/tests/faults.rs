@@ -8,8 +8,9 @@
 //! `process`) where its threads are counted.
 
 mod process;
+mod raw;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +22,7 @@ use anyd::wire::handshake::{ClientHandshake, HandshakeOptions};
 use anyd::wire::{frame, message, Codec};
 use anyd::{Appd, Error};
 use process::{wait_until, Daemon, PATIENCE};
+use raw::{read_frame, request};
 use rustix::process::Signal;
 
 /// The daemon side; does nothing unless a test below started it.
@@ -123,23 +125,6 @@ impl Drop for KilledClient {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mark = frame::begin(&mut out);
-    message::encode_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
-    frame::finish(&mut out, mark);
-    out
-}
-
-/// Reads one frame's payload, or `None` when the stream ends.
-fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {
-    let mut header = [0u8; 4];
-    s.read_exact(&mut header).ok()?;
-    let mut payload = vec![0; u32::from_be_bytes(header) as usize];
-    s.read_exact(&mut payload).ok()?;
-    Some(payload)
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Hostile input against a live daemon: each attack gets a clear refusal,
 //! runs no code, costs no memory, and leaves other clients served.
 
+mod raw;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,25 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyd::wire::{frame, message, Codec};
-use anyd::{Address, Appd, ClientOptions, ClientSession, Digest, Error, Running};
+use anyd::{Appd, ClientOptions, ClientSession, Digest, Error};
+use raw::{raw, start};
 
 const PATIENCE: Duration = Duration::from_secs(20);
-
-fn start(appd: Appd) -> (Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("d.sock");
-    let running = appd.bind(path.to_str().unwrap()).unwrap().spawn().unwrap();
-    (running, dir)
-}
-
-fn raw(address: &Address) -> UnixStream {
-    let Address::Unix(path) = address else {
-        panic!("{address}")
-    };
-    let s = UnixStream::connect(path).unwrap();
-    s.set_read_timeout(Some(PATIENCE)).unwrap();
-    s
-}
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

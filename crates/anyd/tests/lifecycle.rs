@@ -5,10 +5,12 @@
 //! (see `child_daemon`), so that signals, environment and credentials
 //! reach only it.
 
-use std::io::{BufRead, BufReader, Write};
+mod process;
+
+use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -123,20 +125,7 @@ fn spawn(env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (child, lines) = process::spawn_with_lines(&mut cmd);
     Daemon { child, lines }
 }
 

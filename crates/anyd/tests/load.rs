@@ -9,15 +9,16 @@
 //! `cargo nextest run --release --workspace --locked --test load --run-ignored only`.
 
 mod process;
+mod raw;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use anyd::wire::{frame, message, Codec};
 use anyd::{ClientOptions, ClientSession, Error};
 use process::{wait_until, Daemon, PATIENCE};
+use raw::request;
 
 /// The daemon side; does nothing unless a test below started it.
 #[test]
@@ -246,15 +247,6 @@ fn expect_remote(result: Result<u64, Error>, kind: &str, says: &str) -> Result<(
         Err(Error::Remote(e)) if e.kind == kind && e.message == says => Ok(()),
         other => Err(format!("expected a {kind} saying {says:?}, got {other:?}")),
     }
-}
-
-/// A framed MessagePack request, to pipeline on a raw socket.
-fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mark = frame::begin(&mut out);
-    message::encode_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
-    frame::finish(&mut out, mark);
-    out
 }
 
 #[test]

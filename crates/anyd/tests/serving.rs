@@ -2,69 +2,18 @@
 //! Nothing here waits by sleeping: blocking handlers wait on channels the
 //! test controls, and every wait has a deadline.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+mod raw;
+
+use std::io::Write;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyd::wire::{frame, message, Codec};
-use anyd::{Address, Appd, ClientOptions, ClientSession, Running};
+use anyd::{Appd, ClientOptions, ClientSession};
+use raw::{closed_by_daemon, raw, read_frame, reply, request, start};
 
 const PATIENCE: Duration = Duration::from_secs(20);
-
-fn start(appd: Appd) -> (Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("d.sock");
-    let running = appd.bind(path.to_str().unwrap()).unwrap().spawn().unwrap();
-    (running, dir)
-}
-
-fn raw(address: &Address) -> UnixStream {
-    let Address::Unix(path) = address else {
-        panic!("{address}")
-    };
-    let s = UnixStream::connect(path).unwrap();
-    s.set_read_timeout(Some(PATIENCE)).unwrap();
-    s
-}
-
-fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mark = frame::begin(&mut out);
-    message::encode_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
-    frame::finish(&mut out, mark);
-    out
-}
-
-/// Reads one frame's payload, or `None` when the daemon closed the stream.
-fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {
-    let mut header = [0u8; 4];
-    if s.read_exact(&mut header).is_err() {
-        return None;
-    }
-    let len = u32::from_be_bytes(header) as usize;
-    let mut payload = vec![0; len];
-    s.read_exact(&mut payload).ok()?;
-    Some(payload)
-}
-
-fn reply<T: serde::de::DeserializeOwned>(payload: &[u8]) -> message::Reply<T> {
-    message::decode_reply(Codec::MsgPack, payload, &Default::default()).unwrap()
-}
-
-/// True once the daemon has closed `s` (EOF, or a reset).
-fn closed_by_daemon(s: &mut UnixStream) -> bool {
-    let mut b = [0u8; 64];
-    loop {
-        match s.read(&mut b) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
 
 /// A handler that blocks until the test lets it go, and says when it has
 /// started.

@@ -145,20 +145,7 @@ impl Daemon {
         if let Some(key) = key {
             cmd.env(KEY_VAR, key);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, lines) = spawn_with_lines(&mut cmd);
         let daemon = Daemon {
             child,
             lines,
@@ -301,4 +288,25 @@ pub(crate) fn allow_open_files(needed: u64) {
         soft.is_none_or(|n| n >= needed),
         "this test needs {needed} open files and the hard limit is {soft:?}"
     );
+}
+
+/// Starts `cmd` with its stdin a pipe (for the test to talk to it) and its
+/// stdout read line by line into a channel, for tests that wait on what a
+/// child process says.
+pub(crate) fn spawn_with_lines(cmd: &mut Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines)
 }

@@ -1,0 +1,74 @@
+//! Talking to a daemon below the client: raw Unix-socket connections,
+//! hand-made frames, and daemons on fresh socket paths. Shared by the test
+//! binaries that check what the daemon does with bytes a real client would
+//! never send.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses the part of this module it needs"
+)]
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use anyd::wire::{frame, message, Codec};
+use anyd::{Address, Appd, Running};
+
+/// How long a raw read waits before the test fails rather than hang.
+pub(crate) const READ_PATIENCE: Duration = Duration::from_secs(20);
+
+/// A daemon on a fresh socket path; the directory lives as long as the
+/// returned guard.
+pub(crate) fn start(appd: Appd) -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let running = appd.bind(path.to_str().unwrap()).unwrap().spawn().unwrap();
+    (running, dir)
+}
+
+/// A bare connection to a Unix-socket daemon, with a read timeout.
+pub(crate) fn raw(address: &Address) -> UnixStream {
+    let Address::Unix(path) = address else {
+        panic!("{address}")
+    };
+    let s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(READ_PATIENCE)).unwrap();
+    s
+}
+
+/// A framed MessagePack request, to send or pipeline on a raw socket.
+pub(crate) fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mark = frame::begin(&mut out);
+    message::encode_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
+    frame::finish(&mut out, mark);
+    out
+}
+
+/// Reads one frame's payload, or `None` when the stream ends.
+pub(crate) fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {
+    let mut header = [0u8; 4];
+    s.read_exact(&mut header).ok()?;
+    let mut payload = vec![0; u32::from_be_bytes(header) as usize];
+    s.read_exact(&mut payload).ok()?;
+    Some(payload)
+}
+
+/// Decodes a MessagePack reply payload.
+pub(crate) fn reply<T: serde::de::DeserializeOwned>(payload: &[u8]) -> message::Reply<T> {
+    message::decode_reply(Codec::MsgPack, payload, &Default::default()).unwrap()
+}
+
+/// True once the daemon has closed `s` (EOF, or a reset).
+pub(crate) fn closed_by_daemon(s: &mut UnixStream) -> bool {
+    let mut b = [0u8; 64];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
