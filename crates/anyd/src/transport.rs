@@ -130,10 +130,17 @@ impl Read for Stream {
 }
 
 impl Write for Stream {
+    /// A `send` with `MSG_NOSIGNAL`: writing to a peer that is gone is an
+    /// `EPIPE` error for this connection, never a SIGPIPE that would kill
+    /// a host process which does not ignore it (a C or Python program
+    /// embedding the daemon; Rust's own runtime ignores SIGPIPE, but not
+    /// every program around this library is Rust's).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
+        loop {
+            match rustix::net::send(&*self, buf, rustix::net::SendFlags::NOSIGNAL) {
+                Err(rustix::io::Errno::INTR) => continue,
+                result => return result.map_err(io::Error::from),
+            }
         }
     }
     fn flush(&mut self) -> io::Result<()> {

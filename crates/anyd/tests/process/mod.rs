@@ -41,6 +41,18 @@ impl ApiError for Refused {
     }
 }
 
+/// Puts SIGPIPE back to its default action, which ends the process, as it
+/// is in a C or Python program hosting a daemon: Rust's runtime ignores
+/// SIGPIPE, which would hide a write to a vanished client that raises it.
+/// The fault tests then show that no such write does.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: installs the default disposition, no handler code; signal()
+    // is safe to call with other threads running.
+    let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    assert_ne!(previous, libc::SIG_ERR);
+}
+
 /// The daemon side: serves until SIGTERM, then prints `STOPPED <ok>` and
 /// exits 0 if serving ended well. Returns at once unless a test started
 /// this process as the daemon.
@@ -48,6 +60,7 @@ pub(crate) fn serve_if_child() {
     let Ok(address) = std::env::var(ADDRESS_VAR) else {
         return;
     };
+    default_sigpipe();
     // Set once the server exists; the endpoints are registered before.
     static HANDLE: OnceLock<ShutdownHandle> = OnceLock::new();
     let mut appd = Appd::new()
