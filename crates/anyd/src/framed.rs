@@ -18,6 +18,10 @@ use crate::transport::Stream;
 /// message: small, because an idle connection keeps it.
 const INITIAL_BUFFER: usize = 4096;
 
+/// The most a read buffer grows by before the bytes to fill it have
+/// arrived.
+const GROWTH_STEP: usize = 64 * 1024;
+
 /// Why no frame could be read.
 #[derive(Debug)]
 pub(crate) enum ReadError {
@@ -79,9 +83,30 @@ impl Framed {
     /// The next frame, reading as needed. `Ok(None)` is a clean end of
     /// stream between frames.
     pub(crate) fn read_frame(&mut self) -> Result<Option<Range<usize>>, ReadError> {
+        self.read_frame_by(None)
+    }
+
+    /// [`read_frame`](Self::read_frame), with the whole frame due by
+    /// `deadline` if there is one: the read timeout is set to what is left
+    /// of it before each read, so that a peer trickling a byte at a time
+    /// gets no more time than a silent one. A deadline that passes is a
+    /// `TimedOut` error.
+    pub(crate) fn read_frame_by(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Range<usize>>, ReadError> {
         loop {
             if let Some(r) = self.buffered_frame().map_err(ReadError::Frame)? {
                 return Ok(Some(r));
+            }
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ReadError::Io(io::ErrorKind::TimedOut.into()));
+                }
+                self.stream
+                    .set_read_timeout(Some(left))
+                    .map_err(ReadError::Io)?;
             }
             if self.fill().map_err(ReadError::Io)? == 0 {
                 return frame::check_eof(self.end - self.start)
@@ -104,7 +129,13 @@ impl Framed {
             Ok(Some(h)) => h.header_len + h.payload_len,
             _ => frame::LONG_HEADER_LEN,
         };
-        let want = need.max(INITIAL_BUFFER);
+        // Room for the frame in progress, but no more than twice what has
+        // arrived of it: a header alone, claiming a frame at the size
+        // limit, then costs its sender the bytes, not the daemon the
+        // memory. The buffer doubles as the payload comes.
+        let want = need
+            .min(pending.saturating_mul(2).max(GROWTH_STEP))
+            .max(INITIAL_BUFFER);
         // Give back what a large message took once it is done: an idle
         // connection keeps its buffer.
         let shrink = self.buf.len() > 16 * INITIAL_BUFFER && want.max(pending) <= INITIAL_BUFFER;
@@ -173,21 +204,13 @@ pub(crate) fn handshake(
     if let Some(first) = side.start() {
         conn.send(&first)?;
     }
+    if deadline.is_none() {
+        conn.stream.set_read_timeout(None)?;
+    }
     loop {
-        // The deadline is for the whole handshake, so each read gets what
-        // is left of it.
-        let left = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(Error::Timeout("during the handshake"));
-                }
-                Some(left)
-            }
-            None => None,
-        };
-        conn.stream.set_read_timeout(left)?;
-        let range = match conn.read_frame() {
+        // The deadline is for the whole handshake, and for each frame
+        // within it however its bytes arrive.
+        let range = match conn.read_frame_by(deadline) {
             Ok(Some(r)) => r,
             Ok(None) => return Err(Error::Protocol(
                 "the peer closed the connection during the handshake (a wrong or missing authkey?)"
