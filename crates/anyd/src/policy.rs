@@ -84,9 +84,9 @@ impl Allow {
     }
 
     /// Resolves names to ids, so that checks are cheap and an unknown name
-    /// fails at startup.
-    pub(crate) fn resolve(&self) -> Result<Resolved> {
-        let own_uid = rustix::process::geteuid().as_raw();
+    /// fails at startup. `own_uid` is the user the daemon serves as (after
+    /// any `run_as`), which [`Allow::same_user`] means.
+    pub(crate) fn resolve(&self, own_uid: u32) -> Result<Resolved> {
         let mut resolved = Resolved::default();
         for rule in &self.any_of {
             match rule {
@@ -230,13 +230,14 @@ mod tests {
     fn names_resolve_and_unknown_names_are_errors() {
         let r = Allow::user("root")
             .or(Allow::group("root"))
-            .resolve()
+            .or(Allow::same_user())
+            .resolve(4242)
             .unwrap();
-        assert_eq!(r.uids, [0]);
+        assert_eq!(r.uids, [0, 4242]);
         assert_eq!(r.gids, [0]);
-        let e = Allow::group("no-such-group-anyd").resolve().unwrap_err();
+        let e = Allow::group("no-such-group-anyd").resolve(0).unwrap_err();
         assert!(e.to_string().contains("no-such-group-anyd"), "{e}");
-        assert!(Allow::user("no-such-user-anyd").resolve().is_err());
+        assert!(Allow::user("no-such-user-anyd").resolve(0).is_err());
     }
 
     #[test]

@@ -158,10 +158,11 @@ impl Registry {
     }
 
     /// Resolves the user and group names of every rule.
-    pub(crate) fn resolve_policies(&mut self) -> crate::Result<()> {
-        self.resolved = self.allow.as_ref().map(Allow::resolve).transpose()?;
+    pub(crate) fn resolve_policies(&mut self, own_uid: u32) -> crate::Result<()> {
+        let resolve = |allow: &Allow| allow.resolve(own_uid);
+        self.resolved = self.allow.as_ref().map(resolve).transpose()?;
         for e in self.endpoints.values_mut() {
-            e.resolved = e.allow.as_ref().map(Allow::resolve).transpose()?;
+            e.resolved = e.allow.as_ref().map(resolve).transpose()?;
         }
         Ok(())
     }

@@ -321,7 +321,18 @@ impl Appd {
     /// otherwise.
     pub fn bind(mut self, address: impl ToAddress) -> Result<Server> {
         let address = address.to_address()?;
-        self.registry.resolve_policies()?;
+        // "The daemon's user" is the one it serves calls as: after
+        // `run_as`, that user and not root. Resolved before the socket is
+        // touched, so that a bad rule fails first.
+        let serving_uid = match &self.config.run_as {
+            Some(user) => {
+                crate::policy::user_by_name(user)?
+                    .ok_or_else(|| Error::Config(format!("no user named {user:?}")))?
+                    .uid
+            }
+            None => rustix::process::geteuid().as_raw(),
+        };
+        self.registry.resolve_policies(serving_uid)?;
         // The pid file first: a second instance must stop before it
         // touches the socket.
         let pid_file = match &self.config.pid_file {

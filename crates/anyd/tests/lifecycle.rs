@@ -14,7 +14,7 @@ use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyd::{Appd, ClientOptions, ClientSession};
+use anyd::{Appd, ClientOptions, ClientSession, Error};
 use rustix::process::{Pid, Signal};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -38,6 +38,8 @@ fn child_daemon() {
             "finished"
         })
         .api("hello()", || "hi")
+        .api("mine()", || "for the daemon's own user")
+        .restrict(anyd::Allow::same_user())
         .api("whoami()", || {
             (
                 rustix::process::geteuid().as_raw(),
@@ -327,6 +329,11 @@ fn privileges_are_dropped_after_binding() {
         s.commit::<(u32, u32)>("whoami", ()).unwrap(),
         (65534, 65534)
     );
+    // "The daemon's user" is now nobody: root, who started it, is not.
+    match s.commit::<String>("mine", ()) {
+        Err(Error::Remote(e)) => assert_eq!(e.kind, "PermissionError", "{e:?}"),
+        other => panic!("root called an endpoint for the daemon's user: {other:?}"),
+    }
     drop(s);
     d.signal(Signal::TERM);
     d.expect("STOPPED true");
