@@ -1,54 +1,86 @@
-//! What one small call costs end to end, next to the floor it is measured
-//! against (DESIGN.md, "Performance budget").
+//! The performance budget of DESIGN.md, measured in one run: what a small
+//! call costs end to end next to the floor, what many clients get through
+//! at once, what an idle daemon and its connections weigh, how fast it is
+//! ready, and the same figures for Python anyd.
 //!
 //! The floor is a bare blocking Unix-socket ping-pong: a 4-byte big-endian
 //! length, then the payload, echoed back by a thread-per-connection server,
 //! with a payload as long as anyd's MessagePack `echo("hello")` request.
-//! Every other row is a real anyd client calling a real `Appd` (`echo`,
-//! one short string) through the full path: encode, frame, write, the
-//! server's read, decode, dispatch, handler, reply, the client's decode.
+//! Every anyd row is a real anyd client calling a real `Appd` (`echo`, one
+//! short string) through the full path: encode, frame, write, the server's
+//! read, decode, dispatch, handler, reply, the client's decode. The Python
+//! row is Python anyd 0.4.1 calling Python anyd 0.4.1 over TCP, from the
+//! venv the interop tests make under `target/`.
 //!
 //! ```sh
-//! cargo bench -p anyd --bench roundtrip                 # 50,000 calls a row, 5 rounds
-//! ANYD_BENCH_CALLS=200000 cargo bench -p anyd --bench roundtrip
+//! cargo bench -p anyd --bench roundtrip                 # the full table (about 3 minutes)
 //! cargo bench -p anyd --bench roundtrip -- --test       # a few calls: does it run?
 //! cargo bench -p anyd --bench roundtrip -- pickle       # only rows naming pickle (and the floor)
 //! ```
 //!
-//! Environment: `ANYD_BENCH_CALLS` (timed calls per row and round),
-//! `ANYD_BENCH_ROUNDS`, `ANYD_BENCH_QUICK=1` (same as `--test`). One client
-//! at a time, calls in sequence, each timed with `Instant`. The rows run
+//! Environment: `ANYD_BENCH_CALLS` (timed sequential calls per row and
+//! round), `ANYD_BENCH_ROUNDS`, `ANYD_BENCH_CLIENTS` (concurrent clients),
+//! `ANYD_BENCH_WINDOW_MS` (how long they run), `ANYD_BENCH_IDLE`
+//! (connections held open for the memory figure), `ANYD_BENCH_PYTHON=0`
+//! (leave Python out), `ANYD_BENCH_QUICK=1` (same as `--test`).
+//!
+//! Latency: one client, calls in sequence, each timed with `Instant`.
+//! Throughput: `ANYD_BENCH_CLIENTS` connections, each on its own thread (a
+//! task of a two-worker runtime for the async client, a process of its own
+//! for Python), calling for `ANYD_BENCH_WINDOW_MS`. The rows run
 //! interleaved, round after round, and the table shows the median of the
 //! rounds, so that a noisy neighbour on a shared machine skews one round of
 //! every row rather than every round of one row. Timings are printed, never
 //! asserted: the exit status only says the benchmark ran.
 
+// Shared with the integration tests: the daemon in a process of its own
+// and the Python venv. Each uses only part of them.
+#[allow(unreachable_pub)]
+#[path = "../tests/process/mod.rs"]
+mod process;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyd::wire::{frame, message};
-use anyd::{Appd, AsyncClientSession, ClientOptions, Codec, Running};
+use anyd::{Address, Appd, AsyncClientSession, ClientOptions, ClientSession, Codec, Running};
 
 /// The argument of every `echo` call.
 const ARG: &str = "hello";
 
-/// The budget: anyd's MessagePack round trip over a Unix socket, as a
-/// multiple of the floor.
-const BUDGET: f64 = 1.25;
-
-/// The row the budget is about.
+/// The row most of the budget is about.
 const BUDGET_ROW: &str = "anyd MessagePack, Unix";
+
+/// The Python rows' names: Python anyd as shipped, and with its logging
+/// off.
+const PYTHON_ROW: &str = "Python anyd 0.4.1, TCP";
+const PYTHON_QUIET_ROW: &str = "Python anyd, TCP, no logging";
 
 /// How much to run.
 struct Plan {
     calls: usize,
     warmup: usize,
     rounds: usize,
+    /// Throughput rounds (each `window` long per row).
+    parallel_rounds: usize,
+    clients: usize,
+    window: Duration,
+    /// Connections held open for the per-connection memory figure.
+    idle: usize,
+    /// Daemon starts timed for the readiness figure.
+    starts: usize,
+    python: bool,
     quick: bool,
     /// Words from the command line: only rows whose name contains one of
     /// them run (and the floor, which every ratio needs).
@@ -63,27 +95,39 @@ impl Plan {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let quick = args.iter().any(|a| a == "--test")
             || std::env::var("ANYD_BENCH_QUICK").is_ok_and(|v| v == "1");
-        let number = |name: &str| -> Option<usize> {
-            let v = std::env::var(name).ok()?;
+        let number = |name: &str, default: usize| -> usize {
+            let Ok(v) = std::env::var(name) else {
+                return default;
+            };
             match v.parse() {
-                Ok(n) if n > 0 => Some(n),
+                Ok(n) if n > 0 => n,
                 _ => {
                     eprintln!("ignoring {name}={v:?}: not a positive number");
-                    None
+                    default
                 }
             }
         };
-        let (calls, warmup, rounds) = if quick {
-            (200, 50, 1)
-        } else {
-            // Five rounds: on a shared two-core machine one round in three
-            // can be disturbed, and a median of five survives two.
-            (50_000, 2_000, 5)
+        // Five latency rounds and three throughput rounds: on a shared
+        // two-core machine one round in three can be disturbed, and a
+        // median of five survives two.
+        let full = !quick;
+        let pick = |full_value: usize, quick_value: usize| {
+            if full {
+                full_value
+            } else {
+                quick_value
+            }
         };
         Plan {
-            calls: number("ANYD_BENCH_CALLS").unwrap_or(calls),
-            warmup,
-            rounds: number("ANYD_BENCH_ROUNDS").unwrap_or(rounds),
+            calls: number("ANYD_BENCH_CALLS", pick(50_000, 200)),
+            warmup: pick(2_000, 50),
+            rounds: number("ANYD_BENCH_ROUNDS", pick(5, 1)),
+            parallel_rounds: number("ANYD_BENCH_ROUNDS", pick(3, 1)),
+            clients: number("ANYD_BENCH_CLIENTS", 32),
+            window: Duration::from_millis(number("ANYD_BENCH_WINDOW_MS", pick(3_000, 200)) as u64),
+            idle: number("ANYD_BENCH_IDLE", pick(1_000, 50)),
+            starts: pick(5, 1),
+            python: std::env::var("ANYD_BENCH_PYTHON").map_or(true, |v| v != "0"),
             quick,
             filters: args
                 .into_iter()
@@ -92,17 +136,37 @@ impl Plan {
                 .collect(),
         }
     }
+
+    fn wants(&self, row: &str) -> bool {
+        let row = row.to_lowercase();
+        self.filters.is_empty() || self.filters.iter().any(|f| row.contains(f.as_str()))
+    }
 }
 
-/// Makes one call per slot of its argument, timing each one into the slot
-/// (nanoseconds).
-type Calls = Box<dyn FnMut(&mut [u64])>;
+/// One client's calls in sequence (warm-up, then timed).
+type Sequential = Box<dyn FnMut(&Plan) -> Stats>;
+/// Calls per second of `plan.clients` clients at once.
+type Parallel = Box<dyn FnMut(&Plan) -> f64>;
 
-/// One row of the table: a client already connected, and how to call.
+/// One row of the table and what its rounds measured.
 struct Row {
     name: &'static str,
-    run: Calls,
-    rounds: Vec<Stats>,
+    sequential: Sequential,
+    parallel: Parallel,
+    latency: Vec<Stats>,
+    throughput: Vec<f64>,
+}
+
+impl Row {
+    fn new(name: &'static str, sequential: Sequential, parallel: Parallel) -> Row {
+        Row {
+            name,
+            sequential,
+            parallel,
+            latency: Vec::new(),
+            throughput: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -112,26 +176,22 @@ struct Stats {
     calls_per_s: f64,
 }
 
-/// Times `call` once per slot of `out`, in nanoseconds.
-fn time_each(out: &mut [u64], mut call: impl FnMut()) {
-    for slot in out {
-        let t = Instant::now();
-        call();
-        *slot = t.elapsed().as_nanos() as u64;
+/// `durations` in nanoseconds, sorted here; `wall` is the time they took
+/// together.
+fn stats(durations: &mut [u64], wall: Duration) -> Stats {
+    durations.sort_unstable();
+    Stats {
+        p50_us: quantile(durations, 0.50) as f64 / 1e3,
+        p99_us: quantile(durations, 0.99) as f64 / 1e3,
+        calls_per_s: durations.len() as f64 / wall.as_secs_f64(),
     }
 }
 
-fn stats(durations: &mut [u64], wall: Duration) -> Stats {
-    durations.sort_unstable();
-    let at = |q: f64| {
-        let i = ((durations.len() as f64 * q).ceil() as usize).clamp(1, durations.len()) - 1;
-        durations[i] as f64 / 1e3
-    };
-    Stats {
-        p50_us: at(0.50),
-        p99_us: at(0.99),
-        calls_per_s: durations.len() as f64 / wall.as_secs_f64(),
-    }
+/// The nearest-rank quantile of sorted values (the Python client computes
+/// it the same way).
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -145,22 +205,79 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 // ---------------------------------------------------------------------------
+// Blocking clients: one call is a closure; the same code times a row with
+// one client and with many.
+
+/// Makes one `echo` call (and checks nothing: each client checked its
+/// first reply when it was made).
+type Call = Box<dyn FnMut() + Send>;
+/// Connects a new client.
+type Connect = Arc<dyn Fn() -> Call + Send + Sync>;
+
+fn sequential(plan: &Plan, call: &mut Call) -> Stats {
+    for _ in 0..plan.warmup {
+        call();
+    }
+    let mut durations = vec![0u64; plan.calls];
+    let start = Instant::now();
+    for slot in &mut durations {
+        let t = Instant::now();
+        call();
+        *slot = t.elapsed().as_nanos() as u64;
+    }
+    stats(&mut durations, start.elapsed())
+}
+
+/// `plan.clients` threads, each with its own connection, calling until the
+/// window closes; the calls they made per second.
+fn parallel(plan: &Plan, connect: &Connect) -> f64 {
+    let ready = Barrier::new(plan.clients + 1);
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        let threads: Vec<_> = (0..plan.clients)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut call = connect();
+                    ready.wait();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        call();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        ready.wait();
+        let start = Instant::now();
+        thread::sleep(plan.window);
+        stop.store(true, Ordering::Relaxed);
+        let calls: u64 = threads.into_iter().map(|t| t.join().expect("client")).sum();
+        calls as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+fn blocking_row(name: &'static str, connect: Connect) -> Row {
+    let mut one = connect();
+    Row::new(
+        name,
+        Box::new(move |plan| sequential(plan, &mut one)),
+        Box::new(move |plan| parallel(plan, &connect)),
+    )
+}
+
+// ---------------------------------------------------------------------------
 // The floor: length-prefixed ping-pong over std sockets, nothing else.
 
-/// Echoes frames on one connection until it closes: read a 4-byte length,
-/// read that many bytes, write both back in one write. With `buffered`,
-/// reads go through a `BufReader` (one `read` per message, like anyd's own
-/// framing); without, header and payload are two `read_exact` calls.
-fn raw_echo_connection<S>(stream: S, buffered: bool)
+/// Echoes frames on one connection until it closes: read a 4-byte length
+/// and that many bytes through a `BufReader` (one `read` per message, like
+/// anyd's own framing), write both back in one write.
+fn raw_echo_connection<S>(stream: S)
 where
     for<'a> &'a S: Read + Write,
 {
     let mut reply = Vec::with_capacity(4096);
-    let mut reader: Box<dyn Read + '_> = if buffered {
-        Box::new(BufReader::new(&stream))
-    } else {
-        Box::new(&stream)
-    };
+    let mut reader = BufReader::new(&stream);
     loop {
         let mut header = [0u8; 4];
         if reader.read_exact(&mut header).is_err() {
@@ -179,11 +296,11 @@ where
     }
 }
 
-fn raw_unix_server(path: &Path, buffered: bool) {
+fn raw_unix_server(path: &Path) {
     let listener = UnixListener::bind(path).expect("bind the raw Unix server");
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            thread::spawn(move || raw_echo_connection(stream, buffered));
+            thread::spawn(move || raw_echo_connection(stream));
         }
     });
 }
@@ -194,28 +311,28 @@ fn raw_tcp_server() -> std::net::SocketAddr {
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let _ = stream.set_nodelay(true);
-            thread::spawn(move || raw_echo_connection(stream, true));
+            thread::spawn(move || raw_echo_connection(stream));
         }
     });
     addr
 }
 
 /// The client side of the floor: one write of header and payload, then
-/// read the header and the payload back.
-struct RawClient<S> {
+/// read the header and the payload back through a `BufReader`.
+struct RawClient<S: Read> {
     stream: S,
-    reader: Option<BufReader<S>>,
+    reader: BufReader<S>,
     request: Vec<u8>,
     reply: Vec<u8>,
 }
 
 impl<S: Read + Write> RawClient<S> {
-    fn new(stream: S, clone: Option<S>, payload: &[u8]) -> Self {
+    fn new(stream: S, clone: S, payload: &[u8]) -> Self {
         let mut request = (payload.len() as u32).to_be_bytes().to_vec();
         request.extend_from_slice(payload);
         RawClient {
             stream,
-            reader: clone.map(BufReader::new),
+            reader: BufReader::new(clone),
             request,
             reply: Vec::with_capacity(4096),
         }
@@ -223,17 +340,40 @@ impl<S: Read + Write> RawClient<S> {
 
     fn call(&mut self) -> usize {
         self.stream.write_all(&self.request).expect("raw write");
-        let reader: &mut dyn Read = match &mut self.reader {
-            Some(r) => r,
-            None => &mut self.stream,
-        };
         let mut header = [0u8; 4];
-        reader.read_exact(&mut header).expect("raw read");
+        self.reader.read_exact(&mut header).expect("raw read");
         let n = u32::from_be_bytes(header) as usize;
         self.reply.resize(n, 0);
-        reader.read_exact(&mut self.reply).expect("raw read");
+        self.reader.read_exact(&mut self.reply).expect("raw read");
         n
     }
+
+    fn into_call(mut self) -> Call
+    where
+        S: Send + 'static,
+    {
+        assert_eq!(self.call(), self.request.len() - 4, "the raw echo");
+        Box::new(move || {
+            black_box(self.call());
+        })
+    }
+}
+
+fn raw_unix_connect(path: PathBuf, payload: Vec<u8>) -> Connect {
+    Arc::new(move || {
+        let s = UnixStream::connect(&path).expect("connect to the raw server");
+        let clone = s.try_clone().expect("clone a socket");
+        RawClient::new(s, clone, &payload).into_call()
+    })
+}
+
+fn raw_tcp_connect(addr: std::net::SocketAddr, payload: Vec<u8>) -> Connect {
+    Arc::new(move || {
+        let s = TcpStream::connect(addr).expect("connect to the raw TCP server");
+        s.set_nodelay(true).expect("TCP_NODELAY");
+        let clone = s.try_clone().expect("clone a socket");
+        RawClient::new(s, clone, &payload).into_call()
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -242,46 +382,57 @@ impl<S: Read + Write> RawClient<S> {
 fn anyd_daemon(address: String) -> Running {
     Appd::new()
         .api("echo(arg)", |arg: String| arg)
+        // The connections of every throughput round of every row, with
+        // room to spare.
+        .max_connections(4096)
         .bind(address)
         .expect("bind the anyd daemon")
         .spawn()
         .expect("start the anyd daemon")
 }
 
-fn anyd_row(name: &'static str, address: &anyd::Address, codec: Codec) -> Row {
-    let mut session = ClientOptions::new()
-        .codec(codec)
-        .connect(address)
-        .expect("connect");
-    let r: String = session.commit("echo", (ARG,)).expect("echo");
-    assert_eq!(r, ARG);
-    Row {
-        name,
-        run: Box::new(move |out| {
-            time_each(out, || {
-                let r: String = session.commit("echo", (black_box(ARG),)).expect("echo");
-                black_box(r);
-            })
-        }),
-        rounds: Vec::new(),
-    }
+fn anyd_connect(address: &Address, codec: Codec) -> Connect {
+    let address = address.clone();
+    Arc::new(move || {
+        let mut session = ClientOptions::new()
+            .codec(codec)
+            .connect(&address)
+            .expect("connect");
+        let r: String = session.commit("echo", (ARG,)).expect("echo");
+        assert_eq!(r, ARG);
+        Box::new(move || {
+            let r: String = session.commit("echo", (black_box(ARG),)).expect("echo");
+            black_box(r);
+        })
+    })
 }
 
-fn async_row(name: &'static str, address: &anyd::Address) -> Row {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+fn async_row(name: &'static str, address: &Address) -> Row {
+    // One client in sequence: a current-thread runtime, as a small async
+    // program would have.
+    let single = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let mut session = runtime
+    let mut session = single
         .block_on(AsyncClientSession::connect(address))
         .expect("connect");
-    Row {
+    // Many clients: tasks on a multi-threaded runtime, one worker a core.
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let address = address.clone();
+    Row::new(
         name,
-        run: Box::new(move |out| {
-            // The whole loop runs inside the runtime, as an async program's
-            // calls would; each call is timed on its own.
-            runtime.block_on(async {
-                for slot in out.iter_mut() {
+        Box::new(move |plan| {
+            single.block_on(async {
+                for _ in 0..plan.warmup {
+                    let _: String = session.commit("echo", (ARG,)).await.expect("echo");
+                }
+                let mut durations = vec![0u64; plan.calls];
+                let start = Instant::now();
+                for slot in &mut durations {
                     let t = Instant::now();
                     let r: String = session
                         .commit("echo", (black_box(ARG),))
@@ -290,27 +441,396 @@ fn async_row(name: &'static str, address: &anyd::Address) -> Row {
                     black_box(r);
                     *slot = t.elapsed().as_nanos() as u64;
                 }
+                stats(&mut durations, start.elapsed())
             })
         }),
-        rounds: Vec::new(),
+        Box::new(move |plan| {
+            multi.block_on(async {
+                let mut sessions = Vec::with_capacity(plan.clients);
+                for _ in 0..plan.clients {
+                    sessions.push(
+                        AsyncClientSession::connect(&address)
+                            .await
+                            .expect("connect"),
+                    );
+                }
+                let stop = Arc::new(AtomicBool::new(false));
+                let start = Instant::now();
+                let tasks: Vec<_> = sessions
+                    .into_iter()
+                    .map(|mut s| {
+                        let stop = stop.clone();
+                        tokio::spawn(async move {
+                            let mut n = 0u64;
+                            while !stop.load(Ordering::Relaxed) {
+                                let r: String =
+                                    s.commit("echo", (black_box(ARG),)).await.expect("echo");
+                                black_box(r);
+                                n += 1;
+                            }
+                            n
+                        })
+                    })
+                    .collect();
+                tokio::time::sleep(plan.window).await;
+                stop.store(true, Ordering::Relaxed);
+                let mut calls = 0u64;
+                for t in tasks {
+                    calls += t.await.expect("client task");
+                }
+                calls as f64 / start.elapsed().as_secs_f64()
+            })
+        }),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Python anyd calling Python anyd.
+
+/// The Python daemon: Python anyd's own `Appd` with one endpoint, as its
+/// README has it. Python anyd logs three INFO lines a call to stderr; with
+/// `quiet` that logging is turned off (its best case: the lines cost more
+/// than the call), without it they go to `/dev/null` (as shipped, with
+/// the cheapest place to write to).
+const PYTHON_DAEMON: &str = r#"
+import logging
+import os
+import sys
+import anyd
+
+if sys.argv[1:] == ["quiet"]:
+    logging.disable(logging.CRITICAL)
+else:
+    logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))
+appd = anyd.Appd(("127.0.0.1", 0))
+
+
+@appd.api
+def echo(arg):
+    return arg
+
+
+print("READY", appd.address[1], flush=True)
+appd.start()
+"#;
+
+/// The Python client.
+///
+/// `latency PORT WARMUP CALLS`: one session, calls in sequence, each
+/// timed; prints p50 and p99 (ns, nearest rank) and the wall time (ns).
+///
+/// `parallel PORT`: prints READY, reads a window length in seconds from
+/// stdin, then calls until the window closes and prints how many calls it
+/// finished inside it. Python anyd serves one session at a time from a
+/// listen backlog of one, so most of these clients spend the window
+/// waiting in connect: that is what Python anyd does with many clients. A
+/// client still connecting when the window closes gives up; one that is
+/// connected ends its session properly, because Python anyd's daemon dies
+/// of a client that vanishes with a reply unread.
+const PYTHON_CLIENT: &str = r#"
+import logging
+import math
+import signal
+import sys
+import time
+import anyd
+
+logging.disable(logging.CRITICAL)
+mode, port = sys.argv[1], int(sys.argv[2])
+address = ("127.0.0.1", port)
+
+if mode == "latency":
+    warmup, calls = int(sys.argv[3]), int(sys.argv[4])
+    clock = time.perf_counter_ns
+    with anyd.ClientSession(address) as client:
+        assert client.commit("echo", "hello") == "hello"
+        for _ in range(warmup):
+            client.commit("echo", "hello")
+        durations = [0] * calls
+        start = clock()
+        for i in range(calls):
+            t = clock()
+            client.commit("echo", "hello")
+            durations[i] = clock() - t
+        wall = clock() - start
+    durations.sort()
+
+    def at(q):
+        return durations[min(max(math.ceil(len(durations) * q), 1), len(durations)) - 1]
+
+    print(at(0.5), at(0.99), wall)
+else:
+    class GaveUp(Exception):
+        pass
+
+    state = {"connected": False, "closed": False}
+
+    def close(*_):
+        state["closed"] = True
+        if not state["connected"]:
+            raise GaveUp()
+
+    signal.signal(signal.SIGALRM, close)
+    print("READY", flush=True)
+    window = float(sys.stdin.readline())
+    signal.setitimer(signal.ITIMER_REAL, window)
+    try:
+        client = anyd.ClientSession(address).client
+        state["connected"] = True
+    except GaveUp:
+        print(0, flush=True)
+        sys.exit(0)
+    calls = 0
+    while not state["closed"]:
+        assert client.commit("echo", "hello") == "hello"
+        if not state["closed"]:
+            calls += 1
+    client.end_session()
+    print(calls, flush=True)
+"#;
+
+/// A Python program's source in a file of its own, for the processes that
+/// run it.
+fn python_script(source: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .prefix("anyd-bench-")
+        .suffix(".py")
+        .tempfile()
+        .expect("a temporary script");
+    file.write_all(source.as_bytes()).expect("write the script");
+    file
+}
+
+/// The Python client program and where to find the Python daemon.
+struct PythonClient {
+    python: PathBuf,
+    script: tempfile::NamedTempFile,
+    port: String,
+}
+
+impl PythonClient {
+    fn latency(&self, plan: &Plan) -> Stats {
+        let out = support::run_ok(
+            &self.python,
+            PYTHON_CLIENT,
+            &[
+                "latency",
+                &self.port,
+                &plan.warmup.to_string(),
+                &plan.calls.to_string(),
+            ],
+        );
+        let numbers: Vec<u64> = out
+            .split_whitespace()
+            .map(|n| n.parse().expect("a number from the Python client"))
+            .collect();
+        let [p50, p99, wall] = numbers[..] else {
+            panic!("the Python client printed {out:?}");
+        };
+        Stats {
+            p50_us: p50 as f64 / 1e3,
+            p99_us: p99 as f64 / 1e3,
+            calls_per_s: plan.calls as f64 / (wall as f64 / 1e9),
+        }
+    }
+
+    fn parallel(&self, plan: &Plan) -> f64 {
+        let mut clients: Vec<_> = (0..plan.clients)
+            .map(|_| {
+                let mut child = Command::new(&self.python)
+                    .arg("-I")
+                    .arg(self.script.path())
+                    .args(["parallel", &self.port])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("start a Python client");
+                let stdout = BufReader::new(child.stdout.take().expect("piped"));
+                (child, stdout)
+            })
+            .collect();
+        let line = |stdout: &mut BufReader<_>| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("read a Python client");
+            line
+        };
+        // Every client has started Python and imported anyd before the
+        // window opens for all of them at once.
+        for (_, stdout) in &mut clients {
+            assert_eq!(
+                line(stdout).trim(),
+                "READY",
+                "a Python client did not start"
+            );
+        }
+        for (child, _) in &mut clients {
+            let stdin = child.stdin.as_mut().expect("piped");
+            writeln!(stdin, "{}", plan.window.as_secs_f64()).expect("start a Python client");
+        }
+        let mut calls = 0u64;
+        for (mut child, mut stdout) in clients {
+            let said = line(&mut stdout);
+            calls += said
+                .trim()
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("a Python client printed {said:?}"));
+            let status = child.wait().expect("wait for a Python client");
+            assert!(status.success(), "a Python client failed: {status}");
+        }
+        calls as f64 / plan.window.as_secs_f64()
     }
 }
 
-fn raw_row<S: Read + Write + 'static>(name: &'static str, mut client: RawClient<S>) -> Row {
-    let expected = client.request.len() - 4;
-    assert_eq!(client.call(), expected);
-    Row {
+fn python_row(name: &'static str, port: u16) -> Row {
+    let client = Arc::new(PythonClient {
+        python: support::venv().python.clone(),
+        script: python_script(PYTHON_CLIENT),
+        port: port.to_string(),
+    });
+    let same = client.clone();
+    Row::new(
         name,
-        run: Box::new(move |out| {
-            time_each(out, || {
-                black_box(client.call());
-            })
-        }),
-        rounds: Vec::new(),
+        Box::new(move |plan| client.latency(plan)),
+        Box::new(move |plan| same.parallel(plan)),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// A daemon process: readiness and memory.
+
+/// What a daemon process weighs and how soon it answers.
+struct Footprint {
+    /// From spawning the process to the reply of its first call (median of
+    /// the starts).
+    ready: Duration,
+    idle_rss_kib: u64,
+    /// With `plan.idle` connections open, each of which made one call.
+    loaded_rss_kib: Option<u64>,
+    /// After those connections closed.
+    after_rss_kib: Option<u64>,
+}
+
+impl Footprint {
+    fn per_connection_kib(&self, plan: &Plan) -> Option<f64> {
+        let loaded = self.loaded_rss_kib?;
+        Some((loaded as f64 - self.idle_rss_kib as f64) / plan.idle as f64)
     }
 }
+
+fn median_duration(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The anyd daemon is this benchmark run again as `process::Daemon`, a
+/// plain `Appd` with `echo`: spawned, it is ready when its first call has
+/// been answered.
+fn anyd_footprint(plan: &Plan) -> Footprint {
+    let mut starts = Vec::with_capacity(plan.starts);
+    let mut daemon = None;
+    for _ in 0..plan.starts {
+        drop(daemon.take());
+        let t = Instant::now();
+        // Returns once a call has been answered.
+        let d = process::Daemon::start(None);
+        starts.push(t.elapsed());
+        daemon = Some(d);
+    }
+    let daemon = daemon.expect("at least one start");
+    let idle = daemon.wait_quiet();
+
+    process::allow_open_files(plan.idle as u64 + 64);
+    let sessions: Vec<ClientSession> = (0..plan.idle)
+        .map(|_| {
+            let mut s = daemon.session();
+            let r: String = s.commit("echo", (ARG,)).expect("echo");
+            assert_eq!(r, ARG);
+            s
+        })
+        .collect();
+    process::wait_until("the daemon serves every connection", || {
+        daemon.connection_threads() >= plan.idle
+    });
+    let loaded = daemon.status();
+    drop(sessions);
+    let after = daemon.wait_quiet();
+    Footprint {
+        ready: median_duration(starts),
+        idle_rss_kib: idle.rss_kib,
+        loaded_rss_kib: Some(loaded.rss_kib),
+        after_rss_kib: Some(after.rss_kib),
+    }
+}
+
+/// Python anyd's daemon, measured the same way: spawned, then called (with
+/// pickle, its codec) until it answers.
+fn python_footprint(plan: &Plan) -> Footprint {
+    let venv = support::venv();
+    let mut starts = Vec::with_capacity(plan.starts);
+    let mut rss = 0;
+    for _ in 0..plan.starts {
+        let t = Instant::now();
+        let daemon = support::PythonDaemon::start(&venv.python, PYTHON_DAEMON, &[]);
+        let mut s = ClientOptions::new()
+            .codec(Codec::Pickle)
+            .connect(format!("tcp:127.0.0.1:{}", daemon.port()))
+            .expect("connect to the Python daemon");
+        let r: String = s.commit("echo", (ARG,)).expect("echo");
+        starts.push(t.elapsed());
+        assert_eq!(r, ARG);
+        s.end_session().expect("end the session");
+        rss = process::Status::of(Some(daemon.pid())).rss_kib;
+    }
+    Footprint {
+        ready: median_duration(starts),
+        idle_rss_kib: rss,
+        // Python anyd holds one connection at a time: the others wait in
+        // the kernel's backlog and cost it nothing.
+        loaded_rss_kib: None,
+        after_rss_kib: None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Where the threads run.
+
+/// Puts every thread of this process, and the processes `others`, on
+/// `cpus`. Latency rows run with everything on one CPU: on this kind of
+/// virtual machine a wake-up across CPUs costs tens of microseconds, more
+/// than the whole call, and whether it happens depends on where the
+/// scheduler put the two threads, which changes from run to run. Threads
+/// inherit the mask of the thread that makes them, so the daemons'
+/// connection threads made later land on the same CPUs.
+fn place(cpus: &rustix::thread::CpuSet, others: &[u32]) {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("list this process's threads");
+    let tids = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| t.file_name().to_str()?.parse::<i32>().ok());
+    for id in tids.chain(others.iter().map(|&p| p as i32)) {
+        // A thread that ended since the listing is no error.
+        let _ = rustix::thread::sched_setaffinity(rustix::process::Pid::from_raw(id), cpus);
+    }
+}
+
+/// The CPU sets for latency (one CPU) and throughput (all of this
+/// process's), or `None` with `ANYD_BENCH_PIN=0`.
+fn placements() -> Option<(rustix::thread::CpuSet, rustix::thread::CpuSet)> {
+    if std::env::var("ANYD_BENCH_PIN").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    let all = rustix::thread::sched_getaffinity(None).expect("this process's CPUs");
+    let first = (0..rustix::thread::CpuSet::MAX_CPU).find(|&c| all.is_set(c))?;
+    let mut one = rustix::thread::CpuSet::new();
+    one.set(first);
+    Some((one, all))
+}
+
+// ---------------------------------------------------------------------------
 
 fn main() {
+    // When a footprint measurement started this binary as its daemon.
+    process::serve_if_child();
+
     let plan = Plan::from_env();
     let dir = tempfile::tempdir().expect("a temporary directory");
 
@@ -320,65 +840,89 @@ fn main() {
         .expect("encode the request");
 
     let floor_path = dir.path().join("floor.sock");
-    raw_unix_server(&floor_path, true);
-    let unbuffered_path = dir.path().join("floor-unbuffered.sock");
-    raw_unix_server(&unbuffered_path, false);
+    raw_unix_server(&floor_path);
     let raw_tcp = raw_tcp_server();
-
     let unix = anyd_daemon(format!("unix:{}", dir.path().join("anyd.sock").display()));
     let tcp = anyd_daemon("tcp:127.0.0.1:0".into());
+    // The client threads of a throughput round, each with a connection,
+    // against daemons in this process: two descriptors a connection.
+    process::allow_open_files(4 * plan.clients as u64 + 256);
 
-    let unix_client = |path: &Path, buffered: bool| {
-        let s = UnixStream::connect(path).expect("connect to the raw server");
-        let clone = buffered.then(|| s.try_clone().expect("clone a socket"));
-        RawClient::new(s, clone, &request)
+    let python_daemon = |name: &str, args: &[&str]| {
+        (plan.python && plan.wants(name))
+            .then(|| support::PythonDaemon::start(&support::venv().python, PYTHON_DAEMON, args))
     };
-    let tcp_client = {
-        let s = TcpStream::connect(raw_tcp).expect("connect to the raw TCP server");
-        s.set_nodelay(true).expect("TCP_NODELAY");
-        let clone = s.try_clone().expect("clone a socket");
-        RawClient::new(s, Some(clone), &request)
-    };
+    let python_shipped = python_daemon(PYTHON_ROW, &[]);
+    let python_quiet = python_daemon(PYTHON_QUIET_ROW, &["quiet"]);
 
     // The first row is the floor every ratio refers to.
-    let mut rows = vec![
-        raw_row("floor: raw Unix ping-pong", unix_client(&floor_path, true)),
-        anyd_row(BUDGET_ROW, unix.address(), Codec::MsgPack),
-        anyd_row("anyd JSON, Unix", unix.address(), Codec::Json),
-        anyd_row("anyd pickle, Unix", unix.address(), Codec::Pickle),
-        async_row("anyd async MessagePack, Unix", unix.address()),
-        raw_row("raw TCP ping-pong (loopback)", tcp_client),
-        anyd_row(
-            "anyd MessagePack, TCP loopback",
-            tcp.address(),
-            Codec::MsgPack,
-        ),
-        raw_row(
-            "raw Unix, unbuffered (2 reads)",
-            unix_client(&unbuffered_path, false),
-        ),
-    ];
-    let floor_name = rows[0].name;
-    rows.retain(|r| {
-        let name = r.name.to_lowercase();
-        r.name == floor_name
-            || plan.filters.is_empty()
-            || plan.filters.iter().any(|f| name.contains(f.as_str()))
+    let mut rows = vec![blocking_row(
+        "floor: raw Unix ping-pong",
+        raw_unix_connect(floor_path, request.clone()),
+    )];
+    let mut add = |name: &'static str, make: &dyn Fn() -> Row| {
+        if plan.wants(name) {
+            rows.push(make());
+        }
+    };
+    add(BUDGET_ROW, &|| {
+        blocking_row(BUDGET_ROW, anyd_connect(unix.address(), Codec::MsgPack))
     });
+    add("anyd JSON, Unix", &|| {
+        blocking_row("anyd JSON, Unix", anyd_connect(unix.address(), Codec::Json))
+    });
+    add("anyd pickle, Unix", &|| {
+        blocking_row(
+            "anyd pickle, Unix",
+            anyd_connect(unix.address(), Codec::Pickle),
+        )
+    });
+    add("anyd async MessagePack, Unix", &|| {
+        async_row("anyd async MessagePack, Unix", unix.address())
+    });
+    add("raw TCP ping-pong (loopback)", &|| {
+        blocking_row(
+            "raw TCP ping-pong (loopback)",
+            raw_tcp_connect(raw_tcp, request.clone()),
+        )
+    });
+    add("anyd MessagePack, TCP loopback", &|| {
+        blocking_row(
+            "anyd MessagePack, TCP loopback",
+            anyd_connect(tcp.address(), Codec::MsgPack),
+        )
+    });
+    for (name, daemon) in [
+        (PYTHON_ROW, &python_shipped),
+        (PYTHON_QUIET_ROW, &python_quiet),
+    ] {
+        if let Some(d) = daemon {
+            let port = d.port();
+            add(name, &|| python_row(name, port));
+        }
+    }
 
+    let placements = placements();
     println!(
-        "anyd round trip: echo({ARG:?}), one client, calls in sequence; request payload {} bytes \
-         (frame {} bytes)",
+        "anyd round trip: echo({ARG:?}); request payload {} bytes (frame {} bytes)",
         request.len(),
         request.len() + frame::HEADER_LEN
     );
     println!(
-        "{} timed calls per row and round after {} warm-up calls, {} round(s), rows interleaved; \
-         {} CPUs{}",
+        "latency: 1 client, {} timed calls in sequence after {} warm-up calls, {} round(s); \
+         throughput: {} clients for {:.1} s, {} round(s); rows interleaved; {} CPUs, {}{}",
         plan.calls,
         plan.warmup,
         plan.rounds,
+        plan.clients,
+        plan.window.as_secs_f64(),
+        plan.parallel_rounds,
         thread::available_parallelism().map_or(0, |n| n.get()),
+        if placements.is_some() {
+            "latency on one CPU, throughput on all"
+        } else {
+            "threads where the scheduler puts them"
+        },
         if plan.quick {
             " (quick run: numbers mean nothing)"
         } else {
@@ -386,83 +930,203 @@ fn main() {
         }
     );
 
-    let mut warmup = vec![0u64; plan.warmup];
-    let mut timed = vec![0u64; plan.calls];
-    for round in 0..plan.rounds {
+    let python_pids: Vec<u32> = [&python_shipped, &python_quiet]
+        .into_iter()
+        .flatten()
+        .map(support::PythonDaemon::pid)
+        .collect();
+    for round in 0..plan.rounds.max(plan.parallel_rounds) {
         // Start each round at a different row, so that no row always runs
         // right after the same neighbour.
         let n = rows.len();
-        for i in 0..n {
-            let row = &mut rows[(i + round) % n];
-            (row.run)(&mut warmup);
-            let t = Instant::now();
-            (row.run)(&mut timed);
-            let wall = t.elapsed();
-            row.rounds.push(stats(&mut timed, wall));
+        if round < plan.rounds {
+            if let Some((one, _)) = &placements {
+                place(one, &python_pids);
+            }
+            for i in 0..n {
+                let row = &mut rows[(i + round) % n];
+                let s = (row.sequential)(&plan);
+                row.latency.push(s);
+            }
+        }
+        if round < plan.parallel_rounds {
+            if let Some((_, all)) = &placements {
+                place(all, &python_pids);
+            }
+            for i in 0..n {
+                let row = &mut rows[(i + round) % n];
+                let t = (row.parallel)(&plan);
+                row.throughput.push(t);
+            }
         }
         if !plan.quick {
-            eprintln!("round {} of {} done", round + 1, plan.rounds);
+            eprintln!("round {} done", round + 1);
         }
     }
 
-    // Per row: the medians, and the lowest and highest p50 of a round (how
-    // much the machine moved under the row).
-    let summary: Vec<(&str, Stats, f64, f64)> = rows
-        .iter()
-        .map(|r| {
-            let of = |f: fn(&Stats) -> f64| median(r.rounds.iter().map(f).collect());
-            let p50s = r.rounds.iter().map(|s| s.p50_us);
-            (
-                r.name,
-                Stats {
-                    p50_us: of(|s| s.p50_us),
-                    p99_us: of(|s| s.p99_us),
-                    calls_per_s: of(|s| s.calls_per_s),
-                },
-                p50s.clone().fold(f64::INFINITY, f64::min),
-                p50s.fold(0.0, f64::max),
-            )
-        })
-        .collect();
-    let floor = summary[0].1.p50_us;
+    if let Some((_, all)) = &placements {
+        place(all, &python_pids);
+    }
+    let summary: Vec<Summary> = rows.iter().map(Summary::of).collect();
+    print_table(&plan, &summary);
 
-    println!();
-    println!(
-        "{:<32} {:>9} {:>9} {:>12} {:>9}  {:>13}",
-        "row", "p50 (µs)", "p99 (µs)", "calls/s", "p50/floor", "p50 range"
-    );
-    println!(
-        "{}",
-        "-".repeat(32 + 1 + 9 + 1 + 9 + 1 + 12 + 1 + 9 + 2 + 13)
-    );
-    for (name, s, lo, hi) in &summary {
-        println!(
-            "{:<32} {:>9.2} {:>9.2} {:>12.0} {:>8.2}x  {:>13}",
-            name,
-            s.p50_us,
-            s.p99_us,
-            s.calls_per_s,
-            s.p50_us / floor,
-            format!("{lo:.2}-{hi:.2}"),
-        );
-    }
-    if plan.rounds > 1 {
-        println!(
-            "(each figure: the median of {} rounds; the range: the lowest and highest \
-             p50 of a round)",
-            plan.rounds
-        );
-    }
-
-    if let Some((_, anyd, ..)) = summary.iter().find(|(name, ..)| *name == BUDGET_ROW) {
-        let ratio = anyd.p50_us / floor;
-        println!();
-        println!(
-            "budget: anyd MessagePack over Unix p50 <= {BUDGET}x floor: {} ({ratio:.2}x)",
-            if ratio <= BUDGET { "met" } else { "NOT met" }
-        );
-    }
+    let anyd = (plan.filters.is_empty() || plan.wants("footprint")).then(|| anyd_footprint(&plan));
+    let python = python_shipped.is_some().then(|| python_footprint(&plan));
+    drop((python_shipped, python_quiet));
+    print_footprints(&plan, anyd.as_ref(), python.as_ref());
+    print_budget(&plan, &summary, anyd.as_ref());
 
     drop(unix);
     drop(tcp);
+}
+
+/// A row's rounds, summed up.
+struct Summary {
+    name: &'static str,
+    /// The medians of the rounds.
+    latency: Stats,
+    parallel: f64,
+    /// The lowest and highest p50 of a round: how much the machine moved
+    /// under the row.
+    p50_range: (f64, f64),
+}
+
+impl Summary {
+    fn of(row: &Row) -> Summary {
+        let of = |f: fn(&Stats) -> f64| median(row.latency.iter().map(f).collect());
+        let p50s = row.latency.iter().map(|s| s.p50_us);
+        Summary {
+            name: row.name,
+            latency: Stats {
+                p50_us: of(|s| s.p50_us),
+                p99_us: of(|s| s.p99_us),
+                calls_per_s: of(|s| s.calls_per_s),
+            },
+            parallel: median(row.throughput.clone()),
+            p50_range: (
+                p50s.clone().fold(f64::INFINITY, f64::min),
+                p50s.fold(0.0, f64::max),
+            ),
+        }
+    }
+}
+
+fn print_table(plan: &Plan, summary: &[Summary]) {
+    let floor = &summary[0];
+    let clients = format!("{} clients/s", plan.clients);
+    println!();
+    println!(
+        "{:<31} {:>8} {:>8} {:>10} {:>13} {:>9} {:>9}  {:>13}",
+        "row", "p50 µs", "p99 µs", "1 client/s", clients, "p50/floor", "Nc/floor", "p50 range"
+    );
+    println!("{}", "-".repeat(31 + 9 + 9 + 11 + 14 + 10 + 10 + 15));
+    for s in summary {
+        println!(
+            "{:<31} {:>8.2} {:>8.2} {:>10.0} {:>13.0} {:>8.2}x {:>8.2}x  {:>13}",
+            s.name,
+            s.latency.p50_us,
+            s.latency.p99_us,
+            s.latency.calls_per_s,
+            s.parallel,
+            s.latency.p50_us / floor.latency.p50_us,
+            s.parallel / floor.parallel,
+            format!("{:.2}-{:.2}", s.p50_range.0, s.p50_range.1),
+        );
+    }
+    println!(
+        "(each figure: the median of its rounds; p50 range: the lowest and highest p50 of a \
+         round; Nc/floor: calls/s of {} clients against the floor's thread-per-connection server)",
+        plan.clients
+    );
+}
+
+fn print_footprints(plan: &Plan, anyd: Option<&Footprint>, python: Option<&Footprint>) {
+    let show = |name: &str, f: &Footprint| {
+        let loaded = match (f.loaded_rss_kib, f.per_connection_kib(plan), f.after_rss_kib) {
+            (Some(loaded), Some(per), Some(after)) => format!(
+                "{loaded} KiB with {} idle connections ({per:.1} KiB each), {after} KiB after they closed",
+                plan.idle
+            ),
+            _ => "one connection at a time".to_owned(),
+        };
+        println!(
+            "{name:<19} ready in {:.1} ms; idle RSS {} KiB; {loaded}",
+            f.ready.as_secs_f64() * 1e3,
+            f.idle_rss_kib
+        );
+    };
+    if anyd.is_none() && python.is_none() {
+        return;
+    }
+    println!();
+    println!(
+        "daemon processes (ready: spawn to the first reply, median of {} start(s)):",
+        plan.starts
+    );
+    if let Some(f) = anyd {
+        show("anyd (Unix socket)", f);
+    }
+    if let Some(f) = python {
+        show("Python anyd (TCP)", f);
+    }
+}
+
+fn print_budget(plan: &Plan, summary: &[Summary], footprint: Option<&Footprint>) {
+    let floor = &summary[0];
+    let row = |name: &str| summary.iter().find(|s| s.name == name);
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    println!();
+    println!(
+        "budget{}:",
+        if plan.quick {
+            " (quick run: not judged)"
+        } else {
+            ""
+        }
+    );
+    let line = |what: String, met: bool| {
+        if plan.quick {
+            println!("  {what}");
+        } else {
+            println!("  {what}: {}", verdict(met));
+        }
+    };
+    if let Some(anyd) = row(BUDGET_ROW) {
+        let ratio = anyd.latency.p50_us / floor.latency.p50_us;
+        line(
+            format!("1 client, MessagePack over Unix, p50 <= 1.25x the floor ({ratio:.2}x)"),
+            ratio <= 1.25,
+        );
+        let ratio = anyd.parallel / floor.parallel;
+        line(
+            format!(
+                "{} clients, calls/s >= 1.0x the floor's server ({ratio:.2}x)",
+                plan.clients
+            ),
+            ratio >= 1.0,
+        );
+        if let Some(python) = row(PYTHON_ROW) {
+            let ratio = anyd.latency.calls_per_s / python.latency.calls_per_s;
+            let quiet = row(PYTHON_QUIET_ROW).map_or(String::new(), |q| {
+                let r = anyd.latency.calls_per_s / q.latency.calls_per_s;
+                format!("; {r:.1}x with its logging off")
+            });
+            line(
+                format!("1 client, calls/s >= 20x Python anyd ({ratio:.1}x as shipped{quiet})"),
+                ratio >= 20.0,
+            );
+        }
+    }
+    if let Some(f) = footprint {
+        let mib = f.idle_rss_kib as f64 / 1024.0;
+        line(format!("idle RSS <= 8 MiB ({mib:.1} MiB)"), mib <= 8.0);
+        if let Some(per) = f.per_connection_kib(plan) {
+            line(
+                format!("<= 16 KiB per idle connection ({per:.1} KiB)"),
+                per <= 16.0,
+            );
+        }
+        let ms = f.ready.as_secs_f64() * 1e3;
+        line(format!("ready in <= 20 ms ({ms:.1} ms)"), ms <= 20.0);
+    }
 }

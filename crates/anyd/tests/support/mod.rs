@@ -353,6 +353,12 @@ impl PythonDaemon {
             .unwrap_or_else(|_| panic!("READY line without a port: {:?}", self.ready))
     }
 
+    /// The daemon's process id.
+    #[allow(dead_code, reason = "the benchmark measures the daemon; the tests need not")]
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the daemon (if still running) and returns its stderr.
     fn stop(&mut self) -> String {
         let _ = self.child.kill();
