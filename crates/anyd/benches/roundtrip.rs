@@ -989,6 +989,8 @@ struct Summary {
     /// The lowest and highest p50 of a round: how much the machine moved
     /// under the row.
     p50_range: (f64, f64),
+    /// The same for the throughput rounds.
+    parallel_range: (f64, f64),
 }
 
 impl Summary {
@@ -1003,12 +1005,18 @@ impl Summary {
                 calls_per_s: of(|s| s.calls_per_s),
             },
             parallel: median(row.throughput.clone()),
-            p50_range: (
-                p50s.clone().fold(f64::INFINITY, f64::min),
-                p50s.fold(0.0, f64::max),
-            ),
+            p50_range: range(p50s),
+            parallel_range: range(row.throughput.iter().copied()),
         }
     }
+}
+
+/// The lowest and highest of `values`.
+fn range(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    (
+        values.clone().fold(f64::INFINITY, f64::min),
+        values.fold(0.0, f64::max),
+    )
 }
 
 fn print_table(plan: &Plan, summary: &[Summary]) {
@@ -1016,13 +1024,21 @@ fn print_table(plan: &Plan, summary: &[Summary]) {
     let clients = format!("{} clients/s", plan.clients);
     println!();
     println!(
-        "{:<31} {:>8} {:>8} {:>10} {:>13} {:>9} {:>9}  {:>13}",
-        "row", "p50 µs", "p99 µs", "1 client/s", clients, "p50/floor", "Nc/floor", "p50 range"
+        "{:<31} {:>7} {:>7} {:>10} {:>12} {:>9} {:>8}  {:>11} {:>15}",
+        "row",
+        "p50 µs",
+        "p99 µs",
+        "1 client/s",
+        clients,
+        "p50/floor",
+        "Nc/floor",
+        "p50 range",
+        "Nc/s range (k)"
     );
-    println!("{}", "-".repeat(31 + 9 + 9 + 11 + 14 + 10 + 10 + 15));
+    println!("{}", "-".repeat(31 + 8 + 8 + 11 + 13 + 10 + 9 + 13 + 16));
     for s in summary {
         println!(
-            "{:<31} {:>8.2} {:>8.2} {:>10.0} {:>13.0} {:>8.2}x {:>8.2}x  {:>13}",
+            "{:<31} {:>7.2} {:>7.2} {:>10.0} {:>12.0} {:>8.2}x {:>7.2}x  {:>11} {:>15}",
             s.name,
             s.latency.p50_us,
             s.latency.p99_us,
@@ -1031,11 +1047,16 @@ fn print_table(plan: &Plan, summary: &[Summary]) {
             s.latency.p50_us / floor.latency.p50_us,
             s.parallel / floor.parallel,
             format!("{:.2}-{:.2}", s.p50_range.0, s.p50_range.1),
+            format!(
+                "{:.0}-{:.0}",
+                s.parallel_range.0 / 1e3,
+                s.parallel_range.1 / 1e3
+            ),
         );
     }
     println!(
-        "(each figure: the median of its rounds; p50 range: the lowest and highest p50 of a \
-         round; Nc/floor: calls/s of {} clients against the floor's thread-per-connection server)",
+        "(each figure: the median of its rounds; the ranges: the lowest and highest of a round; \
+         Nc: {} clients at once; Nc/floor: against the floor's thread-per-connection server)",
         plan.clients
     );
 }

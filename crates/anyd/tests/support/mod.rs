@@ -354,7 +354,10 @@ impl PythonDaemon {
     }
 
     /// The daemon's process id.
-    #[allow(dead_code, reason = "the benchmark measures the daemon; the tests need not")]
+    #[allow(
+        dead_code,
+        reason = "the benchmark measures the daemon; the tests need not"
+    )]
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
