@@ -33,9 +33,7 @@ impl Exit {
         (Exit::Success, "success"),
         (
             Exit::Other,
-            "any other failure: a peer that does not speak the protocol (which is how a daemon \
-             that requires an authkey looks to a client without one; a hint then says so), an \
-             output error",
+            "any other failure: a peer that does not speak the protocol, an output error",
         ),
         (
             Exit::Usage,
@@ -47,7 +45,8 @@ impl Exit {
         ),
         (
             Exit::Auth,
-            "authentication: the handshake failed, the daemon or anydctl rejected the key",
+            "authentication: the handshake failed, the daemon or anydctl rejected the key, or \
+             the daemon wants a key and none was given",
         ),
         (
             Exit::Remote,

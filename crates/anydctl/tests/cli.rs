@@ -761,3 +761,28 @@ fn a_python_appd_with_an_authkey() {
     );
     assert_eq!(run.code, 4, "{run:#?}");
 }
+
+#[test]
+fn a_peer_that_does_not_speak_the_protocol_exits_with_status_1() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-anyd.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    // Answers the first request with a well-framed payload that is no
+    // reply in any codec, as a foreign service on the socket would.
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut header = [0u8; 4];
+        s.read_exact(&mut header).unwrap();
+        let mut request = vec![0; u32::from_be_bytes(header) as usize];
+        s.read_exact(&mut request).unwrap();
+        let junk = b"HTTP/1.1 400 Bad Request";
+        s.write_all(&(junk.len() as u32).to_be_bytes()).unwrap();
+        s.write_all(junk).unwrap();
+    });
+    let run = anydctl(&["call", path.to_str().unwrap(), "echo", "hi"]);
+    server.join().unwrap();
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    assert!(run.stderr.starts_with("anydctl: "), "{run:#?}");
+}
