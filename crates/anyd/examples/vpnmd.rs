@@ -1,7 +1,10 @@
 //! vpnmd: the shape of a privileged daemon, with harmless "privileged"
-//! work. It keeps the state of pretend VPN tunnels in a file; anyone who
-//! can reach the socket may ask for the status, only members of one group
-//! (and root) may change it. Its command-line client is `vpnm`.
+//! work. It keeps the state of pretend VPN tunnels in a file; any local
+//! user may connect and ask for the status, only members of one group (and
+//! root) may change it: the socket is open to all (0666), and the daemon's
+//! policy, from the kernel's word on who is calling, decides what each
+//! caller may do. SIGHUP re-reads the state file. Its command-line client
+//! is `vpnm`.
 //!
 //! ```sh
 //! cargo run -p anyd --example vpnmd -- --address unix:/tmp/vpnmd.sock \
@@ -58,6 +61,20 @@ impl Vpnmd {
         std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::rename(&tmp, &self.state_file))
             .map_err(|e| RemoteError::new("OSError", e.to_string()))
+    }
+
+    /// SIGHUP: re-reads the state file (after an operator edited it, say)
+    /// and reports what it holds, or that it is unreadable.
+    fn reload(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        match self.load() {
+            Ok(state) => {
+                tracing::info!(tunnels = state.tunnels.len(), "state file re-read");
+                let _ =
+                    anyd::systemd::notify_status(&format!("{} tunnel(s) up", state.tunnels.len()));
+            }
+            Err(e) => tracing::error!(error = %e.message, "cannot re-read the state file"),
+        }
     }
 
     fn status(&self) -> Result<State, RemoteError> {
@@ -130,7 +147,8 @@ const USAGE: &str =
                     passed by systemd is used instead when present
   --state-dir DIR   where the state file lives (default /var/lib/vpnmd)
   --group NAME      members of this group (and root) may connect and
-                    disconnect; without it, only root may
+                    disconnect; without it, only root may; anyone may
+                    ask for the status
   --pid-file PATH   hold a locked pid file";
 
 fn options() -> Options {
@@ -172,6 +190,8 @@ fn main() -> anyd::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: a journal or a log file gets text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let o = options();
     std::fs::create_dir_all(&o.state_dir)?;
@@ -183,7 +203,7 @@ fn main() -> anyd::Result<()> {
         Some(g) => Allow::group(g.as_str()).or(Allow::root()),
         None => Allow::root(),
     };
-    let (v1, v2, v3) = (vpn.clone(), vpn.clone(), vpn);
+    let (v1, v2, v3, v4) = (vpn.clone(), vpn.clone(), vpn.clone(), vpn);
     let mut appd = Appd::new()
         .api("status()", move || v1.status())
         .doc("The tunnels that are up.")
@@ -196,32 +216,14 @@ fn main() -> anyd::Result<()> {
             v3.disconnect(profile, &peer)
         })
         .doc("Tears down the tunnel of a profile.")
-        .restrict(changers);
+        .restrict(changers)
+        .on_reload(move || v4.reload())
+        // Everyone may reach the socket; the policy above is the gate.
+        .socket_mode(0o666);
     if let Some(path) = o.pid_file {
         appd = appd.pid_file(path);
-    }
-    if o.group.is_some() {
-        // Group members must be able to reach the socket file.
-        let gid = o
-            .group
-            .as_deref()
-            .and_then(group_id)
-            .ok_or_else(|| anyd::Error::Config(format!("no group {:?}", o.group)))?;
-        appd = appd.socket_mode(0o660).socket_group(gid);
     }
     let server = appd.bind(o.address.as_str())?;
     eprintln!("vpnmd: serving on {}", server.local_address());
     server.serve()
-}
-
-/// The gid of a group name, from /etc/group.
-fn group_id(name: &str) -> Option<u32> {
-    std::fs::read_to_string("/etc/group")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            let mut f = l.split(':');
-            (f.next()? == name).then_some(())?;
-            f.nth(1)?.parse().ok()
-        })
 }
