@@ -64,13 +64,72 @@ impl PidFile {
     }
 }
 
+impl PidFile {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl Drop for PidFile {
     fn drop(&mut self) {
         // Removed while still locked, so no other instance can have taken
         // it over in between.
-        let _ = std::fs::remove_file(&self.path);
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            // Left behind unlocked, it is taken over by the next start.
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the pid file");
+        }
         let _ = &self.file;
     }
+}
+
+/// Whether `uid`, a member of `gids`, may remove `path`: it needs write
+/// and search permission on the directory, and in a sticky directory
+/// (like `/tmp`) to own the directory or the file. Unknown is no.
+fn removable_by(path: &Path, uid: u32, gids: &[u32]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match (std::fs::metadata(dir), std::fs::symlink_metadata(path)) {
+        (Ok(d), Ok(f)) => may_remove(
+            DirBits {
+                mode: d.mode(),
+                uid: d.uid(),
+                gid: d.gid(),
+            },
+            f.uid(),
+            uid,
+            gids,
+        ),
+        _ => false,
+    }
+}
+
+/// What decides who may remove an entry of a directory.
+#[derive(Debug, Clone, Copy)]
+struct DirBits {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// The kernel's rule for unlinking an entry owned by `file_uid` from
+/// `dir`, for a caller `uid` in `gids` without capabilities.
+fn may_remove(dir: DirBits, file_uid: u32, uid: u32, gids: &[u32]) -> bool {
+    if uid == 0 {
+        return true;
+    }
+    let class = if dir.uid == uid {
+        dir.mode >> 6
+    } else if gids.contains(&dir.gid) {
+        dir.mode >> 3
+    } else {
+        dir.mode
+    };
+    let write_and_search = class & 0o3 == 0o3;
+    let sticky = dir.mode & 0o1000 != 0;
+    write_and_search && (!sticky || dir.uid == uid || file_uid == uid)
 }
 
 /// The environment variable that tells a re-executed process which stage
@@ -126,15 +185,28 @@ fn respawn(stage: &str) -> Result<()> {
 
 /// Drops root for `user`: its groups (from the group database), its
 /// primary gid, then its uid; afterwards checks that root cannot be
-/// regained.
+/// regained. `leftovers` are the files the daemon removes on exit (its
+/// socket file, its pid file): a warning says so now if `user` will not be
+/// allowed to.
 ///
 /// Through the C library's `setgroups`, `setgid` and `setuid`, which apply
 /// to every thread of the process (the raw system calls change only the
 /// calling thread, and a thread left as root would undo the point).
-pub(crate) fn drop_privileges(user: &str) -> Result<()> {
+pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
     let u = policy::user_by_name(user)?
         .ok_or_else(|| Error::Config(format!("no user named {user:?}")))?;
     let groups: Vec<libc::gid_t> = policy::groups_of(&u.name, u.gid)?;
+    for path in leftovers {
+        if !removable_by(path, u.uid, &groups) {
+            tracing::warn!(
+                path = %path.display(),
+                user,
+                "once running as this user the daemon cannot remove this file on exit: \
+                 its directory does not let the user; a directory the user owns \
+                 (systemd's RuntimeDirectory=) avoids the leftover"
+            );
+        }
+    }
     let check = |r: libc::c_int, what: &str| {
         if r == 0 {
             Ok(())
@@ -160,4 +232,30 @@ pub(crate) fn drop_privileges(user: &str) -> Result<()> {
     }
     tracing::info!(user, uid = u.uid, gid = u.gid, "dropped privileges");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(mode: u32, uid: u32, gid: u32) -> DirBits {
+        DirBits { mode, uid, gid }
+    }
+
+    #[test]
+    fn who_may_remove_a_file() {
+        // A root-owned private directory: only root.
+        assert!(!may_remove(dir(0o700, 0, 0), 0, 65534, &[65534]));
+        assert!(may_remove(dir(0o700, 0, 0), 0, 0, &[0]));
+        // A directory the user owns, or may write through its group.
+        assert!(may_remove(dir(0o700, 65534, 0), 0, 65534, &[65534]));
+        assert!(may_remove(dir(0o770, 0, 100), 0, 65534, &[65534, 100]));
+        assert!(!may_remove(dir(0o750, 0, 100), 0, 65534, &[65534, 100]));
+        // World-writable: anyone, unless sticky and the file is root's.
+        assert!(may_remove(dir(0o777, 0, 0), 0, 65534, &[65534]));
+        assert!(!may_remove(dir(0o1777, 0, 0), 0, 65534, &[65534]));
+        assert!(may_remove(dir(0o1777, 0, 0), 65534, 65534, &[65534]));
+        // Write without search is not enough.
+        assert!(!may_remove(dir(0o722, 0, 0), 0, 65534, &[65534]));
+    }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -292,6 +292,12 @@ impl Appd {
     /// Switches the whole process to `user` (its uid, gid and groups)
     /// right after binding, so that a daemon started as root to create its
     /// socket does not keep root while it serves.
+    ///
+    /// [`Allow::same_user`] then means `user`. The socket file and the pid
+    /// file are removed on exit as that user, so keep them in a directory
+    /// it may write to (one it owns, such as systemd's
+    /// `RuntimeDirectory=`); elsewhere a warning at bind says they will be
+    /// left behind (harmlessly: the next start replaces both).
     pub fn run_as(mut self, user: impl Into<String>) -> Self {
         self.config.run_as = Some(user.into());
         self
@@ -367,7 +373,12 @@ impl Appd {
         }
         make_room_for(self.config.max_connections);
         if let Some(user) = &self.config.run_as {
-            daemon::drop_privileges(user)?;
+            let leftovers: Vec<&Path> = listener
+                .socket_path()
+                .into_iter()
+                .chain(pid_file.as_ref().map(PidFile::path))
+                .collect();
+            daemon::drop_privileges(user, &leftovers)?;
         }
         let (wake_rx, wake_tx) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)?;

@@ -275,7 +275,6 @@ pub(crate) enum Listener {
     Unix {
         listener: UnixListener,
         /// The socket file we created, removed when the listener goes.
-        #[allow(dead_code)] // held for its Drop
         file: Option<OwnedSocketFile>,
     },
     Tcp(TcpListener),
@@ -294,13 +293,27 @@ impl Drop for OwnedSocketFile {
     fn drop(&mut self) {
         if let Ok(meta) = fs::symlink_metadata(&self.path) {
             if meta.dev() == self.dev && meta.ino() == self.ino {
-                let _ = fs::remove_file(&self.path);
+                if let Err(e) = fs::remove_file(&self.path) {
+                    // Left behind, it is a stale socket the next start
+                    // replaces.
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the socket file");
+                }
             }
         }
     }
 }
 
 impl Listener {
+    /// The socket file this listener created and removes, if any.
+    pub(crate) fn socket_path(&self) -> Option<&Path> {
+        match self {
+            Listener::Unix {
+                file: Some(file), ..
+            } => Some(&file.path),
+            _ => None,
+        }
+    }
+
     /// Binds `address`. For a socket file: a live daemon at the path is an
     /// error, a stale file (nobody accepts) is replaced, anything that is
     /// not a socket is left alone; the mode and group are set before the

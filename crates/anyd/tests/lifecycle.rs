@@ -8,6 +8,7 @@
 mod process;
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -313,11 +314,16 @@ fn privileges_are_dropped_after_binding() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    // A directory nobody may write in, as a runtime directory of the
+    // daemon's user would be: it removes its files there on exit.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let sock = dir.path().join("d.sock");
+    let pid_file = dir.path().join("d.pid");
     let d = spawn(
         &[
             ("ANYD_CHILD_ADDR", sock.to_str().unwrap()),
             ("ANYD_CHILD_RUN_AS", "nobody"),
+            ("ANYD_CHILD_PIDFILE", pid_file.to_str().unwrap()),
         ],
         &[],
     );
@@ -335,8 +341,11 @@ fn privileges_are_dropped_after_binding() {
         other => panic!("root called an endpoint for the daemon's user: {other:?}"),
     }
     drop(s);
+    assert!(pid_file.exists());
     d.signal(Signal::TERM);
     d.expect("STOPPED true");
+    assert!(!sock.exists(), "the socket file was left behind");
+    assert!(!pid_file.exists(), "the pid file was left behind");
 }
 
 #[test]
