@@ -15,6 +15,43 @@ use std::time::{Duration, Instant};
 use crate::address::Address;
 use crate::error::{Error, Result};
 
+/// Connects a Unix stream socket within `timeout`. A Unix connect waits
+/// when the daemon's listen backlog is full (a daemon that has stopped
+/// accepting, or is swamped), and Linux bounds that wait by the socket's
+/// send timeout; it is set for the connect only.
+fn unix_connect(
+    addr: &rustix::net::SocketAddrUnix,
+    timeout: Option<Duration>,
+) -> io::Result<UnixStream> {
+    use rustix::net::sockopt::{set_socket_timeout, Timeout};
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    // A zero timeout would mean none at all.
+    let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
+    set_socket_timeout(&fd, Timeout::Send, timeout)?;
+    loop {
+        match rustix::net::connect(&fd, addr) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            // The send timeout ran out while the backlog stayed full.
+            Err(rustix::io::Errno::AGAIN) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the daemon did not accept the connection in time (its backlog is full)",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    set_socket_timeout(&fd, Timeout::Send, None)?;
+    Ok(UnixStream::from(fd))
+}
+
 /// A connected socket, Unix or TCP.
 #[derive(Debug)]
 pub(crate) enum Stream {
@@ -23,13 +60,16 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    /// Connects once, with a timeout for TCP (a Unix connect does not wait).
+    /// Connects once, waiting at most `timeout` if given.
     pub(crate) fn connect(address: &Address, timeout: Option<Duration>) -> io::Result<Stream> {
         match address {
-            Address::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
+            Address::Unix(path) => {
+                let addr = rustix::net::SocketAddrUnix::new(path.as_path())?;
+                unix_connect(&addr, timeout).map(Stream::Unix)
+            }
             Address::Abstract(name) => {
-                let addr = net::SocketAddr::from_abstract_name(name)?;
-                UnixStream::connect_addr(&addr).map(Stream::Unix)
+                let addr = rustix::net::SocketAddrUnix::new_abstract_name(name)?;
+                unix_connect(&addr, timeout).map(Stream::Unix)
             }
             Address::Tcp { host, port } => {
                 let addrs = Address::resolve(host, *port)

@@ -435,3 +435,40 @@ fn retry_until_the_daemon_is_up() {
     assert!(client.join().unwrap().unwrap());
     d.shutdown().unwrap();
 }
+
+#[test]
+fn the_connect_timeout_bounds_a_unix_connect_to_a_full_backlog() {
+    use rustix::net::{bind, listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stuck.sock");
+    // A listener that never accepts, with room for one waiting connection.
+    let listener = socket_with(
+        AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(&listener, &SocketAddrUnix::new(path.as_path()).unwrap()).unwrap();
+    listen(&listener, 0).unwrap();
+    let _waiting = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    // The backlog is full: a connect now waits until the timeout.
+    let addr = path.to_str().unwrap().to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = ClientOptions::new()
+            .connect_timeout(Some(Duration::from_millis(100)))
+            .connect(addr.as_str());
+        let _ = tx.send(r.map(|_| ()));
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the connect did not end at its timeout");
+    match result {
+        Err(Error::Connect { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::TimedOut, "{source}")
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(listener);
+}
