@@ -364,3 +364,19 @@ fn panics_under_load_are_one_error_reply_each() {
         "still here"
     );
 }
+
+#[test]
+fn the_blocking_client_starts_no_thread() {
+    // The daemon is another process: every thread counted here is ours.
+    let d = Daemon::start(None);
+    let threads = || process::Status::of(None).threads;
+    let before = threads();
+    let mut s = d.session();
+    assert_eq!(threads(), before, "connecting started a thread");
+    for i in 0..100u64 {
+        assert_eq!(s.commit::<u64>("sum", (i, 1)).unwrap(), i + 1);
+    }
+    assert_eq!(threads(), before, "calling started a thread");
+    s.end_session().unwrap();
+    assert_eq!(threads(), before);
+}

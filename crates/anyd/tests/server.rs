@@ -472,3 +472,60 @@ fn the_connect_timeout_bounds_a_unix_connect_to_a_full_backlog() {
     }
     drop(listener);
 }
+
+#[test]
+fn ten_typed_arguments_bind_by_position_and_by_name() {
+    let (d, _dir) = start(Appd::new().api(
+        "ten(a, b, c, d, e, f, g, h, i, j)",
+        |a: u8,
+         b: u16,
+         c: u32,
+         d: u64,
+         e: i8,
+         f: i16,
+         g: i32,
+         h: i64,
+         i: String,
+         j: Option<bool>| { format!("{a} {b} {c} {d} {e} {f} {g} {h} {i} {j:?}") },
+    ));
+    let mut s = ClientSession::connect(d.address()).unwrap();
+    let r: String = s
+        .commit("ten", (1, 2, 3, 4, -5, -6, -7, -8, "nine", true))
+        .unwrap();
+    assert_eq!(r, "1 2 3 4 -5 -6 -7 -8 nine Some(true)");
+    // The last ones by name, the Option left out.
+    let kw = BTreeMap::from([("h", Value::from(80)), ("i", Value::from("ix"))]);
+    let r: String = s.commit_with("ten", (1, 2, 3, 4, 5, 6, 7), kw).unwrap();
+    assert_eq!(r, "1 2 3 4 5 6 7 80 ix None");
+    // The eighth parameter by position and by name at once.
+    let kw = BTreeMap::from([("h", Value::from(80)), ("i", Value::from("ix"))]);
+    let e = remote(
+        s.commit_with::<String>("ten", (1, 2, 3, 4, 5, 6, 7, 8), kw)
+            .unwrap_err(),
+    );
+    assert_eq!(e.kind, "TypeError", "{e:?}");
+    assert!(e.message.contains("'h'"), "{e:?}");
+}
+
+#[test]
+fn socket_mode_and_group_are_set_on_the_socket_file() {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: giving a socket file to another group needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.sock");
+    let d = Appd::new()
+        .socket_mode(0o660)
+        .socket_group(65534)
+        .bind(path.to_str().unwrap())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), 65534);
+    drop(d);
+    assert!(!path.exists());
+}

@@ -1,0 +1,113 @@
+//! What a daemon says at the info level, where logs usually go: sessions,
+//! refusals and errors, but never a payload and never a key. The test owns
+//! the process's log subscriber, so it is a test binary of its own.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+
+use anyd::wire::frame;
+use anyd::{Appd, ClientOptions, ClientSession};
+
+/// Where the subscriber writes: one buffer, shared.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[test]
+fn info_logs_name_events_and_never_payloads_or_keys() {
+    const KEY: &str = "key-3f6e9c0b-never-logged";
+    const PAYLOAD: &str = "payload-a81d-never-logged";
+    const MALFORMED: &str = "malformed-77c2-never-logged";
+    let log = Captured::default();
+    let writer = log.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    let d = Appd::new()
+        .authkey(KEY)
+        .api("echo(a)", |a: String| a)
+        .api(
+            "fail(a)",
+            |_a: String| -> Result<String, anyd::RemoteError> {
+                Err(anyd::RemoteError::new("ValueError", "refused"))
+            },
+        )
+        .bind(path.to_str().unwrap())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let good = ClientOptions::new().authkey(KEY);
+
+    // Calls that succeed and fail, with the payload in the arguments.
+    let mut s = good.clone().connect(d.address()).unwrap();
+    assert_eq!(s.commit::<String>("echo", (PAYLOAD,)).unwrap(), PAYLOAD);
+    assert!(s.commit::<String>("fail", (PAYLOAD,)).is_err());
+    assert!(s.commit::<String>("missing", (PAYLOAD,)).is_err());
+    s.end_session().unwrap();
+
+    // A wrong key, and a client without one.
+    assert!(ClientOptions::new()
+        .authkey("not-the-key")
+        .connect(d.address())
+        .is_err());
+    let mut keyless = ClientSession::connect(d.address()).unwrap();
+    assert!(keyless.commit::<String>("echo", (PAYLOAD,)).is_err());
+    drop(keyless);
+
+    // A malformed request, on a daemon without a key (a raw socket needs
+    // no handshake there): an error reply, and the session goes on.
+    let open_path = dir.path().join("open.sock");
+    let open = Appd::new()
+        .api("echo(a)", |a: String| a)
+        .bind(open_path.to_str().unwrap())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let mut bytes = vec![0x93, 0xa4];
+    bytes.extend_from_slice(b"echo");
+    // A str8 claiming 200 bytes, followed by fewer.
+    bytes.extend_from_slice(&[0xd9, 200]);
+    bytes.extend_from_slice(MALFORMED.as_bytes());
+    let mut framed = Vec::new();
+    frame::encode(&bytes, &mut framed);
+    let mut raw = UnixStream::connect(&open_path).unwrap();
+    raw.write_all(&framed).unwrap();
+    let mut header = [0u8; 4];
+    raw.read_exact(&mut header).unwrap();
+    let mut reply = vec![0; u32::from_be_bytes(header) as usize];
+    raw.read_exact(&mut reply).unwrap();
+    assert!(String::from_utf8_lossy(&reply).contains("malformed request"));
+    drop(raw);
+    open.shutdown().unwrap();
+
+    d.shutdown().unwrap();
+    let text = log.text();
+    // The log was written, and says what happened.
+    assert!(text.contains("listening"), "{text}");
+    assert!(text.contains("handshake failed"), "{text}");
+    for secret in [KEY, PAYLOAD, MALFORMED] {
+        assert!(!text.contains(secret), "{secret} is in the log:\n{text}");
+    }
+}
