@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{Error, Result};
-use crate::policy;
+use crate::users;
 
 /// A pid file held under an exclusive lock for the life of the daemon.
 ///
@@ -193,9 +193,9 @@ fn respawn(stage: &str) -> Result<()> {
 /// to every thread of the process (the raw system calls change only the
 /// calling thread, and a thread left as root would undo the point).
 pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
-    let u = policy::user_by_name(user)?
+    let u = users::user_by_name(user)?
         .ok_or_else(|| Error::Config(format!("no user named {user:?}")))?;
-    let groups: Vec<libc::gid_t> = policy::groups_of(&u.name, u.gid)?;
+    let groups: Vec<libc::gid_t> = users::groups_of(&u.name, u.gid)?;
     for path in leftovers {
         if !removable_by(path, u.uid, &groups) {
             tracing::warn!(

@@ -53,6 +53,7 @@ mod registry;
 mod server;
 pub mod systemd;
 mod transport;
+mod users;
 
 pub use address::{Address, ToAddress};
 pub use anyd_macros::{api, ApiError};

@@ -96,12 +96,12 @@ impl Allow {
                 Rule::Uid(u) => resolved.uids.push(*u),
                 Rule::Gid(g) => resolved.gids.push(*g),
                 Rule::User(name) => resolved.uids.push(
-                    user_by_name(name)?
+                    crate::users::user_by_name(name)?
                         .ok_or_else(|| Error::Config(format!("no user named {name:?}")))?
                         .uid,
                 ),
                 Rule::Group(name) => resolved.gids.push(
-                    group_by_name(name)?
+                    crate::users::group_by_name(name)?
                         .ok_or_else(|| Error::Config(format!("no group named {name:?}")))?,
                 ),
             }
@@ -155,71 +155,6 @@ impl Resolved {
     pub(crate) fn shown(&self) -> &str {
         &self.shown
     }
-}
-
-/// A user from the password database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct User {
-    pub(crate) name: String,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-}
-
-/// The lines of a colon-separated database file (`/etc/passwd`,
-/// `/etc/group`), split into fields.
-fn database(path: &str) -> Result<Vec<Vec<String>>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("cannot read {path}: {e}")))?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| l.split(':').map(str::to_owned).collect())
-        .collect())
-}
-
-fn user_where(pred: impl Fn(&User) -> bool) -> Result<Option<User>> {
-    Ok(database("/etc/passwd")?
-        .into_iter()
-        .filter_map(|f| {
-            Some(User {
-                name: f.first()?.clone(),
-                uid: f.get(2)?.parse().ok()?,
-                gid: f.get(3)?.parse().ok()?,
-            })
-        })
-        .find(pred))
-}
-
-pub(crate) fn user_by_name(name: &str) -> Result<Option<User>> {
-    user_where(|u| u.name == name)
-}
-
-pub(crate) fn user_by_uid(uid: u32) -> Result<Option<User>> {
-    user_where(|u| u.uid == uid)
-}
-
-pub(crate) fn group_by_name(name: &str) -> Result<Option<u32>> {
-    Ok(database("/etc/group")?
-        .into_iter()
-        .find(|f| f.first().is_some_and(|n| n == name))
-        .and_then(|f| f.get(2)?.parse().ok()))
-}
-
-/// The groups that list `user` as a member, plus `primary`: what
-/// `initgroups` would give a process of that user.
-pub(crate) fn groups_of(user: &str, primary: u32) -> Result<Vec<u32>> {
-    let mut groups = vec![primary];
-    for f in database("/etc/group")? {
-        let members = f.get(3).map(String::as_str).unwrap_or("");
-        if members.split(',').any(|m| m == user) {
-            if let Some(gid) = f.get(2).and_then(|g| g.parse().ok()) {
-                if !groups.contains(&gid) {
-                    groups.push(gid);
-                }
-            }
-        }
-    }
-    Ok(groups)
 }
 
 #[cfg(test)]
