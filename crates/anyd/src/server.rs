@@ -48,6 +48,7 @@ struct Config {
     handle_signals: bool,
     decode_limits: DecodeLimits,
     socket_activation: bool,
+    socket_name: Option<String>,
     pid_file: Option<PathBuf>,
     run_as: Option<String>,
 }
@@ -67,6 +68,7 @@ impl Default for Config {
             handle_signals: true,
             decode_limits: DecodeLimits::default(),
             socket_activation: true,
+            socket_name: None,
             pid_file: None,
             run_as: None,
         }
@@ -281,6 +283,17 @@ impl Appd {
         self
     }
 
+    /// Which of the sockets a service manager passes to use: the one named
+    /// `name` (`FileDescriptorName=` in the `.socket` unit, systemd's
+    /// `LISTEN_FDNAMES`). Without it the daemon uses the only socket
+    /// passed, or the first of several with a warning. If sockets are
+    /// passed and none has this name, [`bind`](Self::bind) fails naming
+    /// those it got; the others are closed.
+    pub fn socket_name(mut self, name: impl Into<String>) -> Self {
+        self.config.socket_name = Some(name.into());
+        self
+    }
+
     /// Holds a pid file under an exclusive lock while the daemon runs: a
     /// second instance refuses to start ([`Error::AlreadyRunning`] naming
     /// the running pid), and the file is removed on exit.
@@ -350,7 +363,10 @@ impl Appd {
         } else {
             Vec::new()
         };
-        let (listener, local) = match inherited.into_iter().next() {
+        let (listener, local) = match choose_inherited(
+            inherited,
+            self.config.socket_name.as_deref(),
+        )? {
             Some((fd, name)) => {
                 let (listener, local) = Listener::from_fd(fd)?;
                 tracing::info!(address = %local, name, "using the socket passed by the service manager");
@@ -398,6 +414,40 @@ impl Appd {
             on_reload: self.on_reload,
             pid_file,
         })
+    }
+}
+
+/// The passed socket to serve on: the one named `name`, else the only one
+/// (or the first, with a warning naming the rest).
+fn choose_inherited(
+    passed: Vec<(std::os::fd::OwnedFd, String)>,
+    name: Option<&str>,
+) -> Result<Option<(std::os::fd::OwnedFd, String)>> {
+    if passed.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<String> = passed.iter().map(|(_, n)| format!("{n:?}")).collect();
+    match name {
+        Some(wanted) => passed
+            .into_iter()
+            .find(|(_, n)| n == wanted)
+            .map(Some)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the service manager passed sockets named {}, none named {wanted:?}",
+                    names.join(", ")
+                ))
+            }),
+        None => {
+            if passed.len() > 1 {
+                tracing::warn!(
+                    sockets = names.join(", "),
+                    "several sockets were passed; serving on the first \
+                     (Appd::socket_name chooses one)"
+                );
+            }
+            Ok(passed.into_iter().next())
+        }
     }
 }
 

@@ -63,6 +63,9 @@ fn child_daemon() {
     if let Ok(path) = std::env::var("ANYD_CHILD_PIDFILE") {
         appd = appd.pid_file(path);
     }
+    if let Ok(name) = std::env::var("ANYD_CHILD_SOCKET_NAME") {
+        appd = appd.socket_name(name);
+    }
     if let Ok(user) = std::env::var("ANYD_CHILD_RUN_AS") {
         appd = appd.run_as(user);
     }
@@ -260,6 +263,69 @@ fn socket_activation_uses_the_inherited_socket() {
     drop(s);
     rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::TERM).unwrap();
     d.expect("STOPPED true");
+}
+
+#[test]
+fn socket_activation_serves_on_the_socket_of_the_chosen_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.sock");
+    let two = dir.path().join("two.sock");
+    let listen_one = format!("--listen={}", one.display());
+    let listen_two = format!("--listen={}", two.display());
+    let setenv = "--setenv=ANYD_CHILD_ADDR=unix:/nonexistent/dir/never.sock";
+    let d = spawn(
+        &[],
+        &[
+            "systemd-socket-activate",
+            &listen_one,
+            &listen_two,
+            "--fdname=admin:api",
+            setenv,
+            "--setenv=ANYD_CHILD_SOCKET_NAME=api",
+        ],
+    );
+    wait_until("the activator listens", || one.exists() && two.exists());
+    // A connection to either starts the daemon; it serves on "api".
+    let mut s = ClientOptions::new()
+        .retry_for(PATIENCE)
+        .connect(two.to_str().unwrap())
+        .unwrap();
+    assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
+    let line = d.expect("READY");
+    assert!(line.contains(&format!("unix:{}", two.display())), "{line}");
+    // The other socket was closed: nothing accepts there any more.
+    let e = ClientSession::connect(one.to_str().unwrap()).unwrap_err();
+    assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+    let (pid, ..): (i32, i32, String, String) = s.commit("process", ()).unwrap();
+    drop(s);
+    rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::TERM).unwrap();
+    d.expect("STOPPED true");
+}
+
+#[test]
+fn a_socket_name_that_was_not_passed_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.sock");
+    let listen_one = format!("--listen={}", one.display());
+    let setenv = "--setenv=ANYD_CHILD_ADDR=unix:/nonexistent/dir/never.sock";
+    let d = spawn(
+        &[],
+        &[
+            "systemd-socket-activate",
+            &listen_one,
+            "--fdname=admin",
+            setenv,
+            "--setenv=ANYD_CHILD_SOCKET_NAME=api",
+        ],
+    );
+    wait_until("the activator listens", || one.exists());
+    // The first connection starts the daemon, which refuses to start.
+    let _wake = std::os::unix::net::UnixStream::connect(&one).unwrap();
+    let line = d.expect("BIND_ERROR");
+    assert!(
+        line.contains("none named \"api\"") && line.contains("\"admin\""),
+        "{line}"
+    );
 }
 
 #[test]
