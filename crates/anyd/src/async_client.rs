@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use crate::address::{Address, ToAddress};
 use crate::client::{
     call_outcome, decode_call_reply, end_outcome, frame_end_session, frame_request, ClientOptions,
+    END_SESSION_GRACE,
 };
 use crate::error::{Error, Result};
 use crate::framed;
@@ -189,9 +190,12 @@ impl AsyncFramed {
 /// # Ok(()) }
 /// ```
 ///
-/// Drop cannot wait, so end a session with
-/// [`end_session`](Self::end_session); a dropped session just closes the
-/// connection, which the daemon treats as the end of the session too.
+/// [`end_session`](Self::end_session) ends the session and waits for the
+/// daemon to acknowledge it. Drop cannot wait: a session dropped inside a
+/// tokio runtime ends itself from a task of that runtime (SIGENDS, then the
+/// acknowledgement for up to a second), as the blocking client does on
+/// drop; dropped outside one, it just closes the connection, which the
+/// daemon treats as the end of the session too.
 #[derive(Debug)]
 pub struct AsyncClientSession {
     conn: Option<AsyncFramed>,
@@ -309,7 +313,10 @@ impl AsyncClientSession {
     /// A transport or protocol error; the connection is closed either way.
     pub async fn end_session(mut self) -> Result<()> {
         frame_end_session(self.options.codec, &mut self.out);
-        end_outcome(self.exchange::<serde::de::IgnoredAny>().await?)
+        let reply = self.exchange::<serde::de::IgnoredAny>().await;
+        // Ended: nothing left for drop to do.
+        self.conn = None;
+        end_outcome(reply?)
     }
 
     async fn exchange<R: DeserializeOwned>(&mut self) -> Result<Reply<R>> {
@@ -335,5 +342,36 @@ impl AsyncClientSession {
                 Err(e)
             }
         }
+    }
+}
+
+impl Drop for AsyncClientSession {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut out = std::mem::take(&mut self.out);
+        frame_end_session(self.options.codec, &mut out);
+        let max_frame = self.options.max_frame;
+        let grace = self
+            .options
+            .timeout
+            .map_or(END_SESSION_GRACE, |t| t.min(END_SESSION_GRACE));
+        // Detached: if the runtime shuts down first, the task is dropped
+        // and the connection closes, which ends the session as well.
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(grace, async {
+                conn.stream
+                    .write_all(&out)
+                    .await
+                    .map_err(|e| Error::from_io(e, "ending the session"))?;
+                conn.read_frame(max_frame, "ending the session").await?;
+                Ok::<(), Error>(())
+            })
+            .await;
+        });
     }
 }

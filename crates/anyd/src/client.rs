@@ -19,7 +19,7 @@ use crate::transport::Stream;
 /// How long `Drop` waits for the daemon to acknowledge the end of the
 /// session, so that a daemon which writes that acknowledgement (Python
 /// anyd does) does not write into a closed socket.
-const END_SESSION_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const END_SESSION_GRACE: Duration = Duration::from_secs(1);
 
 /// Settings for a client connection; every one has a default. Shared by
 /// [`ClientSession`] and [`AsyncClientSession`](crate::AsyncClientSession).

@@ -529,3 +529,41 @@ fn socket_mode_and_group_are_set_on_the_socket_file() {
     drop(d);
     assert!(!path.exists());
 }
+
+#[test]
+fn a_dropped_async_session_ends_itself_with_sigends() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raw.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    // A daemon stand-in that records the first message it gets and
+    // answers SIGENDS in kind.
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut header = [0u8; 4];
+        s.read_exact(&mut header).unwrap();
+        let mut payload = vec![0; u32::from_be_bytes(header) as usize];
+        s.read_exact(&mut payload).unwrap();
+        s.write_all(&header).unwrap();
+        s.write_all(&payload).unwrap();
+        payload
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let said = rt.block_on(async {
+        let session = anyd::AsyncClientSession::connect(path.to_str().unwrap())
+            .await
+            .unwrap();
+        drop(session);
+        // The runtime runs the session's last words while this waits.
+        tokio::task::spawn_blocking(move || server.join().unwrap())
+            .await
+            .unwrap()
+    });
+    let mut sigends = Vec::new();
+    anyd::wire::message::encode_end_session(Codec::MsgPack, &mut sigends);
+    assert_eq!(said, sigends);
+}
