@@ -81,10 +81,10 @@ impl Vpnd {
     /// anyone else gets a `PermissionError` and does not see it listed.
     #[api(allow(root, same_user))]
     async fn disconnect(&self, peer: &Peer) -> Result<Status, VpnError> {
-        tracing::info!(uid = ?peer.uid(), "tunnel down");
         // Released before status() takes the lock again.
         let was_up = self.config.lock().unwrap().take().is_some();
         if was_up {
+            tracing::info!(uid = ?peer.uid(), "tunnel down");
             Ok(self.status())
         } else {
             Err(VpnError::NotConnected)
@@ -109,6 +109,8 @@ fn main() -> Main {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        // Colours for a terminal only: a journal or a log file gets text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
