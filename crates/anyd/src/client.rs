@@ -90,7 +90,8 @@ impl ClientOptions {
         self
     }
 
-    /// How long to wait for each reply (default: forever). After a timeout
+    /// How long to wait for each reply, as a whole however its bytes come
+    /// (default: forever). After a timeout
     /// the session is closed, since a late reply would answer the wrong
     /// call.
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
@@ -250,7 +251,7 @@ impl ClientSession {
                 .write_all(&self.buf)
                 .map_err(|e| Error::from_io(e, "sending the request"))?;
             let range = conn
-                .read_frame()
+                .read_frame_idle(self.options.timeout)
                 .map_err(|e| e.into_error("waiting for the reply"))?
                 .ok_or_else(|| {
                     Error::Protocol("the daemon closed the connection without replying".into())

@@ -80,40 +80,77 @@ impl Framed {
         }
     }
 
-    /// The next frame, reading as needed. `Ok(None)` is a clean end of
-    /// stream between frames.
-    pub(crate) fn read_frame(&mut self) -> Result<Option<Range<usize>>, ReadError> {
-        self.read_frame_by(None)
-    }
-
-    /// [`read_frame`](Self::read_frame), with the whole frame due by
-    /// `deadline` if there is one: the read timeout is set to what is left
-    /// of it before each read, so that a peer trickling a byte at a time
+    /// The next frame, reading as needed, with the whole frame due by
+    /// `deadline` if there is one; `Ok(None)` is a clean end of stream
+    /// between frames. The read timeout is set to what is left of the
+    /// deadline before each read, so that a peer trickling a byte at a time
     /// gets no more time than a silent one. A deadline that passes is a
     /// `TimedOut` error.
     pub(crate) fn read_frame_by(
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Option<Range<usize>>, ReadError> {
-        loop {
-            if let Some(r) = self.buffered_frame().map_err(ReadError::Frame)? {
-                return Ok(Some(r));
-            }
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(ReadError::Io(io::ErrorKind::TimedOut.into()));
-                }
-                self.stream
-                    .set_read_timeout(Some(left))
-                    .map_err(ReadError::Io)?;
-            }
-            if self.fill().map_err(ReadError::Io)? == 0 {
-                return frame::check_eof(self.end - self.start)
-                    .map(|()| None)
-                    .map_err(ReadError::Frame);
+        self.read_frame_due(deadline, true).0
+    }
+
+    /// [`read_frame_by`](Self::read_frame_by) on a socket whose read timeout
+    /// rests at `idle`: the whole frame, the wait for its first byte
+    /// included, is due within `idle`. The first read relies on the
+    /// resting timeout, so a frame that arrives in one read (the steady
+    /// state) costs no system call for timeouts; a frame that takes more
+    /// reads gets what is left, and the resting timeout is put back after.
+    pub(crate) fn read_frame_idle(
+        &mut self,
+        idle: Option<Duration>,
+    ) -> Result<Option<Range<usize>>, ReadError> {
+        let deadline = idle.map(|t| Instant::now() + t);
+        let (result, changed) = self.read_frame_due(deadline, false);
+        if changed {
+            if let Err(e) = self.stream.set_read_timeout(idle) {
+                return Err(ReadError::Io(e));
             }
         }
+        result
+    }
+
+    /// Reads a frame due by `deadline`, setting the read timeout before
+    /// each read, or before each but the first unless `set_first`; also
+    /// says whether it changed the socket's read timeout.
+    fn read_frame_due(
+        &mut self,
+        deadline: Option<Instant>,
+        set_first: bool,
+    ) -> (Result<Option<Range<usize>>, ReadError>, bool) {
+        let mut changed = false;
+        let mut first = true;
+        let result = loop {
+            match self.buffered_frame() {
+                Ok(Some(r)) => break Ok(Some(r)),
+                Ok(None) => {}
+                Err(e) => break Err(ReadError::Frame(e)),
+            }
+            if let Some(deadline) = deadline.filter(|_| set_first || !first) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break Err(ReadError::Io(io::ErrorKind::TimedOut.into()));
+                }
+                if let Err(e) = self.stream.set_read_timeout(Some(left)) {
+                    break Err(ReadError::Io(e));
+                }
+                changed = true;
+            }
+            first = false;
+            match self.fill() {
+                Ok(0) => {
+                    break frame::check_eof(self.end - self.start)
+                        .map(|()| None)
+                        .map_err(ReadError::Frame)
+                }
+                Ok(_) => {}
+                Err(e) => break Err(ReadError::Io(e)),
+            }
+        };
+        (result, changed)
     }
 
     pub(crate) fn payload(&self, range: Range<usize>) -> &[u8] {

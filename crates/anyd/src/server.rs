@@ -866,7 +866,9 @@ fn serve_connection(
     }
     let mut out = Vec::new();
     loop {
-        let range = match conn.read_frame() {
+        // Idle or trickling, a client gets `idle_timeout` for its next
+        // request as a whole.
+        let range = match conn.read_frame_idle(config.idle_timeout) {
             Ok(Some(r)) => r,
             Ok(None) => return "closed by the client",
             Err(ReadError::Io(e))

@@ -175,6 +175,36 @@ fn slowloris_in_the_handshake_is_cut_at_the_timeout() {
     assert!(ok.commit::<bool>("anyd.ping", ()).unwrap());
 }
 
+#[test]
+fn a_request_trickled_slower_than_the_idle_timeout_is_cut() {
+    let timeout = Duration::from_millis(300);
+    let (d, _dir) = start(
+        Appd::new()
+            .api("echo(a)", |a: String| a)
+            .idle_timeout(Some(timeout)),
+    );
+    let mut s = raw(d.address());
+    // A request of 40 bytes, four bytes per timeout: each byte would
+    // reset a per-read timeout, and the whole would take ten timeouts.
+    let request = raw::request("echo", ("x".repeat(30),));
+    assert!(request.len() >= 40, "{}", request.len());
+    let mut cut = false;
+    for b in &request[..40] {
+        std::thread::sleep(timeout / 4);
+        if s.write_all(&[*b]).is_err() {
+            cut = true;
+            break;
+        }
+    }
+    assert!(
+        cut,
+        "the daemon read a trickled request past its idle timeout"
+    );
+    // Others go on.
+    let mut ok = ClientSession::connect(d.address()).unwrap();
+    assert_eq!(ok.commit::<String>("echo", ("y",)).unwrap(), "y");
+}
+
 /// Bytes written on `s` that the daemon has not read yet: on a Unix
 /// stream socket the sender is charged for what it wrote until the
 /// receiver reads it.
