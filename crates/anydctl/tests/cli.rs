@@ -786,3 +786,52 @@ fn a_peer_that_does_not_speak_the_protocol_exits_with_status_1() {
     assert!(run.stdout.is_empty(), "{run:#?}");
     assert!(run.stderr.starts_with("anydctl: "), "{run:#?}");
 }
+
+/// Runs anydctl on a pseudo-terminal (util-linux `script`), as at an
+/// interactive shell; returns what the terminal showed (stdout and stderr
+/// together, with the terminal's `\r\n` line ends) and the exit status.
+fn anydctl_on_a_terminal(args: &[&str]) -> (i32, String) {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let command: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_anydctl"))
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect();
+    let out = run_program(
+        Path::new("script"),
+        &["-q", "-e", "-c", &command.join(" "), "/dev/null"],
+        &[],
+        PATIENCE,
+    );
+    let shown = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    eprintln!("anydctl {args:?} on a terminal ->\n{shown}");
+    (out.status.code().expect("script was killed"), shown)
+}
+
+#[test]
+fn on_a_terminal_results_are_pretty_and_bench_draws_its_progress() {
+    let (_d, addr, _dir) = start(demo());
+    let (code, shown) = anydctl_on_a_terminal(&["call", &addr, "echo", r#"{"a":[1,2]}"#]);
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(shown, "{\n  \"a\": [\n    1,\n    2\n  ]\n}\n");
+    // The same call into a pipe is compact.
+    assert_eq!(
+        ok(&["call", &addr, "echo", r#"{"a":[1,2]}"#]),
+        "{\"a\":[1,2]}\n"
+    );
+
+    let (code, shown) = anydctl_on_a_terminal(&[
+        "bench",
+        &addr,
+        "echo",
+        "hi",
+        "--clients",
+        "1",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(code, 0, "{shown}");
+    // The bar is redrawn in place, then erased before the report.
+    assert!(shown.contains("\r\x1b[2K["), "{shown:?}");
+    assert!(shown.contains("% "), "{shown:?}");
+    assert!(shown.contains("\ncalls:"), "{shown:?}");
+}
