@@ -136,6 +136,13 @@ fn may_remove(dir: DirBits, file_uid: u32, uid: u32, gids: &[u32]) -> bool {
 /// of [`daemonize`] it is in.
 const STAGE_VAR: &str = "ANYD_DAEMONIZE_STAGE";
 
+/// Set in the detached daemon until it serves: its standard error is then
+/// the pipe to the launcher, which waits for [`READY_MARK`].
+const LAUNCHER_VAR: &str = "ANYD_DAEMONIZE_LAUNCHER";
+
+/// What the daemon writes to the launcher once it serves.
+const READY_MARK: &[u8] = b"\0anyd-ready\n";
+
 /// Detaches the process from its terminal and parent, the way a classic
 /// Unix daemon does: a new session, not its leader (so it can never get a
 /// controlling terminal back), working directory `/`, umask `027`, and
@@ -143,11 +150,21 @@ const STAGE_VAR: &str = "ANYD_DAEMONIZE_STAGE";
 /// any thread or runtime exists; the calling process exits inside it and
 /// only the detached one returns.
 ///
+/// The calling process exits once the daemon serves (its [`Server`]
+/// accepts calls), with status 0; if the daemon exits before that, for
+/// example because it cannot bind its socket, with status 1, after
+/// passing on what the daemon wrote to standard error until then. So an
+/// init script or a shell that starts the daemon learns whether it came
+/// up, and why not. Until it serves, the daemon's standard error goes to
+/// the launcher; then to `/dev/null`.
+///
 /// Rust cannot safely `fork` a process that may hold locks, so the two
 /// forks of the classic recipe are two re-executions of the program with
 /// the same arguments: the first creates the new session, the second
 /// starts the daemon inside it. Where a service manager runs the daemon,
 /// do not daemonize: it tracks the process it started.
+///
+/// [`Server`]: crate::Server
 ///
 /// # Errors
 ///
@@ -155,11 +172,12 @@ const STAGE_VAR: &str = "ANYD_DAEMONIZE_STAGE";
 pub fn daemonize() -> Result<()> {
     let stage = std::env::var(STAGE_VAR).unwrap_or_default();
     match stage.as_str() {
-        "" => respawn("1"),
+        "" => launch(),
         "1" => {
             // Not a process group leader (we were spawned), so this works.
             rustix::process::setsid().map_err(io::Error::from)?;
-            respawn("2")
+            // Standard error, the pipe to the launcher, is inherited.
+            respawn("2", Stdio::inherit())
         }
         _ => {
             std::env::remove_var(STAGE_VAR);
@@ -169,18 +187,99 @@ pub fn daemonize() -> Result<()> {
     }
 }
 
+/// The launcher: starts stage 1 with standard error on a pipe, passes on
+/// what comes through it, and exits 0 once the daemon says it serves, 1
+/// if the pipe closes first (every process that held it has exited).
+fn launch() -> Result<()> {
+    let (read, write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)?;
+    // The child's copy of `write` is made without CLOEXEC by Stdio; ours
+    // closes when `Stdio` is dropped, so the pipe ends with the daemon.
+    spawn_stage("1", Stdio::from(write), true)?;
+    let mut from_daemon = std::fs::File::from(read);
+    let mut said = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let ready = loop {
+        match from_daemon.read(&mut chunk) {
+            Ok(0) => break false,
+            Ok(n) => said.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break false,
+        }
+        if let Some(at) = find(&said, READY_MARK) {
+            said.truncate(at);
+            break true;
+        }
+        // Pass on whole lines as they come; keep a tail that may be the
+        // start of the mark.
+        let keep = said.len().min(READY_MARK.len() - 1);
+        let _ = io::stderr().write_all(&said[..said.len() - keep]);
+        said.drain(..said.len() - keep);
+    };
+    let _ = io::stderr().write_all(&said);
+    if ready {
+        std::process::exit(0);
+    }
+    let _ = writeln!(
+        io::stderr(),
+        "{}: the daemon exited before it was serving",
+        std::env::args().next().unwrap_or_default()
+    );
+    std::process::exit(1);
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Tells the launcher of a daemonized process that it serves, and puts
+/// standard error on `/dev/null` from then on. Does nothing in a process
+/// that was not daemonized.
+pub(crate) fn tell_launcher_ready() {
+    // Once: the variable stays (changing the environment while threads
+    // run is not safe), so a flag says it was done.
+    static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if std::env::var_os(LAUNCHER_VAR).is_none()
+        || TOLD.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        return;
+    }
+    let _ = io::stderr().write_all(READY_MARK);
+    // Closing the pipe (our standard error) ends the launcher's wait.
+    match std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        Ok(null) => {
+            if let Err(e) = rustix::stdio::dup2_stderr(&null) {
+                tracing::warn!(error = %e, "cannot put standard error on /dev/null");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot open /dev/null"),
+    }
+}
+
 /// Starts this program again at `stage`, detached, and exits.
-fn respawn(stage: &str) -> Result<()> {
+fn respawn(stage: &str, stderr: Stdio) -> Result<()> {
+    spawn_stage(stage, stderr, false)?;
+    std::process::exit(0);
+}
+
+/// Starts this program again at `stage`; with `launcher`, telling it (and
+/// the stage it starts in turn) that a launcher waits on its standard
+/// error.
+fn spawn_stage(stage: &str, stderr: Stdio, launcher: bool) -> Result<()> {
     let exe = std::env::current_exe()?;
-    Command::new(exe)
+    let mut command = Command::new(exe);
+    if launcher {
+        command.env(LAUNCHER_VAR, "1");
+    }
+    command
         .args(std::env::args_os().skip(1))
         .env(STAGE_VAR, stage)
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()?;
-    std::process::exit(0);
+    Ok(())
 }
 
 /// Drops root for `user`: its groups (from the group database), its

@@ -40,6 +40,16 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The daemon could not listen on its address (a missing directory,
+    /// no permission, an address not on this host).
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address, as given.
+        address: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A deadline passed: connecting, the handshake, or waiting for a reply.
     #[error("timed out {0}")]
     Timeout(&'static str),

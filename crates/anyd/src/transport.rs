@@ -360,6 +360,16 @@ impl Listener {
     /// socket starts listening, so no client can connect through wider
     /// permissions in between.
     pub(crate) fn bind(address: &Address, file: &SocketFile) -> Result<Listener> {
+        Self::bind_at(address, file).map_err(|e| match e {
+            Error::Io(source) => Error::Bind {
+                address: address.to_string(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    fn bind_at(address: &Address, file: &SocketFile) -> Result<Listener> {
         match address {
             Address::Unix(path) => bind_unix_path(path, file),
             Address::Abstract(name) => {

@@ -73,6 +73,8 @@ fn child_daemon() {
         Ok(s) => s,
         Err(e) => {
             println!("BIND_ERROR {e}");
+            // Where a daemonized one's launcher hears it.
+            eprintln!("BIND_ERROR {e}");
             std::process::exit(2);
         }
     };
@@ -415,6 +417,36 @@ fn privileges_are_dropped_after_binding() {
 }
 
 #[test]
+fn a_daemonized_daemon_that_cannot_bind_fails_its_launcher_with_the_reason() {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.args(["child_daemon", "--exact", "--nocapture", "--test-threads=1"])
+        .env("ANYD_CHILD_ADDR", "unix:/nonexistent/dir/d.sock")
+        .env("ANYD_CHILD_DAEMONIZE", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    let out = rx
+        .recv_timeout(PATIENCE)
+        .expect("the launcher did not return");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // What the daemon said before it exited, then the launcher's word.
+    assert!(stderr.contains("BIND_ERROR"), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on unix:/nonexistent/dir/d.sock"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the daemon exited before it was serving"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn daemonize_detaches_into_its_own_session() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("d.sock");
@@ -425,12 +457,10 @@ fn daemonize_detaches_into_its_own_session() {
         ],
         &[],
     );
-    // The process we started returns at once, successfully.
+    // The process we started returns, successfully, once the detached
+    // daemon serves: a call needs no retry.
     assert!(d.child.wait().unwrap().success());
-    let mut s = ClientOptions::new()
-        .retry_for(PATIENCE)
-        .connect(sock.to_str().unwrap())
-        .unwrap();
+    let mut s = ClientSession::connect(sock.to_str().unwrap()).unwrap();
     let (pid, sid, cwd, stdout): (i32, i32, String, String) = s.commit("process", ()).unwrap();
     drop(s);
     assert_ne!(pid as u32, d.child.id());
