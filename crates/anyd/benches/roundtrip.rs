@@ -19,15 +19,16 @@
 //! ```
 //!
 //! Environment: `ANYD_BENCH_CALLS` (timed sequential calls per row and
-//! round), `ANYD_BENCH_ROUNDS`, `ANYD_BENCH_CLIENTS` (concurrent clients),
+//! round), `ANYD_BENCH_ROUNDS` (latency and throughput rounds alike), `ANYD_BENCH_CLIENTS` (concurrent clients),
 //! `ANYD_BENCH_WINDOW_MS` (how long they run), `ANYD_BENCH_IDLE`
 //! (connections held open for the memory figure), `ANYD_BENCH_PYTHON=0`
-//! (leave Python out), `ANYD_BENCH_QUICK=1` (same as `--test`).
+//! (leave Python out), `ANYD_BENCH_PIN=0` (leave threads where the
+//! scheduler puts them), `ANYD_BENCH_QUICK=1` (same as `--test`).
 //!
 //! Latency: one client, calls in sequence, each timed with `Instant`.
 //! Throughput: `ANYD_BENCH_CLIENTS` connections, each on its own thread (a
-//! task of a two-worker runtime for the async client, a process of its own
-//! for Python), calling for `ANYD_BENCH_WINDOW_MS`. The rows run
+//! task of a multi-threaded runtime with a worker per CPU for the async
+//! client, a process of its own for Python), calling for `ANYD_BENCH_WINDOW_MS`. The rows run
 //! interleaved, round after round, and the table shows the median of the
 //! rounds, so that a noisy neighbour on a shared machine skews one round of
 //! every row rather than every round of one row. Timings are printed, never
@@ -244,7 +245,9 @@ fn parallel(plan: &Plan, connect: &Connect) -> f64 {
                         call();
                         n += 1;
                     }
-                    n
+                    // Before the client is dropped: ending its session is
+                    // not a call.
+                    (n, Instant::now())
                 })
             })
             .collect();
@@ -252,8 +255,13 @@ fn parallel(plan: &Plan, connect: &Connect) -> f64 {
         let start = Instant::now();
         thread::sleep(plan.window);
         stop.store(true, Ordering::Relaxed);
-        let calls: u64 = threads.into_iter().map(|t| t.join().expect("client")).sum();
-        calls as f64 / start.elapsed().as_secs_f64()
+        let (mut calls, mut end) = (0u64, start);
+        for t in threads {
+            let (n, stopped) = t.join().expect("client");
+            calls += n;
+            end = end.max(stopped);
+        }
+        calls as f64 / (end - start).as_secs_f64()
     })
 }
 
@@ -806,9 +814,13 @@ fn place(cpus: &rustix::thread::CpuSet, others: &[u32]) {
     let tids = tasks
         .filter_map(Result::ok)
         .filter_map(|t| t.file_name().to_str()?.parse::<i32>().ok());
+    // The Python daemons are single-threaded: their pid is their thread.
     for id in tids.chain(others.iter().map(|&p| p as i32)) {
-        // A thread that ended since the listing is no error.
-        let _ = rustix::thread::sched_setaffinity(rustix::process::Pid::from_raw(id), cpus);
+        match rustix::thread::sched_setaffinity(rustix::process::Pid::from_raw(id), cpus) {
+            // A thread that ended since the listing is no error.
+            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => eprintln!("cannot place thread {id} ({e}): the figures mix placements"),
+        }
     }
 }
 

@@ -73,9 +73,11 @@ async fn connect_once(address: &Address) -> io::Result<AsyncStream> {
             .await
             .map(AsyncStream::Unix),
         Address::Abstract(_) => {
-            // tokio has no abstract-name connect; a Unix connect never
-            // waits, so the blocking one is fine here.
-            let std = match crate::transport::Stream::connect(address, None)? {
+            // tokio has no abstract-name connect. A Unix connect waits
+            // only while the daemon's backlog is full; the blocking one,
+            // bounded, is fine here.
+            let bound = Some(Duration::from_millis(100));
+            let std = match crate::transport::Stream::connect(address, bound)? {
                 crate::transport::Stream::Unix(s) => s,
                 crate::transport::Stream::Tcp(_) => unreachable!("an abstract address is Unix"),
             };
@@ -109,6 +111,10 @@ struct AsyncFramed {
     stream: AsyncStream,
     buf: Vec<u8>,
     consumed: usize,
+    /// A request was (maybe partly) written and its reply not yet read
+    /// whole: set while a call is under way, so that a call whose future
+    /// was dropped half way leaves a mark.
+    in_flight: bool,
 }
 
 impl AsyncFramed {
@@ -179,6 +185,8 @@ impl AsyncFramed {
 }
 
 /// The async twin of [`ClientSession`](crate::ClientSession), on tokio.
+/// It needs a runtime with timers (`enable_time` or `enable_all`) for
+/// its timeouts.
 ///
 /// ```no_run
 /// # async fn run() -> anyd::Result<()> {
@@ -249,6 +257,7 @@ impl AsyncClientSession {
             stream,
             buf: Vec::new(),
             consumed: 0,
+            in_flight: false,
         };
         if let Some(key) = &options.authkey {
             let mut side = framed::client_side(key, options.handshake)?;
@@ -282,6 +291,14 @@ impl AsyncClientSession {
     /// # Errors
     ///
     /// As [`ClientSession::commit`](crate::ClientSession::commit).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a call whose future is dropped after sending its
+    /// request (a `select!` branch that lost, a caller's own timeout) may
+    /// leave its reply unread, so the session closes, and the next call
+    /// returns [`Error::Closed`]. Use [`ClientOptions::timeout`] to bound
+    /// a call instead.
     pub async fn commit<R: DeserializeOwned>(
         &mut self,
         endpoint: &str,
@@ -295,6 +312,10 @@ impl AsyncClientSession {
     /// # Errors
     ///
     /// As [`ClientSession::commit`](crate::ClientSession::commit).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`commit`](Self::commit).
     pub async fn commit_with<R: DeserializeOwned>(
         &mut self,
         endpoint: &str,
@@ -321,9 +342,16 @@ impl AsyncClientSession {
 
     async fn exchange<R: DeserializeOwned>(&mut self) -> Result<Reply<R>> {
         let conn = self.conn.as_mut().ok_or(Error::Closed)?;
+        if conn.in_flight {
+            // An earlier call's future was dropped between its request and
+            // its reply: that reply would answer this call.
+            self.conn = None;
+            return Err(Error::Closed);
+        }
         let options = &self.options;
         let out = &self.out;
         let result = within(options.timeout, "waiting for the reply", async {
+            conn.in_flight = true;
             conn.stream
                 .write_all(out)
                 .await
@@ -331,6 +359,7 @@ impl AsyncClientSession {
             let range = conn
                 .read_frame(options.max_frame, "waiting for the reply")
                 .await?;
+            conn.in_flight = false;
             decode_call_reply(options, &conn.buf[range])
         })
         .await;
@@ -350,6 +379,11 @@ impl Drop for AsyncClientSession {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
+        if conn.in_flight {
+            // Half a request may be on the wire: closing is the only clean
+            // end.
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

@@ -218,7 +218,7 @@ impl ClientSession {
         kwargs: impl Serialize,
     ) -> Result<R> {
         frame_request(self.options.codec, endpoint, &args, &kwargs, &mut self.buf)?;
-        let reply = self.exchange()?;
+        let reply = self.exchange(self.options.timeout)?;
         call_outcome(reply, &mut self.conn)
     }
 
@@ -229,29 +229,32 @@ impl ClientSession {
     ///
     /// A transport or protocol error; the connection is closed either way.
     pub fn end_session(mut self) -> Result<()> {
-        self.end()
+        self.end(self.options.timeout)
     }
 
-    fn end(&mut self) -> Result<()> {
+    /// Sends SIGENDS and waits up to `within` for the acknowledgement.
+    fn end(&mut self, within: Option<Duration>) -> Result<()> {
         if self.conn.is_none() {
             return Ok(());
         }
         frame_end_session(self.options.codec, &mut self.buf);
-        let reply = self.exchange::<serde::de::IgnoredAny>();
+        let reply = self.exchange::<serde::de::IgnoredAny>(within);
         self.conn = None;
         end_outcome(reply?)
     }
 
-    /// Sends `self.buf` and reads one reply. Errors other than a result of
-    /// the wrong type leave the connection closed.
-    fn exchange<R: DeserializeOwned>(&mut self) -> Result<Reply<R>> {
+    /// Sends `self.buf` and reads one reply, due within `within` as a
+    /// whole (the socket's read timeout rests at the session's timeout).
+    /// Errors other than a result of the wrong type leave the connection
+    /// closed.
+    fn exchange<R: DeserializeOwned>(&mut self, within: Option<Duration>) -> Result<Reply<R>> {
         let conn = self.conn.as_mut().ok_or(Error::Closed)?;
         let result = (|| {
             conn.stream
                 .write_all(&self.buf)
                 .map_err(|e| Error::from_io(e, "sending the request"))?;
             let range = conn
-                .read_frame_idle(self.options.timeout)
+                .read_frame_idle(within)
                 .map_err(|e| e.into_error("waiting for the reply"))?
                 .ok_or_else(|| {
                     Error::Protocol("the daemon closed the connection without replying".into())
@@ -277,8 +280,10 @@ impl Drop for ClientSession {
                     .timeout
                     .map_or(END_SESSION_GRACE, |t| t.min(END_SESSION_GRACE)),
             );
+            // The whole acknowledgement is due within the grace, however
+            // it comes.
             let _ = conn.stream.set_read_timeout(grace);
-            let _ = self.end();
+            let _ = self.end(grace);
         }
     }
 }

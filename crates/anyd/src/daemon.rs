@@ -136,9 +136,13 @@ fn may_remove(dir: DirBits, file_uid: u32, uid: u32, gids: &[u32]) -> bool {
 /// of [`daemonize`] it is in.
 const STAGE_VAR: &str = "ANYD_DAEMONIZE_STAGE";
 
-/// Set in the detached daemon until it serves: its standard error is then
-/// the pipe to the launcher, which waits for [`READY_MARK`].
+/// Tells the stages of a `daemonize` run that a launcher waits on their
+/// standard error (a pipe) for [`READY_MARK`]; the daemon takes it out of
+/// its environment at once, so that what it starts does not inherit it.
 const LAUNCHER_VAR: &str = "ANYD_DAEMONIZE_LAUNCHER";
+
+/// Whether this process is a daemonized one whose launcher still waits.
+static LAUNCHER_WAITS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// What the daemon writes to the launcher once it serves.
 const READY_MARK: &[u8] = b"\0anyd-ready\n";
@@ -151,7 +155,7 @@ const READY_MARK: &[u8] = b"\0anyd-ready\n";
 /// only the detached one returns.
 ///
 /// The calling process exits once the daemon serves (its [`Server`]
-/// accepts calls), with status 0; if the daemon exits before that, for
+/// accepts calls, or the program calls [`daemonize_ready`]), with status 0; if the daemon exits before that, for
 /// example because it cannot bind its socket, with status 1, after
 /// passing on what the daemon wrote to standard error until then. So an
 /// init script or a shell that starts the daemon learns whether it came
@@ -180,7 +184,13 @@ pub fn daemonize() -> Result<()> {
             respawn("2", Stdio::inherit())
         }
         _ => {
+            // Changed here, before any thread exists: what the daemon
+            // starts later must not think a launcher waits on it.
             std::env::remove_var(STAGE_VAR);
+            if std::env::var_os(LAUNCHER_VAR).is_some() {
+                std::env::remove_var(LAUNCHER_VAR);
+                LAUNCHER_WAITS.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
             Ok(())
         }
@@ -232,20 +242,25 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Tells the launcher of a daemonized process that it serves, and puts
-/// standard error on `/dev/null` from then on. Does nothing in a process
-/// that was not daemonized.
-pub(crate) fn tell_launcher_ready() {
-    // Once: the variable stays (changing the environment while threads
-    // run is not safe), so a flag says it was done.
-    static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if std::env::var_os(LAUNCHER_VAR).is_none()
-        || TOLD.swap(true, std::sync::atomic::Ordering::SeqCst)
-    {
+/// Tells the launcher of a [`daemonize`]d process that the daemon is up,
+/// which lets it exit 0, and puts standard error on `/dev/null` from then
+/// on. A [`Server`](crate::Server) does this itself once it serves; a
+/// program that daemonizes without one calls this when it is ready. Does
+/// nothing in a process that was not daemonized, or the second time.
+pub fn daemonize_ready() {
+    if !LAUNCHER_WAITS.swap(false, std::sync::atomic::Ordering::SeqCst) {
         return;
     }
-    let _ = io::stderr().write_all(READY_MARK);
-    // Closing the pipe (our standard error) ends the launcher's wait.
+    // The pipe to the launcher leaves standard error before the mark goes
+    // through it: once the launcher has the mark it exits, and a log line
+    // written to the pipe after that would meet a closed pipe.
+    let pipe = match rustix::io::dup(io::stderr()) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell the launcher the daemon is up");
+            return;
+        }
+    };
     match std::fs::OpenOptions::new().write(true).open("/dev/null") {
         Ok(null) => {
             if let Err(e) = rustix::stdio::dup2_stderr(&null) {
@@ -254,6 +269,9 @@ pub(crate) fn tell_launcher_ready() {
         }
         Err(e) => tracing::warn!(error = %e, "cannot open /dev/null"),
     }
+    // Closing the last copy of the pipe ends the launcher's wait.
+    let _ = (&pipe).write_all(READY_MARK);
+    drop(pipe);
 }
 
 /// Starts this program again at `stage`, detached, and exits.

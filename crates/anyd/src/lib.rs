@@ -60,7 +60,7 @@ pub use anyd_macros::{api, ApiError};
 pub use api::{Api, IntoApi};
 pub use async_client::AsyncClientSession;
 pub use client::{ClientOptions, ClientSession};
-pub use daemon::daemonize;
+pub use daemon::{daemonize, daemonize_ready};
 pub use error::{Error, RemoteError, Result};
 pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};
 pub use policy::Allow;

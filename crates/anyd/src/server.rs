@@ -706,7 +706,7 @@ impl Server {
         }
         tracing::info!(address = %self.address, endpoints = self.shared.registry.infos().len(), "listening");
         systemd::notify_ready(&format!("serving on {}", self.address));
-        daemon::tell_launcher_ready();
+        daemon::daemonize_ready();
         let result = self.accept_loop(runtime.handle());
         systemd::notify_stopping();
         let Server {

@@ -31,15 +31,21 @@ fn unix_connect(
         SocketFlags::CLOEXEC,
         None,
     )?;
-    // A zero timeout would mean none at all.
-    let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
-    set_socket_timeout(&fd, Timeout::Send, timeout)?;
+    let deadline = timeout.map(|t| Instant::now() + t);
     loop {
+        // What is left of the timeout, again after an interrupted wait; a
+        // zero timeout would mean none at all.
+        let left = deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        });
+        set_socket_timeout(&fd, Timeout::Send, left)?;
         match rustix::net::connect(&fd, addr) {
             Ok(()) => break,
-            Err(rustix::io::Errno::INTR) => continue,
-            // The send timeout ran out while the backlog stayed full.
-            Err(rustix::io::Errno::AGAIN) => {
+            Err(rustix::io::Errno::INTR) if deadline.is_none_or(|d| Instant::now() < d) => continue,
+            // The send timeout ran out while the backlog stayed full (or a
+            // signal came after it had).
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "the daemon did not accept the connection in time (its backlog is full)",

@@ -382,8 +382,8 @@ fn privileges_are_dropped_after_binding() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // A directory nobody may write in, as a runtime directory of the
-    // daemon's user would be: it removes its files there on exit.
+    // A directory nobody (the user) may write in, as a runtime directory
+    // of the daemon's user would be: it removes its files there on exit.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let sock = dir.path().join("d.sock");
     let pid_file = dir.path().join("d.pid");

@@ -367,6 +367,28 @@ fn panics_under_load_are_one_error_reply_each() {
 
 #[test]
 fn the_blocking_client_starts_no_thread() {
+    // Threads are counted for the whole process, so this runs alone in a
+    // process of its own, whatever the test runner does with the others.
+    if std::env::var_os("ANYD_TEST_ALONE").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "the_blocking_client_starts_no_thread",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("ANYD_TEST_ALONE", "1")
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("1 passed"), "the test did not run:\n{said}");
+        return;
+    }
     // The daemon is another process: every thread counted here is ours.
     let d = Daemon::start(None);
     let threads = || process::Status::of(None).threads;

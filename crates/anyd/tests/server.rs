@@ -567,3 +567,35 @@ fn a_dropped_async_session_ends_itself_with_sigends() {
     anyd::wire::message::encode_end_session(Codec::MsgPack, &mut sigends);
     assert_eq!(said, sigends);
 }
+
+#[test]
+fn an_async_call_cancelled_before_its_reply_closes_the_session() {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Mutex::new(wait);
+    let (d, _dir) = start(
+        Appd::new()
+            .api("slow()", move || {
+                let _ = wait.lock().unwrap().recv();
+                "late"
+            })
+            .api("fast()", || "fast"),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = anyd::AsyncClientSession::connect(d.address())
+            .await
+            .unwrap();
+        // "slow" answers only once released: this future is dropped first.
+        let cut = tokio::time::timeout(Duration::from_millis(20), s.commit::<String>("slow", ()));
+        assert!(cut.await.is_err());
+        release.send(()).unwrap();
+        // The late reply is on its way; it must not answer this call.
+        match s.commit::<String>("fast", ()).await {
+            Err(Error::Closed) => {}
+            other => panic!("a call after a cancelled one got {other:?}"),
+        }
+    });
+}
