@@ -597,18 +597,6 @@ else:
     print(calls, flush=True)
 "#;
 
-/// A Python program's source in a file of its own, for the processes that
-/// run it.
-fn python_script(source: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::Builder::new()
-        .prefix("anyd-bench-")
-        .suffix(".py")
-        .tempfile()
-        .expect("a temporary script");
-    file.write_all(source.as_bytes()).expect("write the script");
-    file
-}
-
 /// The Python client program and where to find the Python daemon.
 struct PythonClient {
     python: PathBuf,
@@ -692,7 +680,7 @@ impl PythonClient {
 fn python_row(name: &'static str, port: u16) -> Row {
     let client = Arc::new(PythonClient {
         python: support::venv().python.clone(),
-        script: python_script(PYTHON_CLIENT),
+        script: support::script_file(PYTHON_CLIENT),
         port: port.to_string(),
     });
     let same = client.clone();

@@ -248,12 +248,31 @@ fn socket_activation_uses_the_inherited_socket() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("activated.sock");
-    let listen = format!("--listen={}", path.display());
-    // The daemon is told to bind somewhere it cannot: only the inherited
-    // socket can make it reachable.
-    let setenv = "--setenv=ANYD_CHILD_ADDR=unix:/nonexistent/dir/never.sock";
-    let d = spawn(&[], &["systemd-socket-activate", &listen, setenv]);
-    wait_until("the activator listens", || path.exists());
+    let d = activated(&[&path], &[]);
+    let s = first_call(&d, &path);
+    stop_activated(&d, s);
+}
+
+/// The child daemon under `systemd-socket-activate`, listening on
+/// `sockets`, with more activator arguments `extra`. The daemon is told to
+/// bind somewhere it cannot: only an inherited socket can make it
+/// reachable.
+fn activated(sockets: &[&Path], extra: &[&str]) -> Daemon {
+    let mut args = vec!["systemd-socket-activate".to_owned()];
+    args.extend(sockets.iter().map(|p| format!("--listen={}", p.display())));
+    args.push("--setenv=ANYD_CHILD_ADDR=unix:/nonexistent/dir/never.sock".into());
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let d = spawn(&[], &args);
+    wait_until("the activator listens", || {
+        sockets.iter().all(|p| p.exists())
+    });
+    d
+}
+
+/// Connects at `path` (which starts the activated daemon), calls, and
+/// checks that the daemon says it serves there.
+fn first_call(d: &Daemon, path: &Path) -> ClientSession {
     let mut s = ClientOptions::new()
         .retry_for(PATIENCE)
         .connect(path.to_str().unwrap())
@@ -261,6 +280,12 @@ fn socket_activation_uses_the_inherited_socket() {
     assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
     let line = d.expect("READY");
     assert!(line.contains(&format!("unix:{}", path.display())), "{line}");
+    s
+}
+
+/// Stops an activated daemon (the activator execs it, so its pid comes
+/// from the daemon) and sees it stop well.
+fn stop_activated(d: &Daemon, mut s: ClientSession) {
     let (pid, ..): (i32, i32, String, String) = s.commit("process", ()).unwrap();
     drop(s);
     rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::TERM).unwrap();
@@ -272,55 +297,26 @@ fn socket_activation_serves_on_the_socket_of_the_chosen_name() {
     let dir = tempfile::tempdir().unwrap();
     let one = dir.path().join("one.sock");
     let two = dir.path().join("two.sock");
-    let listen_one = format!("--listen={}", one.display());
-    let listen_two = format!("--listen={}", two.display());
-    let setenv = "--setenv=ANYD_CHILD_ADDR=unix:/nonexistent/dir/never.sock";
-    let d = spawn(
-        &[],
-        &[
-            "systemd-socket-activate",
-            &listen_one,
-            &listen_two,
-            "--fdname=admin:api",
-            setenv,
-            "--setenv=ANYD_CHILD_SOCKET_NAME=api",
-        ],
+    let d = activated(
+        &[&one, &two],
+        &["--fdname=admin:api", "--setenv=ANYD_CHILD_SOCKET_NAME=api"],
     );
-    wait_until("the activator listens", || one.exists() && two.exists());
     // A connection to either starts the daemon; it serves on "api".
-    let mut s = ClientOptions::new()
-        .retry_for(PATIENCE)
-        .connect(two.to_str().unwrap())
-        .unwrap();
-    assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
-    let line = d.expect("READY");
-    assert!(line.contains(&format!("unix:{}", two.display())), "{line}");
+    let s = first_call(&d, &two);
     // The other socket was closed: nothing accepts there any more.
     let e = ClientSession::connect(one.to_str().unwrap()).unwrap_err();
     assert!(matches!(e, Error::Connect { .. }), "{e:?}");
-    let (pid, ..): (i32, i32, String, String) = s.commit("process", ()).unwrap();
-    drop(s);
-    rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::TERM).unwrap();
-    d.expect("STOPPED true");
+    stop_activated(&d, s);
 }
 
 #[test]
 fn a_socket_name_that_was_not_passed_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let one = dir.path().join("one.sock");
-    let listen_one = format!("--listen={}", one.display());
-    let setenv = "--setenv=ANYD_CHILD_ADDR=unix:/nonexistent/dir/never.sock";
-    let d = spawn(
-        &[],
-        &[
-            "systemd-socket-activate",
-            &listen_one,
-            "--fdname=admin",
-            setenv,
-            "--setenv=ANYD_CHILD_SOCKET_NAME=api",
-        ],
+    let d = activated(
+        &[&one],
+        &["--fdname=admin", "--setenv=ANYD_CHILD_SOCKET_NAME=api"],
     );
-    wait_until("the activator listens", || one.exists());
     // The first connection starts the daemon, which refuses to start.
     let _wake = std::os::unix::net::UnixStream::connect(&one).unwrap();
     let line = d.expect("BIND_ERROR");

@@ -195,7 +195,7 @@ fn target_dir() -> Result<PathBuf, String> {
 
 /// A Python program's source, written to a file so that its tracebacks
 /// quote the failing line.
-fn script_file(source: &str) -> tempfile::NamedTempFile {
+pub(crate) fn script_file(source: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new()
         .prefix("anyd-interop-")
         .suffix(".py")
