@@ -275,13 +275,25 @@ fn size_and_depth_bombs_in_every_codec_get_error_replies_and_the_session_goes_on
     msgpack_depth.extend(std::iter::repeat_n(0x91, deep));
     // The innermost array, then the kwargs.
     msgpack_depth.extend([0x90, 0x80]);
+    // ("take", ([x] * 990,), {}) with x a list of 1000 ints: 5 KB that
+    // would decode to a million values.
+    let mut pickle_memo = vec![0x80, 0x04, 0x8c, 4, b't', b'a', b'k', b'e'];
+    pickle_memo.extend_from_slice(&[b']', 0x94, b'(']);
+    for _ in 0..1000 {
+        pickle_memo.extend_from_slice(&[b'K', 1]);
+    }
+    pickle_memo.extend_from_slice(b"e0](");
+    for _ in 0..990 {
+        pickle_memo.extend_from_slice(&[b'h', 0]);
+    }
+    pickle_memo.extend_from_slice(&[b'e', 0x85, b'}', 0x87, b'.']);
     let mut pickle_depth = vec![0x80, 0x04];
     pickle_depth.extend(std::iter::repeat_n(b'(', deep));
     // Each bomb, and the error that answers it: the request's own decoder
     // refuses claims and pickle nesting before anything is allocated for
     // them; nesting in a native codec's argument meets the depth limit of
     // the parameter's deserializer.
-    let bombs: [(&str, Vec<u8>, &str, &str); 7] = [
+    let bombs: [(&str, Vec<u8>, &str, &str); 8] = [
         (
             // args: an array32 claiming 2^32 - 1 elements
             "msgpack array32",
@@ -331,6 +343,12 @@ fn size_and_depth_bombs_in_every_codec_get_error_replies_and_the_session_goes_on
             pickle_depth,
             "ValueError",
             "nesting deeper than 128",
+        ),
+        (
+            "pickle memo expansion",
+            pickle_memo,
+            "ValueError",
+            "too many values",
         ),
     ];
     let mut s = raw(d.address());

@@ -38,6 +38,8 @@ pub fn decode(
     limits: &PickleLimits,
     allow_exceptions: bool,
 ) -> Result<Decoded, PickleError> {
+    let scaled = limits.for_input(input.len());
+    let limits = &scaled;
     let mut reader = Reader {
         input,
         pos: 0,

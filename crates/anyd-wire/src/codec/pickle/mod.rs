@@ -57,7 +57,21 @@ pub struct PickleLimits {
     /// intermediate objects (plus what REDUCE copies, counted the same way)
     /// number at most four times this many.
     pub max_nodes: usize,
+    /// How many values each input byte may decode to, past the first
+    /// [`NODES_FOR_ANY_INPUT`]: the effective `max_nodes` of an input of
+    /// `n` bytes is `min(max_nodes, NODES_FOR_ANY_INPUT + n *
+    /// nodes_per_input_byte)`. Memo references make a pickle expand (a
+    /// 5 KB pickle of one 1,000-element list referenced 1,000 times is a
+    /// million values, some 100 MB decoded); this keeps what a caller can
+    /// make the daemon hold proportional to what it sent. CPython's own
+    /// pickles of unshared data decode to at most one value per byte; the
+    /// default of 2 leaves room for shared tuples and strings.
+    pub nodes_per_input_byte: usize,
 }
+
+/// The values any pickle may decode to, however short (see
+/// [`PickleLimits::nodes_per_input_byte`]).
+pub const NODES_FOR_ANY_INPUT: usize = 4096;
 
 impl Default for PickleLimits {
     fn default() -> Self {
@@ -65,6 +79,21 @@ impl Default for PickleLimits {
             max_depth: 128,
             max_memo: 1_000_000,
             max_nodes: 1_000_000,
+            nodes_per_input_byte: 2,
+        }
+    }
+}
+
+impl PickleLimits {
+    /// These limits for an input of `len` bytes: `max_nodes` scaled down
+    /// to what the input may expand into.
+    pub fn for_input(&self, len: usize) -> PickleLimits {
+        let scaled = len
+            .saturating_mul(self.nodes_per_input_byte)
+            .saturating_add(NODES_FOR_ANY_INPUT);
+        PickleLimits {
+            max_nodes: self.max_nodes.min(scaled),
+            ..*self
         }
     }
 }

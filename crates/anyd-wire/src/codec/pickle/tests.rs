@@ -1736,3 +1736,48 @@ proptest! {
         let _ = decode(&data, &PickleLimits::default(), true);
     }
 }
+
+/// Protocol 4: one list of `inner` small ints, memoized, then a list that
+/// references it `times` times (`[x] * times` in Python).
+fn shared_list_pickle(inner: usize, times: usize) -> Vec<u8> {
+    let mut data = vec![0x80, 0x04, b']', 0x94, b'('];
+    for _ in 0..inner {
+        data.extend_from_slice(&[b'K', 1]);
+    }
+    data.extend_from_slice(b"e0](");
+    for _ in 0..times {
+        data.extend_from_slice(&[b'h', 0]);
+    }
+    data.extend_from_slice(b"e.");
+    data
+}
+
+#[test]
+fn memo_expansion_is_bounded_by_the_input_length() {
+    // 5 KB that would decode to a million values (some 100 MB).
+    let data = shared_list_pickle(1000, 990);
+    assert!(data.len() < 5_000);
+    let e = decode_err(&data);
+    assert!(
+        matches!(e, PickleError::TooManyValues(n) if n < 20_000),
+        "{e}"
+    );
+    // The same shape within what its length allows decodes.
+    let data = shared_list_pickle(10, 100);
+    let Ok(Decoded::Value(Value::List(rows))) = decode(&data, &PickleLimits::default(), false)
+    else {
+        panic!("a small shared list does not decode");
+    };
+    assert_eq!(rows.len(), 100);
+}
+
+#[test]
+fn the_budget_of_an_input_scales_with_its_length() {
+    let limits = PickleLimits::default();
+    assert_eq!(limits.for_input(0).max_nodes, NODES_FOR_ANY_INPUT);
+    assert_eq!(limits.for_input(1000).max_nodes, NODES_FOR_ANY_INPUT + 2000);
+    assert_eq!(limits.for_input(usize::MAX).max_nodes, limits.max_nodes);
+    // A big unshared value is one value per few bytes: within budget.
+    let data = encode(&Value::List(ints(0..200_000)));
+    assert!(decode(&data, &limits, false).is_ok());
+}
