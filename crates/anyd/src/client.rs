@@ -90,10 +90,10 @@ impl ClientOptions {
         self
     }
 
-    /// How long to wait for each reply, as a whole however its bytes come
-    /// (default: forever). After a timeout
-    /// the session is closed, since a late reply would answer the wrong
-    /// call.
+    /// How long to wait for each reply (default: forever): for its first
+    /// bytes, and for the rest once they came, however they trickle in.
+    /// After a timeout the session is closed, since a late reply would
+    /// answer the wrong call.
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
         self

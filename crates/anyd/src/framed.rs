@@ -90,67 +90,65 @@ impl Framed {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Option<Range<usize>>, ReadError> {
-        self.read_frame_due(deadline, true).0
+        loop {
+            if let Some(r) = self.buffered_frame().map_err(ReadError::Frame)? {
+                return Ok(Some(r));
+            }
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ReadError::Io(io::ErrorKind::TimedOut.into()));
+                }
+                self.stream
+                    .set_read_timeout(Some(left))
+                    .map_err(ReadError::Io)?;
+            }
+            if !self.fill_some()? {
+                return self.clean_end();
+            }
+        }
     }
 
-    /// [`read_frame_by`](Self::read_frame_by) on a socket whose read timeout
-    /// rests at `idle`: the whole frame, the wait for its first byte
-    /// included, is due within `idle`. The first read relies on the
-    /// resting timeout, so a frame that arrives in one read (the steady
-    /// state) costs no system call for timeouts; a frame that takes more
-    /// reads gets what is left, and the resting timeout is put back after.
+    /// The next frame on a socket whose read timeout rests at `idle`: the
+    /// wait for the frame's first bytes is the socket's, and the rest of
+    /// the frame is due within `idle` of them however it trickles in (so
+    /// a frame takes at most twice `idle`). A frame already buffered or
+    /// arriving in one read (the steady state) costs no clock read and no
+    /// system call for timeouts; one that takes more reads gets what is
+    /// left, and the resting timeout is put back after.
     pub(crate) fn read_frame_idle(
         &mut self,
         idle: Option<Duration>,
     ) -> Result<Option<Range<usize>>, ReadError> {
-        let deadline = idle.map(|t| Instant::now() + t);
-        let (result, changed) = self.read_frame_due(deadline, false);
-        if changed {
-            if let Err(e) = self.stream.set_read_timeout(idle) {
-                return Err(ReadError::Io(e));
-            }
+        if let Some(r) = self.buffered_frame().map_err(ReadError::Frame)? {
+            return Ok(Some(r));
         }
+        if !self.fill_some()? {
+            return self.clean_end();
+        }
+        if let Some(r) = self.buffered_frame().map_err(ReadError::Frame)? {
+            return Ok(Some(r));
+        }
+        let Some(idle) = idle else {
+            return self.read_frame_by(None);
+        };
+        let result = self.read_frame_by(Some(Instant::now() + idle));
+        self.stream
+            .set_read_timeout(Some(idle))
+            .map_err(ReadError::Io)?;
         result
     }
 
-    /// Reads a frame due by `deadline`, setting the read timeout before
-    /// each read, or before each but the first unless `set_first`; also
-    /// says whether it changed the socket's read timeout.
-    fn read_frame_due(
-        &mut self,
-        deadline: Option<Instant>,
-        set_first: bool,
-    ) -> (Result<Option<Range<usize>>, ReadError>, bool) {
-        let mut changed = false;
-        let mut first = true;
-        let result = loop {
-            match self.buffered_frame() {
-                Ok(Some(r)) => break Ok(Some(r)),
-                Ok(None) => {}
-                Err(e) => break Err(ReadError::Frame(e)),
-            }
-            if let Some(deadline) = deadline.filter(|_| set_first || !first) {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break Err(ReadError::Io(io::ErrorKind::TimedOut.into()));
-                }
-                if let Err(e) = self.stream.set_read_timeout(Some(left)) {
-                    break Err(ReadError::Io(e));
-                }
-                changed = true;
-            }
-            first = false;
-            match self.fill() {
-                Ok(0) => {
-                    break frame::check_eof(self.end - self.start)
-                        .map(|()| None)
-                        .map_err(ReadError::Frame)
-                }
-                Ok(_) => {}
-                Err(e) => break Err(ReadError::Io(e)),
-            }
-        };
-        (result, changed)
+    /// One read; false at the end of the stream.
+    fn fill_some(&mut self) -> Result<bool, ReadError> {
+        self.fill().map(|n| n > 0).map_err(ReadError::Io)
+    }
+
+    /// The end of the stream: clean between frames, an error inside one.
+    fn clean_end(&self) -> Result<Option<Range<usize>>, ReadError> {
+        frame::check_eof(self.end - self.start)
+            .map(|()| None)
+            .map_err(ReadError::Frame)
     }
 
     pub(crate) fn payload(&self, range: Range<usize>) -> &[u8] {

@@ -867,8 +867,8 @@ fn serve_connection(
     }
     let mut out = Vec::new();
     loop {
-        // Idle or trickling, a client gets `idle_timeout` for its next
-        // request as a whole.
+        // Idle or trickling, a client gets `idle_timeout` for the first
+        // bytes of its next request and as much for the rest.
         let range = match conn.read_frame_idle(config.idle_timeout) {
             Ok(Some(r)) => r,
             Ok(None) => return "closed by the client",
