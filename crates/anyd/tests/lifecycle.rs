@@ -47,6 +47,13 @@ fn child_daemon() {
                 rustix::process::getegid().as_raw(),
             )
         })
+        .api("groups()", || -> Vec<u32> {
+            rustix::process::getgroups()
+                .unwrap()
+                .into_iter()
+                .map(|g| g.as_raw())
+                .collect()
+        })
         .api("process()", || {
             let pid = rustix::process::getpid();
             let sid = rustix::process::getsid(None).unwrap();
@@ -399,6 +406,8 @@ fn privileges_are_dropped_after_binding() {
         s.commit::<(u32, u32)>("whoami", ()).unwrap(),
         (65534, 65534)
     );
+    // Root's supplementary groups are gone too: only nobody's own.
+    assert_eq!(s.commit::<Vec<u32>>("groups", ()).unwrap(), [65534]);
     // "The daemon's user" is now nobody: root, who started it, is not.
     match s.commit::<String>("mine", ()) {
         Err(Error::Remote(e)) => assert_eq!(e.kind, "PermissionError", "{e:?}"),
