@@ -25,10 +25,11 @@ use process::{wait_until, Daemon, PATIENCE};
 use raw::{read_frame, request};
 use rustix::process::Signal;
 
-/// The daemon side; does nothing unless a test below started it.
+/// The daemon side, started by the tests below (see `process`).
 #[test]
+#[ignore = "not a test: the daemon process of the tests in this file"]
 fn child_daemon() {
-    process::serve_if_child();
+    process::serve_as_child();
 }
 
 /// What a `child_client` does before it waits to be killed.
@@ -38,11 +39,12 @@ const CLIENT_PATH_VAR: &str = "ANYD_FAULTS_CLIENT_PATH";
 
 /// The client side of the kill test: connects, sends what its mode says,
 /// prints `SENT`, and waits (for stdin, which never comes) to be killed.
-/// Does nothing unless a test started it.
+/// Started by `KilledClient::start`; fails when run without it.
 #[test]
+#[ignore = "not a test: the killed client of the tests in this file"]
 fn child_client() {
     let Ok(mode) = std::env::var(CLIENT_MODE_VAR) else {
-        return;
+        panic!("{}", process::NOT_A_TEST);
     };
     let path = std::env::var(CLIENT_PATH_VAR).unwrap();
     let mut s = UnixStream::connect(&path).unwrap();
@@ -89,7 +91,8 @@ impl KilledClient {
     /// Starts a client in `mode` and waits until it has sent its part.
     fn start(mode: &str, path: &str) -> KilledClient {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["child_client", "--exact", "--nocapture", "--test-threads=1"])
+            .arg("child_client")
+            .args(process::CHILD_ARGS)
             .env(CLIENT_MODE_VAR, mode)
             .env(CLIENT_PATH_VAR, path)
             .stdin(Stdio::piped())

@@ -6,6 +6,7 @@
 //! reach only it.
 
 mod process;
+mod root;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -20,11 +21,12 @@ use rustix::process::{Pid, Signal};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The daemon side; does nothing unless a test below started it.
+/// The daemon side, started by the tests below with `ANYD_CHILD_ADDR`.
 #[test]
+#[ignore = "not a test: the daemon process of the tests in this file"]
 fn child_daemon() {
     let Ok(address) = std::env::var("ANYD_CHILD_ADDR") else {
-        return;
+        panic!("{}", process::NOT_A_TEST);
     };
     if std::env::var_os("ANYD_CHILD_DAEMONIZE").is_some() {
         anyd::daemonize().unwrap();
@@ -136,7 +138,7 @@ fn spawn(env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
         }
         None => Command::new(&exe),
     };
-    cmd.args(["child_daemon", "--exact", "--nocapture", "--test-threads=1"]);
+    cmd.arg("child_daemon").args(process::CHILD_ARGS);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -379,11 +381,8 @@ fn the_service_manager_hears_ready_watchdog_and_stopping() {
 }
 
 #[test]
-fn privileges_are_dropped_after_binding() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: dropping privileges needs root");
-        return;
-    }
+fn privileges_are_dropped_after_binding_as_root() {
+    root::require_root("dropping privileges");
     let dir = tempfile::tempdir().unwrap();
     // A directory nobody (the user) may write in, as a runtime directory
     // of the daemon's user would be: it removes its files there on exit.
@@ -425,7 +424,8 @@ fn privileges_are_dropped_after_binding() {
 fn a_daemonized_daemon_that_cannot_bind_fails_its_launcher_with_the_reason() {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(&exe);
-    cmd.args(["child_daemon", "--exact", "--nocapture", "--test-threads=1"])
+    cmd.arg("child_daemon")
+        .args(process::CHILD_ARGS)
         .env("ANYD_CHILD_ADDR", "unix:/nonexistent/dir/d.sock")
         .env("ANYD_CHILD_DAEMONIZE", "1")
         .stdin(std::process::Stdio::null())

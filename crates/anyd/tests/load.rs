@@ -6,7 +6,7 @@
 //! The soak (a million calls) is ignored by default: it would double the
 //! time of the whole debug test run. `.ci/run` runs it in release, where it
 //! takes seconds:
-//! `cargo nextest run --release --workspace --locked --test load --run-ignored only`.
+//! `cargo nextest run --release --workspace --locked --test load --run-ignored only a_million_calls_do_not_grow_the_daemon`.
 
 mod process;
 mod raw;
@@ -20,10 +20,11 @@ use anyd::{ClientOptions, ClientSession, Error};
 use process::{wait_until, Daemon, PATIENCE};
 use raw::request;
 
-/// The daemon side; does nothing unless a test below started it.
+/// The daemon side, started by the tests below (see `process`).
 #[test]
+#[ignore = "not a test: the daemon process of the tests in this file"]
 fn child_daemon() {
-    process::serve_if_child();
+    process::serve_as_child();
 }
 
 /// Waits for client threads; returns the errors they reported.

@@ -15,9 +15,7 @@ const NOBODY: u32 = 65534;
 /// it, as a supplementary group.
 const EXTRA_GROUP: u32 = 4242;
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
+mod root;
 
 /// Runs `f` on a thread with the given credentials (set in the order a
 /// privilege drop needs: groups, gid, then uid).
@@ -81,11 +79,8 @@ fn survey(address: String) -> (BTreeMap<String, String>, Vec<String>) {
 }
 
 #[test]
-fn each_caller_sees_and_may_call_what_its_credentials_allow() {
-    if !is_root() {
-        eprintln!("skipped: switching to other users needs root");
-        return;
-    }
+fn each_caller_sees_and_may_call_what_its_credentials_allow_as_root() {
+    root::require_root("switching to other users");
     let d = daemon();
     let address = d.address().to_string();
 
@@ -129,11 +124,8 @@ fn each_caller_sees_and_may_call_what_its_credentials_allow() {
 }
 
 #[test]
-fn a_daemon_wide_rule_gates_everything_and_denial_keeps_the_session() {
-    if !is_root() {
-        eprintln!("skipped: switching to other users needs root");
-        return;
-    }
+fn a_daemon_wide_rule_gates_everything_and_denial_keeps_the_session_as_root() {
+    root::require_root("switching to other users");
     let name = format!("anyd-policy-wide-{}", std::process::id());
     let d = Appd::new()
         .allow(Allow::root())

@@ -1,4 +1,4 @@
-//! Interoperability with unmodified Python programs (PROTOCOL.md sections 2
+//! Interoperability with unmodified Python programs (docs/PROTOCOL.md sections 2
 //! to 4 and 6): Python `anyd` 0.4.1 and `multiprocessing.connection`
 //! clients calling a Rust daemon, a Rust client calling a Python
 //! `anyd.Appd`, the authkey handshake across Python's legacy and modern
@@ -30,7 +30,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// part in, as `direction kind size` descriptions in `HANDSHAKE`, by
 /// wrapping the two steps `multiprocessing.connection` runs for `Client`
 /// and `Listener.accept`. A frame is classified by length first, as
-/// PROTOCOL.md section 2 does: a 20-byte challenge is legacy and a 16-byte
+/// docs/PROTOCOL.md section 2 does: a 20-byte challenge is legacy and a 16-byte
 /// digest is raw MD5, whatever bytes they start with.
 const HANDSHAKE_RECORDER: &str = r##"
 import json
@@ -354,7 +354,7 @@ fn recorded_handshake(stdout: &str) -> Vec<String> {
 }
 
 /// The handshake a Python client sees with a Rust daemon that challenges
-/// with `{sha256}` (PROTOCOL.md section 2): the client answers first, then
+/// with `{sha256}` (docs/PROTOCOL.md section 2): the client answers first, then
 /// challenges.
 fn python_client_handshake(legacy: bool) -> Vec<&'static str> {
     if legacy {

@@ -10,6 +10,8 @@ use anyd::{
     RemoteError, Running, Value,
 };
 
+mod root;
+
 /// A daemon on a fresh socket path; the directory lives as long as the
 /// returned guard.
 fn start(appd: Appd) -> (Running, tempfile::TempDir) {
@@ -508,12 +510,9 @@ fn ten_typed_arguments_bind_by_position_and_by_name() {
 }
 
 #[test]
-fn socket_mode_and_group_are_set_on_the_socket_file() {
+fn socket_mode_and_group_are_set_on_the_socket_file_as_root() {
     use std::os::unix::fs::MetadataExt;
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: giving a socket file to another group needs root");
-        return;
-    }
+    root::require_root("giving a socket file to another group");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.sock");
     let d = Appd::new()

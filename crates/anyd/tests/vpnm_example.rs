@@ -4,12 +4,14 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyd::ClientOptions;
+
+mod root;
 
 /// `cargo test` and `cargo nextest` build the examples next to the test
 /// binaries' directory.
@@ -35,8 +37,8 @@ impl Drop for Kill {
     }
 }
 
-fn vpnm(address: &str, uid: u32, gid: u32, args: &[&str]) -> Output {
-    Command::new(example("vpnm"))
+fn vpnm(program: &Path, address: &str, uid: u32, gid: u32, args: &[&str]) -> Output {
+    Command::new(program)
         .arg("--address")
         .arg(address)
         .args(args)
@@ -47,11 +49,12 @@ fn vpnm(address: &str, uid: u32, gid: u32, args: &[&str]) -> Output {
 }
 
 #[test]
-fn only_the_group_may_change_state_and_everyone_may_look() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: the example daemon runs as root with users switching");
-        return;
-    }
+fn only_the_group_may_change_state_and_everyone_may_look_as_root() {
+    root::require_root("the example daemon runs as root, its users as others");
+    // The CLI runs as other users, who may not enter the build directory.
+    let (_bin, vpnm_program) = root::runnable_by_others(&example("vpnm"));
+    let vpnm =
+        |address: &str, uid, gid, args: &[&str]| vpnm(&vpnm_program, address, uid, gid, args);
     let dir = tempfile::tempdir().unwrap();
     // Other users must reach the socket inside.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -3,8 +3,10 @@
 //! mixed with the test's clients.
 //!
 //! The daemon is the test binary run again with `ANYD_PROCESS_DAEMON` set:
-//! each test binary that uses this module has a `#[test] fn child_daemon`
-//! that calls [`serve_if_child`], which does nothing in a normal run.
+//! each test binary that uses this module has an ignored `#[test] fn
+//! child_daemon` that calls [`serve_as_child`], started with [`CHILD_ARGS`].
+//! It is ignored so that it never counts as a passing test, and it fails
+//! when run by hand without a parent test.
 
 #![allow(
     dead_code,
@@ -51,6 +53,24 @@ fn default_sigpipe() {
     // is safe to call with other threads running.
     let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     assert_ne!(previous, libc::SIG_ERR);
+}
+
+/// The test harness's arguments that run exactly one ignored helper
+/// "test" (named before them) in a child process: the helpers are ignored
+/// so that a normal run does not count them as tests.
+pub(crate) const CHILD_ARGS: [&str; 4] =
+    ["--exact", "--ignored", "--nocapture", "--test-threads=1"];
+
+/// The panic message of a helper run without the parent test that gives
+/// it its work.
+pub(crate) const NOT_A_TEST: &str =
+    "not a test: this helper is the child process of other tests in this file, started by them";
+
+/// The `child_daemon` helper: [`serve_if_child`], failing when this
+/// process was not started as the daemon.
+pub(crate) fn serve_as_child() {
+    assert!(std::env::var_os(ADDRESS_VAR).is_some(), "{NOT_A_TEST}");
+    serve_if_child();
 }
 
 /// The daemon side: serves until SIGTERM, then prints `STOPPED <ok>` and
@@ -149,7 +169,8 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.sock").to_str().unwrap().to_owned();
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["child_daemon", "--exact", "--nocapture", "--test-threads=1"])
+        cmd.arg("child_daemon")
+            .args(CHILD_ARGS)
             .env(ADDRESS_VAR, &path)
             .env_remove(KEY_VAR)
             // Some tests make handlers panic by the thousand: a backtrace
