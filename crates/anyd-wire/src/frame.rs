@@ -1,4 +1,4 @@
-//! Frames: the length prefix every message travels in (PROTOCOL.md section 1).
+//! Frames: the length prefix every message travels in (docs/PROTOCOL.md section 1).
 //!
 //! This module owns the header format and the size limit. It does not own a
 //! buffer or a socket: the caller keeps its bytes and asks [`decode`] whether

@@ -1,6 +1,6 @@
 //! The anyd wire protocol, with no I/O at all.
 //!
-//! This crate owns the bytes: frames (PROTOCOL.md section 1), the
+//! This crate owns the bytes: frames (docs/PROTOCOL.md section 1), the
 //! authentication handshake (section 2), requests and replies (section 3) in
 //! the three codecs (section 4). Every function here works on byte buffers;
 //! sockets, runtimes and time belong to the `anyd` crate. That split keeps the

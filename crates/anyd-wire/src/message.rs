@@ -1,5 +1,5 @@
 //! Requests, replies and the end of a session, in any of the three codecs
-//! (PROTOCOL.md sections 3 and 4).
+//! (docs/PROTOCOL.md sections 3 and 4).
 //!
 //! This module owns the logical messages and codec dispatch: which codec a
 //! payload is in, and turning a payload into a [`Request`] whose arguments
@@ -81,7 +81,7 @@ pub enum Incoming<'a> {
 }
 
 /// An error reply: what went wrong, in terms a client in any language can
-/// act on (PROTOCOL.md section 6).
+/// act on (docs/PROTOCOL.md section 6).
 ///
 /// It is deliberately not `Serialize`: each codec writes it in its own
 /// shape, and an application handler returning `Result<T, RemoteError>`
@@ -180,7 +180,7 @@ pub struct DecodeLimits {
     pub pickle: pickle::PickleLimits,
 }
 
-/// Detects the codec of a payload from its first byte (PROTOCOL.md section 4).
+/// Detects the codec of a payload from its first byte (docs/PROTOCOL.md section 4).
 ///
 /// # Errors
 ///

@@ -1,4 +1,4 @@
-//! The message layer against PROTOCOL.md's vectors, and round trips through
+//! The message layer against docs/PROTOCOL.md's vectors, and round trips through
 //! every codec.
 
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@ pub mod json;
 pub mod msgpack;
 pub mod pickle;
 
-/// A payload codec (PROTOCOL.md section 4).
+/// A payload codec (docs/PROTOCOL.md section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     /// MessagePack, the native default.

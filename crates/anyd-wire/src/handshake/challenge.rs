@@ -1,4 +1,4 @@
-//! One step, "A challenges B", as pure functions (PROTOCOL.md section 2).
+//! One step, "A challenges B", as pure functions (docs/PROTOCOL.md section 2).
 //!
 //! This file owns the shape of a challenge message, of a reply, and the
 //! check of a reply. It keeps no state and knows nothing of which side is
@@ -156,7 +156,7 @@ mod tests {
 
     const KEY: &[u8] = b"secret";
 
-    /// Bytes 00 01 02 .. n-1, as in the PROTOCOL.md vectors.
+    /// Bytes 00 01 02 .. n-1, as in the docs/PROTOCOL.md section 2 vectors.
     fn counting(n: u8) -> Vec<u8> {
         (0..n).collect()
     }
@@ -178,7 +178,7 @@ mod tests {
         challenge_message(digest, &counting(40).try_into().unwrap())
     }
 
-    // PROTOCOL.md section 2 vectors, authkey `secret`.
+    // docs/PROTOCOL.md section 2 vectors, authkey `secret`.
     const LEGACY_MAC: &str = "7defa9cc46abc3583325d17ccda75190";
     const SHA256_MAC: &str = "fc57fbe650d6124b98215e7b5d197d5807ad69982d275a9735ea2d56f1fa6989";
 

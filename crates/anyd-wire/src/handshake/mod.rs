@@ -1,4 +1,4 @@
-//! The authentication handshake of PROTOCOL.md section 2, without I/O.
+//! The authentication handshake of docs/PROTOCOL.md section 2, without I/O.
 //!
 //! This module owns the bytes of the handshake: the digest names, the
 //! challenge message, the reply to a challenge, the check of a reply, and the

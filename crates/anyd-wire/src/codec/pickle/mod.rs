@@ -1,7 +1,7 @@
 //! The pickle codec: Python anyd programs' payloads, read as data only.
 //!
 //! This module owns the translation between pickle bytes and [`Value`]
-//! (PROTOCOL.md section 4, "Pickle, safely"). It does not own framing,
+//! (docs/PROTOCOL.md section 4.3, "Pickle, safely"). It does not own framing,
 //! request or reply shapes (that is `message`), nor the choice of codec.
 //!
 //! The decoder is not a pickle virtual machine. It understands the opcodes

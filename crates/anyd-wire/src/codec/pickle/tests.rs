@@ -1,4 +1,4 @@
-//! Tests of the pickle codec: the PROTOCOL.md vectors, CPython in both
+//! Tests of the pickle codec: the docs/PROTOCOL.md vectors, CPython in both
 //! directions, hostile input, and a round-trip property.
 
 use std::io::{Read, Write};
@@ -128,7 +128,7 @@ fn python(script: &str, input: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// PROTOCOL.md section 4 vectors
+// docs/PROTOCOL.md section 4.4 vectors
 
 const REQ_ECHO_P2: &str = "800258040000006563686f7100580500000068656c6c6f71018571027d71038771042e";
 const REQ_ECHO_P4: &str = "80049516000000000000008c046563686f948c0568656c6c6f9485947d9487942e";
