@@ -13,9 +13,9 @@
 //! venv the interop tests make under `target/`.
 //!
 //! ```sh
-//! cargo bench -p anyd --bench roundtrip                 # the full table (about 3 minutes)
-//! cargo bench -p anyd --bench roundtrip -- --test       # a few calls: does it run?
-//! cargo bench -p anyd --bench roundtrip -- pickle       # only rows naming pickle (and the floor)
+//! cargo bench -p anyd-ipc --bench roundtrip                 # the full table (about 3 minutes)
+//! cargo bench -p anyd-ipc --bench roundtrip -- --test       # a few calls: does it run?
+//! cargo bench -p anyd-ipc --bench roundtrip -- pickle       # only rows naming pickle (and the floor)
 //! ```
 //!
 //! Environment: `ANYD_BENCH_CALLS` (timed sequential calls per row and

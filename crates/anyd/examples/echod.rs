@@ -2,9 +2,9 @@
 //! examples.
 //!
 //! ```sh
-//! cargo run -p anyd --example echod
-//! cargo run -p anyd --example echod -- --address tcp:127.0.0.1:4242 --authkey-file key.txt
-//! ANYD_AUTHKEY=secret cargo run -p anyd --example echod
+//! cargo run -p anyd-ipc --example echod
+//! cargo run -p anyd-ipc --example echod -- --address tcp:127.0.0.1:4242 --authkey-file key.txt
+//! ANYD_AUTHKEY=secret cargo run -p anyd-ipc --example echod
 //! ```
 //!
 //! It serves until SIGTERM or SIGINT (Ctrl-C), then removes its socket.

@@ -2,8 +2,8 @@
 //! an authkey, called every way a program would, with a transcript.
 //!
 //! ```sh
-//! cargo run -p anyd --example tour
-//! RUST_LOG=debug cargo run -p anyd --example tour   # with the daemon's log
+//! cargo run -p anyd-ipc --example tour
+//! RUST_LOG=debug cargo run -p anyd-ipc --example tour   # with the daemon's log
 //! ```
 //!
 //! Every step checks what it shows: the tour exits non-zero with a message

@@ -3,13 +3,13 @@
 //!
 //! ```sh
 //! # A self-contained run: the daemon on a temporary socket, a few calls.
-//! cargo run -p anyd --example vpnd_macro
+//! cargo run -p anyd-ipc --example vpnd_macro
 //!
 //! # Or as two processes:
-//! cargo run -p anyd --example vpnd_macro -- serve unix:/tmp/vpnd.sock
-//! cargo run -p anyd --example vpnd_macro -- call unix:/tmp/vpnd.sock connect /etc/vpn.json
-//! cargo run -p anyd --example vpnd_macro -- call unix:/tmp/vpnd.sock status
-//! cargo run -p anyd --example vpnd_macro -- call unix:/tmp/vpnd.sock disconnect
+//! cargo run -p anyd-ipc --example vpnd_macro -- serve unix:/tmp/vpnd.sock
+//! cargo run -p anyd-ipc --example vpnd_macro -- call unix:/tmp/vpnd.sock connect /etc/vpn.json
+//! cargo run -p anyd-ipc --example vpnd_macro -- call unix:/tmp/vpnd.sock status
+//! cargo run -p anyd-ipc --example vpnd_macro -- call unix:/tmp/vpnd.sock disconnect
 //! ```
 //!
 //! Nothing here touches the network: "connecting" records the config path.

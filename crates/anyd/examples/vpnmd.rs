@@ -7,9 +7,9 @@
 //! is `vpnm`.
 //!
 //! ```sh
-//! cargo run -p anyd --example vpnmd -- --address unix:/tmp/vpnmd.sock \
+//! cargo run -p anyd-ipc --example vpnmd -- --address unix:/tmp/vpnmd.sock \
 //!     --state-dir /tmp/vpnmd --group vpn
-//! cargo run -p anyd --example vpnm -- --address unix:/tmp/vpnmd.sock connect office
+//! cargo run -p anyd-ipc --example vpnm -- --address unix:/tmp/vpnmd.sock connect office
 //! ```
 //!
 //! Under systemd it runs from the units in `contrib/systemd/`: the socket
