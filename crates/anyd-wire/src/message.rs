@@ -399,6 +399,9 @@ fn decode_pickle_head<'a>(
     }
 }
 
+/// A pickled call: endpoint, positional and keyword arguments.
+type PickleCall = (String, Vec<Value>, Vec<(String, Value)>);
+
 enum PickleRequest {
     EndSession,
     Call(String, Vec<Value>, Vec<(String, Value)>),
@@ -407,7 +410,7 @@ enum PickleRequest {
 fn decode_pickle_request(
     payload: &[u8],
     limits: &DecodeLimits,
-) -> Result<(String, Vec<Value>, Vec<(String, Value)>), DecodeError> {
+) -> Result<PickleCall, DecodeError> {
     match decode_pickle(payload, limits)? {
         PickleRequest::Call(name, args, kwargs) => Ok((name, args, kwargs)),
         PickleRequest::EndSession => Err(DecodeError::Malformed {
