@@ -106,8 +106,8 @@ mod typename;
 ///   `uid = EXPR`, `gid = EXPR`, `user = EXPR`, `group = EXPR`, any of
 ///   which may call (`allow(root, group = "vpn")`). Exactly
 ///   `Appd::restrict` with `Allow::root().or(Allow::group("vpn"))`: others
-///   get a `PermissionError` naming the endpoint and do not see it in
-///   `anyd.endpoints`; user and group names are resolved when the daemon
+///   get the reply to an endpoint that does not exist
+///   (`NotImplementedError`) and do not see it in `anyd.endpoints`; user and group names are resolved when the daemon
 ///   binds, and an unknown one stops it there;
 /// - `#[api(skip)]` keeps it a plain method.
 ///

@@ -43,6 +43,18 @@ impl Arg<'_> {
         }
     }
 
+    /// The Python name of the argument's type (`int`, `str`, `list`, ...),
+    /// read from its first byte or token: naming what a caller sent in a
+    /// `TypeError` never decodes the argument. `None` for what has no
+    /// Python type (a MessagePack extension, bytes that are not a value).
+    pub fn type_name(&self) -> Option<&'static str> {
+        match self {
+            Arg::MsgPack(b) => msgpack::type_name(b),
+            Arg::Json(raw) => json::type_name(raw),
+            Arg::Value(v) => Some(v.type_name()),
+        }
+    }
+
     /// Converts the argument into a dynamic [`Value`], for generic tools.
     ///
     /// # Errors
@@ -64,9 +76,14 @@ pub struct Request<'a> {
     pub codec: Codec,
     /// The endpoint name.
     pub endpoint: Cow<'a, str>,
-    /// Positional arguments, in order.
+    /// Positional arguments, in order: the first `max_args` of them (see
+    /// [`RequestHead::decode_args`]); `positional` says how many came.
     pub args: Vec<Arg<'a>>,
-    /// Keyword arguments, in the order the client sent them.
+    /// How many positional arguments the caller sent, kept or not.
+    pub positional: usize,
+    /// Keyword arguments, in the order the client sent them: the first
+    /// `max_args + 1` of them, enough to find what is wrong with a call
+    /// that has too many (one of those is unknown or given twice).
     pub kwargs: Vec<(Cow<'a, str>, Arg<'a>)>,
 }
 
@@ -195,7 +212,144 @@ pub fn detect(payload: &[u8]) -> Result<Codec, DecodeError> {
     }
 }
 
-/// Decodes a request payload in whatever codec it is in.
+/// What a client sent, read only as far as its endpoint name: enough to
+/// find the endpoint and check the caller's policy before any argument is
+/// decoded (see [`decode_head`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Head<'a> {
+    /// A call, its arguments still unread.
+    Request(RequestHead<'a>),
+    /// SIGENDS: the client ends the session, in the given codec.
+    EndSession(Codec),
+}
+
+/// A request whose endpoint name is known and whose arguments are not
+/// decoded yet.
+#[derive(Debug)]
+pub struct RequestHead<'a> {
+    /// The codec the request came in; the reply must use the same one.
+    pub codec: Codec,
+    /// The endpoint name.
+    pub endpoint: Cow<'a, str>,
+    pub(crate) payload: &'a [u8],
+    pub(crate) body: Body,
+}
+
+/// Where the arguments are, by codec.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// MessagePack: the argument array starts at this offset.
+    MsgPack(usize),
+    /// JSON: the whole payload is parsed again, skipping the endpoint.
+    Json,
+    /// Pickle, whose name was read from its first opcodes: decoded in
+    /// full, and the name checked to be the same.
+    Pickle,
+    /// A short pickle in another shape, already decoded whole.
+    PickleDecoded {
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    },
+}
+
+/// Pickles of up to this many bytes whose endpoint name cannot be read from
+/// their first opcodes are decoded whole to find it: whatever their shape,
+/// they cost a constant. Longer ones in such a shape are refused.
+pub const PICKLE_PEEK_FALLBACK: usize = 1024;
+
+/// Reads a request payload in whatever codec it is in up to its endpoint
+/// name, decoding no argument.
+///
+/// What this costs is bounded by the length of the name, whatever follows
+/// it: the policy can be checked before the arguments cost anything. For
+/// pickle, the name is read from the shape every CPython pickler writes for
+/// a request (PROTO 2..5, an optional FRAME, then the name as a unicode
+/// string opcode); a pickle in another shape is decoded whole if it is at
+/// most [`PICKLE_PEEK_FALLBACK`] bytes (SIGENDS in protocol 2 is such a
+/// pickle), and refused as malformed if longer.
+///
+/// # Errors
+///
+/// Any [`DecodeError`]: the codec is unknown, or the payload does not
+/// start as a request in its codec.
+pub fn decode_head<'a>(payload: &'a [u8], limits: &DecodeLimits) -> Result<Head<'a>, DecodeError> {
+    match detect(payload)? {
+        Codec::MsgPack => msgpack::decode_head(payload),
+        Codec::Json => json::decode_head(payload),
+        Codec::Pickle => decode_pickle_head(payload, limits),
+    }
+}
+
+impl<'a> RequestHead<'a> {
+    /// Decodes the arguments, keeping at most `max_args` positional ones
+    /// (more are counted, not kept: see [`Request::positional`]) and
+    /// `max_args + 1` keyword ones. A server passes the number of
+    /// parameters of the endpoint the request is for, so that what a call
+    /// with too many arguments costs is bounded by what the endpoint takes.
+    ///
+    /// Arguments stay undecoded ([`Arg`]) in MessagePack and JSON; a pickle
+    /// is decoded whole, within `limits`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DecodeError`] for a payload that is not a well-formed request,
+    /// or a pickle the safe decoder refuses.
+    pub fn decode_args(
+        self,
+        max_args: usize,
+        limits: &DecodeLimits,
+    ) -> Result<Request<'a>, DecodeError> {
+        let RequestHead {
+            codec,
+            endpoint,
+            payload,
+            body,
+        } = self;
+        let (args, positional, kwargs) = match body {
+            Body::MsgPack(at) => msgpack::decode_args(payload, at, max_args)?,
+            Body::Json => json::decode_args(payload, max_args)?,
+            Body::Pickle => {
+                let (name, args, kwargs) = decode_pickle_request(payload, limits)?;
+                if name != endpoint {
+                    return Err(DecodeError::Malformed {
+                        codec: Codec::Pickle,
+                        detail: "the endpoint name is not the first value of the request"
+                            .to_owned(),
+                    });
+                }
+                pickle_args(args, kwargs, max_args)
+            }
+            Body::PickleDecoded { args, kwargs } => pickle_args(args, kwargs, max_args),
+        };
+        Ok(Request {
+            codec,
+            endpoint,
+            args,
+            positional,
+            kwargs,
+        })
+    }
+}
+
+pub(crate) type Parts<'a> = (Vec<Arg<'a>>, usize, Vec<(Cow<'a, str>, Arg<'a>)>);
+
+fn pickle_args<'a>(args: Vec<Value>, kwargs: Vec<(String, Value)>, max_args: usize) -> Parts<'a> {
+    let positional = args.len();
+    let args = args.into_iter().take(max_args).map(Arg::Value).collect();
+    let kwargs = kwargs
+        .into_iter()
+        .take(max_args.saturating_add(1))
+        .map(|(k, v)| (Cow::Owned(k), Arg::Value(v)))
+        .collect();
+    (args, positional, kwargs)
+}
+
+/// Decodes a request payload in whatever codec it is in, all of it.
+///
+/// A server should rather call [`decode_head`], check who may call the
+/// endpoint, then [`RequestHead::decode_args`] with the number of
+/// arguments the endpoint takes: this decodes every argument first.
 ///
 /// # Errors
 ///
@@ -205,17 +359,68 @@ pub fn decode_request<'a>(
     payload: &'a [u8],
     limits: &DecodeLimits,
 ) -> Result<Incoming<'a>, DecodeError> {
-    match detect(payload)? {
-        Codec::MsgPack => msgpack::decode_request(payload),
-        Codec::Json => json::decode_request(payload),
-        Codec::Pickle => decode_pickle_request(payload, limits),
+    match decode_head(payload, limits)? {
+        Head::Request(head) => Ok(Incoming::Request(head.decode_args(usize::MAX, limits)?)),
+        Head::EndSession(codec) => Ok(Incoming::EndSession(codec)),
     }
 }
 
-fn decode_pickle_request<'a>(
+fn decode_pickle_head<'a>(
+    payload: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<Head<'a>, DecodeError> {
+    if let Some(name) = pickle::peek_str(payload) {
+        let endpoint = std::str::from_utf8(name).map_err(|_| DecodeError::Malformed {
+            codec: Codec::Pickle,
+            detail: "the endpoint name is not valid UTF-8".to_owned(),
+        })?;
+        return Ok(Head::Request(RequestHead {
+            codec: Codec::Pickle,
+            endpoint: Cow::Borrowed(endpoint),
+            payload,
+            body: Body::Pickle,
+        }));
+    }
+    if payload.len() > PICKLE_PEEK_FALLBACK {
+        return Err(DecodeError::Malformed {
+            codec: Codec::Pickle,
+            detail: "a request must start with its endpoint name, as Python's pickle writes it"
+                .to_owned(),
+        });
+    }
+    match decode_pickle(payload, limits)? {
+        PickleRequest::EndSession => Ok(Head::EndSession(Codec::Pickle)),
+        PickleRequest::Call(name, args, kwargs) => Ok(Head::Request(RequestHead {
+            codec: Codec::Pickle,
+            endpoint: Cow::Owned(name),
+            payload,
+            body: Body::PickleDecoded { args, kwargs },
+        })),
+    }
+}
+
+/// A pickled call: endpoint, positional and keyword arguments.
+type PickleCall = (String, Vec<Value>, Vec<(String, Value)>);
+
+enum PickleRequest {
+    EndSession,
+    Call(String, Vec<Value>, Vec<(String, Value)>),
+}
+
+fn decode_pickle_request(
     payload: &[u8],
     limits: &DecodeLimits,
-) -> Result<Incoming<'a>, DecodeError> {
+) -> Result<PickleCall, DecodeError> {
+    match decode_pickle(payload, limits)? {
+        PickleRequest::Call(name, args, kwargs) => Ok((name, args, kwargs)),
+        PickleRequest::EndSession => Err(DecodeError::Malformed {
+            codec: Codec::Pickle,
+            detail: "a request is a tuple (endpoint, args, kwargs)".to_owned(),
+        }),
+    }
+}
+
+fn decode_pickle(payload: &[u8], limits: &DecodeLimits) -> Result<PickleRequest, DecodeError> {
     let malformed = |detail: &str| DecodeError::Malformed {
         codec: Codec::Pickle,
         detail: detail.to_owned(),
@@ -227,7 +432,7 @@ fn decode_pickle_request<'a>(
         _ => return Err(malformed("an exception is not a request")),
     };
     let parts = match value {
-        Value::Bytes(b) if b == b"SIGENDS" => return Ok(Incoming::EndSession(Codec::Pickle)),
+        Value::Bytes(b) if b == b"SIGENDS" => return Ok(PickleRequest::EndSession),
         Value::Tuple(parts) | Value::List(parts) => parts,
         _ => return Err(malformed("a request is a tuple (endpoint, args, kwargs)")),
     };
@@ -238,7 +443,7 @@ fn decode_pickle_request<'a>(
         return Err(malformed("the endpoint name must be a str"));
     };
     let args = match args {
-        Value::Tuple(a) | Value::List(a) => a.into_iter().map(Arg::Value).collect(),
+        Value::Tuple(a) | Value::List(a) => a,
         _ => return Err(malformed("positional arguments must be a tuple")),
     };
     let Value::Map(kw) = kwargs else {
@@ -247,16 +452,11 @@ fn decode_pickle_request<'a>(
     let kwargs = kw
         .into_iter()
         .map(|(k, v)| match k {
-            Value::Str(k) => Ok((Cow::Owned(k), Arg::Value(v))),
+            Value::Str(k) => Ok((k, v)),
             _ => Err(malformed("keyword argument names must be str")),
         })
         .collect::<Result<_, _>>()?;
-    Ok(Incoming::Request(Request {
-        codec: Codec::Pickle,
-        endpoint: Cow::Owned(endpoint),
-        args,
-        kwargs,
-    }))
+    Ok(PickleRequest::Call(endpoint, args, kwargs))
 }
 
 /// Appends a request payload (no frame header) calling `endpoint`.

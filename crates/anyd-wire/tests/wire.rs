@@ -415,3 +415,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn pickle_names_are_peeked_and_must_match() {
+    use anyd_wire::message::{decode_head, Head};
+    let limits = DecodeLimits::default();
+    // Protocols 2 (BINUNICODE) and 4 (FRAME, SHORT_BINUNICODE), as CPython
+    // writes them: the name is known from the first opcodes.
+    for text in [
+        "800258040000006563686f7100580500000068656c6c6f71018571027d71038771042e",
+        "80049516000000000000008c046563686f948c0568656c6c6f9485947d9487942e",
+    ] {
+        let bytes = hex(text);
+        let Head::Request(head) = decode_head(&bytes, &limits).unwrap() else {
+            panic!("not a request")
+        };
+        assert_eq!(head.endpoint, "echo");
+        let r = head.decode_args(0, &limits).unwrap();
+        assert_eq!((r.positional, r.args.len()), (1, 0), "counted, not kept");
+    }
+    // A pickle that starts with an allowed name, drops it, and then builds
+    // a request for another endpoint: refused once decoded, so the policy
+    // checked on the peeked name cannot be fooled.
+    let mut sneaky = vec![0x80, 0x04, 0x8c, 4];
+    sneaky.extend_from_slice(b"echo");
+    sneaky.extend_from_slice(b"0"); // POP
+    sneaky.extend_from_slice(&[0x8c, 6]);
+    sneaky.extend_from_slice(b"secret");
+    sneaky.extend_from_slice(&[b')', b'}', 0x87, b'.']);
+    let Head::Request(head) = decode_head(&sneaky, &limits).unwrap() else {
+        panic!("not a request")
+    };
+    assert_eq!(head.endpoint, "echo");
+    let e = head.decode_args(1, &limits).unwrap_err();
+    assert!(e.to_string().contains("not the first value"), "{e}");
+    // A long pickle that does not name its endpoint first is refused
+    // before it is decoded; a short one is decoded whole.
+    let mut unnamed = vec![0x80, 0x04];
+    unnamed.extend(std::iter::repeat_n(b'(', 2000));
+    let e = decode_head(&unnamed, &limits).unwrap_err();
+    assert!(
+        e.to_string().contains("must start with its endpoint name"),
+        "{e}"
+    );
+    let sigends = hex("8002635f636f646563730a656e636f64650a71005807000000534947454e4453710158060000006c6174696e3171028671035271042e");
+    assert!(matches!(
+        decode_head(&sigends, &limits).unwrap(),
+        Head::EndSession(Codec::Pickle)
+    ));
+}

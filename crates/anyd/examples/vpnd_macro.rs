@@ -78,7 +78,7 @@ impl Vpnd {
     }
 
     /// Tears the tunnel down. Only root and the daemon's own user may:
-    /// anyone else gets a `PermissionError` and does not see it listed.
+    /// anyone else is told it does not exist (`NotImplementedError`).
     #[api(allow(root, same_user))]
     async fn disconnect(&self, peer: &Peer) -> Result<Status, VpnError> {
         // Released before status() takes the lock again.

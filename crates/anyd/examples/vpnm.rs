@@ -49,6 +49,12 @@ fn main() {
                 }
             }
         }
+        // What a daemon answers both for an endpoint it lacks and for one
+        // its policy does not let this user call: it does not say which.
+        Err(Error::Remote(e)) if e.kind == "NotImplementedError" => {
+            eprintln!("vpnm: {endpoint}: not permitted, or not provided by this daemon");
+            std::process::exit(1);
+        }
         Err(Error::Remote(e)) => {
             eprintln!("vpnm: {}: {}", e.kind, e.message);
             std::process::exit(1);

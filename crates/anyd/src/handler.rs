@@ -86,7 +86,7 @@ impl Call<'_> {
     pub(crate) fn check_shape(&self) -> Result<(), RemoteError> {
         let name = &self.info.name;
         let n = self.info.params.len();
-        let given = self.request.args.len();
+        let given = self.request.positional;
         if given > n {
             let s = if n == 1 { "" } else { "s" };
             return Err(type_error(format!(
@@ -192,14 +192,18 @@ impl<T: DeserializeOwned> FromCall for T {
         match call.arg(i) {
             Some(arg) => arg.deserialize().map_err(|e| {
                 // Say it in the caller's terms (Python's wording and type
-                // names), not the decoder's.
-                let detail = match arg.to_value() {
-                    Ok(v) => format!(
-                        "must be {}, not {}",
+                // names), not the decoder's. The type is read from the
+                // argument's first byte or token: naming it must not cost
+                // decoding all of it.
+                let detail = match arg.type_name() {
+                    // Nesting past the decoder's depth limit is the
+                    // problem itself, whatever the outer type.
+                    _ if e.contains("limit exceeded") => e,
+                    Some(sent) => format!(
+                        "must be {}, not {sent}",
                         short_type_name(std::any::type_name::<T>()),
-                        v.type_name()
                     ),
-                    Err(_) => e,
+                    None => e,
                 };
                 type_error(format!(
                     "{}() argument '{}' {detail}",

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use anyd_wire::message::{encode_reply_ok, Request};
+use anyd_wire::message::{encode_reply_ok, DecodeLimits, Request, RequestHead};
 use serde::Serialize;
 
 use crate::error::RemoteError;
@@ -32,13 +32,15 @@ pub(crate) struct Registry {
     /// Who may call the daemon at all (`None`: whoever can connect).
     allow: Option<Allow>,
     resolved: Option<Resolved>,
+    /// Whether a panicking handler's message reaches the caller.
+    pub(crate) panic_details: bool,
 }
 
-fn permission_denied(name: &str, rule: &Resolved) -> RemoteError {
-    RemoteError::new(
-        "PermissionError",
-        format!("permission denied: {name}() is for {}", rule.shown()),
-    )
+/// The reply to a call of an endpoint that does not exist, and to a call
+/// the policy denies: the same, so that a caller learns nothing about
+/// endpoints it may not call. It is Python anyd's reply to an unknown name.
+fn not_found(name: &str) -> RemoteError {
+    RemoteError::new("NotImplementedError", name)
 }
 
 fn widen(slot: &mut Option<Allow>, rule: Allow) {
@@ -167,13 +169,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Checks the daemon-wide rule and the endpoint's own.
-    fn admit(
-        &self,
-        name: &str,
-        endpoint: Option<&Endpoint>,
+    /// Checks the daemon-wide rule and the endpoint's own; gives the rule
+    /// that denies `peer`, if one does.
+    fn admit<'s>(
+        &'s self,
+        endpoint: Option<&'s Endpoint>,
         peer: &Peer,
-    ) -> Result<(), RemoteError> {
+    ) -> Result<(), &'s Resolved> {
         for rule in [
             self.resolved.as_ref(),
             endpoint.and_then(|e| e.resolved.as_ref()),
@@ -182,10 +184,25 @@ impl Registry {
         .flatten()
         {
             if !rule.admits(peer) {
-                return Err(permission_denied(name, rule));
+                return Err(rule);
             }
         }
         Ok(())
+    }
+
+    /// The reply to a denied call, logged with the rule that denied it
+    /// (the caller is told nothing of it).
+    fn denied(name: &str, rule: &Resolved, peer: &Peer) -> RemoteError {
+        tracing::info!(
+            uid = peer.uid(),
+            gid = peer.gid(),
+            pid = peer.pid(),
+            peer = peer.address(),
+            endpoint = name,
+            rule = rule.shown(),
+            "call denied by policy"
+        );
+        not_found(name)
     }
 
     /// Sets the documentation of the endpoint registered last.
@@ -240,33 +257,44 @@ impl Registry {
         self.order
             .iter()
             .filter_map(|n| self.endpoints.get(n))
-            .filter(|e| self.admit(&e.info.name, Some(e), peer).is_ok())
+            .filter(|e| self.admit(Some(e), peer).is_ok())
             .map(|e| &e.info)
             .collect()
     }
 
-    /// Serves one request: writes the reply value into `out`, or returns the
-    /// error to send. A panicking handler becomes a `RuntimeError`.
+    /// Serves one request: checks the policy, then decodes the arguments
+    /// (no more than the endpoint takes), then runs the handler; writes the
+    /// reply value into `out`, or returns the error to send. A caller the
+    /// policy denies gets what a call of a missing endpoint gets, before
+    /// any argument is decoded. A panicking handler becomes a
+    /// `RuntimeError`.
     pub(crate) fn dispatch(
         &self,
-        request: &Request<'_>,
+        head: RequestHead<'_>,
         peer: &Peer,
         runtime: &tokio::runtime::Handle,
+        limits: &DecodeLimits,
         out: &mut Vec<u8>,
     ) -> Result<(), RemoteError> {
-        let name: &str = &request.endpoint;
-        if let Some(reserved) = name.strip_prefix("anyd.") {
-            self.admit(name, None, peer)?;
-            return self.reserved(reserved, request, peer, out);
+        let name: &str = &head.endpoint;
+        if name.starts_with("anyd.") {
+            if let Err(rule) = self.admit(None, peer) {
+                return Err(Self::denied(name, rule, peer));
+            }
+            let request = decode_args(head, 0, limits)?;
+            return self.reserved(&request, peer, out);
         }
         let endpoint = self.endpoints.get(name);
-        // Policy first: a caller who may not call the daemon learns nothing
-        // about which endpoints exist.
-        self.admit(name, endpoint, peer)?;
-        let endpoint = endpoint.ok_or_else(|| RemoteError::new("NotImplementedError", name))?;
+        if let Err(rule) = self.admit(endpoint, peer) {
+            return Err(Self::denied(name, rule, peer));
+        }
+        let Some(endpoint) = endpoint else {
+            return Err(not_found(name));
+        };
+        let request = decode_args(head, endpoint.info.params.len(), limits)?;
         let call = Call {
             info: &endpoint.info,
-            request,
+            request: &request,
             peer,
             runtime,
         };
@@ -274,23 +302,27 @@ impl Registry {
         match catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, out))) {
             Ok(r) => r,
             Err(panic) => {
+                let name = &endpoint.info.name;
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "no message".to_owned());
-                tracing::error!(endpoint = name, panic = %what, "handler panicked");
-                Err(RemoteError::new(
-                    "RuntimeError",
-                    format!("{name}() panicked: {what}"),
-                ))
+                tracing::error!(endpoint = %name, panic = %what, "handler panicked");
+                // The panic text may say what the caller should not know
+                // (a path, a value, the daemon's state): the log keeps it.
+                let message = if self.panic_details {
+                    format!("{name}() panicked: {what}")
+                } else {
+                    format!("{name}() failed: internal error (see the daemon's log)")
+                };
+                Err(RemoteError::new("RuntimeError", message))
             }
         }
     }
 
     fn reserved(
         &self,
-        which: &str,
         request: &Request<'_>,
         peer: &Peer,
         out: &mut Vec<u8>,
@@ -303,13 +335,14 @@ impl Registry {
             encode_reply_ok(request.codec, v, out)
                 .map_err(|e| RemoteError::new("RuntimeError", e.to_string()))
         }
-        if !request.args.is_empty() || !request.kwargs.is_empty() {
+        let name: &str = &request.endpoint;
+        if request.positional > 0 || !request.kwargs.is_empty() {
             return Err(RemoteError::new(
                 "TypeError",
-                format!("anyd.{which}() takes no arguments"),
+                format!("{name}() takes no arguments"),
             ));
         }
-        match which {
+        match name.strip_prefix("anyd.").unwrap_or(name) {
             "ping" => reply(request, &true, out),
             "version" => {
                 #[derive(Serialize)]
@@ -324,12 +357,23 @@ impl Registry {
                 reply(request, &v, out)
             }
             "endpoints" => reply(request, &self.infos_for(peer), out),
-            _ => Err(RemoteError::new(
-                "NotImplementedError",
-                request.endpoint.as_ref(),
-            )),
+            _ => Err(not_found(name)),
         }
     }
+}
+
+/// Decodes the arguments of a request for an endpoint of `max_args`
+/// parameters; a malformed request is a `ValueError` for its caller.
+fn decode_args<'a>(
+    head: RequestHead<'a>,
+    max_args: usize,
+    limits: &DecodeLimits,
+) -> Result<Request<'a>, RemoteError> {
+    head.decode_args(max_args, limits).map_err(|e| {
+        // The detail may quote the payload: debug only.
+        tracing::debug!(error = %e, "malformed request");
+        RemoteError::new("ValueError", format!("malformed request: {e}"))
+    })
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyd_wire::frame;
 use anyd_wire::handshake::{Digest, HandshakeOptions};
 use anyd_wire::message::{
-    decode_request, encode_end_session, encode_reply_error, DecodeError, DecodeLimits, Incoming,
+    decode_head, encode_end_session, encode_reply_error, DecodeError, DecodeLimits, Head,
 };
 
 use crate::address::{Address, ToAddress};
@@ -154,8 +154,10 @@ impl Appd {
         self
     }
 
-    /// Admits `rule`'s callers to the daemon; everyone else gets a
-    /// `PermissionError` for every call. Several calls widen the rule
+    /// Admits `rule`'s callers to the daemon; everyone else gets, for
+    /// every call, the reply to an endpoint that does not exist
+    /// (`NotImplementedError` naming it), and the daemon logs at info
+    /// level which rule denied whom. Several calls widen the rule
     /// (any of them admits). Without any, whoever can connect may call.
     ///
     /// ```no_run
@@ -176,8 +178,10 @@ impl Appd {
     }
 
     /// Restricts the endpoint registered last to `rule`'s callers, on top
-    /// of the daemon-wide rule. Callers who may not call it get a
-    /// `PermissionError` naming it, and do not see it in `anyd.endpoints`.
+    /// of the daemon-wide rule. Callers who may not call it get the reply
+    /// to an endpoint that does not exist (`NotImplementedError` naming
+    /// it: they cannot tell the two apart), before any argument of theirs
+    /// is decoded, and do not see it in `anyd.endpoints`.
     ///
     /// # Panics
     ///
@@ -320,6 +324,16 @@ impl Appd {
     /// thread: the usual "reload your configuration".
     pub fn on_reload(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_reload = Some(Arc::new(hook));
+        self
+    }
+
+    /// Whether the message of a panicking handler reaches its caller
+    /// (default false). Either way the caller gets a `RuntimeError` and the
+    /// daemon's log keeps the message; without this the reply says only
+    /// that the endpoint failed, since a panic message may tell a caller
+    /// what it should not know (a path, a value, the daemon's state).
+    pub fn panic_details(mut self, yes: bool) -> Self {
+        self.registry.panic_details = yes;
         self
     }
 
@@ -955,9 +969,12 @@ fn handle_message(
     runtime: &tokio::runtime::Handle,
     out: &mut Vec<u8>,
 ) -> Flow {
-    let request = match decode_request(payload, &shared.config.decode_limits) {
-        Ok(Incoming::Request(r)) => r,
-        Ok(Incoming::EndSession(codec)) => {
+    // Only as far as the endpoint name: the policy is checked before any
+    // argument is decoded.
+    let limits = &shared.config.decode_limits;
+    let head = match decode_head(payload, limits) {
+        Ok(Head::Request(r)) => r,
+        Ok(Head::EndSession(codec)) => {
             let mark = frame::begin(out);
             encode_end_session(codec, out);
             frame::finish(out, mark);
@@ -982,19 +999,21 @@ fn handle_message(
             return Flow::Continue;
         }
     };
+    let codec = head.codec;
     // Timing costs two clock reads a call; take them only when logged.
-    let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
+    let started =
+        tracing::enabled!(tracing::Level::DEBUG).then(|| (Instant::now(), head.endpoint.clone()));
     let mark = frame::begin(out);
-    let result = shared.registry.dispatch(&request, peer, runtime, out);
+    let result = shared.registry.dispatch(head, peer, runtime, limits, out);
     if let Err(err) = &result {
         out.truncate(mark + frame::HEADER_LEN);
-        encode_reply_error(request.codec, err, out);
+        encode_reply_error(codec, err, out);
     }
     frame::finish(out, mark);
-    if let Some(started) = started {
+    if let Some((started, endpoint)) = started {
         tracing::debug!(
-            endpoint = %request.endpoint,
-            codec = ?request.codec,
+            endpoint = %endpoint,
+            codec = ?codec,
             micros = started.elapsed().as_micros() as u64,
             outcome = result.as_ref().err().map_or("ok", |e| e.kind.as_str()),
             "call"

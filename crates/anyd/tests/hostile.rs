@@ -287,7 +287,9 @@ fn size_and_depth_bombs_in_every_codec_get_error_replies_and_the_session_goes_on
         pickle_memo.extend_from_slice(&[b'h', 0]);
     }
     pickle_memo.extend_from_slice(&[b'e', 0x85, b'}', 0x87, b'.']);
-    let mut pickle_depth = vec![0x80, 0x04];
+    // Named first, as every Python client writes a request: a pickle in
+    // another shape is refused before it is decoded.
+    let mut pickle_depth = vec![0x80, 0x04, 0x8c, 4, b't', b'a', b'k', b'e'];
     pickle_depth.extend(std::iter::repeat_n(b'(', deep));
     // Each bomb, and the error that answers it: the request's own decoder
     // refuses claims and pickle nesting before anything is allocated for

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use anyd::{Allow, Appd, ClientSession, EndpointInfo, Error, Peer, Running};
-use rustix::process::{Gid, Uid};
 
 const NOBODY: u32 = 65534;
 /// A group id no account on the machine has; only our caller thread gets
@@ -17,24 +16,7 @@ const EXTRA_GROUP: u32 = 4242;
 
 mod root;
 
-/// Runs `f` on a thread with the given credentials (set in the order a
-/// privilege drop needs: groups, gid, then uid).
-fn as_user<T: Send + 'static>(
-    uid: u32,
-    gid: u32,
-    groups: &[u32],
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    std::thread::spawn(move || {
-        rustix::thread::set_thread_groups(&groups).unwrap();
-        rustix::thread::set_thread_gid(Gid::from_raw(gid)).unwrap();
-        rustix::thread::set_thread_uid(Uid::from_raw(uid)).unwrap();
-        f()
-    })
-    .join()
-    .unwrap()
-}
+use root::as_user;
 
 fn daemon() -> Running {
     // An abstract socket: no file permissions stand between the test's
@@ -67,7 +49,8 @@ fn survey(address: String) -> (BTreeMap<String, String>, Vec<String>) {
         let r = match s.commit::<String>(ep, ()) {
             Ok(v) => v,
             Err(Error::Remote(e)) => {
-                assert!(e.message.contains(ep), "the error names the endpoint: {e}");
+                // Word for word what a missing endpoint gets.
+                assert_eq!(e.message, ep, "{e}");
                 e.kind
             }
             Err(e) => panic!("{e}"),
@@ -87,15 +70,15 @@ fn each_caller_sees_and_may_call_what_its_credentials_allow_as_root() {
     let (root, root_list) = survey(address.clone());
     assert_eq!(root["open"], "anyone");
     assert_eq!(root["root_only"], "root");
-    assert_eq!(root["extra_group"], "PermissionError");
+    assert_eq!(root["extra_group"], "NotImplementedError");
     assert_eq!(root["nobody_or_root"], "either");
     assert_eq!(root_list, ["open", "root_only", "nobody_or_root", "who"]);
 
     let a = address.clone();
     let (nobody, nobody_list) = as_user(NOBODY, NOBODY, &[], move || survey(a));
     assert_eq!(nobody["open"], "anyone");
-    assert_eq!(nobody["root_only"], "PermissionError");
-    assert_eq!(nobody["extra_group"], "PermissionError");
+    assert_eq!(nobody["root_only"], "NotImplementedError");
+    assert_eq!(nobody["extra_group"], "NotImplementedError");
     assert_eq!(nobody["nobody_or_root"], "either");
     assert_eq!(nobody_list, ["open", "nobody_or_root", "who"]);
 
@@ -103,8 +86,8 @@ fn each_caller_sees_and_may_call_what_its_credentials_allow_as_root() {
     let a = address.clone();
     let (member, member_list) = as_user(4000, 4000, &[EXTRA_GROUP], move || survey(a));
     assert_eq!(member["extra_group"], "member");
-    assert_eq!(member["root_only"], "PermissionError");
-    assert_eq!(member["nobody_or_root"], "PermissionError");
+    assert_eq!(member["root_only"], "NotImplementedError");
+    assert_eq!(member["nobody_or_root"], "NotImplementedError");
     assert_eq!(member_list, ["open", "extra_group", "who"]);
 
     // The daemon saw exactly those credentials.
@@ -140,18 +123,17 @@ fn a_daemon_wide_rule_gates_everything_and_denial_keeps_the_session_as_root() {
         let kinds: Vec<String> = ["hello", "anyd.ping", "anyd.endpoints", "no_such_endpoint"]
             .iter()
             .map(|ep| {
-                s.commit::<anyd::Value>(ep, ())
-                    .unwrap_err()
-                    .remote()
-                    .unwrap()
-                    .kind
-                    .clone()
+                let e = s.commit::<anyd::Value>(ep, ()).unwrap_err();
+                let e = e.remote().unwrap();
+                assert_eq!(e.message, *ep, "{e}");
+                e.kind.clone()
             })
             .collect();
         kinds
     });
-    // Even unknown endpoints: an outsider learns nothing about the API.
-    assert_eq!(denied, ["PermissionError"; 4]);
+    // Every call, as if no endpoint existed: an outsider learns nothing
+    // about the API, not even that a rule turned it away.
+    assert_eq!(denied, ["NotImplementedError"; 4]);
     let mut s = ClientSession::connect(d.address()).unwrap();
     assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
 }
@@ -169,7 +151,7 @@ fn tcp_callers_have_no_credentials_to_match() {
     let mut s = ClientSession::connect(d.address()).unwrap();
     assert_eq!(s.commit::<i32>("open", ()).unwrap(), 1);
     let e = s.commit::<i32>("root_only", ()).unwrap_err();
-    assert_eq!(e.remote().unwrap().kind, "PermissionError");
+    assert_eq!(e.remote().unwrap().kind, "NotImplementedError");
 }
 
 #[test]
@@ -180,4 +162,76 @@ fn unknown_names_fail_at_bind() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("no-such-group-for-anyd"), "{e}");
+}
+
+/// Sends one request payload on a raw connection to the abstract socket
+/// `name` and returns the reply payload, byte for byte.
+fn raw_call(name: &str, payload: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixStream};
+    let addr = SocketAddr::from_abstract_name(name).unwrap();
+    let mut s = UnixStream::connect_addr(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut framed = Vec::new();
+    anyd::wire::frame::encode(payload, &mut framed);
+    s.write_all(&framed).unwrap();
+    let mut header = [0u8; 4];
+    s.read_exact(&mut header).unwrap();
+    let mut reply = vec![0; u32::from_be_bytes(header) as usize];
+    s.read_exact(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn a_denied_call_gets_the_very_bytes_of_a_missing_endpoint_in_every_codec_as_root() {
+    root::require_root("switching to other users");
+    use anyd::wire::{message, Codec};
+    let guarded = format!("anyd-policy-guarded-{}", std::process::id());
+    let bare = format!("anyd-policy-bare-{}", std::process::id());
+    let _guarded = Appd::new()
+        .api("secret(a)", |a: String| a)
+        .restrict(Allow::root())
+        .bind(format!("unix:@{guarded}"))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let _bare = Appd::new()
+        .api("other(a)", |a: String| a)
+        .bind(format!("unix:@{bare}"))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    for codec in [Codec::MsgPack, Codec::Json, Codec::Pickle] {
+        // Well formed, with too many arguments, and with an argument of the
+        // wrong type: the policy answers before any of them is read.
+        let mut requests = Vec::new();
+        for args in [vec!["x"], vec!["x", "y", "z"]] {
+            let mut p = Vec::new();
+            message::encode_request(codec, "secret", &args, &(), &mut p).unwrap();
+            requests.push(p);
+        }
+        let mut p = Vec::new();
+        message::encode_request(codec, "secret", &(7,), &(), &mut p).unwrap();
+        requests.push(p);
+        for payload in requests {
+            let (g, b) = (guarded.clone(), bare.clone());
+            let (denied, missing) = as_user(NOBODY, NOBODY, &[], move || {
+                (raw_call(&g, &payload), raw_call(&b, &payload))
+            });
+            assert_eq!(denied, missing, "{codec:?}");
+            let reply: message::Reply<anyd::Value> =
+                message::decode_reply(codec, &denied, &Default::default()).unwrap();
+            match reply {
+                message::Reply::Err(e) => {
+                    assert_eq!(
+                        (e.kind.as_str(), e.message.as_str()),
+                        ("NotImplementedError", "secret")
+                    );
+                }
+                other => panic!("{codec:?}: {other:?}"),
+            }
+        }
+    }
 }

@@ -13,7 +13,9 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visi
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::message::{Arg, DecodeError, EncodeError, Incoming, RemoteError, Reply, Request};
+use crate::message::{
+    Arg, Body, DecodeError, EncodeError, Head, Parts, RemoteError, Reply, RequestHead,
+};
 use crate::Codec;
 
 /// First bytes that select this codec. No leading whitespace is allowed, so
@@ -30,44 +32,51 @@ fn malformed(detail: impl fmt::Display) -> DecodeError {
     }
 }
 
-/// The three parts of a request, borrowed from the payload.
-struct Parts<'a> {
-    endpoint: Cow<'a, str>,
+/// The arguments of a request, borrowed from the payload.
+struct Args<'a> {
     args: Vec<Arg<'a>>,
+    positional: usize,
     kwargs: Vec<(Cow<'a, str>, Arg<'a>)>,
 }
 
-impl<'de> de::Deserialize<'de> for Parts<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_seq(PartsVisitor)
+/// Reads a whole request `[endpoint, [args...], {kwargs...}]`, skipping
+/// the endpoint (already read by [`decode_head`]) and keeping at most
+/// `max_args` positional and `max_args + 1` keyword arguments.
+struct ArgsVisitor {
+    max_args: usize,
+}
+
+impl<'de> de::DeserializeSeed<'de> for ArgsVisitor {
+    type Value = Args<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
     }
 }
 
-struct PartsVisitor;
-
-impl<'de> Visitor<'de> for PartsVisitor {
-    type Value = Parts<'de>;
+impl<'de> Visitor<'de> for ArgsVisitor {
+    type Value = Args<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a request [endpoint, [args...], {kwargs...}]")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parts<'de>, A::Error> {
-        let endpoint: Cow<'de, str> = seq
-            .next_element_seed(CowStr)?
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Args<'de>, A::Error> {
+        seq.next_element::<de::IgnoredAny>()?
             .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let args = seq
-            .next_element_seed(ArgsSeed)?
+        let (args, positional) = seq
+            .next_element_seed(ArgsSeed { max: self.max_args })?
             .ok_or_else(|| de::Error::invalid_length(1, &self))?;
         let kwargs = seq
-            .next_element_seed(KwargsSeed)?
+            .next_element_seed(KwargsSeed {
+                max: self.max_args.saturating_add(1),
+            })?
             .ok_or_else(|| de::Error::invalid_length(2, &self))?;
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
             return Err(de::Error::invalid_length(4, &self));
         }
-        Ok(Parts {
-            endpoint,
+        Ok(Args {
             args,
+            positional,
             kwargs,
         })
     }
@@ -96,30 +105,48 @@ impl<'de> Visitor<'de> for CowStr {
     }
 }
 
-struct ArgsSeed;
+/// Positional arguments: the first `max` kept, all counted.
+struct ArgsSeed {
+    max: usize,
+}
 
 impl<'de> de::DeserializeSeed<'de> for ArgsSeed {
-    type Value = Vec<Arg<'de>>;
+    type Value = (Vec<Arg<'de>>, usize);
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for ArgsSeed {
-    type Value = Vec<Arg<'de>>;
+    type Value = (Vec<Arg<'de>>, usize);
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of arguments")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut args = Vec::new();
-        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-            args.push(Arg::Json(raw));
+        while args.len() < self.max {
+            match seq.next_element::<&'de RawValue>()? {
+                Some(raw) => args.push(Arg::Json(raw)),
+                None => {
+                    let n = args.len();
+                    return Ok((args, n));
+                }
+            }
         }
-        Ok(args)
+        // The rest are only counted, for "takes 2 arguments but N were
+        // given".
+        let mut n = args.len();
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {
+            n += 1;
+        }
+        Ok((args, n))
     }
 }
 
-struct KwargsSeed;
+/// Keyword arguments: the first `max` kept, the rest skipped.
+struct KwargsSeed {
+    max: usize,
+}
 
 impl<'de> de::DeserializeSeed<'de> for KwargsSeed {
     type Value = Vec<(Cow<'de, str>, Arg<'de>)>;
@@ -135,26 +162,85 @@ impl<'de> Visitor<'de> for KwargsSeed {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut kwargs = Vec::new();
-        while let Some(key) = map.next_key_seed(CowStr)? {
-            let raw: &'de RawValue = map.next_value()?;
-            kwargs.push((key, Arg::Json(raw)));
+        while kwargs.len() < self.max {
+            match map.next_key_seed(CowStr)? {
+                Some(key) => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    kwargs.push((key, Arg::Json(raw)));
+                }
+                None => return Ok(kwargs),
+            }
+        }
+        while map.next_key::<de::IgnoredAny>()?.is_some() {
+            map.next_value::<de::IgnoredAny>()?;
         }
         Ok(kwargs)
     }
 }
 
-/// Decodes a request payload, borrowing the raw text of every argument.
-pub(crate) fn decode_request(payload: &[u8]) -> Result<Incoming<'_>, DecodeError> {
+/// Reads a request up to its endpoint name: the `[`, then the first
+/// element, which must be a string. Nothing after it is looked at.
+pub(crate) fn decode_head(payload: &[u8]) -> Result<Head<'_>, DecodeError> {
     if payload == SIGENDS {
-        return Ok(Incoming::EndSession(Codec::Json));
+        return Ok(Head::EndSession(Codec::Json));
     }
-    let parts: Parts<'_> = serde_json::from_slice(payload).map_err(malformed)?;
-    Ok(Incoming::Request(Request {
+    let Some(rest) = payload.strip_prefix(b"[") else {
+        return Err(malformed(
+            "a request is an array [endpoint, [args...], {kwargs...}]",
+        ));
+    };
+    let first = serde_json::Deserializer::from_slice(rest)
+        .into_iter::<&RawValue>()
+        .next()
+        .ok_or_else(|| malformed("a request names its endpoint first"))?
+        .map_err(malformed)?
+        .get();
+    let endpoint = match first.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        // A JSON string with no escape is its own text.
+        Some(inner) if !inner.contains('\\') => Cow::Borrowed(inner),
+        Some(_) => Cow::Owned(serde_json::from_str::<String>(first).map_err(malformed)?),
+        None => return Err(malformed("the endpoint name must be a string")),
+    };
+    Ok(Head::Request(RequestHead {
         codec: Codec::Json,
-        endpoint: parts.endpoint,
-        args: parts.args,
-        kwargs: parts.kwargs,
+        endpoint,
+        payload,
+        body: Body::Json,
     }))
+}
+
+/// Reads the arguments of a request, borrowing the raw text of each.
+pub(crate) fn decode_args(payload: &[u8], max_args: usize) -> Result<Parts<'_>, DecodeError> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let parts = de::DeserializeSeed::deserialize(ArgsVisitor { max_args }, &mut de)
+        .and_then(|parts| de.end().map(|()| parts))
+        .map_err(malformed)?;
+    Ok((parts.args, parts.positional, parts.kwargs))
+}
+
+/// The Python type name of a JSON value, from its first character (and,
+/// for a number, its token).
+pub(crate) fn type_name(raw: &RawValue) -> Option<&'static str> {
+    let text = raw.get().trim_start();
+    Some(match text.as_bytes().first()? {
+        b'n' => "None",
+        b't' | b'f' => "bool",
+        b'"' => "str",
+        b'[' => "list",
+        b'{' => "dict",
+        b'-' | b'0'..=b'9' => {
+            let number = text
+                .split(|c: char| !matches!(c, '-' | '+' | '.' | 'e' | 'E' | '0'..='9'))
+                .next()
+                .unwrap_or_default();
+            if number.contains(['.', 'e', 'E']) {
+                "float"
+            } else {
+                "int"
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Deserializes one argument from its raw JSON text.

@@ -12,7 +12,9 @@ use std::borrow::Cow;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::message::{Arg, DecodeError, EncodeError, Incoming, RemoteError, Reply, Request};
+use crate::message::{
+    Arg, Body, DecodeError, EncodeError, Head, Parts, RemoteError, Reply, RequestHead,
+};
 use crate::Codec;
 
 /// The end-of-session message: the string `"SIGENDS"` as a fixstr.
@@ -157,10 +159,11 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Decodes a request payload into its parts, borrowing every argument.
-pub(crate) fn decode_request(payload: &[u8]) -> Result<Incoming<'_>, DecodeError> {
+/// Reads a request up to its endpoint name; the arguments start where it
+/// ends.
+pub(crate) fn decode_head(payload: &[u8]) -> Result<Head<'_>, DecodeError> {
     if payload == SIGENDS {
-        return Ok(Incoming::EndSession(Codec::MsgPack));
+        return Ok(Head::EndSession(Codec::MsgPack));
     }
     let mut c = Cursor {
         buf: payload,
@@ -172,26 +175,65 @@ pub(crate) fn decode_request(payload: &[u8]) -> Result<Incoming<'_>, DecodeError
         ));
     }
     let endpoint = c.str()?;
-    let n = c.array_len()?;
-    // Each argument takes at least one byte: never reserve more than the
-    // input could hold, whatever the header says.
-    let mut args = Vec::with_capacity(n.min(payload.len() - c.pos));
-    for _ in 0..n {
-        args.push(Arg::MsgPack(c.skip_value()?));
-    }
-    let n = c.map_len()?;
-    let mut kwargs = Vec::with_capacity(n.min(payload.len() - c.pos));
-    for _ in 0..n {
-        let key = c.str()?;
-        kwargs.push((Cow::Borrowed(key), Arg::MsgPack(c.skip_value()?)));
-    }
-    c.finish()?;
-    Ok(Incoming::Request(Request {
+    Ok(Head::Request(RequestHead {
         codec: Codec::MsgPack,
         endpoint: Cow::Borrowed(endpoint),
-        args,
-        kwargs,
+        payload,
+        body: Body::MsgPack(c.pos),
     }))
+}
+
+/// Reads the arguments from `at` on, borrowing each, keeping at most
+/// `max_args` positional ones (the rest are skipped and counted) and
+/// `max_args + 1` keyword ones (the rest are skipped).
+pub(crate) fn decode_args(
+    payload: &[u8],
+    at: usize,
+    max_args: usize,
+) -> Result<Parts<'_>, DecodeError> {
+    let mut c = Cursor {
+        buf: payload,
+        pos: at,
+    };
+    let positional = c.array_len()?;
+    // Each argument takes at least one byte: never reserve more than the
+    // input could hold, whatever the header says.
+    let keep = positional.min(max_args);
+    let mut args = Vec::with_capacity(keep.min(payload.len() - c.pos));
+    for _ in 0..keep {
+        args.push(Arg::MsgPack(c.skip_value()?));
+    }
+    for _ in keep..positional {
+        c.skip_value()?;
+    }
+    let n = c.map_len()?;
+    let keep = n.min(max_args.saturating_add(1));
+    let mut kwargs = Vec::with_capacity(keep.min(payload.len() - c.pos));
+    for i in 0..n {
+        let key = c.str()?;
+        let value = c.skip_value()?;
+        if i < keep {
+            kwargs.push((Cow::Borrowed(key), Arg::MsgPack(value)));
+        }
+    }
+    c.finish()?;
+    Ok((args, positional, kwargs))
+}
+
+/// The Python type name of the value that starts `bytes`, from its marker.
+pub(crate) fn type_name(bytes: &[u8]) -> Option<&'static str> {
+    Some(match *bytes.first()? {
+        0x00..=0x7f | 0xe0..=0xff | 0xcc..=0xd3 => "int",
+        0xc0 => "None",
+        0xc2 | 0xc3 => "bool",
+        0xca | 0xcb => "float",
+        0xa0..=0xbf | 0xd9..=0xdb => "str",
+        0xc4..=0xc6 => "bytes",
+        0x90..=0x9f | 0xdc | 0xdd => "list",
+        0x80..=0x8f | 0xde | 0xdf => "dict",
+        // Extensions and the reserved marker have no Python type.
+        _ => return None,
+    })
 }
 
 /// Deserializes one argument from the bytes that encode it.

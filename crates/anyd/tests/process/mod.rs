@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use anyd::{ApiError, Appd, ClientOptions, ClientSession, RemoteError, ShutdownHandle};
+use anyd::{Allow, ApiError, Appd, ClientOptions, ClientSession, RemoteError, ShutdownHandle};
 use rustix::process::{Pid, Signal};
 
 /// How long any one wait may take before the test fails. Generous: a
@@ -84,8 +84,13 @@ pub(crate) fn serve_if_child() {
     // Set once the server exists; the endpoints are registered before.
     static HANDLE: OnceLock<ShutdownHandle> = OnceLock::new();
     let mut appd = Appd::new()
+        // The load tests check that each panic's reply is its own.
+        .panic_details(true)
         .api("echo(a)", |a: String| a)
         .api("sum(a, b)", |a: u64, b: u64| a + b)
+        // For callers the policy turns away: only root may call it.
+        .api("root_sum(a, b)", |a: u64, b: u64| a + b)
+        .restrict(Allow::root())
         .api("refuse(n)", |n: u64| -> Result<u64, Refused> {
             Err(Refused(n))
         })
@@ -168,6 +173,21 @@ impl Daemon {
     pub(crate) fn start(key: Option<&str>) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.sock").to_str().unwrap().to_owned();
+        Daemon::start_at(path, dir, key)
+    }
+
+    /// As [`start`](Self::start), on an abstract socket: any user may
+    /// connect (no file permission stands in the way), so that the policy
+    /// is the only gate, for tests whose callers switch to other users.
+    pub(crate) fn start_abstract(key: Option<&str>) -> Daemon {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let address = format!("unix:@anyd-process-{}-{n}", std::process::id());
+        Daemon::start_at(address, tempfile::tempdir().unwrap(), key)
+    }
+
+    fn start_at(path: String, dir: tempfile::TempDir, key: Option<&str>) -> Daemon {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.arg("child_daemon")
             .args(CHILD_ARGS)

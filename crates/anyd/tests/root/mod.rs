@@ -36,3 +36,25 @@ pub(crate) fn runnable_by_others(program: &Path) -> (tempfile::TempDir, PathBuf)
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     (dir, copy)
 }
+
+/// Runs `f` on a thread with the given credentials, set in the order a
+/// privilege drop needs: groups, gid, then uid. Linux credentials are per
+/// thread at the system call level, so a daemon `f` connects to is told by
+/// the kernel that its caller is that user.
+pub(crate) fn as_user<T: Send + 'static>(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    use rustix::process::{Gid, Uid};
+    let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    std::thread::spawn(move || {
+        rustix::thread::set_thread_groups(&groups).unwrap();
+        rustix::thread::set_thread_gid(Gid::from_raw(gid)).unwrap();
+        rustix::thread::set_thread_uid(Uid::from_raw(uid)).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}

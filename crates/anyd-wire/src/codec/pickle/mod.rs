@@ -262,6 +262,37 @@ pub const BUILTIN_EXCEPTIONS: &[&str] = &[
     "IOError",
 ];
 
+/// The bytes of the str a pickle starts with, read from its first opcodes
+/// only, when it starts the way CPython's pickler (protocols 2 to 5)
+/// writes a tuple whose first item is a str: PROTO, an optional FRAME,
+/// then SHORT_BINUNICODE, BINUNICODE or BINUNICODE8. This is how a request
+/// names its endpoint, so the name is known before anything else is
+/// decoded; `None` for any other start. Never allocates; the UTF-8 is not
+/// checked.
+///
+/// Protocols 0 and 1 start a tuple with MARK and never reach here: a
+/// request's first byte must be PROTO for the codec to be detected at all.
+pub fn peek_str(input: &[u8]) -> Option<&[u8]> {
+    let [op::PROTO, 2..=5, rest @ ..] = input else {
+        return None;
+    };
+    let rest = match rest {
+        [op::FRAME, _, _, _, _, _, _, _, _, rest @ ..] => rest,
+        rest => rest,
+    };
+    let (len, rest): (u64, &[u8]) = match rest {
+        [op::SHORT_BINUNICODE, len, rest @ ..] => (u64::from(*len), rest),
+        [op::BINUNICODE, a, b, c, d, rest @ ..] => {
+            (u32::from_le_bytes([*a, *b, *c, *d]).into(), rest)
+        }
+        [op::BINUNICODE8, a, b, c, d, e, f, g, h, rest @ ..] => {
+            (u64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]), rest)
+        }
+        _ => return None,
+    };
+    rest.get(..usize::try_from(len).ok()?)
+}
+
 /// The builtin exception class called `name`, as a `'static` string.
 fn builtin_exception(name: &str) -> Option<&'static str> {
     BUILTIN_EXCEPTIONS.iter().copied().find(|&n| n == name)
