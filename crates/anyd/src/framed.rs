@@ -1,5 +1,8 @@
 //! Frames over a blocking stream, and the handshake driven over them.
 //! Shared by the server's connection loop and the blocking client.
+//!
+//! Writes with a deadline for the whole ([`write_all_within`]) are here
+//! too.
 
 use std::io::{self, Read, Write};
 use std::ops::Range;
@@ -201,6 +204,79 @@ impl Framed {
         let mut out = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
         frame::encode(payload, &mut out);
         self.stream.write_all(&out)
+    }
+}
+
+/// Writes all of `bytes`, the whole due within `within` of the start
+/// however slowly the peer reads (`None`: blocks as long as it takes). A
+/// deadline that passes is a `TimedOut` error.
+///
+/// A socket's send timeout cannot do this: a blocking `send` waits afresh
+/// for each chunk of buffer space the peer frees, so a peer that reads a
+/// little before each timeout could hold one write (and the bytes it
+/// sends) for hours. Here every `send` takes what fits without waiting,
+/// and the waits between them get what is left of the deadline. A write
+/// the socket takes at once (the steady state: a reply smaller than the
+/// socket buffer) is one `send`, with no clock read.
+#[inline]
+pub(crate) fn write_all_within(
+    stream: &mut Stream,
+    bytes: &[u8],
+    within: Option<Duration>,
+) -> io::Result<()> {
+    let Some(within) = within else {
+        return stream.write_all(bytes);
+    };
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let sent = send_now(stream, bytes)?;
+    if sent == bytes.len() {
+        return Ok(());
+    }
+    write_rest_within(stream, &bytes[sent..], within)
+}
+
+/// The rest of [`write_all_within`], once the socket has not taken all
+/// at once.
+#[inline(never)]
+fn write_rest_within(stream: &Stream, mut bytes: &[u8], within: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + within;
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        wait_writable(stream, left)?;
+        bytes = &bytes[send_now(stream, bytes)?..];
+    }
+    Ok(())
+}
+
+/// One `send` of what the socket takes now without waiting (0 if none),
+/// never raising SIGPIPE.
+#[inline]
+fn send_now(stream: &Stream, bytes: &[u8]) -> io::Result<usize> {
+    use rustix::net::SendFlags;
+    loop {
+        match rustix::net::send(stream, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Waits up to `timeout` for room in the socket's send buffer, or for the
+/// socket to fail (the next `send` then says how).
+fn wait_writable(stream: &Stream, timeout: Duration) -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let timeout = Timespec::try_from(timeout).map_err(io::Error::other)?;
+    let mut fds = [PollFd::new(stream, PollFlags::OUT)];
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

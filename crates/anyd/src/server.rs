@@ -6,9 +6,12 @@
 //! (no reactor, no wake-up, no hand-off), and a handler that blocks holds up
 //! nobody else by construction. tokio is there for what needs it: async
 //! handlers (run on a small runtime from the connection thread) and signals.
+//!
+//! What a connection holds is bounded in time: each frame and each write
+//! of replies has a deadline as a whole (the idle timeout).
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -221,8 +224,11 @@ impl Appd {
     }
 
     /// How long a session may stay silent before it is closed (default 10
-    /// minutes; `None` for never). Also bounds how long a reply may wait
-    /// for a client that does not read.
+    /// minutes; `None` for never). The rest of a request is due within as
+    /// long of its first bytes, and a reply (or the replies to pipelined
+    /// requests, written together) within as long of the start of its
+    /// write, however slowly the client reads: a client that reads too
+    /// slowly is cut, and the buffers its session held given back.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
         self
@@ -866,6 +872,10 @@ fn serve_connection(
         return "socket error";
     }
     let mut out = Vec::new();
+    // Every write of replies is due as a whole within the idle timeout.
+    let write = |conn: &mut Framed, out: &[u8]| {
+        framed::write_all_within(&mut conn.stream, out, config.idle_timeout)
+    };
     loop {
         // Idle or trickling, a client gets `idle_timeout` for the first
         // bytes of its next request and as much for the rest.
@@ -892,11 +902,12 @@ fn serve_connection(
         let mut next = Some(range);
         let mut end = false;
         while let Some(range) = next {
-            match handle_message(shared, conn.payload(range), peer, runtime, &mut out) {
+            let flow = handle_message(shared, conn.payload(range), peer, runtime, &mut out);
+            match flow {
                 Flow::Continue => {
                     if out.len() >= FLUSH_AT {
-                        if conn.stream.write_all(&out).is_err() {
-                            return "write failed";
+                        if let Err(e) = write(&mut conn, &out) {
+                            return write_failed(&e);
                         }
                         out.clear();
                     }
@@ -906,21 +917,21 @@ fn serve_connection(
                     break;
                 }
                 Flow::Close => {
-                    let _ = conn.stream.write_all(&out);
+                    let _ = write(&mut conn, &out);
                     return "unreadable message";
                 }
             }
             next = match conn.buffered_frame() {
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = conn.stream.write_all(&out);
+                    let _ = write(&mut conn, &out);
                     tracing::info!(peer = peer.address(), error = %e, "bad frame; closing");
                     return "bad frame";
                 }
             };
         }
-        if conn.stream.write_all(&out).is_err() {
-            return "write failed";
+        if let Err(e) = write(&mut conn, &out) {
+            return write_failed(&e);
         }
         out.clear();
         if out.capacity() > 1 << 20 {
@@ -940,6 +951,15 @@ fn serve_connection(
 /// read buffer full of requests for large replies would have them all
 /// made at once.
 const FLUSH_AT: usize = 64 * 1024;
+
+/// Why a write of replies failed, for the log.
+fn write_failed(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::TimedOut {
+        "reply timeout"
+    } else {
+        "write failed"
+    }
+}
 
 enum Flow {
     Continue,

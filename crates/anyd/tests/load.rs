@@ -1,7 +1,7 @@
 //! The daemon under load, measured from outside: many clients at once, a
-//! long run, clients that do not read, panics in numbers. The daemon runs
-//! in its own process (see `process`), so that its memory and threads are
-//! what is measured, and each test says what it saw on stderr.
+//! long run, clients that do not read or read slowly, panics in numbers. The daemon runs in its own process
+//! (see `process`), so that its memory and threads are what is measured,
+//! and each test says what it saw on stderr.
 //!
 //! The soak (a million calls) is ignored by default: it would double the
 //! time of the whole debug test run. `.ci/run` runs it in release, where it
@@ -11,13 +11,14 @@
 mod process;
 mod raw;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use anyd::{ClientOptions, ClientSession, Error};
-use process::{wait_until, Daemon, PATIENCE};
+use process::{wait_until, Daemon, Settings, PATIENCE};
 use raw::request;
 
 /// The daemon side, started by the tests below (see `process`).
@@ -316,6 +317,61 @@ fn a_client_that_never_reads_costs_the_daemon_bounded_memory() {
     let after = d.wait_quiet();
     eprintln!("daemon RSS (KiB) once it left: {}", after.rss_kib);
     assert_eq!(after.threads, idle.threads);
+}
+
+#[test]
+fn a_reply_read_slowly_is_cut_at_the_deadline() {
+    // The reader frees some socket buffer every quarter of the idle
+    // timeout: each wait of a send for room is short, but the whole reply
+    // would take some sixteen seconds at this pace. It is due within the
+    // idle timeout of the start of its write.
+    const IDLE: Duration = Duration::from_secs(1);
+    const REPLY: usize = 4 << 20;
+    const READ: usize = 64 * 1024;
+    let d = Daemon::start_with(Settings {
+        idle_timeout: Some(IDLE),
+        ..Settings::default()
+    });
+    let mut other = d.session();
+    let mut slow = UnixStream::connect(d.path()).unwrap();
+    slow.set_read_timeout(Some(PATIENCE)).unwrap();
+    slow.write_all(&request("blob", (REPLY,))).unwrap();
+    let started = Instant::now();
+    let mut got = 0;
+    let mut chunk = vec![0u8; READ];
+    let cut = loop {
+        match slow.read(&mut chunk) {
+            Ok(0) => break true,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Ok(n) => got += n,
+            Err(e) => panic!("reading the reply: {e}"),
+        }
+        if got >= REPLY {
+            break false;
+        }
+        // Meanwhile another client is served.
+        assert_eq!(
+            other.commit::<u64>("sum", (got as u64, 1)).unwrap(),
+            got as u64 + 1
+        );
+        // The pace of a slow reader, not a wait for anything.
+        std::thread::sleep(IDLE / 4);
+    };
+    eprintln!(
+        "a client reading {READ} bytes per {:?} got {got} of a {REPLY}-byte reply \
+         in {:?} (idle timeout {IDLE:?})",
+        IDLE / 4,
+        started.elapsed()
+    );
+    assert!(
+        cut,
+        "the daemon wrote a whole {REPLY}-byte reply to a client that took {:?} to read it",
+        started.elapsed()
+    );
+    // Its connection and thread are given back (the other session has
+    // been idle for longer than the timeout by then, and goes too).
+    drop((slow, other));
+    d.wait_quiet();
 }
 
 #[test]
