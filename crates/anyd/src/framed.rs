@@ -1,8 +1,10 @@
 //! Frames over a blocking stream, and the handshake driven over them.
 //! Shared by the server's connection loop and the blocking client.
 //!
-//! Writes with a deadline for the whole ([`write_all_within`]) are here
-//! too.
+//! A read buffer grows with the frame in progress; on the server it draws
+//! what it grows beyond [`GROWTH_STEP`] from the daemon's memory budget
+//! (see `budget`). Writes with a deadline for the whole
+//! ([`write_all_within`]) are here too.
 
 use std::io::{self, Read, Write};
 use std::ops::Range;
@@ -14,6 +16,7 @@ use anyd_wire::handshake::{
     MAX_HANDSHAKE_FRAME,
 };
 
+use crate::budget::Charge;
 use crate::error::Error;
 use crate::transport::Stream;
 
@@ -22,8 +25,9 @@ use crate::transport::Stream;
 const INITIAL_BUFFER: usize = 4096;
 
 /// The most a read buffer grows by before the bytes to fill it have
-/// arrived.
-const GROWTH_STEP: usize = 64 * 1024;
+/// arrived; also what it may hold without drawing on a memory budget
+/// (every frame up to this size, the small calls of the steady state).
+pub(crate) const GROWTH_STEP: usize = 64 * 1024;
 
 /// Why no frame could be read.
 #[derive(Debug)]
@@ -53,6 +57,9 @@ pub(crate) struct Framed {
     start: usize,
     end: usize,
     max_frame: usize,
+    /// What the buffer draws from the daemon's memory budget (none on the
+    /// client's side).
+    charge: Option<Charge>,
 }
 
 impl Framed {
@@ -63,7 +70,15 @@ impl Framed {
             start: 0,
             end: 0,
             max_frame,
+            charge: None,
         }
+    }
+
+    /// Counts the buffer against a memory budget: a read that would grow it
+    /// past what the budget has left fails with `ErrorKind::OutOfMemory`
+    /// instead.
+    pub(crate) fn charge_to(&mut self, charge: Charge) {
+        self.charge = Some(charge);
     }
 
     pub(crate) fn set_max_frame(&mut self, max: usize) {
@@ -159,6 +174,8 @@ impl Framed {
     }
 
     /// One read into the buffer, making room first: returns the bytes read.
+    /// Fails with `ErrorKind::OutOfMemory` if the room needed is more than
+    /// the memory budget has left.
     fn fill(&mut self) -> io::Result<usize> {
         let pending = self.end - self.start;
         // How much room the frame in progress needs (the header was already
@@ -185,9 +202,27 @@ impl Framed {
         if shrink {
             self.buf.truncate(INITIAL_BUFFER);
             self.buf.shrink_to_fit();
+            if let Some(charge) = &mut self.charge {
+                charge.hold(self.buf.len());
+            }
         }
-        if self.buf.len() < self.start + want {
-            self.buf.resize(self.start + want, 0);
+        let len = self.start + want;
+        if self.buf.len() < len {
+            // Frames up to `GROWTH_STEP` never get here once the buffer
+            // has grown for the first one: the steady state does not touch
+            // the budget.
+            if let Some(charge) = &mut self.charge {
+                if !charge.hold(len) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "a frame in progress would take the daemon over its memory budget",
+                    ));
+                }
+            }
+            // Exactly what is asked for, not the doubling of `resize`: the
+            // budget counts what the buffer holds.
+            self.buf.reserve_exact(len - self.buf.len());
+            self.buf.resize(len, 0);
         }
         let n = loop {
             match self.stream.read(&mut self.buf[self.end..]) {

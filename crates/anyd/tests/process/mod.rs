@@ -34,6 +34,8 @@ const ADDRESS_VAR: &str = "ANYD_PROCESS_DAEMON";
 const KEY_VAR: &str = "ANYD_PROCESS_DAEMON_KEY";
 /// The daemon's idle timeout in milliseconds, when not the default.
 const IDLE_MS_VAR: &str = "ANYD_PROCESS_DAEMON_IDLE_MS";
+/// The daemon's memory budget in bytes, when not the default.
+const BUDGET_VAR: &str = "ANYD_PROCESS_DAEMON_MEMORY_BUDGET";
 
 /// What a test daemon is configured with beyond its endpoints; the
 /// defaults are the library's.
@@ -41,6 +43,7 @@ const IDLE_MS_VAR: &str = "ANYD_PROCESS_DAEMON_IDLE_MS";
 pub(crate) struct Settings {
     pub(crate) authkey: Option<String>,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) memory_budget: Option<usize>,
 }
 
 /// The error of the `refuse` endpoint: an endpoint's own error kind.
@@ -119,6 +122,9 @@ pub(crate) fn serve_if_child() {
     if let Ok(ms) = std::env::var(IDLE_MS_VAR) {
         appd = appd.idle_timeout(Some(Duration::from_millis(ms.parse().unwrap())));
     }
+    if let Ok(bytes) = std::env::var(BUDGET_VAR) {
+        appd = appd.memory_budget(bytes.parse().unwrap());
+    }
     let server = appd.bind(address.as_str()).unwrap();
     HANDLE.set(server.shutdown_handle()).unwrap();
     println!("READY");
@@ -195,6 +201,7 @@ impl Daemon {
             .env(ADDRESS_VAR, &path)
             .env_remove(KEY_VAR)
             .env_remove(IDLE_MS_VAR)
+            .env_remove(BUDGET_VAR)
             // Some tests make handlers panic by the thousand: a backtrace
             // for each would take minutes.
             .env("RUST_BACKTRACE", "0");
@@ -203,6 +210,9 @@ impl Daemon {
         }
         if let Some(idle) = settings.idle_timeout {
             cmd.env(IDLE_MS_VAR, idle.as_millis().to_string());
+        }
+        if let Some(bytes) = settings.memory_budget {
+            cmd.env(BUDGET_VAR, bytes.to_string());
         }
         let (child, lines) = spawn_with_lines(&mut cmd);
         let daemon = Daemon {
