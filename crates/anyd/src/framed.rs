@@ -1,5 +1,10 @@
 //! Frames over a blocking stream, and the handshake driven over them.
 //! Shared by the server's connection loop and the blocking client.
+//!
+//! A read buffer grows with the frame in progress; on the server it draws
+//! what it grows beyond [`GROWTH_STEP`] from the daemon's memory budget
+//! (see `budget`). Writes with a deadline for the whole
+//! ([`write_all_within`]) are here too.
 
 use std::io::{self, Read, Write};
 use std::ops::Range;
@@ -11,6 +16,7 @@ use anyd_wire::handshake::{
     MAX_HANDSHAKE_FRAME,
 };
 
+use crate::budget::Charge;
 use crate::error::Error;
 use crate::transport::Stream;
 
@@ -19,8 +25,9 @@ use crate::transport::Stream;
 const INITIAL_BUFFER: usize = 4096;
 
 /// The most a read buffer grows by before the bytes to fill it have
-/// arrived.
-const GROWTH_STEP: usize = 64 * 1024;
+/// arrived; also what it may hold without drawing on a memory budget
+/// (every frame up to this size, the small calls of the steady state).
+pub(crate) const GROWTH_STEP: usize = 64 * 1024;
 
 /// Why no frame could be read.
 #[derive(Debug)]
@@ -50,6 +57,9 @@ pub(crate) struct Framed {
     start: usize,
     end: usize,
     max_frame: usize,
+    /// What the buffer draws from the daemon's memory budget (none on the
+    /// client's side).
+    charge: Option<Charge>,
 }
 
 impl Framed {
@@ -60,7 +70,15 @@ impl Framed {
             start: 0,
             end: 0,
             max_frame,
+            charge: None,
         }
+    }
+
+    /// Counts the buffer against a memory budget: a read that would grow it
+    /// past what the budget has left fails with `ErrorKind::OutOfMemory`
+    /// instead.
+    pub(crate) fn charge_to(&mut self, charge: Charge) {
+        self.charge = Some(charge);
     }
 
     pub(crate) fn set_max_frame(&mut self, max: usize) {
@@ -156,6 +174,8 @@ impl Framed {
     }
 
     /// One read into the buffer, making room first: returns the bytes read.
+    /// Fails with `ErrorKind::OutOfMemory` if the room needed is more than
+    /// the memory budget has left.
     fn fill(&mut self) -> io::Result<usize> {
         let pending = self.end - self.start;
         // How much room the frame in progress needs (the header was already
@@ -182,9 +202,27 @@ impl Framed {
         if shrink {
             self.buf.truncate(INITIAL_BUFFER);
             self.buf.shrink_to_fit();
+            if let Some(charge) = &mut self.charge {
+                charge.hold(self.buf.len());
+            }
         }
-        if self.buf.len() < self.start + want {
-            self.buf.resize(self.start + want, 0);
+        let len = self.start + want;
+        if self.buf.len() < len {
+            // Frames up to `GROWTH_STEP` never get here once the buffer
+            // has grown for the first one: the steady state does not touch
+            // the budget.
+            if let Some(charge) = &mut self.charge {
+                if !charge.hold(len) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "a frame in progress would take the daemon over its memory budget",
+                    ));
+                }
+            }
+            // Exactly what is asked for, not the doubling of `resize`: the
+            // budget counts what the buffer holds.
+            self.buf.reserve_exact(len - self.buf.len());
+            self.buf.resize(len, 0);
         }
         let n = loop {
             match self.stream.read(&mut self.buf[self.end..]) {
@@ -201,6 +239,79 @@ impl Framed {
         let mut out = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
         frame::encode(payload, &mut out);
         self.stream.write_all(&out)
+    }
+}
+
+/// Writes all of `bytes`, the whole due within `within` of the start
+/// however slowly the peer reads (`None`: blocks as long as it takes). A
+/// deadline that passes is a `TimedOut` error.
+///
+/// A socket's send timeout cannot do this: a blocking `send` waits afresh
+/// for each chunk of buffer space the peer frees, so a peer that reads a
+/// little before each timeout could hold one write (and the bytes it
+/// sends) for hours. Here every `send` takes what fits without waiting,
+/// and the waits between them get what is left of the deadline. A write
+/// the socket takes at once (the steady state: a reply smaller than the
+/// socket buffer) is one `send`, with no clock read.
+#[inline]
+pub(crate) fn write_all_within(
+    stream: &mut Stream,
+    bytes: &[u8],
+    within: Option<Duration>,
+) -> io::Result<()> {
+    let Some(within) = within else {
+        return stream.write_all(bytes);
+    };
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let sent = send_now(stream, bytes)?;
+    if sent == bytes.len() {
+        return Ok(());
+    }
+    write_rest_within(stream, &bytes[sent..], within)
+}
+
+/// The rest of [`write_all_within`], once the socket has not taken all
+/// at once.
+#[inline(never)]
+fn write_rest_within(stream: &Stream, mut bytes: &[u8], within: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + within;
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        wait_writable(stream, left)?;
+        bytes = &bytes[send_now(stream, bytes)?..];
+    }
+    Ok(())
+}
+
+/// One `send` of what the socket takes now without waiting (0 if none),
+/// never raising SIGPIPE.
+#[inline]
+fn send_now(stream: &Stream, bytes: &[u8]) -> io::Result<usize> {
+    use rustix::net::SendFlags;
+    loop {
+        match rustix::net::send(stream, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Waits up to `timeout` for room in the socket's send buffer, or for the
+/// socket to fail (the next `send` then says how).
+fn wait_writable(stream: &Stream, timeout: Duration) -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let timeout = Timespec::try_from(timeout).map_err(io::Error::other)?;
+    let mut fds = [PollFd::new(stream, PollFlags::OUT)];
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

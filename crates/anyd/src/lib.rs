@@ -42,6 +42,7 @@
 mod address;
 mod api;
 mod async_client;
+mod budget;
 mod client;
 mod daemon;
 mod error;

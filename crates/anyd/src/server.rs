@@ -6,9 +6,15 @@
 //! (no reactor, no wake-up, no hand-off), and a handler that blocks holds up
 //! nobody else by construction. tokio is there for what needs it: async
 //! handlers (run on a small runtime from the connection thread) and signals.
+//!
+//! What a connection holds is bounded in time and in memory: each frame
+//! and each write of replies has a deadline as a whole (the idle timeout),
+//! and the buffers of all connections together draw on one memory budget
+//! beyond a small allowance each (see `budget`); a connection that would go
+//! over is closed.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,7 @@ use anyd_wire::message::{
 };
 
 use crate::address::{Address, ToAddress};
+use crate::budget::{Budget, Charge};
 use crate::daemon::{self, PidFile};
 use crate::error::{Error, RemoteError, Result};
 use crate::framed::{self, Framed, ReadError};
@@ -39,6 +46,8 @@ struct Config {
     authkey: Option<Vec<u8>>,
     handshake: HandshakeOptions,
     max_frame: usize,
+    /// `None`: [`default_memory_budget`] of `max_frame`.
+    memory_budget: Option<usize>,
     handshake_timeout: Duration,
     idle_timeout: Option<Duration>,
     max_connections: usize,
@@ -59,6 +68,7 @@ impl Default for Config {
             authkey: None,
             handshake: HandshakeOptions::default(),
             max_frame: frame::DEFAULT_MAX_FRAME,
+            memory_budget: None,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(600)),
             max_connections: 1024,
@@ -218,6 +228,30 @@ impl Appd {
         self
     }
 
+    /// How many bytes all connections together may hold for frames in
+    /// progress and replies not yet written, beyond a small allowance of
+    /// each (default 256 MiB, or twice [`max_frame`](Self::max_frame) if
+    /// that is more).
+    ///
+    /// The allowance, 64 KiB for a request and 128 KiB for replies, is
+    /// never counted: a connection that sends and gets messages up to
+    /// those sizes is never refused for memory, whatever others do. A
+    /// connection whose buffer would grow past what is left of the budget
+    /// (a large request arriving, a large reply made) is closed at once,
+    /// and what it held given back; the others go on. A client that sends
+    /// large frames and stalls, or reads large replies slowly, holds its
+    /// share until its idle timeout at most.
+    ///
+    /// Without the budget, each connection could pin a frame of up to
+    /// `max_frame` (16 MiB by default), some 16 GiB at the connection cap;
+    /// the default admits sixteen frames at the default limit at once, and
+    /// at least one call at the limit whatever it is. Set it lower than
+    /// twice `max_frame` and the largest calls cannot be served.
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.config.memory_budget = Some(bytes);
+        self
+    }
+
     /// How long a client has to complete the handshake (default 10 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.config.handshake_timeout = timeout;
@@ -225,8 +259,11 @@ impl Appd {
     }
 
     /// How long a session may stay silent before it is closed (default 10
-    /// minutes; `None` for never). Also bounds how long a reply may wait
-    /// for a client that does not read.
+    /// minutes; `None` for never). The rest of a request is due within as
+    /// long of its first bytes, and a reply (or the replies to pipelined
+    /// requests, written together) within as long of the start of its
+    /// write, however slowly the client reads: a client that reads too
+    /// slowly is cut, and the buffers its session held given back.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
         self
@@ -402,6 +439,17 @@ impl Appd {
             )));
         }
         make_room_for(self.config.max_connections);
+        let budget = self
+            .config
+            .memory_budget
+            .unwrap_or_else(|| default_memory_budget(self.config.max_frame));
+        if budget < self.config.max_frame.saturating_mul(2) {
+            tracing::warn!(
+                memory_budget = budget,
+                max_frame = self.config.max_frame,
+                "the memory budget is less than twice max_frame: the largest calls will be refused"
+            );
+        }
         if let Some(user) = &self.config.run_as {
             let leftovers: Vec<&Path> = listener
                 .socket_path()
@@ -423,6 +471,7 @@ impl Appd {
                 conns: Mutex::new(HashMap::new()),
                 conns_changed: Condvar::new(),
                 next_id: AtomicU64::new(0),
+                budget: Arc::new(Budget::new(budget)),
             }),
             wake_rx,
             on_reload: self.on_reload,
@@ -511,6 +560,13 @@ fn make_room_for(connections: usize) {
     }
 }
 
+/// The memory budget unless the program sets one: 256 MiB, sixteen frames
+/// at the default limit, or two frames at `max_frame` (a request and its
+/// reply) if that is more.
+fn default_memory_budget(max_frame: usize) -> usize {
+    (256 << 20usize).max(max_frame.saturating_mul(2))
+}
+
 /// What the listener and the connection threads share.
 struct Shared {
     registry: Registry,
@@ -521,6 +577,9 @@ struct Shared {
     conns: Mutex<HashMap<u64, Stream>>,
     conns_changed: Condvar,
     next_id: AtomicU64,
+    /// Bytes connections hold for frames in progress and replies not yet
+    /// written, beyond their allowances ([`Appd::memory_budget`]).
+    budget: Arc<Budget>,
 }
 
 /// A bound daemon, ready to serve.
@@ -860,6 +919,7 @@ fn serve_connection(
     // (and its buffer) forever.
     let _ = stream.set_write_timeout(config.idle_timeout);
     let mut conn = Framed::new(stream, config.max_frame);
+    conn.charge_to(Charge::new(shared.budget.clone(), framed::GROWTH_STEP));
     if let Some(key) = &config.authkey {
         let result = framed::server_side(key, config.handshake)
             .map_err(Error::from)
@@ -880,6 +940,12 @@ fn serve_connection(
         return "socket error";
     }
     let mut out = Vec::new();
+    // What replies not yet written draw from the memory budget.
+    let mut out_charge = Charge::new(shared.budget.clone(), REPLY_ALLOWANCE);
+    // Every write of replies is due as a whole within the idle timeout.
+    let write = |conn: &mut Framed, out: &[u8]| {
+        framed::write_all_within(&mut conn.stream, out, config.idle_timeout)
+    };
     loop {
         // Idle or trickling, a client gets `idle_timeout` for the first
         // bytes of its next request and as much for the rest.
@@ -894,6 +960,13 @@ fn serve_connection(
             {
                 return "idle timeout"
             }
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
+                tracing::info!(
+                    peer = peer.address(),
+                    "a frame over the memory budget; closing"
+                );
+                return "over the memory budget";
+            }
             Err(ReadError::Io(_)) => return "connection error",
             Err(ReadError::Frame(e)) => {
                 tracing::info!(peer = peer.address(), error = %e, "bad frame; closing");
@@ -906,11 +979,22 @@ fn serve_connection(
         let mut next = Some(range);
         let mut end = false;
         while let Some(range) = next {
-            match handle_message(shared, conn.payload(range), peer, runtime, &mut out) {
+            let flow = handle_message(shared, conn.payload(range), peer, runtime, &mut out);
+            // A reply is counted once made (the handler made its value
+            // anyway); one that the budget cannot hold is never sent.
+            if out.capacity() > REPLY_ALLOWANCE && !out_charge.hold(out.capacity()) {
+                tracing::info!(
+                    peer = peer.address(),
+                    bytes = out.len(),
+                    "replies over the memory budget; closing"
+                );
+                return "over the memory budget";
+            }
+            match flow {
                 Flow::Continue => {
                     if out.len() >= FLUSH_AT {
-                        if conn.stream.write_all(&out).is_err() {
-                            return "write failed";
+                        if let Err(e) = write(&mut conn, &out) {
+                            return write_failed(&e);
                         }
                         out.clear();
                     }
@@ -920,25 +1004,28 @@ fn serve_connection(
                     break;
                 }
                 Flow::Close => {
-                    let _ = conn.stream.write_all(&out);
+                    let _ = write(&mut conn, &out);
                     return "unreadable message";
                 }
             }
             next = match conn.buffered_frame() {
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = conn.stream.write_all(&out);
+                    let _ = write(&mut conn, &out);
                     tracing::info!(peer = peer.address(), error = %e, "bad frame; closing");
                     return "bad frame";
                 }
             };
         }
-        if conn.stream.write_all(&out).is_err() {
-            return "write failed";
+        if let Err(e) = write(&mut conn, &out) {
+            return write_failed(&e);
         }
         out.clear();
-        if out.capacity() > 1 << 20 {
+        // Large replies are not kept: their memory goes back, and with it
+        // their share of the budget.
+        if out.capacity() > REPLY_ALLOWANCE {
             out = Vec::new();
+            out_charge.hold(0);
         }
         if end {
             return "end of session";
@@ -954,6 +1041,20 @@ fn serve_connection(
 /// read buffer full of requests for large replies would have them all
 /// made at once.
 const FLUSH_AT: usize = 64 * 1024;
+
+/// What a connection's replies may hold without drawing on the memory
+/// budget: replies to pipelined small requests are gathered up to
+/// `FLUSH_AT`, which the buffer's doubling makes twice that.
+const REPLY_ALLOWANCE: usize = 2 * FLUSH_AT;
+
+/// Why a write of replies failed, for the log.
+fn write_failed(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::TimedOut {
+        "reply timeout"
+    } else {
+        "write failed"
+    }
+}
 
 enum Flow {
     Continue,

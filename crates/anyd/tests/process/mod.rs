@@ -32,6 +32,19 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 const ADDRESS_VAR: &str = "ANYD_PROCESS_DAEMON";
 /// The daemon's authkey, when it has one.
 const KEY_VAR: &str = "ANYD_PROCESS_DAEMON_KEY";
+/// The daemon's idle timeout in milliseconds, when not the default.
+const IDLE_MS_VAR: &str = "ANYD_PROCESS_DAEMON_IDLE_MS";
+/// The daemon's memory budget in bytes, when not the default.
+const BUDGET_VAR: &str = "ANYD_PROCESS_DAEMON_MEMORY_BUDGET";
+
+/// What a test daemon is configured with beyond its endpoints; the
+/// defaults are the library's.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Settings {
+    pub(crate) authkey: Option<String>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) memory_budget: Option<usize>,
+}
 
 /// The error of the `refuse` endpoint: an endpoint's own error kind.
 #[derive(Debug)]
@@ -111,6 +124,12 @@ pub(crate) fn serve_if_child() {
     if let Ok(key) = std::env::var(KEY_VAR) {
         appd = appd.authkey(key);
     }
+    if let Ok(ms) = std::env::var(IDLE_MS_VAR) {
+        appd = appd.idle_timeout(Some(Duration::from_millis(ms.parse().unwrap())));
+    }
+    if let Ok(bytes) = std::env::var(BUDGET_VAR) {
+        appd = appd.memory_budget(bytes.parse().unwrap());
+    }
     let server = appd.bind(address.as_str()).unwrap();
     HANDLE.set(server.shutdown_handle()).unwrap();
     println!("READY");
@@ -171,6 +190,14 @@ impl Daemon {
     /// given, and waits until it serves: a call answered shows it is past
     /// setting up its runtime and signal handlers.
     pub(crate) fn start(key: Option<&str>) -> Daemon {
+        Daemon::start_with(Settings {
+            authkey: key.map(str::to_owned),
+            ..Settings::default()
+        })
+    }
+
+    /// Starts a daemon configured with `settings` (see [`Daemon::start`]).
+    pub(crate) fn start_with(settings: Settings) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.sock").to_str().unwrap().to_owned();
         Daemon::start_at(path, dir, key)
@@ -193,18 +220,26 @@ impl Daemon {
             .args(CHILD_ARGS)
             .env(ADDRESS_VAR, &path)
             .env_remove(KEY_VAR)
+            .env_remove(IDLE_MS_VAR)
+            .env_remove(BUDGET_VAR)
             // Some tests make handlers panic by the thousand: a backtrace
             // for each would take minutes.
             .env("RUST_BACKTRACE", "0");
-        if let Some(key) = key {
+        if let Some(key) = &settings.authkey {
             cmd.env(KEY_VAR, key);
+        }
+        if let Some(idle) = settings.idle_timeout {
+            cmd.env(IDLE_MS_VAR, idle.as_millis().to_string());
+        }
+        if let Some(bytes) = settings.memory_budget {
+            cmd.env(BUDGET_VAR, bytes.to_string());
         }
         let (child, lines) = spawn_with_lines(&mut cmd);
         let daemon = Daemon {
             child,
             lines,
             path,
-            key: key.map(str::to_owned),
+            key: settings.authkey,
             _dir: dir,
         };
         daemon.expect("READY");
