@@ -338,6 +338,9 @@ impl Appd {
     /// [`Error::Config`] for a bad address, a path that is not a socket, or
     /// a non-loopback TCP address without an authkey, [`Error::Io`]
     /// otherwise.
+    ///
+    /// A TCP address without an authkey is logged as a warning: TCP
+    /// carries no credentials, so on loopback every local user can call.
     pub fn bind(mut self, address: impl ToAddress) -> Result<Server> {
         let address = address.to_address()?;
         // "The daemon's user" is the one it serves calls as: after
@@ -386,6 +389,22 @@ impl Appd {
                 "{local} is reachable from other hosts and no authkey is set; \
                  set one, or allow_remote_without_authkey(true)"
             )));
+        }
+        if matches!(listener, Listener::Tcp(_)) && self.config.authkey.is_none() {
+            // TCP carries no credentials: no policy can tell callers apart.
+            if listener.is_local() {
+                tracing::warn!(
+                    address = %local,
+                    "TCP without an authkey: every local user can call this daemon; \
+                     set an authkey, or listen on a Unix socket"
+                );
+            } else {
+                tracing::warn!(
+                    address = %local,
+                    "TCP without an authkey: anyone who can reach this address can \
+                     call this daemon (allow_remote_without_authkey)"
+                );
+            }
         }
         make_room_for(self.config.max_connections);
         if let Some(user) = &self.config.run_as {
