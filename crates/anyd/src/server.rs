@@ -278,6 +278,11 @@ impl Appd {
     /// service manager (systemd socket activation: `LISTEN_FDS`,
     /// `LISTEN_PID`) instead of binding the address (default true). The
     /// address then only matters when the daemon runs on its own.
+    ///
+    /// The passed descriptors are checked before the daemon opens
+    /// anything (call [`bind`](Self::bind) before opening files of your
+    /// own): a `LISTEN_FDS` that claims a descriptor which is not a
+    /// listening socket is an error, not a file taken for a socket.
     pub fn socket_activation(mut self, yes: bool) -> Self {
         self.config.socket_activation = yes;
         self
@@ -335,13 +340,22 @@ impl Appd {
     /// # Errors
     ///
     /// [`Error::AlreadyRunning`] if a daemon serves the address,
-    /// [`Error::Config`] for a bad address, a path that is not a socket, or
-    /// a non-loopback TCP address without an authkey, [`Error::Io`]
-    /// otherwise.
+    /// [`Error::Config`] for a bad address, a path that is not a socket, a
+    /// non-loopback TCP address without an authkey, or descriptors passed
+    /// by a service manager that are not what `LISTEN_FDS` promises (each
+    /// a listening stream socket), [`Error::Io`] otherwise.
     ///
     /// A TCP address without an authkey is logged as a warning: TCP
     /// carries no credentials, so on loopback every local user can call.
     pub fn bind(mut self, address: impl ToAddress) -> Result<Server> {
+        // Sockets passed by a service manager first, before this process
+        // opens anything (the user database, the pid file) that could take
+        // a descriptor number LISTEN_FDS claims.
+        let inherited = if self.config.socket_activation {
+            systemd::take_listen_fds()?
+        } else {
+            Vec::new()
+        };
         let address = address.to_address()?;
         // "The daemon's user" is the one it serves calls as: after
         // `run_as`, that user and not root. Resolved before the socket is
@@ -360,11 +374,6 @@ impl Appd {
         let pid_file = match &self.config.pid_file {
             Some(path) => Some(PidFile::acquire(path)?),
             None => None,
-        };
-        let inherited = if self.config.socket_activation {
-            systemd::take_listen_fds()?
-        } else {
-            Vec::new()
         };
         let (listener, local) = match choose_inherited(
             inherited,
