@@ -28,10 +28,12 @@ use rustix::process::{Pid, Signal};
 pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The environment variable that turns the test binary into the daemon;
-/// its value is the socket path.
+/// its value is the address to bind.
 const ADDRESS_VAR: &str = "ANYD_PROCESS_DAEMON";
 /// The daemon's authkey, when it has one.
 const KEY_VAR: &str = "ANYD_PROCESS_DAEMON_KEY";
+/// The daemon's `max_connections`, when not the default.
+pub(crate) const MAX_CONNECTIONS_VAR: &str = "ANYD_PROCESS_DAEMON_MAX_CONNECTIONS";
 
 /// The error of the `refuse` endpoint: an endpoint's own error kind.
 #[derive(Debug)]
@@ -81,6 +83,12 @@ pub(crate) fn serve_if_child() {
         return;
     };
     default_sigpipe();
+    // Warnings and errors go to stdout, where the test reads lines.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(std::io::stdout)
+        .init();
     // Set once the server exists; the endpoints are registered before.
     static HANDLE: OnceLock<ShutdownHandle> = OnceLock::new();
     let mut appd = Appd::new()
@@ -106,9 +114,12 @@ pub(crate) fn serve_if_child() {
     if let Ok(key) = std::env::var(KEY_VAR) {
         appd = appd.authkey(key);
     }
+    if let Ok(n) = std::env::var(MAX_CONNECTIONS_VAR) {
+        appd = appd.max_connections(n.parse().unwrap());
+    }
     let server = appd.bind(address.as_str()).unwrap();
     HANDLE.set(server.shutdown_handle()).unwrap();
-    println!("READY");
+    println!("READY {}", server.local_address());
     let result = server.serve();
     println!("STOPPED {}", result.is_ok());
     std::process::exit(if result.is_ok() { 0 } else { 1 });
@@ -166,35 +177,56 @@ impl Daemon {
     /// given, and waits until it serves: a call answered shows it is past
     /// setting up its runtime and signal handlers.
     pub(crate) fn start(key: Option<&str>) -> Daemon {
+        Daemon::start_at(None, key, &[])
+    }
+
+    /// Starts a daemon at `address` (default: a fresh socket path), with
+    /// `key` as its authkey if given and `env` in its environment, and
+    /// waits until it serves.
+    pub(crate) fn start_at(
+        address: Option<&str>,
+        key: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock").to_str().unwrap().to_owned();
+        let given = address.is_some();
+        let address = match address {
+            Some(a) => a.to_owned(),
+            None => dir.path().join("d.sock").to_str().unwrap().to_owned(),
+        };
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.arg("child_daemon")
             .args(CHILD_ARGS)
-            .env(ADDRESS_VAR, &path)
+            .env(ADDRESS_VAR, &address)
             .env_remove(KEY_VAR)
+            .env_remove(MAX_CONNECTIONS_VAR)
             // Some tests make handlers panic by the thousand: a backtrace
             // for each would take minutes.
-            .env("RUST_BACKTRACE", "0");
+            .env("RUST_BACKTRACE", "0")
+            .envs(env.iter().copied());
         if let Some(key) = key {
             cmd.env(KEY_VAR, key);
         }
         let (child, lines) = spawn_with_lines(&mut cmd);
-        let daemon = Daemon {
+        let mut daemon = Daemon {
             child,
             lines,
-            path,
+            path: address,
             key: key.map(str::to_owned),
             _dir: dir,
         };
-        daemon.expect("READY");
+        let ready = daemon.expect("READY ");
+        if given {
+            // The address it serves on, with the port a `tcp:...:0` got.
+            daemon.path = ready[ready.find("READY ").unwrap() + 6..].trim().to_owned();
+        }
         let mut s = daemon.session();
         assert_eq!(s.commit::<String>("echo", ("up",)).unwrap(), "up");
         s.end_session().unwrap();
         daemon
     }
 
-    /// The socket path.
+    /// The address it serves on: its socket path, or another address.
     pub(crate) fn path(&self) -> &str {
         &self.path
     }
