@@ -252,18 +252,27 @@ fn each_connection_costs_the_daemon_one_descriptor() {
 
 #[test]
 fn out_of_descriptors_new_connections_are_closed_at_once_and_service_resumes() {
+    // Two margins, one even and one odd: were a connection to cost two
+    // descriptors, one of them would leave a single descriptor free, and
+    // `accept` would succeed where the second one fails.
+    for margin in [10, 11] {
+        out_of_descriptors(margin);
+    }
+}
+
+/// Leaves the daemon `margin` free descriptors, then connects past them.
+fn out_of_descriptors(margin: u64) {
     use rustix::process::{getrlimit, prlimit, Pid, Resource, Rlimit};
     let d = Daemon::start(None);
     d.wait_quiet();
     let pid = Pid::from_raw(d.pid() as i32).unwrap();
-    // Room for ten more descriptors in the daemon, no more.
     let open = open_descriptors(d.pid()) as u64;
     let hard = getrlimit(Resource::Nofile).maximum;
     prlimit(
         Some(pid),
         Resource::Nofile,
         Rlimit {
-            current: Some(open + 10),
+            current: Some(open + margin),
             maximum: hard,
         },
     )
@@ -287,7 +296,7 @@ fn out_of_descriptors_new_connections_are_closed_at_once_and_service_resumes() {
         }
     }
     eprintln!(
-        "figure: 20 clients over the descriptor limit closed within {:?}",
+        "figure: {margin} descriptors free, 20 clients over the limit closed within {:?}",
         started.elapsed()
     );
     d.expect("out of file descriptors");
