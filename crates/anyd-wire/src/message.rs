@@ -407,10 +407,7 @@ enum PickleRequest {
     Call(String, Vec<Value>, Vec<(String, Value)>),
 }
 
-fn decode_pickle_request(
-    payload: &[u8],
-    limits: &DecodeLimits,
-) -> Result<PickleCall, DecodeError> {
+fn decode_pickle_request(payload: &[u8], limits: &DecodeLimits) -> Result<PickleCall, DecodeError> {
     match decode_pickle(payload, limits)? {
         PickleRequest::Call(name, args, kwargs) => Ok((name, args, kwargs)),
         PickleRequest::EndSession => Err(DecodeError::Malformed {

@@ -79,7 +79,7 @@ async fn connect_once(address: &Address) -> io::Result<AsyncStream> {
             let bound = Some(Duration::from_millis(100));
             let std = match crate::transport::Stream::connect(address, bound)? {
                 crate::transport::Stream::Unix(s) => s,
-                crate::transport::Stream::Tcp(_) => unreachable!("an abstract address is Unix"),
+                _ => unreachable!("an abstract address connects a Unix stream"),
             };
             std.set_nonblocking(true)?;
             tokio::net::UnixStream::from_std(std).map(AsyncStream::Unix)

@@ -40,6 +40,7 @@
 //! [`#[derive(ApiError)]`](derive@ApiError).
 
 mod address;
+mod admission;
 mod api;
 mod async_client;
 mod budget;

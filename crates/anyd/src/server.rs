@@ -13,7 +13,6 @@
 //! beyond a small allowance each (see `budget`); a connection that would go
 //! over is closed.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
@@ -30,6 +29,7 @@ use anyd_wire::message::{
 };
 
 use crate::address::{Address, ToAddress};
+use crate::admission::{Caller, Connections, Limits, Throttle};
 use crate::budget::{Budget, Charge};
 use crate::daemon::{self, PidFile};
 use crate::error::{Error, RemoteError, Result};
@@ -51,6 +51,9 @@ struct Config {
     handshake_timeout: Duration,
     idle_timeout: Option<Duration>,
     max_connections: usize,
+    max_connections_per_uid: Option<usize>,
+    reserved_connections: Option<usize>,
+    max_handshakes: usize,
     shutdown_deadline: Duration,
     socket_file: SocketFile,
     allow_remote_without_authkey: bool,
@@ -72,6 +75,9 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(600)),
             max_connections: 1024,
+            max_connections_per_uid: None,
+            reserved_connections: None,
+            max_handshakes: 64,
             shutdown_deadline: Duration::from_secs(5),
             socket_file: SocketFile::default(),
             allow_remote_without_authkey: false,
@@ -270,14 +276,59 @@ impl Appd {
     }
 
     /// How many connections are served at once (default 1024); more are
-    /// closed as soon as they are accepted.
+    /// closed as soon as they are accepted. Part of them is kept for root
+    /// and the daemon's user ([`reserved_connections`](Self::reserved_connections)),
+    /// and each other user may hold only its share
+    /// ([`max_connections_per_uid`](Self::max_connections_per_uid)).
     ///
-    /// Each connection holds two file descriptors, so [`bind`](Self::bind)
+    /// Each connection holds one file descriptor, so [`bind`](Self::bind)
     /// raises the process's soft limit on open files (`RLIMIT_NOFILE`,
     /// often 1024) towards what this many connections need, up to the
     /// hard limit, and logs a warning when the hard limit is too low.
+    /// Should the descriptors run out all the same, new connections are
+    /// closed at once (with an error in the log) rather than left waiting
+    /// in the listen backlog.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
+        self
+    }
+
+    /// How many connections one user (uid, on a Unix socket) other than
+    /// root and the daemon's own user may hold at once (default: an eighth
+    /// of [`max_connections`](Self::max_connections), 128 of 1024); more
+    /// from that user are closed as soon as they are accepted. Like
+    /// sd-varlink's and dbus-daemon's per-user limits: one user's flood of
+    /// idle connections does not take everyone else's places.
+    ///
+    /// Root and the daemon's user (see [`Allow::same_user`]) are not
+    /// capped per uid. On TCP there is no uid: connections are capped in
+    /// all, and those still in the authkey handshake by
+    /// [`max_handshakes`](Self::max_handshakes).
+    pub fn max_connections_per_uid(mut self, n: usize) -> Self {
+        self.config.max_connections_per_uid = Some(n);
+        self
+    }
+
+    /// How many of the [`max_connections`](Self::max_connections) places
+    /// only root and the daemon's own user may take (default: an eighth,
+    /// 128 of 1024): however many users flood a Unix socket, they share
+    /// the rest, and root can still connect. Not applied on TCP, where
+    /// callers have no uid.
+    pub fn reserved_connections(mut self, n: usize) -> Self {
+        self.config.reserved_connections = Some(n);
+        self
+    }
+
+    /// With an [`authkey`](Self::authkey): how many connections may be in
+    /// the handshake at once (default 64), per uid on a Unix socket and in
+    /// all on TCP; root and the daemon's user are not counted. Past it, the
+    /// oldest such connection is cut to let the new one in (as OpenSSH's
+    /// `MaxStartups` caps unauthenticated connections): a client that
+    /// knows the key is through in a round trip, so a flood of clients
+    /// that never answer can neither fill
+    /// [`max_connections`](Self::max_connections) nor keep key holders out.
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.config.max_handshakes = n.max(1);
         self
     }
 
@@ -319,6 +370,11 @@ impl Appd {
     /// service manager (systemd socket activation: `LISTEN_FDS`,
     /// `LISTEN_PID`) instead of binding the address (default true). The
     /// address then only matters when the daemon runs on its own.
+    ///
+    /// The passed descriptors are checked before the daemon opens
+    /// anything (call [`bind`](Self::bind) before opening files of your
+    /// own): a `LISTEN_FDS` that claims a descriptor which is not a
+    /// listening socket is an error, not a file taken for a socket.
     pub fn socket_activation(mut self, yes: bool) -> Self {
         self.config.socket_activation = yes;
         self
@@ -386,10 +442,22 @@ impl Appd {
     /// # Errors
     ///
     /// [`Error::AlreadyRunning`] if a daemon serves the address,
-    /// [`Error::Config`] for a bad address, a path that is not a socket, or
-    /// a non-loopback TCP address without an authkey, [`Error::Io`]
-    /// otherwise.
+    /// [`Error::Config`] for a bad address, a path that is not a socket, a
+    /// non-loopback TCP address without an authkey, or descriptors passed
+    /// by a service manager that are not what `LISTEN_FDS` promises (each
+    /// a listening stream socket), [`Error::Io`] otherwise.
+    ///
+    /// A TCP address without an authkey is logged as a warning: TCP
+    /// carries no credentials, so on loopback every local user can call.
     pub fn bind(mut self, address: impl ToAddress) -> Result<Server> {
+        // Sockets passed by a service manager first, before this process
+        // opens anything (the user database, the pid file) that could take
+        // a descriptor number LISTEN_FDS claims.
+        let inherited = if self.config.socket_activation {
+            systemd::take_listen_fds()?
+        } else {
+            Vec::new()
+        };
         let address = address.to_address()?;
         // "The daemon's user" is the one it serves calls as: after
         // `run_as`, that user and not root. Resolved before the socket is
@@ -408,11 +476,6 @@ impl Appd {
         let pid_file = match &self.config.pid_file {
             Some(path) => Some(PidFile::acquire(path)?),
             None => None,
-        };
-        let inherited = if self.config.socket_activation {
-            systemd::take_listen_fds()?
-        } else {
-            Vec::new()
         };
         let (listener, local) = match choose_inherited(
             inherited,
@@ -438,6 +501,23 @@ impl Appd {
                  set one, or allow_remote_without_authkey(true)"
             )));
         }
+        if matches!(listener, Listener::Tcp(_)) && self.config.authkey.is_none() {
+            // TCP carries no credentials: no policy can tell callers apart.
+            if listener.is_local() {
+                tracing::warn!(
+                    address = %local,
+                    "TCP without an authkey: every local user can call this daemon; \
+                     set an authkey, or listen on a Unix socket"
+                );
+            } else {
+                tracing::warn!(
+                    address = %local,
+                    "TCP without an authkey: anyone who can reach this address can \
+                     call this daemon (allow_remote_without_authkey)"
+                );
+            }
+        }
+        let limits = self.limits(&listener);
         make_room_for(self.config.max_connections);
         let budget = self
             .config
@@ -468,15 +548,35 @@ impl Appd {
                 config: self.config,
                 stopping: AtomicBool::new(false),
                 wake_tx,
-                conns: Mutex::new(HashMap::new()),
+                conns: Mutex::new(Connections::new(limits)),
                 conns_changed: Condvar::new(),
                 next_id: AtomicU64::new(0),
                 budget: Arc::new(Budget::new(budget)),
+                serving_uid,
+                refusals: Mutex::new(Throttle::new(Duration::from_secs(1))),
             }),
             wake_rx,
             on_reload: self.on_reload,
             pid_file,
         })
+    }
+}
+
+impl Appd {
+    /// The connection caps, from the settings and the listener.
+    fn limits(&self, listener: &Listener) -> Limits {
+        let max = self.config.max_connections;
+        let share = max / 8;
+        Limits {
+            max,
+            per_uid: self.config.max_connections_per_uid.unwrap_or(share.max(1)),
+            // No caller has a uid on TCP: a reserve would be no one's.
+            reserved: match listener {
+                Listener::Tcp(_) => 0,
+                Listener::Unix { .. } => self.config.reserved_connections.unwrap_or(share).min(max),
+            },
+            handshakes: self.config.max_handshakes,
+        }
     }
 }
 
@@ -514,12 +614,13 @@ fn choose_inherited(
     }
 }
 
-/// File descriptors a connection holds: its stream, and the copy in
-/// [`Shared::conns`] that lets shutdown reach it.
-const FDS_PER_CONNECTION: u64 = 2;
+/// File descriptors a connection holds: its stream (shutdown reaches it
+/// through a weak reference, see [`Stream::share`]).
+const FDS_PER_CONNECTION: u64 = 1;
 
 /// File descriptors for everything but connections: the listener, the
-/// wake pipe, the runtime, the pid file, and what handlers open.
+/// wake pipe, the spare descriptor of the accept loop, the runtime, the
+/// pid file, and what handlers open.
 const FDS_SPARE: u64 = 64;
 
 /// Raises the soft limit on open files to what `connections` need, as far
@@ -573,13 +674,19 @@ struct Shared {
     config: Config,
     stopping: AtomicBool,
     wake_tx: OwnedFd,
-    /// The live connections, so that shutdown can reach them.
-    conns: Mutex<HashMap<u64, Stream>>,
+    /// The live connections: who may have one more, and how shutdown
+    /// reaches them.
+    conns: Mutex<Connections>,
     conns_changed: Condvar,
     next_id: AtomicU64,
     /// Bytes connections hold for frames in progress and replies not yet
     /// written, beyond their allowances ([`Appd::memory_budget`]).
     budget: Arc<Budget>,
+    /// The daemon's own user (after `run_as`): with root, may use the
+    /// reserved connections.
+    serving_uid: u32,
+    /// Keeps refusals under a flood to a log line a second.
+    refusals: Mutex<Throttle>,
 }
 
 /// A bound daemon, ready to serve.
@@ -802,6 +909,11 @@ impl Server {
     fn accept_loop(&self, runtime: &tokio::runtime::Handle) -> Result<()> {
         use rustix::event::{poll, PollFd, PollFlags};
         self.listener.set_nonblocking(true)?;
+        // A descriptor held in reserve: out of descriptors, closing it
+        // lets `accept` take a pending connection, to close it at once
+        // rather than leave its client waiting in the backlog (the trick
+        // of libev and nginx).
+        let mut spare = spare_descriptor(&self.wake_rx);
         loop {
             let mut fds = [
                 PollFd::new(&self.listener, PollFlags::IN),
@@ -819,6 +931,29 @@ impl Server {
                     Ok(stream) => self.start_connection(stream, runtime),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                            && spare.is_some() =>
+                    {
+                        drop(spare.take());
+                        let refused = self.listener.accept().map(drop);
+                        // Reopened once the connection is closed, with the
+                        // number it freed.
+                        spare = spare_descriptor(&self.wake_rx);
+                        match refused {
+                            Ok(()) => {
+                                self.log_refusal(|held| {
+                                    tracing::error!(
+                                        error = %e,
+                                        refused_before = held,
+                                        "out of file descriptors: connection closed at once"
+                                    );
+                                });
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(_) => {}
+                        }
+                    }
                     Err(e) => {
                         // Out of descriptors or memory: nothing to do but
                         // wait for connections to end; poll would report
@@ -832,28 +967,58 @@ impl Server {
         }
     }
 
+    /// Logs a refusal through the throttle: `log` gets how many were
+    /// held back since the last line.
+    fn log_refusal(&self, log: impl FnOnce(u64)) {
+        let mut throttle = self
+            .shared
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = throttle.let_through() {
+            drop(throttle);
+            log(held);
+        }
+    }
+
     fn start_connection(&self, stream: Stream, runtime: &tokio::runtime::Handle) {
         let shared = &self.shared;
         let peer = Peer::of(&stream);
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-            if conns.len() >= shared.config.max_connections {
-                tracing::warn!(
+        let caller = Caller {
+            uid: peer.uid(),
+            privileged: peer
+                .uid()
+                .is_some_and(|uid| uid == 0 || uid == shared.serving_uid),
+        };
+        let (stream, socket) = stream.share();
+        let admitted = shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(id, caller, shared.config.authkey.is_some(), socket);
+        match admitted {
+            Ok(a) if a.cut => self.log_refusal(|held| {
+                tracing::info!(
                     peer = peer.address(),
-                    limit = shared.config.max_connections,
-                    "connection refused: too many connections"
+                    uid = peer.uid(),
+                    limit = shared.config.max_handshakes,
+                    refused_before = held,
+                    "too many handshakes in progress: the oldest was cut"
                 );
+            }),
+            Ok(_) => {}
+            Err(why) => {
+                self.log_refusal(|held| {
+                    tracing::warn!(
+                        peer = peer.address(),
+                        uid = peer.uid(),
+                        refused_before = held,
+                        "connection refused: {}",
+                        why.as_str()
+                    );
+                });
                 return;
-            }
-            match stream.try_clone() {
-                Ok(s) => {
-                    conns.insert(id, s);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot register a connection");
-                    return;
-                }
             }
         }
         let thread_shared = shared.clone();
@@ -863,18 +1028,24 @@ impl Server {
             .spawn(move || {
                 let shared = thread_shared;
                 tracing::debug!(peer = peer.address(), "session start");
-                let why = serve_connection(&shared, stream, &peer, &runtime);
+                let why = serve_connection(&shared, id, stream, &peer, &runtime);
                 tracing::debug!(peer = peer.address(), end = why, "session end");
                 let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-                conns.remove(&id);
+                conns.remove(id);
                 shared.conns_changed.notify_all();
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start a connection thread");
             let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-            conns.remove(&id);
+            conns.remove(id);
         }
     }
+}
+
+/// A descriptor to hold in reserve for the accept loop (a copy of `fd`),
+/// or `None` if even that one cannot be had.
+fn spare_descriptor(fd: &OwnedFd) -> Option<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 0).ok()
 }
 
 /// Ends every connection gracefully: no more requests are read (calls in
@@ -883,9 +1054,7 @@ impl Server {
 fn drain(shared: &Shared) {
     let deadline = Instant::now() + shared.config.shutdown_deadline;
     let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-    for s in conns.values() {
-        let _ = s.shutdown(Shutdown::Read);
-    }
+    conns.shutdown_all(Shutdown::Read);
     while !conns.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -893,9 +1062,7 @@ fn drain(shared: &Shared) {
                 connections = conns.len(),
                 "shutdown deadline passed; closing the connections still busy"
             );
-            for s in conns.values() {
-                let _ = s.shutdown(Shutdown::Both);
-            }
+            conns.shutdown_all(Shutdown::Both);
             return;
         }
         conns = shared
@@ -910,6 +1077,7 @@ fn drain(shared: &Shared) {
 /// the log.
 fn serve_connection(
     shared: &Shared,
+    id: u64,
     stream: Stream,
     peer: &Peer,
     runtime: &tokio::runtime::Handle,
@@ -935,6 +1103,11 @@ fn serve_connection(
             tracing::info!(peer = peer.address(), error = %e, "handshake failed");
             return "handshake failed";
         }
+        shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .authenticated(id);
     }
     if conn.stream.set_read_timeout(config.idle_timeout).is_err() {
         return "socket error";

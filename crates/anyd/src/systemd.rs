@@ -9,11 +9,13 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use crate::error::{Error, Result};
 
 /// The first descriptor systemd passes.
 const SD_LISTEN_FDS_START: RawFd = 3;
@@ -22,40 +24,132 @@ const SD_LISTEN_FDS_START: RawFd = 3;
 /// exactly once.
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
+/// The most descriptors we believe a service manager passes: a larger
+/// `LISTEN_FDS` is a mistake, refused before a loop over it.
+const MAX_LISTEN_FDS: i32 = 4096;
+
 /// The sockets passed to this process by socket activation, with their
-/// names (`LISTEN_FDNAMES`), or an empty list when there are none. The
-/// descriptors are taken once; a second call returns none.
-pub(crate) fn take_listen_fds() -> io::Result<Vec<(OwnedFd, String)>> {
-    let for_us = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        == Some(std::process::id());
-    let count = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse::<RawFd>().ok())
-        .unwrap_or(0);
-    if !for_us || count <= 0 || TAKEN.swap(true, Ordering::SeqCst) {
+/// names (`LISTEN_FDNAMES`), or an empty list when there are none
+/// (`LISTEN_PID` unset or naming another process, as systemd's
+/// `sd_listen_fds` reads it). The descriptors are taken once; a second
+/// call returns none.
+///
+/// Each descriptor `LISTEN_FDS` claims is checked before any is taken:
+/// open, a socket, listening, a stream of a family we serve (Unix, IPv4,
+/// IPv6). A wrong count would otherwise have the daemon take, and later
+/// close, a descriptor that something else in the process owns (a log
+/// file, the pid file holding its lock).
+///
+/// # Errors
+///
+/// [`Error::Config`] saying which descriptor is not what was promised, or
+/// that `LISTEN_FDS` or `LISTEN_PID` is not a number.
+pub(crate) fn take_listen_fds() -> Result<Vec<(OwnedFd, String)>> {
+    let Ok(count) = std::env::var("LISTEN_FDS") else {
         return Ok(Vec::new());
+    };
+    let Ok(pid) = std::env::var("LISTEN_PID") else {
+        return Ok(Vec::new());
+    };
+    let pid: u32 = pid.trim().parse().map_err(|_| {
+        Error::Config(format!(
+            "socket activation: LISTEN_PID={pid:?} is not a process id"
+        ))
+    })?;
+    if pid != std::process::id() {
+        tracing::debug!(
+            listen_pid = pid,
+            "LISTEN_FDS is meant for another process; ignored"
+        );
+        return Ok(Vec::new());
+    }
+    let count: RawFd = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (0..=MAX_LISTEN_FDS).contains(n))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "socket activation: LISTEN_FDS={count:?} is not a number of descriptors \
+                 (0 to {MAX_LISTEN_FDS})"
+            ))
+        })?;
+    if count == 0 || TAKEN.swap(true, Ordering::SeqCst) {
+        return Ok(Vec::new());
+    }
+    let fds = SD_LISTEN_FDS_START..SD_LISTEN_FDS_START + count;
+    for raw in fds.clone() {
+        check_listening(raw).map_err(|why| {
+            Error::Config(format!(
+                "socket activation: LISTEN_FDS={count} promises descriptors {}..={}, \
+                 but descriptor {raw} {why}",
+                SD_LISTEN_FDS_START,
+                SD_LISTEN_FDS_START + count - 1
+            ))
+        })?;
     }
     let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
         .unwrap_or_default()
         .split(':')
         .map(str::to_owned)
         .collect();
-    let mut fds = Vec::new();
-    for i in 0..count {
-        let raw = SD_LISTEN_FDS_START + i;
-        // SAFETY: LISTEN_PID names this process, so the manager passed us
-        // descriptors 3..3+LISTEN_FDS, open and ours; TAKEN guarantees that
-        // each is wrapped in an OwnedFd only once in this process.
+    let mut taken = Vec::new();
+    for (i, raw) in fds.enumerate() {
+        // SAFETY: LISTEN_PID names this process, and `check_listening`
+        // found `raw` to be what the manager promised to pass: open and a
+        // listening socket, not a file or connection the process opened
+        // itself (bind takes these before it opens anything). TAKEN
+        // guarantees that each is wrapped in an OwnedFd only once in this
+        // process.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // They arrive without close-on-exec; our children must not keep
         // the daemon's listening socket alive.
         rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
-        let name = names.get(i as usize).cloned().unwrap_or_default();
-        fds.push((fd, name));
+        let name = names.get(i).cloned().unwrap_or_default();
+        taken.push((fd, name));
     }
-    Ok(fds)
+    Ok(taken)
+}
+
+/// Whether descriptor `raw` is a listening stream socket of a family we
+/// serve; if not, what it is instead.
+fn check_listening(raw: RawFd) -> std::result::Result<(), String> {
+    use rustix::net::{sockopt, AddressFamily, SocketType};
+    // SAFETY: F_GETFD reads the flags of a descriptor number, and only
+    // fails (EBADF) if it is not open; it touches nothing.
+    if unsafe { libc::fcntl(raw, libc::F_GETFD) } == -1 {
+        return Err("is not open".into());
+    }
+    // SAFETY: `raw` is open (just checked), and is only borrowed for the
+    // checks below, during which this thread closes nothing.
+    let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+    let stat = rustix::fs::fstat(fd).map_err(|e| format!("cannot be examined: {e}"))?;
+    let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+    if kind != rustix::fs::FileType::Socket {
+        return Err(format!("is not a socket (it is a {kind:?})"));
+    }
+    let family = sockopt::socket_domain(fd).map_err(|e| format!("is an unknown socket: {e}"))?;
+    if ![
+        AddressFamily::UNIX,
+        AddressFamily::INET,
+        AddressFamily::INET6,
+    ]
+    .contains(&family)
+    {
+        return Err(format!(
+            "is a socket of an unsupported family ({family:?}; Unix, IPv4 and IPv6 are served)"
+        ));
+    }
+    let kind = sockopt::socket_type(fd).map_err(|e| format!("is an unknown socket: {e}"))?;
+    if kind != SocketType::STREAM {
+        return Err(format!("is not a stream socket ({kind:?})"));
+    }
+    if !sockopt::socket_acceptconn(fd).map_err(|e| format!("is an unknown socket: {e}"))? {
+        return Err("is a socket that is not listening (a connection? \
+                    Accept=yes in the .socket unit passes those)"
+            .into());
+    }
+    Ok(())
 }
 
 /// Sends `state` (newline-separated `KEY=VALUE` lines) to the service

@@ -9,7 +9,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{self, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::address::Address;
@@ -63,6 +63,9 @@ fn unix_connect(
 pub(crate) enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    /// A socket that something else may shut down while this stream
+    /// serves it (see [`Stream::share`]).
+    Shared(Arc<Stream>),
 }
 
 impl Stream {
@@ -141,6 +144,7 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.set_read_timeout(t),
             Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Shared(s) => s.set_read_timeout(t),
         }
     }
 
@@ -148,6 +152,7 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.set_write_timeout(t),
             Stream::Tcp(s) => s.set_write_timeout(t),
+            Stream::Shared(s) => s.set_write_timeout(t),
         }
     }
 
@@ -155,23 +160,45 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.shutdown(how),
             Stream::Tcp(s) => s.shutdown(how),
+            Stream::Shared(s) => s.shutdown(how),
         }
     }
 
-    pub(crate) fn try_clone(&self) -> io::Result<Stream> {
+    /// This stream, and a weak reference through which another thread may
+    /// [`shutdown`](Self::shutdown) it, with one descriptor for both (a
+    /// `dup` would double what every connection costs).
+    ///
+    /// Why that is sound where keeping the bare descriptor number would
+    /// not be: the socket is closed when its last strong reference goes.
+    /// A thread that upgrades the weak reference holds the socket open
+    /// until it lets go, so the number it shuts down is still this socket,
+    /// never one the process has opened since with the same number; once
+    /// the stream is gone, the upgrade fails and nothing is touched.
+    pub(crate) fn share(self) -> (Stream, Weak<Stream>) {
+        let strong = Arc::new(self);
+        let weak = Arc::downgrade(&strong);
+        (Stream::Shared(strong), weak)
+    }
+
+    /// A read through a shared reference, as `Read for &UnixStream` does.
+    fn read_shared(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
-            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+            Stream::Unix(s) => {
+                let mut s: &UnixStream = s;
+                s.read(buf)
+            }
+            Stream::Tcp(s) => {
+                let mut s: &TcpStream = s;
+                s.read(buf)
+            }
+            Stream::Shared(s) => s.read_shared(buf),
         }
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
+        self.read_shared(buf)
     }
 }
 
@@ -199,6 +226,7 @@ impl AsFd for Stream {
         match self {
             Stream::Unix(s) => s.as_fd(),
             Stream::Tcp(s) => s.as_fd(),
+            Stream::Shared(s) => s.as_fd(),
         }
     }
 }
@@ -259,6 +287,7 @@ impl Peer {
                 None,
                 Vec::new(),
             ),
+            Stream::Shared(s) => return Peer::of(s),
         };
         Peer {
             inner: Arc::new(PeerInfo {

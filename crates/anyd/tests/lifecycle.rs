@@ -336,6 +336,57 @@ fn a_socket_name_that_was_not_passed_is_a_clear_error() {
 }
 
 #[test]
+fn listen_fds_claiming_more_than_was_passed_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.sock");
+    let pid_file = dir.path().join("d.pid");
+    // One socket passed, two claimed: descriptor 4 is whatever the daemon
+    // opens first (here its pid file), never a socket to take and close.
+    let d = activated(
+        &[&path],
+        &[
+            &format!("--setenv=ANYD_CHILD_PIDFILE={}", pid_file.display()),
+            "sh",
+            "-c",
+            "export LISTEN_FDS=2; exec \"$0\" \"$@\"",
+        ],
+    );
+    let _wake = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let line = d.expect("BIND_ERROR");
+    assert!(
+        line.contains("LISTEN_FDS=2") && line.contains("descriptor 4 is not open"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_passed_descriptor_that_is_not_a_listening_socket_is_a_clear_error() {
+    // A file passed as descriptor 3, by hand: LISTEN_PID is the shell's
+    // pid, which the daemon keeps through exec.
+    let d = spawn(
+        &[("ANYD_CHILD_ADDR", "unix:/nonexistent/dir/never.sock")],
+        &[
+            "sh",
+            "-c",
+            "exec 3</dev/null; export LISTEN_FDS=1 LISTEN_PID=$$; exec \"$0\" \"$@\"",
+        ],
+    );
+    let line = d.expect("BIND_ERROR");
+    assert!(line.contains("descriptor 3 is not a socket"), "{line}");
+    // A connection instead of a listening socket (the activator's
+    // --accept passes one).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accept.sock");
+    let d = activated(&[&path], &["--accept"]);
+    let _wake = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let line = d.expect("BIND_ERROR");
+    assert!(
+        line.contains("descriptor 3 is a socket that is not listening"),
+        "{line}"
+    );
+}
+
+#[test]
 fn the_service_manager_hears_ready_watchdog_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let notify_path = dir.path().join("notify");

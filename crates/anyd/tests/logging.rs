@@ -111,3 +111,36 @@ fn info_logs_name_events_and_never_payloads_or_keys() {
         assert!(!text.contains(secret), "{secret} is in the log:\n{text}");
     }
 }
+
+#[test]
+fn tcp_without_an_authkey_warns_that_every_local_user_can_call() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Bind logs on the thread that binds: a subscriber for this thread
+    // alone leaves the other test's global one alone.
+    tracing::subscriber::with_default(subscriber, || {
+        let open = Appd::new().bind("tcp:127.0.0.1:0").unwrap();
+        let keyed = Appd::new().authkey("k").bind("tcp:127.0.0.1:0").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let unix = Appd::new()
+            .bind(dir.path().join("d.sock").to_str().unwrap())
+            .unwrap();
+        let text = log.text();
+        let warned: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("every local user can call"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{text}");
+        assert!(warned[0].contains("WARN"), "{text}");
+        assert!(
+            warned[0].contains(&open.local_address().to_string()),
+            "the warning names the address: {text}"
+        );
+        drop((open, keyed, unix));
+    });
+}

@@ -262,8 +262,8 @@ fn connections_over_the_cap_are_refused_and_the_rest_served() {
 fn bind_makes_room_for_max_connections_in_the_open_files_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let hard = getrlimit(Resource::Nofile).maximum.unwrap_or(u64::MAX);
-    // A common default soft limit, low for 1,000 connections of two
-    // descriptors each; not so low that tests sharing this process suffer.
+    // A common default soft limit, low for 1,000 connections of a
+    // descriptor each; not so low that tests sharing this process suffer.
     let low = 512.min(hard);
     let mut limit = getrlimit(Resource::Nofile);
     limit.current = Some(low);
@@ -272,7 +272,7 @@ fn bind_makes_room_for_max_connections_in_the_open_files_limit() {
     let (d, _dir) = start(Appd::new().api("echo(a)", |a: u32| a).max_connections(1000));
     let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
     assert!(
-        soft >= 2000.min(hard),
+        soft >= 1000.min(hard),
         "soft limit {soft} after bind, hard {hard}"
     );
     let mut s = ClientSession::connect(d.address()).unwrap();

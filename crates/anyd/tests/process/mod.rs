@@ -36,6 +36,8 @@ const KEY_VAR: &str = "ANYD_PROCESS_DAEMON_KEY";
 const IDLE_MS_VAR: &str = "ANYD_PROCESS_DAEMON_IDLE_MS";
 /// The daemon's memory budget in bytes, when not the default.
 const BUDGET_VAR: &str = "ANYD_PROCESS_DAEMON_MEMORY_BUDGET";
+/// The daemon's `max_connections`, when not the default.
+pub(crate) const MAX_CONNECTIONS_VAR: &str = "ANYD_PROCESS_DAEMON_MAX_CONNECTIONS";
 
 /// What a test daemon is configured with beyond its endpoints; the
 /// defaults are the library's.
@@ -44,6 +46,11 @@ pub(crate) struct Settings {
     pub(crate) authkey: Option<String>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) memory_budget: Option<usize>,
+    /// Where it listens (`tcp:127.0.0.1:0`, `unix:@name`); by default a
+    /// fresh socket path in a temporary directory.
+    pub(crate) address: Option<String>,
+    /// More of its environment (for example [`MAX_CONNECTIONS_VAR`]).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// The error of the `refuse` endpoint: an endpoint's own error kind.
@@ -94,6 +101,12 @@ pub(crate) fn serve_if_child() {
         return;
     };
     default_sigpipe();
+    // Warnings and errors go to stdout, where the test reads lines.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(std::io::stdout)
+        .init();
     // Set once the server exists; the endpoints are registered before.
     static HANDLE: OnceLock<ShutdownHandle> = OnceLock::new();
     let mut appd = Appd::new()
@@ -130,9 +143,12 @@ pub(crate) fn serve_if_child() {
     if let Ok(bytes) = std::env::var(BUDGET_VAR) {
         appd = appd.memory_budget(bytes.parse().unwrap());
     }
+    if let Ok(n) = std::env::var(MAX_CONNECTIONS_VAR) {
+        appd = appd.max_connections(n.parse().unwrap());
+    }
     let server = appd.bind(address.as_str()).unwrap();
     HANDLE.set(server.shutdown_handle()).unwrap();
-    println!("READY");
+    println!("READY {}", server.local_address());
     let result = server.serve();
     println!("STOPPED {}", result.is_ok());
     std::process::exit(if result.is_ok() { 0 } else { 1 });
@@ -196,11 +212,23 @@ impl Daemon {
         })
     }
 
-    /// Starts a daemon configured with `settings` (see [`Daemon::start`]).
-    pub(crate) fn start_with(settings: Settings) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("d.sock").to_str().unwrap().to_owned();
-        Daemon::start_at(path, dir, key)
+    /// Starts a daemon at `address` (default: a fresh socket path), with
+    /// `key` as its authkey if given and `env` in its environment, and
+    /// waits until it serves.
+    pub(crate) fn start_at(
+        address: Option<&str>,
+        key: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        Daemon::start_with(Settings {
+            authkey: key.map(str::to_owned),
+            address: address.map(str::to_owned),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Settings::default()
+        })
     }
 
     /// As [`start`](Self::start), on an abstract socket: any user may
@@ -211,20 +239,28 @@ impl Daemon {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let address = format!("unix:@anyd-process-{}-{n}", std::process::id());
-        Daemon::start_at(address, tempfile::tempdir().unwrap(), key)
+        Daemon::start_at(Some(&address), key, &[])
     }
 
-    fn start_at(path: String, dir: tempfile::TempDir, key: Option<&str>) -> Daemon {
+    /// Starts a daemon configured with `settings` (see [`Daemon::start`]).
+    pub(crate) fn start_with(settings: Settings) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let address = match &settings.address {
+            Some(a) => a.clone(),
+            None => dir.path().join("d.sock").to_str().unwrap().to_owned(),
+        };
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.arg("child_daemon")
             .args(CHILD_ARGS)
-            .env(ADDRESS_VAR, &path)
+            .env(ADDRESS_VAR, &address)
             .env_remove(KEY_VAR)
             .env_remove(IDLE_MS_VAR)
             .env_remove(BUDGET_VAR)
+            .env_remove(MAX_CONNECTIONS_VAR)
             // Some tests make handlers panic by the thousand: a backtrace
             // for each would take minutes.
-            .env("RUST_BACKTRACE", "0");
+            .env("RUST_BACKTRACE", "0")
+            .envs(settings.env.iter().map(|(k, v)| (k, v)));
         if let Some(key) = &settings.authkey {
             cmd.env(KEY_VAR, key);
         }
@@ -235,14 +271,18 @@ impl Daemon {
             cmd.env(BUDGET_VAR, bytes.to_string());
         }
         let (child, lines) = spawn_with_lines(&mut cmd);
-        let daemon = Daemon {
+        let mut daemon = Daemon {
             child,
             lines,
-            path,
+            path: address,
             key: settings.authkey,
             _dir: dir,
         };
-        daemon.expect("READY");
+        let ready = daemon.expect("READY ");
+        if settings.address.is_some() {
+            // The address it serves on, with the port a `tcp:...:0` got.
+            daemon.path = ready[ready.find("READY ").unwrap() + 6..].trim().to_owned();
+        }
         let mut s = daemon.session();
         assert_eq!(s.commit::<String>("echo", ("up",)).unwrap(), "up");
         s.end_session().unwrap();

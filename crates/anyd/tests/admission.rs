@@ -1,0 +1,322 @@
+//! Who gets a connection when someone floods the daemon: each user's fair
+//! share, root's reserve, key holders past a keyless flood, one descriptor
+//! per connection, and what happens when descriptors run out. Each daemon
+//! is a process of its own (see `process`), so that its descriptors and
+//! limits are its own; attackers of other uids are threads of this test
+//! that switch their own credentials (see `as_user`).
+
+mod process;
+mod root;
+
+use std::io::{ErrorKind, Read};
+use std::net::TcpStream;
+use std::os::fd::AsFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyd::{ClientOptions, ClientSession};
+use process::{allow_open_files, wait_until, Daemon, MAX_CONNECTIONS_VAR, PATIENCE};
+use rustix::process::{Gid, Uid};
+
+const NOBODY: u32 = 65534;
+
+/// The daemon side of every test here.
+#[test]
+#[ignore = "not a test: the daemon process of the tests in this file"]
+fn child_daemon() {
+    process::serve_as_child();
+}
+
+/// Runs `f` on a thread with uid and gid `id` and no supplementary
+/// groups (Linux credentials are per thread at the system call level, so
+/// the daemon sees a genuine other user).
+fn as_user<T: Send + 'static>(id: u32, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        rustix::thread::set_thread_groups(&[]).unwrap();
+        rustix::thread::set_thread_gid(Gid::from_raw(id)).unwrap();
+        rustix::thread::set_thread_uid(Uid::from_raw(id)).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// A fresh abstract socket name: no file permissions stand between the
+/// test's users and the daemon, as with a socket open to everyone.
+fn abstract_name(test: &str) -> String {
+    format!("anyd-admission-{test}-{}", std::process::id())
+}
+
+/// A bare connection to abstract socket `name`, sending nothing.
+fn idle(name: &str) -> UnixStream {
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    UnixStream::connect_addr(&addr).unwrap()
+}
+
+/// Whether the daemon has closed `s` (EOF or reset), without waiting.
+/// Whatever it sent first (a handshake challenge) is read and dropped.
+fn closed_now(s: &impl AsFd) -> bool {
+    use rustix::net::{recv, RecvFlags};
+    let mut buf = [0u8; 256];
+    loop {
+        match recv(s, &mut buf, RecvFlags::DONTWAIT) {
+            Ok((0, _)) => return true,
+            Ok(_) => continue,
+            Err(rustix::io::Errno::AGAIN) => return false,
+            Err(rustix::io::Errno::CONNRESET) => return true,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// `n` fresh sessions each make a call and end: what a user running
+/// `anydctl call` in a loop sees. Panics on the first failure.
+fn calls_succeed(options: &ClientOptions, address: &str, n: u32, who: &str) {
+    for i in 0..n {
+        let mut s = options
+            .clone()
+            .connect(address)
+            .unwrap_or_else(|e| panic!("{who}: connection {i} failed: {e}"));
+        let echoed: String = s
+            .commit("echo", (who,))
+            .unwrap_or_else(|e| panic!("{who}: call {i} failed: {e}"));
+        assert_eq!(echoed, who);
+        s.end_session().unwrap();
+    }
+}
+
+#[test]
+fn one_users_idle_flood_leaves_root_and_other_users_served_as_root() {
+    root::require_root("connecting as other users");
+    const FLOOD: usize = 1100;
+    // The default share of one user: an eighth of 1,024.
+    const SHARE: usize = 128;
+    allow_open_files(FLOOD as u64 + 256);
+    let name = abstract_name("one-user");
+    let d = Daemon::start_at(Some(&format!("unix:@{name}")), None, &[]);
+    let address = d.path().to_owned();
+
+    // Nobody opens 1,100 connections and sends nothing.
+    let n = name.clone();
+    let flood = as_user(NOBODY, move || {
+        (0..FLOOD).map(|_| idle(&n)).collect::<Vec<_>>()
+    });
+    // The daemon holds its share and closes the rest at once.
+    wait_until("the daemon has refused all but nobody's share", || {
+        flood.iter().filter(|s| closed_now(*s)).count() == FLOOD - SHARE
+    });
+    assert_eq!(d.connections(), SHARE);
+
+    // While it holds them, root and another user call as usual.
+    let options = ClientOptions::new().timeout(Some(PATIENCE));
+    calls_succeed(&options, &address, 50, "root");
+    let (o, a) = (options.clone(), address.clone());
+    as_user(4000, move || calls_succeed(&o, &a, 50, "uid 4000"));
+    // Nobody still gets nothing more.
+    let a = address.clone();
+    as_user(NOBODY, move || {
+        if let Ok(mut s) = ClientSession::connect(a.as_str()) {
+            assert!(s.commit::<String>("echo", ("more",)).is_err());
+        }
+    });
+    eprintln!(
+        "figure: uid {NOBODY} opened {FLOOD} idle connections, the daemon held {SHARE}; \
+         root and uid 4000 made 50 calls each, all answered"
+    );
+}
+
+#[test]
+fn unprivileged_users_together_cannot_take_roots_reserve_as_root() {
+    root::require_root("connecting as other users");
+    // 64 places: a share of 8 per user, 8 reserved, 56 for everyone else.
+    let name = abstract_name("reserve");
+    let d = Daemon::start_at(
+        Some(&format!("unix:@{name}")),
+        None,
+        &[(MAX_CONNECTIONS_VAR, "64")],
+    );
+    let address = d.path().to_owned();
+    // Eight users take ten connections each, one user after another.
+    let mut flood = Vec::new();
+    for uid in 4001..=4008 {
+        let n = name.clone();
+        flood.extend(as_user(uid, move || {
+            (0..10).map(|_| idle(&n)).collect::<Vec<_>>()
+        }));
+        // In order, so which of them are held is known.
+        let held = ((uid - 4000) as usize * 8).min(56);
+        wait_until("the daemon has seen this user's connections", || {
+            flood.iter().filter(|s| !closed_now(*s)).count() == held
+        });
+    }
+    assert_eq!(d.connections(), 56);
+    // The ninth user finds everything left reserved.
+    let n = name.clone();
+    let late = as_user(4009, move || idle(&n));
+    wait_until("the ninth user is refused", || closed_now(&late));
+    // Root (here also the daemon's user) has its eight places: six held
+    // idle, and sessions that call (one at a time, and the one before it
+    // that the daemon may not have seen end yet).
+    let mine: Vec<UnixStream> = (0..6).map(|_| idle(&name)).collect();
+    wait_until("root's connections are held", || d.connections() == 62);
+    assert!(mine.iter().all(|s| !closed_now(s)));
+    calls_succeed(&ClientOptions::new(), &address, 20, "root");
+}
+
+#[test]
+fn a_keyless_flood_on_tcp_leaves_key_holders_served() {
+    const KEY: &str = "the key of the tcp flood test";
+    const HELD: usize = 1100;
+    allow_open_files(HELD as u64 + 256);
+    let d = Daemon::start_at(Some("tcp:127.0.0.1:0"), Some(KEY), &[]);
+    let address = d.path().to_owned();
+    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+    // More connections than the daemon's cap, opened and left silent in
+    // the handshake.
+    let silent: Vec<TcpStream> = (0..HELD)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // And keyless clients reconnecting in a loop for as long as the key
+    // holder calls (bounded, should it never finish).
+    let stop = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let loops: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, attempts, address) = (stop.clone(), attempts.clone(), address.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + PATIENCE;
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let keyless = ClientOptions::new().timeout(Some(Duration::from_secs(5)));
+                    if let Ok(mut s) = keyless.connect(address.as_str()) {
+                        let _ = s.commit::<String>("echo", ("no key",));
+                    }
+                    attempts.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let key_holder = ClientOptions::new().authkey(KEY).timeout(Some(PATIENCE));
+    calls_succeed(&key_holder, &address, 50, "key holder");
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.join().unwrap();
+    }
+    let cut = silent.iter().filter(|s| closed_now(*s)).count();
+    eprintln!(
+        "figure: {HELD} silent TCP connections ({cut} of them cut by now) and {} keyless \
+         attempts in a loop; the key holder made 50 sessions and calls, all answered",
+        attempts.load(Ordering::Relaxed)
+    );
+}
+
+/// The descriptors process `pid` has open.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn each_connection_costs_the_daemon_one_descriptor() {
+    const N: usize = 200;
+    allow_open_files(N as u64 + 256);
+    let d = Daemon::start(None);
+    d.wait_quiet();
+    let before = open_descriptors(d.pid());
+    let held: Vec<UnixStream> = (0..N)
+        .map(|_| UnixStream::connect(d.path()).unwrap())
+        .collect();
+    wait_until("the daemon holds them all", || d.connections() == N);
+    // The session that asked may still be closing: wait for the count to
+    // settle at what the connections alone cost, or show what it is.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut during = open_descriptors(d.pid());
+    while during != before + N && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        during = open_descriptors(d.pid());
+    }
+    eprintln!("figure: daemon descriptors: {before} idle, {during} with {N} connections");
+    assert_eq!(
+        during - before,
+        N,
+        "{N} connections cost the daemon {} descriptors",
+        during - before
+    );
+    drop(held);
+    d.wait_quiet();
+    assert_eq!(open_descriptors(d.pid()), before);
+}
+
+#[test]
+fn out_of_descriptors_new_connections_are_closed_at_once_and_service_resumes() {
+    // Two margins, one even and one odd: were a connection to cost two
+    // descriptors, one of them would leave a single descriptor free, and
+    // `accept` would succeed where the second one fails.
+    for margin in [10, 11] {
+        out_of_descriptors(margin);
+    }
+}
+
+/// Leaves the daemon `margin` free descriptors, then connects past them.
+fn out_of_descriptors(margin: u64) {
+    use rustix::process::{getrlimit, prlimit, Pid, Resource, Rlimit};
+    let d = Daemon::start(None);
+    d.wait_quiet();
+    let pid = Pid::from_raw(d.pid() as i32).unwrap();
+    let open = open_descriptors(d.pid()) as u64;
+    let hard = getrlimit(Resource::Nofile).maximum;
+    prlimit(
+        Some(pid),
+        Resource::Nofile,
+        Rlimit {
+            current: Some(open + margin),
+            maximum: hard,
+        },
+    )
+    .unwrap();
+    // Forty clients: the first few fill the descriptors and are held,
+    // every later one must hear at once that it will not be served, not
+    // wait in the backlog.
+    let mut clients: Vec<UnixStream> = (0..40)
+        .map(|_| {
+            let s = UnixStream::connect(d.path()).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    for (i, s) in clients.iter_mut().enumerate().skip(20) {
+        match s.read(&mut [0u8; 8]) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            other => panic!("client {i} over the limit was left waiting: {other:?}"),
+        }
+    }
+    eprintln!(
+        "figure: {margin} descriptors free, 20 clients over the limit closed within {:?}",
+        started.elapsed()
+    );
+    d.expect("out of file descriptors");
+    // Connections gone, the daemon serves again.
+    drop(clients);
+    let options = d.options();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let answer = options
+            .clone()
+            .connect(d.path())
+            .and_then(|mut s| s.commit::<String>("echo", ("back",)));
+        match answer {
+            Ok(v) => {
+                assert_eq!(v, "back");
+                break;
+            }
+            // The daemon may not have seen every client go yet.
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("the daemon did not serve again: {e}"),
+        }
+    }
+}
