@@ -36,3 +36,69 @@ pub(crate) fn runnable_by_others(program: &Path) -> (tempfile::TempDir, PathBuf)
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     (dir, copy)
 }
+
+/// Runs `f` on a thread switched to user and group 65534 (nobody), with no
+/// supplementary groups, and returns what it returns. Only that thread
+/// changes: the raw system calls act on the calling thread alone, so the
+/// test itself stays root.
+pub(crate) fn as_nobody<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    use rustix::process::{Gid, Uid};
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let (uid, gid) = (Uid::from_raw(65534), Gid::from_raw(65534));
+            rustix::thread::set_thread_groups(&[]).unwrap();
+            rustix::thread::set_thread_res_gid(gid, gid, gid).unwrap();
+            rustix::thread::set_thread_res_uid(uid, uid, uid).unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// A directory that belongs to nobody (65534), mode 0755: the runtime
+/// directory of a daemon's `run_as` user, which that user may fill with
+/// whatever it likes.
+pub(crate) fn nobodys_directory() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// What a file looks like, to check that nothing touched it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FileState {
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) content: Vec<u8>,
+}
+
+impl FileState {
+    pub(crate) fn of(path: &Path) -> FileState {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        FileState {
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            content: std::fs::read(path).unwrap(),
+        }
+    }
+}
+
+/// A root-owned file with mode 0600 and some content, in a root-owned
+/// directory others may enter (so that a link to it resolves for them),
+/// and beside it the path of a file that does not exist: targets for
+/// links planted by another user. The directory lives as long as the
+/// returned guard.
+pub(crate) fn roots_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let precious = dir.path().join("precious");
+    std::fs::write(&precious, b"root's secret\n").unwrap();
+    std::fs::set_permissions(&precious, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let absent = dir.path().join("created-through-a-link");
+    (dir, precious, absent)
+}
