@@ -23,7 +23,11 @@ pub(crate) const END_SESSION_GRACE: Duration = Duration::from_secs(1);
 
 /// Settings for a client connection; every one has a default. Shared by
 /// [`ClientSession`] and [`AsyncClientSession`](crate::AsyncClientSession).
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows whether a key is set, never the key
+/// (`authkey: Some(<hidden>)`), and so does that of every client holding
+/// it.
+#[derive(Clone)]
 pub struct ClientOptions {
     pub(crate) authkey: Option<Vec<u8>>,
     pub(crate) handshake: HandshakeOptions,
@@ -47,6 +51,41 @@ impl Default for ClientOptions {
             max_frame: frame::DEFAULT_MAX_FRAME,
             decode_limits: DecodeLimits::default(),
         }
+    }
+}
+
+/// Stands in for a key in `Debug` output.
+struct Hidden;
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field, so that a new one is not forgotten here silently.
+        let ClientOptions {
+            authkey,
+            handshake,
+            codec,
+            connect_timeout,
+            retry_for,
+            timeout,
+            max_frame,
+            decode_limits,
+        } = self;
+        f.debug_struct("ClientOptions")
+            .field("authkey", &authkey.as_ref().map(|_| Hidden))
+            .field("handshake", handshake)
+            .field("codec", codec)
+            .field("connect_timeout", connect_timeout)
+            .field("retry_for", retry_for)
+            .field("timeout", timeout)
+            .field("max_frame", max_frame)
+            .field("decode_limits", decode_limits)
+            .finish()
     }
 }
 

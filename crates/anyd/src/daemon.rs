@@ -3,9 +3,8 @@
 //! terminal, and dropping root after binding.
 #![allow(unsafe_code)]
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -22,24 +21,68 @@ use crate::users;
 pub(crate) struct PidFile {
     path: PathBuf,
     file: File,
+    /// The file's identity, so that only this file is removed on exit.
+    dev: u64,
+    ino: u64,
 }
 
 impl PidFile {
     /// Locks `path` and writes our pid into it.
     ///
+    /// Whoever may write the directory must not be able to make the
+    /// daemon (often root) create, truncate or write another file: the
+    /// file is opened relative to its checked directory (see
+    /// `transport::Dir::of`) with `O_NOFOLLOW` (a link at `path` is an
+    /// error, not followed, so nothing is created at its target), without
+    /// `O_TRUNC`, and with `O_NONBLOCK` and `O_NOCTTY` (a FIFO or a device
+    /// put there neither blocks the open nor becomes a terminal). The open
+    /// file must be a regular file with no other name (a hard link to
+    /// another file would be written through) belonging to root or to us;
+    /// only then is it locked and, locked, truncated.
+    ///
     /// # Errors
     ///
     /// [`Error::AlreadyRunning`] naming the pid in the file when another
-    /// process holds the lock.
+    /// process holds the lock; [`Error::Config`] when `path` or its
+    /// directory is refused.
     pub(crate) fn acquire(path: &Path) -> Result<PidFile> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(path)
-            .map_err(|e| Error::Config(format!("cannot open pid file {}: {e}", path.display())))?;
+        use rustix::fs::{fstat, openat, FileType, Mode, OFlags};
+        let refused =
+            |why: String| Error::Config(format!("refusing the pid file {}: {why}", path.display()));
+        let (dir, name) = crate::transport::Dir::of(path, "pid file")?;
+        let fd = openat(
+            &dir.fd,
+            name,
+            OFlags::RDWR
+                | OFlags::CREATE
+                | OFlags::NOFOLLOW
+                | OFlags::NONBLOCK
+                | OFlags::NOCTTY
+                | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::LOOP => refused("it is a symbolic link".into()),
+            e => Error::Config(format!("cannot open pid file {}: {e}", path.display())),
+        })?;
+        let st = fstat(&fd).map_err(io::Error::from)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(refused("it is not a regular file".into()));
+        }
+        if st.st_nlink != 1 {
+            return Err(refused(format!(
+                "it has {} names (hard links)",
+                st.st_nlink
+            )));
+        }
+        let euid = rustix::process::geteuid().as_raw();
+        if st.st_uid != 0 && st.st_uid != euid {
+            return Err(refused(format!(
+                "it belongs to another user (uid {})",
+                st.st_uid
+            )));
+        }
+        let mut file = File::from(fd);
         if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
             if e == rustix::io::Errno::WOULDBLOCK {
                 let mut text = String::new();
@@ -53,6 +96,8 @@ impl PidFile {
             }
             return Err(io::Error::from(e).into());
         }
+        // Truncated only now, through the locked descriptor of the file
+        // checked above.
         file.set_len(0)?;
         file.rewind()?;
         writeln!(file, "{}", std::process::id())?;
@@ -60,6 +105,8 @@ impl PidFile {
         Ok(PidFile {
             path: path.to_owned(),
             file,
+            dev: st.st_dev,
+            ino: st.st_ino,
         })
     }
 }
@@ -72,11 +119,21 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
         // Removed while still locked, so no other instance can have taken
-        // it over in between.
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            // Left behind unlocked, it is taken over by the next start.
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the pid file");
+        // it over in between; and only if the path still names our file
+        // (unlinking never follows a link).
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => {
+                if let Err(e) = std::fs::remove_file(&self.path) {
+                    // Left behind unlocked, it is taken over by the next start.
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the pid file");
+                }
+            }
+            _ => tracing::warn!(
+                path = %self.path.display(),
+                "the pid file was replaced or removed by someone else; leaving the path alone"
+            ),
         }
         let _ = &self.file;
     }
@@ -314,6 +371,22 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
         .ok_or_else(|| Error::Config(format!("no user named {user:?}")))?;
     let groups: Vec<libc::gid_t> = users::groups_of(&u.name, u.gid)?;
     for path in leftovers {
+        // At bind, still root, the daemon accepted a directory of any
+        // owner: it may be this user's (the recommended place). Another
+        // user's is refused now, as it is for a daemon that is not root
+        // (`transport::directory_risk`): its owner could replace the file.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir)?);
+        if owner != 0 && owner != u.uid {
+            return Err(Error::Config(format!(
+                "refusing to run as {user} with {} in {}: the directory belongs to another                  user (uid {owner}), who could replace it; use one that belongs to root or {user}",
+                path.display(),
+                dir.display()
+            )));
+        }
         if !removable_by(path, u.uid, &groups) {
             tracing::warn!(
                 path = %path.display(),

@@ -1,12 +1,14 @@
 //! Blocking sockets: connecting, binding (with the socket file rules of
 //! DESIGN.md), accepting, and the caller's identity.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{self, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -391,9 +393,9 @@ impl Listener {
 
     /// Binds `address`. For a socket file: a live daemon at the path is an
     /// error, a stale file (nobody accepts) is replaced, anything that is
-    /// not a socket is left alone; the mode and group are set before the
-    /// socket starts listening, so no client can connect through wider
-    /// permissions in between.
+    /// not a socket is left alone; the file appears at its path already
+    /// listening with its mode and group, and nothing is ever done to the
+    /// path through a link (see `bind_unix_path`).
     pub(crate) fn bind(address: &Address, file: &SocketFile) -> Result<Listener> {
         Self::bind_at(address, file).map_err(|e| match e {
             Error::Io(source) => Error::Bind {
@@ -517,19 +519,333 @@ impl AsFd for Listener {
     }
 }
 
+/// The directory a socket file or a pid file goes in, opened once: the
+/// directory that is checked is the one the file is made in, whatever is
+/// renamed or linked meanwhile.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    pub(crate) fd: OwnedFd,
+    pub(crate) path: PathBuf,
+}
+
+impl Dir {
+    /// Opens the directory of `path` (through whatever links the
+    /// configured path holds: those are the administrator's) and returns
+    /// it with the file's name in it. Refuses a directory that lets others
+    /// replace the file (see [`directory_risk`]); `what` names the file in
+    /// the error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a path without a file name or a directory
+    /// that fails the check, [`Error::Io`] when it cannot be opened.
+    pub(crate) fn of<'p>(path: &'p Path, what: &str) -> Result<(Dir, &'p OsStr)> {
+        use rustix::fs::{fstat, open, Mode, OFlags};
+        let name = match path.file_name() {
+            Some(name) if !path.as_os_str().as_bytes().ends_with(b"/") => name,
+            _ => {
+                return Err(Error::Config(format!(
+                    "{what} {} names no file",
+                    path.display()
+                )))
+            }
+        };
+        let dir_path = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let fd = open(
+            dir_path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)?;
+        let st = fstat(&fd).map_err(io::Error::from)?;
+        let euid = rustix::process::geteuid().as_raw();
+        if let Some(risk) = directory_risk(st.st_mode, st.st_uid, euid) {
+            return Err(Error::Config(format!(
+                "refusing to keep the {what} {} in {}: {risk}; use a directory that only \
+                 root or the daemon's user may write to (systemd's RuntimeDirectory=, \
+                 /run/NAME), or a sticky one such as /tmp",
+                path.display(),
+                dir_path.display()
+            )));
+        }
+        Ok((
+            Dir {
+                fd,
+                path: dir_path.to_owned(),
+            },
+            name,
+        ))
+    }
+}
+
+/// What makes a directory unfit for a daemon's socket file or pid file,
+/// given its `mode` and `owner` and the daemon's effective uid; `None`
+/// when it is fit.
+///
+/// Whoever may replace an entry of the directory may put their own socket
+/// where clients look for the daemon's, or a pid file naming another
+/// process. Group or other write permission lets other users do that,
+/// unless the directory is sticky (like `/tmp`: there only an entry's
+/// owner may remove or rename it). Its owner always may: a daemon that
+/// does not run as root refuses a directory of another user. One that
+/// runs as root accepts any owner here, since the directory of the user
+/// it will run as (`run_as`) is the recommended place;
+/// `daemon::drop_privileges` checks that owner once it knows the user.
+///
+/// No file is ever reached through a link whatever the directory (the
+/// constructions below make sure of that), so this check is about who may
+/// stand in for the daemon, not about what root may be tricked into
+/// touching.
+pub(crate) fn directory_risk(mode: u32, owner: u32, euid: u32) -> Option<String> {
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky {
+        let who = if mode & 0o002 != 0 {
+            "every user"
+        } else {
+            "its group"
+        };
+        return Some(format!(
+            "{who} may write to it (mode {:04o}, not sticky)",
+            mode & 0o7777
+        ));
+    }
+    if euid != 0 && owner != euid && owner != 0 {
+        return Some(format!("it belongs to another user (uid {owner})"));
+    }
+    None
+}
+
+/// The name of the socket inside its private directory.
+const PRIVATE_SOCKET: &str = "s";
+
+/// A directory only this process's user may enter, made beside a socket
+/// file's final place, where the socket is bound, given its mode and
+/// group, and made to listen before it is renamed into place. Removed
+/// (with the socket, if still in it) when dropped.
+#[derive(Debug)]
+struct PrivateDir<'d> {
+    parent: &'d Dir,
+    name: String,
+    fd: OwnedFd,
+}
+
+impl<'d> PrivateDir<'d> {
+    /// Makes a fresh directory with mode 0700 in `parent`, named after the
+    /// file it prepares.
+    fn create(parent: &'d Dir, file: &OsStr) -> Result<PrivateDir<'d>> {
+        use rustix::fs::{fstat, mkdirat, openat, FileType, Mode, OFlags};
+        let euid = rustix::process::geteuid().as_raw();
+        for _ in 0..8 {
+            let mut random = [0u8; 8];
+            getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+            let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+            let name = format!(".{}.{hex}", file.to_string_lossy());
+            match mkdirat(&parent.fd, name.as_str(), Mode::from_raw_mode(0o700)) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(io::Error::from(e).into()),
+            }
+            // Whoever may write `parent` may have put something else under
+            // this name since: a link is not followed, and a directory
+            // that is not ours, or that others may enter, is refused.
+            let fd = openat(
+                &parent.fd,
+                name.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io::Error::from)?;
+            let st = fstat(&fd).map_err(io::Error::from)?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory
+                || st.st_uid != euid
+                || st.st_mode & 0o077 != 0
+            {
+                return Err(Error::Config(format!(
+                    "{} was replaced while the socket was being made",
+                    parent.path.join(&name).display()
+                )));
+            }
+            return Ok(PrivateDir { parent, name, fd });
+        }
+        Err(Error::Config(format!(
+            "cannot make a private directory in {}",
+            parent.path.display()
+        )))
+    }
+
+    /// Binds `fd` to the socket's name in this directory.
+    ///
+    /// Through `/proc/self/fd`, the directory this process opened and
+    /// checked: even if someone who may write the parent renames it away
+    /// and puts a link in its place, the socket is made in it. Without
+    /// `/proc` (a bare chroot), through the path, then checked to be where
+    /// it should.
+    fn bind(&self, fd: &OwnedFd) -> Result<()> {
+        use rustix::fs::{statat, AtFlags, FileType};
+        use rustix::net::{bind, SocketAddrUnix};
+        let via_proc = format!("/proc/self/fd/{}/{PRIVATE_SOCKET}", self.fd.as_raw_fd());
+        match bind(fd, &SocketAddrUnix::new(via_proc.as_str())?) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {}
+            Err(e) => return Err(io::Error::from(e).into()),
+        }
+        let path = self.parent.path.join(&self.name).join(PRIVATE_SOCKET);
+        bind(fd, &SocketAddrUnix::new(path.as_path())?).map_err(io::Error::from)?;
+        match statat(&self.fd, PRIVATE_SOCKET, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Socket => Ok(()),
+            _ => Err(Error::Config(format!(
+                "{} was replaced while the socket was being made",
+                path.display()
+            ))),
+        }
+    }
+}
+
+impl Drop for PrivateDir<'_> {
+    fn drop(&mut self) {
+        use rustix::fs::{unlinkat, AtFlags};
+        // Gone already once the socket is in place.
+        let _ = unlinkat(&self.fd, PRIVATE_SOCKET, AtFlags::empty());
+        // An empty directory only: if someone who may write the parent has
+        // put another under this name meanwhile, only an empty one of
+        // theirs can go.
+        if let Err(e) = unlinkat(&self.parent.fd, self.name.as_str(), AtFlags::REMOVEDIR) {
+            tracing::warn!(
+                path = %self.parent.path.join(&self.name).display(),
+                error = %e,
+                "cannot remove the directory the socket was made in"
+            );
+        }
+    }
+}
+
+/// Renames `from` in `from_dir` to `to` in `to_dir` unless `to` exists
+/// (`EEXIST` then). Neither name is followed if it is a link. Where the
+/// file system has no `RENAME_NOREPLACE`, a hard link and an unlink do the
+/// same (a socket file may have several names).
+fn rename_noreplace(
+    from_dir: &OwnedFd,
+    from: &str,
+    to_dir: &OwnedFd,
+    to: &OsStr,
+) -> rustix::io::Result<()> {
+    use rustix::fs::{linkat, renameat_with, unlinkat, AtFlags, RenameFlags};
+    match renameat_with(from_dir, from, to_dir, to, RenameFlags::NOREPLACE) {
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            linkat(from_dir, from, to_dir, to, AtFlags::empty())?;
+            unlinkat(from_dir, from, AtFlags::empty())
+        }
+        other => other,
+    }
+}
+
+/// Binds a socket file at `path`: a live daemon there is an error, a stale
+/// socket file (nobody accepts) is replaced, anything else is left alone.
+///
+/// Window-free by construction, and no link is ever followed:
+/// - the socket is bound in a fresh directory only this process's user may
+///   enter (mode 0700, checked to be ours after it was opened without
+///   following a link), made beside the final place so that a rename can
+///   move it;
+/// - its mode and group are set there, by name relative to that
+///   directory's descriptor, where nobody else can put a link or anything
+///   else; the process umask is left alone (it is the whole process's,
+///   and other threads may be creating files);
+/// - it listens before it is moved, so the file is live from the moment
+///   it appears at `path`, with its final mode and group;
+/// - it is moved into place with `renameat2(RENAME_NOREPLACE)`, which
+///   neither follows nor replaces whatever is at `path`: an entry there is
+///   examined (without following it) and only a stale socket is removed
+///   before trying again.
+///
+/// Two daemons started at once on the same path may both find one stale
+/// socket and each replace it, as with any check-then-replace; a pid file
+/// serialises their starts.
 fn bind_unix_path(path: &Path, file: &SocketFile) -> Result<Listener> {
-    use rustix::fs::{chmod, chown, Gid, Mode};
+    use rustix::fs::{chmodat, chownat, statat, AtFlags, Gid, Mode};
     use rustix::net::{
-        bind, listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType,
+        listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType,
     };
 
+    // Clients reach the socket by this path: it must fit an address.
+    SocketAddrUnix::new(path)?;
+    let (dir, name) = Dir::of(path, "socket file")?;
+    let private = PrivateDir::create(&dir, name)?;
+    let fd = socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    private.bind(&fd)?;
+    chmodat(
+        &private.fd,
+        PRIVATE_SOCKET,
+        Mode::from_raw_mode(file.mode),
+        AtFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    if let Some(gid) = file.group {
+        chownat(
+            &private.fd,
+            PRIVATE_SOCKET,
+            None,
+            Some(Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(io::Error::from)?;
+    }
+    let st =
+        statat(&private.fd, PRIVATE_SOCKET, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)?;
+    listen(&fd, 1024)?;
+    move_into_place(&private, &dir, name, path)?;
+    Ok(Listener::Unix {
+        listener: UnixListener::from(fd),
+        file: Some(OwnedSocketFile {
+            path: path.to_owned(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }),
+    })
+}
+
+/// Moves the listening socket from `private` to `name` in `dir`, replacing
+/// only a stale socket file.
+fn move_into_place(private: &PrivateDir<'_>, dir: &Dir, name: &OsStr, path: &Path) -> Result<()> {
+    use rustix::fs::{statat, unlinkat, AtFlags, FileType};
     let shown = || Address::Unix(path.to_owned()).to_string();
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
+    // Each round either places the socket or finds an entry in the way;
+    // an entry that keeps coming back after being removed means someone
+    // else is making sockets there.
+    for _ in 0..4 {
+        match rename_noreplace(&private.fd, PRIVATE_SOCKET, &dir.fd, name) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(io::Error::from(e).into()),
+        }
+        let st = match statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            // Gone meanwhile: try again.
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(io::Error::from(e).into()),
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
+            return Err(Error::Config(format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            )));
+        }
+        match UnixStream::connect(path) {
             Ok(_) => return Err(Error::AlreadyRunning(shown())),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 tracing::info!(path = %path.display(), "replacing a stale socket file");
-                fs::remove_file(path)?;
+                match unlinkat(&dir.fd, name, AtFlags::empty()) {
+                    Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                    Err(e) => return Err(io::Error::from(e).into()),
+                }
             }
             Err(e) => {
                 return Err(Error::Config(format!(
@@ -537,43 +853,37 @@ fn bind_unix_path(path: &Path, file: &SocketFile) -> Result<Listener> {
                     path.display()
                 )))
             }
-        },
-        Ok(_) => {
-            return Err(Error::Config(format!(
-                "{} exists and is not a socket; refusing to replace it",
-                path.display()
-            )))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
     }
+    Err(Error::Config(format!(
+        "{} keeps being replaced by other sockets; refusing to bind",
+        path.display()
+    )))
+}
 
-    let fd = socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
-    let addr = SocketAddrUnix::new(path)?;
-    match bind(&fd, &addr) {
-        Ok(()) => {}
-        // Another daemon won the race between our check and our bind.
-        Err(rustix::io::Errno::ADDRINUSE) => return Err(Error::AlreadyRunning(shown())),
-        Err(e) => return Err(io::Error::from(e).into()),
+#[cfg(test)]
+mod tests {
+    use super::directory_risk;
+
+    #[test]
+    fn which_directories_may_hold_a_socket_or_pid_file() {
+        // Private or read-only for others: fine, as root or as the owner.
+        assert_eq!(directory_risk(0o40700, 0, 0), None);
+        assert_eq!(directory_risk(0o40755, 0, 0), None);
+        assert_eq!(directory_risk(0o40755, 1000, 1000), None);
+        // Root accepts the directory of the user it will run as.
+        assert_eq!(directory_risk(0o40755, 65534, 0), None);
+        // Sticky, like /tmp: others may add entries but not replace ours.
+        assert_eq!(directory_risk(0o41777, 0, 0), None);
+        assert_eq!(directory_risk(0o41777, 0, 1000), None);
+        // Writable by others without the sticky bit.
+        let e = directory_risk(0o40777, 0, 0).unwrap();
+        assert!(e.contains("every user") && e.contains("0777"), "{e}");
+        let e = directory_risk(0o40775, 0, 0).unwrap();
+        assert!(e.contains("its group"), "{e}");
+        // Another user's, for a daemon that is not root.
+        let e = directory_risk(0o40755, 1001, 1000).unwrap();
+        assert!(e.contains("uid 1001"), "{e}");
+        assert_eq!(directory_risk(0o40755, 0, 1000), None);
     }
-    let meta = fs::symlink_metadata(path)?;
-    let owned = OwnedSocketFile {
-        path: path.to_owned(),
-        dev: meta.dev(),
-        ino: meta.ino(),
-    };
-    chmod(path, Mode::from_raw_mode(file.mode))?;
-    if let Some(gid) = file.group {
-        chown(path, None, Some(Gid::from_raw(gid)))?;
-    }
-    listen(&fd, 1024)?;
-    Ok(Listener::Unix {
-        listener: UnixListener::from(fd),
-        file: Some(owned),
-    })
 }

@@ -246,6 +246,130 @@ fn a_locked_pid_file_keeps_a_second_instance_out() {
     wait_until("the pid file is removed", || !pid_file.exists());
 }
 
+/// Starts (in this process) a daemon with a pid file at `pid_file` and
+/// its socket beside it; returns the error it must fail with.
+fn refused_pid_file(pid_file: &Path) -> Error {
+    let sock = pid_file.with_extension("sock");
+    let e = Appd::new()
+        .pid_file(pid_file)
+        .bind(sock.to_str().unwrap())
+        .err()
+        .unwrap_or_else(|| panic!("{} was accepted as a pid file", pid_file.display()));
+    assert!(!sock.exists(), "the socket was made despite the pid file");
+    e
+}
+
+#[test]
+fn a_pid_file_that_is_not_a_plain_file_of_ours_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("d.pid");
+    let other = dir.path().join("other");
+    std::fs::write(&other, b"precious\n").unwrap();
+
+    // A link, wherever it leads: not followed, so the file it leads to
+    // is not truncated and one it names is not created.
+    let nowhere = dir.path().join("nowhere");
+    for target in [&other, &nowhere] {
+        std::os::unix::fs::symlink(target, &pid_file).unwrap();
+        let e = refused_pid_file(&pid_file);
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        std::fs::remove_file(&pid_file).unwrap();
+    }
+    assert_eq!(std::fs::read(&other).unwrap(), b"precious\n");
+    assert!(!nowhere.exists(), "a file was created through the link");
+
+    // A second name of another file: writing it would write that file.
+    std::fs::hard_link(&other, &pid_file).unwrap();
+    let e = refused_pid_file(&pid_file);
+    assert!(e.to_string().contains("hard links"), "{e}");
+    assert_eq!(std::fs::read(&other).unwrap(), b"precious\n");
+    std::fs::remove_file(&pid_file).unwrap();
+
+    // A FIFO (the open does not wait for a writer) and a directory.
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &pid_file,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    let e = refused_pid_file(&pid_file);
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    std::fs::remove_file(&pid_file).unwrap();
+    std::fs::create_dir(&pid_file).unwrap();
+    assert!(matches!(refused_pid_file(&pid_file), Error::Config(_)));
+    std::fs::remove_dir(&pid_file).unwrap();
+
+    // In a directory every user may write to (not sticky), anyone could
+    // replace it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = refused_pid_file(&pid_file);
+    assert!(e.to_string().contains("not sticky"), "{e}");
+    assert!(!pid_file.exists());
+
+    // A left-over file of ours is taken over, and removed on exit.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(&pid_file, b"12345678\n").unwrap();
+    let server = Appd::new()
+        .pid_file(&pid_file)
+        .bind(dir.path().join("d.sock").to_str().unwrap())
+        .unwrap();
+    let written = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(written, format!("{}\n", std::process::id()));
+    drop(server);
+    assert!(!pid_file.exists());
+}
+
+#[test]
+fn a_pid_file_link_planted_by_the_directorys_owner_leads_root_nowhere_as_root() {
+    root::require_root("planting links as another user in a directory root writes in");
+    let dir = root::nobodys_directory();
+    let (_roots, precious, absent) = root::roots_files();
+    let before = root::FileState::of(&precious);
+    let pid_file = dir.path().join("d.pid");
+    for target in [&precious, &absent] {
+        root::as_nobody(|| std::os::unix::fs::symlink(target, &pid_file).unwrap());
+        let sock = dir.path().join("d.sock");
+        let result = Appd::new().pid_file(&pid_file).bind(sock.to_str().unwrap());
+        // Checked while a daemon that took the link would still hold it.
+        assert_eq!(
+            root::FileState::of(&precious),
+            before,
+            "root's file was touched"
+        );
+        assert!(!absent.exists(), "root created a file through the link");
+        let e = result.err().expect("a link was taken as the pid file");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        root::as_nobody(|| std::fs::remove_file(&pid_file).unwrap());
+    }
+    // A file nobody made there is not root's to write either.
+    root::as_nobody(|| std::fs::write(&pid_file, b"1\n").unwrap());
+    let e = refused_pid_file(&pid_file);
+    assert!(e.to_string().contains("uid 65534"), "{e}");
+    assert_eq!(std::fs::read(&pid_file).unwrap(), b"1\n");
+}
+
+#[test]
+fn run_as_refuses_a_directory_of_a_third_user_as_root() {
+    root::require_root("dropping privileges");
+    // Root accepts a directory that belongs to another user at bind (it
+    // may be the one it runs as); once the user is known, a third one's
+    // is refused: its owner could replace the daemon's files.
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(12345), Some(12345)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.path().join("d.sock");
+    let d = spawn(
+        &[
+            ("ANYD_CHILD_ADDR", sock.to_str().unwrap()),
+            ("ANYD_CHILD_RUN_AS", "nobody"),
+        ],
+        &[],
+    );
+    let line = d.expect("BIND_ERROR");
+    assert!(line.contains("uid 12345"), "{line}");
+    assert!(!sock.exists(), "the socket was left behind");
+}
+
 #[test]
 fn socket_activation_uses_the_inherited_socket() {
     if Command::new("systemd-socket-activate")
@@ -434,10 +558,9 @@ fn the_service_manager_hears_ready_watchdog_and_stopping() {
 #[test]
 fn privileges_are_dropped_after_binding_as_root() {
     root::require_root("dropping privileges");
-    let dir = tempfile::tempdir().unwrap();
-    // A directory nobody (the user) may write in, as a runtime directory
-    // of the daemon's user would be: it removes its files there on exit.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // A directory of nobody (the user), as a runtime directory of the
+    // daemon's user would be: it removes its files there on exit.
+    let dir = root::nobodys_directory();
     let sock = dir.path().join("d.sock");
     let pid_file = dir.path().join("d.pid");
     let d = spawn(

@@ -518,3 +518,69 @@ fn an_unknown_user_in_an_allow_rule_stops_the_daemon_at_bind() {
     assert!(err.to_string().contains("no-such-user-anyd-test"), "{err}");
     assert!(!path.exists());
 }
+
+#[test]
+fn debug_output_never_shows_the_authkey() {
+    const KEY: &[u8] = b"s3cr3t-k3y-7f2a\x00\xfe";
+    let (d, _dir) = start(Appd::new().authkey(KEY).mount(Vpnmd::default()));
+    let options = options().authkey(KEY);
+    // The key in every form a Debug could print it.
+    let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
+    let forms = [
+        String::from_utf8_lossy(&KEY[..15]).into_owned(),
+        format!("{KEY:?}"),
+        format!("{KEY:#?}"),
+        format!("{:?}", KEY.to_vec()),
+        format!("{:?}", String::from_utf8_lossy(KEY)),
+        format!("{:?}", KEY.escape_ascii().to_string()),
+        hex,
+    ];
+    let check = |what: &str, compact: String, pretty: String| {
+        for shown in [&compact, &pretty] {
+            for form in &forms {
+                assert!(
+                    !shown.contains(form.as_str()),
+                    "{what} shows the key: {shown}"
+                );
+            }
+        }
+        assert!(
+            compact.contains("authkey: Some(<hidden>)"),
+            "{what}: {compact}"
+        );
+        assert!(pretty.contains("<hidden>"), "{what}: {pretty}");
+    };
+    check(
+        "ClientOptions",
+        format!("{options:?}"),
+        format!("{options:#?}"),
+    );
+    let session = ClientSession::connect_with(d.address(), options.clone()).unwrap();
+    check(
+        "ClientSession",
+        format!("{session:?}"),
+        format!("{session:#?}"),
+    );
+    let vpn = VpnmdClient::from_session(session);
+    check("VpnmdClient", format!("{vpn:?}"), format!("{vpn:#?}"));
+    drop(vpn);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let session = anyd::AsyncClientSession::connect_with(d.address(), options.clone())
+            .await
+            .unwrap();
+        check(
+            "AsyncClientSession",
+            format!("{session:?}"),
+            format!("{session:#?}"),
+        );
+        let vpn = VpnmdAsyncClient::from_session(session);
+        check("VpnmdAsyncClient", format!("{vpn:?}"), format!("{vpn:#?}"));
+        vpn.end_session().await.unwrap();
+    });
+    // Without a key, Debug says so.
+    assert!(format!("{:?}", ClientOptions::new()).contains("authkey: None"));
+}

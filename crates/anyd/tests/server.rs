@@ -2,7 +2,7 @@
 //! endpoints, addresses and socket files, authentication.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::time::Duration;
 
 use anyd::{
@@ -283,6 +283,64 @@ fn socket_files_are_private_replaced_when_stale_and_never_stolen() {
     let e = Appd::new().bind(addr.as_str()).err().unwrap();
     assert!(e.to_string().contains("not a socket"), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+
+    // A link is not a socket either, whether it leads to a file, to a
+    // stale socket or nowhere: neither it nor its target is touched, and
+    // no private directory is left behind.
+    std::fs::remove_file(&path).unwrap();
+    let target = dir.path().join("target");
+    std::fs::write(&target, b"precious").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let nowhere = dir.path().join("nowhere");
+    for to in [&target, &stale, &nowhere] {
+        std::os::unix::fs::symlink(to, &path).unwrap();
+        let e = Appd::new()
+            .socket_mode(0o666)
+            .bind(addr.as_str())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read_link(&path).unwrap(), *to);
+        std::fs::remove_file(&path).unwrap();
+    }
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    assert!(std::fs::symlink_metadata(&stale)
+        .unwrap()
+        .file_type()
+        .is_socket());
+    assert!(!nowhere.exists());
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["stale.sock", "target"]);
+}
+
+#[test]
+fn a_directory_others_may_write_is_refused_unless_sticky() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.sock");
+    // Every user, or a group, could replace the socket there.
+    for mode in [0o777, 0o770, 0o730] {
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let e = Appd::new().bind(path.to_str().unwrap()).err().unwrap();
+        assert!(matches!(e, Error::Config(_)), "{e:?}");
+        assert!(e.to_string().contains("not sticky"), "{e}");
+        assert!(!path.exists());
+    }
+    // Sticky, like /tmp: others cannot replace what is ours.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let d = Appd::new().bind(path.to_str().unwrap()).unwrap();
+    assert!(path.exists());
+    drop(d);
+    assert!(!path.exists());
+    // Only the socket ever appears there, never its private directory.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -553,6 +611,101 @@ fn socket_mode_and_group_are_set_on_the_socket_file_as_root() {
     assert_eq!(meta.gid(), 65534);
     drop(d);
     assert!(!path.exists());
+}
+
+/// Binds with a wide mode and another group in nobody's directory, where
+/// nobody has planted links to root's files; returns the error.
+fn bind_over(path: &std::path::Path) -> Error {
+    Appd::new()
+        .socket_mode(0o666)
+        .socket_group(65534)
+        .bind(path.to_str().unwrap())
+        .err()
+        .expect("bound over a planted link")
+}
+
+#[test]
+fn links_planted_by_the_directorys_owner_lead_root_nowhere_as_root() {
+    root::require_root("planting links as another user in a directory root binds in");
+    let dir = root::nobodys_directory();
+    let (_roots, precious, absent) = root::roots_files();
+    let before = root::FileState::of(&precious);
+    let path = dir.path().join("d.sock");
+    for target in [&precious, &absent] {
+        root::as_nobody(|| std::os::unix::fs::symlink(target, &path).unwrap());
+        let e = bind_over(&path);
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(root::FileState::of(&precious), before);
+        assert!(!absent.exists(), "a file was created through the link");
+        root::as_nobody(|| std::fs::remove_file(&path).unwrap());
+    }
+}
+
+#[test]
+fn a_link_swapped_in_right_after_bind_is_not_followed_as_root() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    root::require_root("racing root's bind as another user");
+    // The old way (bind, then chmod and chown by path) left a window in
+    // which the owner of the directory could swap the fresh socket for a
+    // link; this one has none, so whatever the timing nothing of root's
+    // changes. A race cannot be forced: for two seconds nobody swaps as
+    // fast as it can while root binds again and again (the old way lost
+    // within milliseconds on a loaded two-core machine).
+    let dir = root::nobodys_directory();
+    let (_roots, precious, _) = root::roots_files();
+    let before = root::FileState::of(&precious);
+    let path = dir.path().join("d.sock");
+    let link = dir.path().join("link");
+    let ready = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    let (swaps, binds) = std::thread::scope(|s| {
+        let swapper = s.spawn(|| {
+            root::as_nobody(|| {
+                let mut swaps = 0u64;
+                std::os::unix::fs::symlink(&precious, &link).unwrap();
+                ready.store(true, Ordering::SeqCst);
+                while !done.load(Ordering::Relaxed) {
+                    let is_socket =
+                        std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket());
+                    if is_socket && std::fs::rename(&link, &path).is_ok() {
+                        swaps += 1;
+                        std::os::unix::fs::symlink(&precious, &link).unwrap();
+                    }
+                }
+                swaps
+            })
+        });
+        while !ready.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let until = std::time::Instant::now() + Duration::from_secs(2);
+        let mut binds = 0u64;
+        while std::time::Instant::now() < until {
+            // Bound or refused, depending on who came first.
+            drop(
+                Appd::new()
+                    .socket_mode(0o666)
+                    .socket_group(65534)
+                    .bind(path.to_str().unwrap()),
+            );
+            binds += 1;
+            let _ = std::fs::remove_file(&path);
+            if root::FileState::of(&precious) != before {
+                break;
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        (swapper.join().unwrap(), binds)
+    });
+    eprintln!("{binds} binds; nobody swapped {swaps} sockets for links");
+    assert_eq!(root::FileState::of(&precious), before);
+    // Every private directory the sockets were made in is gone.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "link")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

@@ -99,7 +99,11 @@ pub(crate) enum Command {
             (0-255); tuples, sets and frozensets become arrays; integers outside the 64-bit \
             range become decimal strings; NaN and infinities become the strings \"NaN\", \
             \"Infinity\" and \"-Infinity\"; map keys that are not strings become their JSON text \
-            (1 becomes \"1\").",
+            (1 becomes \"1\").\n\n\
+            Whatever the daemon sent is shown without control characters a terminal would \
+            act on (escape sequences that retitle the window or clear the screen): JSON \
+            writes them as \\u escapes, error messages and --raw on a terminal as \\x1b \
+            and the like. Only --raw into a pipe or a file writes the result as it came.",
         after_help = CALL_EXAMPLES
     )]
     Call(CallArgs),
@@ -192,7 +196,10 @@ pub(crate) struct CallArgs {
     pub(crate) spec: CallSpecArgs,
 
     /// Print a string result bare (text and a newline, as `jq -r` does) and
-    /// a bytes result as the bytes themselves; other results as JSON.
+    /// a bytes result as the bytes themselves; other results as JSON. On a
+    /// terminal, control characters (escape sequences among them) are
+    /// shown as `\x1b` and the like rather than acted on; into a pipe or a
+    /// file, the result is written exactly as the daemon sent it.
     #[arg(long)]
     pub(crate) raw: bool,
 }

@@ -7,6 +7,8 @@ use std::io;
 
 use anyd::RemoteError;
 
+use crate::output::text::{escape, escape_line};
+
 /// A documented exit status. The numbers are part of the interface:
 /// scripts test them, so they never change meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -143,7 +145,8 @@ impl From<anyd::Error> for Failure {
 
 impl Failure {
     /// What went wrong, without the `anydctl: ` prefix, for a report that
-    /// lists failures (ping's lines, bench's stopped clients).
+    /// lists failures (ping's lines, bench's stopped clients). As the
+    /// daemon sent it: escape it to show it as text.
     pub(crate) fn detail(&self) -> String {
         match self {
             Failure::Usage(e) => e.to_string(),
@@ -155,13 +158,14 @@ impl Failure {
 }
 
 /// How `main` prints a failure on stderr: an error reply as `Kind:
-/// message`, anything else as `anydctl: message`.
+/// message`, anything else as `anydctl: message`; what a daemon may have
+/// said with its control characters made visible (`output::text`).
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Usage(e) => write!(f, "{e}"),
-            Failure::Remote(r) => write!(f, "{}: {}", r.kind, r.message),
-            other => write!(f, "anydctl: {}", other.detail()),
+            Failure::Remote(r) => write!(f, "{}: {}", escape_line(&r.kind), escape(&r.message)),
+            other => write!(f, "anydctl: {}", escape(&other.detail())),
         }
     }
 }

@@ -835,3 +835,123 @@ fn on_a_terminal_results_are_pretty_and_bench_draws_its_progress() {
     assert!(shown.contains("% "), "{shown:?}");
     assert!(shown.contains("\ncalls:"), "{shown:?}");
 }
+
+/// Text with what a terminal acts on: a title change (OSC 0 ... BEL), a
+/// screen clear (CSI 2 J), DEL, a one-character C1 CSI, a carriage return.
+const EVIL: &str = "title\x1b]0;pwned\x07 clear\x1b[2J del\x7f csi\u{9b}2J\rover";
+/// `EVIL` as anydctl shows it.
+const EVIL_SHOWN: &str = r"title\x1b]0;pwned\x07 clear\x1b[2J del\x7f csi\u{9b}2J\x0dover";
+
+/// A daemon whose every word is hostile to a terminal.
+fn hostile() -> Appd {
+    Appd::new()
+        .api("text()", || EVIL)
+        .doc(&format!("{EVIL}\nsecond line {EVIL}"))
+        .api("blob()", || {
+            let mut b = EVIL.as_bytes().to_vec();
+            b.push(0xff);
+            Value::Bytes(b)
+        })
+        .api("fail()", || -> Result<(), RemoteError> {
+            Err(RemoteError::new(format!("Evil{EVIL}"), EVIL))
+        })
+}
+
+/// Fails if `shown` holds a character a terminal would act on (newlines
+/// and tabs aside).
+fn assert_nothing_for_a_terminal(what: &str, shown: &str) {
+    if let Some(c) = shown
+        .chars()
+        .find(|&c| c.is_control() && c != '\n' && c != '\t')
+    {
+        panic!("{what} shows {c:?} raw: {shown:?}");
+    }
+}
+
+#[test]
+fn what_a_daemon_says_reaches_no_terminal_raw() {
+    let (_d, addr, _dir) = start(hostile());
+    // An error reply, on stderr.
+    let run = anydctl(&["call", &addr, "fail"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert_nothing_for_a_terminal("an error reply", &run.stderr);
+    assert_eq!(run.stderr, format!("Evil{EVIL_SHOWN}: {EVIL_SHOWN}\n"));
+    // A result as JSON: the same string once parsed.
+    let run = anydctl(&["call", &addr, "text"]);
+    assert_nothing_for_a_terminal("a JSON result", &run.stdout);
+    let back: String = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(back, EVIL);
+    // The endpoint table, its docs included.
+    let out = ok(&["endpoints", &addr]);
+    assert_nothing_for_a_terminal("the endpoint table", &out);
+    assert!(out.contains(EVIL_SHOWN), "{out}");
+    assert!(out.contains(&format!("second line {EVIL_SHOWN}")), "{out}");
+    let out = ok(&["endpoints", "--json", &addr]);
+    assert_nothing_for_a_terminal("the endpoints as JSON", &out);
+    // The benchmark's report of error kinds.
+    let run = anydctl(&["bench", &addr, "fail", "-c", "1", "-n", "2"]);
+    assert_nothing_for_a_terminal("the bench report", &run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("2 Evil{EVIL_SHOWN}: {EVIL_SHOWN}")),
+        "{}",
+        run.stdout
+    );
+    let run = anydctl(&["bench", "--json", &addr, "fail", "-c", "1", "-n", "2"]);
+    assert_nothing_for_a_terminal("the bench report as JSON", &run.stdout);
+
+    // --raw into a pipe is the exception: exactly what the daemon sent.
+    assert_eq!(ok(&["call", "--raw", &addr, "text"]), format!("{EVIL}\n"));
+    let out = run_program(
+        Path::new(env!("CARGO_BIN_EXE_anydctl")),
+        &["call", "--raw", &addr, "blob"],
+        &[],
+        PATIENCE,
+    );
+    assert!(out.status.success());
+    assert_eq!(out.stdout, [EVIL.as_bytes(), &[0xff]].concat());
+}
+
+#[test]
+fn on_a_terminal_what_a_daemon_says_is_shown_not_acted_on() {
+    let (_d, addr, _dir) = start(hostile());
+    let cases: [(&[&str], i32, String); 5] = [
+        (
+            &["call", &addr, "fail"],
+            5,
+            format!("Evil{EVIL_SHOWN}: {EVIL_SHOWN}\n"),
+        ),
+        (
+            &["call", "--raw", &addr, "text"],
+            0,
+            format!("{EVIL_SHOWN}\n"),
+        ),
+        (
+            &["call", "--raw", &addr, "blob"],
+            0,
+            format!(r"{EVIL_SHOWN}\xff"),
+        ),
+        (
+            &["call", &addr, "text"],
+            0,
+            format!(
+                "{}\n",
+                serde_json::to_string(EVIL)
+                    .unwrap()
+                    .replace('\x7f', r"\u007f")
+                    .replace('\u{9b}', r"\u009b")
+            ),
+        ),
+        (&["endpoints", &addr], 0, String::new()),
+    ];
+    for (args, code, expected) in cases {
+        let (status, shown) = anydctl_on_a_terminal(args);
+        assert_eq!(status, code, "{args:?}: {shown:?}");
+        assert_nothing_for_a_terminal(&format!("{args:?}"), &shown);
+        if expected.is_empty() {
+            assert!(shown.contains(EVIL_SHOWN), "{shown:?}");
+        } else {
+            assert_eq!(shown, expected, "{args:?}");
+        }
+    }
+}

@@ -38,23 +38,79 @@ pub(crate) fn runnable_by_others(program: &Path) -> (tempfile::TempDir, PathBuf)
 }
 
 /// Runs `f` on a thread with the given credentials, set in the order a
-/// privilege drop needs: groups, gid, then uid. Linux credentials are per
-/// thread at the system call level, so a daemon `f` connects to is told by
-/// the kernel that its caller is that user.
-pub(crate) fn as_user<T: Send + 'static>(
+/// privilege drop needs: groups, gid, then uid, and returns what it
+/// returns. Linux credentials are per thread at the system call level, so
+/// only that thread changes (the test itself stays root), and a daemon `f`
+/// connects to is told by the kernel that its caller is that user.
+pub(crate) fn as_user<T: Send>(
     uid: u32,
     gid: u32,
     groups: &[u32],
-    f: impl FnOnce() -> T + Send + 'static,
+    f: impl FnOnce() -> T + Send,
 ) -> T {
     use rustix::process::{Gid, Uid};
     let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    std::thread::spawn(move || {
-        rustix::thread::set_thread_groups(&groups).unwrap();
-        rustix::thread::set_thread_gid(Gid::from_raw(gid)).unwrap();
-        rustix::thread::set_thread_uid(Uid::from_raw(uid)).unwrap();
-        f()
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+            rustix::thread::set_thread_groups(&groups).unwrap();
+            rustix::thread::set_thread_res_gid(gid, gid, gid).unwrap();
+            rustix::thread::set_thread_res_uid(uid, uid, uid).unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
     })
-    .join()
-    .unwrap()
+}
+
+/// [`as_user`] as nobody (65534), with no supplementary groups.
+pub(crate) fn as_nobody<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    as_user(65534, 65534, &[], f)
+}
+
+/// A directory that belongs to nobody (65534), mode 0755: the runtime
+/// directory of a daemon's `run_as` user, which that user may fill with
+/// whatever it likes.
+pub(crate) fn nobodys_directory() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// What a file looks like, to check that nothing touched it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FileState {
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) content: Vec<u8>,
+}
+
+impl FileState {
+    pub(crate) fn of(path: &Path) -> FileState {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        FileState {
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            content: std::fs::read(path).unwrap(),
+        }
+    }
+}
+
+/// A root-owned file with mode 0600 and some content, in a root-owned
+/// directory others may enter (so that a link to it resolves for them),
+/// and beside it the path of a file that does not exist: targets for
+/// links planted by another user. The directory lives as long as the
+/// returned guard.
+pub(crate) fn roots_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let precious = dir.path().join("precious");
+    std::fs::write(&precious, b"root's secret\n").unwrap();
+    std::fs::set_permissions(&precious, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let absent = dir.path().join("created-through-a-link");
+    (dir, precious, absent)
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyd::Value;
 
 use crate::exit::{Exit, Failure};
-use crate::output::json;
+use crate::output::{json, text};
 use crate::plan::{CallSpec, Connection};
 
 /// Calls the endpoint and prints the result.
@@ -50,10 +50,17 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, raw: bool) -> Result<Exit,
         }
     }
     let mut out = io::stdout().lock();
+    // --raw writes what the daemon sent as it is into a pipe or a file; on
+    // a terminal, with its control characters made visible.
+    let terminal = io::stdout().is_terminal();
     match (&value, raw) {
-        (Value::Str(text), true) => writeln!(out, "{text}")?,
+        (Value::Str(s), true) if terminal => writeln!(out, "{}", text::escape(s))?,
+        (Value::Str(s), true) => writeln!(out, "{s}")?,
+        (Value::Bytes(b) | Value::ByteArray(b), true) if terminal => {
+            out.write_all(&text::escape_bytes(b))?
+        }
         (Value::Bytes(b) | Value::ByteArray(b), true) => out.write_all(b)?,
-        _ => json::write_value(&mut out, &value, io::stdout().is_terminal())?,
+        _ => json::write_value(&mut out, &value, terminal)?,
     }
     out.flush()?;
     Ok(Exit::Success)

@@ -9,6 +9,7 @@ use anyd::{ClientSession, Value};
 use super::{interrupt_flag, sleep_unless};
 use crate::exit::{Exit, Failure};
 use crate::output::report::{ping_summary, PingStats};
+use crate::output::text::{escape, escape_line};
 use crate::plan::{codec_name, Connection};
 
 /// Pings until `count` calls are made or the user interrupts.
@@ -45,7 +46,7 @@ pub(crate) fn run(
             None => match conn.connect() {
                 Ok(s) => session.insert(s),
                 Err(f) => {
-                    writeln!(out, "seq={seq}: {}", f.detail())?;
+                    writeln!(out, "seq={seq}: {}", escape(&f.detail()))?;
                     last_failure = Some(f.exit());
                     if count.is_some_and(|c| seq >= c) {
                         break;
@@ -76,12 +77,12 @@ pub(crate) fn run(
                 writeln!(
                     out,
                     "reply from {address}: seq={seq} time={ms:.3} ms ({})",
-                    r.kind
+                    escape_line(&r.kind)
                 )?;
             }
             Err(e) => {
                 let f = conn.failure(e);
-                writeln!(out, "seq={seq}: {}", f.detail())?;
+                writeln!(out, "seq={seq}: {}", escape(&f.detail()))?;
                 last_failure = Some(f.exit());
                 // The library closed the session; the next call reconnects.
                 session = None;

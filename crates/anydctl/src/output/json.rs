@@ -10,7 +10,15 @@
 //! | a map key that is not a string | its compact JSON text: `1` becomes `"1"`, `(1, 2)` becomes `"[1,2]"` |
 //!
 //! Maps keep the daemon's order.
+//!
+//! serde_json escapes the C0 controls in strings (`\u001b`) but writes DEL
+//! and the C1 controls (U+0080..U+009F) as they are, and a terminal may act
+//! on those (see `output::text`); they are written `\u007f`, `\u009b`
+//! here, to a terminal or not: the same JSON, with nothing a terminal acts
+//! on.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use anyd::Value;
@@ -62,7 +70,7 @@ impl Serialize for Json<'_> {
                 for (k, v) in entries {
                     match k {
                         Value::Str(key) => map.serialize_entry(key, &Json(v))?,
-                        other => map.serialize_entry(&compact(other), &Json(v))?,
+                        other => map.serialize_entry(&compact_text(other), &Json(v))?,
                     }
                 }
                 map.end()
@@ -83,9 +91,34 @@ fn big_decimal(v: &Value) -> String {
     }
 }
 
-/// One value as compact JSON text.
-pub(crate) fn compact(v: &Value) -> String {
+/// One value as compact JSON text, DEL and C1 controls as they are (a map
+/// key, escaped with the rest of the JSON it goes in).
+fn compact_text(v: &Value) -> String {
     serde_json::to_string(&Json(v)).unwrap_or_else(|e| format!("<{e}>"))
+}
+
+/// One value as compact JSON text, safe to show.
+pub(crate) fn compact(v: &Value) -> String {
+    escape_controls(&compact_text(v)).into_owned()
+}
+
+/// JSON text with DEL and the C1 controls written as `\u` escapes. They
+/// can only be inside strings (JSON is otherwise printable ASCII), where
+/// the escape means the same character.
+fn escape_controls(json: &str) -> Cow<'_, str> {
+    let control = |c: char| matches!(c, '\x7f' | '\u{80}'..='\u{9f}');
+    if !json.contains(control) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if control(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Writes `v` as JSON and a newline: indented when `pretty`, on one line
@@ -108,11 +141,12 @@ pub(crate) fn write_serialize(
     v: &impl Serialize,
     pretty: bool,
 ) -> io::Result<()> {
-    if pretty {
-        serde_json::to_writer_pretty(&mut *out, v)?;
+    let text = if pretty {
+        serde_json::to_string_pretty(v)?
     } else {
-        serde_json::to_writer(&mut *out, v)?;
-    }
+        serde_json::to_string(v)?
+    };
+    out.write_all(escape_controls(&text).as_bytes())?;
     out.write_all(b"\n")
 }
 
@@ -177,6 +211,28 @@ mod tests {
             (s("a"), s("x")),
         ]);
         assert_eq!(compact(&map), r#"{"z":null,"1":true,"[1,2]":[],"a":"x"}"#);
+    }
+
+    #[test]
+    fn del_and_c1_controls_are_escaped_and_the_json_means_the_same() {
+        let evil = "\x1b]0;pwned\x07\x7f\u{9b}2J\u{85}é";
+        let v = Value::Map(vec![
+            (s(evil), s(evil)),
+            (Value::Tuple(vec![s(evil)]), Value::Nil),
+        ]);
+        for pretty in [false, true] {
+            let mut out = Vec::new();
+            write_value(&mut out, &v, pretty).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(
+                !text.contains(|c: char| c.is_control() && c != '\n'),
+                "{text:?}"
+            );
+            assert!(text.contains(r"\u001b]0;pwned\u0007\u007f\u009b2J\u0085é"));
+            let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(back[evil].as_str(), Some(evil));
+        }
+        assert!(!compact(&s(evil)).contains(|c: char| c.is_control()));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Everything anydctl shows: results as JSON, the endpoint table, ping
 //! lines, the benchmark report with its histogram, the progress bar.
-//! Commands decide what to show; this module decides how it looks. No
-//! module here talks to a daemon.
+//! Commands decide what to show; this module decides how it looks, and
+//! makes what a daemon sent safe to show (`text`). No module here talks to
+//! a daemon.
 
 pub(crate) mod json;
 pub(crate) mod progress;
 pub(crate) mod report;
 pub(crate) mod table;
+pub(crate) mod text;
 
 /// A duration in nanoseconds with three significant digits and the unit
 /// that suits it: `850ns`, `12.3µs`, `1.20ms`, `2.50s`.

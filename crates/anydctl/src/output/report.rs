@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::duration;
+use super::text::{escape, escape_line};
 use crate::latency::Latencies;
 
 /// `ping`'s closing statistics.
@@ -177,11 +178,17 @@ pub(crate) fn bench_text(r: &BenchReport) -> String {
     }
     for (i, e) in r.error_kinds.iter().enumerate() {
         let label = if i == 0 { "errors:" } else { "" };
-        let _ = writeln!(out, "{label:9} {} {}: {}", e.count, e.kind, e.message);
+        let _ = writeln!(
+            out,
+            "{label:9} {} {}: {}",
+            e.count,
+            escape_line(&e.kind),
+            escape(&e.message)
+        );
     }
     for (i, why) in r.failed_clients.iter().enumerate() {
         let label = if i == 0 { "stopped:" } else { "" };
-        let _ = writeln!(out, "{label:9} a client: {why}");
+        let _ = writeln!(out, "{label:9} a client: {}", escape(why));
     }
     if !r.histogram.is_empty() {
         let _ = write!(

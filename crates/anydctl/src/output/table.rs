@@ -1,17 +1,21 @@
-//! The endpoint table of `anydctl endpoints`.
+//! The endpoint table of `anydctl endpoints`. Everything in it comes from
+//! the daemon, so every cell is escaped (`output::text`), and all but the
+//! doc kept on one line.
 
 use anyd::{EndpointInfo, ParamInfo};
+
+use super::text::{escape, escape_line};
 
 /// One parameter as `name: type`, `name?: type` when it may be left out,
 /// and `#n: type` when the endpoint does not name its parameters (they can
 /// then only be passed by position).
 fn param(index: usize, p: &ParamInfo) -> String {
     let name = match &p.name {
-        Some(n) => n.clone(),
+        Some(n) => escape_line(n).into_owned(),
         None => format!("#{}", index + 1),
     };
     let mark = if p.optional { "?" } else { "" };
-    format!("{name}{mark}: {}", p.ty)
+    format!("{name}{mark}: {}", escape_line(&p.ty))
 }
 
 /// The endpoints as aligned columns: ENDPOINT, PARAMETERS, RETURNS, DOC.
@@ -31,7 +35,11 @@ pub(crate) fn endpoints(infos: &[EndpointInfo]) -> String {
             } else {
                 params.join(", ")
             };
-            [e.name.clone(), params, e.returns.clone()]
+            [
+                escape_line(&e.name).into_owned(),
+                params,
+                escape_line(&e.returns).into_owned(),
+            ]
         })
         .collect();
     let header = ["ENDPOINT", "PARAMETERS", "RETURNS"];
@@ -55,13 +63,10 @@ pub(crate) fn endpoints(infos: &[EndpointInfo]) -> String {
     };
     line(header, "DOC");
     for (row, info) in rows.iter().zip(infos) {
-        let mut doc = info.doc.trim().lines();
-        line(
-            [&row[0], &row[1], &row[2]],
-            doc.next().unwrap_or("").trim_end(),
-        );
+        let mut doc = info.doc.trim().lines().map(|l| escape(l.trim_end()));
+        line([&row[0], &row[1], &row[2]], &doc.next().unwrap_or_default());
         for more in doc {
-            line(["", "", ""], more.trim_end());
+            line(["", "", ""], &more);
         }
     }
     out
