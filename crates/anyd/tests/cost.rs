@@ -13,15 +13,12 @@
 //! (`nobody`), as an unprivileged local attacker of a root daemon would be.
 
 mod process;
+mod raw;
 mod root;
-
-use std::io::{Read, Write};
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixStream};
 
 use anyd::wire::{frame, message, Codec};
 use anyd::RemoteError;
-use process::{Daemon, PATIENCE};
+use process::Daemon;
 
 const NOBODY: u32 = 65534;
 
@@ -151,17 +148,8 @@ fn cost(d: &Daemon, uid: u32, payload: Vec<u8>) -> (RemoteError, u64) {
     d.reset_peak();
     let before = d.status().rss_kib;
     let reply = root::as_user(uid, uid, &[], move || {
-        let addr = SocketAddr::from_abstract_name(name).unwrap();
-        let mut s = UnixStream::connect_addr(&addr).unwrap();
-        s.set_read_timeout(Some(PATIENCE)).unwrap();
-        let mut framed = Vec::with_capacity(payload.len() + 4);
-        frame::encode(&payload, &mut framed);
+        let reply = raw::call_abstract(&name, &payload);
         drop(payload);
-        s.write_all(&framed).unwrap();
-        let mut header = [0u8; 4];
-        s.read_exact(&mut header).unwrap();
-        let mut reply = vec![0; u32::from_be_bytes(header) as usize];
-        s.read_exact(&mut reply).unwrap();
         reply
     });
     let grown = d.status().peak_kib.saturating_sub(before) * 1024;

@@ -14,6 +14,7 @@ const NOBODY: u32 = 65534;
 /// it, as a supplementary group.
 const EXTRA_GROUP: u32 = 4242;
 
+mod raw;
 mod root;
 
 use root::as_user;
@@ -164,26 +165,6 @@ fn unknown_names_fail_at_bind() {
     assert!(e.to_string().contains("no-such-group-for-anyd"), "{e}");
 }
 
-/// Sends one request payload on a raw connection to the abstract socket
-/// `name` and returns the reply payload, byte for byte.
-fn raw_call(name: &str, payload: &[u8]) -> Vec<u8> {
-    use std::io::{Read, Write};
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixStream};
-    let addr = SocketAddr::from_abstract_name(name).unwrap();
-    let mut s = UnixStream::connect_addr(&addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    let mut framed = Vec::new();
-    anyd::wire::frame::encode(payload, &mut framed);
-    s.write_all(&framed).unwrap();
-    let mut header = [0u8; 4];
-    s.read_exact(&mut header).unwrap();
-    let mut reply = vec![0; u32::from_be_bytes(header) as usize];
-    s.read_exact(&mut reply).unwrap();
-    reply
-}
-
 #[test]
 fn a_denied_call_gets_the_very_bytes_of_a_missing_endpoint_in_every_codec_as_root() {
     root::require_root("switching to other users");
@@ -218,7 +199,10 @@ fn a_denied_call_gets_the_very_bytes_of_a_missing_endpoint_in_every_codec_as_roo
         for payload in requests {
             let (g, b) = (guarded.clone(), bare.clone());
             let (denied, missing) = as_user(NOBODY, NOBODY, &[], move || {
-                (raw_call(&g, &payload), raw_call(&b, &payload))
+                (
+                    raw::call_abstract(&g, &payload),
+                    raw::call_abstract(&b, &payload),
+                )
             });
             assert_eq!(denied, missing, "{codec:?}");
             let reply: message::Reply<anyd::Value> =

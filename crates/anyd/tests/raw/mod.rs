@@ -18,6 +18,22 @@ use anyd::{Address, Appd, Running};
 /// How long a raw read waits before the test fails rather than hang.
 pub(crate) const READ_PATIENCE: Duration = Duration::from_secs(20);
 
+/// Sends `payload` as one frame on a fresh connection to the abstract
+/// socket `name`, and returns the payload of the one frame that comes back
+/// (the connection is closed after it).
+pub(crate) fn call_abstract(name: &str, payload: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr;
+    let addr = SocketAddr::from_abstract_name(name).unwrap();
+    let mut s = UnixStream::connect_addr(&addr).unwrap();
+    s.set_read_timeout(Some(READ_PATIENCE)).unwrap();
+    let mut framed = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
+    frame::encode(payload, &mut framed);
+    s.write_all(&framed).unwrap();
+    read_frame(&mut s).expect("the daemon closed the connection without a reply")
+}
+
 /// A daemon on a fresh socket path; the directory lives as long as the
 /// returned guard.
 pub(crate) fn start(appd: Appd) -> (Running, tempfile::TempDir) {
