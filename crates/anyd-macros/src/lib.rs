@@ -7,6 +7,10 @@
 //! `api_error`), and every mistake becomes a compile error with a span on
 //! the user's code.
 
+// A library crate: every public item is documented (the workspace warns;
+// here it is an error).
+#![deny(missing_docs)]
+
 use proc_macro::TokenStream;
 use quote::quote;
 

@@ -6,6 +6,10 @@
 //! sockets, runtimes and time belong to the `anyd` crate. That split keeps the
 //! protocol testable with byte literals and fuzzable without a network.
 
+// A library crate: every public item is documented (the workspace warns;
+// here it is an error).
+#![deny(missing_docs)]
+
 pub mod codec;
 pub mod frame;
 pub mod handshake;

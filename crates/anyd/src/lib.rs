@@ -38,6 +38,120 @@
 //! [`#[anyd::api]`](macro@api), which also generates a typed client
 //! (blocking and async); their errors get a kind with
 //! [`#[derive(ApiError)]`](derive@ApiError).
+//!
+//! # Getting it
+//!
+//! The package is `anyd-ipc` (the registry's `anyd` is another crate); its
+//! library is `anyd`, so code says `use anyd::...`:
+//!
+//! ```toml
+//! [dependencies]
+//! anyd-ipc = "0.1"
+//! ```
+//!
+//! The command-line client is the `anydctl` package
+//! (`cargo install anydctl`).
+//!
+//! # Choosing a codec
+//!
+//! The daemon answers each request in the codec it came in, so one daemon
+//! serves every kind of client at once; only clients choose
+//! ([`ClientOptions::codec`]):
+//!
+//! - [`Codec::MsgPack`], the default: compact and the fastest, for Rust
+//!   peers and any language with a MessagePack library.
+//! - [`Codec::Json`]: for scripts and languages without MessagePack; a
+//!   JSON array `["endpoint", [args], {kwargs}]` in a frame is a call.
+//! - [`Codec::Pickle`]: to call a Python `anyd.Appd`, and what Python
+//!   clients send. The daemon decodes pickles as data only (no import, no
+//!   call), so a pickle cannot run code here.
+//!
+//! Arguments are anything serde can deserialize; a handler that takes a
+//! [`Value`] accepts whatever was sent.
+//!
+//! # Who may call what
+//!
+//! On a Unix socket the kernel tells the daemon who is calling (uid, gid,
+//! groups, pid: [`Peer`]), and [`Allow`] rules decide, daemon-wide
+//! ([`Appd::allow`]) and per endpoint ([`Appd::restrict`], or
+//! `#[api(allow(...))]`):
+//!
+//! ```no_run
+//! use anyd::{Allow, Appd, Peer};
+//! # fn main() -> anyd::Result<()> {
+//! Appd::new()
+//!     .api("status()", || "up") // anyone who can connect
+//!     .api("connect(profile)", |p: String, who: Peer| format!("{p} by {:?}", who.uid()))
+//!     .restrict(Allow::group("vpn").or(Allow::root()))
+//!     .socket_mode(0o666) // every local user may connect; the policy decides
+//!     .bind("unix:/run/vpnmd.sock")?
+//!     .serve()
+//! # }
+//! ```
+//!
+//! A caller the policy refuses gets the reply to an endpoint that does not
+//! exist (`NotImplementedError`), so it learns nothing about the API, and
+//! costs the daemon nothing beyond its frame: the policy runs on the
+//! endpoint's name, before any argument is decoded. The daemon's log says
+//! which rule refused whom. Over TCP there are no credentials: use an
+//! [authkey](Appd::authkey), as Python anyd does.
+//!
+//! # Running as a system service
+//!
+//! [`Server::serve`] handles SIGTERM and SIGINT (stop accepting, let calls
+//! in progress finish, remove the socket file) and SIGHUP
+//! ([`Appd::on_reload`]). Under systemd, [`Appd::bind`] takes a socket
+//! passed by socket activation instead of binding its own
+//! ([`Appd::socket_name`] picks one of several), and the daemon reports
+//! readiness, status and watchdog pings ([`systemd`]). Without a service
+//! manager: [`Appd::pid_file`], [`daemonize`] and [`Appd::run_as`] to drop
+//! root once the socket is bound.
+//!
+//! # Python interoperability
+//!
+//! Python `anyd.ClientSession` and `multiprocessing.connection.Client`
+//! call a Rust daemon unchanged (with the same `authkey`, if any); a Rust
+//! client calls a Python `anyd.Appd` with [`Codec::Pickle`], and Python
+//! exceptions arrive as [`Error::Remote`] with their class name as kind.
+//!
+//! ```no_run
+//! use anyd::{ClientOptions, Codec};
+//! let mut py = ClientOptions::new()
+//!     .codec(Codec::Pickle)
+//!     .authkey(std::env::var("APPD_KEY").unwrap_or_default().into_bytes())
+//!     .connect("tcp:127.0.0.1:7000")?;
+//! let sum: i64 = py.commit("get_sum", (1, 2))?;
+//! # Ok::<(), anyd::Error>(())
+//! ```
+//!
+//! # Limits
+//!
+//! Every limit has a default that keeps a root daemon safe with its socket
+//! open to every local user, and a setter on [`Appd`]: frames
+//! ([`max_frame`](Appd::max_frame), 16 MiB), memory for buffers of all
+//! connections together ([`memory_budget`](Appd::memory_budget)),
+//! connections in all, per user and reserved for root and the daemon's
+//! user ([`max_connections`](Appd::max_connections),
+//! [`max_connections_per_uid`](Appd::max_connections_per_uid),
+//! [`reserved_connections`](Appd::reserved_connections)), handshakes in
+//! progress ([`max_handshakes`](Appd::max_handshakes)), and time for the
+//! handshake, for an idle session and for each request and reply as a
+//! whole ([`handshake_timeout`](Appd::handshake_timeout),
+//! [`idle_timeout`](Appd::idle_timeout)). The protocol reference,
+//! `docs/PROTOCOL.md` in the repository, lists them all with what happens
+//! past each, and `SECURITY.md` what an attacker can and cannot do.
+//!
+//! # Stability
+//!
+//! The wire protocol is version 1 (reported by the reserved endpoint
+//! `anyd.version`, beside this crate's version); what it adds to Python
+//! anyd's protocol is opt-in, so an unmodified Python peer never sees a
+//! frame it does not expect. The public API follows semantic versioning;
+//! `CHANGELOG.md` in the repository says what changed in each release.
+
+// A library crate: every public item is documented (the workspace warns;
+// here it is an error).
+#![deny(missing_docs)]
 
 mod address;
 mod admission;
