@@ -115,7 +115,9 @@ fn anydctl_and_the_daemon_report_the_same_release() {
     let (_d, addr, _dir) = start(demo());
     let said: serde_json::Value =
         serde_json::from_str(&ok(&["call", &addr, "anyd.version"])).unwrap();
-    let release = said["anyd"].as_str().expect("anyd.version names the release");
+    let release = said["anyd"]
+        .as_str()
+        .expect("anyd.version names the release");
     assert_eq!(ok(&["--version"]), format!("anydctl {release}\n"));
 }
 
