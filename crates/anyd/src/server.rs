@@ -29,7 +29,7 @@ use anyd_wire::message::{
 };
 
 use crate::address::{Address, ToAddress};
-use crate::admission::{Caller, Connections, Limits, Throttle};
+use crate::admission::{Caller, Connections, Held, Limits};
 use crate::budget::{Budget, Charge};
 use crate::daemon::{self, PidFile};
 use crate::error::{Error, RemoteError, Result};
@@ -38,6 +38,7 @@ use crate::handler::Handler;
 use crate::policy::Allow;
 use crate::registry::Registry;
 use crate::systemd;
+use crate::throttle::{throttled, Throttle};
 use crate::transport::{Listener, Peer, SocketFile, Stream};
 
 /// Limits and options of a daemon; every one has a default.
@@ -553,7 +554,7 @@ impl Appd {
                 next_id: AtomicU64::new(0),
                 budget: Arc::new(Budget::new(budget)),
                 serving_uid,
-                refusals: Mutex::new(Throttle::new(Duration::from_secs(1))),
+                logs: Logs::default(),
             }),
             wake_rx,
             on_reload: self.on_reload,
@@ -565,18 +566,14 @@ impl Appd {
 impl Appd {
     /// The connection caps, from the settings and the listener.
     fn limits(&self, listener: &Listener) -> Limits {
-        let max = self.config.max_connections;
-        let share = max / 8;
-        Limits {
-            max,
-            per_uid: self.config.max_connections_per_uid.unwrap_or(share.max(1)),
+        Limits::resolve(
+            self.config.max_connections,
+            self.config.max_connections_per_uid,
+            self.config.reserved_connections,
+            self.config.max_handshakes,
             // No caller has a uid on TCP: a reserve would be no one's.
-            reserved: match listener {
-                Listener::Tcp(_) => 0,
-                Listener::Unix { .. } => self.config.reserved_connections.unwrap_or(share).min(max),
-            },
-            handshakes: self.config.max_handshakes,
-        }
+            matches!(listener, Listener::Unix { .. }),
+        )
     }
 }
 
@@ -685,8 +682,42 @@ struct Shared {
     /// The daemon's own user (after `run_as`): with root, may use the
     /// reserved connections.
     serving_uid: u32,
-    /// Keeps refusals under a flood to a log line a second.
-    refusals: Mutex<Throttle>,
+    /// Keeps the lines a flood can cause to a few a second.
+    logs: Logs,
+}
+
+/// One throttle per kind of line that callers can cause (see `throttle`):
+/// a flood of one kind must not hold back another.
+struct Logs {
+    /// Connections refused by the caps.
+    refused: Throttle,
+    /// Handshakes cut by the handshake cap.
+    cut: Throttle,
+    /// Connections closed at once for want of descriptors.
+    out_of_descriptors: Throttle,
+    /// `accept` failing with no remedy.
+    accept_failed: Throttle,
+    /// Handshakes that failed (a wrong key, a client gone, the deadline).
+    handshake_failed: Throttle,
+    /// Connections closed for a frame or replies over the memory budget.
+    over_budget: Throttle,
+    /// Connections closed for what they sent: bad frames, unreadable
+    /// messages.
+    bad_input: Throttle,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            refused: Throttle::per_second(1),
+            cut: Throttle::per_second(1),
+            out_of_descriptors: Throttle::per_second(1),
+            accept_failed: Throttle::per_second(1),
+            handshake_failed: Throttle::per_second(5),
+            over_budget: Throttle::per_second(5),
+            bad_input: Throttle::per_second(5),
+        }
+    }
 }
 
 /// A bound daemon, ready to serve.
@@ -912,7 +943,9 @@ impl Server {
         // A descriptor held in reserve: out of descriptors, closing it
         // lets `accept` take a pending connection, to close it at once
         // rather than leave its client waiting in the backlog (the trick
-        // of libev and nginx).
+        // of libev and nginx). Another thread may take the number it frees
+        // first; then it is taken again as soon as a descriptor is free,
+        // so that one lost race does not lose it for good.
         let mut spare = spare_descriptor(&self.wake_rx);
         loop {
             let mut fds = [
@@ -926,40 +959,53 @@ impl Server {
             if self.shared.stopping.load(Ordering::SeqCst) {
                 return Ok(());
             }
+            if spare.is_none() {
+                spare = spare_descriptor(&self.wake_rx);
+            }
+            // Lost races for the spare in this pass: past a few, wait.
+            let mut lost = 0;
             loop {
                 match self.listener.accept() {
-                    Ok(stream) => self.start_connection(stream, runtime),
+                    Ok(stream) => {
+                        self.start_connection(stream, runtime);
+                        if spare.is_none() {
+                            spare = spare_descriptor(&self.wake_rx);
+                        }
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e)
-                        if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-                            && spare.is_some() =>
-                    {
+                    Err(e) if out_of_descriptors(&e) && lost < SPARE_RACES && spare.is_some() => {
                         drop(spare.take());
                         let refused = self.listener.accept().map(drop);
                         // Reopened once the connection is closed, with the
-                        // number it freed.
+                        // number it freed (unless another thread took it:
+                        // then the next try takes it again).
                         spare = spare_descriptor(&self.wake_rx);
                         match refused {
                             Ok(()) => {
-                                self.log_refusal(|held| {
-                                    tracing::error!(
-                                        error = %e,
-                                        refused_before = held,
-                                        "out of file descriptors: connection closed at once"
-                                    );
-                                });
+                                throttled!(
+                                    self.shared.logs.out_of_descriptors,
+                                    error,
+                                    error = %e,
+                                    "out of file descriptors: connection closed at once"
+                                );
                             }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(_) => {}
+                            Err(_) => lost += 1,
                         }
                     }
+                    Err(e) if out_of_descriptors(&e) && lost < SPARE_RACES && spare.is_none() => {
+                        // The spare was lost to another thread: take it
+                        // again if a descriptor is free, and retry.
+                        spare = spare_descriptor(&self.wake_rx);
+                        if spare.is_none() {
+                            self.accept_failed(&e);
+                            break;
+                        }
+                        lost += 1;
+                    }
                     Err(e) => {
-                        // Out of descriptors or memory: nothing to do but
-                        // wait for connections to end; poll would report
-                        // the pending connection again at once.
-                        tracing::error!(error = %e, "accept failed");
-                        std::thread::sleep(Duration::from_millis(50));
+                        self.accept_failed(&e);
                         break;
                     }
                 }
@@ -967,18 +1013,13 @@ impl Server {
         }
     }
 
-    /// Logs a refusal through the throttle: `log` gets how many were
-    /// held back since the last line.
-    fn log_refusal(&self, log: impl FnOnce(u64)) {
-        let mut throttle = self
-            .shared
-            .refusals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(held) = throttle.let_through() {
-            drop(throttle);
-            log(held);
-        }
+    /// `accept` failed and no spare descriptor helps (out of descriptors
+    /// with none to spare, out of memory): nothing to do but wait for
+    /// connections to end; poll would report the pending connection again
+    /// at once.
+    fn accept_failed(&self, e: &io::Error) {
+        throttled!(self.shared.logs.accept_failed, error, error = %e, "accept failed");
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     fn start_connection(&self, stream: Stream, runtime: &tokio::runtime::Handle) {
@@ -998,26 +1039,24 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner())
             .admit(id, caller, shared.config.authkey.is_some(), socket);
         match admitted {
-            Ok(a) if a.cut => self.log_refusal(|held| {
-                tracing::info!(
-                    peer = peer.address(),
-                    uid = peer.uid(),
-                    limit = shared.config.max_handshakes,
-                    refused_before = held,
-                    "too many handshakes in progress: the oldest was cut"
-                );
-            }),
+            Ok(a) if a.cut => throttled!(
+                shared.logs.cut,
+                info,
+                peer = peer.address(),
+                uid = peer.uid(),
+                limit = shared.config.max_handshakes,
+                "too many handshakes in progress: the oldest was cut"
+            ),
             Ok(_) => {}
             Err(why) => {
-                self.log_refusal(|held| {
-                    tracing::warn!(
-                        peer = peer.address(),
-                        uid = peer.uid(),
-                        refused_before = held,
-                        "connection refused: {}",
-                        why.as_str()
-                    );
-                });
+                throttled!(
+                    shared.logs.refused,
+                    warn,
+                    peer = peer.address(),
+                    uid = peer.uid(),
+                    "connection refused: {}",
+                    why.as_str()
+                );
                 return;
             }
         }
@@ -1027,12 +1066,11 @@ impl Server {
             .name("anyd-conn".into())
             .spawn(move || {
                 let shared = thread_shared;
+                // Gives the place back however this thread ends.
+                let _held = Held::new(&shared.conns, &shared.conns_changed, id);
                 tracing::debug!(peer = peer.address(), "session start");
                 let why = serve_connection(&shared, id, stream, &peer, &runtime);
                 tracing::debug!(peer = peer.address(), end = why, "session end");
-                let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-                conns.remove(id);
-                shared.conns_changed.notify_all();
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start a connection thread");
@@ -1040,6 +1078,16 @@ impl Server {
             conns.remove(id);
         }
     }
+}
+
+/// How many times in a row the accept loop may lose its spare descriptor
+/// to another thread before it waits like any other failure.
+const SPARE_RACES: u32 = 8;
+
+/// Whether `accept` failed for want of descriptors, of the process or of
+/// the system.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// A descriptor to hold in reserve for the accept loop (a copy of `fd`),
@@ -1100,7 +1148,19 @@ fn serve_connection(
                 )
             });
         if let Err(e) = result {
-            tracing::info!(peer = peer.address(), error = %e, "handshake failed");
+            let conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+            if conns.was_cut(id) {
+                // Counted where it was cut, in one throttled line.
+                return "cut: handshake cap";
+            }
+            drop(conns);
+            throttled!(
+                shared.logs.handshake_failed,
+                info,
+                peer = peer.address(),
+                error = %e,
+                "handshake failed"
+            );
             return "handshake failed";
         }
         shared
@@ -1134,7 +1194,9 @@ fn serve_connection(
                 return "idle timeout"
             }
             Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
-                tracing::info!(
+                throttled!(
+                    shared.logs.over_budget,
+                    info,
                     peer = peer.address(),
                     "a frame over the memory budget; closing"
                 );
@@ -1142,7 +1204,13 @@ fn serve_connection(
             }
             Err(ReadError::Io(_)) => return "connection error",
             Err(ReadError::Frame(e)) => {
-                tracing::info!(peer = peer.address(), error = %e, "bad frame; closing");
+                throttled!(
+                    shared.logs.bad_input,
+                    info,
+                    peer = peer.address(),
+                    error = %e,
+                    "bad frame; closing"
+                );
                 return "bad frame";
             }
         };
@@ -1156,7 +1224,9 @@ fn serve_connection(
             // A reply is counted once made (the handler made its value
             // anyway); one that the budget cannot hold is never sent.
             if out.capacity() > REPLY_ALLOWANCE && !out_charge.hold(out.capacity()) {
-                tracing::info!(
+                throttled!(
+                    shared.logs.over_budget,
+                    info,
                     peer = peer.address(),
                     bytes = out.len(),
                     "replies over the memory budget; closing"
@@ -1185,7 +1255,13 @@ fn serve_connection(
                 Ok(n) => n,
                 Err(e) => {
                     let _ = write(&mut conn, &out);
-                    tracing::info!(peer = peer.address(), error = %e, "bad frame; closing");
+                    throttled!(
+                        shared.logs.bad_input,
+                        info,
+                        peer = peer.address(),
+                        error = %e,
+                        "bad frame; closing"
+                    );
                     return "bad frame";
                 }
             };
@@ -1257,7 +1333,13 @@ fn handle_message(
         Ok(_) => return Flow::Close,
         Err(e @ (DecodeError::Empty | DecodeError::UnknownCodec(_))) => {
             // No codec to answer in: all we can do is close.
-            tracing::info!(peer = peer.address(), error = %e, "unreadable message; closing");
+            throttled!(
+                shared.logs.bad_input,
+                info,
+                peer = peer.address(),
+                error = %e,
+                "unreadable message; closing"
+            );
             return Flow::Close;
         }
         Err(e) => {
