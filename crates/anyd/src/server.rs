@@ -176,6 +176,9 @@ impl Appd {
     /// (`NotImplementedError` naming it), and the daemon logs at info
     /// level which rule denied whom. Several calls widen the rule
     /// (any of them admits). Without any, whoever can connect may call.
+    /// A denied caller can call in a loop: the log has the first ten
+    /// denials at once and then one a second at info level (with how many
+    /// were held back), every one at debug level.
     ///
     /// ```no_run
     /// use anyd::{Allow, Appd};
@@ -289,6 +292,12 @@ impl Appd {
     /// Should the descriptors run out all the same, new connections are
     /// closed at once (with an error in the log) rather than left waiting
     /// in the listen backlog.
+    ///
+    /// A small cap leaves few places to share: by default the reserve is
+    /// at least one place (from a cap of 2), and each other user may hold
+    /// at least 4 or all that the reserve leaves, whichever is fewer (with
+    /// a cap of 16: 2 reserved, and 4 places for each other user where an
+    /// eighth would give 2).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
         self
@@ -296,8 +305,14 @@ impl Appd {
 
     /// How many connections one user (uid, on a Unix socket) other than
     /// root and the daemon's own user may hold at once (default: an eighth
-    /// of [`max_connections`](Self::max_connections), 128 of 1024); more
-    /// from that user are closed as soon as they are accepted. Like
+    /// of [`max_connections`](Self::max_connections), 128 of 1024, but at
+    /// least 4, or all that the [reserve](Self::reserved_connections)
+    /// leaves if fewer: 4 of 16, 3 of 4); more from that user are closed
+    /// as soon as they are accepted. A client that reconnects, a tool that
+    /// checks on the daemon and a shell that calls it need a few places
+    /// each; under a small cap, a share that gives them those lets fewer
+    /// users fill the unreserved places, and the reserve is what still
+    /// keeps root's. Like
     /// sd-varlink's and dbus-daemon's per-user limits: one user's flood of
     /// idle connections does not take everyone else's places.
     ///
@@ -312,8 +327,9 @@ impl Appd {
 
     /// How many of the [`max_connections`](Self::max_connections) places
     /// only root and the daemon's own user may take (default: an eighth,
-    /// 128 of 1024): however many users flood a Unix socket, they share
-    /// the rest, and root can still connect. Not applied on TCP, where
+    /// 128 of 1024, and at least one once the cap is 2 or more): however
+    /// many users flood a Unix socket, they share the rest, and root can
+    /// still connect. Not applied on TCP, where
     /// callers have no uid.
     pub fn reserved_connections(mut self, n: usize) -> Self {
         self.config.reserved_connections = Some(n);
@@ -326,8 +342,16 @@ impl Appd {
     /// oldest such connection is cut to let the new one in (as OpenSSH's
     /// `MaxStartups` caps unauthenticated connections): a client that
     /// knows the key is through in a round trip, so a flood of clients
-    /// that never answer can neither fill
-    /// [`max_connections`](Self::max_connections) nor keep key holders out.
+    /// that never answer does not keep key holders of the same uid (on
+    /// TCP: anyone) out.
+    ///
+    /// The cap is per uid: one uid's keyless flood holds at most this
+    /// many places, but several uids hold as many each, and together they
+    /// can fill what the reserve leaves (with the defaults, some 14 uids ×
+    /// 64 handshakes fill the 896 unreserved places), after which other
+    /// users are refused until handshakes time out (10 s) and root still
+    /// gets its reserve. On TCP the cap is for everyone together, so a
+    /// keyless flood never fills [`max_connections`](Self::max_connections).
     pub fn max_handshakes(mut self, n: usize) -> Self {
         self.config.max_handshakes = n.max(1);
         self
@@ -622,8 +646,11 @@ const FDS_SPARE: u64 = 64;
 
 /// Raises the soft limit on open files to what `connections` need, as far
 /// as the hard limit allows. Without it the default soft limit of 1024
-/// runs out at some 480 connections and `accept` fails while clients wait,
-/// well before the connection cap would refuse them politely. Raising the
+/// runs out at some 960 connections (one descriptor each, and those the
+/// daemon holds otherwise), short of the default cap: past that, new
+/// connections are closed at once for want of a descriptor (with an error
+/// in the log), whoever they come from, before the caps could tell root's
+/// from everyone else's. Raising the
 /// soft limit up to the hard one is what the limit pair is for (systemd
 /// sets a soft 1024 precisely so that programs which can use more ask).
 fn make_room_for(connections: usize) {
@@ -759,9 +786,13 @@ impl ShutdownHandle {
     }
 
     /// How many connections the daemon holds right now: from the moment
-    /// one is accepted (before its handshake) until its thread has let it
-    /// go. Refused connections (over [`Appd::max_connections`]) never
-    /// count. For health endpoints and status lines, and for checking that
+    /// one is admitted (before its handshake) until its thread has let it
+    /// go. Refused connections never count: those over
+    /// [`Appd::max_connections`], over their user's share
+    /// ([`Appd::max_connections_per_uid`]), or left only the reserve
+    /// ([`Appd::reserved_connections`]), nor those closed at once for want
+    /// of a descriptor. A handshake cut by [`Appd::max_handshakes`] counts
+    /// until its thread has let it go, as any other. For health endpoints and status lines, and for checking that
     /// clients that vanished cost nothing once gone.
     pub fn connections(&self) -> usize {
         self.shared
