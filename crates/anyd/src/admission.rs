@@ -23,10 +23,9 @@
 //! (see [`Stream::share`]), to shut them down; accepting them is the
 //! server's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Shutdown;
-use std::sync::Weak;
-use std::time::{Duration, Instant};
+use std::sync::{Condvar, Mutex, Weak};
 
 use crate::transport::Stream;
 
@@ -41,6 +40,42 @@ pub(crate) struct Limits {
     pub(crate) reserved: usize,
     /// Handshakes in progress of one unprivileged uid (on TCP: of all).
     pub(crate) handshakes: usize,
+}
+
+/// The fewest places the default share gives one user, as far as the cap
+/// less the reserve allows: an eighth of a small cap would leave a user
+/// one or two, too few for a client and the tool that checks on it.
+pub(crate) const MIN_SHARE: usize = 4;
+
+impl Limits {
+    /// The caps of a daemon with `max` connections in all; `per_uid` and
+    /// `reserved` as set, else the defaults: an eighth of `max` each, the
+    /// reserve at least one place once `max` is 2 or more (so that root can
+    /// always connect), and a user's share at least [`MIN_SHARE`] places
+    /// or all that the reserve leaves, whichever is fewer. `uids`: callers
+    /// have uids (Unix sockets); without (TCP) nothing is reserved.
+    pub(crate) fn resolve(
+        max: usize,
+        per_uid: Option<usize>,
+        reserved: Option<usize>,
+        handshakes: usize,
+        uids: bool,
+    ) -> Limits {
+        let eighth = max / 8;
+        let reserved = if uids {
+            reserved.unwrap_or(eighth.max(1).min(max / 2)).min(max)
+        } else {
+            0
+        };
+        let unreserved = max - reserved;
+        let per_uid = per_uid.unwrap_or(eighth.max(MIN_SHARE.min(unreserved)).max(1));
+        Limits {
+            max,
+            per_uid,
+            reserved,
+            handshakes,
+        }
+    }
 }
 
 /// Who a new connection comes from.
@@ -88,15 +123,18 @@ struct Conn {
     socket: Weak<Stream>,
     uid: Option<u32>,
     privileged: bool,
-    /// Counted in its uid's handshakes.
-    handshaking: bool,
+    /// Cut by the handshake cap: its thread says so when its handshake
+    /// fails, rather than take it for a failed handshake.
+    cut: bool,
 }
 
 /// What one unprivileged uid (or all of TCP) holds.
 #[derive(Debug, Default)]
 struct Count {
     conns: usize,
-    handshakes: usize,
+    /// The ids of its connections still in their handshake, oldest first:
+    /// the one to cut is the first.
+    handshaking: BTreeSet<u64>,
 }
 
 /// The connections a daemon holds, by id (ids grow: the first in id order
@@ -130,7 +168,8 @@ impl Connections {
     }
 
     /// Admits connection `id` from `caller` (`handshake`: it has the
-    /// authkey handshake ahead of it), or says why not.
+    /// authkey handshake ahead of it), or says why not. Ids must grow from
+    /// one call to the next: the smallest is taken for the oldest.
     pub(crate) fn admit(
         &mut self,
         id: u64,
@@ -151,13 +190,17 @@ impl Connections {
             if caller.uid.is_some() && count.conns >= limits.per_uid {
                 return Err(Refusal::PerUid);
             }
-            if handshake && count.handshakes >= limits.handshakes {
-                cut = self.cut_oldest_handshake(caller.uid);
-            }
-            let count = self.by_uid.entry(caller.uid).or_default();
             count.conns += 1;
             if handshake {
-                count.handshakes += 1;
+                if count.handshaking.len() >= limits.handshakes {
+                    if let Some(oldest) = count.handshaking.pop_first() {
+                        cut = true;
+                        if let Some(conn) = self.conns.get_mut(&oldest) {
+                            Self::cut(conn);
+                        }
+                    }
+                }
+                count.handshaking.insert(id);
             }
             self.unprivileged += 1;
         }
@@ -167,43 +210,33 @@ impl Connections {
                 socket,
                 uid: caller.uid,
                 privileged: caller.privileged,
-                handshaking: handshake && !caller.privileged,
+                cut: false,
             },
         );
         Ok(Admitted { cut })
     }
 
-    /// Cuts the oldest unprivileged connection of `uid` still in its
-    /// handshake. It stays counted as a connection until its thread lets
-    /// it go, no longer as a handshake.
-    fn cut_oldest_handshake(&mut self, uid: Option<u32>) -> bool {
-        let Some(conn) = self
-            .conns
-            .values_mut()
-            .find(|c| c.handshaking && c.uid == uid)
-        else {
-            return false;
-        };
-        conn.handshaking = false;
+    /// Cuts a connection still in its handshake (no longer counted as
+    /// one). It stays counted as a connection until its thread lets it go.
+    fn cut(conn: &mut Conn) {
+        conn.cut = true;
         if let Some(socket) = conn.socket.upgrade() {
             let _ = socket.shutdown(Shutdown::Both);
         }
-        if let Some(count) = self.by_uid.get_mut(&uid) {
-            count.handshakes -= 1;
-        }
-        true
     }
 
     /// Connection `id` has passed its handshake.
     pub(crate) fn authenticated(&mut self, id: u64) {
-        if let Some(conn) = self.conns.get_mut(&id) {
-            if conn.handshaking {
-                conn.handshaking = false;
-                if let Some(count) = self.by_uid.get_mut(&conn.uid) {
-                    count.handshakes -= 1;
-                }
+        if let Some(conn) = self.conns.get(&id) {
+            if let Some(count) = self.by_uid.get_mut(&conn.uid) {
+                count.handshaking.remove(&id);
             }
         }
+    }
+
+    /// Whether connection `id` was cut by the handshake cap.
+    pub(crate) fn was_cut(&self, id: u64) -> bool {
+        self.conns.get(&id).is_some_and(|c| c.cut)
     }
 
     /// Connection `id` is over.
@@ -217,9 +250,7 @@ impl Connections {
         self.unprivileged -= 1;
         if let Some(count) = self.by_uid.get_mut(&conn.uid) {
             count.conns -= 1;
-            if conn.handshaking {
-                count.handshakes -= 1;
-            }
+            count.handshaking.remove(&id);
             if count.conns == 0 {
                 self.by_uid.remove(&conn.uid);
             }
@@ -236,37 +267,27 @@ impl Connections {
     }
 }
 
-/// Lets a repeated warning through at most once per interval, counting
-/// the ones held back: a flood must not become a flood of log lines.
-#[derive(Debug)]
-pub(crate) struct Throttle {
-    every: Duration,
-    last: Option<Instant>,
-    held: u64,
+/// A connection's place, held by its thread: dropped, however the thread
+/// ends (a panic too), it gives the place back and wakes whoever waits for
+/// connections to end (shutdown).
+pub(crate) struct Held<'a> {
+    conns: &'a Mutex<Connections>,
+    changed: &'a Condvar,
+    id: u64,
 }
 
-impl Throttle {
-    pub(crate) const fn new(every: Duration) -> Self {
-        Throttle {
-            every,
-            last: None,
-            held: 0,
-        }
+impl<'a> Held<'a> {
+    /// The place of connection `id`, admitted into `conns`.
+    pub(crate) fn new(conns: &'a Mutex<Connections>, changed: &'a Condvar, id: u64) -> Self {
+        Held { conns, changed, id }
     }
+}
 
-    /// `Some(how many were held back since the last one)` if this one
-    /// should be logged.
-    pub(crate) fn let_through(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < self.every)
-        {
-            self.held += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.held))
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.remove(self.id);
+        self.changed.notify_all();
     }
 }
 
@@ -411,12 +432,77 @@ mod tests {
     }
 
     #[test]
-    fn the_throttle_counts_what_it_holds_back() {
-        let mut t = Throttle::new(Duration::from_secs(3600));
-        assert_eq!(t.let_through(), Some(0));
-        assert_eq!(t.let_through(), None);
-        assert_eq!(t.let_through(), None);
-        t.last = Some(Instant::now() - Duration::from_secs(3601));
-        assert_eq!(t.let_through(), Some(2));
+    fn the_oldest_still_in_its_handshake_is_cut_among_many() {
+        let mut c = Connections::new(Limits {
+            max: 100_000,
+            per_uid: 100_000,
+            reserved: 0,
+            handshakes: 1_000,
+        });
+        // Two uids interleaved; uid 1 passes every third handshake.
+        for id in 0..2_000 {
+            let uid = 1 + (id % 2) as u32;
+            assert!(!admit(&mut c, id, user(uid), true).unwrap().cut);
+            if uid == 1 && id % 3 == 0 {
+                c.authenticated(id);
+            }
+        }
+        // uid 1 has 666 in their handshake, uid 2 a thousand: uid 2's
+        // next cuts its oldest, 1, then 3, and so on.
+        for (n, id) in (2_000..2_010).enumerate() {
+            assert!(admit(&mut c, id * 2 + 1, user(2), true).unwrap().cut);
+            assert!(c.was_cut(2 * n as u64 + 1), "{n}");
+            assert!(!c.was_cut(2 * n as u64 + 3));
+        }
+        // Connections gone or through their handshake are never cut: once
+        // uid 1 has a thousand in their handshake, 0 has passed and 2 is
+        // gone, so 4 is cut.
+        for id in 4_100..4_434 {
+            admit(&mut c, id * 2, user(1), true).unwrap();
+        }
+        c.remove(2);
+        assert!(!admit(&mut c, 10_000, user(1), true).unwrap().cut);
+        assert!(admit(&mut c, 10_002, user(1), true).unwrap().cut);
+        assert!(!c.was_cut(0) && c.was_cut(4) && !c.was_cut(8));
+    }
+
+    #[test]
+    fn a_small_cap_still_gives_each_user_a_few_places_and_root_its_reserve() {
+        let resolve = |max| Limits::resolve(max, None, None, 64, true);
+        let share = |max| {
+            let l = resolve(max);
+            (l.per_uid, l.reserved)
+        };
+        assert_eq!(share(1024), (128, 128));
+        assert_eq!(share(64), (8, 8));
+        assert_eq!(share(16), (4, 2));
+        assert_eq!(share(8), (4, 1));
+        assert_eq!(share(4), (3, 1));
+        assert_eq!(share(2), (1, 1));
+        assert_eq!(share(1), (1, 0));
+        // What is set is kept, and TCP has no reserve.
+        let set = Limits::resolve(16, Some(2), Some(0), 64, true);
+        assert_eq!((set.per_uid, set.reserved), (2, 0));
+        assert_eq!(Limits::resolve(16, None, None, 64, false).reserved, 0);
+        assert_eq!(Limits::resolve(16, None, Some(99), 64, true).reserved, 16);
+    }
+
+    #[test]
+    fn a_connection_thread_that_panics_gives_its_place_back() {
+        let conns = Arc::new(Mutex::new(Connections::new(LIMITS)));
+        let changed = Arc::new(Condvar::new());
+        conns
+            .lock()
+            .unwrap()
+            .admit(7, user(1), true, Weak::new())
+            .unwrap();
+        let (c, ch) = (conns.clone(), changed.clone());
+        let thread = std::thread::spawn(move || {
+            let _held = Held::new(&c, &ch, 7);
+            panic!("a bug in serving a connection");
+        });
+        assert!(thread.join().is_err());
+        let c = conns.lock().unwrap();
+        assert!(c.is_empty() && c.by_uid.is_empty() && c.unprivileged == 0);
     }
 }

@@ -168,6 +168,7 @@ mod policy;
 mod registry;
 mod server;
 pub mod systemd;
+mod throttle;
 mod transport;
 mod users;
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::error::RemoteError;
 use crate::handler::{short_type_name, Call, EndpointInfo, Handler};
 use crate::policy::{Allow, Resolved};
+use crate::throttle::{throttled, Throttle};
 use crate::transport::Peer;
 
 type Erased = Box<dyn Fn(&Call<'_>, &mut Vec<u8>) -> Result<(), RemoteError> + Send + Sync>;
@@ -24,7 +25,6 @@ pub(crate) struct Endpoint {
 }
 
 /// All endpoints of a daemon.
-#[derive(Default)]
 pub(crate) struct Registry {
     endpoints: HashMap<String, Endpoint>,
     /// Registration order, for introspection.
@@ -34,7 +34,26 @@ pub(crate) struct Registry {
     resolved: Option<Resolved>,
     /// Whether a panicking handler's message reaches the caller.
     pub(crate) panic_details: bool,
+    /// Denied calls are logged at info a few a second, the rest at debug:
+    /// a denied caller can call in a loop.
+    denials: Throttle,
 }
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            endpoints: HashMap::new(),
+            order: Vec::new(),
+            allow: None,
+            resolved: None,
+            panic_details: false,
+            denials: Throttle::per_second(DENIALS_AT_ONCE),
+        }
+    }
+}
+
+/// How many denied calls are logged at info at once, before one a second.
+const DENIALS_AT_ONCE: u32 = 10;
 
 /// The reply to a call of an endpoint that does not exist, and to a call
 /// the policy denies: the same, so that a caller learns nothing about
@@ -191,9 +210,12 @@ impl Registry {
     }
 
     /// The reply to a denied call, logged with the rule that denied it
-    /// (the caller is told nothing of it).
-    fn denied(name: &str, rule: &Resolved, peer: &Peer) -> RemoteError {
-        tracing::info!(
+    /// (the caller is told nothing of it): at info level for the first
+    /// few and then one a second, at debug level for the rest.
+    fn denied(&self, name: &str, rule: &Resolved, peer: &Peer) -> RemoteError {
+        throttled!(
+            self.denials,
+            info,
             uid = peer.uid(),
             gid = peer.gid(),
             pid = peer.pid(),
@@ -279,14 +301,14 @@ impl Registry {
         let name: &str = &head.endpoint;
         if name.starts_with("anyd.") {
             if let Err(rule) = self.admit(None, peer) {
-                return Err(Self::denied(name, rule, peer));
+                return Err(self.denied(name, rule, peer));
             }
             let request = decode_args(head, 0, limits)?;
             return self.reserved(&request, peer, out);
         }
         let endpoint = self.endpoints.get(name);
         if let Err(rule) = self.admit(endpoint, peer) {
-            return Err(Self::denied(name, rule, peer));
+            return Err(self.denied(name, rule, peer));
         }
         let Some(endpoint) = endpoint else {
             return Err(not_found(name));

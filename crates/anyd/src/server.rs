@@ -29,7 +29,7 @@ use anyd_wire::message::{
 };
 
 use crate::address::{Address, ToAddress};
-use crate::admission::{Caller, Connections, Limits, Throttle};
+use crate::admission::{Caller, Connections, Held, Limits};
 use crate::budget::{Budget, Charge};
 use crate::daemon::{self, PidFile};
 use crate::error::{Error, RemoteError, Result};
@@ -38,6 +38,7 @@ use crate::handler::Handler;
 use crate::policy::Allow;
 use crate::registry::Registry;
 use crate::systemd;
+use crate::throttle::{throttled, Throttle};
 use crate::transport::{Listener, Peer, SocketFile, Stream};
 
 /// Limits and options of a daemon; every one has a default.
@@ -175,6 +176,9 @@ impl Appd {
     /// (`NotImplementedError` naming it), and the daemon logs at info
     /// level which rule denied whom. Several calls widen the rule
     /// (any of them admits). Without any, whoever can connect may call.
+    /// A denied caller can call in a loop: the log has the first ten
+    /// denials at once and then one a second at info level (with how many
+    /// were held back), every one at debug level.
     ///
     /// ```no_run
     /// use anyd::{Allow, Appd};
@@ -288,6 +292,12 @@ impl Appd {
     /// Should the descriptors run out all the same, new connections are
     /// closed at once (with an error in the log) rather than left waiting
     /// in the listen backlog.
+    ///
+    /// A small cap leaves few places to share: by default the reserve is
+    /// at least one place (from a cap of 2), and each other user may hold
+    /// at least 4 or all that the reserve leaves, whichever is fewer (with
+    /// a cap of 16: 2 reserved, and 4 places for each other user where an
+    /// eighth would give 2).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
         self
@@ -295,8 +305,14 @@ impl Appd {
 
     /// How many connections one user (uid, on a Unix socket) other than
     /// root and the daemon's own user may hold at once (default: an eighth
-    /// of [`max_connections`](Self::max_connections), 128 of 1024); more
-    /// from that user are closed as soon as they are accepted. Like
+    /// of [`max_connections`](Self::max_connections), 128 of 1024, but at
+    /// least 4, or all that the [reserve](Self::reserved_connections)
+    /// leaves if fewer: 4 of 16, 3 of 4); more from that user are closed
+    /// as soon as they are accepted. A client that reconnects, a tool that
+    /// checks on the daemon and a shell that calls it need a few places
+    /// each; under a small cap, a share that gives them those lets fewer
+    /// users fill the unreserved places, and the reserve is what still
+    /// keeps root's. Like
     /// sd-varlink's and dbus-daemon's per-user limits: one user's flood of
     /// idle connections does not take everyone else's places.
     ///
@@ -311,8 +327,9 @@ impl Appd {
 
     /// How many of the [`max_connections`](Self::max_connections) places
     /// only root and the daemon's own user may take (default: an eighth,
-    /// 128 of 1024): however many users flood a Unix socket, they share
-    /// the rest, and root can still connect. Not applied on TCP, where
+    /// 128 of 1024, and at least one once the cap is 2 or more): however
+    /// many users flood a Unix socket, they share the rest, and root can
+    /// still connect. Not applied on TCP, where
     /// callers have no uid.
     pub fn reserved_connections(mut self, n: usize) -> Self {
         self.config.reserved_connections = Some(n);
@@ -325,8 +342,16 @@ impl Appd {
     /// oldest such connection is cut to let the new one in (as OpenSSH's
     /// `MaxStartups` caps unauthenticated connections): a client that
     /// knows the key is through in a round trip, so a flood of clients
-    /// that never answer can neither fill
-    /// [`max_connections`](Self::max_connections) nor keep key holders out.
+    /// that never answer does not keep key holders of the same uid (on
+    /// TCP: anyone) out.
+    ///
+    /// The cap is per uid: one uid's keyless flood holds at most this
+    /// many places, but several uids hold as many each, and together they
+    /// can fill what the reserve leaves (with the defaults, some 14 uids ×
+    /// 64 handshakes fill the 896 unreserved places), after which other
+    /// users are refused until handshakes time out (10 s) and root still
+    /// gets its reserve. On TCP the cap is for everyone together, so a
+    /// keyless flood never fills [`max_connections`](Self::max_connections).
     pub fn max_handshakes(mut self, n: usize) -> Self {
         self.config.max_handshakes = n.max(1);
         self
@@ -553,7 +578,7 @@ impl Appd {
                 next_id: AtomicU64::new(0),
                 budget: Arc::new(Budget::new(budget)),
                 serving_uid,
-                refusals: Mutex::new(Throttle::new(Duration::from_secs(1))),
+                logs: Logs::default(),
             }),
             wake_rx,
             on_reload: self.on_reload,
@@ -565,18 +590,14 @@ impl Appd {
 impl Appd {
     /// The connection caps, from the settings and the listener.
     fn limits(&self, listener: &Listener) -> Limits {
-        let max = self.config.max_connections;
-        let share = max / 8;
-        Limits {
-            max,
-            per_uid: self.config.max_connections_per_uid.unwrap_or(share.max(1)),
+        Limits::resolve(
+            self.config.max_connections,
+            self.config.max_connections_per_uid,
+            self.config.reserved_connections,
+            self.config.max_handshakes,
             // No caller has a uid on TCP: a reserve would be no one's.
-            reserved: match listener {
-                Listener::Tcp(_) => 0,
-                Listener::Unix { .. } => self.config.reserved_connections.unwrap_or(share).min(max),
-            },
-            handshakes: self.config.max_handshakes,
-        }
+            matches!(listener, Listener::Unix { .. }),
+        )
     }
 }
 
@@ -625,8 +646,11 @@ const FDS_SPARE: u64 = 64;
 
 /// Raises the soft limit on open files to what `connections` need, as far
 /// as the hard limit allows. Without it the default soft limit of 1024
-/// runs out at some 480 connections and `accept` fails while clients wait,
-/// well before the connection cap would refuse them politely. Raising the
+/// runs out at some 960 connections (one descriptor each, and those the
+/// daemon holds otherwise), short of the default cap: past that, new
+/// connections are closed at once for want of a descriptor (with an error
+/// in the log), whoever they come from, before the caps could tell root's
+/// from everyone else's. Raising the
 /// soft limit up to the hard one is what the limit pair is for (systemd
 /// sets a soft 1024 precisely so that programs which can use more ask).
 fn make_room_for(connections: usize) {
@@ -685,8 +709,42 @@ struct Shared {
     /// The daemon's own user (after `run_as`): with root, may use the
     /// reserved connections.
     serving_uid: u32,
-    /// Keeps refusals under a flood to a log line a second.
-    refusals: Mutex<Throttle>,
+    /// Keeps the lines a flood can cause to a few a second.
+    logs: Logs,
+}
+
+/// One throttle per kind of line that callers can cause (see `throttle`):
+/// a flood of one kind must not hold back another.
+struct Logs {
+    /// Connections refused by the caps.
+    refused: Throttle,
+    /// Handshakes cut by the handshake cap.
+    cut: Throttle,
+    /// Connections closed at once for want of descriptors.
+    out_of_descriptors: Throttle,
+    /// `accept` failing with no remedy.
+    accept_failed: Throttle,
+    /// Handshakes that failed (a wrong key, a client gone, the deadline).
+    handshake_failed: Throttle,
+    /// Connections closed for a frame or replies over the memory budget.
+    over_budget: Throttle,
+    /// Connections closed for what they sent: bad frames, unreadable
+    /// messages.
+    bad_input: Throttle,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            refused: Throttle::per_second(1),
+            cut: Throttle::per_second(1),
+            out_of_descriptors: Throttle::per_second(1),
+            accept_failed: Throttle::per_second(1),
+            handshake_failed: Throttle::per_second(5),
+            over_budget: Throttle::per_second(5),
+            bad_input: Throttle::per_second(5),
+        }
+    }
 }
 
 /// A bound daemon, ready to serve.
@@ -728,9 +786,13 @@ impl ShutdownHandle {
     }
 
     /// How many connections the daemon holds right now: from the moment
-    /// one is accepted (before its handshake) until its thread has let it
-    /// go. Refused connections (over [`Appd::max_connections`]) never
-    /// count. For health endpoints and status lines, and for checking that
+    /// one is admitted (before its handshake) until its thread has let it
+    /// go. Refused connections never count: those over
+    /// [`Appd::max_connections`], over their user's share
+    /// ([`Appd::max_connections_per_uid`]), or left only the reserve
+    /// ([`Appd::reserved_connections`]), nor those closed at once for want
+    /// of a descriptor. A handshake cut by [`Appd::max_handshakes`] counts
+    /// until its thread has let it go, as any other. For health endpoints and status lines, and for checking that
     /// clients that vanished cost nothing once gone.
     pub fn connections(&self) -> usize {
         self.shared
@@ -912,7 +974,9 @@ impl Server {
         // A descriptor held in reserve: out of descriptors, closing it
         // lets `accept` take a pending connection, to close it at once
         // rather than leave its client waiting in the backlog (the trick
-        // of libev and nginx).
+        // of libev and nginx). Another thread may take the number it frees
+        // first; then it is taken again as soon as a descriptor is free,
+        // so that one lost race does not lose it for good.
         let mut spare = spare_descriptor(&self.wake_rx);
         loop {
             let mut fds = [
@@ -926,40 +990,53 @@ impl Server {
             if self.shared.stopping.load(Ordering::SeqCst) {
                 return Ok(());
             }
+            if spare.is_none() {
+                spare = spare_descriptor(&self.wake_rx);
+            }
+            // Lost races for the spare in this pass: past a few, wait.
+            let mut lost = 0;
             loop {
                 match self.listener.accept() {
-                    Ok(stream) => self.start_connection(stream, runtime),
+                    Ok(stream) => {
+                        self.start_connection(stream, runtime);
+                        if spare.is_none() {
+                            spare = spare_descriptor(&self.wake_rx);
+                        }
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e)
-                        if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-                            && spare.is_some() =>
-                    {
+                    Err(e) if out_of_descriptors(&e) && lost < SPARE_RACES && spare.is_some() => {
                         drop(spare.take());
                         let refused = self.listener.accept().map(drop);
                         // Reopened once the connection is closed, with the
-                        // number it freed.
+                        // number it freed (unless another thread took it:
+                        // then the next try takes it again).
                         spare = spare_descriptor(&self.wake_rx);
                         match refused {
                             Ok(()) => {
-                                self.log_refusal(|held| {
-                                    tracing::error!(
-                                        error = %e,
-                                        refused_before = held,
-                                        "out of file descriptors: connection closed at once"
-                                    );
-                                });
+                                throttled!(
+                                    self.shared.logs.out_of_descriptors,
+                                    error,
+                                    error = %e,
+                                    "out of file descriptors: connection closed at once"
+                                );
                             }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(_) => {}
+                            Err(_) => lost += 1,
                         }
                     }
+                    Err(e) if out_of_descriptors(&e) && lost < SPARE_RACES && spare.is_none() => {
+                        // The spare was lost to another thread: take it
+                        // again if a descriptor is free, and retry.
+                        spare = spare_descriptor(&self.wake_rx);
+                        if spare.is_none() {
+                            self.accept_failed(&e);
+                            break;
+                        }
+                        lost += 1;
+                    }
                     Err(e) => {
-                        // Out of descriptors or memory: nothing to do but
-                        // wait for connections to end; poll would report
-                        // the pending connection again at once.
-                        tracing::error!(error = %e, "accept failed");
-                        std::thread::sleep(Duration::from_millis(50));
+                        self.accept_failed(&e);
                         break;
                     }
                 }
@@ -967,18 +1044,13 @@ impl Server {
         }
     }
 
-    /// Logs a refusal through the throttle: `log` gets how many were
-    /// held back since the last line.
-    fn log_refusal(&self, log: impl FnOnce(u64)) {
-        let mut throttle = self
-            .shared
-            .refusals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(held) = throttle.let_through() {
-            drop(throttle);
-            log(held);
-        }
+    /// `accept` failed and no spare descriptor helps (out of descriptors
+    /// with none to spare, out of memory): nothing to do but wait for
+    /// connections to end; poll would report the pending connection again
+    /// at once.
+    fn accept_failed(&self, e: &io::Error) {
+        throttled!(self.shared.logs.accept_failed, error, error = %e, "accept failed");
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     fn start_connection(&self, stream: Stream, runtime: &tokio::runtime::Handle) {
@@ -998,26 +1070,24 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner())
             .admit(id, caller, shared.config.authkey.is_some(), socket);
         match admitted {
-            Ok(a) if a.cut => self.log_refusal(|held| {
-                tracing::info!(
-                    peer = peer.address(),
-                    uid = peer.uid(),
-                    limit = shared.config.max_handshakes,
-                    refused_before = held,
-                    "too many handshakes in progress: the oldest was cut"
-                );
-            }),
+            Ok(a) if a.cut => throttled!(
+                shared.logs.cut,
+                info,
+                peer = peer.address(),
+                uid = peer.uid(),
+                limit = shared.config.max_handshakes,
+                "too many handshakes in progress: the oldest was cut"
+            ),
             Ok(_) => {}
             Err(why) => {
-                self.log_refusal(|held| {
-                    tracing::warn!(
-                        peer = peer.address(),
-                        uid = peer.uid(),
-                        refused_before = held,
-                        "connection refused: {}",
-                        why.as_str()
-                    );
-                });
+                throttled!(
+                    shared.logs.refused,
+                    warn,
+                    peer = peer.address(),
+                    uid = peer.uid(),
+                    "connection refused: {}",
+                    why.as_str()
+                );
                 return;
             }
         }
@@ -1027,12 +1097,11 @@ impl Server {
             .name("anyd-conn".into())
             .spawn(move || {
                 let shared = thread_shared;
+                // Gives the place back however this thread ends.
+                let _held = Held::new(&shared.conns, &shared.conns_changed, id);
                 tracing::debug!(peer = peer.address(), "session start");
                 let why = serve_connection(&shared, id, stream, &peer, &runtime);
                 tracing::debug!(peer = peer.address(), end = why, "session end");
-                let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
-                conns.remove(id);
-                shared.conns_changed.notify_all();
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start a connection thread");
@@ -1040,6 +1109,16 @@ impl Server {
             conns.remove(id);
         }
     }
+}
+
+/// How many times in a row the accept loop may lose its spare descriptor
+/// to another thread before it waits like any other failure.
+const SPARE_RACES: u32 = 8;
+
+/// Whether `accept` failed for want of descriptors, of the process or of
+/// the system.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// A descriptor to hold in reserve for the accept loop (a copy of `fd`),
@@ -1100,7 +1179,19 @@ fn serve_connection(
                 )
             });
         if let Err(e) = result {
-            tracing::info!(peer = peer.address(), error = %e, "handshake failed");
+            let conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+            if conns.was_cut(id) {
+                // Counted where it was cut, in one throttled line.
+                return "cut: handshake cap";
+            }
+            drop(conns);
+            throttled!(
+                shared.logs.handshake_failed,
+                info,
+                peer = peer.address(),
+                error = %e,
+                "handshake failed"
+            );
             return "handshake failed";
         }
         shared
@@ -1134,7 +1225,9 @@ fn serve_connection(
                 return "idle timeout"
             }
             Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
-                tracing::info!(
+                throttled!(
+                    shared.logs.over_budget,
+                    info,
                     peer = peer.address(),
                     "a frame over the memory budget; closing"
                 );
@@ -1142,7 +1235,13 @@ fn serve_connection(
             }
             Err(ReadError::Io(_)) => return "connection error",
             Err(ReadError::Frame(e)) => {
-                tracing::info!(peer = peer.address(), error = %e, "bad frame; closing");
+                throttled!(
+                    shared.logs.bad_input,
+                    info,
+                    peer = peer.address(),
+                    error = %e,
+                    "bad frame; closing"
+                );
                 return "bad frame";
             }
         };
@@ -1156,7 +1255,9 @@ fn serve_connection(
             // A reply is counted once made (the handler made its value
             // anyway); one that the budget cannot hold is never sent.
             if out.capacity() > REPLY_ALLOWANCE && !out_charge.hold(out.capacity()) {
-                tracing::info!(
+                throttled!(
+                    shared.logs.over_budget,
+                    info,
                     peer = peer.address(),
                     bytes = out.len(),
                     "replies over the memory budget; closing"
@@ -1185,7 +1286,13 @@ fn serve_connection(
                 Ok(n) => n,
                 Err(e) => {
                     let _ = write(&mut conn, &out);
-                    tracing::info!(peer = peer.address(), error = %e, "bad frame; closing");
+                    throttled!(
+                        shared.logs.bad_input,
+                        info,
+                        peer = peer.address(),
+                        error = %e,
+                        "bad frame; closing"
+                    );
                     return "bad frame";
                 }
             };
@@ -1257,7 +1364,13 @@ fn handle_message(
         Ok(_) => return Flow::Close,
         Err(e @ (DecodeError::Empty | DecodeError::UnknownCodec(_))) => {
             // No codec to answer in: all we can do is close.
-            tracing::info!(peer = peer.address(), error = %e, "unreadable message; closing");
+            throttled!(
+                shared.logs.bad_input,
+                info,
+                peer = peer.address(),
+                error = %e,
+                "unreadable message; closing"
+            );
             return Flow::Close;
         }
         Err(e) => {

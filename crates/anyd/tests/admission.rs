@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyd::{ClientOptions, ClientSession};
-use process::{allow_open_files, wait_until, Daemon, MAX_CONNECTIONS_VAR, PATIENCE};
+use process::{
+    allow_open_files, wait_until, Daemon, Settings, LOG_VAR, MAX_CONNECTIONS_VAR, PATIENCE,
+};
 use rustix::process::{Gid, Uid};
 
 const NOBODY: u32 = 65534;
@@ -318,5 +320,197 @@ fn out_of_descriptors(margin: u64) {
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => panic!("the daemon did not serve again: {e}"),
         }
+    }
+}
+
+/// Lowers daemon `d`'s soft limit on open files to what it has open now
+/// and `margin` more.
+fn leave_descriptors(d: &Daemon, margin: u64) {
+    use rustix::process::{getrlimit, prlimit, Pid, Resource, Rlimit};
+    let pid = Pid::from_raw(d.pid() as i32).unwrap();
+    let open = open_descriptors(d.pid()) as u64;
+    let hard = getrlimit(Resource::Nofile).maximum;
+    prlimit(
+        Some(pid),
+        Resource::Nofile,
+        Rlimit {
+            current: Some(open + margin),
+            maximum: hard,
+        },
+    )
+    .unwrap();
+}
+
+/// Lines of `lines` containing `what`.
+fn count(lines: &[String], what: &str) -> usize {
+    lines.iter().filter(|l| l.contains(what)).count()
+}
+
+#[test]
+fn out_of_descriptors_after_losing_the_spare_to_another_thread_new_connections_are_still_closed_at_once(
+) {
+    let d = Daemon::start(None);
+    d.wait_quiet();
+    let started = Instant::now();
+    // A session kept open: calls on it need no new descriptor.
+    let mut s = d.session();
+    leave_descriptors(&d, 16);
+    // A thread of the daemon takes every descriptor that comes free: the
+    // one the accept loop frees to refuse a connection too, sooner or
+    // later. Clients come until the daemon says it could not get its
+    // spare back (then `accept` fails with nothing to spare).
+    s.commit::<()>("grab", ()).unwrap();
+    let mut waiting = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    let mut before = Vec::new();
+    loop {
+        waiting.push(UnixStream::connect(d.path()).unwrap());
+        let lines = d.lines_until_said(&mut s, &format!("MARK {}", waiting.len()));
+        let lost = count(&lines, "accept failed") > 0;
+        before.extend(lines);
+        if lost {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never lost its spare descriptor"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Descriptors free again: the clients that waited are served, and so
+    // are new ones.
+    let released: usize = s.commit("release", ()).unwrap();
+    drop(waiting);
+    calls_succeed(&d.options(), d.path(), 3, "after the race");
+    // Out of descriptors once more (once the sessions just ended are
+    // gone): new clients must hear at once that they will not be served.
+    wait_until("only the kept session is left", || {
+        d.connections() == 1 && d.connection_threads() == 1
+    });
+    let hoarded: usize = s.commit("hoard", ()).unwrap();
+    let late: Vec<UnixStream> = (0..20)
+        .map(|_| UnixStream::connect(d.path()).unwrap())
+        .collect();
+    let waited = Instant::now();
+    let mut closed = vec![false; late.len()];
+    while closed.contains(&false) && waited.elapsed() < Duration::from_secs(10) {
+        for (c, done) in late.iter().zip(&mut closed) {
+            *done = *done || closed_now(c);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let closed_in = waited.elapsed();
+    let left_waiting = closed.iter().filter(|c| !**c).count();
+    let lines: Vec<String> = before
+        .into_iter()
+        .chain(d.lines_until_said(&mut s, "MARK end"))
+        .collect();
+    let seconds = started.elapsed().as_secs_f64();
+    let failed = count(&lines, "accept failed");
+    eprintln!(
+        "figure: {released} descriptors grabbed, then {hoarded} hoarded; {left_waiting} of 20 \
+         new clients left waiting (the rest closed within {closed_in:?}); {failed} \
+         `accept failed` lines in {seconds:.1} s"
+    );
+    assert_eq!(
+        left_waiting, 0,
+        "clients left waiting once the spare was lost"
+    );
+    assert!(
+        failed as f64 <= 3.0 + seconds,
+        "{failed} `accept failed` lines in {seconds:.1} s"
+    );
+    assert!(count(&lines, "out of file descriptors: connection closed at once") > 0);
+    s.commit::<usize>("release", ()).unwrap();
+    calls_succeed(&d.options(), d.path(), 3, "at the end");
+}
+
+#[test]
+fn handshakes_cut_by_the_cap_log_a_bounded_number_of_lines() {
+    const KEY: &str = "the key of the cut handshakes test";
+    // Past the cap of 64 handshakes in progress: 500 cut.
+    const SILENT: usize = 564;
+    allow_open_files(SILENT as u64 + 256);
+    let d = Daemon::start_with(Settings {
+        authkey: Some(KEY.into()),
+        address: Some("tcp:127.0.0.1:0".into()),
+        env: vec![(LOG_VAR.into(), "info".into())],
+        ..Settings::default()
+    });
+    let started = Instant::now();
+    let port: u16 = d.path().rsplit(':').next().unwrap().parse().unwrap();
+    let silent: Vec<TcpStream> = (0..SILENT)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    wait_until("the cut handshakes are gone", || d.connections() <= 64);
+    let lines = d.lines_until_now("MARK");
+    let seconds = started.elapsed().as_secs_f64();
+    let cut = silent.iter().filter(|s| closed_now(*s)).count();
+    let failed = count(&lines, "handshake failed");
+    let oldest = count(&lines, "the oldest was cut");
+    eprintln!(
+        "figure: {cut} of {SILENT} silent handshakes cut in {seconds:.1} s: {} lines at info, \
+         {failed} `handshake failed`, {oldest} `the oldest was cut`",
+        lines.len()
+    );
+    assert!(cut >= SILENT - 65, "only {cut} cut");
+    assert!(
+        lines.len() as f64 <= 5.0 + seconds,
+        "{} lines for {cut} cut handshakes in {seconds:.1} s:\n{}",
+        lines.len(),
+        lines.join("\n")
+    );
+    assert!(oldest >= 1, "{}", lines.join("\n"));
+}
+
+#[test]
+fn calls_denied_by_policy_log_a_bounded_number_of_lines_as_root() {
+    root::require_root("calling as another user");
+    const CALLS: usize = 300;
+    const SESSIONS: usize = 100;
+    let name = abstract_name("denials");
+    let d = Daemon::start_with(Settings {
+        address: Some(format!("unix:@{name}")),
+        env: vec![(LOG_VAR.into(), "info".into())],
+        ..Settings::default()
+    });
+    let started = Instant::now();
+    let address = d.path().to_owned();
+    as_user(NOBODY, move || {
+        let options = ClientOptions::new().timeout(Some(PATIENCE));
+        // Many denied calls in one session, and one in each of many.
+        let mut s = options.clone().connect(address.as_str()).unwrap();
+        for _ in 0..CALLS {
+            assert!(s.commit::<u64>("root_sum", (1, 2)).is_err());
+        }
+        for _ in 0..SESSIONS {
+            let mut s = options.clone().connect(address.as_str()).unwrap();
+            assert!(s.commit::<u64>("root_sum", (1, 2)).is_err());
+        }
+    });
+    let lines = d.lines_until_now("MARK");
+    let seconds = started.elapsed().as_secs_f64();
+    let denied: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("call denied by policy"))
+        .collect();
+    eprintln!(
+        "figure: {} denied calls in {seconds:.1} s: {} lines at info",
+        CALLS + SESSIONS,
+        denied.len()
+    );
+    assert!(
+        denied.len() as f64 <= 10.0 + seconds + 1.0,
+        "{} lines for {} denied calls in {seconds:.1} s",
+        denied.len(),
+        CALLS + SESSIONS
+    );
+    let first = denied.first().expect("the first denial is logged");
+    for field in [
+        format!("uid={NOBODY}"),
+        "endpoint=\"root_sum\"".into(),
+        "rule=".into(),
+    ] {
+        assert!(first.contains(&field), "{first}");
     }
 }

@@ -38,6 +38,8 @@ const IDLE_MS_VAR: &str = "ANYD_PROCESS_DAEMON_IDLE_MS";
 const BUDGET_VAR: &str = "ANYD_PROCESS_DAEMON_MEMORY_BUDGET";
 /// The daemon's `max_connections`, when not the default.
 pub(crate) const MAX_CONNECTIONS_VAR: &str = "ANYD_PROCESS_DAEMON_MAX_CONNECTIONS";
+/// The daemon's log level (`info`, `debug`), when not `warn`.
+pub(crate) const LOG_VAR: &str = "ANYD_PROCESS_DAEMON_LOG";
 
 /// What a test daemon is configured with beyond its endpoints; the
 /// defaults are the library's.
@@ -101,9 +103,11 @@ pub(crate) fn serve_if_child() {
         return;
     };
     default_sigpipe();
-    // Warnings and errors go to stdout, where the test reads lines.
+    // Warnings and errors (or what LOG_VAR says) go to stdout, where the
+    // test reads lines.
+    let level = std::env::var(LOG_VAR).map_or(tracing::Level::WARN, |l| l.parse().unwrap());
     tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
+        .with_max_level(level)
         .with_ansi(false)
         .with_writer(std::io::stdout)
         .init();
@@ -133,7 +137,17 @@ pub(crate) fn serve_if_child() {
         })
         .api("connections()", || {
             HANDLE.get().map_or(0, ShutdownHandle::connections)
-        });
+        })
+        // Prints a line, for the test to know what the daemon logged
+        // before it.
+        .api("say(line)", |line: String| println!("{line}"))
+        // Takes every descriptor the daemon may still open, and keeps them.
+        .api("hoard()", descriptors::hoard)
+        // Starts a thread that takes every descriptor that comes free, as
+        // soon as it does, until `release`.
+        .api("grab()", descriptors::grab)
+        // Stops grabbing and gives back every descriptor taken.
+        .api("release()", descriptors::release);
     if let Ok(key) = std::env::var(KEY_VAR) {
         appd = appd.authkey(key);
     }
@@ -152,6 +166,61 @@ pub(crate) fn serve_if_child() {
     let result = server.serve();
     println!("STOPPED {}", result.is_ok());
     std::process::exit(if result.is_ok() { 0 } else { 1 });
+}
+
+/// Descriptors the daemon takes on the test's demand, to run out of them
+/// at a moment of the test's choosing.
+mod descriptors {
+    use std::fs::File;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    use std::thread::JoinHandle;
+
+    static HOARD: Mutex<Vec<File>> = Mutex::new(Vec::new());
+    static GRABBING: AtomicBool = AtomicBool::new(false);
+    static GRABBER: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
+
+    fn is_emfile(e: &std::io::Error) -> bool {
+        e.raw_os_error() == Some(libc::EMFILE)
+    }
+
+    /// Opens /dev/null until the descriptors run out; returns how many.
+    pub(super) fn hoard() -> usize {
+        let mut hoard = HOARD.lock().unwrap();
+        let before = hoard.len();
+        loop {
+            match File::open("/dev/null") {
+                Ok(f) => hoard.push(f),
+                Err(e) if is_emfile(&e) => return hoard.len() - before,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    pub(super) fn grab() {
+        GRABBING.store(true, Ordering::SeqCst);
+        let thread = std::thread::spawn(|| {
+            let mut got = Vec::new();
+            while GRABBING.load(Ordering::Relaxed) {
+                match File::open("/dev/null") {
+                    Ok(f) => got.push(f),
+                    Err(e) if is_emfile(&e) => std::hint::spin_loop(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            HOARD.lock().unwrap().extend(got);
+        });
+        *GRABBER.lock().unwrap() = Some(thread);
+    }
+
+    /// Stops grabbing and closes every descriptor taken; returns how many.
+    pub(super) fn release() -> usize {
+        GRABBING.store(false, Ordering::SeqCst);
+        if let Some(thread) = GRABBER.lock().unwrap().take() {
+            thread.join().unwrap();
+        }
+        std::mem::take(&mut *HOARD.lock().unwrap()).len()
+    }
 }
 
 /// What the kernel says of a process.
@@ -257,6 +326,7 @@ impl Daemon {
             .env_remove(IDLE_MS_VAR)
             .env_remove(BUDGET_VAR)
             .env_remove(MAX_CONNECTIONS_VAR)
+            .env_remove(LOG_VAR)
             // Some tests make handlers panic by the thousand: a backtrace
             // for each would take minutes.
             .env("RUST_BACKTRACE", "0")
@@ -362,6 +432,28 @@ impl Daemon {
                 Ok(line) if line.contains(what) => return line,
                 Ok(_) => continue,
                 Err(e) => panic!("waiting for {what:?} from the daemon: {e}"),
+            }
+        }
+    }
+
+    /// Has the daemon print `marker`, and returns every line it printed
+    /// since the last one read, up to that one: what it logged before.
+    pub(crate) fn lines_until_now(&self, marker: &str) -> Vec<String> {
+        self.lines_until_said(&mut self.session(), marker)
+    }
+
+    /// As [`lines_until_now`](Self::lines_until_now), through session `s`
+    /// (one already open, should the daemon be out of descriptors).
+    pub(crate) fn lines_until_said(&self, s: &mut ClientSession, marker: &str) -> Vec<String> {
+        s.commit::<()>("say", (marker,)).unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(marker) => return lines,
+                Ok(line) => lines.push(line),
+                Err(e) => panic!("waiting for {marker:?} from the daemon: {e}"),
             }
         }
     }
