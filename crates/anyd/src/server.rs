@@ -482,7 +482,7 @@ impl Appd {
             self.config.socket_name.as_deref(),
         )? {
             Some((fd, name)) => {
-                let (listener, local) = Listener::from_fd(fd)?;
+                let (listener, local) = Listener::from_fd(fd, &address)?;
                 tracing::info!(address = %local, name, "using the socket passed by the service manager");
                 (listener, local)
             }
