@@ -739,30 +739,41 @@ impl<'d> PrivateDir<'d> {
         )))
     }
 
-    /// Binds `fd` to the socket's name in this directory.
+    /// Binds `fd` to the socket's name in this directory, through
+    /// `/proc/self/fd`: in the directory this process opened and checked,
+    /// even if the parent's owner renames it away and puts a link in its
+    /// place meanwhile.
     ///
-    /// Through `/proc/self/fd`, the directory this process opened and
-    /// checked: even if someone who may write the parent renames it away
-    /// and puts a link in its place, the socket is made in it. Without
-    /// `/proc` (a bare chroot), through the path, then checked to be where
-    /// it should.
-    fn bind(&self, fd: &OwnedFd) -> Result<()> {
-        use rustix::fs::{statat, AtFlags, FileType};
+    /// The kernel keeps the name a socket was bound with as its address:
+    /// `ss -xl`, and a client's `getpeername`, show `/proc/self/fd/N/s`
+    /// for such a socket. The daemon itself reports the configured path.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without `/proc` (a bare chroot): binding by the
+    /// private directory's path instead would follow a link the parent's
+    /// owner put in its place, and root would make a socket file wherever
+    /// it leads, so that is refused, not tried.
+    fn bind(&self, fd: &OwnedFd, path: &Path) -> Result<()> {
         use rustix::net::{bind, SocketAddrUnix};
         let via_proc = format!("/proc/self/fd/{}/{PRIVATE_SOCKET}", self.fd.as_raw_fd());
         match bind(fd, &SocketAddrUnix::new(via_proc.as_str())?) {
-            Ok(()) => return Ok(()),
-            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {}
-            Err(e) => return Err(io::Error::from(e).into()),
-        }
-        let path = self.parent.path.join(&self.name).join(PRIVATE_SOCKET);
-        bind(fd, &SocketAddrUnix::new(path.as_path())?).map_err(io::Error::from)?;
-        match statat(&self.fd, PRIVATE_SOCKET, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Socket => Ok(()),
-            _ => Err(Error::Config(format!(
-                "{} was replaced while the socket was being made",
-                path.display()
-            ))),
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)
+                if rustix::fs::stat("/proc/self/fd").is_err() =>
+            {
+                Err(Error::Config(format!(
+                    "cannot make the socket file {} safely without /proc: its directory {} \
+                     belongs to another user (uid {}), who could swap the directory the \
+                     socket is made in for a link, and only /proc/self/fd binds in the \
+                     directory that was checked; mount /proc, or use a directory that only \
+                     root or the daemon's user may write to",
+                    path.display(),
+                    self.parent.path.display(),
+                    self.parent.owner
+                )))
+            }
+            Err(e) => Err(io::Error::from(e).into()),
         }
     }
 }
@@ -833,8 +844,8 @@ fn rename_noreplace(
 ///   there, made to listen, and moved into place with
 ///   `renameat2(RENAME_NOREPLACE)`, which neither follows nor replaces
 ///   whatever is at `path`. The kernel then records the `/proc` name as
-///   the socket's address; the daemon reports `path`. Without `/proc`,
-///   through the private directory's path, checked afterwards.
+///   the socket's address; the daemon reports `path`. Without `/proc` this
+///   is refused (see [`PrivateDir::bind`]).
 ///
 /// The links of the configured path itself, and who may write the
 /// directories above the socket's, are the administrator's (see
@@ -947,7 +958,7 @@ fn bind_in_private_dir(
     use rustix::fs::{chmodat, chownat, statat, AtFlags, Gid, Mode};
     use rustix::net::listen;
     let private = PrivateDir::create(dir, name)?;
-    private.bind(fd)?;
+    private.bind(fd, path)?;
     chmodat(
         &private.fd,
         PRIVATE_SOCKET,

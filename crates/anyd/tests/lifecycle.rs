@@ -370,6 +370,45 @@ fn run_as_refuses_a_directory_of_a_third_user_as_root() {
     assert!(!sock.exists(), "the socket was left behind");
 }
 
+/// A wrapper for [`spawn`] that runs the daemon without `/proc`, as in a
+/// bare chroot: a tmpfs hides it, in a mount namespace of the daemon's own.
+const WITHOUT_PROC: [&str; 5] = [
+    "unshare",
+    "--mount",
+    "sh",
+    "-c",
+    "mount -t tmpfs none /proc && exec \"$0\" \"$@\"",
+];
+
+#[test]
+fn without_proc_a_socket_in_another_users_directory_is_refused_as_root() {
+    root::require_root("hiding /proc in a mount namespace");
+    // The directory's owner could swap the private directory the socket
+    // is made in for a link between its check and the bind by path, and
+    // have root make a socket wherever that leads: only /proc/self/fd
+    // binds in the directory that was checked. Without /proc, no try.
+    let dir = root::nobodys_directory();
+    let sock = dir.path().join("d.sock");
+    let d = spawn(&[("ANYD_CHILD_ADDR", sock.to_str().unwrap())], &WITHOUT_PROC);
+    let line = d.expect("BIND_ERROR");
+    assert!(
+        line.contains("without /proc") && line.contains("uid 65534"),
+        "{line}"
+    );
+    // Neither a socket nor the private directory is left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Where only root may write, the socket is bound at its path, which
+    // needs no /proc.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("d.sock");
+    let d = spawn(&[("ANYD_CHILD_ADDR", sock.to_str().unwrap())], &WITHOUT_PROC);
+    d.expect("READY");
+    let mut s = ClientSession::connect(sock.to_str().unwrap()).unwrap();
+    assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
+}
+
 #[test]
 fn socket_activation_uses_the_inherited_socket() {
     if Command::new("systemd-socket-activate")
