@@ -141,8 +141,9 @@ fn check_listening(raw: RawFd) -> std::result::Result<(), String> {
         return Err("is not open".into());
     }
     if flags & libc::FD_CLOEXEC != 0 {
-        return Err("has close-on-exec set: it was opened by this process (a descriptor \
-                    passed across exec by a service manager cannot have it), not passed"
+        return Err("has close-on-exec set: it was opened by this process (a \
+                    descriptor passed across exec by a service manager cannot \
+                    have it), not passed"
             .into());
     }
     // SAFETY: `raw` is open (just checked), and is only borrowed for the

@@ -498,9 +498,7 @@ fn is_transient_socket_name(path: &Path) -> bool {
         .map(OsStrExt::as_bytes)
         .and_then(|d| d.strip_prefix(b"."))
         .and_then(|d| d.len().checked_sub(17).map(|at| d.split_at(at)))
-        .is_some_and(|(_, tail)| {
-            tail[0] == b'.' && tail[1..].iter().all(u8::is_ascii_hexdigit)
-        });
+        .is_some_and(|(_, tail)| tail[0] == b'.' && tail[1..].iter().all(u8::is_ascii_hexdigit));
     private_dir && path.file_name() == Some(OsStr::new(PRIVATE_SOCKET))
 }
 
@@ -534,9 +532,7 @@ impl Listener {
                         _ => match kernels {
                             Some(p) => Address::Unix(p.to_owned()),
                             None => {
-                                return Err(Error::Config(
-                                    "the inherited socket is unnamed".into(),
-                                ))
+                                return Err(Error::Config("the inherited socket is unnamed".into()))
                             }
                         },
                     },
@@ -1060,7 +1056,12 @@ mod tests {
         // client can use (in another process, or later in this one, it
         // names another descriptor or nothing).
         let dir = tempfile::tempdir().unwrap();
-        let dir_fd = open(dir.path(), OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let dir_fd = open(
+            dir.path(),
+            OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
         let fd = socket_with(
             AddressFamily::UNIX,
             SocketType::STREAM,

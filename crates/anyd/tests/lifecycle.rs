@@ -410,7 +410,10 @@ fn without_proc_a_socket_in_another_users_directory_is_refused_as_root() {
     // binds in the directory that was checked. Without /proc, no try.
     let dir = root::nobodys_directory();
     let sock = dir.path().join("d.sock");
-    let d = spawn(&[("ANYD_CHILD_ADDR", sock.to_str().unwrap())], &WITHOUT_PROC);
+    let d = spawn(
+        &[("ANYD_CHILD_ADDR", sock.to_str().unwrap())],
+        &WITHOUT_PROC,
+    );
     let line = d.expect("BIND_ERROR");
     assert!(
         line.contains("without /proc") && line.contains("uid 65534"),
@@ -424,7 +427,10 @@ fn without_proc_a_socket_in_another_users_directory_is_refused_as_root() {
     // needs no /proc.
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("d.sock");
-    let d = spawn(&[("ANYD_CHILD_ADDR", sock.to_str().unwrap())], &WITHOUT_PROC);
+    let d = spawn(
+        &[("ANYD_CHILD_ADDR", sock.to_str().unwrap())],
+        &WITHOUT_PROC,
+    );
     d.expect("READY");
     let mut s = ClientSession::connect(sock.to_str().unwrap()).unwrap();
     assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
