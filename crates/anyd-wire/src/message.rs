@@ -261,10 +261,16 @@ pub const PICKLE_PEEK_FALLBACK: usize = 1024;
 /// Reads a request payload in whatever codec it is in up to its endpoint
 /// name, decoding no argument.
 ///
-/// What this costs is bounded by the length of the name, whatever follows
-/// it: the policy can be checked before the arguments cost anything. For
-/// pickle, the name is read from the shape every CPython pickler writes for
-/// a request (PROTO 2..5, an optional FRAME, then the name as a unicode
+/// What this costs is bounded by the frame, whose length the frame limit
+/// bounds before it is read, and is cheap: no argument is decoded, so the
+/// policy can be checked before the arguments cost anything. For
+/// MessagePack, the name alone is read (after the array header), whatever
+/// follows it. For JSON, the first value is scanned whatever it is,
+/// without being built (a borrowed raw value, skipped without recursion,
+/// keeping one byte per level of nesting), so at most one pass over the
+/// frame; a first value that is not a string is then refused. For pickle,
+/// the name is read from the shape every CPython pickler writes for a
+/// request (PROTO 2..5, an optional FRAME, then the name as a unicode
 /// string opcode); a pickle in another shape is decoded whole if it is at
 /// most [`PICKLE_PEEK_FALLBACK`] bytes (SIGENDS in protocol 2 is such a
 /// pickle), and refused as malformed if longer.

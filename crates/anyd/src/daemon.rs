@@ -382,7 +382,8 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
         let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir)?);
         if owner != 0 && owner != u.uid {
             return Err(Error::Config(format!(
-                "refusing to run as {user} with {} in {}: the directory belongs to another                  user (uid {owner}), who could replace it; use one that belongs to root or {user}",
+                "refusing to run as {user} with {} in {}: the directory belongs to another \
+                 user (uid {owner}), who could replace it; use one that belongs to root or {user}",
                 path.display(),
                 dir.display()
             )));

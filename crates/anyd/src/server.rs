@@ -399,7 +399,11 @@ impl Appd {
     /// The passed descriptors are checked before the daemon opens
     /// anything (call [`bind`](Self::bind) before opening files of your
     /// own): a `LISTEN_FDS` that claims a descriptor which is not a
-    /// listening socket is an error, not a file taken for a socket.
+    /// listening socket passed across `exec` (one with close-on-exec set
+    /// was opened by this process, such as a socket of its own) is an
+    /// error, not a descriptor taken from its owner. The error stays: a
+    /// second `bind` checks them again, and does not quietly bind the
+    /// address instead.
     pub fn socket_activation(mut self, yes: bool) -> Self {
         self.config.socket_activation = yes;
         self
@@ -470,7 +474,8 @@ impl Appd {
     /// [`Error::Config`] for a bad address, a path that is not a socket, a
     /// non-loopback TCP address without an authkey, or descriptors passed
     /// by a service manager that are not what `LISTEN_FDS` promises (each
-    /// a listening stream socket), [`Error::Io`] otherwise.
+    /// a listening stream socket without close-on-exec), [`Error::Io`]
+    /// otherwise.
     ///
     /// A TCP address without an authkey is logged as a warning: TCP
     /// carries no credentials, so on loopback every local user can call.
@@ -507,7 +512,7 @@ impl Appd {
             self.config.socket_name.as_deref(),
         )? {
             Some((fd, name)) => {
-                let (listener, local) = Listener::from_fd(fd)?;
+                let (listener, local) = Listener::from_fd(fd, &address)?;
                 tracing::info!(address = %local, name, "using the socket passed by the service manager");
                 (listener, local)
             }

@@ -20,8 +20,9 @@ use crate::error::{Error, Result};
 /// The first descriptor systemd passes.
 const SD_LISTEN_FDS_START: RawFd = 3;
 
-/// Set once the passed descriptors have been taken: each must be owned
-/// exactly once.
+/// Set once the passed descriptors have been checked and taken: each must
+/// be owned exactly once. Not set by a check that fails, so that a second
+/// try fails the same way instead of ignoring the sockets passed.
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// The most descriptors we believe a service manager passes: a larger
@@ -35,10 +36,12 @@ const MAX_LISTEN_FDS: i32 = 4096;
 /// call returns none.
 ///
 /// Each descriptor `LISTEN_FDS` claims is checked before any is taken:
-/// open, a socket, listening, a stream of a family we serve (Unix, IPv4,
-/// IPv6). A wrong count would otherwise have the daemon take, and later
-/// close, a descriptor that something else in the process owns (a log
-/// file, the pid file holding its lock).
+/// open, without close-on-exec (it came across `exec`; see
+/// [`check_listening`]), a socket, listening, a stream of a family we
+/// serve (Unix, IPv4, IPv6). A wrong count would otherwise have the daemon
+/// take, and later close, a descriptor that something else in the process
+/// owns (a log file, the pid file holding its lock, a socket the program
+/// opened itself).
 ///
 /// # Errors
 ///
@@ -74,7 +77,7 @@ pub(crate) fn take_listen_fds() -> Result<Vec<(OwnedFd, String)>> {
                  (0 to {MAX_LISTEN_FDS})"
             ))
         })?;
-    if count == 0 || TAKEN.swap(true, Ordering::SeqCst) {
+    if count == 0 || TAKEN.load(Ordering::SeqCst) {
         return Ok(Vec::new());
     }
     let fds = SD_LISTEN_FDS_START..SD_LISTEN_FDS_START + count;
@@ -88,6 +91,11 @@ pub(crate) fn take_listen_fds() -> Result<Vec<(OwnedFd, String)>> {
             ))
         })?;
     }
+    // Checked: taken by this call, unless another thread's took them
+    // meanwhile.
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Ok(Vec::new());
+    }
     let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
         .unwrap_or_default()
         .split(':')
@@ -96,9 +104,14 @@ pub(crate) fn take_listen_fds() -> Result<Vec<(OwnedFd, String)>> {
     let mut taken = Vec::new();
     for (i, raw) in fds.enumerate() {
         // SAFETY: LISTEN_PID names this process, and `check_listening`
-        // found `raw` to be what the manager promised to pass: open and a
-        // listening socket, not a file or connection the process opened
-        // itself (bind takes these before it opens anything). TAKEN
+        // found `raw` to be what the manager promised to pass: open, a
+        // listening socket, and without close-on-exec, which everything
+        // the process opens through std, rustix or tokio has (its own
+        // listening socket, opened before `Appd::bind`, included): so it
+        // came across exec and nothing else in the process owns it (only
+        // code that opens a descriptor without close-on-exec, or clears
+        // it, could fool this check, and such code hands that descriptor
+        // to whatever it execs). TAKEN, set once the checks pass,
         // guarantees that each is wrapped in an OwnedFd only once in this
         // process.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -112,13 +125,26 @@ pub(crate) fn take_listen_fds() -> Result<Vec<(OwnedFd, String)>> {
 }
 
 /// Whether descriptor `raw` is a listening stream socket of a family we
-/// serve; if not, what it is instead.
+/// serve, passed across `exec`; if not, what it is instead.
+///
+/// A descriptor a service manager passes cannot have close-on-exec (it
+/// would not have survived the `exec`), and every descriptor std, rustix
+/// and tokio open has it: one with it was opened by this process (for
+/// example its own listening socket, opened before `Appd::bind`) and
+/// belongs to someone else here.
 fn check_listening(raw: RawFd) -> std::result::Result<(), String> {
     use rustix::net::{sockopt, AddressFamily, SocketType};
     // SAFETY: F_GETFD reads the flags of a descriptor number, and only
     // fails (EBADF) if it is not open; it touches nothing.
-    if unsafe { libc::fcntl(raw, libc::F_GETFD) } == -1 {
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFD) };
+    if flags == -1 {
         return Err("is not open".into());
+    }
+    if flags & libc::FD_CLOEXEC != 0 {
+        return Err("has close-on-exec set: it was opened by this process (a \
+                    descriptor passed across exec by a service manager cannot \
+                    have it), not passed"
+            .into());
     }
     // SAFETY: `raw` is open (just checked), and is only borrowed for the
     // checks below, during which this thread closes nothing.

@@ -393,8 +393,8 @@ impl Listener {
 
     /// Binds `address`. For a socket file: a live daemon at the path is an
     /// error, a stale file (nobody accepts) is replaced, anything that is
-    /// not a socket is left alone; the file appears at its path already
-    /// listening with its mode and group, and nothing is ever done to the
+    /// not a socket is left alone; the socket accepts connections only
+    /// once it has its mode and group, and nothing is ever done to the
     /// path through a link (see `bind_unix_path`).
     pub(crate) fn bind(address: &Address, file: &SocketFile) -> Result<Listener> {
         Self::bind_at(address, file).map_err(|e| match e {
@@ -478,20 +478,64 @@ impl Listener {
     }
 }
 
+/// Whether `path`, the name a Unix socket was bound with, is one that no
+/// client could connect to: a `/proc/self/fd/N/...` name (the kernel keeps
+/// the one a socket was bound with, and `bind_unix_path` binds through
+/// `/proc` in a directory another user may change), or the private
+/// directory it was made in before being renamed into place
+/// (`.NAME.<16 hex digits>/s`).
+fn is_transient_socket_name(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_bytes();
+    if [&b"/proc/"[..], b"/dev/fd/"]
+        .iter()
+        .any(|p| bytes.starts_with(p))
+    {
+        return true;
+    }
+    let private_dir = path
+        .parent()
+        .and_then(Path::file_name)
+        .map(OsStrExt::as_bytes)
+        .and_then(|d| d.strip_prefix(b"."))
+        .and_then(|d| d.len().checked_sub(17).map(|at| d.split_at(at)))
+        .is_some_and(|(_, tail)| tail[0] == b'.' && tail[1..].iter().all(u8::is_ascii_hexdigit));
+    private_dir && path.file_name() == Some(OsStr::new(PRIVATE_SOCKET))
+}
+
 impl Listener {
-    /// Wraps a listening socket inherited from a service manager, and
-    /// says what address it listens on.
-    pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<(Listener, Address)> {
+    /// Wraps a listening socket inherited from a service manager (or
+    /// another process), and says what address it listens on: its own,
+    /// or `configured` (what the program asked to bind) when the socket's
+    /// is none a client could use: unnamed, or a name it was made under
+    /// before being moved to its path (see [`is_transient_socket_name`]).
+    pub(crate) fn from_fd(
+        fd: std::os::fd::OwnedFd,
+        configured: &Address,
+    ) -> Result<(Listener, Address)> {
         let unix = UnixListener::from(fd);
         // A TCP socket fails `local_addr` as a Unix one (wrong family).
         match unix.local_addr() {
             Ok(addr) => {
                 let address = match (addr.as_pathname(), addr.as_abstract_name()) {
-                    (Some(p), _) => Address::Unix(p.to_owned()),
+                    (Some(p), _) if !is_transient_socket_name(p) => Address::Unix(p.to_owned()),
                     (None, Some(n)) => Address::Abstract(n.to_vec()),
-                    (None, None) => {
-                        return Err(Error::Config("the inherited socket is unnamed".into()))
-                    }
+                    (kernels, _) => match configured {
+                        Address::Unix(_) => {
+                            tracing::debug!(
+                                name = ?kernels,
+                                address = %configured,
+                                "the inherited socket has no name a client could use; \
+                                 taking it to listen at the configured path"
+                            );
+                            configured.clone()
+                        }
+                        _ => match kernels {
+                            Some(p) => Address::Unix(p.to_owned()),
+                            None => {
+                                return Err(Error::Config("the inherited socket is unnamed".into()))
+                            }
+                        },
+                    },
                 };
                 Ok((
                     Listener::Unix {
@@ -526,6 +570,10 @@ impl AsFd for Listener {
 pub(crate) struct Dir {
     pub(crate) fd: OwnedFd,
     pub(crate) path: PathBuf,
+    /// The directory's owner when it was opened and checked: when it is
+    /// neither root nor this process's user, someone else may rename and
+    /// replace the directory's entries (see [`Dir::others_may_rename`]).
+    owner: u32,
 }
 
 impl Dir {
@@ -575,9 +623,20 @@ impl Dir {
             Dir {
                 fd,
                 path: dir_path.to_owned(),
+                owner: st.st_uid,
             },
             name,
         ))
+    }
+
+    /// Whether a user other than root and this process's may rename or
+    /// replace entries of this directory: its owner, when it is another
+    /// user (a daemon running as root accepts the directory of its
+    /// `run_as` user). Group or other write permission without the sticky
+    /// bit would too, but [`Dir::of`] refuses that; with the sticky bit
+    /// (`/tmp`) others may add entries but not rename or remove ours.
+    pub(crate) fn others_may_rename(&self) -> bool {
+        self.owner != 0 && self.owner != rustix::process::geteuid().as_raw()
     }
 }
 
@@ -676,30 +735,41 @@ impl<'d> PrivateDir<'d> {
         )))
     }
 
-    /// Binds `fd` to the socket's name in this directory.
+    /// Binds `fd` to the socket's name in this directory, through
+    /// `/proc/self/fd`: in the directory this process opened and checked,
+    /// even if the parent's owner renames it away and puts a link in its
+    /// place meanwhile.
     ///
-    /// Through `/proc/self/fd`, the directory this process opened and
-    /// checked: even if someone who may write the parent renames it away
-    /// and puts a link in its place, the socket is made in it. Without
-    /// `/proc` (a bare chroot), through the path, then checked to be where
-    /// it should.
-    fn bind(&self, fd: &OwnedFd) -> Result<()> {
-        use rustix::fs::{statat, AtFlags, FileType};
+    /// The kernel keeps the name a socket was bound with as its address:
+    /// `ss -xl`, and a client's `getpeername`, show `/proc/self/fd/N/s`
+    /// for such a socket. The daemon itself reports the configured path.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without `/proc` (a bare chroot): binding by the
+    /// private directory's path instead would follow a link the parent's
+    /// owner put in its place, and root would make a socket file wherever
+    /// it leads, so that is refused, not tried.
+    fn bind(&self, fd: &OwnedFd, path: &Path) -> Result<()> {
         use rustix::net::{bind, SocketAddrUnix};
         let via_proc = format!("/proc/self/fd/{}/{PRIVATE_SOCKET}", self.fd.as_raw_fd());
         match bind(fd, &SocketAddrUnix::new(via_proc.as_str())?) {
-            Ok(()) => return Ok(()),
-            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {}
-            Err(e) => return Err(io::Error::from(e).into()),
-        }
-        let path = self.parent.path.join(&self.name).join(PRIVATE_SOCKET);
-        bind(fd, &SocketAddrUnix::new(path.as_path())?).map_err(io::Error::from)?;
-        match statat(&self.fd, PRIVATE_SOCKET, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Socket => Ok(()),
-            _ => Err(Error::Config(format!(
-                "{} was replaced while the socket was being made",
-                path.display()
-            ))),
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)
+                if rustix::fs::stat("/proc/self/fd").is_err() =>
+            {
+                Err(Error::Config(format!(
+                    "cannot make the socket file {} safely without /proc: its directory {} \
+                     belongs to another user (uid {}), who could swap the directory the \
+                     socket is made in for a link, and only /proc/self/fd binds in the \
+                     directory that was checked; mount /proc, or use a directory that only \
+                     root or the daemon's user may write to",
+                    path.display(),
+                    self.parent.path.display(),
+                    self.parent.owner
+                )))
+            }
+            Err(e) => Err(io::Error::from(e).into()),
         }
     }
 }
@@ -744,43 +814,147 @@ fn rename_noreplace(
 
 /// Binds a socket file at `path`: a live daemon there is an error, a stale
 /// socket file (nobody accepts) is replaced, anything else is left alone.
+/// Connections are accepted only once the file has its mode and group, no
+/// link is ever followed, and the process umask is left alone (it is the
+/// whole process's, and other threads may be creating files).
 ///
-/// Window-free by construction, and no link is ever followed:
-/// - the socket is bound in a fresh directory only this process's user may
-///   enter (mode 0700, checked to be ours after it was opened without
-///   following a link), made beside the final place so that a rename can
-///   move it;
-/// - its mode and group are set there, by name relative to that
-///   directory's descriptor, where nobody else can put a link or anything
-///   else; the process umask is left alone (it is the whole process's,
-///   and other threads may be creating files);
-/// - it listens before it is moved, so the file is live from the moment
-///   it appears at `path`, with its final mode and group;
-/// - it is moved into place with `renameat2(RENAME_NOREPLACE)`, which
-///   neither follows nor replaces whatever is at `path`: an entry there is
-///   examined (without following it) and only a stale socket is removed
-///   before trying again.
+/// Two constructions, after who may change the directory:
+/// - Only root and the daemon's user may rename its entries (the common
+///   case: `/run/NAME`, systemd's `RuntimeDirectory=`, a sticky directory
+///   such as `/tmp`, where others may add entries but not touch ours): the
+///   socket is bound at `path` itself, so the kernel records `path` as its
+///   address (what `ss -xl` and a client's `getpeername` show). It is
+///   born with at most the owner's permissions (set on the socket before
+///   `bind`; the umask may take more), then given its mode and group by
+///   name relative to the directory, where nobody else can put a link,
+///   and only then listens: until it does, a connection is refused as if
+///   no daemon were there. `bind` neither follows nor replaces whatever
+///   is at `path`: an entry there is examined (without following it) and
+///   only a stale socket is removed before trying again.
+/// - Another user may (its owner: the directory of the `run_as` user,
+///   which root accepts): that user could swap the socket for a link
+///   between `bind` and `chmod`. The socket is then bound in a fresh
+///   directory only this process's user may enter (see [`PrivateDir`]),
+///   through `/proc/self/fd` so that it is made in the directory that was
+///   checked whatever is renamed meanwhile, given its mode and group
+///   there, made to listen, and moved into place with
+///   `renameat2(RENAME_NOREPLACE)`, which neither follows nor replaces
+///   whatever is at `path`. The kernel then records the `/proc` name as
+///   the socket's address; the daemon reports `path`. Without `/proc` this
+///   is refused (see [`PrivateDir::bind`]).
+///
+/// The links of the configured path itself, and who may write the
+/// directories above the socket's, are the administrator's (see
+/// [`Dir::of`]).
 ///
 /// Two daemons started at once on the same path may both find one stale
-/// socket and each replace it, as with any check-then-replace; a pid file
-/// serialises their starts.
+/// socket and each replace it, and one may take the other's socket for a
+/// stale one in the moment between its `bind` and its `listen`, as with
+/// any check-then-replace; a pid file serialises their starts.
 fn bind_unix_path(path: &Path, file: &SocketFile) -> Result<Listener> {
-    use rustix::fs::{chmodat, chownat, statat, AtFlags, Gid, Mode};
-    use rustix::net::{
-        listen, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType,
-    };
+    use rustix::net::{socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
     // Clients reach the socket by this path: it must fit an address.
     SocketAddrUnix::new(path)?;
     let (dir, name) = Dir::of(path, "socket file")?;
-    let private = PrivateDir::create(&dir, name)?;
     let fd = socket_with(
         AddressFamily::UNIX,
         SocketType::STREAM,
         SocketFlags::CLOEXEC,
         None,
     )?;
-    private.bind(&fd)?;
+    let owned = if dir.others_may_rename() {
+        bind_in_private_dir(&fd, &dir, name, path, file)?
+    } else {
+        bind_in_place(&fd, &dir, name, path, file)?
+    };
+    Ok(Listener::Unix {
+        listener: UnixListener::from(fd),
+        file: Some(owned),
+    })
+}
+
+/// How many entries in the way of a new socket are examined before giving
+/// up: an entry that keeps coming back after being removed means someone
+/// else is making sockets there.
+const PLACING_ROUNDS: usize = 4;
+
+/// The first construction of [`bind_unix_path`]: binds `fd` at `path`
+/// (`name` in `dir`), sets its mode and group, and listens.
+fn bind_in_place(
+    fd: &OwnedFd,
+    dir: &Dir,
+    name: &OsStr,
+    path: &Path,
+    file: &SocketFile,
+) -> Result<OwnedSocketFile> {
+    use rustix::fs::{chmodat, chownat, fchmod, statat, AtFlags, FileType, Gid, Mode};
+    use rustix::net::{bind, listen, SocketAddrUnix};
+    // The file `bind` makes takes the socket's own permissions, less the
+    // umask. Only tidiness: nobody can connect before `listen`, which
+    // comes after the final mode and group, so a failure is ignored.
+    let _ = fchmod(fd, Mode::from_raw_mode(file.mode & 0o700));
+    let addr = SocketAddrUnix::new(path)?;
+    let mut rounds = 0;
+    loop {
+        match bind(fd, &addr) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::ADDRINUSE) if rounds < PLACING_ROUNDS => {
+                rounds += 1;
+                clear_stale(dir, name, path)?;
+            }
+            Err(rustix::io::Errno::ADDRINUSE) => return Err(keeps_being_replaced(path)),
+            Err(e) => return Err(io::Error::from(e).into()),
+        }
+    }
+    let st = statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
+        return Err(Error::Config(format!(
+            "{} was replaced while the socket was being made",
+            path.display()
+        )));
+    }
+    // From here on, removed again if anything fails.
+    let owned = OwnedSocketFile {
+        path: path.to_owned(),
+        dev: st.st_dev,
+        ino: st.st_ino,
+    };
+    chmodat(
+        &dir.fd,
+        name,
+        Mode::from_raw_mode(file.mode),
+        AtFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    if let Some(gid) = file.group {
+        chownat(
+            &dir.fd,
+            name,
+            None,
+            Some(Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(io::Error::from)?;
+    }
+    listen(fd, 1024)?;
+    Ok(owned)
+}
+
+/// The second construction of [`bind_unix_path`]: binds `fd` in a private
+/// directory beside `path`, sets its mode and group there, listens, and
+/// moves it to `name` in `dir`.
+fn bind_in_private_dir(
+    fd: &OwnedFd,
+    dir: &Dir,
+    name: &OsStr,
+    path: &Path,
+    file: &SocketFile,
+) -> Result<OwnedSocketFile> {
+    use rustix::fs::{chmodat, chownat, statat, AtFlags, Gid, Mode};
+    use rustix::net::listen;
+    let private = PrivateDir::create(dir, name)?;
+    private.bind(fd, path)?;
     chmodat(
         &private.fd,
         PRIVATE_SOCKET,
@@ -800,70 +974,130 @@ fn bind_unix_path(path: &Path, file: &SocketFile) -> Result<Listener> {
     }
     let st =
         statat(&private.fd, PRIVATE_SOCKET, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)?;
-    listen(&fd, 1024)?;
-    move_into_place(&private, &dir, name, path)?;
-    Ok(Listener::Unix {
-        listener: UnixListener::from(fd),
-        file: Some(OwnedSocketFile {
-            path: path.to_owned(),
-            dev: st.st_dev,
-            ino: st.st_ino,
-        }),
+    listen(fd, 1024)?;
+    move_into_place(&private, dir, name, path)?;
+    Ok(OwnedSocketFile {
+        path: path.to_owned(),
+        dev: st.st_dev,
+        ino: st.st_ino,
     })
 }
 
 /// Moves the listening socket from `private` to `name` in `dir`, replacing
 /// only a stale socket file.
 fn move_into_place(private: &PrivateDir<'_>, dir: &Dir, name: &OsStr, path: &Path) -> Result<()> {
-    use rustix::fs::{statat, unlinkat, AtFlags, FileType};
-    let shown = || Address::Unix(path.to_owned()).to_string();
-    // Each round either places the socket or finds an entry in the way;
-    // an entry that keeps coming back after being removed means someone
-    // else is making sockets there.
-    for _ in 0..4 {
+    for _ in 0..PLACING_ROUNDS {
         match rename_noreplace(&private.fd, PRIVATE_SOCKET, &dir.fd, name) {
             Ok(()) => return Ok(()),
-            Err(rustix::io::Errno::EXIST) => {}
+            Err(rustix::io::Errno::EXIST) => clear_stale(dir, name, path)?,
             Err(e) => return Err(io::Error::from(e).into()),
-        }
-        let st = match statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            // Gone meanwhile: try again.
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(io::Error::from(e).into()),
-        };
-        if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
-            return Err(Error::Config(format!(
-                "{} exists and is not a socket; refusing to replace it",
-                path.display()
-            )));
-        }
-        match UnixStream::connect(path) {
-            Ok(_) => return Err(Error::AlreadyRunning(shown())),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                tracing::info!(path = %path.display(), "replacing a stale socket file");
-                match unlinkat(&dir.fd, name, AtFlags::empty()) {
-                    Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-                    Err(e) => return Err(io::Error::from(e).into()),
-                }
-            }
-            Err(e) => {
-                return Err(Error::Config(format!(
-                    "{} exists and cannot be checked: {e}",
-                    path.display()
-                )))
-            }
         }
     }
-    Err(Error::Config(format!(
+    Err(keeps_being_replaced(path))
+}
+
+/// Deals with the entry `name` in `dir` (at `path`) that is in the way of
+/// a new socket: `Ok` to try again when it is gone meanwhile or was a
+/// stale socket, now removed; an error for a live socket or anything that
+/// is not a socket. The entry is examined without following a link.
+fn clear_stale(dir: &Dir, name: &OsStr, path: &Path) -> Result<()> {
+    use rustix::fs::{statat, unlinkat, AtFlags, FileType};
+    let st = match statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        // Gone meanwhile: try again.
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(io::Error::from(e).into()),
+    };
+    if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
+        return Err(Error::Config(format!(
+            "{} exists and is not a socket; refusing to replace it",
+            path.display()
+        )));
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(Error::AlreadyRunning(
+            Address::Unix(path.to_owned()).to_string(),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            tracing::info!(path = %path.display(), "replacing a stale socket file");
+            match unlinkat(&dir.fd, name, AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+                Err(e) => Err(io::Error::from(e).into()),
+            }
+        }
+        Err(e) => Err(Error::Config(format!(
+            "{} exists and cannot be checked: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn keeps_being_replaced(path: &Path) -> Error {
+    Error::Config(format!(
         "{} keeps being replaced by other sockets; refusing to bind",
         path.display()
-    )))
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::directory_risk;
+    use super::{directory_risk, is_transient_socket_name, Listener};
+    use crate::address::Address;
+    use std::path::Path;
+
+    #[test]
+    fn an_inherited_socket_bound_through_proc_reports_the_configured_path() {
+        use rustix::fs::{open, Mode, OFlags};
+        use rustix::net::{bind, listen, socket_with, AddressFamily, SocketAddrUnix};
+        use rustix::net::{SocketFlags, SocketType};
+        use std::os::fd::AsRawFd;
+        // A socket bound as `bind_unix_path` does in a directory another
+        // user may change: the kernel keeps the /proc name, which no
+        // client can use (in another process, or later in this one, it
+        // names another descriptor or nothing).
+        let dir = tempfile::tempdir().unwrap();
+        let dir_fd = open(
+            dir.path(),
+            OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let fd = socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let via_proc = format!("/proc/self/fd/{}/s", dir_fd.as_raw_fd());
+        bind(&fd, &SocketAddrUnix::new(via_proc.as_str()).unwrap()).unwrap();
+        listen(&fd, 1).unwrap();
+        let configured = Address::Unix(dir.path().join("e.sock"));
+        let (_listener, address) = Listener::from_fd(fd, &configured).unwrap();
+        assert_eq!(address, configured);
+    }
+
+    #[test]
+    fn which_socket_names_no_client_could_use() {
+        for name in [
+            "/proc/self/fd/4/s",
+            "/proc/thread-self/fd/12/s",
+            "/dev/fd/4/s",
+            "/run/x/.e.sock.0123456789abcdef/s",
+        ] {
+            assert!(is_transient_socket_name(Path::new(name)), "{name}");
+        }
+        for name in [
+            "/run/x/e.sock",
+            "/run/x/s",
+            "/run/x/.e.sock.0123456789abcdef/t",
+            "/run/x/.e.sock.0123456789abcdeg/s",
+            "/run/x/e.sock.0123456789abcdef/s",
+            "/run/.x/s",
+        ] {
+            assert!(!is_transient_socket_name(Path::new(name)), "{name}");
+        }
+    }
 
     #[test]
     fn which_directories_may_hold_a_socket_or_pid_file() {

@@ -31,6 +31,34 @@ fn child_daemon() {
     if std::env::var_os("ANYD_CHILD_DAEMONIZE").is_some() {
         anyd::daemonize().unwrap();
     }
+    // A listening socket of the program's own, opened before bind (and
+    // kept open while it runs).
+    let _own = std::env::var("ANYD_CHILD_OWN_LISTENER")
+        .ok()
+        .map(|path| std::os::unix::net::UnixListener::bind(path).unwrap());
+    // A program that tries bind again after it failed.
+    if std::env::var_os("ANYD_CHILD_BIND_TWICE").is_some() {
+        if let Err(e) = child_appd().bind(address.as_str()) {
+            println!("FIRST_BIND_ERROR {e}");
+        }
+    }
+    let server = match child_appd().bind(address.as_str()) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("BIND_ERROR {e}");
+            // Where a daemonized one's launcher hears it.
+            eprintln!("BIND_ERROR {e}");
+            std::process::exit(2);
+        }
+    };
+    println!("READY {}", server.local_address());
+    let result = server.serve();
+    println!("STOPPED {}", result.is_ok());
+    std::process::exit(if result.is_ok() { 0 } else { 1 });
+}
+
+/// The child daemon's endpoints and settings (from its environment).
+fn child_appd() -> Appd {
     let mut appd = Appd::new()
         .api("slow()", || {
             // Tell the parent the call is in progress, then wait for it to
@@ -78,19 +106,7 @@ fn child_daemon() {
     if let Ok(user) = std::env::var("ANYD_CHILD_RUN_AS") {
         appd = appd.run_as(user);
     }
-    let server = match appd.bind(address.as_str()) {
-        Ok(s) => s,
-        Err(e) => {
-            println!("BIND_ERROR {e}");
-            // Where a daemonized one's launcher hears it.
-            eprintln!("BIND_ERROR {e}");
-            std::process::exit(2);
-        }
-    };
-    println!("READY {}", server.local_address());
-    let result = server.serve();
-    println!("STOPPED {}", result.is_ok());
-    std::process::exit(if result.is_ok() { 0 } else { 1 });
+    appd
 }
 
 struct Daemon {
@@ -102,13 +118,18 @@ impl Daemon {
     /// Waits for a line containing `what` (the harness may print its own
     /// text before ours on a line) and returns it.
     fn expect(&self, what: &str) -> String {
+        self.expect_one_of(&[what])
+    }
+
+    /// Waits for a line containing one of `whats` and returns it.
+    fn expect_one_of(&self, whats: &[&str]) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(what) => return line,
+                Ok(line) if whats.iter().any(|w| line.contains(w)) => return line,
                 Ok(_) => continue,
-                Err(e) => panic!("waiting for {what:?}: {e}"),
+                Err(e) => panic!("waiting for one of {whats:?}: {e}"),
             }
         }
     }
@@ -370,6 +391,51 @@ fn run_as_refuses_a_directory_of_a_third_user_as_root() {
     assert!(!sock.exists(), "the socket was left behind");
 }
 
+/// A wrapper for [`spawn`] that runs the daemon without `/proc`, as in a
+/// bare chroot: a tmpfs hides it, in a mount namespace of the daemon's own.
+const WITHOUT_PROC: [&str; 5] = [
+    "unshare",
+    "--mount",
+    "sh",
+    "-c",
+    "mount -t tmpfs none /proc && exec \"$0\" \"$@\"",
+];
+
+#[test]
+fn without_proc_a_socket_in_another_users_directory_is_refused_as_root() {
+    root::require_root("hiding /proc in a mount namespace");
+    // The directory's owner could swap the private directory the socket
+    // is made in for a link between its check and the bind by path, and
+    // have root make a socket wherever that leads: only /proc/self/fd
+    // binds in the directory that was checked. Without /proc, no try.
+    let dir = root::nobodys_directory();
+    let sock = dir.path().join("d.sock");
+    let d = spawn(
+        &[("ANYD_CHILD_ADDR", sock.to_str().unwrap())],
+        &WITHOUT_PROC,
+    );
+    let line = d.expect("BIND_ERROR");
+    assert!(
+        line.contains("without /proc") && line.contains("uid 65534"),
+        "{line}"
+    );
+    // Neither a socket nor the private directory is left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Where only root may write, the socket is bound at its path, which
+    // needs no /proc.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("d.sock");
+    let d = spawn(
+        &[("ANYD_CHILD_ADDR", sock.to_str().unwrap())],
+        &WITHOUT_PROC,
+    );
+    d.expect("READY");
+    let mut s = ClientSession::connect(sock.to_str().unwrap()).unwrap();
+    assert_eq!(s.commit::<String>("hello", ()).unwrap(), "hi");
+}
+
 #[test]
 fn socket_activation_uses_the_inherited_socket() {
     if Command::new("systemd-socket-activate")
@@ -480,6 +546,60 @@ fn listen_fds_claiming_more_than_was_passed_is_a_clear_error() {
     assert!(
         line.contains("LISTEN_FDS=2") && line.contains("descriptor 4 is not open"),
         "{line}"
+    );
+}
+
+#[test]
+fn a_socket_the_program_opened_itself_is_not_taken_for_a_passed_one() {
+    // One socket passed, two claimed, and descriptor 4 is a listening
+    // socket the program opened before bind: it passes every other check,
+    // but it is the program's, and taking it would give it two owners.
+    // Opened in this process, it has close-on-exec; passed ones cannot.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.sock");
+    let own = dir.path().join("own.sock");
+    let d = activated(
+        &[&path],
+        &[
+            &format!("--setenv=ANYD_CHILD_OWN_LISTENER={}", own.display()),
+            "sh",
+            "-c",
+            "export LISTEN_FDS=2; exec \"$0\" \"$@\"",
+        ],
+    );
+    let _wake = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let line = d.expect_one_of(&["BIND_ERROR", "READY"]);
+    assert!(
+        line.contains("BIND_ERROR")
+            && line.contains("descriptor 4 has close-on-exec set")
+            && line.contains("opened by this process"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_failed_check_of_passed_sockets_fails_a_second_bind_the_same_way() {
+    // A program that tries bind again after LISTEN_FDS was found wrong
+    // must not find socket activation quietly gone (and bind the address
+    // instead): the sockets are checked again.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.sock");
+    let d = activated(
+        &[&path],
+        &[
+            "--setenv=ANYD_CHILD_BIND_TWICE=1",
+            "sh",
+            "-c",
+            "export LISTEN_FDS=2; exec \"$0\" \"$@\"",
+        ],
+    );
+    let _wake = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let first = d.expect("FIRST_BIND_ERROR");
+    assert!(first.contains("descriptor 4 is not open"), "{first}");
+    let second = d.expect_one_of(&["BIND_ERROR", "READY"]);
+    assert!(
+        second.contains("BIND_ERROR") && second.contains("descriptor 4 is not open"),
+        "{second}"
     );
 }
 

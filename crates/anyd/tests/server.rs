@@ -322,6 +322,28 @@ fn socket_files_are_private_replaced_when_stale_and_never_stolen() {
 }
 
 #[test]
+fn the_kernel_names_the_socket_by_its_path() {
+    // In a directory only this user may write (the common case), the
+    // socket is bound at its path, so that is the name the kernel keeps:
+    // what `ss -xl` lists (from /proc/net/unix) and what a client's
+    // getpeername returns, not a name it was made under elsewhere.
+    let (d, dir) = start(Appd::new());
+    let path = dir.path().join("d.sock");
+    assert_eq!(d.address().to_string(), format!("unix:{}", path.display()));
+    let client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let peer = client.peer_addr().unwrap();
+    assert_eq!(peer.as_pathname(), Some(path.as_path()), "{peer:?}");
+    let listed = std::fs::read_to_string("/proc/net/unix").unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.ends_with(&format!(" {}", path.display()))),
+        "{} is not in /proc/net/unix",
+        path.display()
+    );
+}
+
+#[test]
 fn a_directory_others_may_write_is_refused_unless_sticky() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.sock");

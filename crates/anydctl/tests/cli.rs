@@ -28,7 +28,24 @@ struct Run {
 /// Runs `program` with `args` and `env` (ANYD_AUTHKEY removed unless
 /// given), killing it if it outlives `patience`.
 fn run_program(program: &Path, args: &[&str], env: &[(&str, &str)], patience: Duration) -> Output {
+    run_program_as(None, program, args, env, patience)
+}
+
+/// [`run_program`] as the user and group `uid` when given (which needs
+/// root).
+fn run_program_as(
+    uid: Option<u32>,
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    patience: Duration,
+) -> Output {
+    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(program);
+    if let Some(uid) = uid {
+        // std drops root's supplementary groups with the uid.
+        cmd.uid(uid).gid(uid);
+    }
     cmd.args(args)
         .env_remove("ANYD_AUTHKEY")
         .envs(env.iter().copied())
@@ -442,6 +459,63 @@ fn bench_counts_error_replies_by_kind() {
     assert_eq!(report["errors"], 0);
     assert_eq!(report["calls"], report["ok"]);
     assert_eq!(report["interrupted"], false);
+}
+
+#[test]
+fn a_caller_the_policy_refuses_is_not_told_the_daemon_is_not_rust_as_root() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root (running anydctl as another user): run the suite \
+         as root, or leave out the tests named *_as_root with -E 'not test(/_as_root$/)'"
+    );
+    // A root-only daemon answers nobody's calls, anyd.ping and
+    // anyd.endpoints among them, as it answers a missing endpoint:
+    // anydctl must not tell nobody that it is no Rust anyd daemon.
+    let (d, address, dir) = start(demo().allow(anyd::Allow::root()).socket_mode(0o666));
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A copy of anydctl that nobody may run, in a directory nobody may
+    // enter (the build's own may be private to root).
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let program = bin.path().join("anydctl");
+    std::fs::copy(env!("CARGO_BIN_EXE_anydctl"), &program).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let out = run_program_as(Some(65534), &program, args, &[], PATIENCE);
+        let run = Run {
+            code: out.status.code().expect("anydctl was killed by a signal"),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        eprintln!("anydctl {args:?} as nobody -> {run:#?}");
+        run
+    };
+
+    let run = as_nobody(&["endpoints", &address]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("or its policy does not let you call anyd.endpoints"),
+        "{run:#?}"
+    );
+    assert!(
+        !run.stderr.contains("It is not a Rust anyd daemon;"),
+        "{run:#?}"
+    );
+
+    let run = as_nobody(&["ping", "-c", "1", &address]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("a Rust one answers so when its policy does not let you call it"),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("(a Python anyd daemon?)"), "{run:#?}");
+
+    // Root, whom the policy admits, sees the endpoints.
+    assert!(ok(&["endpoints", &address]).contains("get_sum"));
+    drop(d);
 }
 
 #[test]

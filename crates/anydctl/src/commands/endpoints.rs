@@ -18,8 +18,11 @@ pub(crate) fn run(conn: &Connection, as_json: bool) -> Result<Exit, Failure> {
                 Exit::Remote,
                 format!(
                     "{} cannot list its endpoints: it answered anyd.endpoints with \
-                     NotImplementedError: {}.\nIt is not a Rust anyd daemon; Python anyd daemons \
-                     have no anyd.endpoints. Call its endpoints by name: anydctl call {} ENDPOINT [ARG]...",
+                     NotImplementedError: {}.\nIt is not a Rust anyd daemon (Python anyd \
+                     daemons have no anyd.endpoints), or its policy does not let you call \
+                     anyd.endpoints (a Rust anyd daemon answers a call it refuses as it \
+                     answers a missing endpoint). Call its endpoints by name: \
+                     anydctl call {} ENDPOINT [ARG]...",
                     conn.address, r.message, conn.address
                 ),
             ))

@@ -64,13 +64,17 @@ pub(crate) fn run(
                 writeln!(out, "reply from {address}: seq={seq} time={ms:.3} ms")?;
             }
             // Any error reply is a full round trip through the daemon. A
-            // Python anyd daemon has no anyd.ping and always answers this.
+            // Python anyd daemon has no anyd.ping and always answers this;
+            // so does a Rust one whose policy refuses the caller (a refusal
+            // is answered as a missing endpoint).
             Err(anyd::Error::Remote(r)) => {
                 if r.kind == "NotImplementedError" && !noted_fallback {
                     noted_fallback = true;
                     eprintln!(
-                        "anydctl: {address} has no anyd.ping (a Python anyd daemon?); timing \
-                         its NotImplementedError replies, which make the same round trip"
+                        "anydctl: {address} answers anyd.ping with NotImplementedError: a \
+                         Python anyd daemon has no anyd.ping, and a Rust one answers so when \
+                         its policy does not let you call it; timing these replies, which \
+                         make the same round trip"
                     );
                 }
                 stats.rtts_ms.push(ms);
