@@ -1,7 +1,6 @@
 //! Process lifecycle for daemons that run without a service manager, or
 //! want the classic safeguards: a locked pid file, detaching from the
 //! terminal, and dropping root after binding.
-#![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -11,7 +10,7 @@ use std::process::{Command, Stdio};
 use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{Error, Result};
-use crate::users;
+use crate::sys::{self, users};
 
 /// A pid file held under an exclusive lock for the life of the daemon.
 ///
@@ -398,24 +397,9 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
             );
         }
     }
-    let check = |r: libc::c_int, what: &str| {
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(Error::Config(format!(
-                "cannot drop privileges to {user} ({what}): {}",
-                io::Error::last_os_error()
-            )))
-        }
-    };
-    // SAFETY: `groups` is a live slice of `groups.len()` gid_t values that
-    // setgroups only reads; setgid and setuid take plain integers. The C
-    // library makes each change on all threads before returning.
-    unsafe {
-        check(libc::setgroups(groups.len(), groups.as_ptr()), "setgroups")?;
-        check(libc::setgid(u.gid), "setgid")?;
-        check(libc::setuid(u.uid), "setuid")?;
-    }
+    sys::switch_process_credentials(&groups, u.gid, u.uid).map_err(|(what, e)| {
+        Error::Config(format!("cannot drop privileges to {user} ({what}): {e}"))
+    })?;
     if u.uid != 0 && rustix::thread::set_thread_uid(rustix::process::Uid::ROOT).is_ok() {
         return Err(Error::Config(format!(
             "dropped to {user} but could regain root; refusing to continue"

@@ -163,14 +163,13 @@ mod daemon;
 mod error;
 mod framed;
 mod handler;
-mod peergroups;
 mod policy;
 mod registry;
 mod server;
+mod sys;
 pub mod systemd;
 mod throttle;
 mod transport;
-mod users;
 
 pub use address::{Address, ToAddress};
 pub use anyd_macros::{api, ApiError};

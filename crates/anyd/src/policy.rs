@@ -96,12 +96,12 @@ impl Allow {
                 Rule::Uid(u) => resolved.uids.push(*u),
                 Rule::Gid(g) => resolved.gids.push(*g),
                 Rule::User(name) => resolved.uids.push(
-                    crate::users::user_by_name(name)?
+                    crate::sys::users::user_by_name(name)?
                         .ok_or_else(|| Error::Config(format!("no user named {name:?}")))?
                         .uid,
                 ),
                 Rule::Group(name) => resolved.gids.push(
-                    crate::users::group_by_name(name)?
+                    crate::sys::users::group_by_name(name)?
                         .ok_or_else(|| Error::Config(format!("no group named {name:?}")))?,
                 ),
             }

@@ -494,7 +494,7 @@ impl Appd {
         // touched, so that a bad rule fails first.
         let serving_uid = match &self.config.run_as {
             Some(user) => {
-                crate::users::user_by_name(user)?
+                crate::sys::users::user_by_name(user)?
                     .ok_or_else(|| Error::Config(format!("no user named {user:?}")))?
                     .uid
             }

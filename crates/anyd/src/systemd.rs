@@ -6,24 +6,17 @@
 //! [`Server::serve`](crate::Server::serve) sends `READY=1` once it accepts
 //! calls, `STOPPING=1` when it shuts down, and `WATCHDOG=1` at half the
 //! interval systemd asks for; [`notify_status`] lets a daemon say more.
-#![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
 /// The first descriptor systemd passes.
 const SD_LISTEN_FDS_START: RawFd = 3;
-
-/// Set once the passed descriptors have been checked and taken: each must
-/// be owned exactly once. Not set by a check that fails, so that a second
-/// try fails the same way instead of ignoring the sockets passed.
-static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// The most descriptors we believe a service manager passes: a larger
 /// `LISTEN_FDS` is a mistake, refused before a loop over it.
@@ -77,44 +70,30 @@ pub(crate) fn take_listen_fds() -> Result<Vec<(OwnedFd, String)>> {
                  (0 to {MAX_LISTEN_FDS})"
             ))
         })?;
-    if count == 0 || TAKEN.load(Ordering::SeqCst) {
+    if count == 0 {
         return Ok(Vec::new());
     }
     let fds = SD_LISTEN_FDS_START..SD_LISTEN_FDS_START + count;
-    for raw in fds.clone() {
-        check_listening(raw).map_err(|why| {
-            Error::Config(format!(
-                "socket activation: LISTEN_FDS={count} promises descriptors {}..={}, \
-                 but descriptor {raw} {why}",
-                SD_LISTEN_FDS_START,
-                SD_LISTEN_FDS_START + count - 1
-            ))
-        })?;
-    }
-    // Checked: taken by this call, unless another thread's took them
-    // meanwhile.
-    if TAKEN.swap(true, Ordering::SeqCst) {
+    // Each is checked before any is owned, and owned only once in this
+    // process (a second call finds none), by the one module that may.
+    let claimed = crate::sys::claim_inherited(fds, check_listening).map_err(|(raw, why)| {
+        Error::Config(format!(
+            "socket activation: LISTEN_FDS={count} promises descriptors {}..={}, \
+             but descriptor {raw} {why}",
+            SD_LISTEN_FDS_START,
+            SD_LISTEN_FDS_START + count - 1
+        ))
+    })?;
+    let Some(claimed) = claimed else {
         return Ok(Vec::new());
-    }
+    };
     let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
         .unwrap_or_default()
         .split(':')
         .map(str::to_owned)
         .collect();
     let mut taken = Vec::new();
-    for (i, raw) in fds.enumerate() {
-        // SAFETY: LISTEN_PID names this process, and `check_listening`
-        // found `raw` to be what the manager promised to pass: open, a
-        // listening socket, and without close-on-exec, which everything
-        // the process opens through std, rustix or tokio has (its own
-        // listening socket, opened before `Appd::bind`, included): so it
-        // came across exec and nothing else in the process owns it (only
-        // code that opens a descriptor without close-on-exec, or clears
-        // it, could fool this check, and such code hands that descriptor
-        // to whatever it execs). TAKEN, set once the checks pass,
-        // guarantees that each is wrapped in an OwnedFd only once in this
-        // process.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    for (i, fd) in claimed.into_iter().enumerate() {
         // They arrive without close-on-exec; our children must not keep
         // the daemon's listening socket alive.
         rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
@@ -124,31 +103,11 @@ pub(crate) fn take_listen_fds() -> Result<Vec<(OwnedFd, String)>> {
     Ok(taken)
 }
 
-/// Whether descriptor `raw` is a listening stream socket of a family we
-/// serve, passed across `exec`; if not, what it is instead.
-///
-/// A descriptor a service manager passes cannot have close-on-exec (it
-/// would not have survived the `exec`), and every descriptor std, rustix
-/// and tokio open has it: one with it was opened by this process (for
-/// example its own listening socket, opened before `Appd::bind`) and
-/// belongs to someone else here.
-fn check_listening(raw: RawFd) -> std::result::Result<(), String> {
+/// Whether `fd`, passed across `exec` (the open and close-on-exec checks
+/// are [`crate::sys::claim_inherited`]'s), is a listening stream socket of
+/// a family we serve; if not, what it is instead.
+fn check_listening(fd: BorrowedFd<'_>) -> std::result::Result<(), String> {
     use rustix::net::{sockopt, AddressFamily, SocketType};
-    // SAFETY: F_GETFD reads the flags of a descriptor number, and only
-    // fails (EBADF) if it is not open; it touches nothing.
-    let flags = unsafe { libc::fcntl(raw, libc::F_GETFD) };
-    if flags == -1 {
-        return Err("is not open".into());
-    }
-    if flags & libc::FD_CLOEXEC != 0 {
-        return Err("has close-on-exec set: it was opened by this process (a \
-                    descriptor passed across exec by a service manager cannot \
-                    have it), not passed"
-            .into());
-    }
-    // SAFETY: `raw` is open (just checked), and is only borrowed for the
-    // checks below, during which this thread closes nothing.
-    let fd = unsafe { BorrowedFd::borrow_raw(raw) };
     let stat = rustix::fs::fstat(fd).map_err(|e| format!("cannot be examined: {e}"))?;
     let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
     if kind != rustix::fs::FileType::Socket {

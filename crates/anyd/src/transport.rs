@@ -255,11 +255,11 @@ struct PeerInfo {
 /// otherwise what the group database says of the peer's user.
 fn groups_of_peer(stream: &UnixStream, creds: &rustix::net::UCred) -> Vec<u32> {
     let gid = creds.gid.as_raw();
-    let mut groups = crate::peergroups::peer_groups(stream.as_fd()).unwrap_or_else(|| {
-        crate::users::user_by_uid(creds.uid.as_raw())
+    let mut groups = crate::sys::peer_groups(stream.as_fd()).unwrap_or_else(|| {
+        crate::sys::users::user_by_uid(creds.uid.as_raw())
             .ok()
             .flatten()
-            .and_then(|u| crate::users::groups_of(&u.name, gid).ok())
+            .and_then(|u| crate::sys::users::groups_of(&u.name, gid).ok())
             .unwrap_or_default()
     });
     if !groups.contains(&gid) {

@@ -8,8 +8,6 @@
 //! The reentrant `_r` functions only: the daemon looks users up from many
 //! connection threads at once.
 
-#![allow(unsafe_code)]
-
 use std::ffi::{CStr, CString};
 use std::io;
 

@@ -1,11 +1,10 @@
 //! The supplementary groups of a Unix socket peer, as the kernel recorded
 //! them when it connected (SO_PEERGROUPS, Linux 4.13 and later).
 //!
-//! Unsafe because it is a `getsockopt` that neither std nor rustix wraps. The groups must come from the kernel's snapshot at
-//! connect time, not from `/proc/<pid>`, which describes whatever the
-//! process (or a process that reused its pid) is now, for example after
-//! executing a setgid program.
-#![allow(unsafe_code)]
+//! A `getsockopt` that neither std nor rustix wraps. The groups must come
+//! from the kernel's snapshot at connect time, not from `/proc/<pid>`,
+//! which describes whatever the process (or a process that reused its pid)
+//! is now, for example after executing a setgid program.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
