@@ -1,10 +1,7 @@
 //! `AsyncClientSession`: the same client on tokio.
 
 use std::future::Future;
-use std::io;
 use std::ops::Range;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyd_wire::frame::{self, FrameError};
@@ -13,7 +10,7 @@ use anyd_wire::message::Reply;
 use anyd_wire::Codec;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::address::{Address, ToAddress};
 use crate::client::{
@@ -22,75 +19,7 @@ use crate::client::{
 };
 use crate::error::{Error, Result};
 use crate::framed;
-
-#[derive(Debug)]
-enum AsyncStream {
-    Unix(tokio::net::UnixStream),
-    Tcp(tokio::net::TcpStream),
-}
-
-impl AsyncRead for AsyncStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            AsyncStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for AsyncStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            AsyncStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_flush(cx),
-            AsyncStream::Tcp(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            AsyncStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
-
-async fn connect_once(address: &Address) -> io::Result<AsyncStream> {
-    match address {
-        Address::Unix(path) => tokio::net::UnixStream::connect(path)
-            .await
-            .map(AsyncStream::Unix),
-        Address::Abstract(_) => {
-            // tokio has no abstract-name connect. A Unix connect waits
-            // only while the daemon's backlog is full; the blocking one,
-            // bounded, is fine here.
-            let bound = Some(Duration::from_millis(100));
-            let std = match crate::transport::Stream::connect(address, bound)? {
-                crate::transport::Stream::Unix(s) => s,
-                _ => unreachable!("an abstract address connects a Unix stream"),
-            };
-            std.set_nonblocking(true)?;
-            tokio::net::UnixStream::from_std(std).map(AsyncStream::Unix)
-        }
-        Address::Tcp { host, port } => {
-            let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-            s.set_nodelay(true)?;
-            Ok(AsyncStream::Tcp(s))
-        }
-    }
-}
+use crate::transport::AsyncStream;
 
 /// Runs `f` within `limit`, if any.
 async fn within<T>(
@@ -230,29 +159,8 @@ impl AsyncClientSession {
     pub async fn connect_with(address: impl ToAddress, options: ClientOptions) -> Result<Self> {
         let address = address.to_address()?;
         let deadline = options.retry_for.map(|d| Instant::now() + d);
-        let mut pause = Duration::from_millis(5);
-        let stream = loop {
-            let attempt = within(options.connect_timeout, "connecting", async {
-                connect_once(&address).await.map_err(|e| Error::Connect {
-                    address: address.to_string(),
-                    source: e,
-                })
-            })
-            .await;
-            match attempt {
-                Ok(s) => break s,
-                Err(Error::Connect { source, .. })
-                    if matches!(
-                        source.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-                    ) && deadline.is_some_and(|d| Instant::now() + pause < d) =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(100));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let stream =
+            AsyncStream::connect_until(&address, options.connect_timeout, deadline).await?;
         let mut conn = AsyncFramed {
             stream,
             buf: Vec::new(),
