@@ -18,7 +18,7 @@ use crate::client::{
     END_SESSION_GRACE,
 };
 use crate::error::{Error, Result};
-use crate::framed;
+use crate::handshake;
 use crate::transport::AsyncStream;
 
 /// Runs `f` within `limit`, if any.
@@ -168,7 +168,7 @@ impl AsyncClientSession {
             in_flight: false,
         };
         if let Some(key) = &options.authkey {
-            let mut side = framed::client_side(key, options.handshake)?;
+            let mut side = handshake::client_side(key, options.handshake)?;
             within(
                 options.connect_timeout,
                 "during the handshake",

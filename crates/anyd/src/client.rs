@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::address::{Address, ToAddress};
 use crate::error::{Error, Result};
 use crate::framed::{self, Framed};
+use crate::handshake;
 use crate::transport::Stream;
 
 /// How long `Drop` waits for the daemon to acknowledge the end of the
@@ -198,7 +199,7 @@ impl ClientSession {
         let stream = Stream::connect_until(&address, options.connect_timeout, deadline)?;
         let mut conn = Framed::new(stream, options.max_frame);
         if let Some(key) = &options.authkey {
-            let mut side = framed::client_side(key, options.handshake)?;
+            let mut side = handshake::client_side(key, options.handshake)?;
             framed::handshake(
                 &mut conn,
                 &mut side,
