@@ -156,7 +156,6 @@
 mod address;
 mod admission;
 mod api;
-mod async_client;
 mod budget;
 mod client;
 mod daemon;
@@ -176,8 +175,7 @@ mod users;
 pub use address::{Address, ToAddress};
 pub use anyd_macros::{api, ApiError};
 pub use api::{Api, IntoApi};
-pub use async_client::AsyncClientSession;
-pub use client::{ClientOptions, ClientSession};
+pub use client::{AsyncClientSession, ClientOptions, ClientSession};
 pub use daemon::{daemonize, daemonize_ready};
 pub use error::{Error, RemoteError, Result};
 pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};

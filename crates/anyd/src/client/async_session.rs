@@ -1,24 +1,28 @@
 //! `AsyncClientSession`: the same client on tokio.
+//!
+//! It drives the session core (`session`) with tokio writes and reads over
+//! an [`AsyncStream`] and a [`FrameBuffer`], and owns only what async I/O
+//! adds: timeouts as timers, and ending a dropped session from a task.
+//! A call whose future is dropped half way is the core's to close (see
+//! `# Cancel safety` on [`AsyncClientSession::commit`]).
 
 use std::future::Future;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use anyd_wire::frame::{self, FrameError};
 use anyd_wire::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
 use anyd_wire::message::Reply;
 use anyd_wire::Codec;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::session::{Exchange, Session, END_SESSION_GRACE};
+use super::ClientOptions;
 use crate::address::{Address, ToAddress};
-use crate::client::{
-    call_outcome, decode_call_reply, end_outcome, frame_end_session, frame_request, ClientOptions,
-    END_SESSION_GRACE,
-};
 use crate::error::{Error, Result};
-use crate::handshake;
+use crate::frame_buffer::{FrameBuffer, ReadError};
+use crate::handshake::{self, HandshakeRun};
 use crate::transport::AsyncStream;
 
 /// Runs `f` within `limit`, if any.
@@ -35,82 +39,80 @@ async fn within<T>(
     }
 }
 
+/// A tokio stream with a read buffer that yields whole frames.
 #[derive(Debug)]
 struct AsyncFramed {
     stream: AsyncStream,
-    buf: Vec<u8>,
-    consumed: usize,
-    /// A request was (maybe partly) written and its reply not yet read
-    /// whole: set while a call is under way, so that a call whose future
-    /// was dropped half way leaves a mark.
-    in_flight: bool,
+    buf: FrameBuffer,
 }
 
 impl AsyncFramed {
-    async fn read_frame(&mut self, max: usize, what: &'static str) -> Result<Range<usize>> {
-        if self.consumed > 0 {
-            self.buf.drain(..self.consumed);
-            self.consumed = 0;
-        }
+    /// The next frame, reading as needed; `Ok(None)` is a clean end of
+    /// stream between frames. Its payload is `self.buf.payload(range)`
+    /// until the next read.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a read cancelled before it completes leaves the
+    /// buffer as it was, and a frame is consumed only when returned.
+    async fn read_frame(&mut self) -> std::result::Result<Option<Range<usize>>, ReadError> {
         loop {
-            match frame::decode(&self.buf, max) {
-                Ok(Some(f)) => {
-                    self.consumed = f.consumed;
-                    return Ok(f.payload);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(Error::Protocol(e.to_string())),
+            if let Some(r) = self.buf.next_frame().map_err(ReadError::Frame)? {
+                return Ok(Some(r));
             }
-            self.buf.reserve(4096);
-            let n = self
-                .stream
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|e| Error::from_io(e, what))?;
+            let spare = self.buf.spare().map_err(ReadError::Io)?;
+            let n = self.stream.read(spare).await.map_err(ReadError::Io)?;
             if n == 0 {
-                return Err(match frame::check_eof(self.buf.len()) {
-                    Ok(()) => Error::Protocol(format!("the daemon closed the connection {what}")),
-                    Err(e @ FrameError::Truncated(_)) => Error::Protocol(e.to_string()),
-                    Err(e) => Error::Protocol(e.to_string()),
-                });
+                return self
+                    .buf
+                    .check_eof()
+                    .map(|()| None)
+                    .map_err(ReadError::Frame);
             }
+            self.buf.filled(n);
         }
     }
 
-    async fn send(&mut self, payload: &[u8]) -> Result<()> {
-        let mut out = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
-        frame::encode(payload, &mut out);
-        self.stream.write_all(&out).await?;
+    /// Sends what a handshake has to send, if anything.
+    async fn send_pending(&mut self, run: &mut HandshakeRun<'_, impl Handshake>) -> Result<()> {
+        if !run.to_send().is_empty() {
+            self.stream.write_all(run.to_send()).await?;
+            run.sent();
+        }
         Ok(())
     }
 
-    async fn handshake(&mut self, side: &mut impl Handshake) -> Result<()> {
-        if let Some(first) = side.start() {
-            self.send(&first).await?;
-        }
+    /// Runs a handshake to completion, its frames capped at
+    /// [`MAX_HANDSHAKE_FRAME`], then `max_frame_after`.
+    async fn handshake(&mut self, side: &mut impl Handshake, max_frame_after: usize) -> Result<()> {
+        self.buf.set_max_frame(MAX_HANDSHAKE_FRAME);
+        let mut run = HandshakeRun::start(side);
+        self.send_pending(&mut run).await?;
         loop {
-            let range = self
-                .read_frame(MAX_HANDSHAKE_FRAME, "during the handshake")
-                .await?;
-            let payload = self.buf[range].to_vec();
-            match side.receive(&payload) {
-                Ok(step) => {
-                    if let Some(send) = step.send {
-                        self.send(&send).await?;
-                    }
-                    if step.done {
-                        return Ok(());
-                    }
-                }
-                Err(e) => {
-                    if let Some(last) = e.send_before_close() {
-                        let _ = self.send(last).await;
-                    }
-                    return Err(Error::Auth(e));
-                }
+            let range = handshake::frame_read(self.read_frame().await)?;
+            if let Err(e) = run.receive(self.buf.payload(range)) {
+                let _ = self.send_pending(&mut run).await;
+                return Err(e);
+            }
+            self.send_pending(&mut run).await?;
+            if run.is_done() {
+                self.buf.set_max_frame(max_frame_after);
+                return Ok(());
             }
         }
     }
+}
+
+/// Sends the request and reads one reply.
+async fn exchange<R: DeserializeOwned>(ex: Exchange<'_, AsyncFramed>) -> Result<Reply<R>> {
+    ex.conn
+        .stream
+        .write_all(ex.request)
+        .await
+        .map_err(|e| Error::from_io(e, "sending the request"))?;
+    let read = ex.conn.read_frame().await;
+    let read = read.map(|r| r.map(|range| ex.conn.buf.payload(range)));
+    ex.reply(read, "waiting for the reply")
 }
 
 /// The async twin of [`ClientSession`](crate::ClientSession), on tokio.
@@ -135,10 +137,8 @@ impl AsyncFramed {
 /// daemon treats as the end of the session too.
 #[derive(Debug)]
 pub struct AsyncClientSession {
-    conn: Option<AsyncFramed>,
+    session: Session<AsyncFramed>,
     address: Address,
-    options: ClientOptions,
-    out: Vec<u8>,
 }
 
 impl AsyncClientSession {
@@ -163,24 +163,20 @@ impl AsyncClientSession {
             AsyncStream::connect_until(&address, options.connect_timeout, deadline).await?;
         let mut conn = AsyncFramed {
             stream,
-            buf: Vec::new(),
-            consumed: 0,
-            in_flight: false,
+            buf: FrameBuffer::new(options.max_frame),
         };
         if let Some(key) = &options.authkey {
             let mut side = handshake::client_side(key, options.handshake)?;
             within(
                 options.connect_timeout,
                 "during the handshake",
-                conn.handshake(&mut side),
+                conn.handshake(&mut side, options.max_frame),
             )
             .await?;
         }
         Ok(AsyncClientSession {
-            conn: Some(conn),
+            session: Session::new(conn, options),
             address,
-            options,
-            out: Vec::new(),
         })
     }
 
@@ -191,7 +187,7 @@ impl AsyncClientSession {
 
     /// The codec of this session.
     pub fn codec(&self) -> Codec {
-        self.options.codec
+        self.session.options().codec
     }
 
     /// Calls `endpoint` with positional arguments.
@@ -230,9 +226,10 @@ impl AsyncClientSession {
         args: impl Serialize,
         kwargs: impl Serialize,
     ) -> Result<R> {
-        frame_request(self.options.codec, endpoint, &args, &kwargs, &mut self.out)?;
-        let reply = self.exchange().await?;
-        call_outcome(reply, &mut self.conn)
+        let timeout = self.session.options().timeout;
+        let ex = self.session.call(endpoint, &args, &kwargs)?;
+        let reply = within(timeout, "waiting for the reply", exchange(ex)).await;
+        self.session.finish_call(reply)
     }
 
     /// Ends the session: sends SIGENDS and waits for the acknowledgement.
@@ -241,65 +238,27 @@ impl AsyncClientSession {
     ///
     /// A transport or protocol error; the connection is closed either way.
     pub async fn end_session(mut self) -> Result<()> {
-        frame_end_session(self.options.codec, &mut self.out);
-        let reply = self.exchange::<serde::de::IgnoredAny>().await;
+        let timeout = self.session.options().timeout;
+        let ex = self.session.end().ok_or(Error::Closed)?;
+        let reply = within(timeout, "waiting for the reply", exchange::<IgnoredAny>(ex)).await;
         // Ended: nothing left for drop to do.
-        self.conn = None;
-        end_outcome(reply?)
-    }
-
-    async fn exchange<R: DeserializeOwned>(&mut self) -> Result<Reply<R>> {
-        let conn = self.conn.as_mut().ok_or(Error::Closed)?;
-        if conn.in_flight {
-            // An earlier call's future was dropped between its request and
-            // its reply: that reply would answer this call.
-            self.conn = None;
-            return Err(Error::Closed);
-        }
-        let options = &self.options;
-        let out = &self.out;
-        let result = within(options.timeout, "waiting for the reply", async {
-            conn.in_flight = true;
-            conn.stream
-                .write_all(out)
-                .await
-                .map_err(|e| Error::from_io(e, "sending the request"))?;
-            let range = conn
-                .read_frame(options.max_frame, "waiting for the reply")
-                .await?;
-            conn.in_flight = false;
-            decode_call_reply(options, &conn.buf[range])
-        })
-        .await;
-        match result {
-            Ok(r) => Ok(r),
-            Err(e @ Error::ResultType(_)) => Err(e),
-            Err(e) => {
-                self.conn = None;
-                Err(e)
-            }
-        }
+        self.session.finish_end(reply)
     }
 }
 
 impl Drop for AsyncClientSession {
     fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else {
-            return;
-        };
-        if conn.in_flight {
-            // Half a request may be on the wire: closing is the only clean
-            // end.
-            return;
-        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let mut out = std::mem::take(&mut self.out);
-        frame_end_session(self.options.codec, &mut out);
-        let max_frame = self.options.max_frame;
+        // Closed, or a call abandoned half way: closing is the only clean
+        // end.
+        let Some((mut conn, out)) = self.session.take_for_end() else {
+            return;
+        };
         let grace = self
-            .options
+            .session
+            .options()
             .timeout
             .map_or(END_SESSION_GRACE, |t| t.min(END_SESSION_GRACE));
         // Detached: if the runtime shuts down first, the task is dropped
@@ -310,7 +269,7 @@ impl Drop for AsyncClientSession {
                     .write_all(&out)
                     .await
                     .map_err(|e| Error::from_io(e, "ending the session"))?;
-                conn.read_frame(max_frame, "ending the session").await?;
+                let _ = conn.read_frame().await;
                 Ok::<(), Error>(())
             })
             .await;
