@@ -1,76 +1,37 @@
-//! Frames over a blocking stream, and the handshake driven over them.
+//! Frames over a blocking stream, and the handshake driven over them:
+//! [`Framed`] is a [`Stream`] with a [`FrameBuffer`], read with deadlines.
 //! Shared by the server's connection loop and the blocking client.
 //!
-//! A read buffer grows with the frame in progress; on the server it draws
-//! what it grows beyond [`GROWTH_STEP`] from the daemon's memory budget
-//! (see `budget`). Writes with a deadline for the whole
-//! ([`write_all_within`]) are here too.
+//! It owns the blocking reads and their timeouts, and writes with a
+//! deadline for the whole ([`write_all_within`]). The buffer's growth, its
+//! limit and its memory budget are `frame_buffer`'s; what the handshake
+//! sends and what its failures mean are `handshake`'s.
 
 use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use anyd_wire::frame::{self, FrameError};
-use anyd_wire::handshake::{
-    ClientHandshake, Handshake, HandshakeOptions, ServerHandshake, CHALLENGE_RANDOM_LEN,
-    MAX_HANDSHAKE_FRAME,
-};
+use anyd_wire::frame::FrameError;
+use anyd_wire::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
 
 use crate::budget::Charge;
 use crate::error::Error;
+use crate::frame_buffer::{FrameBuffer, ReadError};
+use crate::handshake::{self, HandshakeRun};
 use crate::transport::Stream;
-
-/// Where a read buffer starts, and what it shrinks back to after a large
-/// message: small, because an idle connection keeps it.
-const INITIAL_BUFFER: usize = 4096;
-
-/// The most a read buffer grows by before the bytes to fill it have
-/// arrived; also what it may hold without drawing on a memory budget
-/// (every frame up to this size, the small calls of the steady state).
-pub(crate) const GROWTH_STEP: usize = 64 * 1024;
-
-/// Why no frame could be read.
-#[derive(Debug)]
-pub(crate) enum ReadError {
-    /// The socket failed, or a read timeout fired (`WouldBlock`/`TimedOut`).
-    Io(io::Error),
-    /// A bad header, or end of stream inside a frame.
-    Frame(FrameError),
-}
-
-impl ReadError {
-    pub(crate) fn into_error(self, waiting_for: &'static str) -> Error {
-        match self {
-            ReadError::Io(e) => Error::from_io(e, waiting_for),
-            ReadError::Frame(e) => Error::Protocol(e.to_string()),
-        }
-    }
-}
 
 /// A stream with a read buffer that yields whole frames.
 #[derive(Debug)]
 pub(crate) struct Framed {
     pub(crate) stream: Stream,
-    buf: Vec<u8>,
-    /// Unconsumed bytes are `buf[start..end]`; `buf.len()` is the capacity
-    /// reads may fill.
-    start: usize,
-    end: usize,
-    max_frame: usize,
-    /// What the buffer draws from the daemon's memory budget (none on the
-    /// client's side).
-    charge: Option<Charge>,
+    buf: FrameBuffer,
 }
 
 impl Framed {
     pub(crate) fn new(stream: Stream, max_frame: usize) -> Self {
         Framed {
             stream,
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-            max_frame,
-            charge: None,
+            buf: FrameBuffer::new(max_frame),
         }
     }
 
@@ -78,24 +39,18 @@ impl Framed {
     /// past what the budget has left fails with `ErrorKind::OutOfMemory`
     /// instead.
     pub(crate) fn charge_to(&mut self, charge: Charge) {
-        self.charge = Some(charge);
+        self.buf.charge_to(charge);
     }
 
     pub(crate) fn set_max_frame(&mut self, max: usize) {
-        self.max_frame = max;
+        self.buf.set_max_frame(max);
     }
 
     /// The next frame if it is already buffered; its payload is
     /// `self.payload(range)` until the next call that reads.
+    #[inline]
     pub(crate) fn buffered_frame(&mut self) -> Result<Option<Range<usize>>, FrameError> {
-        match frame::decode(&self.buf[self.start..self.end], self.max_frame)? {
-            Some(f) => {
-                let range = self.start + f.payload.start..self.start + f.payload.end;
-                self.start += f.consumed;
-                Ok(Some(range))
-            }
-            None => Ok(None),
-        }
+        self.buf.next_frame()
     }
 
     /// The next frame, reading as needed, with the whole frame due by
@@ -157,88 +112,42 @@ impl Framed {
         result
     }
 
-    /// One read; false at the end of the stream.
+    /// One read into the buffer; false at the end of the stream. Fails
+    /// with `ErrorKind::OutOfMemory` if the room needed is more than the
+    /// memory budget has left.
+    #[inline]
     fn fill_some(&mut self) -> Result<bool, ReadError> {
-        self.fill().map(|n| n > 0).map_err(ReadError::Io)
+        let spare = self.buf.spare().map_err(ReadError::Io)?;
+        let n = loop {
+            match self.stream.read(spare) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r.map_err(ReadError::Io)?,
+            }
+        };
+        self.buf.filled(n);
+        Ok(n > 0)
     }
 
     /// The end of the stream: clean between frames, an error inside one.
     fn clean_end(&self) -> Result<Option<Range<usize>>, ReadError> {
-        frame::check_eof(self.end - self.start)
+        self.buf
+            .check_eof()
             .map(|()| None)
             .map_err(ReadError::Frame)
     }
 
+    #[inline]
     pub(crate) fn payload(&self, range: Range<usize>) -> &[u8] {
-        &self.buf[range]
+        self.buf.payload(range)
     }
 
-    /// One read into the buffer, making room first: returns the bytes read.
-    /// Fails with `ErrorKind::OutOfMemory` if the room needed is more than
-    /// the memory budget has left.
-    fn fill(&mut self) -> io::Result<usize> {
-        let pending = self.end - self.start;
-        // How much room the frame in progress needs (the header was already
-        // checked against the limit by `buffered_frame`).
-        let need = match frame::decode_header(&self.buf[self.start..self.end], usize::MAX) {
-            Ok(Some(h)) => h.header_len + h.payload_len,
-            _ => frame::LONG_HEADER_LEN,
-        };
-        // Room for the frame in progress, but no more than twice what has
-        // arrived of it: a header alone, claiming a frame at the size
-        // limit, then costs its sender the bytes, not the daemon the
-        // memory. The buffer doubles as the payload comes.
-        let want = need
-            .min(pending.saturating_mul(2).max(GROWTH_STEP))
-            .max(INITIAL_BUFFER);
-        // Give back what a large message took once it is done: an idle
-        // connection keeps its buffer.
-        let shrink = self.buf.len() > 16 * INITIAL_BUFFER && want.max(pending) <= INITIAL_BUFFER;
-        if self.start > 0 && (pending == 0 || shrink || self.start + want > self.buf.len()) {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.start = 0;
-            self.end = pending;
+    /// Sends what a handshake has to send, if anything.
+    fn send_pending(&mut self, run: &mut HandshakeRun<'_, impl Handshake>) -> io::Result<()> {
+        if !run.to_send().is_empty() {
+            self.stream.write_all(run.to_send())?;
+            run.sent();
         }
-        if shrink {
-            self.buf.truncate(INITIAL_BUFFER);
-            self.buf.shrink_to_fit();
-            if let Some(charge) = &mut self.charge {
-                charge.hold(self.buf.len());
-            }
-        }
-        let len = self.start + want;
-        if self.buf.len() < len {
-            // Frames up to `GROWTH_STEP` never get here once the buffer
-            // has grown for the first one: the steady state does not touch
-            // the budget.
-            if let Some(charge) = &mut self.charge {
-                if !charge.hold(len) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::OutOfMemory,
-                        "a frame in progress would take the daemon over its memory budget",
-                    ));
-                }
-            }
-            // Exactly what is asked for, not the doubling of `resize`: the
-            // budget counts what the buffer holds.
-            self.buf.reserve_exact(len - self.buf.len());
-            self.buf.resize(len, 0);
-        }
-        let n = loop {
-            match self.stream.read(&mut self.buf[self.end..]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => break r?,
-            }
-        };
-        self.end += n;
-        Ok(n)
-    }
-
-    /// Sends one payload in one frame.
-    pub(crate) fn send(&mut self, payload: &[u8]) -> io::Result<()> {
-        let mut out = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
-        frame::encode(payload, &mut out);
-        self.stream.write_all(&out)
+        Ok(())
     }
 }
 
@@ -315,27 +224,6 @@ fn wait_writable(stream: &Stream, timeout: Duration) -> io::Result<()> {
     }
 }
 
-/// Fresh challenge bytes from the OS.
-pub(crate) fn challenge_random() -> io::Result<[u8; CHALLENGE_RANDOM_LEN]> {
-    let mut random = [0u8; CHALLENGE_RANDOM_LEN];
-    getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
-    Ok(random)
-}
-
-pub(crate) fn server_side(
-    authkey: &[u8],
-    options: HandshakeOptions,
-) -> io::Result<ServerHandshake> {
-    Ok(ServerHandshake::new(authkey, options, challenge_random()?))
-}
-
-pub(crate) fn client_side(
-    authkey: &[u8],
-    options: HandshakeOptions,
-) -> io::Result<ClientHandshake> {
-    Ok(ClientHandshake::new(authkey, options, challenge_random()?))
-}
-
 /// Runs a handshake to completion within `timeout` overall (a peer
 /// trickling bytes gets no more time than a silent one). Frames are capped
 /// at [`MAX_HANDSHAKE_FRAME`] for its duration.
@@ -347,46 +235,24 @@ pub(crate) fn handshake(
 ) -> Result<(), Error> {
     let deadline = timeout.map(|t| Instant::now() + t);
     conn.set_max_frame(MAX_HANDSHAKE_FRAME);
-    if let Some(first) = side.start() {
-        conn.send(&first)?;
-    }
+    let mut run = HandshakeRun::start(side);
+    conn.send_pending(&mut run)?;
     if deadline.is_none() {
         conn.stream.set_read_timeout(None)?;
     }
     loop {
         // The deadline is for the whole handshake, and for each frame
         // within it however its bytes arrive.
-        let range = match conn.read_frame_by(deadline) {
-            Ok(Some(r)) => r,
-            Ok(None) => return Err(Error::Protocol(
-                "the peer closed the connection during the handshake (a wrong or missing authkey?)"
-                    .into(),
-            )),
-            Err(ReadError::Frame(FrameError::TooLarge { len, .. })) => {
-                return Err(Error::Protocol(format!(
-                    "a {len}-byte frame during the handshake (a peer without an authkey?)"
-                )))
-            }
-            Err(e) => return Err(e.into_error("during the handshake")),
-        };
-        let payload = conn.payload(range).to_vec();
-        match side.receive(&payload) {
-            Ok(step) => {
-                if let Some(send) = step.send {
-                    conn.send(&send)?;
-                }
-                if step.done {
-                    conn.set_max_frame(max_frame_after);
-                    conn.stream.set_read_timeout(None)?;
-                    return Ok(());
-                }
-            }
-            Err(e) => {
-                if let Some(last) = e.send_before_close() {
-                    let _ = conn.send(last);
-                }
-                return Err(Error::Auth(e));
-            }
+        let range = handshake::frame_read(conn.read_frame_by(deadline))?;
+        if let Err(e) = run.receive(conn.payload(range)) {
+            let _ = conn.send_pending(&mut run);
+            return Err(e);
+        }
+        conn.send_pending(&mut run)?;
+        if run.is_done() {
+            conn.set_max_frame(max_frame_after);
+            conn.stream.set_read_timeout(None)?;
+            return Ok(());
         }
     }
 }

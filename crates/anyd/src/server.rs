@@ -33,8 +33,10 @@ use crate::admission::{Caller, Connections, Held, Limits};
 use crate::budget::{Budget, Charge};
 use crate::daemon::{self, PidFile};
 use crate::error::{Error, RemoteError, Result};
-use crate::framed::{self, Framed, ReadError};
+use crate::frame_buffer::{ReadError, GROWTH_STEP};
+use crate::framed::{self, Framed};
 use crate::handler::Handler;
+use crate::handshake;
 use crate::policy::Allow;
 use crate::registry::Registry;
 use crate::systemd;
@@ -1171,9 +1173,9 @@ fn serve_connection(
     // (and its buffer) forever.
     let _ = stream.set_write_timeout(config.idle_timeout);
     let mut conn = Framed::new(stream, config.max_frame);
-    conn.charge_to(Charge::new(shared.budget.clone(), framed::GROWTH_STEP));
+    conn.charge_to(Charge::new(shared.budget.clone(), GROWTH_STEP));
     if let Some(key) = &config.authkey {
-        let result = framed::server_side(key, config.handshake)
+        let result = handshake::server_side(key, config.handshake)
             .map_err(Error::from)
             .and_then(|mut side| {
                 framed::handshake(

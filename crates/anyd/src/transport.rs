@@ -1,5 +1,8 @@
 //! Blocking sockets: connecting, binding (with the socket file rules of
 //! DESIGN.md), accepting, and the caller's identity.
+//!
+//! Connecting, blocking and async, is in `connect`; the async clients'
+//! stream in `async_stream`.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -12,53 +15,15 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{self, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::address::Address;
 use crate::error::{Error, Result};
 
-/// Connects a Unix stream socket within `timeout`. A Unix connect waits
-/// when the daemon's listen backlog is full (a daemon that has stopped
-/// accepting, or is swamped), and Linux bounds that wait by the socket's
-/// send timeout; it is set for the connect only.
-fn unix_connect(
-    addr: &rustix::net::SocketAddrUnix,
-    timeout: Option<Duration>,
-) -> io::Result<UnixStream> {
-    use rustix::net::sockopt::{set_socket_timeout, Timeout};
-    use rustix::net::{AddressFamily, SocketFlags, SocketType};
-    let fd = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        // What is left of the timeout, again after an interrupted wait; a
-        // zero timeout would mean none at all.
-        let left = deadline.map(|d| {
-            d.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1))
-        });
-        set_socket_timeout(&fd, Timeout::Send, left)?;
-        match rustix::net::connect(&fd, addr) {
-            Ok(()) => break,
-            Err(rustix::io::Errno::INTR) if deadline.is_none_or(|d| Instant::now() < d) => continue,
-            // The send timeout ran out while the backlog stayed full (or a
-            // signal came after it had).
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the daemon did not accept the connection in time (its backlog is full)",
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    set_socket_timeout(&fd, Timeout::Send, None)?;
-    Ok(UnixStream::from(fd))
-}
+mod async_stream;
+mod connect;
+
+pub(crate) use async_stream::AsyncStream;
 
 /// A connected socket, Unix or TCP.
 #[derive(Debug)]
@@ -71,77 +36,6 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    /// Connects once, waiting at most `timeout` if given.
-    pub(crate) fn connect(address: &Address, timeout: Option<Duration>) -> io::Result<Stream> {
-        match address {
-            Address::Unix(path) => {
-                let addr = rustix::net::SocketAddrUnix::new(path.as_path())?;
-                unix_connect(&addr, timeout).map(Stream::Unix)
-            }
-            Address::Abstract(name) => {
-                let addr = rustix::net::SocketAddrUnix::new_abstract_name(name)?;
-                unix_connect(&addr, timeout).map(Stream::Unix)
-            }
-            Address::Tcp { host, port } => {
-                let addrs = Address::resolve(host, *port)
-                    .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
-                let mut last = None;
-                for a in addrs {
-                    let r = match timeout {
-                        Some(t) => TcpStream::connect_timeout(&a, t),
-                        None => TcpStream::connect(a),
-                    };
-                    match r {
-                        Ok(s) => {
-                            // Small request/reply messages: Nagle would hold
-                            // each one back waiting for an ACK.
-                            s.set_nodelay(true)?;
-                            return Ok(Stream::Tcp(s));
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable)))
-            }
-        }
-    }
-
-    /// Connects, retrying while the daemon is not there yet (no socket file,
-    /// connection refused) until `deadline`; other errors end at once.
-    pub(crate) fn connect_until(
-        address: &Address,
-        timeout: Option<Duration>,
-        deadline: Option<Instant>,
-    ) -> Result<Stream> {
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match Stream::connect(address, timeout) {
-                Ok(s) => return Ok(s),
-                Err(e) => {
-                    let starting = matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-                    );
-                    let now = Instant::now();
-                    match deadline {
-                        Some(d) if starting && now + pause < d => {
-                            // A daemon that is starting up appears within
-                            // milliseconds; back off to at most 100 ms.
-                            std::thread::sleep(pause);
-                            pause = (pause * 2).min(Duration::from_millis(100));
-                        }
-                        _ => {
-                            return Err(Error::Connect {
-                                address: address.to_string(),
-                                source: e,
-                            })
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             Stream::Unix(s) => s.set_read_timeout(t),

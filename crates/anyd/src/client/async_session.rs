@@ -1,0 +1,278 @@
+//! `AsyncClientSession`: the same client on tokio.
+//!
+//! It drives the session core (`session`) with tokio writes and reads over
+//! an [`AsyncStream`] and a [`FrameBuffer`], and owns only what async I/O
+//! adds: timeouts as timers, and ending a dropped session from a task.
+//! A call whose future is dropped half way is the core's to close (see
+//! `# Cancel safety` on [`AsyncClientSession::commit`]).
+
+use std::future::Future;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use anyd_wire::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
+use anyd_wire::message::Reply;
+use anyd_wire::Codec;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::session::{Exchange, Session, END_SESSION_GRACE};
+use super::ClientOptions;
+use crate::address::{Address, ToAddress};
+use crate::error::{Error, Result};
+use crate::frame_buffer::{FrameBuffer, ReadError};
+use crate::handshake::{self, HandshakeRun};
+use crate::transport::AsyncStream;
+
+/// Runs `f` within `limit`, if any.
+async fn within<T>(
+    limit: Option<Duration>,
+    what: &'static str,
+    f: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match limit {
+        Some(d) => tokio::time::timeout(d, f)
+            .await
+            .map_err(|_| Error::Timeout(what))?,
+        None => f.await,
+    }
+}
+
+/// A tokio stream with a read buffer that yields whole frames.
+#[derive(Debug)]
+struct AsyncFramed {
+    stream: AsyncStream,
+    buf: FrameBuffer,
+}
+
+impl AsyncFramed {
+    /// The next frame, reading as needed; `Ok(None)` is a clean end of
+    /// stream between frames. Its payload is `self.buf.payload(range)`
+    /// until the next read.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a read cancelled before it completes leaves the
+    /// buffer as it was, and a frame is consumed only when returned.
+    async fn read_frame(&mut self) -> std::result::Result<Option<Range<usize>>, ReadError> {
+        loop {
+            if let Some(r) = self.buf.next_frame().map_err(ReadError::Frame)? {
+                return Ok(Some(r));
+            }
+            let spare = self.buf.spare().map_err(ReadError::Io)?;
+            let n = self.stream.read(spare).await.map_err(ReadError::Io)?;
+            if n == 0 {
+                return self
+                    .buf
+                    .check_eof()
+                    .map(|()| None)
+                    .map_err(ReadError::Frame);
+            }
+            self.buf.filled(n);
+        }
+    }
+
+    /// Sends what a handshake has to send, if anything.
+    async fn send_pending(&mut self, run: &mut HandshakeRun<'_, impl Handshake>) -> Result<()> {
+        if !run.to_send().is_empty() {
+            self.stream.write_all(run.to_send()).await?;
+            run.sent();
+        }
+        Ok(())
+    }
+
+    /// Runs a handshake to completion, its frames capped at
+    /// [`MAX_HANDSHAKE_FRAME`], then `max_frame_after`.
+    async fn handshake(&mut self, side: &mut impl Handshake, max_frame_after: usize) -> Result<()> {
+        self.buf.set_max_frame(MAX_HANDSHAKE_FRAME);
+        let mut run = HandshakeRun::start(side);
+        self.send_pending(&mut run).await?;
+        loop {
+            let range = handshake::frame_read(self.read_frame().await)?;
+            if let Err(e) = run.receive(self.buf.payload(range)) {
+                let _ = self.send_pending(&mut run).await;
+                return Err(e);
+            }
+            self.send_pending(&mut run).await?;
+            if run.is_done() {
+                self.buf.set_max_frame(max_frame_after);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Sends the request and reads one reply.
+async fn exchange<R: DeserializeOwned>(ex: Exchange<'_, AsyncFramed>) -> Result<Reply<R>> {
+    ex.conn
+        .stream
+        .write_all(ex.request)
+        .await
+        .map_err(|e| Error::from_io(e, "sending the request"))?;
+    let read = ex.conn.read_frame().await;
+    let read = read.map(|r| r.map(|range| ex.conn.buf.payload(range)));
+    ex.reply(read, "waiting for the reply")
+}
+
+/// The async twin of [`ClientSession`](crate::ClientSession), on tokio.
+/// It needs a runtime with timers (`enable_time` or `enable_all`) for
+/// its timeouts.
+///
+/// ```no_run
+/// # async fn run() -> anyd::Result<()> {
+/// use anyd::AsyncClientSession;
+///
+/// let mut session = AsyncClientSession::connect("unix:/tmp/echod.sock").await?;
+/// let echoed: String = session.commit("echo", ("hello",)).await?;
+/// session.end_session().await?;
+/// # Ok(()) }
+/// ```
+///
+/// [`end_session`](Self::end_session) ends the session and waits for the
+/// daemon to acknowledge it. Drop cannot wait: a session dropped inside a
+/// tokio runtime ends itself from a task of that runtime (SIGENDS, then the
+/// acknowledgement for up to a second), as the blocking client does on
+/// drop; dropped outside one, it just closes the connection, which the
+/// daemon treats as the end of the session too.
+#[derive(Debug)]
+pub struct AsyncClientSession {
+    session: Session<AsyncFramed>,
+    address: Address,
+}
+
+impl AsyncClientSession {
+    /// Connects with default [`ClientOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::connect`](crate::ClientSession::connect).
+    pub async fn connect(address: impl ToAddress) -> Result<Self> {
+        Self::connect_with(address, ClientOptions::default()).await
+    }
+
+    /// Connects with the given options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::connect`](crate::ClientSession::connect).
+    pub async fn connect_with(address: impl ToAddress, options: ClientOptions) -> Result<Self> {
+        let address = address.to_address()?;
+        let deadline = options.retry_for.map(|d| Instant::now() + d);
+        let stream =
+            AsyncStream::connect_until(&address, options.connect_timeout, deadline).await?;
+        let mut conn = AsyncFramed {
+            stream,
+            buf: FrameBuffer::new(options.max_frame),
+        };
+        if let Some(key) = &options.authkey {
+            let mut side = handshake::client_side(key, options.handshake)?;
+            within(
+                options.connect_timeout,
+                "during the handshake",
+                conn.handshake(&mut side, options.max_frame),
+            )
+            .await?;
+        }
+        Ok(AsyncClientSession {
+            session: Session::new(conn, options),
+            address,
+        })
+    }
+
+    /// The daemon's address.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The codec of this session.
+    pub fn codec(&self) -> Codec {
+        self.session.options().codec
+    }
+
+    /// Calls `endpoint` with positional arguments.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::commit`](crate::ClientSession::commit).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a call whose future is dropped after sending its
+    /// request (a `select!` branch that lost, a caller's own timeout) may
+    /// leave its reply unread, so the session closes, and the next call
+    /// returns [`Error::Closed`]. Use [`ClientOptions::timeout`] to bound
+    /// a call instead.
+    pub async fn commit<R: DeserializeOwned>(
+        &mut self,
+        endpoint: &str,
+        args: impl Serialize,
+    ) -> Result<R> {
+        self.commit_with(endpoint, args, ()).await
+    }
+
+    /// Calls `endpoint` with positional and keyword arguments.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::commit`](crate::ClientSession::commit).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`commit`](Self::commit).
+    pub async fn commit_with<R: DeserializeOwned>(
+        &mut self,
+        endpoint: &str,
+        args: impl Serialize,
+        kwargs: impl Serialize,
+    ) -> Result<R> {
+        let timeout = self.session.options().timeout;
+        let ex = self.session.call(endpoint, &args, &kwargs)?;
+        let reply = within(timeout, "waiting for the reply", exchange(ex)).await;
+        self.session.finish_call(reply)
+    }
+
+    /// Ends the session: sends SIGENDS and waits for the acknowledgement.
+    ///
+    /// # Errors
+    ///
+    /// A transport or protocol error; the connection is closed either way.
+    pub async fn end_session(mut self) -> Result<()> {
+        let timeout = self.session.options().timeout;
+        let ex = self.session.end().ok_or(Error::Closed)?;
+        let reply = within(timeout, "waiting for the reply", exchange::<IgnoredAny>(ex)).await;
+        // Ended: nothing left for drop to do.
+        self.session.finish_end(reply)
+    }
+}
+
+impl Drop for AsyncClientSession {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        // Closed, or a call abandoned half way: closing is the only clean
+        // end.
+        let Some((mut conn, out)) = self.session.take_for_end() else {
+            return;
+        };
+        let grace = self
+            .session
+            .options()
+            .timeout
+            .map_or(END_SESSION_GRACE, |t| t.min(END_SESSION_GRACE));
+        // Detached: if the runtime shuts down first, the task is dropped
+        // and the connection closes, which ends the session as well.
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(grace, async {
+                conn.stream
+                    .write_all(&out)
+                    .await
+                    .map_err(|e| Error::from_io(e, "ending the session"))?;
+                let _ = conn.read_frame().await;
+                Ok::<(), Error>(())
+            })
+            .await;
+        });
+    }
+}

@@ -1,0 +1,18 @@
+//! The clients: [`ClientSession`], blocking (std sockets, no runtime: a
+//! CLI must start fast), and [`AsyncClientSession`] on tokio, with the
+//! [`ClientOptions`] they share.
+//!
+//! One call protocol for both: `session` holds it with no I/O (the
+//! request to send, what a reply means, when a session is closed), and
+//! each client only drives it with its own reads and writes (`blocking`,
+//! `async_session`). Connecting is the transport's (`transport::connect`),
+//! frames are `frame_buffer`'s, the handshake's order `handshake`'s.
+
+mod async_session;
+mod blocking;
+mod options;
+mod session;
+
+pub use async_session::AsyncClientSession;
+pub use blocking::ClientSession;
+pub use options::ClientOptions;

@@ -1,0 +1,147 @@
+//! `ClientOptions`: the settings of a client connection, the same for
+//! both clients. It owns their defaults and how they print (never the
+//! key); what they do is the clients' and the session core's.
+
+use std::time::Duration;
+
+use anyd_wire::frame;
+use anyd_wire::handshake::HandshakeOptions;
+use anyd_wire::message::DecodeLimits;
+use anyd_wire::Codec;
+
+use super::ClientSession;
+use crate::address::ToAddress;
+use crate::error::Result;
+
+/// Settings for a client connection; every one has a default. Shared by
+/// [`ClientSession`] and [`AsyncClientSession`](crate::AsyncClientSession).
+///
+/// Its `Debug` shows whether a key is set, never the key
+/// (`authkey: Some(<hidden>)`), and so does that of every client holding
+/// it.
+#[derive(Clone)]
+pub struct ClientOptions {
+    pub(crate) authkey: Option<Vec<u8>>,
+    pub(crate) handshake: HandshakeOptions,
+    pub(crate) codec: Codec,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) retry_for: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_frame: usize,
+    pub(crate) decode_limits: DecodeLimits,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            authkey: None,
+            handshake: HandshakeOptions::default(),
+            codec: Codec::MsgPack,
+            connect_timeout: Some(Duration::from_secs(10)),
+            retry_for: None,
+            timeout: None,
+            max_frame: frame::DEFAULT_MAX_FRAME,
+            decode_limits: DecodeLimits::default(),
+        }
+    }
+}
+
+/// Stands in for a key in `Debug` output.
+struct Hidden;
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field, so that a new one is not forgotten here silently.
+        let ClientOptions {
+            authkey,
+            handshake,
+            codec,
+            connect_timeout,
+            retry_for,
+            timeout,
+            max_frame,
+            decode_limits,
+        } = self;
+        f.debug_struct("ClientOptions")
+            .field("authkey", &authkey.as_ref().map(|_| Hidden))
+            .field("handshake", handshake)
+            .field("codec", codec)
+            .field("connect_timeout", connect_timeout)
+            .field("retry_for", retry_for)
+            .field("timeout", timeout)
+            .field("max_frame", max_frame)
+            .field("decode_limits", decode_limits)
+            .finish()
+    }
+}
+
+impl ClientOptions {
+    /// Default options: MessagePack, no authkey, a 10 s connect timeout,
+    /// no retry, no reply timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The key the daemon requires (Python's `authkey`).
+    pub fn authkey(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.authkey = Some(key.into());
+        self
+    }
+
+    /// Refuses daemons that can only prove the key with MD5.
+    pub fn require_modern_digest(mut self, yes: bool) -> Self {
+        self.handshake.require_modern = yes;
+        self
+    }
+
+    /// The codec of requests (default MessagePack; Python anyd daemons
+    /// need [`Codec::Pickle`]).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// How long one connection attempt (and the handshake) may take.
+    pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Keep retrying for this long while the daemon is not there yet (no
+    /// socket file, connection refused): for a client started alongside
+    /// its daemon.
+    pub fn retry_for(mut self, duration: Duration) -> Self {
+        self.retry_for = Some(duration);
+        self
+    }
+
+    /// How long to wait for each reply (default: forever): for its first
+    /// bytes, and for the rest once they came, however they trickle in.
+    /// After a timeout the session is closed, since a late reply would
+    /// answer the wrong call.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest reply accepted (default 16 MiB).
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Connects a blocking session with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::connect`].
+    pub fn connect(self, address: impl ToAddress) -> Result<ClientSession> {
+        ClientSession::connect_with(address, self)
+    }
+}

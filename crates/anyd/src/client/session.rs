@@ -1,0 +1,274 @@
+//! The call protocol of a client session, with no I/O: one core that the
+//! blocking [`ClientSession`](crate::ClientSession) drives with blocking
+//! reads and writes and the [`AsyncClientSession`](crate::AsyncClientSession)
+//! with tokio's.
+//!
+//! It owns the connection's life (open, a call under way, closed), the
+//! request or SIGENDS to send, what a reply means, and the rules that
+//! close a session: a transport, protocol or timeout error, a daemon that
+//! ends the session, and a call that was interrupted between its request
+//! and its reply (that reply would answer the next call). It does not own
+//! the socket, the frames (`frame_buffer`) or the time a call may take:
+//! the drivers read, write and time out, and report what came.
+
+use std::time::Duration;
+
+use anyd_wire::frame;
+use anyd_wire::message::{decode_reply, encode_end_session, encode_request, Reply};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Serialize;
+
+use super::ClientOptions;
+use crate::error::{Error, Result};
+use crate::frame_buffer::ReadError;
+
+/// How long a session dropped without [`end_session`] waits for the
+/// daemon to acknowledge the end of the session, so that a daemon which
+/// writes that acknowledgement (Python anyd does) does not write into a
+/// closed socket.
+///
+/// [`end_session`]: crate::ClientSession::end_session
+pub(crate) const END_SESSION_GRACE: Duration = Duration::from_secs(1);
+
+/// A session with a daemon over a connection `C`, the driver's (a stream
+/// and its read buffer).
+#[derive(Debug)]
+pub(crate) struct Session<C> {
+    /// `None` once the session is closed: every call then fails with
+    /// [`Error::Closed`], and dropping it closed the socket.
+    conn: Option<C>,
+    options: ClientOptions,
+    /// The frame to send, reused from call to call.
+    out: Vec<u8>,
+    /// A request was handed to the driver and its reply not yet read
+    /// whole: set while a call is under way, so that a call abandoned half
+    /// way (an async call whose future was dropped) leaves a mark.
+    in_flight: bool,
+}
+
+/// A request to send and its reply to read, over the session's
+/// connection.
+#[derive(Debug)]
+pub(crate) struct Exchange<'s, C> {
+    pub(crate) conn: &'s mut C,
+    /// The whole frame to write.
+    pub(crate) request: &'s [u8],
+    options: &'s ClientOptions,
+}
+
+impl<C> Exchange<'_, C> {
+    /// What the reply frame says: `payload` is its payload, `None` the
+    /// end of the stream before it, or why it could not be read.
+    ///
+    /// A handshake challenge in its place means that the daemon wants an
+    /// authkey the client did not give: that is said, rather than a
+    /// malformed message.
+    pub(crate) fn reply<R: DeserializeOwned>(
+        &self,
+        read: std::result::Result<Option<&[u8]>, ReadError>,
+        waiting_for: &'static str,
+    ) -> Result<Reply<R>> {
+        let payload = read
+            .map_err(|e| e.into_error(waiting_for))?
+            .ok_or_else(|| {
+                Error::Protocol("the daemon closed the connection without replying".into())
+            })?;
+        let options = self.options;
+        decode_reply(options.codec, payload, &options.decode_limits).map_err(|e| {
+            if options.authkey.is_none() && payload.starts_with(anyd_wire::handshake::CHALLENGE) {
+                Error::AuthRequired
+            } else {
+                Error::from_decode(e)
+            }
+        })
+    }
+}
+
+impl<C> Session<C> {
+    /// A session over a connection that is ready for calls (past the
+    /// handshake, if any).
+    pub(crate) fn new(conn: C, options: ClientOptions) -> Self {
+        Session {
+            conn: Some(conn),
+            options,
+            out: Vec::new(),
+            in_flight: false,
+        }
+    }
+
+    pub(crate) fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// The connection if the session is open, for the driver's settings.
+    pub(crate) fn conn(&self) -> Option<&C> {
+        self.conn.as_ref()
+    }
+
+    /// Starts a call: the request to send and the connection to send it
+    /// on. The call is under way until [`finish_call`](Self::finish_call).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] if the arguments cannot be encoded (the session
+    /// stays usable); [`Error::Closed`] if the session is closed, or is
+    /// now because an earlier call was abandoned half way.
+    pub(crate) fn call(
+        &mut self,
+        endpoint: &str,
+        args: &impl Serialize,
+        kwargs: &impl Serialize,
+    ) -> Result<Exchange<'_, C>> {
+        self.out.clear();
+        let mark = frame::begin(&mut self.out);
+        encode_request(self.options.codec, endpoint, args, kwargs, &mut self.out)?;
+        frame::finish(&mut self.out, mark);
+        self.start().ok_or(Error::Closed)
+    }
+
+    /// What a call's exchange gave, as the caller's result; closes the
+    /// session when the exchange failed (but for a result of the wrong
+    /// type, which leaves the connection in step) or the daemon ended it.
+    pub(crate) fn finish_call<R>(&mut self, reply: Result<Reply<R>>) -> Result<R> {
+        self.in_flight = false;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e @ Error::ResultType(_)) => return Err(e),
+            Err(e) => {
+                self.conn = None;
+                return Err(e);
+            }
+        };
+        match reply {
+            Reply::Ok(v) => Ok(v),
+            Reply::Err(e) => Err(Error::Remote(e)),
+            Reply::EndSession => {
+                self.conn = None;
+                Err(Error::Protocol("the daemon ended the session".into()))
+            }
+            _ => Err(Error::Protocol("unknown reply".into())),
+        }
+    }
+
+    /// Starts the end of the session: SIGENDS to send and its
+    /// acknowledgement to read. `None` if there is nothing to end (the
+    /// session is closed, or is now because a call was abandoned half
+    /// way).
+    pub(crate) fn end(&mut self) -> Option<Exchange<'_, C>> {
+        self.frame_end();
+        self.start()
+    }
+
+    /// What the exchange for SIGENDS gave: only its echo ends the session
+    /// well. The session is closed either way.
+    pub(crate) fn finish_end(&mut self, reply: Result<Reply<IgnoredAny>>) -> Result<()> {
+        self.in_flight = false;
+        self.conn = None;
+        match reply? {
+            Reply::EndSession => Ok(()),
+            _ => Err(Error::Protocol(
+                "the daemon did not acknowledge the end of the session".into(),
+            )),
+        }
+    }
+
+    /// Closes the session and hands over its connection with SIGENDS to
+    /// send on it, for a driver that ends the session from elsewhere (the
+    /// async client on drop); `None` as [`end`](Self::end).
+    pub(crate) fn take_for_end(&mut self) -> Option<(C, Vec<u8>)> {
+        if self.in_flight {
+            // Half a request may be on the wire: closing is the only clean
+            // end.
+            self.conn = None;
+        }
+        let conn = self.conn.take()?;
+        self.frame_end();
+        Some((conn, std::mem::take(&mut self.out)))
+    }
+
+    /// Frames SIGENDS into `out`.
+    fn frame_end(&mut self) {
+        self.out.clear();
+        let mark = frame::begin(&mut self.out);
+        encode_end_session(self.options.codec, &mut self.out);
+        frame::finish(&mut self.out, mark);
+    }
+
+    /// Marks the exchange of what `out` holds as under way; `None` if the
+    /// session is closed, after closing it if an abandoned call left it
+    /// out of step.
+    fn start(&mut self) -> Option<Exchange<'_, C>> {
+        if self.in_flight {
+            // An earlier call was abandoned between its request and its
+            // reply: that reply would answer this one.
+            self.conn = None;
+        }
+        let conn = self.conn.as_mut()?;
+        self.in_flight = true;
+        Some(Exchange {
+            conn,
+            request: &self.out,
+            options: &self.options,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RemoteError;
+
+    fn session() -> Session<()> {
+        Session::new((), ClientOptions::default())
+    }
+
+    #[test]
+    fn a_call_abandoned_before_its_reply_closes_the_session() {
+        let mut s = session();
+        let ex = s.call("echo", &("hi",), &()).unwrap();
+        assert!(!ex.request.is_empty());
+        // Its reply never read: the next call would get it.
+        assert!(matches!(s.call("echo", &("hi",), &()), Err(Error::Closed)));
+        assert!(s.conn().is_none());
+        assert!(s.end().is_none());
+    }
+
+    #[test]
+    fn failures_close_the_session_but_remote_errors_and_wrong_types_do_not() {
+        let mut s = session();
+        s.call("f", &(), &()).unwrap();
+        let remote = Reply::<()>::Err(RemoteError::new("ValueError", "no"));
+        assert!(matches!(s.finish_call(Ok(remote)), Err(Error::Remote(_))));
+        s.call("f", &(), &()).unwrap();
+        let wrong = Error::ResultType("not a string".into());
+        assert!(matches!(
+            s.finish_call::<()>(Err(wrong)),
+            Err(Error::ResultType(_))
+        ));
+        s.call("f", &(), &()).unwrap();
+        assert!(matches!(s.finish_call(Ok(Reply::Ok(1))), Ok(1)));
+        s.call("f", &(), &()).unwrap();
+        assert!(s.finish_call::<()>(Err(Error::Timeout("waiting"))).is_err());
+        assert!(matches!(s.call("f", &(), &()), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn a_daemon_that_ends_the_session_closes_it() {
+        let mut s = session();
+        s.call("f", &(), &()).unwrap();
+        assert!(s.finish_call::<()>(Ok(Reply::EndSession)).is_err());
+        assert!(s.take_for_end().is_none());
+    }
+
+    #[test]
+    fn only_the_echo_of_sigends_ends_a_session_well() {
+        let mut s = session();
+        s.end().unwrap();
+        assert!(s.finish_end(Ok(Reply::EndSession)).is_ok());
+        assert!(s.end().is_none());
+        let mut s = session();
+        s.end().unwrap();
+        assert!(s.finish_end(Ok(Reply::Ok(IgnoredAny))).is_err());
+        assert!(s.conn().is_none());
+    }
+}

@@ -1,0 +1,293 @@
+//! The read buffer of a connection: bytes in, whole frames out. Runtime
+//! free and socket free: the blocking `Framed` (server and blocking
+//! client) and the async client fill it with their own reads.
+//!
+//! It owns the growth policy (grow with the frame in progress, never more
+//! than twice what has arrived of it, shrink back after a large message),
+//! the frame size limit (checked on the header, before any allocation) and
+//! what the buffer draws from a memory budget when it has one (the
+//! server's). Not having a whole frame yet is `Ok(None)`, a normal outcome.
+//!
+//! It does not read, wait or time anything (the callers do), and it does
+//! not decide what a full budget or a bad frame means for the connection.
+//!
+//! A read goes in two steps, [`FrameBuffer::spare`] then
+//! [`FrameBuffer::filled`]: a read cancelled between them (an async one
+//! whose future is dropped) leaves the buffer as it was.
+
+use std::io;
+use std::ops::Range;
+
+use anyd_wire::frame::{self, FrameError};
+
+use crate::budget::Charge;
+use crate::error::Error;
+
+/// Where a read buffer starts, and what it shrinks back to after a large
+/// message: small, because an idle connection keeps it.
+const INITIAL_BUFFER: usize = 4096;
+
+/// The most a read buffer grows by before the bytes to fill it have
+/// arrived; also what it may hold without drawing on a memory budget
+/// (every frame up to this size, the small calls of the steady state).
+pub(crate) const GROWTH_STEP: usize = 64 * 1024;
+
+/// Why no frame could be read from a stream into a [`FrameBuffer`]; a
+/// clean end of the stream between frames is not an error but `Ok(None)`.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The socket failed, a read timeout fired (`WouldBlock`/`TimedOut`),
+    /// or the buffer could not grow (`OutOfMemory`).
+    Io(io::Error),
+    /// A bad header, or end of stream inside a frame.
+    Frame(FrameError),
+}
+
+impl ReadError {
+    pub(crate) fn into_error(self, waiting_for: &'static str) -> Error {
+        match self {
+            ReadError::Io(e) => Error::from_io(e, waiting_for),
+            ReadError::Frame(e) => Error::Protocol(e.to_string()),
+        }
+    }
+}
+
+/// Bytes read from a stream, not yet handed out as frames.
+#[derive(Debug)]
+pub(crate) struct FrameBuffer {
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[start..end]`; `buf.len()` is the capacity
+    /// reads may fill.
+    start: usize,
+    end: usize,
+    /// The largest payload accepted, checked on each header.
+    max_frame: usize,
+    /// What the buffer draws from the daemon's memory budget (none on the
+    /// clients' side).
+    charge: Option<Charge>,
+}
+
+impl FrameBuffer {
+    /// An empty buffer accepting payloads up to `max_frame` bytes; it
+    /// allocates on the first read.
+    pub(crate) fn new(max_frame: usize) -> Self {
+        FrameBuffer {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            max_frame,
+            charge: None,
+        }
+    }
+
+    /// Counts the buffer against a memory budget: growing it past what the
+    /// budget has left fails with `ErrorKind::OutOfMemory` instead.
+    pub(crate) fn charge_to(&mut self, charge: Charge) {
+        self.charge = Some(charge);
+    }
+
+    pub(crate) fn set_max_frame(&mut self, max: usize) {
+        self.max_frame = max;
+    }
+
+    /// The next whole frame if it is buffered, consumed: its payload is
+    /// [`payload(range)`](Self::payload) until the next
+    /// [`spare`](Self::spare). `Ok(None)`: not enough bytes yet.
+    ///
+    /// # Errors
+    ///
+    /// A header over the size limit, or malformed.
+    #[inline]
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Range<usize>>, FrameError> {
+        match frame::decode(&self.buf[self.start..self.end], self.max_frame)? {
+            Some(f) => {
+                let range = self.start + f.payload.start..self.start + f.payload.end;
+                self.start += f.consumed;
+                Ok(Some(range))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The payload of a frame [`next_frame`](Self::next_frame) returned.
+    #[inline]
+    pub(crate) fn payload(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// What the end of the stream means now: clean between frames
+    /// (`Ok(())`), an error inside one.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError::Truncated`] with the bytes of the frame in progress.
+    pub(crate) fn check_eof(&self) -> Result<(), FrameError> {
+        frame::check_eof(self.end - self.start)
+    }
+
+    /// Room for the next read, made first: at least one byte, at most what
+    /// the frame in progress still needs up to the growth policy's bound.
+    /// Whatever is read into it counts once [`filled`](Self::filled) says
+    /// how much. Call [`next_frame`](Self::next_frame) until `Ok(None)`
+    /// first: payloads handed out before may move.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::OutOfMemory` if the room needed is more than the memory
+    /// budget has left.
+    #[inline]
+    pub(crate) fn spare(&mut self) -> io::Result<&mut [u8]> {
+        self.make_room()?;
+        Ok(&mut self.buf[self.end..])
+    }
+
+    /// Counts `n` bytes just read into [`spare`](Self::spare)'s room.
+    #[inline]
+    pub(crate) fn filled(&mut self, n: usize) {
+        debug_assert!(self.end + n <= self.buf.len());
+        self.end += n;
+    }
+
+    /// Makes room for a read, growing or shrinking the buffer.
+    fn make_room(&mut self) -> io::Result<()> {
+        let pending = self.end - self.start;
+        // How much room the frame in progress needs (the header was already
+        // checked against the limit by `next_frame`).
+        let need = match frame::decode_header(&self.buf[self.start..self.end], usize::MAX) {
+            Ok(Some(h)) => h.header_len + h.payload_len,
+            _ => frame::LONG_HEADER_LEN,
+        };
+        // Room for the frame in progress, but no more than twice what has
+        // arrived of it: a header alone, claiming a frame at the size
+        // limit, then costs its sender the bytes, not the daemon the
+        // memory. The buffer doubles as the payload comes.
+        let want = need
+            .min(pending.saturating_mul(2).max(GROWTH_STEP))
+            .max(INITIAL_BUFFER);
+        // Give back what a large message took once it is done: an idle
+        // connection keeps its buffer.
+        let shrink = self.buf.len() > 16 * INITIAL_BUFFER && want.max(pending) <= INITIAL_BUFFER;
+        if self.start > 0 && (pending == 0 || shrink || self.start + want > self.buf.len()) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.start = 0;
+            self.end = pending;
+        }
+        if shrink {
+            self.buf.truncate(INITIAL_BUFFER);
+            self.buf.shrink_to_fit();
+            if let Some(charge) = &mut self.charge {
+                charge.hold(self.buf.len());
+            }
+        }
+        let len = self.start + want;
+        if self.buf.len() < len {
+            // Frames up to `GROWTH_STEP` never get here once the buffer
+            // has grown for the first one: the steady state does not touch
+            // the budget.
+            if let Some(charge) = &mut self.charge {
+                if !charge.hold(len) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "a frame in progress would take the daemon over its memory budget",
+                    ));
+                }
+            }
+            // Exactly what is asked for, not the doubling of `resize`: the
+            // budget counts what the buffer holds.
+            self.buf.reserve_exact(len - self.buf.len());
+            self.buf.resize(len, 0);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::budget::Budget;
+
+    /// Copies `bytes` in as reads of whatever room the buffer offers.
+    fn feed(buf: &mut FrameBuffer, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let spare = buf.spare()?;
+            let n = spare.len().min(bytes.len());
+            spare[..n].copy_from_slice(&bytes[..n]);
+            buf.filled(n);
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn not_enough_bytes_yet_is_none() {
+        let mut buf = FrameBuffer::new(100);
+        assert_eq!(buf.next_frame(), Ok(None));
+        feed(&mut buf, b"\x00\x00").unwrap();
+        assert_eq!(buf.next_frame(), Ok(None));
+        feed(&mut buf, b"\x00\x02h").unwrap();
+        assert_eq!(buf.next_frame(), Ok(None));
+        feed(&mut buf, b"i\x00\x00\x00\x00").unwrap();
+        let r = buf.next_frame().unwrap().unwrap();
+        assert_eq!(buf.payload(r), b"hi");
+        // The empty frame right behind it, then nothing.
+        let r = buf.next_frame().unwrap().unwrap();
+        assert_eq!(buf.payload(r), b"");
+        assert_eq!(buf.next_frame(), Ok(None));
+        assert_eq!(buf.check_eof(), Ok(()));
+    }
+
+    #[test]
+    fn the_end_inside_a_frame_is_truncated() {
+        let mut buf = FrameBuffer::new(100);
+        feed(&mut buf, b"\x00\x00\x00\x05abc").unwrap();
+        assert_eq!(buf.next_frame(), Ok(None));
+        assert_eq!(buf.check_eof(), Err(FrameError::Truncated(7)));
+    }
+
+    #[test]
+    fn the_limit_is_checked_on_the_header_before_any_growth() {
+        let mut buf = FrameBuffer::new(100);
+        feed(&mut buf, b"\x00\x00\x00\x65").unwrap();
+        assert_eq!(
+            buf.next_frame(),
+            Err(FrameError::TooLarge { len: 101, max: 100 })
+        );
+        assert_eq!(buf.buf.len(), INITIAL_BUFFER);
+    }
+
+    #[test]
+    fn a_bare_header_gets_room_for_what_came_not_what_it_claims() {
+        let mut buf = FrameBuffer::new(frame::DEFAULT_MAX_FRAME);
+        let mut header = Vec::new();
+        frame::encode_header(frame::DEFAULT_MAX_FRAME, &mut header);
+        feed(&mut buf, &header).unwrap();
+        assert_eq!(buf.next_frame(), Ok(None));
+        assert_eq!(buf.end + buf.spare().unwrap().len(), GROWTH_STEP);
+    }
+
+    #[test]
+    fn growth_beyond_the_allowance_draws_on_the_budget() {
+        let mut buf = FrameBuffer::new(frame::DEFAULT_MAX_FRAME);
+        buf.charge_to(Charge::new(Arc::new(Budget::new(0)), GROWTH_STEP));
+        let mut big = Vec::new();
+        frame::encode(&vec![7; 2 * GROWTH_STEP], &mut big);
+        let e = feed(&mut buf, &big).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+    }
+
+    #[test]
+    fn a_large_message_is_given_back_once_done() {
+        let mut buf = FrameBuffer::new(frame::DEFAULT_MAX_FRAME);
+        let mut big = Vec::new();
+        frame::encode(&vec![7; 4 * GROWTH_STEP], &mut big);
+        feed(&mut buf, &big).unwrap();
+        let r = buf.next_frame().unwrap().unwrap();
+        assert_eq!(buf.payload(r).len(), 4 * GROWTH_STEP);
+        assert!(buf.buf.len() > 4 * GROWTH_STEP);
+        assert_eq!(buf.next_frame(), Ok(None));
+        buf.spare().unwrap();
+        assert_eq!(buf.buf.len(), INITIAL_BUFFER);
+    }
+}
