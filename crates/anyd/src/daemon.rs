@@ -409,6 +409,56 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
     Ok(())
 }
 
+/// File descriptors a connection holds: its stream (shutdown reaches it
+/// through a weak reference, see [`Stream::share`]).
+pub(crate) const FDS_PER_CONNECTION: u64 = 1;
+
+/// File descriptors for everything but connections: the listener, the
+/// wake pipe, the spare descriptor of the accept loop, the runtime, the
+/// pid file, and what handlers open.
+pub(crate) const FDS_SPARE: u64 = 64;
+
+/// Raises the soft limit on open files to what `connections` need, as far
+/// as the hard limit allows. Without it the default soft limit of 1024
+/// runs out at some 960 connections (one descriptor each, and those the
+/// daemon holds otherwise), short of the default cap: past that, new
+/// connections are closed at once for want of a descriptor (with an error
+/// in the log), whoever they come from, before the caps could tell root's
+/// from everyone else's. Raising the
+/// soft limit up to the hard one is what the limit pair is for (systemd
+/// sets a soft 1024 precisely so that programs which can use more ask).
+pub(crate) fn make_room_for(connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+
+    let wanted = (connections as u64)
+        .saturating_mul(FDS_PER_CONNECTION)
+        .saturating_add(FDS_SPARE);
+    let mut limit = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if soft >= wanted {
+        return;
+    }
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let new = wanted.min(hard);
+    if new > soft {
+        limit.current = Some(new);
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, soft, wanted, "could not raise the limit on open files");
+            return;
+        }
+        tracing::debug!(from = soft, to = new, "raised the soft limit on open files");
+    }
+    if new < wanted {
+        let fit = new.saturating_sub(FDS_SPARE) / FDS_PER_CONNECTION;
+        tracing::warn!(
+            max_connections = connections,
+            open_files = new,
+            "the hard limit on open files allows about {fit} connections, fewer than max_connections"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

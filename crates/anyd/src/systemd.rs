@@ -137,6 +137,40 @@ fn check_listening(fd: BorrowedFd<'_>) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The passed socket to serve on: the one named `name`, else the only one
+/// (or the first, with a warning naming the rest).
+pub(crate) fn choose_inherited(
+    passed: Vec<(std::os::fd::OwnedFd, String)>,
+    name: Option<&str>,
+) -> Result<Option<(std::os::fd::OwnedFd, String)>> {
+    if passed.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<String> = passed.iter().map(|(_, n)| format!("{n:?}")).collect();
+    match name {
+        Some(wanted) => passed
+            .into_iter()
+            .find(|(_, n)| n == wanted)
+            .map(Some)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the service manager passed sockets named {}, none named {wanted:?}",
+                    names.join(", ")
+                ))
+            }),
+        None => {
+            if passed.len() > 1 {
+                tracing::warn!(
+                    sockets = names.join(", "),
+                    "several sockets were passed; serving on the first \
+                     (Appd::socket_name chooses one)"
+                );
+            }
+            Ok(passed.into_iter().next())
+        }
+    }
+}
+
 /// Sends `state` (newline-separated `KEY=VALUE` lines) to the service
 /// manager. Returns false when there is no manager to tell.
 fn notify(state: &str) -> io::Result<bool> {
