@@ -422,13 +422,7 @@ fn decode_pickle(payload: &[u8], limits: &DecodeLimits) -> Result<PickleRequest,
         codec: Codec::Pickle,
         detail: detail.to_owned(),
     };
-    let value = match pickle::decode(payload, &limits.pickle, false)? {
-        pickle::Decoded::Value(v) => v,
-        // `allow_exceptions` is false, so the decoder never yields one; stay
-        // total anyway.
-        _ => return Err(malformed("an exception is not a request")),
-    };
-    let parts = match value {
+    let parts = match pickle::decode_value(payload, &limits.pickle)? {
         Value::Bytes(b) if b == b"SIGENDS" => return Ok(PickleRequest::EndSession),
         Value::Tuple(parts) | Value::List(parts) => parts,
         _ => return Err(malformed("a request is a tuple (endpoint, args, kwargs)")),
@@ -562,7 +556,7 @@ pub fn decode_reply<T: DeserializeOwned>(
     match codec {
         Codec::MsgPack => msgpack::decode_reply(payload),
         Codec::Json => json::decode_reply(payload),
-        Codec::Pickle => match pickle::decode(payload, &limits.pickle, true)? {
+        Codec::Pickle => match pickle::decode_value_or_exception(payload, &limits.pickle)? {
             pickle::Decoded::Value(Value::Bytes(b)) if b == b"SIGENDS" => Ok(Reply::EndSession),
             pickle::Decoded::Value(v) => crate::from_value(&v)
                 .map(Reply::Ok)
@@ -576,12 +570,6 @@ pub fn decode_reply<T: DeserializeOwned>(
                 message,
                 data: (!args.is_empty()).then_some(Value::Tuple(args)),
             })),
-            // Decoded is non_exhaustive in spirit; nothing else exists today.
-            #[allow(unreachable_patterns)]
-            _ => Err(DecodeError::Malformed {
-                codec: Codec::Pickle,
-                detail: "unsupported pickle reply".to_owned(),
-            }),
         },
     }
 }

@@ -26,7 +26,7 @@ mod repr;
 #[cfg(test)]
 mod tests;
 
-pub use decode::decode;
+pub use decode::{decode_value, decode_value_or_exception};
 pub use encode::{encode_exception, encode_value};
 
 use crate::Value;
@@ -105,8 +105,8 @@ pub enum Decoded {
     /// A plain value.
     Value(Value),
     /// A builtin exception instance, as a Python daemon sends an error
-    /// reply. Only produced when exceptions are allowed, and only at the top
-    /// level. Attributes set on the exception (which Python pickles as a
+    /// reply. Only produced by [`decode_value_or_exception`], and only at
+    /// the top level. Attributes set on the exception (which Python pickles as a
     /// BUILD state) are checked to be data and then dropped.
     Exception {
         /// The class name, such as `ValueError`.
