@@ -16,7 +16,7 @@ pub mod handshake;
 pub mod message;
 pub mod value;
 
-pub use codec::Codec;
+pub use message::Codec;
 pub use value::{from_value, to_value, Value, ValueError};
 
 /// The protocol version this crate speaks, as reported by `anyd.version`.

@@ -4,9 +4,10 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use anyd_wire::codec::{decode_reply, encode_end_session, encode_request, DecodeLimits};
 use anyd_wire::frame;
 use anyd_wire::handshake::HandshakeOptions;
-use anyd_wire::message::{decode_reply, encode_end_session, encode_request, DecodeLimits, Reply};
+use anyd_wire::message::Reply;
 use anyd_wire::Codec;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

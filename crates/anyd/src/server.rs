@@ -22,11 +22,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anyd_wire::codec::{
+    decode_head, encode_end_session, encode_reply_error, DecodeError, DecodeLimits,
+};
 use anyd_wire::frame;
 use anyd_wire::handshake::{Digest, HandshakeOptions};
-use anyd_wire::message::{
-    decode_head, encode_end_session, encode_reply_error, DecodeError, DecodeLimits, Head,
-};
+use anyd_wire::message::Head;
 
 use crate::address::{Address, ToAddress};
 use crate::admission::{Caller, Connections, Limits, Throttle};
@@ -1263,7 +1264,7 @@ fn handle_message(
         Err(e) => {
             // The codec is known, so the client can read an error reply and
             // the session goes on.
-            let codec = anyd_wire::message::detect(payload).unwrap_or(anyd_wire::Codec::MsgPack);
+            let codec = anyd_wire::codec::detect(payload).unwrap_or(anyd_wire::Codec::MsgPack);
             // The detail may quote the payload: debug only.
             tracing::debug!(peer = peer.address(), error = %e, "malformed request");
             let err = RemoteError::new("ValueError", format!("malformed request: {e}"));
