@@ -3,17 +3,19 @@
 //! the same value.
 #![no_main]
 
-use anyd_wire::codec::pickle::{decode, encode_value, Decoded, PickleLimits};
+use anyd_wire::codec::pickle::{
+    decode_value, decode_value_or_exception, encode_value, PickleLimits,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let limits = PickleLimits::default();
-    let _ = decode(data, &limits, true);
-    if let Ok(Decoded::Value(v)) = decode(data, &limits, false) {
+    let _ = decode_value_or_exception(data, &limits);
+    if let Ok(v) = decode_value(data, &limits) {
         let mut out = Vec::new();
         encode_value(&v, &mut out);
-        match decode(&out, &limits, false) {
-            Ok(Decoded::Value(again)) => {
+        match decode_value(&out, &limits) {
+            Ok(again) => {
                 // NaN is the one value not equal to itself.
                 if format!("{v:?}").contains("NaN") {
                     return;

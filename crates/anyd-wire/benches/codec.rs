@@ -7,9 +7,10 @@
 
 use std::hint::black_box;
 
-use anyd_wire::message::{
-    decode_reply, decode_request, encode_reply_ok, encode_request, DecodeLimits, Incoming, Reply,
+use anyd_wire::codec::{
+    decode_reply, decode_request, encode_reply_ok, encode_request, DecodeLimits,
 };
+use anyd_wire::message::{Incoming, Reply};
 use anyd_wire::{frame, Codec};
 use criterion::{criterion_group, criterion_main, Criterion};
 

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use anyd_wire::codec::Codec;
-use anyd_wire::frame;
-use anyd_wire::message::{
+use anyd_wire::codec::{
     decode_reply, decode_request, detect, encode_end_session, encode_reply_error, encode_reply_ok,
-    encode_request, DecodeError, DecodeLimits, EncodeError, Incoming, RemoteError, Reply, Request,
+    encode_request, Codec, DecodeError, DecodeLimits, EncodeError,
 };
+use anyd_wire::frame;
+use anyd_wire::message::{Incoming, RemoteError, Reply, Request};
 use anyd_wire::Value;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -418,7 +418,8 @@ proptest! {
 
 #[test]
 fn pickle_names_are_peeked_and_must_match() {
-    use anyd_wire::message::{decode_head, Head};
+    use anyd_wire::codec::decode_head;
+    use anyd_wire::message::Head;
     let limits = DecodeLimits::default();
     // Protocols 2 (BINUNICODE) and 4 (FRAME, SHORT_BINUNICODE), as CPython
     // writes them: the name is known from the first opcodes.

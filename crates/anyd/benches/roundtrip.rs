@@ -54,7 +54,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyd::wire::{frame, message};
+use anyd::wire::{codec, frame};
 use anyd::{Address, Appd, AsyncClientSession, ClientOptions, ClientSession, Codec, Running};
 
 /// The argument of every `echo` call.
@@ -836,7 +836,7 @@ fn main() {
 
     // The floor's payload is exactly anyd's request payload.
     let mut request = Vec::new();
-    message::encode_request(Codec::MsgPack, "echo", &(ARG,), &(), &mut request)
+    codec::encode_request(Codec::MsgPack, "echo", &(ARG,), &(), &mut request)
         .expect("encode the request");
 
     let floor_path = dir.path().join("floor.sock");

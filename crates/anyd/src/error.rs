@@ -2,8 +2,8 @@
 
 use std::io;
 
+use anyd_wire::codec::{DecodeError, EncodeError};
 use anyd_wire::handshake::HandshakeError;
-use anyd_wire::message::{DecodeError, EncodeError};
 
 pub use anyd_wire::message::RemoteError;
 

@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
 
-use anyd_wire::message::{encode_reply_ok, Arg, Request};
+use anyd_wire::codec::encode_reply_ok;
+use anyd_wire::message::{Arg, Request};
 use anyd_wire::Codec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

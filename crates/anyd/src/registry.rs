@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use anyd_wire::message::{encode_reply_ok, DecodeLimits, Request, RequestHead};
+use anyd_wire::codec::{encode_reply_ok, DecodeLimits};
+use anyd_wire::message::{Request, RequestHead};
 use serde::Serialize;
 
 use crate::error::RemoteError;

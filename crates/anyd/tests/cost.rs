@@ -16,7 +16,7 @@ mod process;
 mod raw;
 mod root;
 
-use anyd::wire::{frame, message, Codec};
+use anyd::wire::{codec, frame, message, Codec};
 use anyd::RemoteError;
 use process::Daemon;
 
@@ -144,7 +144,7 @@ fn cost(d: &Daemon, uid: u32, payload: Vec<u8>) -> (RemoteError, u64) {
         .strip_prefix("unix:@")
         .expect("an abstract socket")
         .to_owned();
-    let codec = message::detect(&payload).unwrap();
+    let codec = codec::detect(&payload).unwrap();
     d.reset_peak();
     let before = d.status().rss_kib;
     let reply = root::as_user(uid, uid, &[], move || {
@@ -153,7 +153,7 @@ fn cost(d: &Daemon, uid: u32, payload: Vec<u8>) -> (RemoteError, u64) {
         reply
     });
     let grown = d.status().peak_kib.saturating_sub(before) * 1024;
-    match message::decode_reply::<anyd::Value>(codec, &reply, &Default::default()).unwrap() {
+    match codec::decode_reply::<anyd::Value>(codec, &reply, &Default::default()).unwrap() {
         message::Reply::Err(e) => (e, grown),
         other => panic!("not an error reply: {other:?}"),
     }
@@ -232,7 +232,7 @@ fn a_denied_request_costs_a_small_multiple_of_its_size_in_every_codec_as_root() 
     ];
     let mut wrong = Vec::new();
     for (what, codec, payload) in cases {
-        assert_eq!(message::detect(&payload).unwrap(), codec);
+        assert_eq!(codec::detect(&payload).unwrap(), codec);
         // Exactly what a call of a missing endpoint gets.
         wrong.extend(check(
             &d,

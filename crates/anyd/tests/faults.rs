@@ -19,7 +19,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use anyd::wire::handshake::{ClientHandshake, HandshakeOptions};
-use anyd::wire::{frame, message, Codec};
+use anyd::wire::{codec, frame, message, Codec};
 use anyd::{Appd, Error};
 use process::{wait_until, Daemon, PATIENCE};
 use raw::{read_frame, request};
@@ -221,7 +221,7 @@ fn session_cut_at(path: &Path, key: Option<&[u8]>, cut: usize) -> bool {
     if !send(&mut s, &request("echo", ("whole",))) {
         return false;
     }
-    let reply: message::Reply<String> = message::decode_reply(
+    let reply: message::Reply<String> = codec::decode_reply(
         Codec::MsgPack,
         &read_frame(&mut s).unwrap(),
         &Default::default(),

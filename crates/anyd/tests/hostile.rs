@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyd::wire::{frame, message, Codec};
+use anyd::wire::{codec, frame, message, Codec};
 use anyd::{Appd, ClientOptions, ClientSession, Digest, Error};
 use raw::{raw, start};
 
@@ -127,7 +127,7 @@ fn malicious_pickles_run_nothing() {
         s.read_exact(&mut reply).unwrap();
         // A pickle error reply (a Python client would raise it).
         let decoded: anyd::wire::message::Reply<anyd::Value> =
-            anyd::wire::message::decode_reply(anyd::Codec::Pickle, &reply, &Default::default())
+            anyd::wire::codec::decode_reply(anyd::Codec::Pickle, &reply, &Default::default())
                 .unwrap();
         match decoded {
             anyd::wire::message::Reply::Err(e) => {
@@ -360,9 +360,9 @@ fn size_and_depth_bombs_in_every_codec_get_error_replies_and_the_session_goes_on
         s.write_all(&framed).unwrap();
         let payload =
             raw::read_frame(&mut s).unwrap_or_else(|| panic!("{name}: connection closed"));
-        let codec = message::detect(&bomb).unwrap();
+        let codec = codec::detect(&bomb).unwrap();
         let reply: message::Reply<anyd::Value> =
-            message::decode_reply(codec, &payload, &Default::default())
+            codec::decode_reply(codec, &payload, &Default::default())
                 .unwrap_or_else(|e| panic!("{name}: unreadable reply: {e}"));
         match reply {
             message::Reply::Err(e) => {
@@ -431,7 +431,7 @@ fn requests_sent_instead_of_the_handshake_are_never_decoded() {
     let request = |codec: Codec, arg: &str| {
         let mut out = Vec::new();
         let mark = frame::begin(&mut out);
-        message::encode_request(codec, "touch", &(arg,), &(), &mut out).unwrap();
+        codec::encode_request(codec, "touch", &(arg,), &(), &mut out).unwrap();
         frame::finish(&mut out, mark);
         out
     };

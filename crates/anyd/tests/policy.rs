@@ -168,7 +168,7 @@ fn unknown_names_fail_at_bind() {
 #[test]
 fn a_denied_call_gets_the_very_bytes_of_a_missing_endpoint_in_every_codec_as_root() {
     root::require_root("switching to other users");
-    use anyd::wire::{message, Codec};
+    use anyd::wire::{codec, message, Codec};
     let guarded = format!("anyd-policy-guarded-{}", std::process::id());
     let bare = format!("anyd-policy-bare-{}", std::process::id());
     let _guarded = Appd::new()
@@ -190,11 +190,11 @@ fn a_denied_call_gets_the_very_bytes_of_a_missing_endpoint_in_every_codec_as_roo
         let mut requests = Vec::new();
         for args in [vec!["x"], vec!["x", "y", "z"]] {
             let mut p = Vec::new();
-            message::encode_request(codec, "secret", &args, &(), &mut p).unwrap();
+            codec::encode_request(codec, "secret", &args, &(), &mut p).unwrap();
             requests.push(p);
         }
         let mut p = Vec::new();
-        message::encode_request(codec, "secret", &(7,), &(), &mut p).unwrap();
+        codec::encode_request(codec, "secret", &(7,), &(), &mut p).unwrap();
         requests.push(p);
         for payload in requests {
             let (g, b) = (guarded.clone(), bare.clone());
@@ -206,7 +206,7 @@ fn a_denied_call_gets_the_very_bytes_of_a_missing_endpoint_in_every_codec_as_roo
             });
             assert_eq!(denied, missing, "{codec:?}");
             let reply: message::Reply<anyd::Value> =
-                message::decode_reply(codec, &denied, &Default::default()).unwrap();
+                codec::decode_reply(codec, &denied, &Default::default()).unwrap();
             match reply {
                 message::Reply::Err(e) => {
                     assert_eq!(

@@ -764,7 +764,7 @@ fn a_dropped_async_session_ends_itself_with_sigends() {
             .unwrap()
     });
     let mut sigends = Vec::new();
-    anyd::wire::message::encode_end_session(Codec::MsgPack, &mut sigends);
+    anyd::wire::codec::encode_end_session(Codec::MsgPack, &mut sigends);
     assert_eq!(said, sigends);
 }
 

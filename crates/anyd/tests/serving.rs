@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyd::wire::{frame, message, Codec};
+use anyd::wire::{codec, frame, message, Codec};
 use anyd::{Appd, ClientOptions, ClientSession};
 use raw::{closed_by_daemon, raw, read_frame, reply, request, start};
 
@@ -169,7 +169,7 @@ fn oversized_and_unreadable_frames_close_only_that_connection() {
     s.write_all(&f).unwrap();
     let first = read_frame(&mut s).unwrap();
     let e: message::Reply<u32> =
-        message::decode_reply(Codec::Json, &first, &Default::default()).unwrap();
+        codec::decode_reply(Codec::Json, &first, &Default::default()).unwrap();
     assert!(matches!(e, message::Reply::Err(e) if e.kind == "ValueError"));
     assert!(matches!(
         reply::<u32>(&read_frame(&mut s).unwrap()),

@@ -1,6 +1,7 @@
 //! The check both native codecs' targets make, in one place.
 
-use anyd_wire::message::{decode_reply, decode_request, encode_request, DecodeLimits, Incoming};
+use anyd_wire::codec::{decode_reply, decode_request, encode_request, DecodeLimits};
+use anyd_wire::message::Incoming;
 use anyd_wire::{Codec, Value};
 
 /// Decoding `data` as a reply in `codec`, and as a request in whatever

@@ -5,6 +5,10 @@
 //! `{"error": {"kind": .., "message": .., "data": ..}}`. Arguments are kept
 //! as raw JSON text (`RawValue`) until the handler deserializes them into
 //! its own parameter types.
+//!
+//! It offers the functions every codec offers (see [`crate::codec`]), plus
+//! `decode_arg` and `type_name` for an argument's text. It does not own
+//! the message types nor the choice of codec.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,17 +17,15 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visi
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::message::{
-    Arg, Body, DecodeError, EncodeError, Head, Parts, RemoteError, Reply, RequestHead,
-};
-use crate::Codec;
+use crate::codec::{DecodeError, DecodeLimits, EncodeError};
+use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead};
 
 /// First bytes that select this codec. No leading whitespace is allowed, so
 /// detection stays a one-byte decision.
-pub(crate) const FIRST_BYTES: [u8; 2] = [b'[', b'"'];
+pub(crate) const FIRST_BYTES: &[u8] = b"[\"";
 
 /// The end-of-session message.
-pub(crate) const SIGENDS: &[u8] = b"\"SIGENDS\"";
+const SIGENDS: &[u8] = b"\"SIGENDS\"";
 
 fn malformed(detail: impl fmt::Display) -> DecodeError {
     DecodeError::Malformed {
@@ -180,7 +182,10 @@ impl<'de> Visitor<'de> for KwargsSeed {
 
 /// Reads a request up to its endpoint name: the `[`, then the first
 /// element, which must be a string. Nothing after it is looked at.
-pub(crate) fn decode_head(payload: &[u8]) -> Result<Head<'_>, DecodeError> {
+pub(crate) fn decode_head<'a>(
+    payload: &'a [u8],
+    _limits: &DecodeLimits,
+) -> Result<Head<'a>, DecodeError> {
     if payload == SIGENDS {
         return Ok(Head::EndSession(Codec::Json));
     }
@@ -205,17 +210,29 @@ pub(crate) fn decode_head(payload: &[u8]) -> Result<Head<'_>, DecodeError> {
         codec: Codec::Json,
         endpoint,
         payload,
-        body: Body::Json,
+        args_at: 0,
+        decoded: None,
     }))
 }
 
-/// Reads the arguments of a request, borrowing the raw text of each.
-pub(crate) fn decode_args(payload: &[u8], max_args: usize) -> Result<Parts<'_>, DecodeError> {
-    let mut de = serde_json::Deserializer::from_slice(payload);
+/// Reads the arguments of a request whose name [`decode_head`] read,
+/// parsing the whole payload again and borrowing the raw text of each.
+pub(crate) fn decode_args<'a>(
+    head: RequestHead<'a>,
+    max_args: usize,
+    _limits: &DecodeLimits,
+) -> Result<Request<'a>, DecodeError> {
+    let mut de = serde_json::Deserializer::from_slice(head.payload);
     let parts = de::DeserializeSeed::deserialize(ArgsVisitor { max_args }, &mut de)
         .and_then(|parts| de.end().map(|()| parts))
         .map_err(malformed)?;
-    Ok((parts.args, parts.positional, parts.kwargs))
+    Ok(Request {
+        codec: Codec::Json,
+        endpoint: head.endpoint,
+        args: parts.args,
+        positional: parts.positional,
+        kwargs: parts.kwargs,
+    })
 }
 
 /// The Python type name of a JSON value, from its first character (and,
@@ -289,7 +306,7 @@ where
 }
 
 /// Writes `{"ok": value}`.
-pub(crate) fn encode_ok<T: Serialize + ?Sized>(
+pub(crate) fn encode_reply_ok<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
@@ -300,7 +317,7 @@ pub(crate) fn encode_ok<T: Serialize + ?Sized>(
 }
 
 /// Writes `{"error": {"kind": .., "message": .., "data": ..}}`.
-pub(crate) fn encode_error(err: &RemoteError, out: &mut Vec<u8>) {
+pub(crate) fn encode_reply_error(err: &RemoteError, out: &mut Vec<u8>) {
     /// The wire shape of an error; `RemoteError` itself is not `Serialize`,
     /// so that an application's `Result<T, RemoteError>` is never mistaken
     /// for a plain value.
@@ -327,8 +344,16 @@ pub(crate) fn encode_error(err: &RemoteError, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
+/// Writes `"SIGENDS"`.
+pub(crate) fn encode_end_session(out: &mut Vec<u8>) {
+    out.extend_from_slice(SIGENDS);
+}
+
 /// Decodes a reply: `{"ok": T}`, `{"error": ..}`, or SIGENDS echoed back.
-pub(crate) fn decode_reply<T: DeserializeOwned>(payload: &[u8]) -> Result<Reply<T>, DecodeError> {
+pub(crate) fn decode_reply<T: DeserializeOwned>(
+    payload: &[u8],
+    _limits: &DecodeLimits,
+) -> Result<Reply<T>, DecodeError> {
     if payload == SIGENDS {
         return Ok(Reply::EndSession);
     }

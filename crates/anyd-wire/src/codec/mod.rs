@@ -1,15 +1,305 @@
-//! The three payload codecs and how a server tells them apart.
+//! The three payload codecs, and which one a payload is in
+//! (docs/PROTOCOL.md section 4).
+//!
+//! This module owns reading and writing the messages of
+//! [`crate::message`] as bytes: it detects a payload's codec from its first
+//! byte ([`detect`]) and dispatches each operation to the codec's module.
+//! It also owns what those operations share: the limits on decoding
+//! ([`DecodeLimits`]) and the errors ([`DecodeError`], [`EncodeError`]).
+//! It does not own frames (see [`crate::frame`]) nor the message types.
+//!
+//! # The functions of a codec
+//!
+//! Every codec module ([`msgpack`], [`json`], [`pickle`]) offers the same
+//! crate-private set, which the public functions here call by [`Codec`]:
+//!
+//! | item | what it does |
+//! | --- | --- |
+//! | `FIRST_BYTES` | the bytes a payload in this codec may start with, for [`detect`] |
+//! | `decode_head(payload, limits)` | a request up to its endpoint name, or SIGENDS: a [`Head`] |
+//! | `decode_args(head, max_args, limits)` | the arguments of a request whose head it read: a [`Request`] |
+//! | `decode_reply::<T>(payload, limits)` | a reply, or SIGENDS echoed back: a [`Reply<T>`] |
+//! | `encode_request(endpoint, args, kwargs, out)` | appends a request |
+//! | `encode_reply_ok(value, out)` | appends a success reply |
+//! | `encode_reply_error(err, out)` | appends an error reply; never fails |
+//! | `encode_end_session(out)` | appends SIGENDS |
+//!
+//! The codecs whose arguments stay encoded until a handler asks for them
+//! (MessagePack and JSON) also offer `decode_arg::<T>(raw)` and
+//! `type_name(raw)`, for [`Arg`]'s methods; pickle's arguments are
+//! [`Value`]s already. A codec uses no other codec.
+
 pub mod json;
 pub mod msgpack;
 pub mod pickle;
 
-/// A payload codec (docs/PROTOCOL.md section 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// MessagePack, the native default.
-    MsgPack,
-    /// JSON, for people and for clients in any language.
-    Json,
-    /// Python pickle, decoded as data only, for Python anyd programs.
-    Pickle,
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use crate::message::Codec;
+use crate::message::{Arg, Head, Incoming, RemoteError, Reply, Request, RequestHead};
+use crate::Value;
+
+/// Why a payload could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The payload is empty: no codec can be detected.
+    #[error("empty message")]
+    Empty,
+    /// The first byte selects no codec.
+    #[error("unknown codec: a message cannot start with byte {0:#04x}")]
+    UnknownCodec(u8),
+    /// The payload is not a valid message in its codec.
+    #[error("malformed {codec:?} message: {detail}")]
+    Malformed {
+        /// The codec the payload was detected as.
+        codec: Codec,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A pickle the safe decoder refuses.
+    #[error("pickle refused: {0}")]
+    Pickle(#[from] pickle::PickleError),
+    /// The reply is well formed but its value does not fit the type asked for.
+    #[error("unexpected result type: {0}")]
+    Result(String),
+}
+
+/// Why a message could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// Serde refused the value (for example a map with non-string keys in
+    /// JSON).
+    #[error("cannot serialize: {0}")]
+    Serialize(String),
+    /// Positional arguments must serialize as a sequence: a tuple such as
+    /// `("hello",)`, a `Vec`, or `()` for none.
+    #[error("arguments must be a tuple or a list, for example (\"hello\",), or () for none")]
+    ArgsNotASequence,
+    /// Keyword arguments must serialize as a map with string keys.
+    #[error("keyword arguments must be a map or a struct, or () for none")]
+    KwargsNotAMap,
+}
+
+/// Limits applied while decoding untrusted payloads.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeLimits {
+    /// Bounds on pickle nesting, memo and size.
+    pub pickle: pickle::PickleLimits,
+}
+
+/// Detects the codec of a payload from its first byte (docs/PROTOCOL.md section 4).
+///
+/// # Errors
+///
+/// [`DecodeError::Empty`] or [`DecodeError::UnknownCodec`].
+pub fn detect(payload: &[u8]) -> Result<Codec, DecodeError> {
+    match payload.first() {
+        None => Err(DecodeError::Empty),
+        Some(b) if msgpack::FIRST_BYTES.contains(b) => Ok(Codec::MsgPack),
+        Some(b) if json::FIRST_BYTES.contains(b) => Ok(Codec::Json),
+        Some(b) if pickle::FIRST_BYTES.contains(b) => Ok(Codec::Pickle),
+        Some(b) => Err(DecodeError::UnknownCodec(*b)),
+    }
+}
+
+/// Reads a request payload in whatever codec it is in up to its endpoint
+/// name, decoding no argument.
+///
+/// What this costs is bounded by the frame, whose length the frame limit
+/// bounds before it is read, and is cheap: no argument is decoded, so the
+/// policy can be checked before the arguments cost anything. For
+/// MessagePack, the name alone is read (after the array header), whatever
+/// follows it. For JSON, the first value is scanned whatever it is,
+/// without being built (a borrowed raw value, skipped without recursion,
+/// keeping one byte per level of nesting), so at most one pass over the
+/// frame; a first value that is not a string is then refused. For pickle,
+/// the name is read from the shape every CPython pickler writes for a
+/// request (PROTO 2..5, an optional FRAME, then the name as a unicode
+/// string opcode); a pickle in another shape is decoded whole if it is at
+/// most [`pickle::PEEK_FALLBACK`] bytes (SIGENDS in protocol 2 is such a
+/// pickle), and refused as malformed if longer.
+///
+/// # Errors
+///
+/// Any [`DecodeError`]: the codec is unknown, or the payload does not
+/// start as a request in its codec.
+pub fn decode_head<'a>(payload: &'a [u8], limits: &DecodeLimits) -> Result<Head<'a>, DecodeError> {
+    match detect(payload)? {
+        Codec::MsgPack => msgpack::decode_head(payload, limits),
+        Codec::Json => json::decode_head(payload, limits),
+        Codec::Pickle => pickle::decode_head(payload, limits),
+    }
+}
+
+impl<'a> RequestHead<'a> {
+    /// Decodes the arguments, keeping at most `max_args` positional ones
+    /// (more are counted, not kept: see [`Request::positional`]) and
+    /// `max_args + 1` keyword ones. A server passes the number of
+    /// parameters of the endpoint the request is for, so that what a call
+    /// with too many arguments costs is bounded by what the endpoint takes.
+    ///
+    /// Arguments stay undecoded ([`Arg`]) in MessagePack and JSON; a pickle
+    /// is decoded whole, within `limits`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DecodeError`] for a payload that is not a well-formed request,
+    /// or a pickle the safe decoder refuses.
+    pub fn decode_args(
+        self,
+        max_args: usize,
+        limits: &DecodeLimits,
+    ) -> Result<Request<'a>, DecodeError> {
+        match self.codec {
+            Codec::MsgPack => msgpack::decode_args(self, max_args, limits),
+            Codec::Json => json::decode_args(self, max_args, limits),
+            Codec::Pickle => pickle::decode_args(self, max_args, limits),
+        }
+    }
+}
+
+/// Decodes a request payload in whatever codec it is in, all of it.
+///
+/// A server should rather call [`decode_head`], check who may call the
+/// endpoint, then [`RequestHead::decode_args`] with the number of
+/// arguments the endpoint takes: this decodes every argument first.
+///
+/// # Errors
+///
+/// Any [`DecodeError`]: the codec is unknown, or the payload is not a
+/// well-formed request in its codec, or a pickle the safe decoder refuses.
+pub fn decode_request<'a>(
+    payload: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<Incoming<'a>, DecodeError> {
+    match decode_head(payload, limits)? {
+        Head::Request(head) => Ok(Incoming::Request(head.decode_args(usize::MAX, limits)?)),
+        Head::EndSession(codec) => Ok(Incoming::EndSession(codec)),
+    }
+}
+
+impl Arg<'_> {
+    /// Deserializes the argument into `T`.
+    ///
+    /// # Errors
+    ///
+    /// A description of the mismatch, for a `TypeError` reply.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, String> {
+        match self {
+            Arg::MsgPack(b) => msgpack::decode_arg(b),
+            Arg::Json(raw) => json::decode_arg(raw),
+            Arg::Value(v) => crate::from_value(v).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The Python name of the argument's type (`int`, `str`, `list`, ...),
+    /// read from its first byte or token: naming what a caller sent in a
+    /// `TypeError` never decodes the argument. `None` for what has no
+    /// Python type (a MessagePack extension, bytes that are not a value).
+    pub fn type_name(&self) -> Option<&'static str> {
+        match self {
+            Arg::MsgPack(b) => msgpack::type_name(b),
+            Arg::Json(raw) => json::type_name(raw),
+            Arg::Value(v) => Some(v.type_name()),
+        }
+    }
+
+    /// Converts the argument into a dynamic [`Value`], for generic tools.
+    ///
+    /// # Errors
+    ///
+    /// As [`Arg::deserialize`].
+    pub fn to_value(&self) -> Result<Value, String> {
+        match self {
+            Arg::Value(v) => Ok(v.clone()),
+            other => other.deserialize(),
+        }
+    }
+}
+
+/// Appends a request payload (no frame header) calling `endpoint`.
+///
+/// `args` must serialize as a sequence (a tuple such as `("hello",)`, a
+/// `Vec`, or `()` for none) and `kwargs` as a map or struct (or `()`).
+///
+/// # Errors
+///
+/// [`EncodeError`] when the arguments have the wrong shape or do not
+/// serialize. `out` may then hold a partial message; discard it.
+pub fn encode_request<A, K>(
+    codec: Codec,
+    endpoint: &str,
+    args: &A,
+    kwargs: &K,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError>
+where
+    A: Serialize + ?Sized,
+    K: Serialize + ?Sized,
+{
+    match codec {
+        Codec::MsgPack => msgpack::encode_request(endpoint, args, kwargs, out),
+        Codec::Json => json::encode_request(endpoint, args, kwargs, out),
+        Codec::Pickle => pickle::encode_request(endpoint, args, kwargs, out),
+    }
+}
+
+/// Appends the end-of-session message (SIGENDS) in `codec`. A server echoes
+/// the same payload back before closing.
+pub fn encode_end_session(codec: Codec, out: &mut Vec<u8>) {
+    match codec {
+        Codec::MsgPack => msgpack::encode_end_session(out),
+        Codec::Json => json::encode_end_session(out),
+        Codec::Pickle => pickle::encode_end_session(out),
+    }
+}
+
+/// Appends a success reply carrying `value`.
+///
+/// # Errors
+///
+/// [`EncodeError::Serialize`] when the value does not serialize in this
+/// codec; `out` may hold a partial reply then, so truncate it before
+/// writing an error reply instead.
+pub fn encode_reply_ok<T: Serialize + ?Sized>(
+    codec: Codec,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    match codec {
+        Codec::MsgPack => msgpack::encode_reply_ok(value, out),
+        Codec::Json => json::encode_reply_ok(value, out),
+        Codec::Pickle => pickle::encode_reply_ok(value, out),
+    }
+}
+
+/// Appends an error reply. Never fails: data a codec cannot carry is
+/// dropped rather than the error.
+pub fn encode_reply_error(codec: Codec, err: &RemoteError, out: &mut Vec<u8>) {
+    match codec {
+        Codec::MsgPack => msgpack::encode_reply_error(err, out),
+        Codec::Json => json::encode_reply_error(err, out),
+        Codec::Pickle => pickle::encode_reply_error(err, out),
+    }
+}
+
+/// Decodes a reply payload that is expected in `codec`.
+///
+/// # Errors
+///
+/// [`DecodeError::Result`] when the value does not fit `T`; other variants
+/// when the payload is not a reply at all.
+pub fn decode_reply<T: DeserializeOwned>(
+    codec: Codec,
+    payload: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Reply<T>, DecodeError> {
+    match codec {
+        Codec::MsgPack => msgpack::decode_reply(payload, limits),
+        Codec::Json => json::decode_reply(payload, limits),
+        Codec::Pickle => pickle::decode_reply(payload, limits),
+    }
 }

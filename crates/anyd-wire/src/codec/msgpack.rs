@@ -6,23 +6,25 @@
 //! scanner and hands each argument to the handler as the byte slice that
 //! encodes it, which serde then deserializes straight into the handler's
 //! parameter type.
+//!
+//! It offers the functions every codec offers (see [`crate::codec`]), plus
+//! `decode_arg` and `type_name` for an argument's bytes. It does not own
+//! the message types nor the choice of codec.
 
 use std::borrow::Cow;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::message::{
-    Arg, Body, DecodeError, EncodeError, Head, Parts, RemoteError, Reply, RequestHead,
-};
-use crate::Codec;
-
-/// The end-of-session message: the string `"SIGENDS"` as a fixstr.
-pub(crate) const SIGENDS: &[u8] = b"\xa7SIGENDS";
+use crate::codec::{DecodeError, DecodeLimits, EncodeError};
+use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead};
 
 /// First bytes that select this codec (a fixarray of 3, or the fixstr of 7
 /// that starts SIGENDS).
-pub(crate) const FIRST_BYTES: [u8; 2] = [0x93, 0xa7];
+pub(crate) const FIRST_BYTES: &[u8] = &[0x93, 0xa7];
+
+/// The end-of-session message: the string `"SIGENDS"` as a fixstr.
+const SIGENDS: &[u8] = b"\xa7SIGENDS";
 
 fn malformed(what: impl Into<String>) -> DecodeError {
     DecodeError::Malformed {
@@ -161,7 +163,10 @@ impl<'a> Cursor<'a> {
 
 /// Reads a request up to its endpoint name; the arguments start where it
 /// ends.
-pub(crate) fn decode_head(payload: &[u8]) -> Result<Head<'_>, DecodeError> {
+pub(crate) fn decode_head<'a>(
+    payload: &'a [u8],
+    _limits: &DecodeLimits,
+) -> Result<Head<'a>, DecodeError> {
     if payload == SIGENDS {
         return Ok(Head::EndSession(Codec::MsgPack));
     }
@@ -179,21 +184,24 @@ pub(crate) fn decode_head(payload: &[u8]) -> Result<Head<'_>, DecodeError> {
         codec: Codec::MsgPack,
         endpoint: Cow::Borrowed(endpoint),
         payload,
-        body: Body::MsgPack(c.pos),
+        args_at: c.pos,
+        decoded: None,
     }))
 }
 
-/// Reads the arguments from `at` on, borrowing each, keeping at most
-/// `max_args` positional ones (the rest are skipped and counted) and
-/// `max_args + 1` keyword ones (the rest are skipped).
-pub(crate) fn decode_args(
-    payload: &[u8],
-    at: usize,
+/// Reads the arguments of a request from where [`decode_head`] stopped,
+/// borrowing each, keeping at most `max_args` positional ones (the rest are
+/// skipped and counted) and `max_args + 1` keyword ones (the rest are
+/// skipped).
+pub(crate) fn decode_args<'a>(
+    head: RequestHead<'a>,
     max_args: usize,
-) -> Result<Parts<'_>, DecodeError> {
+    _limits: &DecodeLimits,
+) -> Result<Request<'a>, DecodeError> {
+    let payload = head.payload;
     let mut c = Cursor {
         buf: payload,
-        pos: at,
+        pos: head.args_at,
     };
     let positional = c.array_len()?;
     // Each argument takes at least one byte: never reserve more than the
@@ -217,7 +225,13 @@ pub(crate) fn decode_args(
         }
     }
     c.finish()?;
-    Ok((args, positional, kwargs))
+    Ok(Request {
+        codec: Codec::MsgPack,
+        endpoint: head.endpoint,
+        args,
+        positional,
+        kwargs,
+    })
 }
 
 /// The Python type name of the value that starts `bytes`, from its marker.
@@ -244,7 +258,7 @@ pub(crate) fn decode_arg<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String>
 /// How deep a value may nest. serde deserializers recurse once per level,
 /// so this bounds the stack a hostile message can make us use; it is the
 /// same bound the JSON and pickle decoders apply.
-pub(crate) const MAX_DEPTH: usize = 128;
+const MAX_DEPTH: usize = 128;
 
 fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
@@ -255,10 +269,7 @@ fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode:
 
 /// Serializes `value` as MessagePack with structs as maps, so that field
 /// names survive for clients in other languages (and JSON converters).
-pub(crate) fn write<T: Serialize + ?Sized>(
-    value: &T,
-    out: &mut Vec<u8>,
-) -> Result<(), EncodeError> {
+fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
     value
         .serialize(&mut ser)
@@ -302,7 +313,7 @@ where
 }
 
 /// Writes `{"ok": value}`.
-pub(crate) fn encode_ok<T: Serialize + ?Sized>(
+pub(crate) fn encode_reply_ok<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
@@ -311,7 +322,7 @@ pub(crate) fn encode_ok<T: Serialize + ?Sized>(
 }
 
 /// Writes `{"error": {"kind": .., "message": .., "data": ..}}`.
-pub(crate) fn encode_error(err: &RemoteError, out: &mut Vec<u8>) {
+pub(crate) fn encode_reply_error(err: &RemoteError, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\x81\xa5error\x83\xa4kind");
     write_str(&err.kind, out);
     out.extend_from_slice(b"\xa7message");
@@ -331,8 +342,16 @@ pub(crate) fn encode_error(err: &RemoteError, out: &mut Vec<u8>) {
     }
 }
 
+/// Writes `"SIGENDS"` as a fixstr.
+pub(crate) fn encode_end_session(out: &mut Vec<u8>) {
+    out.extend_from_slice(SIGENDS);
+}
+
 /// Decodes a reply: `{"ok": T}` or `{"error": ..}`, or SIGENDS echoed back.
-pub(crate) fn decode_reply<T: DeserializeOwned>(payload: &[u8]) -> Result<Reply<T>, DecodeError> {
+pub(crate) fn decode_reply<T: DeserializeOwned>(
+    payload: &[u8],
+    _limits: &DecodeLimits,
+) -> Result<Reply<T>, DecodeError> {
     if payload == SIGENDS {
         return Ok(Reply::EndSession);
     }

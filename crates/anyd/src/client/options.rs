@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use anyd_wire::codec::DecodeLimits;
 use anyd_wire::frame;
 use anyd_wire::handshake::HandshakeOptions;
-use anyd_wire::message::DecodeLimits;
 use anyd_wire::Codec;
 
 use super::ClientSession;

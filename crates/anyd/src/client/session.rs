@@ -13,8 +13,9 @@
 
 use std::time::Duration;
 
+use anyd_wire::codec::{decode_reply, encode_end_session, encode_request};
 use anyd_wire::frame;
-use anyd_wire::message::{decode_reply, encode_end_session, encode_request, Reply};
+use anyd_wire::message::Reply;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 

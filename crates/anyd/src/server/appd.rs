@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyd_wire::codec::DecodeLimits;
 use anyd_wire::frame;
 use anyd_wire::handshake::{Digest, HandshakeOptions};
-use anyd_wire::message::DecodeLimits;
 
 use crate::handler::Handler;
 use crate::policy::Allow;

@@ -5,8 +5,9 @@
 use std::io;
 use std::time::Instant;
 
+use anyd_wire::codec::{decode_head, encode_end_session, encode_reply_error, DecodeError};
 use anyd_wire::frame;
-use anyd_wire::message::{decode_head, encode_end_session, encode_reply_error, DecodeError, Head};
+use anyd_wire::message::Head;
 
 use crate::budget::Charge;
 use crate::error::{Error, RemoteError};
@@ -22,7 +23,7 @@ use super::Shared;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum End {
     /// The client sent SIGENDS and got its answer.
-    EndOfSession,
+    SessionEnded,
     /// The client closed the connection between requests.
     ClosedByClient,
     /// Cut by the handshake cap (counted where it was cut, in one
@@ -53,7 +54,7 @@ impl End {
     /// The reason as the log shows it.
     pub(super) fn as_str(self) -> &'static str {
         match self {
-            End::EndOfSession => "end of session",
+            End::SessionEnded => "end of session",
             End::ClosedByClient => "closed by the client",
             End::CutInHandshake => "cut: handshake cap",
             End::HandshakeFailed => "handshake failed",
@@ -225,7 +226,7 @@ pub(super) fn serve_connection(
             out_charge.hold(0);
         }
         if end {
-            return End::EndOfSession;
+            return End::SessionEnded;
         }
     }
 }
@@ -293,7 +294,7 @@ fn handle_message(
         Err(e) => {
             // The codec is known, so the client can read an error reply and
             // the session goes on.
-            let codec = anyd_wire::message::detect(payload).unwrap_or(anyd_wire::Codec::MsgPack);
+            let codec = anyd_wire::codec::detect(payload).unwrap_or(anyd_wire::Codec::MsgPack);
             // The detail may quote the payload: debug only.
             tracing::debug!(peer = peer.address(), error = %e, "malformed request");
             let err = RemoteError::new("ValueError", format!("malformed request: {e}"));

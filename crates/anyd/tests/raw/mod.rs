@@ -12,7 +12,7 @@ use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use anyd::wire::{frame, message, Codec};
+use anyd::wire::{codec, frame, message, Codec};
 use anyd::{Address, Appd, Running};
 
 /// How long a raw read waits before the test fails rather than hang.
@@ -57,7 +57,7 @@ pub(crate) fn raw(address: &Address) -> UnixStream {
 pub(crate) fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
     let mut out = Vec::new();
     let mark = frame::begin(&mut out);
-    message::encode_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
+    codec::encode_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
     frame::finish(&mut out, mark);
     out
 }
@@ -73,7 +73,7 @@ pub(crate) fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {
 
 /// Decodes a MessagePack reply payload.
 pub(crate) fn reply<T: serde::de::DeserializeOwned>(payload: &[u8]) -> message::Reply<T> {
-    message::decode_reply(Codec::MsgPack, payload, &Default::default()).unwrap()
+    codec::decode_reply(Codec::MsgPack, payload, &Default::default()).unwrap()
 }
 
 /// True once the daemon has closed `s` (EOF, or a reset).

@@ -1,4 +1,5 @@
-//! Pickle bytes to a [`Decoded`]: the data-only reader.
+//! Pickle bytes to a [`Value`] (or, in a reply, a [`Decoded`] exception):
+//! the data-only reader.
 //!
 //! Reading happens in two passes. The first walks the opcodes and builds an
 //! arena of nodes in which containers hold the indices of their children;
@@ -19,8 +20,8 @@ use super::{
 };
 use crate::Value;
 
-/// Decodes one pickle into a value, or into an exception when
-/// `allow_exceptions` is set (replies from a Python daemon).
+/// Decodes one pickle into a value: a request, or anything else that must
+/// be plain data.
 ///
 /// Accepts PROTO 2 to 5 as the first opcode, or no PROTO at all (a
 /// protocol 1 pickle that sticks to the binary data opcodes; text opcodes
@@ -30,14 +31,38 @@ use crate::Value;
 /// # Errors
 ///
 /// [`PickleError`] for truncated or malformed input, anything that is not
-/// data (forbidden opcodes and globals), an exception when
-/// `allow_exceptions` is false or when it is not the top-level value, and
-/// input that exceeds `limits`. Never panics, whatever the input.
-pub fn decode(
+/// data (forbidden opcodes and globals, and exceptions), and input that
+/// exceeds `limits`. Never panics, whatever the input.
+pub fn decode_value(input: &[u8], limits: &PickleLimits) -> Result<Value, PickleError> {
+    decode(input, limits, false, |builder, root| builder.value(root, 0))
+}
+
+/// Decodes one pickle into a value or, at the top level only, a builtin
+/// exception: a reply from a Python daemon, which raises an error by
+/// pickling the exception.
+///
+/// Accepts what [`decode_value`] accepts, plus the builtin exception
+/// classes.
+///
+/// # Errors
+///
+/// As [`decode_value`], and an exception anywhere but at the top level.
+/// Never panics, whatever the input.
+pub fn decode_value_or_exception(
+    input: &[u8],
+    limits: &PickleLimits,
+) -> Result<Decoded, PickleError> {
+    decode(input, limits, true, |builder, root| builder.root(root))
+}
+
+/// Both passes: the opcodes into an arena (exceptions allowed or not),
+/// then `build` from the arena's root within the limits scaled to the input.
+fn decode<T>(
     input: &[u8],
     limits: &PickleLimits,
     allow_exceptions: bool,
-) -> Result<Decoded, PickleError> {
+    build: impl FnOnce(&mut Builder<'_>, usize) -> Result<T, PickleError>,
+) -> Result<T, PickleError> {
     let scaled = limits.for_input(input.len());
     let limits = &scaled;
     let mut reader = Reader {
@@ -60,7 +85,7 @@ pub fn decode(
         seen: vec![false; reader.arena.len()],
         count: 0,
     };
-    builder.root(root)
+    build(&mut builder, root)
 }
 
 /// One object built by the pickle, with children as arena indices.

@@ -1,8 +1,10 @@
 //! The pickle codec: Python anyd programs' payloads, read as data only.
 //!
 //! This module owns the translation between pickle bytes and [`Value`]
-//! (docs/PROTOCOL.md section 4.3, "Pickle, safely"). It does not own framing,
-//! request or reply shapes (that is `message`), nor the choice of codec.
+//! (docs/PROTOCOL.md section 4.3, "Pickle, safely"), and, in `message.rs`,
+//! the shapes of requests and replies as pickles: the functions every codec
+//! offers (see [`crate::codec`]). It does not own framing, the message
+//! types, nor the choice of codec.
 //!
 //! The decoder is not a pickle virtual machine. It understands the opcodes
 //! that build plain data (None, bools, ints of any size, floats, str, bytes,
@@ -21,13 +23,19 @@
 
 mod decode;
 mod encode;
+mod message;
 mod op;
 mod repr;
 #[cfg(test)]
 mod tests;
 
-pub use decode::decode;
+pub use decode::{decode_value, decode_value_or_exception};
 pub use encode::{encode_exception, encode_value};
+pub use message::PEEK_FALLBACK;
+pub(crate) use message::{
+    decode_args, decode_head, decode_reply, encode_end_session, encode_reply_error,
+    encode_reply_ok, encode_request, FIRST_BYTES,
+};
 
 use crate::Value;
 
@@ -105,8 +113,8 @@ pub enum Decoded {
     /// A plain value.
     Value(Value),
     /// A builtin exception instance, as a Python daemon sends an error
-    /// reply. Only produced when exceptions are allowed, and only at the top
-    /// level. Attributes set on the exception (which Python pickles as a
+    /// reply. Only produced by [`decode_value_or_exception`], and only at
+    /// the top level. Attributes set on the exception (which Python pickles as a
     /// BUILD state) are checked to be data and then dropped.
     Exception {
         /// The class name, such as `ValueError`.

@@ -33,19 +33,29 @@ fn int(i: i128) -> Value {
     Value::Int(i)
 }
 
-fn decode_value(bytes: &[u8]) -> Value {
-    match decode(bytes, &PickleLimits::default(), false) {
-        Ok(Decoded::Value(v)) => v,
+fn read_value(bytes: &[u8]) -> Value {
+    match decode_value(bytes, &PickleLimits::default()) {
+        Ok(v) => v,
         other => panic!("expected a value, got {other:?}"),
     }
 }
 
-fn decode_reply(bytes: &[u8]) -> Decoded {
-    decode(bytes, &PickleLimits::default(), true).expect("a valid reply")
+fn read_reply(bytes: &[u8]) -> Decoded {
+    decode_value_or_exception(bytes, &PickleLimits::default()).expect("a valid reply")
+}
+
+/// Either decoder, for a case that must hold for requests and replies alike.
+fn decode_either(bytes: &[u8], allow_exceptions: bool) -> Result<Decoded, PickleError> {
+    let limits = PickleLimits::default();
+    if allow_exceptions {
+        decode_value_or_exception(bytes, &limits)
+    } else {
+        decode_value(bytes, &limits).map(Decoded::Value)
+    }
 }
 
 fn decode_err(bytes: &[u8]) -> PickleError {
-    match decode(bytes, &PickleLimits::default(), true) {
+    match decode_value_or_exception(bytes, &PickleLimits::default()) {
         Err(e) => e,
         Ok(v) => panic!("expected an error, got {v:?}"),
     }
@@ -212,25 +222,25 @@ fn nested() -> Value {
 #[test]
 fn vector_request_echo_all_protocols() {
     for v in [REQ_ECHO_P2, REQ_ECHO_P4, REQ_ECHO_P5] {
-        assert_eq!(decode_value(&hex(v)), echo_request(), "{v}");
+        assert_eq!(read_value(&hex(v)), echo_request(), "{v}");
     }
 }
 
 #[test]
 fn vector_request_kwargs() {
-    assert_eq!(decode_value(&hex(REQ_KWARGS_P4)), kwargs_request());
+    assert_eq!(read_value(&hex(REQ_KWARGS_P4)), kwargs_request());
 }
 
 #[test]
 fn vector_request_get_sum() {
-    assert_eq!(decode_value(&hex(REQ_SUM_P4)), sum_request());
+    assert_eq!(read_value(&hex(REQ_SUM_P4)), sum_request());
 }
 
 #[test]
 fn vector_sigends_protocol_2_and_4() {
     for v in [SIGENDS_P2, SIGENDS_P4] {
         assert_eq!(
-            decode_value(&hex(v)),
+            read_value(&hex(v)),
             Value::Bytes(b"SIGENDS".to_vec()),
             "{v}"
         );
@@ -240,7 +250,7 @@ fn vector_sigends_protocol_2_and_4() {
 #[test]
 fn vector_not_implemented_reply() {
     assert_eq!(
-        decode_reply(&hex(NOT_IMPLEMENTED_P4)),
+        read_reply(&hex(NOT_IMPLEMENTED_P4)),
         Decoded::Exception {
             kind: "NotImplementedError".into(),
             message: "my_func".into(),
@@ -252,7 +262,7 @@ fn vector_not_implemented_reply() {
 #[test]
 fn vector_type_error_protocol_2_exceptions_module() {
     assert_eq!(
-        decode_reply(&hex(TYPE_ERROR_P2)),
+        read_reply(&hex(TYPE_ERROR_P2)),
         Decoded::Exception {
             kind: "TypeError".into(),
             message: "bad".into(),
@@ -263,33 +273,29 @@ fn vector_type_error_protocol_2_exceptions_module() {
 
 #[test]
 fn vector_status_reply() {
-    assert_eq!(decode_value(&hex(STATUS_P4)), status_reply());
+    assert_eq!(read_value(&hex(STATUS_P4)), status_reply());
 }
 
 #[test]
 fn vector_set_protocol_2_and_4() {
     for v in [SET_P2, SET_P4] {
-        assert_eq!(
-            decode_value(&hex(v)),
-            Value::Set(vec![int(1), int(2)]),
-            "{v}"
-        );
+        assert_eq!(read_value(&hex(v)), Value::Set(vec![int(1), int(2)]), "{v}");
     }
 }
 
 #[test]
 fn vector_bytes() {
-    assert_eq!(decode_value(&hex(BYTES_P4)), Value::Bytes(vec![0, 0xff]));
+    assert_eq!(read_value(&hex(BYTES_P4)), Value::Bytes(vec![0, 0xff]));
 }
 
 #[test]
 fn vector_int_2_pow_70_fits_i128() {
-    assert_eq!(decode_value(&hex(INT_2_70_P2)), int(1 << 70));
+    assert_eq!(read_value(&hex(INT_2_70_P2)), int(1 << 70));
 }
 
 #[test]
 fn vector_nested() {
-    assert_eq!(decode_value(&hex(NESTED_P4)), nested());
+    assert_eq!(read_value(&hex(NESTED_P4)), nested());
 }
 
 #[test]
@@ -911,7 +917,7 @@ fn we_decode_what_python_dumps() {
             ["exc", protocol, index, data] => {
                 let protocol: u8 = protocol.parse().expect("protocol");
                 let index: usize = index.parse().expect("index");
-                let got = decode(&hex(data), &PickleLimits::default(), true)
+                let got = decode_value_or_exception(&hex(data), &PickleLimits::default())
                     .unwrap_or_else(|e| panic!("exception {index} at protocol {protocol}: {e}"));
                 assert_eq!(
                     got,
@@ -920,17 +926,17 @@ fn we_decode_what_python_dumps() {
                 );
                 // A request may not carry one.
                 assert!(matches!(
-                    decode(&hex(data), &PickleLimits::default(), false),
+                    decode_value(&hex(data), &PickleLimits::default()),
                     Err(PickleError::ExceptionNotAllowed { .. })
                 ));
             }
             [protocol, index, data] => {
                 let index: usize = index.parse().expect("index");
-                let got = decode(&hex(data), &PickleLimits::default(), false)
+                let got = decode_value(&hex(data), &PickleLimits::default())
                     .unwrap_or_else(|e| panic!("object {index} at protocol {protocol}: {e}"));
                 assert_eq!(
                     got,
-                    Decoded::Value(objects[index].clone()),
+                    objects[index].clone(),
                     "object {index} at protocol {protocol}"
                 );
             }
@@ -947,20 +953,20 @@ fn we_decode_what_python_dumps() {
 #[test]
 fn shared_reference_comes_back_twice() {
     // x = [1]; pickle.dumps((x, x), 4)
-    let v = decode_value(&hex("8004950a000000000000005d944b0161680086942e"));
+    let v = read_value(&hex("8004950a000000000000005d944b0161680086942e"));
     let x = Value::List(vec![int(1)]);
     assert_eq!(v, Value::Tuple(vec![x.clone(), x]));
 }
 
 #[test]
 fn empty_long1_is_zero() {
-    assert_eq!(decode_value(&hex("80028a002e")), int(0));
+    assert_eq!(read_value(&hex("80028a002e")), int(0));
 }
 
 #[test]
 fn long_beyond_i128_is_big_int_minimal() {
     // 2**128 written with a redundant extra zero byte.
-    let v = decode_value(&hex("80028a13000000000000000000000000000000000100002e"));
+    let v = read_value(&hex("80028a13000000000000000000000000000000000100002e"));
     assert_eq!(v, pow2(128, false));
 }
 
@@ -968,7 +974,7 @@ fn long_beyond_i128_is_big_int_minimal() {
 fn no_proto_binary_pickle_is_accepted() {
     // Protocol 1 style: EMPTY_LIST BINPUT MARK BININT1 BININT1 APPENDS STOP.
     assert_eq!(
-        decode_value(&hex("5d7100284b014b02652e")),
+        read_value(&hex("5d7100284b014b02652e")),
         Value::List(vec![int(1), int(2)])
     );
 }
@@ -988,7 +994,7 @@ fn protocol_1_text_int_is_rejected() {
 fn py2_str_decodes_as_str_or_bytes() {
     // SHORT_BINSTRING "hi", then BINSTRING b"\xff", in a TUPLE2.
     assert_eq!(
-        decode_value(&hex("8002550268695401000000ff862e")),
+        read_value(&hex("8002550268695401000000ff862e")),
         Value::Tuple(vec![s("hi"), Value::Bytes(vec![0xff])])
     );
 }
@@ -1001,7 +1007,7 @@ fn exception_with_attributes_is_accepted() {
         "8004952f000000000000008c086275696c74696e73948c0a56616c75654572726f729493948c017894859452947d948c03666f6f944b0173622e",
     ] {
         assert_eq!(
-            decode_reply(&hex(v)),
+            read_reply(&hex(v)),
             Decoded::Exception {
                 kind: "ValueError".into(),
                 message: "x".into(),
@@ -1077,12 +1083,12 @@ fn every_truncated_prefix_is_an_error() {
     for pickle in &pickles {
         for len in 0..pickle.len() {
             assert!(
-                decode(&pickle[..len], &PickleLimits::default(), true).is_err(),
+                decode_value_or_exception(&pickle[..len], &PickleLimits::default()).is_err(),
                 "prefix {len} of {}",
                 to_hex(pickle)
             );
         }
-        assert!(decode(pickle, &PickleLimits::default(), true).is_ok());
+        assert!(decode_value_or_exception(pickle, &PickleLimits::default()).is_ok());
     }
 }
 
@@ -1162,17 +1168,17 @@ fn nesting_at_the_limit_is_fine() {
     let mut data = vec![0x80, 0x04, b'N'];
     data.extend(std::iter::repeat_n(0x85, limits.max_depth));
     data.push(b'.');
-    assert!(decode(&data, &limits, false).is_ok());
+    assert!(decode_value(&data, &limits).is_ok());
     let mut data = vec![0x80, 0x04, b'N'];
     data.extend(std::iter::repeat_n(0x85, limits.max_depth + 1));
     data.push(b'.');
-    assert!(decode(&data, &limits, false).is_err());
+    assert!(decode_value(&data, &limits).is_err());
 }
 
 #[test]
 fn memo_key_0xffffffff_needs_no_allocation() {
     // LONG_BINPUT and LONG_BINGET with the largest key.
-    let v = decode_value(&hex("80044e72ffffffff6affffffff862e"));
+    let v = read_value(&hex("80044e72ffffffff6affffffff862e"));
     assert_eq!(v, Value::Tuple(vec![Value::Nil, Value::Nil]));
 }
 
@@ -1188,10 +1194,7 @@ fn a_value_with_many_memoized_parts_round_trips() {
     let v = Value::List(parts);
     let mut out = Vec::new();
     encode_value(&v, &mut out);
-    match decode(&out, &limits, false).unwrap() {
-        Decoded::Value(again) => assert_eq!(again, v),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(decode_value(&out, &limits).unwrap(), v);
 }
 
 #[test]
@@ -1214,7 +1217,7 @@ fn memo_flood_hits_the_memo_limit() {
         data.extend_from_slice(&[b'q', 7]);
     }
     data.push(b'.');
-    assert_eq!(decode_value(&data), Value::Nil);
+    assert_eq!(read_value(&data), Value::Nil);
 }
 
 #[test]
@@ -1285,11 +1288,11 @@ fn too_many_values_with_small_limits() {
     };
     let data = encode(&Value::List(ints(0..20)));
     assert!(matches!(
-        decode(&data, &limits, false),
+        decode_value(&data, &limits),
         Err(PickleError::TooManyValues(10))
     ));
     let data = encode(&Value::List(ints(0..5)));
-    assert!(decode(&data, &limits, false).is_ok());
+    assert!(decode_value(&data, &limits).is_ok());
 }
 
 #[test]
@@ -1309,7 +1312,7 @@ fn recursive_dict_is_rejected() {
 
 fn assert_forbidden_global(data: &[u8], module: &str, name: &str) {
     for allow_exceptions in [false, true] {
-        match decode(data, &PickleLimits::default(), allow_exceptions) {
+        match decode_either(data, allow_exceptions) {
             Err(PickleError::ForbiddenGlobal { module: m, name: n }) => {
                 assert_eq!((m.as_str(), n.as_str()), (module, name));
             }
@@ -1437,7 +1440,7 @@ fn forbidden_global_names_are_shortened() {
 #[test]
 fn exception_in_a_request_is_rejected() {
     for v in [NOT_IMPLEMENTED_P4, TYPE_ERROR_P2] {
-        let e = decode(&hex(v), &PickleLimits::default(), false).unwrap_err();
+        let e = decode_value(&hex(v), &PickleLimits::default()).unwrap_err();
         assert!(matches!(e, PickleError::ExceptionNotAllowed { .. }), "{e}");
     }
 }
@@ -1462,7 +1465,7 @@ fn non_builtin_exception_class_is_forbidden() {
 }
 
 fn assert_forbidden_opcode(data: &[u8], name: &str, code: u8) {
-    match decode(data, &PickleLimits::default(), true) {
+    match decode_value_or_exception(data, &PickleLimits::default()) {
         Err(PickleError::ForbiddenOpcode { name: n, code: c }) => {
             assert_eq!((n, c), (name, code));
         }
@@ -1555,7 +1558,7 @@ fn text_protocol_opcodes_are_rejected() {
         (b"Np0\n.", "PUT"),
         (b"Np0\ng0\n.", "PUT"),
     ] {
-        match decode(data, &PickleLimits::default(), true) {
+        match decode_value_or_exception(data, &PickleLimits::default()) {
             Err(PickleError::ForbiddenOpcode { name: n, .. }) => assert_eq!(n, name),
             other => panic!("{name}: {other:?}"),
         }
@@ -1603,7 +1606,7 @@ fn stack_misuse_is_an_error_not_a_panic() {
         b"\x80\x04(N.",
     ] {
         assert!(
-            decode(data, &PickleLimits::default(), true).is_err(),
+            decode_value_or_exception(data, &PickleLimits::default()).is_err(),
             "{}",
             to_hex(data)
         );
@@ -1706,22 +1709,22 @@ proptest! {
             data.extend_from_slice(SOUP[i]);
         }
         data.push(b'.');
-        let _ = decode(&data, &PickleLimits::default(), allow);
+        let _ = decode_either(&data, allow);
     }
 
     #[test]
     fn round_trip(value in arb_value()) {
         let data = encode(&value);
-        let back = decode(&data, &PickleLimits::default(), false);
-        prop_assert_eq!(back.ok(), Some(Decoded::Value(value)));
+        let back = decode_value(&data, &PickleLimits::default());
+        prop_assert_eq!(back.ok(), Some(value));
     }
 
     #[test]
     fn random_bytes_never_panic(tail in prop::collection::vec(any::<u8>(), 0..256)) {
         let mut data = vec![0x80, 0x04];
         data.extend_from_slice(&tail);
-        let _ = decode(&data, &PickleLimits::default(), true);
-        let _ = decode(&tail, &PickleLimits::default(), false);
+        let _ = decode_value_or_exception(&data, &PickleLimits::default());
+        let _ = decode_value(&tail, &PickleLimits::default());
     }
 
     #[test]
@@ -1733,7 +1736,7 @@ proptest! {
         let mut data = hex(ALL_VECTORS[which]);
         let i = at.index(data.len());
         data[i] = byte;
-        let _ = decode(&data, &PickleLimits::default(), true);
+        let _ = decode_value_or_exception(&data, &PickleLimits::default());
     }
 }
 
@@ -1764,8 +1767,7 @@ fn memo_expansion_is_bounded_by_the_input_length() {
     );
     // The same shape within what its length allows decodes.
     let data = shared_list_pickle(10, 100);
-    let Ok(Decoded::Value(Value::List(rows))) = decode(&data, &PickleLimits::default(), false)
-    else {
+    let Ok(Value::List(rows)) = decode_value(&data, &PickleLimits::default()) else {
         panic!("a small shared list does not decode");
     };
     assert_eq!(rows.len(), 100);
@@ -1779,5 +1781,5 @@ fn the_budget_of_an_input_scales_with_its_length() {
     assert_eq!(limits.for_input(usize::MAX).max_nodes, limits.max_nodes);
     // A big unshared value is one value per few bytes: within budget.
     let data = encode(&Value::List(ints(0..200_000)));
-    assert!(decode(&data, &limits, false).is_ok());
+    assert!(decode_value(&data, &limits).is_ok());
 }
