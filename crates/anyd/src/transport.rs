@@ -782,7 +782,7 @@ fn bind_in_place(
     path: &Path,
     file: &SocketFile,
 ) -> Result<OwnedSocketFile> {
-    use rustix::fs::{chmodat, chownat, fchmod, statat, AtFlags, FileType, Gid, Mode};
+    use rustix::fs::{fchmod, statat, AtFlags, FileType, Mode};
     use rustix::net::{bind, listen, SocketAddrUnix};
     // The file `bind` makes takes the socket's own permissions, less the
     // umask. Only tidiness: nobody can connect before `listen`, which
@@ -814,25 +814,39 @@ fn bind_in_place(
         dev: st.st_dev,
         ino: st.st_ino,
     };
+    set_mode_and_group(&dir.fd, name, file)?;
+    listen(fd, 1024)?;
+    Ok(owned)
+}
+
+/// Gives the socket `name` in the directory `dir` the mode and group of
+/// `file`, by name relative to a directory we hold open (no path is
+/// resolved again), the group without following a link.
+fn set_mode_and_group(
+    dir: &OwnedFd,
+    name: impl rustix::path::Arg,
+    file: &SocketFile,
+) -> Result<()> {
+    use rustix::fs::{chmodat, chownat, AtFlags, Gid, Mode};
+    let name = name.into_c_str().map_err(io::Error::from)?;
     chmodat(
-        &dir.fd,
-        name,
+        dir,
+        &*name,
         Mode::from_raw_mode(file.mode),
         AtFlags::empty(),
     )
     .map_err(io::Error::from)?;
     if let Some(gid) = file.group {
         chownat(
-            &dir.fd,
-            name,
+            dir,
+            &*name,
             None,
             Some(Gid::from_raw(gid)),
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .map_err(io::Error::from)?;
     }
-    listen(fd, 1024)?;
-    Ok(owned)
+    Ok(())
 }
 
 /// The second construction of [`bind_unix_path`]: binds `fd` in a private
@@ -845,27 +859,11 @@ fn bind_in_private_dir(
     path: &Path,
     file: &SocketFile,
 ) -> Result<OwnedSocketFile> {
-    use rustix::fs::{chmodat, chownat, statat, AtFlags, Gid, Mode};
+    use rustix::fs::{statat, AtFlags};
     use rustix::net::listen;
     let private = PrivateDir::create(dir, name)?;
     private.bind(fd, path)?;
-    chmodat(
-        &private.fd,
-        PRIVATE_SOCKET,
-        Mode::from_raw_mode(file.mode),
-        AtFlags::empty(),
-    )
-    .map_err(io::Error::from)?;
-    if let Some(gid) = file.group {
-        chownat(
-            &private.fd,
-            PRIVATE_SOCKET,
-            None,
-            Some(Gid::from_raw(gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(io::Error::from)?;
-    }
+    set_mode_and_group(&private.fd, PRIVATE_SOCKET, file)?;
     let st =
         statat(&private.fd, PRIVATE_SOCKET, AtFlags::SYMLINK_NOFOLLOW).map_err(io::Error::from)?;
     listen(fd, 1024)?;
