@@ -43,7 +43,8 @@ impl PidFile {
     ///
     /// [`Error::AlreadyRunning`] naming the pid in the file when another
     /// process holds the lock; [`Error::Config`] when `path` or its
-    /// directory is refused.
+    /// directory is refused; [`Error::System`] when it cannot be opened,
+    /// locked or written.
     pub(crate) fn acquire(path: &Path) -> Result<PidFile> {
         use rustix::fs::{fstat, openat, FileType, Mode, OFlags};
         let refused =
@@ -62,9 +63,10 @@ impl PidFile {
         )
         .map_err(|e| match e {
             rustix::io::Errno::LOOP => refused("it is a symbolic link".into()),
-            e => Error::Config(format!("cannot open pid file {}: {e}", path.display())),
+            e => Error::system(format!("open pid file {}", path.display()), e),
         })?;
-        let st = fstat(&fd).map_err(io::Error::from)?;
+        let st = fstat(&fd)
+            .map_err(|e| Error::system(format!("inspect pid file {}", path.display()), e))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(refused("it is not a regular file".into()));
         }
@@ -93,14 +95,21 @@ impl PidFile {
                     path.display()
                 )));
             }
-            return Err(io::Error::from(e).into());
+            return Err(Error::system(
+                format!("lock pid file {}", path.display()),
+                e,
+            ));
         }
         // Truncated only now, through the locked descriptor of the file
         // checked above.
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(file, "{}", std::process::id())?;
-        file.sync_all()?;
+        let write = |file: &mut File| {
+            file.set_len(0)?;
+            file.rewind()?;
+            writeln!(file, "{}", std::process::id())?;
+            file.sync_all()
+        };
+        write(&mut file)
+            .map_err(|e| Error::system(format!("write pid file {}", path.display()), e))?;
         Ok(PidFile {
             path: path.to_owned(),
             file,
@@ -378,7 +387,9 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir)?);
+        let meta = std::fs::metadata(dir)
+            .map_err(|e| Error::system(format!("inspect {}", dir.display()), e))?;
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
         if owner != 0 && owner != u.uid {
             return Err(Error::Config(format!(
                 "refusing to run as {user} with {} in {}: the directory belongs to another \
@@ -397,9 +408,8 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
             );
         }
     }
-    sys::switch_process_credentials(&groups, u.gid, u.uid).map_err(|(what, e)| {
-        Error::Config(format!("cannot drop privileges to {user} ({what}): {e}"))
-    })?;
+    sys::switch_process_credentials(&groups, u.gid, u.uid)
+        .map_err(|(what, e)| Error::system(format!("drop privileges to {user} ({what})"), e))?;
     if u.uid != 0 && rustix::thread::set_thread_uid(rustix::process::Uid::ROOT).is_ok() {
         return Err(Error::Config(format!(
             "dropped to {user} but could regain root; refusing to continue"

@@ -177,7 +177,7 @@ pub use anyd_macros::{api, ApiError};
 pub use api::{Api, IntoApi};
 pub use client::{AsyncClientSession, ClientOptions, ClientSession};
 pub use daemon::{daemonize, daemonize_ready};
-pub use error::{Error, RemoteError, Result};
+pub use error::{Error, RemoteError, Result, WireError};
 pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};
 pub use policy::Allow;
 pub use server::{Appd, Running, Server, ShutdownHandle};

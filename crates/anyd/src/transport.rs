@@ -919,10 +919,10 @@ fn clear_stale(dir: &Dir, name: &OsStr, path: &Path) -> Result<()> {
                 Err(e) => Err(io::Error::from(e).into()),
             }
         }
-        Err(e) => Err(Error::Config(format!(
-            "{} exists and cannot be checked: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(Error::system(
+            format!("check {}, which exists", path.display()),
+            e,
+        )),
     }
 }
 

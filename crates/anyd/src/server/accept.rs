@@ -117,9 +117,20 @@ impl Running {
     fn join(&mut self) -> Result<()> {
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(Error::Config("the server thread panicked".into())),
+            Some(Err(panic)) => Err(Error::ServerPanicked {
+                message: panic_message(&*panic),
+            }),
             None => Ok(()),
         }
+    }
+}
+
+/// What a panic said, when it said it with a string (as `panic!` does).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_owned(),
+        (_, Some(s)) => s.clone(),
+        _ => "(no message)".to_owned(),
     }
 }
 
@@ -425,5 +436,25 @@ fn drain(shared: &Shared) {
             .wait_timeout(conns, left)
             .unwrap_or_else(|e| e.into_inner())
             .0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_panicked_server_thread_is_its_own_error_with_the_message() {
+        let thread = std::thread::spawn(|| -> Result<()> { panic!("boom {}", 42) });
+        let panic = thread.join().unwrap_err();
+        let e = Error::ServerPanicked {
+            message: panic_message(&*panic),
+        };
+        assert_eq!(e.to_string(), "the server thread panicked: boom 42");
+        assert!(e.source().is_none());
+        assert_eq!(panic_message(&"static"), "static");
+        assert_eq!(panic_message(&7u8), "(no message)");
     }
 }

@@ -28,8 +28,11 @@ impl Appd {
     /// [`Error::Config`] for a bad address, a path that is not a socket, a
     /// non-loopback TCP address without an authkey, or descriptors passed
     /// by a service manager that are not what `LISTEN_FDS` promises (each
-    /// a listening stream socket without close-on-exec), [`Error::Io`]
-    /// otherwise.
+    /// a listening stream socket without close-on-exec) or a
+    /// [`run_as`](Appd::run_as) user that does not exist,
+    /// [`Error::System`] when the system refuses what binding needs (the
+    /// pid file, the user database, switching to the `run_as` user),
+    /// [`Error::Io`] otherwise.
     ///
     /// A TCP address without an authkey is logged as a warning: TCP
     /// carries no credentials, so on loopback every local user can call.
