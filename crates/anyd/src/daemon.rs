@@ -365,19 +365,48 @@ fn spawn_stage(stage: &str, stderr: Stdio, launcher: bool) -> Result<()> {
     Ok(())
 }
 
-/// Drops root for `user`: its groups (from the group database), its
-/// primary gid, then its uid; afterwards checks that root cannot be
-/// regained. `leftovers` are the files the daemon removes on exit (its
+/// The user a daemon switches to ([`Appd::run_as`](crate::Appd::run_as)),
+/// looked up once, when it binds: what "the daemon's user" means for its
+/// policy, and what [`drop_privileges`] switches to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunAs {
+    pub(crate) name: String,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    /// Its groups, the primary one first (from the group database).
+    pub(crate) groups: Vec<u32>,
+}
+
+impl RunAs {
+    /// Looks `name` up in the user and group databases.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if there is no such user, [`Error::System`] if
+    /// the databases cannot be read.
+    pub(crate) fn look_up(name: &str) -> Result<RunAs> {
+        let u = users::user_by_name(name)?
+            .ok_or_else(|| Error::Config(format!("no user named {name:?}")))?;
+        let groups = users::groups_of(&u.name, u.gid)?;
+        Ok(RunAs {
+            name: u.name,
+            uid: u.uid,
+            gid: u.gid,
+            groups,
+        })
+    }
+}
+
+/// Drops root for `user`: its groups, its primary gid, then its uid;
+/// afterwards checks that root cannot be regained. `leftovers` are the files the daemon removes on exit (its
 /// socket file, its pid file): a warning says so now if `user` will not be
 /// allowed to.
 ///
 /// Through the C library's `setgroups`, `setgid` and `setuid`, which apply
 /// to every thread of the process (the raw system calls change only the
 /// calling thread, and a thread left as root would undo the point).
-pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
-    let u = users::user_by_name(user)?
-        .ok_or_else(|| Error::Config(format!("no user named {user:?}")))?;
-    let groups: Vec<libc::gid_t> = users::groups_of(&u.name, u.gid)?;
+pub(crate) fn drop_privileges(u: &RunAs, leftovers: &[&Path]) -> Result<()> {
+    let user = u.name.as_str();
     for path in leftovers {
         // At bind, still root, the daemon accepted a directory of any
         // owner: it may be this user's (the recommended place). Another
@@ -398,7 +427,7 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
                 dir.display()
             )));
         }
-        if !removable_by(path, u.uid, &groups) {
+        if !removable_by(path, u.uid, &u.groups) {
             tracing::warn!(
                 path = %path.display(),
                 user,
@@ -408,7 +437,7 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
             );
         }
     }
-    sys::switch_process_credentials(&groups, u.gid, u.uid)
+    sys::switch_process_credentials(&u.groups, u.gid, u.uid)
         .map_err(|(what, e)| Error::system(format!("drop privileges to {user} ({what})"), e))?;
     if u.uid != 0 && rustix::thread::set_thread_uid(rustix::process::Uid::ROOT).is_ok() {
         return Err(Error::Config(format!(
@@ -475,6 +504,15 @@ mod tests {
 
     fn dir(mode: u32, uid: u32, gid: u32) -> DirBits {
         DirBits { mode, uid, gid }
+    }
+
+    #[test]
+    fn the_run_as_user_is_looked_up_with_its_groups() {
+        let root = RunAs::look_up("root").unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert_eq!(root.groups.first(), Some(&0));
+        let e = RunAs::look_up("no-such-user-anyd").unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e:?}");
     }
 
     #[test]
