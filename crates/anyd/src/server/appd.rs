@@ -9,6 +9,7 @@ use anyd_wire::codec::DecodeLimits;
 use anyd_wire::frame;
 use anyd_wire::handshake::{Digest, HandshakeOptions};
 
+use crate::api::{Api, IntoApi};
 use crate::handler::Handler;
 use crate::policy::Allow;
 use crate::registry::Registry;
@@ -96,13 +97,6 @@ impl Default for Appd {
 }
 
 impl Appd {
-    /// The endpoint table, for the `#[anyd::api]` glue in `api.rs`.
-    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
-        &mut self.registry
-    }
-}
-
-impl Appd {
     /// A daemon with no endpoints yet (the reserved `anyd.ping`,
     /// `anyd.version` and `anyd.endpoints` are always there).
     pub fn new() -> Self {
@@ -141,6 +135,59 @@ impl Appd {
     /// If no endpoint was registered yet.
     pub fn doc(mut self, doc: &str) -> Self {
         self.registry.document_last(doc);
+        self
+    }
+
+    /// Registers the endpoints of an `#[anyd::api]` impl block, in the
+    /// order of its methods. Can be mixed with [`Appd::api`] and called
+    /// more than once, as long as no endpoint name is used twice.
+    ///
+    /// ```no_run
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// #[derive(Default)]
+    /// struct Counter {
+    ///     hits: AtomicU64,
+    /// }
+    ///
+    /// #[anyd::api]
+    /// impl Counter {
+    ///     /// Counts one more hit and returns the total.
+    ///     fn hit(&self) -> u64 {
+    ///         self.hits.fetch_add(1, Ordering::Relaxed) + 1
+    ///     }
+    /// }
+    ///
+    /// fn main() -> anyd::Result<()> {
+    ///     anyd::Appd::new()
+    ///         .mount(Counter::default())
+    ///         .api("echo(arg)", |arg: String| arg)
+    ///         .bind("unix:/tmp/counter.sock")?
+    ///         .serve()
+    /// }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If an endpoint name is already registered (the macro rejects
+    /// clashes within one block at compile time).
+    pub fn mount(self, api: impl IntoApi) -> Self {
+        Api::register(api.into_api(), self)
+    }
+
+    /// What `#[anyd::api]` calls for each method: [`Appd::api`] and
+    /// [`Appd::doc`] in one, plus the parameter types as the source writes
+    /// them (`types`, one per wire parameter).
+    #[doc(hidden)]
+    pub fn __api_with<M, H: Handler<M>>(
+        mut self,
+        signature: &str,
+        types: &[&str],
+        doc: &str,
+        handler: H,
+    ) -> Self {
+        self.registry.add(signature, handler);
+        self.registry.describe_last(types, doc);
         self
     }
 
