@@ -142,7 +142,8 @@ pub struct AsyncClientSession {
 }
 
 impl AsyncClientSession {
-    /// Connects with default [`ClientOptions`].
+    /// Connects with default [`ClientOptions`]: the same as
+    /// [`ClientOptions::new`]`().`[`connect_async`](ClientOptions::connect_async)`(address)`.
     ///
     /// # Errors
     ///
@@ -151,7 +152,8 @@ impl AsyncClientSession {
         Self::connect_with(address, ClientOptions::default()).await
     }
 
-    /// Connects with the given options.
+    /// Connects with `options`: the same as
+    /// `options.`[`connect_async`](ClientOptions::connect_async)`(address)`.
     ///
     /// # Errors
     ///
