@@ -141,6 +141,14 @@
 //! `docs/PROTOCOL.md` in the repository, lists them all with what happens
 //! past each, and `SECURITY.md` what an attacker can and cannot do.
 //!
+//! Time settings, on [`Appd`] and [`ClientOptions`] alike, follow one
+//! rule: a setter takes an `Option<Duration>` where no limit is a sensible
+//! choice (`None`: none), such as [`idle_timeout`](Appd::idle_timeout) or
+//! a client's reply [`timeout`](ClientOptions::timeout), and a plain
+//! `Duration` where there is always one, such as
+//! [`handshake_timeout`](Appd::handshake_timeout) or
+//! [`shutdown_deadline`](Appd::shutdown_deadline).
+//!
 //! # Stability
 //!
 //! The wire protocol is version 1 (reported by the reserved endpoint

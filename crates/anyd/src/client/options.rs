@@ -124,7 +124,9 @@ impl ClientOptions {
         self
     }
 
-    /// How long one connection attempt (and the handshake) may take.
+    /// How long one connection attempt (and the handshake) may take
+    /// (default 10 s; `None` for as long as the system lets a connect
+    /// wait and the daemon takes to answer).
     pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self
@@ -132,13 +134,15 @@ impl ClientOptions {
 
     /// Keep retrying for this long while the daemon is not there yet (no
     /// socket file, connection refused): for a client started alongside
-    /// its daemon.
+    /// its daemon. Default: no retry, the same as `Duration::ZERO`;
+    /// retrying for ever is not offered, hence a plain `Duration`.
     pub fn retry_for(mut self, duration: Duration) -> Self {
         self.retry_for = Some(duration);
         self
     }
 
-    /// How long to wait for each reply (default: forever): for its first
+    /// How long to wait for each reply (default `None`: forever, since an
+    /// endpoint may take as long as its work does): for its first
     /// bytes, and for the rest once they came, however they trickle in.
     /// After a timeout the session is closed, since a late reply would
     /// answer the wrong call.

@@ -283,13 +283,16 @@ impl Appd {
     }
 
     /// How long a client has to complete the handshake (default 10 s).
+    /// Always bounded, hence a plain `Duration`: a handshake that never
+    /// ends would hold its place among the connections for good.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.config.handshake_timeout = timeout;
         self
     }
 
     /// How long a session may stay silent before it is closed (default 10
-    /// minutes; `None` for never). The rest of a request is due within as
+    /// minutes; `None` for never, hence the `Option`: a daemon whose
+    /// clients keep a session open for good may want no limit). The rest of a request is due within as
     /// long of its first bytes, and a reply (or the replies to pipelined
     /// requests, written together) within as long of the start of its
     /// write, however slowly the client reads: a client that reads too
@@ -378,6 +381,8 @@ impl Appd {
     }
 
     /// How long shutdown waits for calls in progress (default 5 s).
+    /// Always bounded, hence a plain `Duration`: a call that never returns
+    /// must not keep the daemon from stopping.
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.config.shutdown_deadline = deadline;
         self
