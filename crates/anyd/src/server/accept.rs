@@ -64,10 +64,10 @@ impl ShutdownHandle {
     /// How many connections the daemon holds right now: from the moment
     /// one is admitted (before its handshake) until its thread has let it
     /// go. Refused connections never count: those over
-    /// [`Appd::max_connections`], over their user's share
-    /// ([`Appd::max_connections_per_uid`]), or left only the reserve
-    /// ([`Appd::reserved_connections`]), nor those closed at once for want
-    /// of a descriptor. A handshake cut by [`Appd::max_handshakes`] counts
+    /// [`Appd::max_connections`](super::Appd::max_connections), over their user's share
+    /// ([`Appd::max_connections_per_uid`](super::Appd::max_connections_per_uid)), or left only the reserve
+    /// ([`Appd::reserved_connections`](super::Appd::reserved_connections)), nor those closed at once for want
+    /// of a descriptor. A handshake cut by [`Appd::max_handshakes`](super::Appd::max_handshakes) counts
     /// until its thread has let it go, as any other. For health endpoints and status lines, and for checking that
     /// clients that vanished cost nothing once gone.
     pub fn connections(&self) -> usize {
@@ -175,7 +175,7 @@ impl Server {
     }
 
     /// Serves until shut down by SIGTERM, SIGINT (unless
-    /// [`Appd::handle_signals`] turned that off) or a [`ShutdownHandle`];
+    /// [`Appd::handle_signals`](super::Appd::handle_signals) turned that off) or a [`ShutdownHandle`];
     /// then stops accepting, lets calls in progress finish up to the
     /// deadline, and removes the socket file.
     ///

@@ -409,7 +409,7 @@ impl Appd {
         self
     }
 
-    /// Whether [`Server::serve`] shuts down on SIGTERM and SIGINT (default
+    /// Whether [`Server::serve`](super::Server::serve) shuts down on SIGTERM and SIGINT (default
     /// true).
     pub fn handle_signals(mut self, yes: bool) -> Self {
         self.config.handle_signals = yes;
@@ -446,7 +446,7 @@ impl Appd {
     }
 
     /// Holds a pid file under an exclusive lock while the daemon runs: a
-    /// second instance refuses to start ([`Error::AlreadyRunning`] naming
+    /// second instance refuses to start ([`Error::AlreadyRunning`](crate::Error::AlreadyRunning) naming
     /// the running pid), and the file is removed on exit.
     pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.pid_file = Some(path.into());
