@@ -37,6 +37,13 @@ pub struct Server {
 
 /// Stops a serving daemon from anywhere (another thread, a handler), and
 /// says how many connections it serves.
+///
+/// Why the count lives on a handle named for shutdown: this is the one
+/// handle on a serving daemon that a program can clone and hand out, to
+/// a handler or a thread, while [`Server::serve`] holds the server itself
+/// (a health endpoint or a status line wants the count there). A daemon
+/// served in the background answers the same question through
+/// [`Running::connections`].
 #[derive(Clone)]
 pub struct ShutdownHandle {
     pub(super) shared: Arc<Shared>,
