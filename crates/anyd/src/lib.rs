@@ -39,6 +39,15 @@
 //! (blocking and async); their errors get a kind with
 //! [`#[derive(ApiError)]`](derive@ApiError).
 //!
+//! Three things are named *api*, for the two ways of declaring
+//! endpoints: the attribute [`#[anyd::api]`](macro@api) on an `impl`
+//! block; the trait [`Api`] it implements for the type, which
+//! [`Appd::mount`] takes to register every endpoint of a value of it; and
+//! the method [`Appd::api`], which registers one function or closure.
+//! Likewise [`ApiError`](trait@ApiError) is a trait and
+//! [`#[derive(ApiError)]`](derive@ApiError) its derive, as serde's
+//! `Serialize` is.
+//!
 //! # Getting it
 //!
 //! The package is `anyd-ipc` (the registry's `anyd` is another crate); its
