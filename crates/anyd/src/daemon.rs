@@ -1,6 +1,8 @@
 //! Process lifecycle for daemons that run without a service manager, or
 //! want the classic safeguards: a locked pid file, detaching from the
-//! terminal, and dropping root after binding.
+//! terminal, and dropping root after binding (to the `run_as` user looked
+//! up at bind, [`RunAs`]); and raising the limit on open files to what the
+//! connection cap needs.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -449,7 +451,7 @@ pub(crate) fn drop_privileges(u: &RunAs, leftovers: &[&Path]) -> Result<()> {
 }
 
 /// File descriptors a connection holds: its stream (shutdown reaches it
-/// through a weak reference, see [`Stream::share`]).
+/// through a weak reference, see `Stream::share`).
 pub(crate) const FDS_PER_CONNECTION: u64 = 1;
 
 /// File descriptors for everything but connections: the listener, the

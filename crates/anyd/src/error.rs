@@ -1,4 +1,6 @@
-//! The one error type of the crate, for servers and clients alike.
+//! The one error type of the crate, for servers and clients alike, and
+//! [`WireError`], what the wire layer found behind an
+//! [`Error::Protocol`].
 
 use std::io;
 

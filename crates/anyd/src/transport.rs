@@ -1,5 +1,6 @@
-//! Blocking sockets: connecting, binding (with the socket file rules of
-//! DESIGN.md), accepting, and the caller's identity.
+//! Blocking sockets: the connection stream, binding (with the socket file
+//! rules of DESIGN.md, and the directory checks pid files share),
+//! accepting, and the caller's identity.
 //!
 //! Connecting, blocking and async, is in `connect`; the async clients'
 //! stream in `async_stream`.

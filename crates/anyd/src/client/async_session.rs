@@ -234,11 +234,17 @@ impl AsyncClientSession {
         self.session.finish_call(reply)
     }
 
-    /// Ends the session: sends SIGENDS and waits for the acknowledgement.
+    /// Ends the session: sends SIGENDS and waits for the daemon to
+    /// acknowledge it (within [`ClientOptions::timeout`], if set), then
+    /// closes the connection.
     ///
     /// # Errors
     ///
-    /// A transport or protocol error; the connection is closed either way.
+    /// [`Error::Closed`] if the session was already closed (by an earlier
+    /// transport, protocol or timeout error, or a call abandoned half
+    /// way), where the blocking client's `end_session` has nothing to do
+    /// and returns `Ok`; otherwise a transport or protocol error, or
+    /// [`Error::Timeout`]. The connection is closed either way.
     pub async fn end_session(mut self) -> Result<()> {
         let timeout = self.session.options().timeout;
         let ex = self.session.end().ok_or(Error::Closed)?;

@@ -129,11 +129,14 @@ impl ClientSession {
     }
 
     /// Ends the session: sends SIGENDS and waits for the daemon to
-    /// acknowledge it.
+    /// acknowledge it (within [`ClientOptions::timeout`], if set), then
+    /// closes the connection. A session already closed (by an earlier
+    /// transport, protocol or timeout error) has nothing to end: `Ok`.
     ///
     /// # Errors
     ///
-    /// A transport or protocol error; the connection is closed either way.
+    /// A transport or protocol error, or [`Error::Timeout`]; the
+    /// connection is closed either way.
     pub fn end_session(mut self) -> Result<()> {
         self.end(self.session.options().timeout)
     }

@@ -21,7 +21,7 @@ pub(super) struct Config {
     pub(super) authkey: Option<Vec<u8>>,
     pub(super) handshake: HandshakeOptions,
     pub(super) max_frame: usize,
-    /// `None`: [`default_memory_budget`] of `max_frame`.
+    /// `None`: `bind.rs`'s `default_memory_budget` of `max_frame`.
     pub(super) memory_budget: Option<usize>,
     pub(super) handshake_timeout: Duration,
     pub(super) idle_timeout: Option<Duration>,

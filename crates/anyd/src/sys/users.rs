@@ -13,7 +13,7 @@ use std::io;
 
 use crate::error::{Error, Result};
 
-/// A user from the password database.
+/// A user from the user database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct User {
     pub(crate) name: String,
