@@ -65,6 +65,8 @@ impl PidFile {
         )
         .map_err(|e| match e {
             rustix::io::Errno::LOOP => refused("it is a symbolic link".into()),
+            // Not a file the system failed to open: a path that cannot be one.
+            rustix::io::Errno::ISDIR => refused("it is a directory".into()),
             e => Error::system(format!("open pid file {}", path.display()), e),
         })?;
         let st = fstat(&fd)
