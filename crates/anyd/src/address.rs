@@ -45,7 +45,7 @@ impl Address {
     pub(crate) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
         let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
-            .map_err(|e| Error::Config(format!("cannot resolve {host}: {e}")))?
+            .map_err(|e| Error::system(format!("resolve {host}"), e))?
             .collect();
         if addrs.is_empty() {
             return Err(Error::Config(format!("{host} resolves to no address")));

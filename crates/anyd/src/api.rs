@@ -1,15 +1,18 @@
 //! The daemon side of `#[anyd::api]`: the [`Api`] trait the macro
-//! implements for an `impl` block, and [`Appd::mount`], which registers its
-//! endpoints.
+//! implements for an `impl` block, [`IntoApi`] for what
+//! [`Appd::mount`](crate::Appd::mount) accepts, and the items generated
+//! code refers to (`__private`). Registering is the builder's
+//! (`server/appd.rs`).
 //!
 //! The macro itself lives in the `anyd-macros` crate. It does not bind
 //! arguments on its own: every method it declares is registered as a
-//! closure through the same [`Handler`] path as [`Appd::api`], only with
-//! more description (parameter types as written, the doc comment).
+//! closure through the same [`Handler`](crate::Handler) path as
+//! [`Appd::api`], only with more description (parameter types as written,
+//! the doc comment).
 
 use std::sync::Arc;
 
-use crate::handler::{FromCall, Handler, IntoReply};
+use crate::handler::{FromCall, IntoReply};
 use crate::server::Appd;
 
 /// A set of endpoints declared with `#[anyd::api]` on an `impl` block.
@@ -43,62 +46,6 @@ impl<A: Api> IntoApi for A {
 impl<A: Api> IntoApi for Arc<A> {
     type Api = A;
     fn into_api(self) -> Arc<A> {
-        self
-    }
-}
-
-impl Appd {
-    /// Registers the endpoints of an `#[anyd::api]` impl block, in the
-    /// order of its methods. Can be mixed with [`Appd::api`] and called
-    /// more than once, as long as no endpoint name is used twice.
-    ///
-    /// ```no_run
-    /// use std::sync::atomic::{AtomicU64, Ordering};
-    ///
-    /// #[derive(Default)]
-    /// struct Counter {
-    ///     hits: AtomicU64,
-    /// }
-    ///
-    /// #[anyd::api]
-    /// impl Counter {
-    ///     /// Counts one more hit and returns the total.
-    ///     fn hit(&self) -> u64 {
-    ///         self.hits.fetch_add(1, Ordering::Relaxed) + 1
-    ///     }
-    /// }
-    ///
-    /// fn main() -> anyd::Result<()> {
-    ///     anyd::Appd::new()
-    ///         .mount(Counter::default())
-    ///         .api("echo(arg)", |arg: String| arg)
-    ///         .bind("unix:/tmp/counter.sock")?
-    ///         .serve()
-    /// }
-    /// ```
-    ///
-    /// # Panics
-    ///
-    /// If an endpoint name is already registered (the macro rejects
-    /// clashes within one block at compile time).
-    pub fn mount(self, api: impl IntoApi) -> Self {
-        Api::register(api.into_api(), self)
-    }
-
-    /// What `#[anyd::api]` calls for each method: [`Appd::api`] and
-    /// [`Appd::doc`] in one, plus the parameter types as the source writes
-    /// them (`types`, one per wire parameter).
-    #[doc(hidden)]
-    pub fn __api_with<M, H: Handler<M>>(
-        mut self,
-        signature: &str,
-        types: &[&str],
-        doc: &str,
-        handler: H,
-    ) -> Self {
-        let registry = self.registry_mut();
-        registry.add(signature, handler);
-        registry.describe_last(types, doc);
         self
     }
 }

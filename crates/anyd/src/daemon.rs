@@ -1,6 +1,8 @@
 //! Process lifecycle for daemons that run without a service manager, or
 //! want the classic safeguards: a locked pid file, detaching from the
-//! terminal, and dropping root after binding.
+//! terminal, and dropping root after binding (to the `run_as` user looked
+//! up at bind, [`RunAs`]); and raising the limit on open files to what the
+//! connection cap needs.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -43,7 +45,8 @@ impl PidFile {
     ///
     /// [`Error::AlreadyRunning`] naming the pid in the file when another
     /// process holds the lock; [`Error::Config`] when `path` or its
-    /// directory is refused.
+    /// directory is refused; [`Error::System`] when it cannot be opened,
+    /// locked or written.
     pub(crate) fn acquire(path: &Path) -> Result<PidFile> {
         use rustix::fs::{fstat, openat, FileType, Mode, OFlags};
         let refused =
@@ -62,9 +65,12 @@ impl PidFile {
         )
         .map_err(|e| match e {
             rustix::io::Errno::LOOP => refused("it is a symbolic link".into()),
-            e => Error::Config(format!("cannot open pid file {}: {e}", path.display())),
+            // Not a file the system failed to open: a path that cannot be one.
+            rustix::io::Errno::ISDIR => refused("it is a directory".into()),
+            e => Error::system(format!("open pid file {}", path.display()), e),
         })?;
-        let st = fstat(&fd).map_err(io::Error::from)?;
+        let st = fstat(&fd)
+            .map_err(|e| Error::system(format!("inspect pid file {}", path.display()), e))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(refused("it is not a regular file".into()));
         }
@@ -93,14 +99,21 @@ impl PidFile {
                     path.display()
                 )));
             }
-            return Err(io::Error::from(e).into());
+            return Err(Error::system(
+                format!("lock pid file {}", path.display()),
+                e,
+            ));
         }
         // Truncated only now, through the locked descriptor of the file
         // checked above.
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(file, "{}", std::process::id())?;
-        file.sync_all()?;
+        let write = |file: &mut File| {
+            file.set_len(0)?;
+            file.rewind()?;
+            writeln!(file, "{}", std::process::id())?;
+            file.sync_all()
+        };
+        write(&mut file)
+            .map_err(|e| Error::system(format!("write pid file {}", path.display()), e))?;
         Ok(PidFile {
             path: path.to_owned(),
             file,
@@ -356,19 +369,48 @@ fn spawn_stage(stage: &str, stderr: Stdio, launcher: bool) -> Result<()> {
     Ok(())
 }
 
-/// Drops root for `user`: its groups (from the group database), its
-/// primary gid, then its uid; afterwards checks that root cannot be
-/// regained. `leftovers` are the files the daemon removes on exit (its
+/// The user a daemon switches to ([`Appd::run_as`](crate::Appd::run_as)),
+/// looked up once, when it binds: what "the daemon's user" means for its
+/// policy, and what [`drop_privileges`] switches to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunAs {
+    pub(crate) name: String,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    /// Its groups, the primary one first (from the group database).
+    pub(crate) groups: Vec<u32>,
+}
+
+impl RunAs {
+    /// Looks `name` up in the user and group databases.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if there is no such user, [`Error::System`] if
+    /// the databases cannot be read.
+    pub(crate) fn look_up(name: &str) -> Result<RunAs> {
+        let u = users::user_by_name(name)?
+            .ok_or_else(|| Error::Config(format!("no user named {name:?}")))?;
+        let groups = users::groups_of(&u.name, u.gid)?;
+        Ok(RunAs {
+            name: u.name,
+            uid: u.uid,
+            gid: u.gid,
+            groups,
+        })
+    }
+}
+
+/// Drops root for `user`: its groups, its primary gid, then its uid;
+/// afterwards checks that root cannot be regained. `leftovers` are the files the daemon removes on exit (its
 /// socket file, its pid file): a warning says so now if `user` will not be
 /// allowed to.
 ///
 /// Through the C library's `setgroups`, `setgid` and `setuid`, which apply
 /// to every thread of the process (the raw system calls change only the
 /// calling thread, and a thread left as root would undo the point).
-pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
-    let u = users::user_by_name(user)?
-        .ok_or_else(|| Error::Config(format!("no user named {user:?}")))?;
-    let groups: Vec<libc::gid_t> = users::groups_of(&u.name, u.gid)?;
+pub(crate) fn drop_privileges(u: &RunAs, leftovers: &[&Path]) -> Result<()> {
+    let user = u.name.as_str();
     for path in leftovers {
         // At bind, still root, the daemon accepted a directory of any
         // owner: it may be this user's (the recommended place). Another
@@ -378,7 +420,9 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir)?);
+        let meta = std::fs::metadata(dir)
+            .map_err(|e| Error::system(format!("inspect {}", dir.display()), e))?;
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
         if owner != 0 && owner != u.uid {
             return Err(Error::Config(format!(
                 "refusing to run as {user} with {} in {}: the directory belongs to another \
@@ -387,7 +431,7 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
                 dir.display()
             )));
         }
-        if !removable_by(path, u.uid, &groups) {
+        if !removable_by(path, u.uid, &u.groups) {
             tracing::warn!(
                 path = %path.display(),
                 user,
@@ -397,9 +441,8 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
             );
         }
     }
-    sys::switch_process_credentials(&groups, u.gid, u.uid).map_err(|(what, e)| {
-        Error::Config(format!("cannot drop privileges to {user} ({what}): {e}"))
-    })?;
+    sys::switch_process_credentials(&u.groups, u.gid, u.uid)
+        .map_err(|(what, e)| Error::system(format!("drop privileges to {user} ({what})"), e))?;
     if u.uid != 0 && rustix::thread::set_thread_uid(rustix::process::Uid::ROOT).is_ok() {
         return Err(Error::Config(format!(
             "dropped to {user} but could regain root; refusing to continue"
@@ -410,7 +453,7 @@ pub(crate) fn drop_privileges(user: &str, leftovers: &[&Path]) -> Result<()> {
 }
 
 /// File descriptors a connection holds: its stream (shutdown reaches it
-/// through a weak reference, see [`Stream::share`]).
+/// through a weak reference, see `Stream::share`).
 pub(crate) const FDS_PER_CONNECTION: u64 = 1;
 
 /// File descriptors for everything but connections: the listener, the
@@ -465,6 +508,15 @@ mod tests {
 
     fn dir(mode: u32, uid: u32, gid: u32) -> DirBits {
         DirBits { mode, uid, gid }
+    }
+
+    #[test]
+    fn the_run_as_user_is_looked_up_with_its_groups() {
+        let root = RunAs::look_up("root").unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert_eq!(root.groups.first(), Some(&0));
+        let e = RunAs::look_up("no-such-user-anyd").unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e:?}");
     }
 
     #[test]

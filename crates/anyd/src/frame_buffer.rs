@@ -47,7 +47,7 @@ impl ReadError {
     pub(crate) fn into_error(self, waiting_for: &'static str) -> Error {
         match self {
             ReadError::Io(e) => Error::from_io(e, waiting_for),
-            ReadError::Frame(e) => Error::Protocol(e.to_string()),
+            ReadError::Frame(e) => Error::from_frame(e, waiting_for),
         }
     }
 }

@@ -120,13 +120,13 @@ pub(crate) fn frame_read(
 ) -> Result<Range<usize>, Error> {
     match read {
         Ok(Some(r)) => Ok(r),
-        Ok(None) => Err(Error::Protocol(
-            "the peer closed the connection during the handshake (a wrong or missing authkey?)"
-                .into(),
+        Ok(None) => Err(Error::protocol(
+            "the peer closed the connection during the handshake (a wrong or missing authkey?)",
         )),
-        Err(ReadError::Frame(FrameError::TooLarge { len, .. })) => Err(Error::Protocol(format!(
-            "a {len}-byte frame during the handshake (a peer without an authkey?)"
-        ))),
+        Err(ReadError::Frame(e @ FrameError::TooLarge { len, .. })) => Err(Error::Protocol {
+            what: format!("a {len}-byte frame during the handshake (a peer without an authkey?)"),
+            source: Some(e.into()),
+        }),
         Err(e) => Err(e.into_error("during the handshake")),
     }
 }

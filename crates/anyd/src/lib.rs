@@ -39,6 +39,15 @@
 //! (blocking and async); their errors get a kind with
 //! [`#[derive(ApiError)]`](derive@ApiError).
 //!
+//! Three things are named *api*, for the two ways of declaring
+//! endpoints: the attribute [`#[anyd::api]`](macro@api) on an `impl`
+//! block; the trait [`Api`] it implements for the type, which
+//! [`Appd::mount`] takes to register every endpoint of a value of it; and
+//! the method [`Appd::api`], which registers one function or closure.
+//! Likewise [`ApiError`](trait@ApiError) is a trait and
+//! [`#[derive(ApiError)]`](derive@ApiError) its derive, as serde's
+//! `Serialize` is.
+//!
 //! # Getting it
 //!
 //! The package is `anyd-ipc` (the registry's `anyd` is another crate); its
@@ -141,6 +150,14 @@
 //! `docs/PROTOCOL.md` in the repository, lists them all with what happens
 //! past each, and `SECURITY.md` what an attacker can and cannot do.
 //!
+//! Time settings, on [`Appd`] and [`ClientOptions`] alike, follow one
+//! rule: a setter takes an `Option<Duration>` where no limit is a sensible
+//! choice (`None`: none), such as [`idle_timeout`](Appd::idle_timeout) or
+//! a client's reply [`timeout`](ClientOptions::timeout), and a plain
+//! `Duration` where there is always one, such as
+//! [`handshake_timeout`](Appd::handshake_timeout) or
+//! [`shutdown_deadline`](Appd::shutdown_deadline).
+//!
 //! # Stability
 //!
 //! The wire protocol is version 1 (reported by the reserved endpoint
@@ -177,7 +194,7 @@ pub use anyd_macros::{api, ApiError};
 pub use api::{Api, IntoApi};
 pub use client::{AsyncClientSession, ClientOptions, ClientSession};
 pub use daemon::{daemonize, daemonize_ready};
-pub use error::{Error, RemoteError, Result};
+pub use error::{Error, RemoteError, Result, WireError};
 pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};
 pub use policy::Allow;
 pub use server::{Appd, Running, Server, ShutdownHandle};

@@ -12,9 +12,11 @@ use crate::transport::Peer;
 /// (uid, gid, supplementary groups). A TCP caller has none, so only
 /// [`Allow::anyone`] admits it.
 ///
-/// User and group names are resolved from `/etc/passwd` and `/etc/group`
-/// when the daemon binds; an unknown name is a configuration error then,
-/// not a silent denial later.
+/// User and group names are resolved when the daemon binds, through the C
+/// library's user and group databases (NSS: the names `id` and `getent`
+/// know, from `/etc/passwd` and `/etc/group` or from LDAP, sssd,
+/// systemd-userdb); an unknown name is a configuration error then, not a
+/// silent denial later.
 ///
 /// ```
 /// use anyd::Allow;

@@ -1,6 +1,6 @@
 //! Working under systemd: sockets passed by socket activation
-//! (`LISTEN_FDS`), and readiness, status and watchdog notifications
-//! (`NOTIFY_SOCKET`). Both are plain environment protocols, so they also
+//! (`LISTEN_FDS`, and choosing among several by `LISTEN_FDNAMES`), and
+//! readiness, status and watchdog notifications (`NOTIFY_SOCKET`). Both are plain environment protocols, so they also
 //! work with any manager that speaks them.
 //!
 //! [`Server::serve`](crate::Server::serve) sends `READY=1` once it accepts

@@ -1,5 +1,6 @@
-//! Blocking sockets: connecting, binding (with the socket file rules of
-//! DESIGN.md), accepting, and the caller's identity.
+//! Blocking sockets: the connection stream, binding (with the socket file
+//! rules of DESIGN.md, and the directory checks pid files share),
+//! accepting, and the caller's identity.
 //!
 //! Connecting, blocking and async, is in `connect`; the async clients'
 //! stream in `async_stream`.
@@ -917,10 +918,10 @@ fn clear_stale(dir: &Dir, name: &OsStr, path: &Path) -> Result<()> {
                 Err(e) => Err(io::Error::from(e).into()),
             }
         }
-        Err(e) => Err(Error::Config(format!(
-            "{} exists and cannot be checked: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(Error::system(
+            format!("check {}, which exists", path.display()),
+            e,
+        )),
     }
 }
 

@@ -291,7 +291,7 @@ fn sigterm_under_load_finishes_calls_in_flight_and_exits_cleanly() {
                         }
                         Ok(got) => return Err(format!("sent {sent:?}, got {got:?}")),
                         // The daemon stopped reading this connection.
-                        Err(e @ (Error::Io(_) | Error::Protocol(_))) => {
+                        Err(e @ (Error::Io(_) | Error::Protocol { .. })) => {
                             // By then the socket file is gone: the listener
                             // closes before connections are drained.
                             return match options.connect(path.as_str()) {

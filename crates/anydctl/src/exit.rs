@@ -194,7 +194,10 @@ mod tests {
         assert_eq!(failure.exit(), Exit::Remote);
         assert_eq!(failure.to_string(), "TypeError: bad");
         assert_eq!(
-            Exit::of(&anyd::Error::Protocol("garbage".into())),
+            Exit::of(&anyd::Error::Protocol {
+                what: "garbage".into(),
+                source: None
+            }),
             Exit::Other
         );
     }

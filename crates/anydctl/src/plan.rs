@@ -113,7 +113,7 @@ impl Connection {
             anyd::Error::AuthRequired => {
                 hints.push("give the key with --authkey-file or ANYD_AUTHKEY");
             }
-            anyd::Error::Protocol(_) | anyd::Error::Io(_) if python => hints.push(
+            anyd::Error::Protocol { .. } | anyd::Error::Io(_) if python => hints.push(
                 "a Python anyd daemon only understands --codec pickle (and stops on \
                  any other codec)",
             ),

@@ -142,7 +142,8 @@ pub struct AsyncClientSession {
 }
 
 impl AsyncClientSession {
-    /// Connects with default [`ClientOptions`].
+    /// Connects with default [`ClientOptions`]: the same as
+    /// [`ClientOptions::new`]`().`[`connect_async`](ClientOptions::connect_async)`(address)`.
     ///
     /// # Errors
     ///
@@ -151,7 +152,8 @@ impl AsyncClientSession {
         Self::connect_with(address, ClientOptions::default()).await
     }
 
-    /// Connects with the given options.
+    /// Connects with `options`: the same as
+    /// `options.`[`connect_async`](ClientOptions::connect_async)`(address)`.
     ///
     /// # Errors
     ///
@@ -232,11 +234,17 @@ impl AsyncClientSession {
         self.session.finish_call(reply)
     }
 
-    /// Ends the session: sends SIGENDS and waits for the acknowledgement.
+    /// Ends the session: sends SIGENDS and waits for the daemon to
+    /// acknowledge it (within [`ClientOptions::timeout`], if set), then
+    /// closes the connection.
     ///
     /// # Errors
     ///
-    /// A transport or protocol error; the connection is closed either way.
+    /// [`Error::Closed`] if the session was already closed (by an earlier
+    /// transport, protocol or timeout error, or a call abandoned half
+    /// way), where the blocking client's `end_session` has nothing to do
+    /// and returns `Ok`; otherwise a transport or protocol error, or
+    /// [`Error::Timeout`]. The connection is closed either way.
     pub async fn end_session(mut self) -> Result<()> {
         let timeout = self.session.options().timeout;
         let ex = self.session.end().ok_or(Error::Closed)?;

@@ -42,17 +42,21 @@ pub struct ClientSession {
 }
 
 impl ClientSession {
-    /// Connects with default [`ClientOptions`].
+    /// Connects with default [`ClientOptions`]: the same as
+    /// [`ClientOptions::new`]`().`[`connect`](ClientOptions::connect)`(address)`.
     ///
     /// # Errors
     ///
-    /// [`Error::Connect`] if nothing accepts at the address,
-    /// [`Error::Auth`] if the handshake fails, [`Error::Timeout`].
+    /// [`Error::Config`] if `address` is not an address,
+    /// [`Error::Connect`] if nothing accepts at it, [`Error::Auth`] if the
+    /// handshake fails, [`Error::Timeout`] if connecting or the handshake
+    /// takes longer than [`ClientOptions::connect_timeout`].
     pub fn connect(address: impl ToAddress) -> Result<Self> {
         Self::connect_with(address, ClientOptions::default())
     }
 
-    /// Connects with the given options.
+    /// Connects with `options`: the same as
+    /// `options.`[`connect`](ClientOptions::connect)`(address)`.
     ///
     /// # Errors
     ///
@@ -125,11 +129,14 @@ impl ClientSession {
     }
 
     /// Ends the session: sends SIGENDS and waits for the daemon to
-    /// acknowledge it.
+    /// acknowledge it (within [`ClientOptions::timeout`], if set), then
+    /// closes the connection. A session already closed (by an earlier
+    /// transport, protocol or timeout error) has nothing to end: `Ok`.
     ///
     /// # Errors
     ///
-    /// A transport or protocol error; the connection is closed either way.
+    /// A transport or protocol error, or [`Error::Timeout`]; the
+    /// connection is closed either way.
     pub fn end_session(mut self) -> Result<()> {
         self.end(self.session.options().timeout)
     }

@@ -9,12 +9,29 @@ use anyd_wire::frame;
 use anyd_wire::handshake::HandshakeOptions;
 use anyd_wire::Codec;
 
-use super::ClientSession;
+use super::{AsyncClientSession, ClientSession};
 use crate::address::ToAddress;
 use crate::error::Result;
 
 /// Settings for a client connection; every one has a default. Shared by
-/// [`ClientSession`] and [`AsyncClientSession`](crate::AsyncClientSession).
+/// [`ClientSession`] and [`AsyncClientSession`], which each connect in
+/// the same three ways: with the default options
+/// ([`ClientSession::connect`], [`AsyncClientSession::connect`]), with
+/// options given ([`ClientSession::connect_with`],
+/// [`AsyncClientSession::connect_with`]), or from the options
+/// ([`connect`](Self::connect), [`connect_async`](Self::connect_async)),
+/// which reads best when setting them:
+///
+/// ```no_run
+/// # async fn run() -> anyd::Result<()> {
+/// use std::time::Duration;
+/// use anyd::ClientOptions;
+///
+/// let options = ClientOptions::new().timeout(Some(Duration::from_secs(5)));
+/// let blocking = options.clone().connect("unix:/tmp/echod.sock")?;
+/// let tokio = options.connect_async("unix:/tmp/echod.sock").await?;
+/// # Ok(()) }
+/// ```
 ///
 /// Its `Debug` shows whether a key is set, never the key
 /// (`authkey: Some(<hidden>)`), and so does that of every client holding
@@ -107,7 +124,9 @@ impl ClientOptions {
         self
     }
 
-    /// How long one connection attempt (and the handshake) may take.
+    /// How long one connection attempt (and the handshake) may take
+    /// (default 10 s; `None` for as long as the system lets a connect
+    /// wait and the daemon takes to answer).
     pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self
@@ -115,13 +134,15 @@ impl ClientOptions {
 
     /// Keep retrying for this long while the daemon is not there yet (no
     /// socket file, connection refused): for a client started alongside
-    /// its daemon.
+    /// its daemon. Default: no retry, the same as `Duration::ZERO`;
+    /// retrying for ever is not offered, hence a plain `Duration`.
     pub fn retry_for(mut self, duration: Duration) -> Self {
         self.retry_for = Some(duration);
         self
     }
 
-    /// How long to wait for each reply (default: forever): for its first
+    /// How long to wait for each reply (default `None`: forever, since an
+    /// endpoint may take as long as its work does): for its first
     /// bytes, and for the rest once they came, however they trickle in.
     /// After a timeout the session is closed, since a late reply would
     /// answer the wrong call.
@@ -136,12 +157,57 @@ impl ClientOptions {
         self
     }
 
-    /// Connects a blocking session with these options.
+    /// Connects a blocking session with these options: the same as
+    /// [`ClientSession::connect_with`]`(address, options)`.
     ///
     /// # Errors
     ///
     /// As [`ClientSession::connect`].
     pub fn connect(self, address: impl ToAddress) -> Result<ClientSession> {
         ClientSession::connect_with(address, self)
+    }
+
+    /// Connects an async session with these options: the same as
+    /// [`AsyncClientSession::connect_with`]`(address, options)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClientSession::connect`].
+    pub async fn connect_async(self, address: impl ToAddress) -> Result<AsyncClientSession> {
+        AsyncClientSession::connect_with(address, self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Appd;
+
+    #[test]
+    fn both_clients_connect_from_the_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.sock");
+        let running = Appd::new()
+            .api("echo(arg)", |arg: String| arg)
+            .bind(path.to_str().unwrap())
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let options = ClientOptions::new().timeout(Some(Duration::from_secs(5)));
+        let mut blocking = options.clone().connect(running.address()).unwrap();
+        assert_eq!(blocking.commit::<String>("echo", ("b",)).unwrap(), "b");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut tokio = options.connect_async(running.address()).await.unwrap();
+            assert_eq!(tokio.commit::<String>("echo", ("a",)).await.unwrap(), "a");
+            tokio.end_session().await.unwrap();
+        });
+        blocking.end_session().unwrap();
+        running.shutdown().unwrap();
     }
 }

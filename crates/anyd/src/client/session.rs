@@ -71,9 +71,7 @@ impl<C> Exchange<'_, C> {
     ) -> Result<Reply<R>> {
         let payload = read
             .map_err(|e| e.into_error(waiting_for))?
-            .ok_or_else(|| {
-                Error::Protocol("the daemon closed the connection without replying".into())
-            })?;
+            .ok_or_else(|| Error::protocol("the daemon closed the connection without replying"))?;
         let options = self.options;
         decode_reply(options.codec, payload, &options.decode_limits).map_err(|e| {
             if options.authkey.is_none() && payload.starts_with(anyd_wire::handshake::CHALLENGE) {
@@ -145,9 +143,9 @@ impl<C> Session<C> {
             Reply::Err(e) => Err(Error::Remote(e)),
             Reply::EndSession => {
                 self.conn = None;
-                Err(Error::Protocol("the daemon ended the session".into()))
+                Err(Error::protocol("the daemon ended the session"))
             }
-            _ => Err(Error::Protocol("unknown reply".into())),
+            _ => Err(Error::protocol("unknown reply")),
         }
     }
 
@@ -167,8 +165,8 @@ impl<C> Session<C> {
         self.conn = None;
         match reply? {
             Reply::EndSession => Ok(()),
-            _ => Err(Error::Protocol(
-                "the daemon did not acknowledge the end of the session".into(),
+            _ => Err(Error::protocol(
+                "the daemon did not acknowledge the end of the session",
             )),
         }
     }

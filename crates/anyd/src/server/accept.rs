@@ -37,6 +37,13 @@ pub struct Server {
 
 /// Stops a serving daemon from anywhere (another thread, a handler), and
 /// says how many connections it serves.
+///
+/// Why the count lives on a handle named for shutdown: this is the one
+/// handle on a serving daemon that a program can clone and hand out, to
+/// a handler or a thread, while [`Server::serve`] holds the server itself
+/// (a health endpoint or a status line wants the count there). A daemon
+/// served in the background answers the same question through
+/// [`Running::connections`].
 #[derive(Clone)]
 pub struct ShutdownHandle {
     pub(super) shared: Arc<Shared>,
@@ -64,10 +71,10 @@ impl ShutdownHandle {
     /// How many connections the daemon holds right now: from the moment
     /// one is admitted (before its handshake) until its thread has let it
     /// go. Refused connections never count: those over
-    /// [`Appd::max_connections`], over their user's share
-    /// ([`Appd::max_connections_per_uid`]), or left only the reserve
-    /// ([`Appd::reserved_connections`]), nor those closed at once for want
-    /// of a descriptor. A handshake cut by [`Appd::max_handshakes`] counts
+    /// [`Appd::max_connections`](super::Appd::max_connections), over their user's share
+    /// ([`Appd::max_connections_per_uid`](super::Appd::max_connections_per_uid)), or left only the reserve
+    /// ([`Appd::reserved_connections`](super::Appd::reserved_connections)), nor those closed at once for want
+    /// of a descriptor. A handshake cut by [`Appd::max_handshakes`](super::Appd::max_handshakes) counts
     /// until its thread has let it go, as any other. For health endpoints and status lines, and for checking that
     /// clients that vanished cost nothing once gone.
     pub fn connections(&self) -> usize {
@@ -117,9 +124,20 @@ impl Running {
     fn join(&mut self) -> Result<()> {
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(Error::Config("the server thread panicked".into())),
+            Some(Err(panic)) => Err(Error::ServerPanicked {
+                message: panic_message(&*panic),
+            }),
             None => Ok(()),
         }
+    }
+}
+
+/// What a panic said, when it said it with a string (as `panic!` does).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_owned(),
+        (_, Some(s)) => s.clone(),
+        _ => "(no message)".to_owned(),
     }
 }
 
@@ -164,7 +182,7 @@ impl Server {
     }
 
     /// Serves until shut down by SIGTERM, SIGINT (unless
-    /// [`Appd::handle_signals`] turned that off) or a [`ShutdownHandle`];
+    /// [`Appd::handle_signals`](super::Appd::handle_signals) turned that off) or a [`ShutdownHandle`];
     /// then stops accepting, lets calls in progress finish up to the
     /// deadline, and removes the socket file.
     ///
@@ -425,5 +443,25 @@ fn drain(shared: &Shared) {
             .wait_timeout(conns, left)
             .unwrap_or_else(|e| e.into_inner())
             .0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_panicked_server_thread_is_its_own_error_with_the_message() {
+        let thread = std::thread::spawn(|| -> Result<()> { panic!("boom {}", 42) });
+        let panic = thread.join().unwrap_err();
+        let e = Error::ServerPanicked {
+            message: panic_message(&*panic),
+        };
+        assert_eq!(e.to_string(), "the server thread panicked: boom 42");
+        assert!(e.source().is_none());
+        assert_eq!(panic_message(&"static"), "static");
+        assert_eq!(panic_message(&7u8), "(no message)");
     }
 }

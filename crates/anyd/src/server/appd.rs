@@ -9,6 +9,7 @@ use anyd_wire::codec::DecodeLimits;
 use anyd_wire::frame;
 use anyd_wire::handshake::{Digest, HandshakeOptions};
 
+use crate::api::{Api, IntoApi};
 use crate::handler::Handler;
 use crate::policy::Allow;
 use crate::registry::Registry;
@@ -20,7 +21,7 @@ pub(super) struct Config {
     pub(super) authkey: Option<Vec<u8>>,
     pub(super) handshake: HandshakeOptions,
     pub(super) max_frame: usize,
-    /// `None`: [`default_memory_budget`] of `max_frame`.
+    /// `None`: `bind.rs`'s `default_memory_budget` of `max_frame`.
     pub(super) memory_budget: Option<usize>,
     pub(super) handshake_timeout: Duration,
     pub(super) idle_timeout: Option<Duration>,
@@ -96,13 +97,6 @@ impl Default for Appd {
 }
 
 impl Appd {
-    /// The endpoint table, for the `#[anyd::api]` glue in `api.rs`.
-    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
-        &mut self.registry
-    }
-}
-
-impl Appd {
     /// A daemon with no endpoints yet (the reserved `anyd.ping`,
     /// `anyd.version` and `anyd.endpoints` are always there).
     pub fn new() -> Self {
@@ -141,6 +135,59 @@ impl Appd {
     /// If no endpoint was registered yet.
     pub fn doc(mut self, doc: &str) -> Self {
         self.registry.document_last(doc);
+        self
+    }
+
+    /// Registers the endpoints of an `#[anyd::api]` impl block, in the
+    /// order of its methods. Can be mixed with [`Appd::api`] and called
+    /// more than once, as long as no endpoint name is used twice.
+    ///
+    /// ```no_run
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// #[derive(Default)]
+    /// struct Counter {
+    ///     hits: AtomicU64,
+    /// }
+    ///
+    /// #[anyd::api]
+    /// impl Counter {
+    ///     /// Counts one more hit and returns the total.
+    ///     fn hit(&self) -> u64 {
+    ///         self.hits.fetch_add(1, Ordering::Relaxed) + 1
+    ///     }
+    /// }
+    ///
+    /// fn main() -> anyd::Result<()> {
+    ///     anyd::Appd::new()
+    ///         .mount(Counter::default())
+    ///         .api("echo(arg)", |arg: String| arg)
+    ///         .bind("unix:/tmp/counter.sock")?
+    ///         .serve()
+    /// }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If an endpoint name is already registered (the macro rejects
+    /// clashes within one block at compile time).
+    pub fn mount(self, api: impl IntoApi) -> Self {
+        Api::register(api.into_api(), self)
+    }
+
+    /// What `#[anyd::api]` calls for each method: [`Appd::api`] and
+    /// [`Appd::doc`] in one, plus the parameter types as the source writes
+    /// them (`types`, one per wire parameter).
+    #[doc(hidden)]
+    pub fn __api_with<M, H: Handler<M>>(
+        mut self,
+        signature: &str,
+        types: &[&str],
+        doc: &str,
+        handler: H,
+    ) -> Self {
+        self.registry.add(signature, handler);
+        self.registry.describe_last(types, doc);
         self
     }
 
@@ -236,13 +283,16 @@ impl Appd {
     }
 
     /// How long a client has to complete the handshake (default 10 s).
+    /// Always bounded, hence a plain `Duration`: a handshake that never
+    /// ends would hold its place among the connections for good.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.config.handshake_timeout = timeout;
         self
     }
 
     /// How long a session may stay silent before it is closed (default 10
-    /// minutes; `None` for never). The rest of a request is due within as
+    /// minutes; `None` for never, hence the `Option`: a daemon whose
+    /// clients keep a session open for good may want no limit). The rest of a request is due within as
     /// long of its first bytes, and a reply (or the replies to pipelined
     /// requests, written together) within as long of the start of its
     /// write, however slowly the client reads: a client that reads too
@@ -331,6 +381,8 @@ impl Appd {
     }
 
     /// How long shutdown waits for calls in progress (default 5 s).
+    /// Always bounded, hence a plain `Duration`: a call that never returns
+    /// must not keep the daemon from stopping.
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.config.shutdown_deadline = deadline;
         self
@@ -357,7 +409,7 @@ impl Appd {
         self
     }
 
-    /// Whether [`Server::serve`] shuts down on SIGTERM and SIGINT (default
+    /// Whether [`Server::serve`](super::Server::serve) shuts down on SIGTERM and SIGINT (default
     /// true).
     pub fn handle_signals(mut self, yes: bool) -> Self {
         self.config.handle_signals = yes;
@@ -394,7 +446,7 @@ impl Appd {
     }
 
     /// Holds a pid file under an exclusive lock while the daemon runs: a
-    /// second instance refuses to start ([`Error::AlreadyRunning`] naming
+    /// second instance refuses to start ([`Error::AlreadyRunning`](crate::Error::AlreadyRunning) naming
     /// the running pid), and the file is removed on exit.
     pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.pid_file = Some(path.into());

@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use crate::address::ToAddress;
 use crate::admission::{Connections, Limits};
 use crate::budget::Budget;
-use crate::daemon::{self, PidFile};
+use crate::daemon::{self, PidFile, RunAs};
 use crate::error::{Error, Result};
 use crate::systemd;
 use crate::transport::Listener;
@@ -28,8 +28,11 @@ impl Appd {
     /// [`Error::Config`] for a bad address, a path that is not a socket, a
     /// non-loopback TCP address without an authkey, or descriptors passed
     /// by a service manager that are not what `LISTEN_FDS` promises (each
-    /// a listening stream socket without close-on-exec), [`Error::Io`]
-    /// otherwise.
+    /// a listening stream socket without close-on-exec) or a
+    /// [`run_as`](Appd::run_as) user that does not exist,
+    /// [`Error::System`] when the system refuses what binding needs (the
+    /// pid file, the user database, switching to the `run_as` user),
+    /// [`Error::Io`] otherwise.
     ///
     /// A TCP address without an authkey is logged as a warning: TCP
     /// carries no credentials, so on loopback every local user can call.
@@ -46,12 +49,13 @@ impl Appd {
         // "The daemon's user" is the one it serves calls as: after
         // `run_as`, that user and not root. Resolved before the socket is
         // touched, so that a bad rule fails first.
-        let serving_uid = match &self.config.run_as {
-            Some(user) => {
-                crate::sys::users::user_by_name(user)?
-                    .ok_or_else(|| Error::Config(format!("no user named {user:?}")))?
-                    .uid
-            }
+        // Looked up once: the same user is the one privileges drop to.
+        let run_as = match &self.config.run_as {
+            Some(name) => Some(RunAs::look_up(name)?),
+            None => None,
+        };
+        let serving_uid = match &run_as {
+            Some(user) => user.uid,
             None => rustix::process::geteuid().as_raw(),
         };
         self.registry.resolve_policies(serving_uid)?;
@@ -114,7 +118,7 @@ impl Appd {
                 "the memory budget is less than twice max_frame: the largest calls will be refused"
             );
         }
-        if let Some(user) = &self.config.run_as {
+        if let Some(user) = &run_as {
             let leftovers: Vec<&Path> = listener
                 .socket_path()
                 .into_iter()

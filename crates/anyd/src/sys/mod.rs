@@ -3,7 +3,7 @@
 //! Each block says why it is sound.
 //!
 //! - [`users`]: the user and group databases through the C library (NSS);
-//! - [`peer_groups`]: a socket peer's supplementary groups
+//! - [`peer_groups`](mod@peer_groups): a socket peer's supplementary groups
 //!   (`SO_PEERGROUPS`);
 //! - [`switch_process_credentials`]: `setgroups`, `setgid` and `setuid` for
 //!   the whole process;

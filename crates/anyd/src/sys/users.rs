@@ -13,7 +13,7 @@ use std::io;
 
 use crate::error::{Error, Result};
 
-/// A user from the password database.
+/// A user from the user database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct User {
     pub(crate) name: String,
@@ -44,11 +44,10 @@ fn with_buffer<T>(
             // "Not found" may also come as one of these (getpwnam_r(3)).
             (libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM, _) => return Ok(None),
             (e, _) => {
-                return Err(Error::Config(format!(
-                    "cannot look up {}: {}",
-                    what(),
-                    io::Error::from_raw_os_error(e)
-                )))
+                return Err(Error::system(
+                    format!("look up {}", what()),
+                    io::Error::from_raw_os_error(e),
+                ))
             }
         }
     }

@@ -111,7 +111,7 @@ impl Stream {
             }
             Address::Tcp { host, port } => {
                 let addrs = Address::resolve(host, *port)
-                    .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e.to_string()))?;
+                    .map_err(|e| io::Error::new(io::ErrorKind::NotFound, e))?;
                 let mut last = None;
                 for a in addrs {
                     let r = match timeout {
