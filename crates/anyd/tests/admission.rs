@@ -5,8 +5,7 @@
 //! limits are its own; attackers of other uids are threads of this test
 //! that switch their own credentials (see `as_user`).
 
-mod process;
-mod root;
+use anyd_testkit::{process, root};
 
 use std::io::{ErrorKind, Read};
 use std::net::TcpStream;

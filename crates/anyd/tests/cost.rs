@@ -12,9 +12,7 @@
 //! fixed: 530 MiB for a denied 16 MB MessagePack request). The callers the policy turns away are another user
 //! (`nobody`), as an unprivileged local attacker of a root daemon would be.
 
-mod process;
-mod raw;
-mod root;
+use anyd_testkit::{process, raw, root};
 
 use anyd::wire::{codec, frame, message, Codec};
 use anyd::RemoteError;

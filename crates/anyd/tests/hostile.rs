@@ -1,7 +1,7 @@
 //! Hostile input against a live daemon: each attack gets a clear refusal,
 //! runs no code, costs no memory, and leaves other clients served.
 
-mod raw;
+use anyd_testkit::raw;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -9,8 +9,7 @@
 //! takes seconds:
 //! `cargo nextest run --release --workspace --locked --test load --run-ignored only a_million_calls_do_not_grow_the_daemon`.
 
-mod process;
-mod raw;
+use anyd_testkit::{process, raw, rerun};
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -621,25 +620,8 @@ fn panics_under_load_are_one_error_reply_each() {
 fn the_blocking_client_starts_no_thread() {
     // Threads are counted for the whole process, so this runs alone in a
     // process of its own, whatever the test runner does with the others.
-    if std::env::var_os("ANYD_TEST_ALONE").is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "the_blocking_client_starts_no_thread",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("ANYD_TEST_ALONE", "1")
-            .output()
-            .unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{said}");
-        assert!(said.contains("1 passed"), "the test did not run:\n{said}");
-        return;
+    if !rerun::is_alone() {
+        return rerun::alone("the_blocking_client_starts_no_thread");
     }
     // The daemon is another process: every thread counted here is ours.
     let d = Daemon::start(None);

@@ -10,7 +10,7 @@ use anyd::{
     RemoteError, Running, Value,
 };
 
-mod root;
+use anyd_testkit::root;
 
 /// A daemon on a fresh socket path; the directory lives as long as the
 /// returned guard.

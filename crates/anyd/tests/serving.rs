@@ -2,7 +2,7 @@
 //! Nothing here waits by sleeping: blocking handlers wait on channels the
 //! test controls, and every wait has a deadline.
 
-mod raw;
+use anyd_testkit::raw;
 
 use std::io::Write;
 use std::sync::mpsc;
