@@ -24,12 +24,6 @@ const NOBODY: u32 = 65534;
 /// frame limit.
 const SIZE: usize = 16_000_000;
 
-#[test]
-#[ignore = "helper process of the other tests in this file"]
-fn child_daemon() {
-    process::serve_as_child();
-}
-
 fn str_msgpack(s: &str, out: &mut Vec<u8>) {
     out.push(0xa0 | u8::try_from(s.len()).unwrap());
     out.extend_from_slice(s.as_bytes());

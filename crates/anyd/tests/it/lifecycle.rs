@@ -108,7 +108,7 @@ fn child_appd() -> Appd {
 /// Starts `child_daemon` with `env`, through `wrapper` (a command and its
 /// arguments put before the test binary) if given.
 fn spawn(env: &[(&str, &str)], wrapper: &[&str]) -> Process {
-    let mut cmd = rerun::helper_through(wrapper, "child_daemon");
+    let mut cmd = rerun::helper_through(wrapper, "lifecycle::child_daemon");
     cmd.envs(env.iter().copied());
     Process::spawn(&mut cmd)
 }
@@ -654,7 +654,7 @@ fn privileges_are_dropped_after_binding_as_root() {
 
 #[test]
 fn a_daemonized_daemon_that_cannot_bind_fails_its_launcher_with_the_reason() {
-    let mut cmd = rerun::helper("child_daemon");
+    let mut cmd = rerun::helper("lifecycle::child_daemon");
     cmd.env("ANYD_CHILD_ADDR", "unix:/nonexistent/dir/d.sock")
         .env("ANYD_CHILD_DAEMONIZE", "1")
         .stdin(std::process::Stdio::null())

@@ -23,13 +23,6 @@ use process::{wait_until, Daemon, PATIENCE};
 use raw::{read_frame, request};
 use rustix::process::Signal;
 
-/// The daemon side, started by the tests below (see `process`).
-#[test]
-#[ignore = "not a test: the daemon process of the tests in this file"]
-fn child_daemon() {
-    process::serve_as_child();
-}
-
 /// What a `child_client` does before it waits to be killed.
 const CLIENT_MODE_VAR: &str = "ANYD_FAULTS_CLIENT";
 /// The socket a `child_client` connects to.
@@ -89,7 +82,7 @@ impl KilledClient {
     /// Starts a client in `mode` and waits until it has sent its part.
     fn start(mode: &str, path: &str) -> KilledClient {
         let process = Process::spawn(
-            rerun::helper("child_client")
+            rerun::helper("faults::child_client")
                 .env(CLIENT_MODE_VAR, mode)
                 .env(CLIENT_PATH_VAR, path),
         );

@@ -24,13 +24,6 @@ use rustix::process::{Gid, Uid};
 
 const NOBODY: u32 = 65534;
 
-/// The daemon side of every test here.
-#[test]
-#[ignore = "not a test: the daemon process of the tests in this file"]
-fn child_daemon() {
-    process::serve_as_child();
-}
-
 /// Runs `f` on a thread with uid and gid `id` and no supplementary
 /// groups (Linux credentials are per thread at the system call level, so
 /// the daemon sees a genuine other user).

@@ -22,13 +22,6 @@ use anyd::{ClientOptions, ClientSession, Error};
 use process::{wait_until, Daemon, Settings, PATIENCE};
 use raw::request;
 
-/// The daemon side, started by the tests below (see `process`).
-#[test]
-#[ignore = "not a test: the daemon process of the tests in this file"]
-fn child_daemon() {
-    process::serve_as_child();
-}
-
 /// Waits for client threads; returns the errors they reported.
 fn errors_of(threads: Vec<std::thread::JoinHandle<Result<(), String>>>) -> Vec<String> {
     threads
@@ -621,7 +614,7 @@ fn the_blocking_client_starts_no_thread() {
     // Threads are counted for the whole process, so this runs alone in a
     // process of its own, whatever the test runner does with the others.
     if !rerun::is_alone() {
-        return rerun::alone("the_blocking_client_starts_no_thread");
+        return rerun::alone("load::the_blocking_client_starts_no_thread");
     }
     // The daemon is another process: every thread counted here is ours.
     let d = Daemon::start(None);
