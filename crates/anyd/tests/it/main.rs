@@ -20,6 +20,7 @@
 //! not tests.
 
 mod admission;
+mod client;
 mod cost;
 mod faults;
 mod hostile;
@@ -30,7 +31,6 @@ mod policy;
 mod python_interop;
 mod server;
 mod serving;
-mod smoke;
 mod vpnm_example;
 
 /// The daemon of the tests that measure one in a process of its own (see
