@@ -7,7 +7,7 @@
 //! The soak (a million calls) is ignored by default: it would double the
 //! time of the whole debug test run. `.ci/run` runs it in release, where it
 //! takes seconds:
-//! `cargo nextest run --release --workspace --locked --test load --run-ignored only a_million_calls_do_not_grow_the_daemon`.
+//! `cargo nextest run --release --workspace --locked --test it --run-ignored only a_million_calls_do_not_grow_the_daemon`.
 
 use anyd_testkit::{process, raw, rerun};
 
