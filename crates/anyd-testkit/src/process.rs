@@ -3,7 +3,7 @@
 //! mixed with the test's clients.
 //!
 //! The daemon is the test binary run again with `ANYD_PROCESS_DAEMON` set
-//! (see [`rerun`](crate::rerun)): a test binary that uses [`Daemon`] has,
+//! (see [`crate::rerun`]): a test binary that uses [`Daemon`] has,
 //! at its root, the ignored helper
 //!
 //! ```ignore

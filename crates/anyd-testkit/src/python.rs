@@ -19,7 +19,7 @@ const PYTHON_ANYD: &str = "anyd==0.4.1";
 /// How long one Python program may run (clients) or take to get ready
 /// (daemons). Generous: a loaded CI machine starts Python slowly, and a
 /// hung test must still end.
-const PYTHON_DEADLINE: Duration = Duration::from_secs(60);
+pub const PYTHON_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The interpreter the venv is made from: `ANYD_TEST_PYTHON`, or `python3`.
 pub fn base_python() -> OsString {
