@@ -6,7 +6,7 @@
 //! (see [`crate::rerun`]): a test binary that uses [`Daemon`] has,
 //! at its root, the ignored helper
 //!
-//! ```ignore
+//! ```text
 //! #[test]
 //! #[ignore = "not a test: the daemon process of other tests, started by them"]
 //! fn child_daemon() {
