@@ -34,15 +34,6 @@
 //! every row rather than every round of one row. Timings are printed, never
 //! asserted: the exit status only says the benchmark ran.
 
-// Shared with the integration tests: the daemon in a process of its own
-// and the Python venv. Each uses only part of them.
-#[allow(unreachable_pub)]
-#[path = "../tests/process/mod.rs"]
-mod process;
-#[allow(dead_code, unreachable_pub)]
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -55,7 +46,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyd::wire::{codec, frame};
+// Shared with the integration tests: the daemon in a process of its own
+// and the Python venv.
 use anyd::{Address, Appd, AsyncClientSession, ClientOptions, ClientSession, Codec, Running};
+use anyd_testkit::{process, python as support};
 
 /// The argument of every `echo` call.
 const ARG: &str = "hello";

@@ -1,6 +1,9 @@
 //! What a daemon says at the info level, where logs usually go: sessions,
-//! refusals and errors, but never a payload and never a key. The test owns
-//! the process's log subscriber, so it is a test binary of its own.
+//! refusals and errors, but never a payload and never a key.
+//!
+//! A test binary of its own: it installs the process's global log
+//! subscriber, which would capture (and be disturbed by) every other test
+//! of the `it` binary that shares its process under `cargo test`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -1,6 +1,10 @@
 //! The macros' output compiles without the prelude, with the runtime crate
 //! renamed, and next to local items named like the ones it uses: every path
 //! it emits is absolute, and its locals cannot meet the user's names.
+//!
+//! A test binary of its own: `#![no_implicit_prelude]` and the renamed
+//! crate hold for a whole crate, which the other tests (the `it` binary)
+//! could not be written in.
 
 #![no_implicit_prelude]
 

@@ -464,11 +464,7 @@ fn bench_counts_error_replies_by_kind() {
 #[test]
 fn a_caller_the_policy_refuses_is_not_told_the_daemon_is_not_rust_as_root() {
     use std::os::unix::fs::PermissionsExt;
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root (running anydctl as another user): run the suite \
-         as root, or leave out the tests named *_as_root with -E 'not test(/_as_root$/)'"
-    );
+    anyd_testkit::root::require_root("running anydctl as another user");
     // A root-only daemon answers nobody's calls, anyd.ping and
     // anyd.endpoints among them, as it answers a missing endpoint:
     // anydctl must not tell nobody that it is no Rust anyd daemon.
@@ -476,11 +472,8 @@ fn a_caller_the_policy_refuses_is_not_told_the_daemon_is_not_rust_as_root() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // A copy of anydctl that nobody may run, in a directory nobody may
     // enter (the build's own may be private to root).
-    let bin = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let program = bin.path().join("anydctl");
-    std::fs::copy(env!("CARGO_BIN_EXE_anydctl"), &program).unwrap();
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_bin, program) =
+        anyd_testkit::root::runnable_by_others(Path::new(env!("CARGO_BIN_EXE_anydctl")));
     let as_nobody = |args: &[&str]| {
         let out = run_program_as(Some(65534), &program, args, &[], PATIENCE);
         let run = Run {
@@ -693,10 +686,8 @@ fn help_completions_and_man_page() {
 // The Python side: a real `anyd.Appd` (Python anyd 0.4.1, TCP, pickle).
 
 /// The venv with Python anyd, made once for the whole workspace by the
-/// same code as anyd's interop tests (this file uses only that part).
-#[allow(dead_code)]
-#[path = "../../anyd/tests/support/mod.rs"]
-mod support;
+/// same code as anyd's interop tests.
+use anyd_testkit::python as support;
 
 /// A Python `anyd.Appd` on 127.0.0.1 and a free port; killed on drop.
 struct PythonAppd {

@@ -1,12 +1,6 @@
 //! Talking to a daemon below the client: raw Unix-socket connections,
-//! hand-made frames, and daemons on fresh socket paths. Shared by the test
-//! binaries that check what the daemon does with bytes a real client would
-//! never send.
-
-#![allow(
-    dead_code,
-    reason = "each test binary uses the part of this module it needs"
-)]
+//! hand-made frames, and daemons on fresh socket paths, for the tests that
+//! check what the daemon does with bytes a real client would never send.
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
@@ -16,12 +10,12 @@ use anyd::wire::{codec, frame, message, Codec};
 use anyd::{Address, Appd, Running};
 
 /// How long a raw read waits before the test fails rather than hang.
-pub(crate) const READ_PATIENCE: Duration = Duration::from_secs(20);
+pub const READ_PATIENCE: Duration = Duration::from_secs(20);
 
 /// Sends `payload` as one frame on a fresh connection to the abstract
 /// socket `name`, and returns the payload of the one frame that comes back
 /// (the connection is closed after it).
-pub(crate) fn call_abstract(name: &str, payload: &[u8]) -> Vec<u8> {
+pub fn call_abstract(name: &str, payload: &[u8]) -> Vec<u8> {
     use std::io::Write;
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::SocketAddr;
@@ -36,7 +30,7 @@ pub(crate) fn call_abstract(name: &str, payload: &[u8]) -> Vec<u8> {
 
 /// A daemon on a fresh socket path; the directory lives as long as the
 /// returned guard.
-pub(crate) fn start(appd: Appd) -> (Running, tempfile::TempDir) {
+pub fn start(appd: Appd) -> (Running, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.sock");
     let running = appd.bind(path.to_str().unwrap()).unwrap().spawn().unwrap();
@@ -44,7 +38,7 @@ pub(crate) fn start(appd: Appd) -> (Running, tempfile::TempDir) {
 }
 
 /// A bare connection to a Unix-socket daemon, with a read timeout.
-pub(crate) fn raw(address: &Address) -> UnixStream {
+pub fn raw(address: &Address) -> UnixStream {
     let Address::Unix(path) = address else {
         panic!("{address}")
     };
@@ -54,7 +48,7 @@ pub(crate) fn raw(address: &Address) -> UnixStream {
 }
 
 /// A framed MessagePack request, to send or pipeline on a raw socket.
-pub(crate) fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
+pub fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
     let mut out = Vec::new();
     let mark = frame::begin(&mut out);
     codec::encode_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
@@ -63,7 +57,7 @@ pub(crate) fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
 }
 
 /// Reads one frame's payload, or `None` when the stream ends.
-pub(crate) fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {
+pub fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {
     let mut header = [0u8; 4];
     s.read_exact(&mut header).ok()?;
     let mut payload = vec![0; u32::from_be_bytes(header) as usize];
@@ -72,12 +66,12 @@ pub(crate) fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {
 }
 
 /// Decodes a MessagePack reply payload.
-pub(crate) fn reply<T: serde::de::DeserializeOwned>(payload: &[u8]) -> message::Reply<T> {
+pub fn reply<T: serde::de::DeserializeOwned>(payload: &[u8]) -> message::Reply<T> {
     codec::decode_reply(Codec::MsgPack, payload, &Default::default()).unwrap()
 }
 
 /// True once the daemon has closed `s` (EOF, or a reset).
-pub(crate) fn closed_by_daemon(s: &mut UnixStream) -> bool {
+pub fn closed_by_daemon(s: &mut UnixStream) -> bool {
     let mut b = [0u8; 64];
     loop {
         match s.read(&mut b) {

@@ -7,30 +7,21 @@
 //! SIGKILL hits only them; the daemon is in its own process too (see
 //! `process`) where its threads are counted.
 
-mod process;
-mod raw;
-
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyd::wire::handshake::{ClientHandshake, HandshakeOptions};
 use anyd::wire::{codec, frame, message, Codec};
 use anyd::{Appd, Error};
+use anyd_testkit::rerun::{self, Process};
+use anyd_testkit::{process, raw};
 use process::{wait_until, Daemon, PATIENCE};
 use raw::{read_frame, request};
 use rustix::process::Signal;
-
-/// The daemon side, started by the tests below (see `process`).
-#[test]
-#[ignore = "not a test: the daemon process of the tests in this file"]
-fn child_daemon() {
-    process::serve_as_child();
-}
 
 /// What a `child_client` does before it waits to be killed.
 const CLIENT_MODE_VAR: &str = "ANYD_FAULTS_CLIENT";
@@ -44,7 +35,7 @@ const CLIENT_PATH_VAR: &str = "ANYD_FAULTS_CLIENT_PATH";
 #[ignore = "not a test: the killed client of the tests in this file"]
 fn child_client() {
     let Ok(mode) = std::env::var(CLIENT_MODE_VAR) else {
-        panic!("{}", process::NOT_A_TEST);
+        panic!("{}", rerun::NOT_A_TEST);
     };
     let path = std::env::var(CLIENT_PATH_VAR).unwrap();
     let mut s = UnixStream::connect(&path).unwrap();
@@ -84,52 +75,26 @@ fn child_client() {
 
 /// A `child_client` process, killed when dropped.
 struct KilledClient {
-    child: Child,
+    process: Process,
 }
 
 impl KilledClient {
     /// Starts a client in `mode` and waits until it has sent its part.
     fn start(mode: &str, path: &str) -> KilledClient {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .arg("child_client")
-            .args(process::CHILD_ARGS)
-            .env(CLIENT_MODE_VAR, mode)
-            .env(CLIENT_PATH_VAR, path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let sent = BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .any(|l| l.contains("SENT"));
-            let _ = tx.send(sent);
-        });
-        let client = KilledClient { child };
-        assert_eq!(
-            rx.recv_timeout(PATIENCE),
-            Ok(true),
-            "the {mode:?} client did not get to send its part"
+        let process = Process::spawn(
+            rerun::helper("faults::child_client")
+                .env(CLIENT_MODE_VAR, mode)
+                .env(CLIENT_PATH_VAR, path),
         );
-        client
+        process.expect("SENT");
+        KilledClient { process }
     }
 
     fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.process.child.kill().unwrap();
+        self.process.child.wait().unwrap();
     }
 }
-
-impl Drop for KilledClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn clients_killed_mid_request_leave_nothing_behind() {
     let mut d = Daemon::start(None);
@@ -173,7 +138,10 @@ fn clients_killed_mid_request_leave_nothing_behind() {
     drop(steady);
     let after = d.wait_quiet();
     assert_eq!(after.threads, idle.threads, "threads were left behind");
-    assert!(d.child.try_wait().unwrap().is_none(), "the daemon died");
+    assert!(
+        d.process.child.try_wait().unwrap().is_none(),
+        "the daemon died"
+    );
 }
 
 #[test]

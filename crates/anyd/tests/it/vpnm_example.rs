@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyd::ClientOptions;
 
-mod root;
+use anyd_testkit::root;
 
 /// `cargo test` and `cargo nextest` build the examples next to the test
 /// binaries' directory.

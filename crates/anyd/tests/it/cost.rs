@@ -12,9 +12,7 @@
 //! fixed: 530 MiB for a denied 16 MB MessagePack request). The callers the policy turns away are another user
 //! (`nobody`), as an unprivileged local attacker of a root daemon would be.
 
-mod process;
-mod raw;
-mod root;
+use anyd_testkit::{process, raw, root};
 
 use anyd::wire::{codec, frame, message, Codec};
 use anyd::RemoteError;
@@ -25,12 +23,6 @@ const NOBODY: u32 = 65534;
 /// Arguments of about this many bytes in all: most of the default 16 MiB
 /// frame limit.
 const SIZE: usize = 16_000_000;
-
-#[test]
-#[ignore = "helper process of the other tests in this file"]
-fn child_daemon() {
-    process::serve_as_child();
-}
 
 fn str_msgpack(s: &str, out: &mut Vec<u8>) {
     out.push(0xa0 | u8::try_from(s.len()).unwrap());

@@ -1,7 +1,8 @@
 //! Hostile input against a live daemon: each attack gets a clear refusal,
-//! runs no code, costs no memory, and leaves other clients served.
+//! runs no code, costs no memory, and leaves other clients served. The
+//! same limits met by ordinary clients are in `serving`.
 
-mod raw;
+use anyd_testkit::raw;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -52,6 +53,8 @@ fn absurd_length_headers_are_refused_before_any_allocation() {
         ],
         // -1 and then 2^63 (negative as a signed length)
         vec![0xff, 0xff, 0xff, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0],
+        // -2: no length at all, as signed or unsigned
+        vec![0xff, 0xff, 0xff, 0xfe],
     ] {
         for _ in 0..20 {
             let mut s = raw(d.address());
@@ -141,9 +144,18 @@ fn malicious_pickles_run_nothing() {
 }
 
 #[test]
-fn slowloris_in_the_handshake_is_cut_at_the_timeout() {
+fn a_silent_or_trickling_client_is_cut_at_the_handshake_timeout() {
     let timeout = Duration::from_millis(300);
     let (d, _dir) = start(Appd::new().authkey("k").handshake_timeout(timeout));
+    // Silent: the challenge comes first; then nothing from us until the
+    // daemon gives up.
+    let mut s = raw(d.address());
+    let challenge = raw::read_frame(&mut s).unwrap();
+    assert!(challenge.starts_with(b"#CHALLENGE#"));
+    let t = Instant::now();
+    assert!(raw::closed_by_daemon(&mut s));
+    assert!(t.elapsed() < PATIENCE);
+    // Trickling.
     let mut s = raw(d.address());
     let mut header = [0u8; 4];
     s.read_exact(&mut header).unwrap();
@@ -176,13 +188,22 @@ fn slowloris_in_the_handshake_is_cut_at_the_timeout() {
 }
 
 #[test]
-fn a_request_trickled_slower_than_the_idle_timeout_is_cut() {
+fn an_idle_session_or_a_request_trickled_slower_than_the_idle_timeout_is_cut() {
     let timeout = Duration::from_millis(300);
     let (d, _dir) = start(
         Appd::new()
             .api("echo(a)", |a: String| a)
             .idle_timeout(Some(timeout)),
     );
+    // Idle after a reply: closed.
+    let mut s = raw(d.address());
+    s.write_all(&raw::request("echo", ("3",))).unwrap();
+    assert!(matches!(
+        raw::reply::<String>(&raw::read_frame(&mut s).unwrap()),
+        message::Reply::Ok(v) if v == "3"
+    ));
+    assert!(raw::closed_by_daemon(&mut s));
+    // Trickling.
     let mut s = raw(d.address());
     // A request of 40 bytes, four bytes per timeout: each byte would
     // reset a per-read timeout, and the whole would take ten timeouts.
@@ -397,6 +418,21 @@ fn an_idle_flood_hits_the_cap_while_established_clients_are_served() {
     for i in 0..100 {
         assert_eq!(established.commit::<u32>("echo", (i,)).unwrap(), i);
     }
+    // Places freed are available again.
+    drop(flood);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut s = ClientSession::connect(d.address()).unwrap();
+        match s.commit::<u32>("echo", (4,)) {
+            Ok(v) => {
+                assert_eq!(v, 4);
+                break;
+            }
+            // The daemon may not have seen the flood go yet.
+            Err(_) if Instant::now() < deadline => std::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
 
 /// An endpoint that records that it ran.
@@ -461,6 +497,14 @@ fn requests_sent_instead_of_the_handshake_are_never_decoded() {
             "attempt {i}: {frames:?}"
         );
     }
+    // Sent after the challenge was read: a malformed reply to it.
+    let mut s = raw(d.address());
+    let _ = raw::read_frame(&mut s).unwrap();
+    s.write_all(&raw::request("touch", ("x",))).unwrap();
+    assert_eq!(
+        frames_of(&until_closed(&mut s)),
+        vec![b"#FAILURE#".to_vec()]
+    );
     assert!(
         !ran.load(Ordering::SeqCst),
         "a request ran before the handshake"

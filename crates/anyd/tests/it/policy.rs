@@ -14,8 +14,7 @@ const NOBODY: u32 = 65534;
 /// it, as a supplementary group.
 const EXTRA_GROUP: u32 = 4242;
 
-mod raw;
-mod root;
+use anyd_testkit::{raw, root};
 
 use root::as_user;
 

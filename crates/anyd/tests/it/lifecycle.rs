@@ -5,28 +5,24 @@
 //! (see `child_daemon`), so that signals, environment and credentials
 //! reach only it.
 
-mod process;
-mod root;
-
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use anyd::{Appd, ClientOptions, ClientSession, Error};
+use anyd_testkit::process::wait_until;
+use anyd_testkit::rerun::{self, Process};
+use anyd_testkit::{root, PATIENCE};
 use rustix::process::{Pid, Signal};
-
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The daemon side, started by the tests below with `ANYD_CHILD_ADDR`.
 #[test]
 #[ignore = "not a test: the daemon process of the tests in this file"]
 fn child_daemon() {
     let Ok(address) = std::env::var("ANYD_CHILD_ADDR") else {
-        panic!("{}", process::NOT_A_TEST);
+        panic!("{}", rerun::NOT_A_TEST);
     };
     if std::env::var_os("ANYD_CHILD_DAEMONIZE").is_some() {
         anyd::daemonize().unwrap();
@@ -109,70 +105,12 @@ fn child_appd() -> Appd {
     appd
 }
 
-struct Daemon {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Daemon {
-    /// Waits for a line containing `what` (the harness may print its own
-    /// text before ours on a line) and returns it.
-    fn expect(&self, what: &str) -> String {
-        self.expect_one_of(&[what])
-    }
-
-    /// Waits for a line containing one of `whats` and returns it.
-    fn expect_one_of(&self, whats: &[&str]) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if whats.iter().any(|w| line.contains(w)) => return line,
-                Ok(_) => continue,
-                Err(e) => panic!("waiting for one of {whats:?}: {e}"),
-            }
-        }
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, signal).unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `child_daemon`, through `wrapper` (a command and its arguments
-/// put before the test binary) if given.
-fn spawn(env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
-    cmd.arg("child_daemon").args(process::CHILD_ARGS);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let (child, lines) = process::spawn_with_lines(&mut cmd);
-    Daemon { child, lines }
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::yield_now();
-    }
+/// Starts `child_daemon` with `env`, through `wrapper` (a command and its
+/// arguments put before the test binary) if given.
+fn spawn(env: &[(&str, &str)], wrapper: &[&str]) -> Process {
+    let mut cmd = rerun::helper_through(wrapper, "lifecycle::child_daemon");
+    cmd.envs(env.iter().copied());
+    Process::spawn(&mut cmd)
 }
 
 fn run_signal_case(signal: Signal) {
@@ -191,7 +129,7 @@ fn run_signal_case(signal: Signal) {
     wait_until("the socket file is removed", || !path.exists());
     assert!(ClientSession::connect(path.to_str().unwrap()).is_err());
     // Let the call finish: its reply still arrives.
-    writeln!(d.child.stdin.as_mut().unwrap(), "go").unwrap();
+    d.tell("go");
     assert_eq!(call.join().unwrap().unwrap(), "finished");
     d.expect("STOPPED true");
     let status = d.child.wait().unwrap();
@@ -456,7 +394,7 @@ fn socket_activation_uses_the_inherited_socket() {
 /// `sockets`, with more activator arguments `extra`. The daemon is told to
 /// bind somewhere it cannot: only an inherited socket can make it
 /// reachable.
-fn activated(sockets: &[&Path], extra: &[&str]) -> Daemon {
+fn activated(sockets: &[&Path], extra: &[&str]) -> Process {
     let mut args = vec!["systemd-socket-activate".to_owned()];
     args.extend(sockets.iter().map(|p| format!("--listen={}", p.display())));
     args.push("--setenv=ANYD_CHILD_ADDR=unix:/nonexistent/dir/never.sock".into());
@@ -471,7 +409,7 @@ fn activated(sockets: &[&Path], extra: &[&str]) -> Daemon {
 
 /// Connects at `path` (which starts the activated daemon), calls, and
 /// checks that the daemon says it serves there.
-fn first_call(d: &Daemon, path: &Path) -> ClientSession {
+fn first_call(d: &Process, path: &Path) -> ClientSession {
     let mut s = ClientOptions::new()
         .retry_for(PATIENCE)
         .connect(path.to_str().unwrap())
@@ -484,7 +422,7 @@ fn first_call(d: &Daemon, path: &Path) -> ClientSession {
 
 /// Stops an activated daemon (the activator execs it, so its pid comes
 /// from the daemon) and sees it stop well.
-fn stop_activated(d: &Daemon, mut s: ClientSession) {
+fn stop_activated(d: &Process, mut s: ClientSession) {
     let (pid, ..): (i32, i32, String, String) = s.commit("process", ()).unwrap();
     drop(s);
     rustix::process::kill_process(Pid::from_raw(pid).unwrap(), Signal::TERM).unwrap();
@@ -716,11 +654,8 @@ fn privileges_are_dropped_after_binding_as_root() {
 
 #[test]
 fn a_daemonized_daemon_that_cannot_bind_fails_its_launcher_with_the_reason() {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(&exe);
-    cmd.arg("child_daemon")
-        .args(process::CHILD_ARGS)
-        .env("ANYD_CHILD_ADDR", "unix:/nonexistent/dir/d.sock")
+    let mut cmd = rerun::helper("lifecycle::child_daemon");
+    cmd.env("ANYD_CHILD_ADDR", "unix:/nonexistent/dir/d.sock")
         .env("ANYD_CHILD_DAEMONIZE", "1")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

@@ -7,10 +7,9 @@
 //! The soak (a million calls) is ignored by default: it would double the
 //! time of the whole debug test run. `.ci/run` runs it in release, where it
 //! takes seconds:
-//! `cargo nextest run --release --workspace --locked --test load --run-ignored only a_million_calls_do_not_grow_the_daemon`.
+//! `cargo nextest run --release --workspace --locked --test it --run-ignored only a_million_calls_do_not_grow_the_daemon`.
 
-mod process;
-mod raw;
+use anyd_testkit::{process, raw, rerun};
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -22,13 +21,6 @@ use anyd::wire::frame;
 use anyd::{ClientOptions, ClientSession, Error};
 use process::{wait_until, Daemon, Settings, PATIENCE};
 use raw::request;
-
-/// The daemon side, started by the tests below (see `process`).
-#[test]
-#[ignore = "not a test: the daemon process of the tests in this file"]
-fn child_daemon() {
-    process::serve_as_child();
-}
 
 /// Waits for client threads; returns the errors they reported.
 fn errors_of(threads: Vec<std::thread::JoinHandle<Result<(), String>>>) -> Vec<String> {
@@ -621,25 +613,8 @@ fn panics_under_load_are_one_error_reply_each() {
 fn the_blocking_client_starts_no_thread() {
     // Threads are counted for the whole process, so this runs alone in a
     // process of its own, whatever the test runner does with the others.
-    if std::env::var_os("ANYD_TEST_ALONE").is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "the_blocking_client_starts_no_thread",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("ANYD_TEST_ALONE", "1")
-            .output()
-            .unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{said}");
-        assert!(said.contains("1 passed"), "the test did not run:\n{said}");
-        return;
+    if !rerun::is_alone() {
+        return rerun::alone("load::the_blocking_client_starts_no_thread");
     }
     // The daemon is another process: every thread counted here is ours.
     let d = Daemon::start(None);

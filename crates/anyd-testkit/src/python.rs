@@ -19,26 +19,26 @@ const PYTHON_ANYD: &str = "anyd==0.4.1";
 /// How long one Python program may run (clients) or take to get ready
 /// (daemons). Generous: a loaded CI machine starts Python slowly, and a
 /// hung test must still end.
-const PYTHON_DEADLINE: Duration = Duration::from_secs(60);
+pub const PYTHON_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The interpreter the venv is made from: `ANYD_TEST_PYTHON`, or `python3`.
-pub(crate) fn base_python() -> OsString {
+pub fn base_python() -> OsString {
     std::env::var_os("ANYD_TEST_PYTHON").unwrap_or_else(|| "python3".into())
 }
 
 /// A venv with Python anyd installed.
 #[derive(Debug)]
-pub(crate) struct Venv {
+pub struct Venv {
     /// The venv's interpreter.
-    pub(crate) python: PathBuf,
+    pub python: PathBuf,
     /// `(major, minor)` of that interpreter.
-    pub(crate) version: (u32, u32),
+    pub version: (u32, u32),
 }
 
 impl Venv {
     /// Whether this Python authenticates the pre-3.12 way: 20-byte
     /// challenges and raw HMAC-MD5 replies to any challenge.
-    pub(crate) fn legacy_handshake(&self) -> bool {
+    pub fn legacy_handshake(&self) -> bool {
         self.version < (3, 12)
     }
 }
@@ -54,7 +54,7 @@ impl Venv {
 ///
 /// If the venv cannot be made or pip fails, with their output: a test that
 /// needs Python anyd fails rather than being skipped.
-pub(crate) fn venv() -> &'static Venv {
+pub fn venv() -> &'static Venv {
     static VENV: OnceLock<Result<Venv, String>> = OnceLock::new();
     match VENV.get_or_init(make_venv) {
         Ok(v) => v,
@@ -195,7 +195,7 @@ fn target_dir() -> Result<PathBuf, String> {
 
 /// A Python program's source, written to a file so that its tracebacks
 /// quote the failing line.
-pub(crate) fn script_file(source: &str) -> tempfile::NamedTempFile {
+pub fn script_file(source: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new()
         .prefix("anyd-interop-")
         .suffix(".py")
@@ -229,10 +229,13 @@ fn read_all(mut from: impl Read + Send + 'static) -> JoinHandle<String> {
 
 /// What a finished Python program printed.
 #[derive(Debug)]
-pub(crate) struct Finished {
-    pub(crate) status: ExitStatus,
-    pub(crate) stdout: String,
-    pub(crate) stderr: String,
+pub struct Finished {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
 }
 
 /// Runs a Python program to its end, killing it at [`PYTHON_DEADLINE`].
@@ -240,7 +243,7 @@ pub(crate) struct Finished {
 /// # Panics
 ///
 /// If it cannot start or runs past the deadline.
-pub(crate) fn run(python: &Path, source: &str, args: &[&str]) -> Finished {
+pub fn run(python: &Path, source: &str, args: &[&str]) -> Finished {
     let script = script_file(source);
     let mut child = command(python, script.path(), args)
         .spawn()
@@ -283,7 +286,7 @@ pub(crate) fn run(python: &Path, source: &str, args: &[&str]) -> Finished {
 ///
 /// If it fails, with everything it printed (an `assert` that failed in the
 /// script shows up here as its traceback).
-pub(crate) fn run_ok(python: &Path, source: &str, args: &[&str]) -> String {
+pub fn run_ok(python: &Path, source: &str, args: &[&str]) -> String {
     let out = run(python, source, args);
     assert!(
         out.status.success(),
@@ -298,7 +301,7 @@ pub(crate) fn run_ok(python: &Path, source: &str, args: &[&str]) -> String {
 /// A Python daemon that runs for the length of a test. Dropping it kills
 /// it and waits for it, also when the test panics; the daemon's stderr is
 /// then printed, since it usually says why.
-pub(crate) struct PythonDaemon {
+pub struct PythonDaemon {
     child: Child,
     /// Reads stdout to its end, so that the program never blocks on a full
     /// pipe or dies of a broken one.
@@ -317,7 +320,7 @@ impl PythonDaemon {
     ///
     /// If it cannot start, or exits or stays silent instead of getting
     /// ready.
-    pub(crate) fn start(python: &Path, source: &str, args: &[&str]) -> Self {
+    pub fn start(python: &Path, source: &str, args: &[&str]) -> Self {
         let script = script_file(source);
         let mut child = command(python, script.path(), args)
             .spawn()
@@ -347,18 +350,14 @@ impl PythonDaemon {
     }
 
     /// The TCP port the daemon printed as `READY <port>`.
-    pub(crate) fn port(&self) -> u16 {
+    pub fn port(&self) -> u16 {
         self.ready
             .parse()
             .unwrap_or_else(|_| panic!("READY line without a port: {:?}", self.ready))
     }
 
     /// The daemon's process id.
-    #[allow(
-        dead_code,
-        reason = "the benchmark measures the daemon; the tests need not"
-    )]
-    pub(crate) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 

@@ -5,8 +5,7 @@
 //! limits are its own; attackers of other uids are threads of this test
 //! that switch their own credentials (see `as_user`).
 
-mod process;
-mod root;
+use anyd_testkit::{process, root};
 
 use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
@@ -24,13 +23,6 @@ use process::{
 use rustix::process::{Gid, Uid};
 
 const NOBODY: u32 = 65534;
-
-/// The daemon side of every test here.
-#[test]
-#[ignore = "not a test: the daemon process of the tests in this file"]
-fn child_daemon() {
-    process::serve_as_child();
-}
 
 /// Runs `f` on a thread with uid and gid `id` and no supplementary
 /// groups (Linux credentials are per thread at the system call level, so

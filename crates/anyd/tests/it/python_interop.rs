@@ -10,7 +10,7 @@
 //! asserts what it receives and prints a result line; a failing program
 //! fails its test with its traceback.
 
-mod support;
+use anyd_testkit::python as support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

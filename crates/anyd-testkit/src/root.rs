@@ -4,16 +4,11 @@
 //! so that `cargo nextest run --workspace -E 'not test(/_as_root$/)'` leaves
 //! them out.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses the part of this module it needs"
-)]
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Fails the test unless it runs as root; `why` says what it needs root for.
-pub(crate) fn require_root(why: &str) {
+pub fn require_root(why: &str) {
     assert!(
         rustix::process::geteuid().is_root(),
         "this test needs root ({why}): run the suite as root, or leave out \
@@ -28,7 +23,7 @@ pub(crate) fn require_root(why: &str) {
 /// A program run as another user must be reachable by that user: the
 /// build's own directory may not be (a checkout under `/root` or in a
 /// `mktemp -d` directory is 0700).
-pub(crate) fn runnable_by_others(program: &Path) -> (tempfile::TempDir, PathBuf) {
+pub fn runnable_by_others(program: &Path) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let copy = dir.path().join(program.file_name().unwrap());
@@ -42,12 +37,7 @@ pub(crate) fn runnable_by_others(program: &Path) -> (tempfile::TempDir, PathBuf)
 /// returns. Linux credentials are per thread at the system call level, so
 /// only that thread changes (the test itself stays root), and a daemon `f`
 /// connects to is told by the kernel that its caller is that user.
-pub(crate) fn as_user<T: Send>(
-    uid: u32,
-    gid: u32,
-    groups: &[u32],
-    f: impl FnOnce() -> T + Send,
-) -> T {
+pub fn as_user<T: Send>(uid: u32, gid: u32, groups: &[u32], f: impl FnOnce() -> T + Send) -> T {
     use rustix::process::{Gid, Uid};
     let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
     std::thread::scope(|s| {
@@ -64,14 +54,14 @@ pub(crate) fn as_user<T: Send>(
 }
 
 /// [`as_user`] as nobody (65534), with no supplementary groups.
-pub(crate) fn as_nobody<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+pub fn as_nobody<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     as_user(65534, 65534, &[], f)
 }
 
 /// A directory that belongs to nobody (65534), mode 0755: the runtime
 /// directory of a daemon's `run_as` user, which that user may fill with
 /// whatever it likes.
-pub(crate) fn nobodys_directory() -> tempfile::TempDir {
+pub fn nobodys_directory() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -80,15 +70,20 @@ pub(crate) fn nobodys_directory() -> tempfile::TempDir {
 
 /// What a file looks like, to check that nothing touched it.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct FileState {
-    pub(crate) mode: u32,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    pub(crate) content: Vec<u8>,
+pub struct FileState {
+    /// Its permission bits (with setuid, setgid and sticky).
+    pub mode: u32,
+    /// Its owner.
+    pub uid: u32,
+    /// Its group.
+    pub gid: u32,
+    /// What it holds.
+    pub content: Vec<u8>,
 }
 
 impl FileState {
-    pub(crate) fn of(path: &Path) -> FileState {
+    /// Of the file at `path` (a link itself, not what it leads to).
+    pub fn of(path: &Path) -> FileState {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::symlink_metadata(path).unwrap();
         FileState {
@@ -105,7 +100,7 @@ impl FileState {
 /// and beside it the path of a file that does not exist: targets for
 /// links planted by another user. The directory lives as long as the
 /// returned guard.
-pub(crate) fn roots_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
+pub fn roots_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let precious = dir.path().join("precious");

@@ -2,30 +2,32 @@
 //! memory, threads, connections and exit status are then its own, not
 //! mixed with the test's clients.
 //!
-//! The daemon is the test binary run again with `ANYD_PROCESS_DAEMON` set:
-//! each test binary that uses this module has an ignored `#[test] fn
-//! child_daemon` that calls [`serve_as_child`], started with [`CHILD_ARGS`].
-//! It is ignored so that it never counts as a passing test, and it fails
-//! when run by hand without a parent test.
+//! The daemon is the test binary run again with `ANYD_PROCESS_DAEMON` set
+//! (see [`crate::rerun`]): a test binary that uses [`Daemon`] has,
+//! at its root, the ignored helper
+//!
+//! ```text
+//! #[test]
+//! #[ignore = "not a test: the daemon process of other tests, started by them"]
+//! fn child_daemon() {
+//!     anyd_testkit::process::serve_as_child();
+//! }
+//! ```
+//!
+//! A program with its own `main` (the benchmark) calls [`serve_if_child`]
+//! first thing instead.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses the part of this module it needs"
-)]
-
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyd::{Allow, ApiError, Appd, ClientOptions, ClientSession, RemoteError, ShutdownHandle};
-use rustix::process::{Pid, Signal};
+use rustix::process::Signal;
 
-/// How long any one wait may take before the test fails. Generous: a
-/// loaded two-core machine running a debug build is slow, and a hung test
-/// must still end.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
+use crate::rerun::{self, Process, NOT_A_TEST};
+pub use crate::PATIENCE;
+
+/// The name of the helper test that serves as the daemon.
+const HELPER: &str = "child_daemon";
 
 /// The environment variable that turns the test binary into the daemon;
 /// its value is the socket path.
@@ -37,22 +39,25 @@ const IDLE_MS_VAR: &str = "ANYD_PROCESS_DAEMON_IDLE_MS";
 /// The daemon's memory budget in bytes, when not the default.
 const BUDGET_VAR: &str = "ANYD_PROCESS_DAEMON_MEMORY_BUDGET";
 /// The daemon's `max_connections`, when not the default.
-pub(crate) const MAX_CONNECTIONS_VAR: &str = "ANYD_PROCESS_DAEMON_MAX_CONNECTIONS";
+pub const MAX_CONNECTIONS_VAR: &str = "ANYD_PROCESS_DAEMON_MAX_CONNECTIONS";
 /// The daemon's log level (`info`, `debug`), when not `warn`.
-pub(crate) const LOG_VAR: &str = "ANYD_PROCESS_DAEMON_LOG";
+pub const LOG_VAR: &str = "ANYD_PROCESS_DAEMON_LOG";
 
 /// What a test daemon is configured with beyond its endpoints; the
 /// defaults are the library's.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Settings {
-    pub(crate) authkey: Option<String>,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) memory_budget: Option<usize>,
+pub struct Settings {
+    /// Its authkey.
+    pub authkey: Option<String>,
+    /// Its idle timeout.
+    pub idle_timeout: Option<Duration>,
+    /// Its memory budget (`Appd::memory_budget`).
+    pub memory_budget: Option<usize>,
     /// Where it listens (`tcp:127.0.0.1:0`, `unix:@name`); by default a
     /// fresh socket path in a temporary directory.
-    pub(crate) address: Option<String>,
+    pub address: Option<String>,
     /// More of its environment (for example [`MAX_CONNECTIONS_VAR`]).
-    pub(crate) env: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
 }
 
 /// The error of the `refuse` endpoint: an endpoint's own error kind.
@@ -77,20 +82,13 @@ fn default_sigpipe() {
     assert_ne!(previous, libc::SIG_ERR);
 }
 
-/// The test harness's arguments that run exactly one ignored helper
-/// "test" (named before them) in a child process: the helpers are ignored
-/// so that a normal run does not count them as tests.
-pub(crate) const CHILD_ARGS: [&str; 4] =
-    ["--exact", "--ignored", "--nocapture", "--test-threads=1"];
-
-/// The panic message of a helper run without the parent test that gives
-/// it its work.
-pub(crate) const NOT_A_TEST: &str =
-    "not a test: this helper is the child process of other tests in this file, started by them";
-
 /// The `child_daemon` helper: [`serve_if_child`], failing when this
 /// process was not started as the daemon.
-pub(crate) fn serve_as_child() {
+///
+/// # Panics
+///
+/// When run by hand, without a test that starts it.
+pub fn serve_as_child() {
     assert!(std::env::var_os(ADDRESS_VAR).is_some(), "{NOT_A_TEST}");
     serve_if_child();
 }
@@ -98,7 +96,11 @@ pub(crate) fn serve_as_child() {
 /// The daemon side: serves until SIGTERM, then prints `STOPPED <ok>` and
 /// exits 0 if serving ended well. Returns at once unless a test started
 /// this process as the daemon.
-pub(crate) fn serve_if_child() {
+///
+/// # Panics
+///
+/// If the daemon cannot be set up as its environment says.
+pub fn serve_if_child() {
     let Ok(address) = std::env::var(ADDRESS_VAR) else {
         return;
     };
@@ -225,21 +227,21 @@ mod descriptors {
 
 /// What the kernel says of a process.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Status {
+pub struct Status {
     /// Resident set size, KiB.
-    pub(crate) rss_kib: u64,
+    pub rss_kib: u64,
     /// The peak resident set size since start or [`Daemon::reset_peak`],
     /// KiB. The kernel records it when memory is unmapped, not when it is
     /// given back with `madvise` (as thread stacks are), so it may miss a
     /// peak; it is never below the current size.
-    pub(crate) peak_kib: u64,
+    pub peak_kib: u64,
     /// Threads.
-    pub(crate) threads: u64,
+    pub threads: u64,
 }
 
 impl Status {
     /// Of process `pid` (or `None` for this process).
-    pub(crate) fn of(pid: Option<u32>) -> Status {
+    pub fn of(pid: Option<u32>) -> Status {
         let path = match pid {
             Some(pid) => format!("/proc/{pid}/status"),
             None => "/proc/self/status".to_owned(),
@@ -261,9 +263,9 @@ impl Status {
 }
 
 /// A daemon process, killed when dropped (also when the test panics).
-pub(crate) struct Daemon {
-    pub(crate) child: Child,
-    lines: mpsc::Receiver<String>,
+pub struct Daemon {
+    /// The daemon's process.
+    pub process: Process,
     path: String,
     key: Option<String>,
     /// Holds the socket's directory for the daemon's lifetime.
@@ -274,7 +276,7 @@ impl Daemon {
     /// Starts a daemon on a fresh socket path, with `key` as its authkey if
     /// given, and waits until it serves: a call answered shows it is past
     /// setting up its runtime and signal handlers.
-    pub(crate) fn start(key: Option<&str>) -> Daemon {
+    pub fn start(key: Option<&str>) -> Daemon {
         Daemon::start_with(Settings {
             authkey: key.map(str::to_owned),
             ..Settings::default()
@@ -284,11 +286,7 @@ impl Daemon {
     /// Starts a daemon at `address` (default: a fresh socket path), with
     /// `key` as its authkey if given and `env` in its environment, and
     /// waits until it serves.
-    pub(crate) fn start_at(
-        address: Option<&str>,
-        key: Option<&str>,
-        env: &[(&str, &str)],
-    ) -> Daemon {
+    pub fn start_at(address: Option<&str>, key: Option<&str>, env: &[(&str, &str)]) -> Daemon {
         Daemon::start_with(Settings {
             authkey: key.map(str::to_owned),
             address: address.map(str::to_owned),
@@ -303,7 +301,7 @@ impl Daemon {
     /// As [`start`](Self::start), on an abstract socket: any user may
     /// connect (no file permission stands in the way), so that the policy
     /// is the only gate, for tests whose callers switch to other users.
-    pub(crate) fn start_abstract(key: Option<&str>) -> Daemon {
+    pub fn start_abstract(key: Option<&str>) -> Daemon {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -312,16 +310,14 @@ impl Daemon {
     }
 
     /// Starts a daemon configured with `settings` (see [`Daemon::start`]).
-    pub(crate) fn start_with(settings: Settings) -> Daemon {
+    pub fn start_with(settings: Settings) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let address = match &settings.address {
             Some(a) => a.clone(),
             None => dir.path().join("d.sock").to_str().unwrap().to_owned(),
         };
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.arg("child_daemon")
-            .args(CHILD_ARGS)
-            .env(ADDRESS_VAR, &address)
+        let mut cmd = rerun::helper(HELPER);
+        cmd.env(ADDRESS_VAR, &address)
             .env_remove(KEY_VAR)
             .env_remove(IDLE_MS_VAR)
             .env_remove(BUDGET_VAR)
@@ -340,10 +336,8 @@ impl Daemon {
         if let Some(bytes) = settings.memory_budget {
             cmd.env(BUDGET_VAR, bytes.to_string());
         }
-        let (child, lines) = spawn_with_lines(&mut cmd);
         let mut daemon = Daemon {
-            child,
-            lines,
+            process: Process::spawn(&mut cmd),
             path: address,
             key: settings.authkey,
             _dir: dir,
@@ -360,16 +354,17 @@ impl Daemon {
     }
 
     /// The socket path.
-    pub(crate) fn path(&self) -> &str {
+    pub fn path(&self) -> &str {
         &self.path
     }
 
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// Client options for this daemon (its key, a reply deadline).
-    pub(crate) fn options(&self) -> ClientOptions {
+    pub fn options(&self) -> ClientOptions {
         let options = ClientOptions::new().timeout(Some(PATIENCE));
         match &self.key {
             Some(key) => options.authkey(key.as_bytes()),
@@ -378,21 +373,22 @@ impl Daemon {
     }
 
     /// A connected session.
-    pub(crate) fn session(&self) -> ClientSession {
+    pub fn session(&self) -> ClientSession {
         self.options().connect(self.path.as_str()).unwrap()
     }
 
-    pub(crate) fn status(&self) -> Status {
+    /// What the kernel says of the daemon now.
+    pub fn status(&self) -> Status {
         Status::of(Some(self.pid()))
     }
 
     /// Resets the peak resident set size (`VmHWM`) to the current one.
-    pub(crate) fn reset_peak(&self) {
+    pub fn reset_peak(&self) {
         std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").unwrap();
     }
 
     /// The daemon's connection threads (named `anyd-conn`).
-    pub(crate) fn connection_threads(&self) -> usize {
+    pub fn connection_threads(&self) -> usize {
         let tasks = format!("/proc/{}/task", self.pid());
         std::fs::read_dir(&tasks)
             .unwrap_or_else(|e| panic!("{tasks}: {e}"))
@@ -406,7 +402,7 @@ impl Daemon {
 
     /// How many connections the daemon holds, not counting the one that
     /// asks.
-    pub(crate) fn connections(&self) -> usize {
+    pub fn connections(&self) -> usize {
         let mut s = self.session();
         let n: usize = s.commit("connections", ()).unwrap();
         n - 1
@@ -414,7 +410,7 @@ impl Daemon {
 
     /// Waits until the daemon holds no connection and has no connection
     /// thread left; returns its status then.
-    pub(crate) fn wait_quiet(&self) -> Status {
+    pub fn wait_quiet(&self) -> Status {
         wait_until("the daemon holds no connection", || self.connections() == 0);
         wait_until("the connection threads have ended", || {
             self.connection_threads() == 0
@@ -424,72 +420,41 @@ impl Daemon {
 
     /// Waits for a line of the daemon's stdout containing `what` (the test
     /// harness may print its own text before ours on a line).
-    pub(crate) fn expect(&self, what: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(what) => return line,
-                Ok(_) => continue,
-                Err(e) => panic!("waiting for {what:?} from the daemon: {e}"),
-            }
-        }
+    pub fn expect(&self, what: &str) -> String {
+        self.process.expect(what)
     }
 
     /// Has the daemon print `marker`, and returns every line it printed
     /// since the last one read, up to that one: what it logged before.
-    pub(crate) fn lines_until_now(&self, marker: &str) -> Vec<String> {
+    pub fn lines_until_now(&self, marker: &str) -> Vec<String> {
         self.lines_until_said(&mut self.session(), marker)
     }
 
     /// As [`lines_until_now`](Self::lines_until_now), through session `s`
     /// (one already open, should the daemon be out of descriptors).
-    pub(crate) fn lines_until_said(&self, s: &mut ClientSession, marker: &str) -> Vec<String> {
+    pub fn lines_until_said(&self, s: &mut ClientSession, marker: &str) -> Vec<String> {
         s.commit::<()>("say", (marker,)).unwrap();
-        let deadline = Instant::now() + PATIENCE;
-        let mut lines = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(marker) => return lines,
-                Ok(line) => lines.push(line),
-                Err(e) => panic!("waiting for {marker:?} from the daemon: {e}"),
-            }
-        }
+        self.process.lines_until(marker)
     }
 
     /// Lets one `slow` call finish.
-    pub(crate) fn go(&mut self) {
-        writeln!(self.child.stdin.as_mut().unwrap(), "go").unwrap();
+    pub fn go(&mut self) {
+        self.process.tell("go");
     }
 
-    pub(crate) fn signal(&self, signal: Signal) {
-        let pid = Pid::from_raw(self.pid() as i32).unwrap();
-        rustix::process::kill_process(pid, signal).unwrap();
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: Signal) {
+        self.process.signal(signal);
     }
 
     /// Waits for the daemon to exit, up to [`PATIENCE`].
-    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the daemon did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.process.wait_exit()
     }
 }
 
 /// Polls `done` until it holds, failing the test after [`PATIENCE`].
-pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -499,7 +464,7 @@ pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Raises this process's soft limit on open files to the hard limit (the
 /// daemon started afterwards inherits it), and checks it allows `needed`.
-pub(crate) fn allow_open_files(needed: u64) {
+pub fn allow_open_files(needed: u64) {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);
     limit.current = limit.maximum;
@@ -509,25 +474,4 @@ pub(crate) fn allow_open_files(needed: u64) {
         soft.is_none_or(|n| n >= needed),
         "this test needs {needed} open files and the hard limit is {soft:?}"
     );
-}
-
-/// Starts `cmd` with its stdin a pipe (for the test to talk to it) and its
-/// stdout read line by line into a channel, for tests that wait on what a
-/// child process says.
-pub(crate) fn spawn_with_lines(cmd: &mut Command) -> (Child, mpsc::Receiver<String>) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, lines)
 }
