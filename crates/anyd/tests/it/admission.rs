@@ -256,21 +256,9 @@ fn out_of_descriptors_new_connections_are_closed_at_once_and_service_resumes() {
 
 /// Leaves the daemon `margin` free descriptors, then connects past them.
 fn out_of_descriptors(margin: u64) {
-    use rustix::process::{getrlimit, prlimit, Pid, Resource, Rlimit};
     let d = Daemon::start(None);
     d.wait_quiet();
-    let pid = Pid::from_raw(d.pid() as i32).unwrap();
-    let open = open_descriptors(d.pid()) as u64;
-    let hard = getrlimit(Resource::Nofile).maximum;
-    prlimit(
-        Some(pid),
-        Resource::Nofile,
-        Rlimit {
-            current: Some(open + margin),
-            maximum: hard,
-        },
-    )
-    .unwrap();
+    leave_descriptors(&d, margin);
     // Forty clients: the first few fill the descriptors and are held,
     // every later one must hear at once that it will not be served, not
     // wait in the backlog.
