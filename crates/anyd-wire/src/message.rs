@@ -63,6 +63,9 @@ pub struct Request<'a> {
     /// `max_args + 1` of them, enough to find what is wrong with a call
     /// that has too many (one of those is unknown or given twice).
     pub kwargs: Vec<(Cow<'a, str>, Arg<'a>)>,
+    /// The client asked for a stream of replies (docs/PROTOCOL.md section
+    /// 8.1): only a native codec can ask.
+    pub stream: bool,
 }
 
 /// What a client sent.
@@ -73,6 +76,9 @@ pub enum Incoming<'a> {
     Request(Request<'a>),
     /// SIGENDS: the client ends the session, in the given codec.
     EndSession(Codec),
+    /// CANCEL: the client stops the stream it is receiving, if any
+    /// (docs/PROTOCOL.md section 8.1).
+    Cancel(Codec),
 }
 
 /// What a client sent, read only as far as its endpoint name: enough to
@@ -85,6 +91,9 @@ pub enum Head<'a> {
     Request(RequestHead<'a>),
     /// SIGENDS: the client ends the session, in the given codec.
     EndSession(Codec),
+    /// CANCEL: the client stops the stream it is receiving, if any
+    /// (docs/PROTOCOL.md section 8.1). Never answered by itself.
+    Cancel(Codec),
 }
 
 /// A request whose endpoint name is known and whose arguments are not
@@ -156,4 +165,17 @@ pub enum Reply<T> {
     Err(RemoteError),
     /// The server acknowledged the end of the session.
     EndSession,
+}
+
+/// A decoded frame of a stream (docs/PROTOCOL.md section 8.1).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StreamReply<T> {
+    /// One item; more frames follow.
+    Item(T),
+    /// The stream ended well (`{"ok": nil}`); nothing follows.
+    End,
+    /// The stream failed, or was cancelled, or the call was refused;
+    /// nothing follows.
+    Err(RemoteError),
 }

@@ -465,3 +465,129 @@ fn pickle_names_are_peeked_and_must_match() {
         Head::EndSession(Codec::Pickle)
     ));
 }
+
+mod streams {
+    //! The stream extension (docs/PROTOCOL.md section 8.1), byte for byte.
+
+    use super::*;
+    use anyd_wire::codec::{decode_stream_reply, encode_cancel, encode_item, encode_stream_request};
+    use anyd_wire::message::StreamReply;
+
+    fn limits() -> DecodeLimits {
+        DecodeLimits::default()
+    }
+
+    #[test]
+    fn msgpack_vectors() {
+        let mut out = Vec::new();
+        encode_stream_request(Codec::MsgPack, "count", &(3,), &(), &mut out).unwrap();
+        assert_eq!(out, b"\x94\xa5count\x91\x03\x80\x81\xa6stream\xc3");
+        let r = request(&out);
+        assert!(r.stream);
+        assert_eq!(arg::<u32>(&r, 0), 3);
+        out.clear();
+        encode_item(Codec::MsgPack, &7, &mut out).unwrap();
+        assert_eq!(out, b"\x81\xa4item\x07");
+        assert_eq!(
+            decode_stream_reply::<u8>(Codec::MsgPack, &out, &limits()).unwrap(),
+            StreamReply::Item(7)
+        );
+        out.clear();
+        encode_cancel(Codec::MsgPack, &mut out).unwrap();
+        assert_eq!(out, b"\xa6CANCEL");
+        assert!(matches!(
+            decode_request(&out, &limits()).unwrap(),
+            Incoming::Cancel(Codec::MsgPack)
+        ));
+        // The end is an ordinary reply: nil, or an error.
+        assert_eq!(
+            decode_stream_reply::<u8>(Codec::MsgPack, b"\x81\xa2ok\xc0", &limits()).unwrap(),
+            StreamReply::End
+        );
+        out.clear();
+        encode_reply_error(Codec::MsgPack, &RemoteError::new("E", "m"), &mut out);
+        assert_eq!(
+            decode_stream_reply::<u8>(Codec::MsgPack, &out, &limits()).unwrap(),
+            StreamReply::Err(RemoteError::new("E", "m"))
+        );
+    }
+
+    #[test]
+    fn json_vectors() {
+        let mut out = Vec::new();
+        encode_stream_request(Codec::Json, "count", &(3,), &(), &mut out).unwrap();
+        assert_eq!(out, br#"["count",[3],{},{"stream":true}]"#);
+        let r = request(&out);
+        assert!(r.stream);
+        out.clear();
+        encode_item(Codec::Json, &"x", &mut out).unwrap();
+        assert_eq!(out, br#"{"item":"x"}"#);
+        assert_eq!(
+            decode_stream_reply::<String>(Codec::Json, &out, &limits()).unwrap(),
+            StreamReply::Item("x".to_owned())
+        );
+        out.clear();
+        encode_cancel(Codec::Json, &mut out).unwrap();
+        assert_eq!(out, br#""CANCEL""#);
+        assert!(matches!(
+            decode_request(&out, &limits()).unwrap(),
+            Incoming::Cancel(Codec::Json)
+        ));
+        assert_eq!(
+            decode_stream_reply::<String>(Codec::Json, br#"{"ok":null}"#, &limits()).unwrap(),
+            StreamReply::End
+        );
+    }
+
+    #[test]
+    fn a_request_without_options_is_not_a_stream() {
+        for codec in [Codec::MsgPack, Codec::Json, Codec::Pickle] {
+            let mut out = Vec::new();
+            encode_request(codec, "count", &(3,), &(), &mut out).unwrap();
+            assert!(!request(&out).stream, "{codec:?}");
+        }
+        // Options may also say no.
+        assert!(!request(br#"["count",[3],{},{"stream":false}]"#).stream);
+        assert!(!request(br#"["count",[3],{},{}]"#).stream);
+    }
+
+    #[test]
+    fn unknown_options_and_a_fifth_element_are_malformed() {
+        for bad in [
+            &br#"["count",[3],{},{"fast":true}]"#[..],
+            br#"["count",[3],{},{"stream":1}]"#,
+            br#"["count",[3],{},{},{}]"#,
+            br#"["count",[3],{},[]]"#,
+            b"\x94\xa5count\x91\x03\x80\x81\xa4fast\xc3",
+            b"\x94\xa5count\x91\x03\x80\xc3",
+            b"\x94\xa5count\x91\x03\x80",
+            b"\x95\xa5count\x91\x03\x80\x80\x80",
+        ] {
+            assert!(
+                decode_request(bad, &limits()).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn pickle_has_no_streams() {
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_stream_request(Codec::Pickle, "count", &(3,), &(), &mut out),
+            Err(EncodeError::NotNative(Codec::Pickle))
+        );
+        assert!(encode_item(Codec::Pickle, &1, &mut out).is_err());
+        assert!(encode_cancel(Codec::Pickle, &mut out).is_err());
+        assert!(decode_stream_reply::<u8>(Codec::Pickle, b"\x80\x04K\x01.", &limits()).is_err());
+    }
+
+    #[test]
+    fn an_item_is_not_a_unary_reply() {
+        let err = decode_reply::<u8>(Codec::MsgPack, b"\x81\xa4item\x07", &limits());
+        assert!(err.is_err());
+        let err = decode_reply::<u8>(Codec::Json, br#"{"item":7}"#, &limits());
+        assert!(err.is_err());
+    }
+}

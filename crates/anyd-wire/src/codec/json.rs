@@ -17,8 +17,8 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visi
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::codec::{DecodeError, DecodeLimits, EncodeError};
-use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead};
+use crate::codec::{DecodeError, DecodeLimits, EncodeError, RequestOptions};
+use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead, StreamReply};
 
 /// First bytes that select this codec. No leading whitespace is allowed, so
 /// detection stays a one-byte decision.
@@ -26,6 +26,9 @@ pub(crate) const FIRST_BYTES: &[u8] = b"[\"";
 
 /// The end-of-session message.
 const SIGENDS: &[u8] = b"\"SIGENDS\"";
+
+/// The cancel of a stream.
+const CANCEL: &[u8] = b"\"CANCEL\"";
 
 fn malformed(detail: impl fmt::Display) -> DecodeError {
     DecodeError::Malformed {
@@ -39,6 +42,7 @@ struct Args<'a> {
     args: Vec<Arg<'a>>,
     positional: usize,
     kwargs: Vec<(Cow<'a, str>, Arg<'a>)>,
+    options: RequestOptions,
 }
 
 /// Reads a whole request `[endpoint, [args...], {kwargs...}]`, skipping
@@ -59,7 +63,7 @@ impl<'de> Visitor<'de> for ArgsVisitor {
     type Value = Args<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a request [endpoint, [args...], {kwargs...}]")
+        f.write_str("a request [endpoint, [args...], {kwargs...}] or [endpoint, [args...], {kwargs...}, {options}]")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Args<'de>, A::Error> {
@@ -73,13 +77,15 @@ impl<'de> Visitor<'de> for ArgsVisitor {
                 max: self.max_args.saturating_add(1),
             })?
             .ok_or_else(|| de::Error::invalid_length(2, &self))?;
+        let options = seq.next_element::<RequestOptions>()?.unwrap_or_default();
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
-            return Err(de::Error::invalid_length(4, &self));
+            return Err(de::Error::invalid_length(5, &self));
         }
         Ok(Args {
             args,
             positional,
             kwargs,
+            options,
         })
     }
 }
@@ -189,6 +195,9 @@ pub(crate) fn decode_head<'a>(
     if payload == SIGENDS {
         return Ok(Head::EndSession(Codec::Json));
     }
+    if payload == CANCEL {
+        return Ok(Head::Cancel(Codec::Json));
+    }
     let Some(rest) = payload.strip_prefix(b"[") else {
         return Err(malformed(
             "a request is an array [endpoint, [args...], {kwargs...}]",
@@ -232,6 +241,7 @@ pub(crate) fn decode_args<'a>(
         args: parts.args,
         positional: parts.positional,
         kwargs: parts.kwargs,
+        stream: parts.options.stream,
     })
 }
 
@@ -280,6 +290,38 @@ where
     A: Serialize + ?Sized,
     K: Serialize + ?Sized,
 {
+    encode_call(endpoint, args, kwargs, out)?;
+    out.push(b']');
+    Ok(())
+}
+
+/// Writes the request `[endpoint, args, kwargs, {"stream":true}]`.
+pub(crate) fn encode_stream_request<A, K>(
+    endpoint: &str,
+    args: &A,
+    kwargs: &K,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError>
+where
+    A: Serialize + ?Sized,
+    K: Serialize + ?Sized,
+{
+    encode_call(endpoint, args, kwargs, out)?;
+    out.extend_from_slice(b",{\"stream\":true}]");
+    Ok(())
+}
+
+/// Writes `[endpoint, args, kwargs` without the closing bracket.
+fn encode_call<A, K>(
+    endpoint: &str,
+    args: &A,
+    kwargs: &K,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError>
+where
+    A: Serialize + ?Sized,
+    K: Serialize + ?Sized,
+{
     out.push(b'[');
     write(endpoint, out)?;
     out.push(b',');
@@ -301,7 +343,6 @@ where
     } else if out[at] != b'{' {
         return Err(EncodeError::KwargsNotAMap);
     }
-    out.push(b']');
     Ok(())
 }
 
@@ -314,6 +355,22 @@ pub(crate) fn encode_reply_ok<T: Serialize + ?Sized>(
     write(value, out)?;
     out.push(b'}');
     Ok(())
+}
+
+/// Writes `{"item": value}`.
+pub(crate) fn encode_item<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    out.extend_from_slice(b"{\"item\":");
+    write(value, out)?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// Writes `"CANCEL"`.
+pub(crate) fn encode_cancel(out: &mut Vec<u8>) {
+    out.extend_from_slice(CANCEL);
 }
 
 /// Writes `{"error": {"kind": .., "message": .., "data": ..}}`.
@@ -373,6 +430,32 @@ pub(crate) fn decode_reply<T: DeserializeOwned>(
             .map_err(|e| DecodeError::Result(e.to_string())),
         "error" => serde_json::from_str(body.get())
             .map(Reply::Err)
+            .map_err(|e| malformed(format!("bad error reply: {e}"))),
+        other => Err(malformed(format!("unknown reply key {other:?}"))),
+    }
+}
+
+/// Decodes a frame of a stream: `{"item": T}`, `{"ok": ..}` (the end) or
+/// `{"error": ..}`.
+pub(crate) fn decode_stream_reply<T: DeserializeOwned>(
+    payload: &[u8],
+    _limits: &DecodeLimits,
+) -> Result<StreamReply<T>, DecodeError> {
+    let envelope: Vec<(Cow<'_, str>, &RawValue)> = serde_json::from_slice::<Envelope<'_>>(payload)
+        .map_err(malformed)?
+        .0;
+    let [(key, body)] = envelope.as_slice() else {
+        return Err(malformed(
+            "a stream's frame is an object with one key, \"item\", \"ok\" or \"error\"",
+        ));
+    };
+    match key.as_ref() {
+        "item" => serde_json::from_str(body.get())
+            .map(StreamReply::Item)
+            .map_err(|e| DecodeError::Result(e.to_string())),
+        "ok" => Ok(StreamReply::End),
+        "error" => serde_json::from_str(body.get())
+            .map(StreamReply::Err)
             .map_err(|e| malformed(format!("bad error reply: {e}"))),
         other => Err(malformed(format!("unknown reply key {other:?}"))),
     }

@@ -24,6 +24,11 @@
 //! | `encode_reply_error(err, out)` | appends an error reply; never fails |
 //! | `encode_end_session(out)` | appends SIGENDS |
 //!
+//! The native codecs (MessagePack and JSON) also carry streams
+//! (docs/PROTOCOL.md section 8.1): `encode_stream_request`, `encode_item`
+//! and `encode_cancel`, and their `decode_head` and `decode_reply` know
+//! the cancel and item frames. Pickle has no streams.
+//!
 //! The codecs whose arguments stay encoded until a handler asks for them
 //! (MessagePack and JSON) also offer `decode_arg::<T>(raw)` and
 //! `type_name(raw)`, for [`Arg`]'s methods; pickle's arguments are
@@ -37,7 +42,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use crate::message::Codec;
-use crate::message::{Arg, Head, Incoming, RemoteError, Reply, Request, RequestHead};
+use crate::message::{Arg, Head, Incoming, RemoteError, Reply, Request, RequestHead, StreamReply};
 use crate::Value;
 
 /// Why a payload could not be decoded.
@@ -81,6 +86,52 @@ pub enum EncodeError {
     /// Keyword arguments must serialize as a map with string keys.
     #[error("keyword arguments must be a map or a struct, or () for none")]
     KwargsNotAMap,
+    /// Streams (and the other extensions of docs/PROTOCOL.md section 8.1)
+    /// travel only in the native codecs, MessagePack and JSON.
+    #[error("streams need a native codec (MessagePack or JSON), not {0:?}")]
+    NotNative(Codec),
+}
+
+/// What a request asks beyond the call itself: the optional fourth element
+/// of a native request (docs/PROTOCOL.md section 8.1). An option this
+/// implementation does not know is an error, so that a client learns that
+/// the daemon cannot do what it asked rather than getting something else.
+#[derive(Debug, Default)]
+pub(crate) struct RequestOptions {
+    /// The client accepts a stream of replies.
+    pub(crate) stream: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for RequestOptions {
+    /// A map only: serde's derive would also take a list of the fields'
+    /// values, which is not what the protocol says.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Options;
+        impl<'de> serde::de::Visitor<'de> for Options {
+            type Value = RequestOptions;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of request options")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RequestOptions, A::Error> {
+                let mut options = RequestOptions::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match &*key {
+                        "stream" => options.stream = map.next_value()?,
+                        other => {
+                            return Err(serde::de::Error::custom(format_args!(
+                                "unknown request option {other:?}"
+                            )))
+                        }
+                    }
+                }
+                Ok(options)
+            }
+        }
+        d.deserialize_map(Options)
+    }
 }
 
 /// Limits applied while decoding untrusted payloads.
@@ -178,6 +229,7 @@ pub fn decode_request<'a>(
     match decode_head(payload, limits)? {
         Head::Request(head) => Ok(Incoming::Request(head.decode_args(usize::MAX, limits)?)),
         Head::EndSession(codec) => Ok(Incoming::EndSession(codec)),
+        Head::Cancel(codec) => Ok(Incoming::Cancel(codec)),
     }
 }
 
@@ -247,6 +299,62 @@ where
     }
 }
 
+/// Appends a request calling `endpoint` that asks for a stream of replies
+/// (docs/PROTOCOL.md section 8.1): items, then the end.
+///
+/// # Errors
+///
+/// As [`encode_request`], and [`EncodeError::NotNative`] for pickle.
+pub fn encode_stream_request<A, K>(
+    codec: Codec,
+    endpoint: &str,
+    args: &A,
+    kwargs: &K,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError>
+where
+    A: Serialize + ?Sized,
+    K: Serialize + ?Sized,
+{
+    match codec {
+        Codec::MsgPack => msgpack::encode_stream_request(endpoint, args, kwargs, out),
+        Codec::Json => json::encode_stream_request(endpoint, args, kwargs, out),
+        Codec::Pickle => Err(EncodeError::NotNative(codec)),
+    }
+}
+
+/// Appends one item of a stream: `{"item": value}`.
+///
+/// # Errors
+///
+/// [`EncodeError::Serialize`] as [`encode_reply_ok`];
+/// [`EncodeError::NotNative`] for pickle.
+pub fn encode_item<T: Serialize + ?Sized>(
+    codec: Codec,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    match codec {
+        Codec::MsgPack => msgpack::encode_item(value, out),
+        Codec::Json => json::encode_item(value, out),
+        Codec::Pickle => Err(EncodeError::NotNative(codec)),
+    }
+}
+
+/// Appends CANCEL, which stops the stream the client is receiving.
+///
+/// # Errors
+///
+/// [`EncodeError::NotNative`] for pickle, which has no streams.
+pub fn encode_cancel(codec: Codec, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    match codec {
+        Codec::MsgPack => msgpack::encode_cancel(out),
+        Codec::Json => json::encode_cancel(out),
+        Codec::Pickle => return Err(EncodeError::NotNative(codec)),
+    }
+    Ok(())
+}
+
 /// Appends the end-of-session message (SIGENDS) in `codec`. A server echoes
 /// the same payload back before closing.
 pub fn encode_end_session(codec: Codec, out: &mut Vec<u8>) {
@@ -283,6 +391,28 @@ pub fn encode_reply_error(codec: Codec, err: &RemoteError, out: &mut Vec<u8>) {
         Codec::MsgPack => msgpack::encode_reply_error(err, out),
         Codec::Json => json::encode_reply_error(err, out),
         Codec::Pickle => pickle::encode_reply_error(err, out),
+    }
+}
+
+/// Decodes a frame of a stream that is expected in `codec`: an item, the
+/// end, or an error (docs/PROTOCOL.md section 8.1).
+///
+/// # Errors
+///
+/// [`DecodeError::Result`] when an item does not fit `T`; other variants
+/// when the payload is not a stream's frame (pickle never is).
+pub fn decode_stream_reply<T: DeserializeOwned>(
+    codec: Codec,
+    payload: &[u8],
+    limits: &DecodeLimits,
+) -> Result<StreamReply<T>, DecodeError> {
+    match codec {
+        Codec::MsgPack => msgpack::decode_stream_reply(payload, limits),
+        Codec::Json => json::decode_stream_reply(payload, limits),
+        Codec::Pickle => Err(DecodeError::Malformed {
+            codec,
+            detail: "pickle has no streams".into(),
+        }),
     }
 }
 

@@ -16,15 +16,19 @@ use std::borrow::Cow;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::{DecodeError, DecodeLimits, EncodeError};
-use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead};
+use crate::codec::{DecodeError, DecodeLimits, EncodeError, RequestOptions};
+use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead, StreamReply};
 
-/// First bytes that select this codec (a fixarray of 3, or the fixstr of 7
-/// that starts SIGENDS).
-pub(crate) const FIRST_BYTES: &[u8] = &[0x93, 0xa7];
+/// First bytes that select this codec: a fixarray of 3 (a request) or 4
+/// (a request with options), the fixstr of 7 that starts SIGENDS, the
+/// fixstr of 6 that starts CANCEL.
+pub(crate) const FIRST_BYTES: &[u8] = &[0x93, 0x94, 0xa7, 0xa6];
 
 /// The end-of-session message: the string `"SIGENDS"` as a fixstr.
 const SIGENDS: &[u8] = b"\xa7SIGENDS";
+
+/// The cancel of a stream: the string `"CANCEL"` as a fixstr.
+const CANCEL: &[u8] = b"\xa6CANCEL";
 
 fn malformed(what: impl Into<String>) -> DecodeError {
     DecodeError::Malformed {
@@ -170,13 +174,16 @@ pub(crate) fn decode_head<'a>(
     if payload == SIGENDS {
         return Ok(Head::EndSession(Codec::MsgPack));
     }
+    if payload == CANCEL {
+        return Ok(Head::Cancel(Codec::MsgPack));
+    }
     let mut c = Cursor {
         buf: payload,
         pos: 0,
     };
-    if c.array_len()? != 3 {
+    if !matches!(c.array_len()?, 3 | 4) {
         return Err(malformed(
-            "a request is an array of [endpoint, args, kwargs]",
+            "a request is an array of [endpoint, args, kwargs] or [endpoint, args, kwargs, options]",
         ));
     }
     let endpoint = c.str()?;
@@ -224,6 +231,14 @@ pub(crate) fn decode_args<'a>(
             kwargs.push((Cow::Borrowed(key), Arg::MsgPack(value)));
         }
     }
+    // The array's length was read by `decode_head`: 4 means options.
+    let options = if payload.first() == Some(&0x94) {
+        let body = c.skip_value()?;
+        from_slice::<RequestOptions>(body)
+            .map_err(|e| malformed(format!("bad request options: {e}")))?
+    } else {
+        RequestOptions::default()
+    };
     c.finish()?;
     Ok(Request {
         codec: Codec::MsgPack,
@@ -231,6 +246,7 @@ pub(crate) fn decode_args<'a>(
         args,
         positional,
         kwargs,
+        stream: options.stream,
     })
 }
 
@@ -293,6 +309,37 @@ where
     K: Serialize + ?Sized,
 {
     out.push(0x93);
+    encode_call(endpoint, args, kwargs, out)
+}
+
+/// Writes the request `[endpoint, args, kwargs, {"stream": true}]`.
+pub(crate) fn encode_stream_request<A, K>(
+    endpoint: &str,
+    args: &A,
+    kwargs: &K,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError>
+where
+    A: Serialize + ?Sized,
+    K: Serialize + ?Sized,
+{
+    out.push(0x94);
+    encode_call(endpoint, args, kwargs, out)?;
+    out.extend_from_slice(b"\x81\xa6stream\xc3");
+    Ok(())
+}
+
+/// Writes the three elements of a call after the array's header.
+fn encode_call<A, K>(
+    endpoint: &str,
+    args: &A,
+    kwargs: &K,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError>
+where
+    A: Serialize + ?Sized,
+    K: Serialize + ?Sized,
+{
     write_str(endpoint, out);
     let at = out.len();
     write(args, out)?;
@@ -319,6 +366,20 @@ pub(crate) fn encode_reply_ok<T: Serialize + ?Sized>(
 ) -> Result<(), EncodeError> {
     out.extend_from_slice(b"\x81\xa2ok");
     write(value, out)
+}
+
+/// Writes `{"item": value}`.
+pub(crate) fn encode_item<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    out.extend_from_slice(b"\x81\xa4item");
+    write(value, out)
+}
+
+/// Writes `"CANCEL"` as a fixstr.
+pub(crate) fn encode_cancel(out: &mut Vec<u8>) {
+    out.extend_from_slice(CANCEL);
 }
 
 /// Writes `{"error": {"kind": .., "message": .., "data": ..}}`.
@@ -371,8 +432,39 @@ pub(crate) fn decode_reply<T: DeserializeOwned>(
         "ok" => from_slice(body)
             .map(Reply::Ok)
             .map_err(|e| DecodeError::Result(e.to_string())),
+
         "error" => from_slice(body)
             .map(Reply::Err)
+            .map_err(|e| malformed(format!("bad error reply: {e}"))),
+        other => Err(malformed(format!("unknown reply key {other:?}"))),
+    }
+}
+
+/// Decodes a frame of a stream: `{"item": T}`, `{"ok": ..}` (the end) or
+/// `{"error": ..}`.
+pub(crate) fn decode_stream_reply<T: DeserializeOwned>(
+    payload: &[u8],
+    _limits: &DecodeLimits,
+) -> Result<StreamReply<T>, DecodeError> {
+    let mut c = Cursor {
+        buf: payload,
+        pos: 0,
+    };
+    if c.map_len()? != 1 {
+        return Err(malformed(
+            "a stream's frame is a map with one key, \"item\", \"ok\" or \"error\"",
+        ));
+    }
+    let key = c.str()?;
+    let body = c.skip_value()?;
+    c.finish()?;
+    match key {
+        "item" => from_slice(body)
+            .map(StreamReply::Item)
+            .map_err(|e| DecodeError::Result(e.to_string())),
+        "ok" => Ok(StreamReply::End),
+        "error" => from_slice(body)
+            .map(StreamReply::Err)
             .map_err(|e| malformed(format!("bad error reply: {e}"))),
         other => Err(malformed(format!("unknown reply key {other:?}"))),
     }

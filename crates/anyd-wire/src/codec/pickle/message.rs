@@ -108,6 +108,7 @@ pub(crate) fn decode_args<'a>(
         args,
         positional,
         kwargs,
+        stream: false,
     })
 }
 
