@@ -470,7 +470,9 @@ mod streams {
     //! The stream extension (docs/PROTOCOL.md section 8.1), byte for byte.
 
     use super::*;
-    use anyd_wire::codec::{decode_stream_reply, encode_cancel, encode_item, encode_stream_request};
+    use anyd_wire::codec::{
+        decode_stream_reply, encode_cancel, encode_item, encode_stream_request,
+    };
     use anyd_wire::message::StreamReply;
 
     fn limits() -> DecodeLimits {

@@ -109,6 +109,19 @@ impl FrameBuffer {
         }
     }
 
+    /// The next whole frame if it is buffered, left in place: the next
+    /// [`next_frame`](Self::next_frame) returns it again.
+    ///
+    /// # Errors
+    ///
+    /// As [`next_frame`](Self::next_frame).
+    pub(crate) fn peek_frame(&self) -> Result<Option<Range<usize>>, FrameError> {
+        Ok(
+            frame::decode(&self.buf[self.start..self.end], self.max_frame)?
+                .map(|f| self.start + f.payload.start..self.start + f.payload.end),
+        )
+    }
+
     /// The payload of a frame [`next_frame`](Self::next_frame) returned.
     #[inline]
     pub(crate) fn payload(&self, range: Range<usize>) -> &[u8] {

@@ -53,6 +53,31 @@ impl Framed {
         self.buf.next_frame()
     }
 
+    /// The next frame if it is already buffered, left in place (see
+    /// [`FrameBuffer::peek_frame`]).
+    pub(crate) fn peeked_frame(&self) -> Result<Option<Range<usize>>, FrameError> {
+        self.buf.peek_frame()
+    }
+
+    /// Reads what the socket has now, without waiting: `Ok(false)` at the
+    /// end of the stream, `Ok(true)` otherwise (having read or not).
+    pub(crate) fn fill_now(&mut self) -> Result<bool, ReadError> {
+        use rustix::net::RecvFlags;
+        let spare = self.buf.spare().map_err(ReadError::Io)?;
+        loop {
+            match rustix::net::recv(&self.stream, &mut *spare, RecvFlags::DONTWAIT) {
+                Ok((0, _)) => return Ok(false),
+                Ok((n, _)) => {
+                    self.buf.filled(n);
+                    return Ok(true);
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return Ok(true),
+                Err(e) => return Err(ReadError::Io(e.into())),
+            }
+        }
+    }
+
     /// The next frame, reading as needed, with the whole frame due by
     /// `deadline` if there is one; `Ok(None)` is a clean end of stream
     /// between frames. The read timeout is set to what is left of the

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, RemoteError};
+use crate::items::{Items, Source};
 use crate::transport::Peer;
 
 /// One parameter of an endpoint, as introspection shows it.
@@ -39,6 +40,11 @@ pub struct EndpointInfo {
     pub returns: String,
     /// The documentation, possibly empty.
     pub doc: String,
+    /// The endpoint streams: it sends items, `returns` is their type
+    /// (docs/PROTOCOL.md section 8.1). Absent from daemons that predate
+    /// streams.
+    #[serde(default)]
+    pub stream: bool,
 }
 
 /// What a handler is given about the call it serves.
@@ -308,16 +314,37 @@ pub enum Fallible {}
 /// Marks an async handler.
 #[doc(hidden)]
 pub enum Async {}
+/// Marks a handler that returns [`Items`].
+#[doc(hidden)]
+pub enum Streaming {}
+/// Marks a handler that returns `Result<Items<T>, E: ApiError>`.
+#[doc(hidden)]
+pub enum FallibleStreaming {}
 
-/// What a handler returns: a serializable value, or a `Result` whose error
-/// is an [`ApiError`].
+/// What a call made: a reply written, or a stream to send.
+#[doc(hidden)]
+pub struct Outcome(pub(crate) Option<Box<dyn Source>>);
+
+impl Outcome {
+    const WRITTEN: Outcome = Outcome(None);
+}
+
+/// What a handler returns: a serializable value, a `Result` whose error
+/// is an [`ApiError`], or a stream of values ([`Items`], or a `Result` of
+/// one).
 pub trait IntoReply<M> {
-    /// The introspected result type.
+    /// The introspected result type (of the items, for a stream).
     #[doc(hidden)]
     fn returns() -> String;
-    /// Writes the reply value into `out`, or gives the error to send.
+    /// Whether the endpoint streams.
     #[doc(hidden)]
-    fn write(self, codec: Codec, out: &mut Vec<u8>) -> Result<(), RemoteError>;
+    fn streams() -> bool {
+        false
+    }
+    /// Writes the reply value into `out`, or hands over the stream, or
+    /// gives the error to send.
+    #[doc(hidden)]
+    fn reply(self, codec: Codec, out: &mut Vec<u8>) -> Result<Outcome, RemoteError>;
 }
 
 fn write_ok<T: Serialize>(value: &T, codec: Codec, out: &mut Vec<u8>) -> Result<(), RemoteError> {
@@ -329,8 +356,8 @@ impl<T: Serialize> IntoReply<Plain> for T {
     fn returns() -> String {
         short_type_name(std::any::type_name::<T>())
     }
-    fn write(self, codec: Codec, out: &mut Vec<u8>) -> Result<(), RemoteError> {
-        write_ok(&self, codec, out)
+    fn reply(self, codec: Codec, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
+        write_ok(&self, codec, out).map(|()| Outcome::WRITTEN)
     }
 }
 
@@ -338,9 +365,38 @@ impl<T: Serialize, E: ApiError> IntoReply<Fallible> for Result<T, E> {
     fn returns() -> String {
         short_type_name(std::any::type_name::<T>())
     }
-    fn write(self, codec: Codec, out: &mut Vec<u8>) -> Result<(), RemoteError> {
+    fn reply(self, codec: Codec, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
         match self {
-            Ok(v) => write_ok(&v, codec, out),
+            Ok(v) => write_ok(&v, codec, out).map(|()| Outcome::WRITTEN),
+            Err(e) => Err(e.into_remote()),
+        }
+    }
+}
+
+impl<T: Serialize + Send + 'static> IntoReply<Streaming> for Items<T> {
+    fn returns() -> String {
+        short_type_name(std::any::type_name::<T>())
+    }
+    fn streams() -> bool {
+        true
+    }
+    fn reply(self, _: Codec, _: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
+        Ok(Outcome(Some(self.source)))
+    }
+}
+
+impl<T: Serialize + Send + 'static, E: ApiError> IntoReply<FallibleStreaming>
+    for Result<Items<T>, E>
+{
+    fn returns() -> String {
+        short_type_name(std::any::type_name::<T>())
+    }
+    fn streams() -> bool {
+        true
+    }
+    fn reply(self, _: Codec, _: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
+        match self {
+            Ok(items) => Ok(Outcome(Some(items.source))),
             Err(e) => Err(e.into_remote()),
         }
     }
@@ -355,7 +411,7 @@ impl<T: Serialize, E: ApiError> IntoReply<Fallible> for Result<T, E> {
 #[diagnostic::on_unimplemented(
     message = "this function cannot serve an endpoint",
     label = "not an `anyd::Handler`",
-    note = "an endpoint takes up to 10 parameters, each `serde::de::DeserializeOwned` or `anyd::Peer`, and returns a `serde::Serialize` value or `Result<T: Serialize, E: anyd::ApiError>`, directly or from a future; it must be `Send + Sync + 'static`"
+    note = "an endpoint takes up to 10 parameters, each `serde::de::DeserializeOwned` or `anyd::Peer`, and returns a `serde::Serialize` value, `anyd::Items<T>` (a stream) or a `Result` of either with `E: anyd::ApiError`, directly or from a future; it must be `Send + Sync + 'static`"
 )]
 pub trait Handler<M>: Send + Sync + 'static {
     /// The wire parameters (names are filled in from the signature).
@@ -364,9 +420,13 @@ pub trait Handler<M>: Send + Sync + 'static {
     /// The introspected result type.
     #[doc(hidden)]
     fn returns() -> String;
-    /// Binds the arguments, runs, and writes the reply value into `out`.
+    /// Whether the endpoint streams.
     #[doc(hidden)]
-    fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<(), RemoteError>;
+    fn streams() -> bool;
+    /// Binds the arguments, runs, and writes the reply value into `out`
+    /// (or hands over the stream).
+    #[doc(hidden)]
+    fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError>;
 }
 
 macro_rules! impl_handler {
@@ -384,11 +444,14 @@ macro_rules! impl_handler {
             fn returns() -> String {
                 R::returns()
             }
+            fn streams() -> bool {
+                R::streams()
+            }
             #[allow(non_snake_case, unused_variables, unused_mut)]
-            fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<(), RemoteError> {
+            fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
                 let mut index = 0;
                 $(let $a = $a::from_call(call, &mut index)?;)*
-                (self)($($a),*).write(call.codec(), out)
+                (self)($($a),*).reply(call.codec(), out)
             }
         }
 
@@ -406,14 +469,17 @@ macro_rules! impl_handler {
             fn returns() -> String {
                 <Fut::Output as IntoReply<M>>::returns()
             }
+            fn streams() -> bool {
+                <Fut::Output as IntoReply<M>>::streams()
+            }
             #[allow(non_snake_case, unused_variables, unused_mut)]
-            fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<(), RemoteError> {
+            fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
                 let mut index = 0;
                 $(let $a = $a::from_call(call, &mut index)?;)*
                 // Connection threads are not runtime workers, so blocking
                 // on the future here is allowed, and it keeps the reply in
                 // order with the rest of the connection's requests.
-                call.runtime.block_on((self)($($a),*)).write(call.codec(), out)
+                call.runtime.block_on((self)($($a),*)).reply(call.codec(), out)
             }
         }
     };

@@ -181,6 +181,7 @@ mod frame_buffer;
 mod framed;
 mod handler;
 mod handshake;
+mod items;
 mod policy;
 mod registry;
 mod server;
@@ -192,10 +193,13 @@ mod transport;
 pub use address::{Address, ToAddress};
 pub use anyd_macros::{api, ApiError};
 pub use api::{Api, IntoApi};
-pub use client::{AsyncClientSession, ClientOptions, ClientSession};
+pub use client::{
+    AsyncClientSession, Canceller, ClientOptions, ClientSession, ItemIter, ItemStream,
+};
 pub use daemon::{daemonize, daemonize_ready};
 pub use error::{Error, RemoteError, Result, WireError};
 pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};
+pub use items::{channel, Hub, ItemSender, Items, StreamClosed};
 pub use policy::Allow;
 pub use server::{Appd, Running, Server, ShutdownHandle};
 pub use transport::Peer;

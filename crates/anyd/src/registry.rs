@@ -9,12 +9,12 @@ use anyd_wire::message::{Request, RequestHead};
 use serde::Serialize;
 
 use crate::error::RemoteError;
-use crate::handler::{short_type_name, Call, EndpointInfo, Handler};
+use crate::handler::{short_type_name, Call, EndpointInfo, Handler, Outcome};
 use crate::policy::{Allow, Resolved};
 use crate::throttle::{throttled, Throttle};
 use crate::transport::Peer;
 
-type Erased = Box<dyn Fn(&Call<'_>, &mut Vec<u8>) -> Result<(), RemoteError> + Send + Sync>;
+type Erased = Box<dyn Fn(&Call<'_>, &mut Vec<u8>) -> Result<Outcome, RemoteError> + Send + Sync>;
 
 pub(crate) struct Endpoint {
     pub(crate) info: EndpointInfo,
@@ -147,6 +147,7 @@ impl Registry {
             params,
             returns: H::returns(),
             doc: String::new(),
+            stream: H::streams(),
         };
         let handler: Erased = Box::new(move |call, out| handler.call(call, out));
         self.order.push(name.clone());
@@ -287,10 +288,11 @@ impl Registry {
 
     /// Serves one request: checks the policy, then decodes the arguments
     /// (no more than the endpoint takes), then runs the handler; writes the
-    /// reply value into `out`, or returns the error to send. A caller the
-    /// policy denies gets what a call of a missing endpoint gets, before
-    /// any argument is decoded. A panicking handler becomes a
-    /// `RuntimeError`.
+    /// reply value into `out` or hands over the stream to send, or returns
+    /// the error to send. A caller the policy denies gets what a call of a
+    /// missing endpoint gets, before any argument is decoded. A panicking
+    /// handler becomes a `RuntimeError`. A stream is sent only to a caller
+    /// that asked for one, and only a streaming endpoint sends one.
     pub(crate) fn dispatch(
         &self,
         head: RequestHead<'_>,
@@ -298,14 +300,15 @@ impl Registry {
         runtime: &tokio::runtime::Handle,
         limits: &DecodeLimits,
         out: &mut Vec<u8>,
-    ) -> Result<(), RemoteError> {
+    ) -> Result<Outcome, RemoteError> {
         let name: &str = &head.endpoint;
         if name.starts_with("anyd.") {
             if let Err(rule) = self.admit(None, peer) {
                 return Err(self.denied(name, rule, peer));
             }
             let request = decode_args(head, 0, limits)?;
-            return self.reserved(&request, peer, out);
+            check_stream(&request, false)?;
+            return self.reserved(&request, peer, out).map(|()| Outcome(None));
         }
         let endpoint = self.endpoints.get(name);
         if let Err(rule) = self.admit(endpoint, peer) {
@@ -315,6 +318,7 @@ impl Registry {
             return Err(not_found(name));
         };
         let request = decode_args(head, endpoint.info.params.len(), limits)?;
+        check_stream(&request, endpoint.info.stream)?;
         let call = Call {
             info: &endpoint.info,
             request: &request,
@@ -326,11 +330,7 @@ impl Registry {
             Ok(r) => r,
             Err(panic) => {
                 let name = &endpoint.info.name;
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_owned());
+                let what = crate::error::panic_message(&*panic);
                 tracing::error!(endpoint = %name, panic = %what, "handler panicked");
                 // The panic text may say what the caller should not know
                 // (a path, a value, the daemon's state): the log keeps it.
@@ -382,6 +382,28 @@ impl Registry {
             "endpoints" => reply(request, &self.infos_for(peer), out),
             _ => Err(not_found(name)),
         }
+    }
+}
+
+/// Checks that a call asks for a stream exactly when its endpoint
+/// streams: a stream must never reach a client that does not expect one,
+/// nor a single value be taken for a stream's end.
+fn check_stream(request: &Request<'_>, streams: bool) -> Result<(), RemoteError> {
+    let name = &request.endpoint;
+    match (request.stream, streams) {
+        (false, true) => Err(RemoteError::new(
+            "TypeError",
+            format!(
+                "{name}() sends a stream of items: call it from a client that asks for \
+                 streams (MessagePack or JSON, docs/PROTOCOL.md section 8.1), such as \
+                 anyd's ClientSession::stream or anydctl"
+            ),
+        )),
+        (true, false) => Err(RemoteError::new(
+            "TypeError",
+            format!("{name}() does not stream: call it for its one reply"),
+        )),
+        _ => Ok(()),
     }
 }
 

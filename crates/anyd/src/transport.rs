@@ -61,6 +61,15 @@ impl Stream {
         }
     }
 
+    /// A second handle on the same socket (a duplicated descriptor).
+    pub(crate) fn try_clone(&self) -> io::Result<Stream> {
+        match self {
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+            Stream::Shared(s) => s.try_clone(),
+        }
+    }
+
     /// This stream, and a weak reference through which another thread may
     /// [`shutdown`](Self::shutdown) it, with one descriptor for both (a
     /// `dup` would double what every connection costs).

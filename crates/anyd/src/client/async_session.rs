@@ -7,7 +7,10 @@
 //! `# Cancel safety` on [`AsyncClientSession::commit`]).
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::ops::Range;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyd_wire::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
@@ -15,9 +18,9 @@ use anyd_wire::message::Reply;
 use anyd_wire::Codec;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
-use super::session::{Exchange, Session, END_SESSION_GRACE};
+use super::session::{stream_frame, Exchange, Session, END_SESSION_GRACE};
 use super::ClientOptions;
 use crate::address::{Address, ToAddress};
 use crate::error::{Error, Result};
@@ -56,18 +59,29 @@ impl AsyncFramed {
     /// Cancel safe: a read cancelled before it completes leaves the
     /// buffer as it was, and a frame is consumed only when returned.
     async fn read_frame(&mut self) -> std::result::Result<Option<Range<usize>>, ReadError> {
+        std::future::poll_fn(|cx| self.poll_frame(cx)).await
+    }
+
+    /// [`read_frame`](Self::read_frame) as a poll, for a `Stream`.
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::result::Result<Option<Range<usize>>, ReadError>> {
         loop {
             if let Some(r) = self.buf.next_frame().map_err(ReadError::Frame)? {
-                return Ok(Some(r));
+                return Poll::Ready(Ok(Some(r)));
             }
             let spare = self.buf.spare().map_err(ReadError::Io)?;
-            let n = self.stream.read(spare).await.map_err(ReadError::Io)?;
+            let mut read = ReadBuf::new(spare);
+            ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)).map_err(ReadError::Io)?;
+            let n = read.filled().len();
             if n == 0 {
-                return self
-                    .buf
-                    .check_eof()
-                    .map(|()| None)
-                    .map_err(ReadError::Frame);
+                return Poll::Ready(
+                    self.buf
+                        .check_eof()
+                        .map(|()| None)
+                        .map_err(ReadError::Frame),
+                );
             }
             self.buf.filled(n);
         }
@@ -228,10 +242,115 @@ impl AsyncClientSession {
         args: impl Serialize,
         kwargs: impl Serialize,
     ) -> Result<R> {
+        self.settle().await?;
         let timeout = self.session.options().timeout;
         let ex = self.session.call(endpoint, &args, &kwargs)?;
         let reply = within(timeout, "waiting for the reply", exchange(ex)).await;
         self.session.finish_call(reply)
+    }
+
+    /// Calls a streaming endpoint with positional arguments: its items as
+    /// they come, as a [`Stream`](futures_core::Stream) of results that
+    /// ends with the stream.
+    ///
+    /// ```no_run
+    /// # async fn run() -> anyd::Result<()> {
+    /// use anyd::AsyncClientSession;
+    ///
+    /// let mut session = AsyncClientSession::connect("unix:/run/vpnmd.sock").await?;
+    /// let mut events = session.stream::<String>("watch", ()).await?;
+    /// while let Some(event) = events.next().await {
+    ///     println!("{}", event?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The stream borrows the session. Dropping it before the end cancels
+    /// the daemon's stream: the next call on the session first sends the
+    /// cancel and reads what was on its way (or [`ItemStream::cancel`]
+    /// does that at once). Items, errors and timeouts as
+    /// [`ClientSession::stream`](crate::ClientSession::stream).
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::stream`](crate::ClientSession::stream).
+    pub async fn stream<T: DeserializeOwned>(
+        &mut self,
+        endpoint: &str,
+        args: impl Serialize,
+    ) -> Result<ItemStream<'_, T>> {
+        self.stream_with(endpoint, args, ()).await
+    }
+
+    /// Calls a streaming endpoint with positional and keyword arguments.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClientSession::stream`](crate::ClientSession::stream).
+    pub async fn stream_with<T: DeserializeOwned>(
+        &mut self,
+        endpoint: &str,
+        args: impl Serialize,
+        kwargs: impl Serialize,
+    ) -> Result<ItemStream<'_, T>> {
+        self.settle().await?;
+        let timeout = self.session.options().timeout;
+        let ex = self.session.call_stream(endpoint, &args, &kwargs)?;
+        let sent = within(timeout, "sending the request", async {
+            ex.conn
+                .stream
+                .write_all(ex.request)
+                .await
+                .map_err(|e| Error::from_io(e, "sending the request"))
+        })
+        .await;
+        if let Err(e) = sent {
+            self.session.close();
+            return Err(e);
+        }
+        Ok(ItemStream {
+            client: self,
+            _item: PhantomData,
+        })
+    }
+
+    /// Brings the session back in step after a stream that was dropped
+    /// before its end: cancels it and reads what was on its way.
+    async fn settle(&mut self) -> Result<()> {
+        if !self.session.is_streaming() {
+            return Ok(());
+        }
+        let grace = self
+            .session
+            .options()
+            .timeout
+            .map_or(CANCEL_GRACE, |t| t.max(CANCEL_GRACE));
+        let session = &mut self.session;
+        let result = within(Some(grace), "ending a cancelled stream", async {
+            let ex = session.cancel().ok_or(Error::Closed)?;
+            ex.conn
+                .stream
+                .write_all(ex.request)
+                .await
+                .map_err(|e| Error::from_io(e, "cancelling the stream"))?;
+            while session.is_streaming() {
+                let (conn, options) = session.reading().ok_or(Error::Closed)?;
+                let read = conn.read_frame().await;
+                let read = read.map(|r| r.map(|range| conn.buf.payload(range)));
+                let step = stream_frame::<IgnoredAny>(options, read);
+                if let Some(Err(e)) = session.stream_step(step) {
+                    if !matches!(e, Error::Remote(_)) {
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if result.is_err() {
+            self.session.close();
+        }
+        result
     }
 
     /// Ends the session: sends SIGENDS and waits for the daemon to
@@ -246,11 +365,74 @@ impl AsyncClientSession {
     /// and returns `Ok`; otherwise a transport or protocol error, or
     /// [`Error::Timeout`]. The connection is closed either way.
     pub async fn end_session(mut self) -> Result<()> {
+        self.settle().await?;
         let timeout = self.session.options().timeout;
         let ex = self.session.end().ok_or(Error::Closed)?;
         let reply = within(timeout, "waiting for the reply", exchange::<IgnoredAny>(ex)).await;
         // Ended: nothing left for drop to do.
         self.session.finish_end(reply)
+    }
+}
+
+/// How long a cancelled stream may take to end, at least (see
+/// `blocking`'s).
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// The items of a stream, from [`AsyncClientSession::stream`]: a
+/// [`Stream`](futures_core::Stream) of `anyd::Result<T>` that ends with
+/// the stream. Dropping it before the end cancels the stream.
+///
+/// It has its own `next` so that no extension trait is needed to read it;
+/// it is also a `futures_core::Stream` for the combinators of `futures`
+/// and `tokio-stream`.
+#[derive(Debug)]
+pub struct ItemStream<'s, T> {
+    client: &'s mut AsyncClientSession,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> ItemStream<'_, T> {
+    /// The next item, `None` at the end of the stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a frame is taken only when it is returned.
+    pub async fn next(&mut self) -> Option<Result<T>> {
+        std::future::poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        let session = &mut self.client.session;
+        if !session.is_streaming() {
+            return Poll::Ready(None);
+        }
+        let Some((conn, options)) = session.reading() else {
+            return Poll::Ready(None);
+        };
+        let read = ready!(conn.poll_frame(cx));
+        let read = read.map(|r| r.map(|range| conn.buf.payload(range)));
+        let step = stream_frame::<T>(options, read);
+        Poll::Ready(session.stream_step(step))
+    }
+}
+
+impl<T> ItemStream<'_, T> {
+    /// Cancels the stream and reads what was already on its way, so that
+    /// the session serves calls again.
+    ///
+    /// # Errors
+    ///
+    /// As [`ItemIter::cancel`](crate::ItemIter::cancel).
+    pub async fn cancel(self) -> Result<()> {
+        self.client.settle().await
+    }
+}
+
+impl<T: DeserializeOwned> futures_core::Stream for ItemStream<'_, T> {
+    type Item = Result<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        self.get_mut().poll_item(cx)
     }
 }
 

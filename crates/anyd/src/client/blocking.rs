@@ -6,6 +6,8 @@
 //! socket's timeouts and the wait for SIGENDS's acknowledgement on drop.
 
 use std::io::Write;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyd_wire::message::Reply;
@@ -13,7 +15,7 @@ use anyd_wire::Codec;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 
-use super::session::{Exchange, Session, END_SESSION_GRACE};
+use super::session::{stream_frame, Exchange, Session, END_SESSION_GRACE};
 use super::ClientOptions;
 use crate::address::{Address, ToAddress};
 use crate::error::{Error, Result};
@@ -128,6 +130,79 @@ impl ClientSession {
         self.session.finish_call(reply)
     }
 
+    /// Calls a streaming endpoint with positional arguments: its items as
+    /// they come, as an iterator of results that ends with the stream.
+    ///
+    /// ```no_run
+    /// use anyd::ClientSession;
+    ///
+    /// let mut session = ClientSession::connect("unix:/run/vpnmd.sock")?;
+    /// for event in session.stream::<String>("watch", ())? {
+    ///     println!("{}", event?);
+    /// }
+    /// # Ok::<(), anyd::Error>(())
+    /// ```
+    ///
+    /// The iterator borrows the session: calls wait until it is done.
+    /// Dropping it before the end cancels the stream (the daemon drops its
+    /// producer) and reads what was already on its way, so that the
+    /// session serves calls again. While a stream is open,
+    /// [`ClientOptions::timeout`] does not apply: a stream may be quiet
+    /// for as long as its daemon has nothing to say; stop it from another
+    /// thread with [`ItemIter::canceller`].
+    ///
+    /// An item that does not fit `T` is an [`Error::ResultType`] and the
+    /// stream goes on; an error reply ends it, as an [`Error::Remote`] the
+    /// iterator yields last; a transport or protocol error also ends it,
+    /// and closes the session.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] with the pickle codec (streams need MessagePack
+    /// or JSON), [`Error::Closed`] if the session is closed, or a
+    /// transport error sending the request. That the endpoint does not
+    /// stream, or refuses the call, comes as the iterator's only item.
+    pub fn stream<T: DeserializeOwned>(
+        &mut self,
+        endpoint: &str,
+        args: impl Serialize,
+    ) -> Result<ItemIter<'_, T>> {
+        self.stream_with(endpoint, args, ())
+    }
+
+    /// Calls a streaming endpoint with positional and keyword arguments.
+    ///
+    /// # Errors
+    ///
+    /// As [`stream`](Self::stream).
+    pub fn stream_with<T: DeserializeOwned>(
+        &mut self,
+        endpoint: &str,
+        args: impl Serialize,
+        kwargs: impl Serialize,
+    ) -> Result<ItemIter<'_, T>> {
+        let ex = self.session.call_stream(endpoint, &args, &kwargs)?;
+        // No timeout between items: a stream may be quiet for long.
+        let sent = ex
+            .conn
+            .stream
+            .set_read_timeout(None)
+            .and_then(|()| ex.conn.stream.write_all(ex.request))
+            .map_err(|e| Error::from_io(e, "sending the request"));
+        if let Err(e) = sent {
+            self.session.close();
+            return Err(e);
+        }
+        let cancel = Arc::new(CancelState {
+            open: Mutex::new(None),
+        });
+        Ok(ItemIter {
+            client: self,
+            cancel,
+            _item: PhantomData,
+        })
+    }
+
     /// Ends the session: sends SIGENDS and waits for the daemon to
     /// acknowledge it (within [`ClientOptions::timeout`], if set), then
     /// closes the connection. A session already closed (by an earlier
@@ -168,6 +243,179 @@ impl Drop for ClientSession {
         }
     }
 }
+
+/// The items of a stream, from [`ClientSession::stream`]: an iterator of
+/// `anyd::Result<T>` that ends with the stream.
+///
+/// Dropping it before the end cancels the stream; [`cancel`](Self::cancel)
+/// does the same and says whether the session is still in step.
+#[derive(Debug)]
+pub struct ItemIter<'s, T> {
+    client: &'s mut ClientSession,
+    cancel: Arc<CancelState>,
+    _item: PhantomData<fn() -> T>,
+}
+
+/// What a [`Canceller`] shares with its stream.
+#[derive(Debug)]
+struct CancelState {
+    /// A second handle on the socket while the stream is open, and the
+    /// CANCEL frame; `None` once it is over. Ending the stream takes the
+    /// lock, so a cancel is written before the stream's end is handled or
+    /// not at all: it can never reach the daemon in the middle of the
+    /// next call.
+    open: Mutex<Option<(Stream, Vec<u8>)>>,
+}
+
+/// Cancels a stream from another thread (a signal handler's thread, a
+/// timer): see [`ItemIter::canceller`].
+#[derive(Debug, Clone)]
+pub struct Canceller {
+    state: Arc<CancelState>,
+}
+
+impl Canceller {
+    /// Asks the daemon to stop the stream; the iterator then yields what
+    /// was on its way, and a `Cancelled` error. Does nothing if the stream
+    /// is over.
+    ///
+    /// # Errors
+    ///
+    /// A transport error sending the cancel.
+    pub fn cancel(&self) -> Result<()> {
+        let mut open = self.state.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((stream, frame)) = open.as_mut() {
+            stream
+                .write_all(frame)
+                .map_err(|e| Error::from_io(e, "cancelling the stream"))?;
+            // Once is enough.
+            *open = None;
+        }
+        Ok(())
+    }
+}
+
+impl<T> ItemIter<'_, T> {
+    /// A handle that cancels this stream from another thread.
+    ///
+    /// # Errors
+    ///
+    /// A transport error duplicating the socket's descriptor.
+    pub fn canceller(&mut self) -> Result<Canceller> {
+        let mut open = self.cancel.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.is_none() && self.client.session.is_streaming() {
+            if let Some(conn) = self.client.session.conn() {
+                let stream = conn.stream.try_clone().map_err(Error::from)?;
+                let mut frame = Vec::new();
+                let mark = anyd_wire::frame::begin(&mut frame);
+                anyd_wire::codec::encode_cancel(self.client.codec(), &mut frame)?;
+                anyd_wire::frame::finish(&mut frame, mark);
+                *open = Some((stream, frame));
+            }
+        }
+        Ok(Canceller {
+            state: self.cancel.clone(),
+        })
+    }
+
+    /// Cancels the stream and reads what was already on its way, so that
+    /// the session serves calls again.
+    ///
+    /// # Errors
+    ///
+    /// A transport or protocol error, or the daemon not ending the stream
+    /// within a few seconds: the session is then closed.
+    pub fn cancel(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.close_canceller();
+        if !self.client.session.is_streaming() {
+            return Ok(());
+        }
+        let grace = self
+            .client
+            .session
+            .options()
+            .timeout
+            .map_or(CANCEL_GRACE, |t| t.max(CANCEL_GRACE));
+        let result = (|| {
+            let ex = self.client.session.cancel().ok_or(Error::Closed)?;
+            ex.conn
+                .stream
+                .write_all(ex.request)
+                .map_err(|e| Error::from_io(e, "cancelling the stream"))?;
+            let deadline = Instant::now() + grace;
+            while self.client.session.is_streaming() {
+                let (conn, options) = self.client.session.reading().ok_or(Error::Closed)?;
+                let read = conn.read_frame_by(Some(deadline));
+                let read = read.map(|r| r.map(|range| conn.payload(range)));
+                let step = stream_frame::<IgnoredAny>(options, read);
+                if let Some(Err(e)) = self.client.session.stream_step(step) {
+                    if !matches!(e, Error::Remote(_)) {
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            self.client.session.close();
+        }
+        self.restore_timeout();
+        result
+    }
+
+    /// Ends the canceller's hold on the socket: from here on it does
+    /// nothing.
+    fn close_canceller(&self) {
+        *self.cancel.open.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Puts the session's timeout back on the socket.
+    fn restore_timeout(&self) {
+        if let Some(conn) = self.client.session.conn() {
+            let _ = conn
+                .stream
+                .set_read_timeout(self.client.session.options().timeout);
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Iterator for ItemIter<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        if !self.client.session.is_streaming() {
+            return None;
+        }
+        let (conn, options) = self.client.session.reading()?;
+        let read = conn.read_frame_by(None);
+        let read = read.map(|r| r.map(|range| conn.payload(range)));
+        let step = stream_frame::<T>(options, read);
+        // The lock orders this with a canceller's write.
+        let guard = self.cancel.open.lock().unwrap_or_else(|e| e.into_inner());
+        let item = self.client.session.stream_step(step);
+        let over = !self.client.session.is_streaming();
+        drop(guard);
+        if over {
+            self.close_canceller();
+            self.restore_timeout();
+        }
+        item
+    }
+}
+
+impl<T> Drop for ItemIter<'_, T> {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// How long a cancelled stream may take to end (the daemon ends it at
+/// once; what was on its way is read first), at least.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 /// Sends the request and reads one reply, due within `within` as a whole
 /// (the socket's read timeout rests at the session's timeout).

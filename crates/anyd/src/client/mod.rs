@@ -13,6 +13,6 @@ mod blocking;
 mod options;
 mod session;
 
-pub use async_session::AsyncClientSession;
-pub use blocking::ClientSession;
+pub use async_session::{AsyncClientSession, ItemStream};
+pub use blocking::{Canceller, ClientSession, ItemIter};
 pub use options::ClientOptions;

@@ -13,9 +13,12 @@
 
 use std::time::Duration;
 
-use anyd_wire::codec::{decode_reply, encode_end_session, encode_request};
+use anyd_wire::codec::{
+    decode_reply, decode_stream_reply, encode_cancel, encode_end_session, encode_request,
+    encode_stream_request,
+};
 use anyd_wire::frame;
-use anyd_wire::message::Reply;
+use anyd_wire::message::{Reply, StreamReply};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 
@@ -45,6 +48,53 @@ pub(crate) struct Session<C> {
     /// whole: set while a call is under way, so that a call abandoned half
     /// way (an async call whose future was dropped) leaves a mark.
     in_flight: bool,
+    /// A stream's frames are still to come (its end not read yet): set
+    /// with `in_flight` by a streaming call, cleared by its end. A driver
+    /// whose reader of the stream was dropped reads them to the end
+    /// ([`cancel`](Self::cancel)) before the next call.
+    streaming: bool,
+}
+
+/// What one frame of a stream said, before the session takes note of it
+/// ([`Session::stream_step`]).
+#[derive(Debug)]
+pub(crate) enum Step<T> {
+    /// An item.
+    Item(T),
+    /// An item that does not fit the type asked for; the stream goes on.
+    WrongType(Error),
+    /// The stream ended well.
+    End,
+    /// The stream ended with this error reply.
+    Failed(Error),
+    /// The connection is unusable: closed, or out of step.
+    Broken(Error),
+}
+
+/// Reads one frame of a stream: `read` as [`Exchange::reply`] takes it.
+pub(crate) fn stream_frame<T: DeserializeOwned>(
+    options: &ClientOptions,
+    read: std::result::Result<Option<&[u8]>, ReadError>,
+) -> Step<T> {
+    let payload = match read {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return Step::Broken(Error::protocol(
+                "the daemon closed the connection before the end of the stream",
+            ))
+        }
+        Err(e) => return Step::Broken(e.into_error("waiting for the stream's items")),
+    };
+    match decode_stream_reply(options.codec, payload, &options.decode_limits) {
+        Ok(StreamReply::Item(v)) => Step::Item(v),
+        Ok(StreamReply::End) => Step::End,
+        Ok(StreamReply::Err(e)) => Step::Failed(Error::Remote(e)),
+        Ok(_) => Step::Broken(Error::protocol("unknown stream frame")),
+        Err(e) => match Error::from_decode(e) {
+            e @ Error::ResultType(_) => Step::WrongType(e),
+            e => Step::Broken(e),
+        },
+    }
 }
 
 /// A request to send and its reply to read, over the session's
@@ -92,6 +142,7 @@ impl<C> Session<C> {
             options,
             out: Vec::new(),
             in_flight: false,
+            streaming: false,
         }
     }
 
@@ -102,6 +153,12 @@ impl<C> Session<C> {
     /// The connection if the session is open, for the driver's settings.
     pub(crate) fn conn(&self) -> Option<&C> {
         self.conn.as_ref()
+    }
+
+    /// The connection if the session is open, and the options, for
+    /// reading a stream's frames.
+    pub(crate) fn reading(&mut self) -> Option<(&mut C, &ClientOptions)> {
+        Some((self.conn.as_mut()?, &self.options))
     }
 
     /// Starts a call: the request to send and the connection to send it
@@ -123,6 +180,90 @@ impl<C> Session<C> {
         encode_request(self.options.codec, endpoint, args, kwargs, &mut self.out)?;
         frame::finish(&mut self.out, mark);
         self.start().ok_or(Error::Closed)
+    }
+
+    /// Starts a streaming call: as [`call`](Self::call), and the stream is
+    /// open until [`stream_step`](Self::stream_step) sees its end.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call); [`Error::Encode`] for pickle, which has no
+    /// streams.
+    pub(crate) fn call_stream(
+        &mut self,
+        endpoint: &str,
+        args: &impl Serialize,
+        kwargs: &impl Serialize,
+    ) -> Result<Exchange<'_, C>> {
+        self.out.clear();
+        let mark = frame::begin(&mut self.out);
+        encode_stream_request(self.options.codec, endpoint, args, kwargs, &mut self.out)?;
+        frame::finish(&mut self.out, mark);
+        if self.start().is_none() {
+            return Err(Error::Closed);
+        }
+        self.streaming = true;
+        Ok(self.exchange())
+    }
+
+    /// Whether a stream's frames are still to come.
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.streaming
+    }
+
+    /// Takes note of one frame of the open stream; `None` at its end (the
+    /// session is ready for the next call), the item or error otherwise.
+    pub(crate) fn stream_step<T>(&mut self, step: Step<T>) -> Option<Result<T>> {
+        match step {
+            Step::Item(v) => Some(Ok(v)),
+            Step::WrongType(e) => Some(Err(e)),
+            Step::End => {
+                self.streaming = false;
+                self.in_flight = false;
+                None
+            }
+            Step::Failed(e) => {
+                self.streaming = false;
+                self.in_flight = false;
+                Some(Err(e))
+            }
+            Step::Broken(e) => {
+                self.streaming = false;
+                self.in_flight = false;
+                self.conn = None;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// CANCEL for the open stream, to send on the connection; the frames
+    /// up to the stream's end are then still to be read. `None` if the
+    /// session is closed.
+    pub(crate) fn cancel(&mut self) -> Option<Exchange<'_, C>> {
+        self.out.clear();
+        let mark = frame::begin(&mut self.out);
+        // Streams exist only in codecs that can cancel them.
+        encode_cancel(self.options.codec, &mut self.out).ok()?;
+        frame::finish(&mut self.out, mark);
+        self.conn.as_ref()?;
+        Some(self.exchange())
+    }
+
+    /// Closes the session: a driver that cannot bring it back in step (a
+    /// stream that does not end in time) gives up on it.
+    pub(crate) fn close(&mut self) {
+        self.conn = None;
+        self.streaming = false;
+        self.in_flight = false;
+    }
+
+    /// The exchange of what `out` holds, on the open connection.
+    fn exchange(&mut self) -> Exchange<'_, C> {
+        Exchange {
+            conn: self.conn.as_mut().expect("an open session"),
+            request: &self.out,
+            options: &self.options,
+        }
     }
 
     /// What a call's exchange gave, as the caller's result; closes the

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::address::Address;
 use crate::admission::{Caller, Held};
 use crate::daemon::{self, PidFile};
+use crate::error::panic_message;
 use crate::error::{Error, Result};
 use crate::systemd;
 use crate::throttle::throttled;
@@ -133,14 +134,6 @@ impl Running {
 }
 
 /// What a panic said, when it said it with a string (as `panic!` does).
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(s), _) => (*s).to_owned(),
-        (_, Some(s)) => s.clone(),
-        _ => "(no message)".to_owned(),
-    }
-}
-
 impl Drop for Running {
     fn drop(&mut self) {
         self.handle.shutdown();

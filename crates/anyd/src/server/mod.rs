@@ -22,6 +22,7 @@ mod accept;
 mod appd;
 mod bind;
 mod session;
+mod stream;
 
 pub use accept::{Running, Server, ShutdownHandle};
 pub use appd::Appd;

@@ -17,7 +17,10 @@ use crate::handshake;
 use crate::throttle::throttled;
 use crate::transport::{Peer, Stream};
 
-use super::Shared;
+use super::{stream, Shared};
+use crate::handler::Outcome;
+use crate::items::Source;
+use anyd_wire::Codec;
 
 /// Why a session ended, for the daemon's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub(super) enum End {
     WriteFailed,
     /// The socket could not be set up for the session.
     SocketError,
+    /// The daemon shut down while the session received a stream.
+    ShuttingDown,
 }
 
 impl End {
@@ -66,6 +71,7 @@ impl End {
             End::ConnectionError => "connection error",
             End::WriteFailed => "write failed",
             End::SocketError => "socket error",
+            End::ShuttingDown => "shutting down",
         }
     }
 }
@@ -199,6 +205,18 @@ pub(super) fn serve_connection(
                     let _ = write(&mut conn, &out);
                     return End::UnreadableMessage;
                 }
+                Flow::Stream { source, codec } => {
+                    let link = stream::Link {
+                        shared,
+                        conn: &mut conn,
+                        peer,
+                        out: &mut out,
+                        out_charge: &mut out_charge,
+                    };
+                    if let Err(end) = stream::send(link, codec, source, runtime) {
+                        return end;
+                    }
+                }
             }
             next = match conn.buffered_frame() {
                 Ok(n) => n,
@@ -238,15 +256,15 @@ pub(super) fn serve_connection(
 /// making) while the connection thread waits on the socket: without it, a
 /// read buffer full of requests for large replies would have them all
 /// made at once.
-const FLUSH_AT: usize = 64 * 1024;
+pub(super) const FLUSH_AT: usize = 64 * 1024;
 
 /// What a connection's replies may hold without drawing on the memory
 /// budget: replies to pipelined small requests are gathered up to
 /// `FLUSH_AT`, which the buffer's doubling makes twice that.
-const REPLY_ALLOWANCE: usize = 2 * FLUSH_AT;
+pub(super) const REPLY_ALLOWANCE: usize = 2 * FLUSH_AT;
 
 /// Why a write of replies failed.
-fn write_failed(e: &io::Error) -> End {
+pub(super) fn write_failed(e: &io::Error) -> End {
     if e.kind() == io::ErrorKind::TimedOut {
         End::ReplyTimeout
     } else {
@@ -258,6 +276,11 @@ enum Flow {
     Continue,
     End,
     Close,
+    /// A stream to send before the next request is read.
+    Stream {
+        source: Box<dyn Source>,
+        codec: Codec,
+    },
 }
 
 /// Decodes one message and appends the framed reply to `out`.
@@ -279,6 +302,9 @@ fn handle_message(
             frame::finish(out, mark);
             return Flow::End;
         }
+        // A cancel that crossed the end of its stream: nothing to stop,
+        // and a cancel is never answered by itself.
+        Ok(Head::Cancel(_)) => return Flow::Continue,
         Ok(_) => return Flow::Close,
         Err(e @ (DecodeError::Empty | DecodeError::UnknownCodec(_))) => {
             // No codec to answer in: all we can do is close.
@@ -310,10 +336,22 @@ fn handle_message(
         tracing::enabled!(tracing::Level::DEBUG).then(|| (Instant::now(), head.endpoint.clone()));
     let mark = frame::begin(out);
     let result = shared.registry.dispatch(head, peer, runtime, limits, out);
-    if let Err(err) = &result {
-        out.truncate(mark + frame::HEADER_LEN);
-        encode_reply_error(codec, err, out);
-    }
+    let result = match result {
+        Ok(Outcome(Some(source))) => {
+            // No reply: the stream's frames follow.
+            out.truncate(mark);
+            if let Some((_, endpoint)) = started {
+                tracing::debug!(endpoint = %endpoint, codec = ?codec, "stream");
+            }
+            return Flow::Stream { source, codec };
+        }
+        Ok(Outcome(None)) => Ok(()),
+        Err(err) => {
+            out.truncate(mark + frame::HEADER_LEN);
+            encode_reply_error(codec, &err, out);
+            Err(err)
+        }
+    };
     frame::finish(out, mark);
     if let Some((started, endpoint)) = started {
         tracing::debug!(

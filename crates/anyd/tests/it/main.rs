@@ -31,6 +31,7 @@ mod policy;
 mod python_interop;
 mod server;
 mod serving;
+mod streams;
 mod vpnm_example;
 
 /// The daemon of the tests that measure one in a process of its own (see

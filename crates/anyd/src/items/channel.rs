@@ -1,0 +1,316 @@
+//! A channel a producer feeds a stream through: [`channel`] gives the
+//! [`ItemSender`] and the [`Items`] to return from the handler.
+//!
+//! Items are encoded as they are sent, into one buffer of framed bytes
+//! that the connection takes whole: a producer faster than the socket
+//! fills it to its bound and then waits, a slow one has each item written
+//! as soon as the connection wakes. So the bound is in bytes (what the
+//! daemon holds for the stream), not in items.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use anyd_wire::Codec;
+use serde::Serialize;
+
+use super::{push_item, Fill, Items, Source};
+use crate::error::RemoteError;
+use crate::handler::ApiError;
+
+/// How many bytes of encoded items a channel holds before its senders
+/// wait: what the connection writes at once.
+const CAPACITY: usize = 64 * 1024;
+
+/// A channel for a stream's items: send into the [`ItemSender`] (from a
+/// thread or a task), return the [`Items`] from the handler.
+///
+/// The stream ends when every sender is dropped (well: the client gets the
+/// end), or with [`ItemSender::fail`] (the client gets that error). A
+/// sender dropped while its thread panics ends the stream with a
+/// `RuntimeError`.
+///
+/// Sending waits while the channel holds 64 KiB of items the client has
+/// not taken yet, and fails with [`StreamClosed`] once the stream is over
+/// (the client cancelled or went away, or the daemon is shutting down):
+/// the producer's cue to stop.
+///
+/// ```
+/// use anyd::{Appd, Items};
+///
+/// let appd = Appd::builder().api("progress()", || {
+///     let (tx, items) = anyd::channel();
+///     std::thread::spawn(move || {
+///         for percent in (0..=100).step_by(20) {
+///             // ... a step of the work ...
+///             if tx.send(percent).is_err() {
+///                 return; // nobody is listening any more
+///             }
+///         }
+///     });
+///     items
+/// });
+/// # let _ = appd;
+/// ```
+pub fn channel<T: Serialize + Send + 'static>() -> (ItemSender<T>, Items<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            codec: None,
+            buf: Vec::new(),
+            end: None,
+            closed: false,
+            senders: 1,
+            consumer: None,
+            producers: Vec::new(),
+            blocked: 0,
+        }),
+        room: Condvar::new(),
+    });
+    let sender = ItemSender {
+        shared: shared.clone(),
+        _item: PhantomData,
+    };
+    (sender, Items::from_source(Box::new(Receiver { shared })))
+}
+
+/// The stream is over: the client cancelled it or went away, or the
+/// daemon is shutting down. Stop producing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the stream is closed")]
+pub struct StreamClosed;
+
+/// The sending side of a [`channel`]. Clone it to send from several
+/// producers; the stream ends when the last one is dropped.
+pub struct ItemSender<T> {
+    shared: Arc<Shared>,
+    _item: PhantomData<fn(T)>,
+}
+
+impl<T> std::fmt::Debug for ItemSender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemSender").finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when the buffer has room again or the stream closes, for
+    /// blocking senders.
+    room: Condvar,
+}
+
+struct State {
+    /// The codec of the call, known once the stream starts: items are
+    /// encoded in it. Senders wait until then.
+    codec: Option<Codec>,
+    /// Framed items not yet taken by the connection.
+    buf: Vec<u8>,
+    /// How the producers ended the stream, once they have.
+    end: Option<Result<(), RemoteError>>,
+    /// The stream is over for the client: nothing more is taken.
+    closed: bool,
+    /// Live senders; the last one to go ends the stream.
+    senders: usize,
+    /// The connection, waiting for items.
+    consumer: Option<Waker>,
+    /// Async senders waiting for room.
+    producers: Vec<Waker>,
+    /// Blocking senders waiting for room (notifying a condition variable
+    /// costs a system call even when nobody waits).
+    blocked: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// Whether a sender may encode an item now.
+    fn has_room(&self) -> bool {
+        self.codec.is_some() && self.buf.len() < CAPACITY
+    }
+
+    /// Encodes `item` (the caller checked for room) and says whom to wake.
+    fn push<T: Serialize>(&mut self, item: &T) -> Option<Waker> {
+        let codec = self.codec.expect("room means a codec");
+        if let Err(e) = push_item(codec, item, &mut self.buf) {
+            self.end.get_or_insert(Err(e));
+        }
+        self.consumer.take()
+    }
+
+    /// Ends the stream from the producers' side, if not ended already.
+    fn finish(&mut self, end: Result<(), RemoteError>) -> Option<Waker> {
+        self.end.get_or_insert(end);
+        self.consumer.take()
+    }
+}
+
+impl<T: Serialize> ItemSender<T> {
+    /// Sends one item, waiting while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamClosed`] once the stream is over: stop producing.
+    pub fn send(&self, item: T) -> Result<(), StreamClosed> {
+        let mut state = self.shared.lock();
+        loop {
+            if state.closed || state.end.is_some() {
+                return Err(StreamClosed);
+            }
+            if state.has_room() {
+                break;
+            }
+            state.blocked += 1;
+            state = self
+                .shared
+                .room
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+            state.blocked -= 1;
+        }
+        let wake = state.push(&item);
+        drop(state);
+        if let Some(w) = wake {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Sends one item from async code, waiting (without blocking the
+    /// thread) while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_async(&self, item: T) -> Result<(), StreamClosed> {
+        std::future::poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if state.closed || state.end.is_some() {
+                return Poll::Ready(Err(StreamClosed));
+            }
+            if !state.has_room() {
+                if !state.producers.iter().any(|w| w.will_wake(cx.waker())) {
+                    state.producers.push(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+            let wake = state.push(&item);
+            drop(state);
+            if let Some(w) = wake {
+                w.wake();
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+
+    /// Whether the stream is over (sending would fail): a producer that
+    /// waits for events between items can check this to stop early.
+    pub fn is_closed(&self) -> bool {
+        let state = self.shared.lock();
+        state.closed || state.end.is_some()
+    }
+
+    /// Ends the stream with `error`, which the client gets after the items
+    /// sent before it.
+    pub fn fail(self, error: impl ApiError) {
+        let wake = self.shared.lock().finish(Err(error.into_remote()));
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Clone for ItemSender<T> {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        ItemSender {
+            shared: self.shared.clone(),
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T> Drop for ItemSender<T> {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.senders -= 1;
+        let wake = if std::thread::panicking() {
+            state.finish(Err(RemoteError::new(
+                "RuntimeError",
+                "the stream's producer failed: internal error (see the daemon's log)",
+            )))
+        } else if state.senders == 0 {
+            state.finish(Ok(()))
+        } else {
+            None
+        };
+        drop(state);
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+}
+
+/// The connection's side.
+struct Receiver {
+    shared: Arc<Shared>,
+}
+
+impl Source for Receiver {
+    fn fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        codec: Codec,
+        out: &mut Vec<u8>,
+        _limit: usize,
+    ) -> Fill {
+        let mut state = self.shared.lock();
+        state.codec = Some(codec);
+        if !state.buf.is_empty() {
+            if out.is_empty() {
+                // The common case: take the buffer whole, and give the
+                // senders the connection's (empty) one to fill next.
+                std::mem::swap(out, &mut state.buf);
+            } else {
+                out.extend_from_slice(&state.buf);
+                state.buf.clear();
+            }
+        }
+        let end = state.end.take();
+        // Room was made (or the codec became known): wake who waits for it.
+        let producers = std::mem::take(&mut state.producers);
+        let blocked = state.blocked > 0;
+        if end.is_none() {
+            state.consumer = Some(cx.waker().clone());
+        }
+        drop(state);
+        if blocked {
+            self.shared.room.notify_all();
+        }
+        for w in producers {
+            w.wake();
+        }
+        match end {
+            Some(end) => Fill::Done(end),
+            None => Fill::Pending,
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.closed = true;
+        state.buf = Vec::new();
+        let producers = std::mem::take(&mut state.producers);
+        drop(state);
+        self.shared.room.notify_all();
+        for w in producers {
+            w.wake();
+        }
+    }
+}

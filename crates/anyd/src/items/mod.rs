@@ -1,0 +1,298 @@
+//! Streaming endpoints: [`Items`], what a handler returns to send a stream
+//! of values instead of one, and where those values come from (an
+//! iterator, an async stream, a [`channel`] a producer feeds, a [`Hub`]
+//! that publishes to every subscriber).
+//!
+//! This module owns the sources and how each hands over what it has ready:
+//! already framed and encoded, as many items as are ready up to a bound, so
+//! that the connection writes them all at once (docs/PROTOCOL.md section
+//! 8.1). It does not own the socket: the connection's loop
+//! (`server::stream`) polls a source, writes what it filled, watches for a
+//! cancel, and drops the source when the stream is over.
+
+mod channel;
+mod hub;
+
+pub use channel::{channel, ItemSender, StreamClosed};
+pub use hub::Hub;
+
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use anyd_wire::codec::encode_item;
+use anyd_wire::{frame, Codec};
+use futures_core::Stream;
+use serde::Serialize;
+
+use crate::error::RemoteError;
+use crate::handler::ApiError;
+
+/// The values a streaming endpoint sends, one frame each, then the end.
+///
+/// A handler that returns `Items<T>` (or `Result<Items<T>, E>`, to refuse
+/// before the stream starts) is a streaming endpoint: a client asks for
+/// its items ([`ClientSession::stream`](crate::ClientSession::stream)) and
+/// gets them as they come, then the end, or the error that ended the
+/// stream. The daemon takes the next items only as the socket takes the
+/// ones before (its memory per stream is bounded whatever the client's
+/// speed), writes every item that is ready in one write, and drops the
+/// source as soon as the client cancels, disconnects or the daemon shuts
+/// down.
+///
+/// ```
+/// use anyd::{Appd, Hub, Items};
+///
+/// let events: Hub<String> = Hub::new(64);
+/// let hub = events.clone();
+/// let appd = Appd::builder()
+///     // Computed on demand, from an iterator.
+///     .api("count(n)", |n: u64| Items::from_iter(0..n))
+///     // Whatever is published from now on.
+///     .api("watch()", move || hub.subscribe());
+/// events.publish("up".to_owned());
+/// # let _ = appd;
+/// ```
+#[must_use = "an endpoint's items are sent only when the handler returns them"]
+pub struct Items<T> {
+    pub(crate) source: Box<dyn Source>,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for Items<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Items").finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize + Send + 'static> Items<T> {
+    /// The items of an iterator, then the end.
+    ///
+    /// The iterator runs on a thread of its own, so that the connection
+    /// can watch for a cancel while it computes (or waits): whatever it
+    /// has yielded is on its way at once, many items to a write when they
+    /// come fast. When the stream ends early (the client cancels or goes
+    /// away, the daemon shuts down) the iterator is dropped as soon as its
+    /// current `next` returns; until then the connection does not take its
+    /// next request. For items that wait on events, a [`channel`] or a
+    /// [`Hub`] ends at once instead.
+    pub fn from_iter<I>(iter: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        Self::try_from_iter(iter.into_iter().map(Ok::<T, RemoteError>))
+    }
+
+    /// The items of an iterator of results: the first error ends the
+    /// stream and reaches the client like an error reply. As
+    /// [`from_iter`](Self::from_iter) otherwise.
+    pub fn try_from_iter<I, E>(iter: I) -> Self
+    where
+        I: IntoIterator<Item = Result<T, E>>,
+        I::IntoIter: Send + 'static,
+        E: ApiError + 'static,
+    {
+        let iter = iter.into_iter();
+        let (tx, items) = channel::<T>();
+        Self::from_source(Box::new(Threaded {
+            start: Some(Box::new(move || {
+                for item in iter {
+                    match item {
+                        Ok(v) => {
+                            if tx.send(v).is_err() {
+                                // Cancelled: drop the iterator now.
+                                return;
+                            }
+                        }
+                        Err(e) => return tx.fail(e),
+                    }
+                }
+            })),
+            items: items.source,
+            thread: None,
+        }))
+    }
+
+    /// The items of an async stream, then the end.
+    ///
+    /// The stream is polled on the connection's thread within the daemon's
+    /// tokio runtime (its timers and I/O work), and dropped (an async
+    /// producer cancelled) as soon as the client cancels, disconnects or
+    /// the daemon shuts down, whether or not an item is due.
+    pub fn from_stream<S>(stream: S) -> Self
+    where
+        S: Stream<Item = T> + Send + 'static,
+    {
+        Self::from_source(Box::new(Polled {
+            stream: Box::pin(stream),
+            item: |v: T| Ok::<T, RemoteError>(v),
+        }))
+    }
+
+    /// The items of an async stream of results: the first error ends the
+    /// stream. As [`from_stream`](Self::from_stream) otherwise.
+    pub fn try_from_stream<S, E>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<T, E>> + Send + 'static,
+        E: ApiError + 'static,
+    {
+        Self::from_source(Box::new(Polled {
+            stream: Box::pin(stream),
+            item: |r: Result<T, E>| r,
+        }))
+    }
+
+    pub(crate) fn from_source(source: Box<dyn Source>) -> Self {
+        Items {
+            source,
+            _item: PhantomData,
+        }
+    }
+}
+
+/// What a source did when asked for items.
+#[derive(Debug)]
+pub(crate) enum Fill {
+    /// It filled the buffer up to the bound: write, then ask again.
+    Full,
+    /// Nothing more is ready (what was is in the buffer); the context's
+    /// waker is called when there is.
+    Pending,
+    /// The stream is over (the buffer holds the items before the end):
+    /// how it ended.
+    Done(Result<(), RemoteError>),
+}
+
+/// Where a stream's items come from, type erased: it appends its ready
+/// items to `out` as whole frames in `codec`, until `out` holds `limit`
+/// bytes or more.
+pub(crate) trait Source: Send {
+    fn fill(&mut self, cx: &mut Context<'_>, codec: Codec, out: &mut Vec<u8>, limit: usize)
+        -> Fill;
+}
+
+/// Appends `value` as a framed item; an item that cannot be encoded ends
+/// the stream.
+pub(crate) fn push_item<T: Serialize + ?Sized>(
+    codec: Codec,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), RemoteError> {
+    let mark = frame::begin(out);
+    match encode_item(codec, value, out) {
+        Ok(()) => {
+            frame::finish(out, mark);
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(mark);
+            Err(RemoteError::new(
+                "RuntimeError",
+                format!("cannot encode an item: {e}"),
+            ))
+        }
+    }
+}
+
+/// An async stream, polled where the connection is.
+struct Polled<S, F> {
+    stream: Pin<Box<S>>,
+    item: F,
+}
+
+impl<S, F, R, T, E> Source for Polled<S, F>
+where
+    S: Stream<Item = R> + Send,
+    F: Fn(R) -> Result<T, E> + Send,
+    T: Serialize,
+    E: ApiError,
+{
+    fn fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        codec: Codec,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Fill {
+        while out.len() < limit {
+            match self.stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(r)) => match (self.item)(r) {
+                    Ok(v) => {
+                        if let Err(e) = push_item(codec, &v, out) {
+                            return Fill::Done(Err(e));
+                        }
+                    }
+                    Err(e) => return Fill::Done(Err(e.into_remote())),
+                },
+                Poll::Ready(None) => return Fill::Done(Ok(())),
+                Poll::Pending => return Fill::Pending,
+            }
+        }
+        Fill::Full
+    }
+}
+
+/// An iterator run on its own thread, feeding a channel that the
+/// connection drains.
+struct Threaded {
+    /// The producer, until the first fill starts it.
+    start: Option<Box<dyn FnOnce() + Send>>,
+    items: Box<dyn Source>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Source for Threaded {
+    fn fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        codec: Codec,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Fill {
+        if let Some(start) = self.start.take() {
+            let spawned = std::thread::Builder::new()
+                .name("anyd-items".into())
+                .spawn(move || {
+                    // A panicking iterator ends its stream with an error
+                    // (the sender sees the panic as it drops); the panic
+                    // is the daemon's to log, not the thread's to print.
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(start)) {
+                        tracing::error!(panic = %crate::error::panic_message(&*panic), "an iterator of items panicked");
+                    }
+                });
+            match spawned {
+                Ok(t) => self.thread = Some(t),
+                Err(e) => {
+                    return Fill::Done(Err(RemoteError::new(
+                        "RuntimeError",
+                        format!("cannot start the stream: {e}"),
+                    )))
+                }
+            }
+        }
+        self.items.fill(cx, codec, out, limit)
+    }
+}
+
+impl Drop for Threaded {
+    fn drop(&mut self) {
+        // Dropping the channel's end first tells the producer to stop;
+        // waiting for it bounds what a connection holds to its own thread
+        // and this one, however often a client starts and cancels streams.
+        self.items = Box::new(Ended);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A source with nothing left.
+struct Ended;
+
+impl Source for Ended {
+    fn fill(&mut self, _: &mut Context<'_>, _: Codec, _: &mut Vec<u8>, _: usize) -> Fill {
+        Fill::Done(Ok(()))
+    }
+}
