@@ -149,7 +149,21 @@ pub fn serve_if_child() {
         // soon as it does, until `release`.
         .api("grab()", descriptors::grab)
         // Stops grabbing and gives back every descriptor taken.
-        .api("release()", descriptors::release);
+        .api("release()", descriptors::release)
+        // Streams: a subscription to the daemon's hub of events...
+        .api("ticks()", || streams::HUB.subscribe())
+        // ... `n` events of `size` bytes published to it at once (the
+        // reply is how many subscribers there were)...
+        .api("publish(n, size)", streams::publish)
+        .api("subscribers()", || streams::HUB.subscribers())
+        // ... items of `size` bytes from an iterator that never ends...
+        .api("flood(size)", |size: usize| {
+            anyd::Items::from_iter(std::iter::repeat("x".repeat(size)))
+        })
+        // ... and a channel nobody sends on, kept to see when the daemon
+        // lets go of it.
+        .api("quiet()", streams::quiet)
+        .api("open_channels()", streams::open_channels);
     if let Ok(key) = std::env::var(KEY_VAR) {
         appd = appd.authkey(key);
     }
@@ -168,6 +182,41 @@ pub fn serve_if_child() {
     let result = server.serve();
     println!("STOPPED {}", result.is_ok());
     std::process::exit(if result.is_ok() { 0 } else { 1 });
+}
+
+/// The streams of the test daemon.
+mod streams {
+    use std::sync::{LazyLock, Mutex};
+
+    use anyd::{Hub, ItemSender, Items};
+
+    /// Events every `ticks()` caller subscribes to.
+    pub(super) static HUB: LazyLock<Hub<String>> = LazyLock::new(|| Hub::new(1024));
+
+    /// The senders of `quiet()` streams.
+    static QUIET: Mutex<Vec<ItemSender<u64>>> = Mutex::new(Vec::new());
+
+    pub(super) fn publish(n: usize, size: usize) -> usize {
+        let event = "e".repeat(size);
+        let mut reached = 0;
+        for _ in 0..n {
+            reached = HUB.publish(event.clone());
+        }
+        reached
+    }
+
+    pub(super) fn quiet() -> Items<u64> {
+        let (tx, items) = anyd::channel();
+        QUIET.lock().unwrap().push(tx);
+        items
+    }
+
+    /// How many `quiet()` streams the daemon still serves.
+    pub(super) fn open_channels() -> usize {
+        let mut quiet = QUIET.lock().unwrap();
+        quiet.retain(|tx| !tx.is_closed());
+        quiet.len()
+    }
 }
 
 /// Descriptors the daemon takes on the test's demand, to run out of them

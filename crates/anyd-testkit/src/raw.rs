@@ -56,6 +56,29 @@ pub fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
     out
 }
 
+/// A framed MessagePack request that asks for a stream.
+pub fn stream_request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mark = frame::begin(&mut out);
+    codec::encode_stream_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
+    frame::finish(&mut out, mark);
+    out
+}
+
+/// A framed MessagePack CANCEL.
+pub fn cancel() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mark = frame::begin(&mut out);
+    codec::encode_cancel(Codec::MsgPack, &mut out).unwrap();
+    frame::finish(&mut out, mark);
+    out
+}
+
+/// Decodes a MessagePack frame of a stream.
+pub fn stream_reply<T: serde::de::DeserializeOwned>(payload: &[u8]) -> message::StreamReply<T> {
+    codec::decode_stream_reply(Codec::MsgPack, payload, &Default::default()).unwrap()
+}
+
 /// Reads one frame's payload, or `None` when the stream ends.
 pub fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {
     let mut header = [0u8; 4];

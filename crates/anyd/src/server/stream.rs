@@ -228,6 +228,12 @@ impl Sending<'_> {
     /// connection; `Some` when the stream is over.
     fn wait(&mut self, wakeup: &OwnedFd) -> Result<Option<Outcome>, End> {
         use rustix::event::{poll, PollFd, PollFlags};
+        // A cancel may have come in the same read as the request.
+        if self.watching {
+            if let Some(outcome) = self.take_cancel()? {
+                return Ok(Some(outcome));
+            }
+        }
         let socket_flags = if self.watching {
             PollFlags::IN | PollFlags::RDHUP
         } else {
@@ -272,6 +278,12 @@ impl Sending<'_> {
             Err(ReadError::Io(_)) => return Err(End::ConnectionError),
             Err(ReadError::Frame(_)) => return Err(End::BadFrame),
         }
+        self.take_cancel()
+    }
+
+    /// Looks at the next frame if it is buffered whole: a cancel ends the
+    /// stream, anything else waits for it to end (and stops the reading).
+    fn take_cancel(&mut self) -> Result<Option<Outcome>, End> {
         let conn = &mut *self.link.conn;
         let range = match conn.peeked_frame() {
             Ok(Some(range)) => range,

@@ -59,6 +59,14 @@ fn child_client() {
             let burst: Vec<u8> = (0..64).flat_map(|_| request("blob", (1 << 20,))).collect();
             s.write_all(&burst).unwrap();
         }
+        // Receiving a stream that has nothing to say.
+        "in a quiet stream" => s.write_all(&raw::stream_request("quiet", ())).unwrap(),
+        // Subscribed to events.
+        "subscribed" => s.write_all(&raw::stream_request("ticks", ())).unwrap(),
+        // Receiving a stream that never ends, not reading: the daemon is
+        // blocked writing to this client, its iterator's thread waiting
+        // for room.
+        "flooded" => s.write_all(&raw::stream_request("flood", (1024,))).unwrap(),
         // The challenge read, then half a reply (against a keyed daemon).
         "in the handshake" => {
             let challenge = read_frame(&mut s).unwrap();
@@ -107,6 +115,9 @@ fn clients_killed_mid_request_leave_nothing_behind() {
         "pipelined",
         "not reading",
         "in a call",
+        "in a quiet stream",
+        "subscribed",
+        "flooded",
     ]
     .into_iter()
     .enumerate()
@@ -119,6 +130,19 @@ fn clients_killed_mid_request_leave_nothing_behind() {
             // while connected, not before being accepted.
             wait_until("the daemon holds the client", || d.connections() == 2);
         }
+        // A stream's source is in place before the client dies.
+        match mode {
+            "in a quiet stream" => wait_until("the stream is open", || {
+                steady.commit::<usize>("open_channels", ()).unwrap() == 1
+            }),
+            "subscribed" => wait_until("the subscription is open", || {
+                steady.commit::<usize>("subscribers", ()).unwrap() == 1
+            }),
+            "flooded" => wait_until("the iterator runs on its thread", || {
+                d.status().threads > idle.threads
+            }),
+            _ => {}
+        }
         client.kill();
         if mode == "in a call" {
             // The handler returns after its caller died; its reply has
@@ -128,6 +152,9 @@ fn clients_killed_mid_request_leave_nothing_behind() {
         wait_until("the killed client's connection ends", || {
             d.connections() == 1
         });
+        // Its stream's source is gone with it, though no item was due.
+        assert_eq!(steady.commit::<usize>("open_channels", ()).unwrap(), 0);
+        assert_eq!(steady.commit::<usize>("subscribers", ()).unwrap(), 0);
         let sent = format!("after {mode}");
         assert_eq!(steady.commit::<String>("echo", (&sent,)).unwrap(), sent);
         assert_eq!(
