@@ -77,6 +77,9 @@ impl<T: Serialize + Send + 'static> Items<T> {
     /// current `next` returns; until then the connection does not take its
     /// next request. For items that wait on events, a [`channel`] or a
     /// [`Hub`] ends at once instead.
+    // Not `FromIterator`: the iterator runs lazily on its own thread, so it
+    // must be `Send + 'static`, which `FromIterator` cannot ask for.
+    #[allow(clippy::should_implement_trait)]
     pub fn from_iter<I>(iter: I) -> Self
     where
         I: IntoIterator<Item = T>,
