@@ -85,9 +85,10 @@ fn the_async_client_streams_and_cancels_on_drop() {
         assert_eq!(got, (0..10).collect::<Vec<_>>());
         // Dropped mid-stream: the next call brings the session back in
         // step first.
-        let mut items = s.stream::<u64>("count", (u64::MAX,)).await.unwrap();
-        assert_eq!(items.next().await.unwrap().unwrap(), 0);
-        drop(items);
+        {
+            let mut items = s.stream::<u64>("count", (u64::MAX,)).await.unwrap();
+            assert_eq!(items.next().await.unwrap().unwrap(), 0);
+        }
         assert_eq!(s.commit::<u64>("echo", (7,)).await.unwrap(), 7);
         // Cancelled explicitly.
         let mut items = s.stream::<u64>("count", (u64::MAX,)).await.unwrap();
