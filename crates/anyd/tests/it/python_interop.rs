@@ -127,6 +127,11 @@ with anyd.ClientSession(("127.0.0.1", port), authkey=key) as client:
     e = raises(RuntimeError, client.commit, "fail", "VpnError", "down")
     assert e.args == ("VpnError: down",), e.args
 
+    # A streaming endpoint needs a native client: said plainly, and the
+    # session goes on.
+    e = raises(TypeError, client.commit, "ticks")
+    assert "sends a stream of items" in str(e) and "MessagePack or JSON" in str(e), e
+
     # Error replies leave the session usable.
     assert client.commit("echo", "still here") == "still here"
 
@@ -318,7 +323,8 @@ fn rust_daemon(address: &str, configure: impl FnOnce(Appd) -> Appd) -> Running {
             |kind: String, message: String| -> Result<(), RemoteError> {
                 Err(RemoteError::new(kind, message))
             },
-        );
+        )
+        .api("ticks()", || anyd::Items::from_iter(0..3));
     configure(appd)
         .bind(address)
         .expect("bind")
