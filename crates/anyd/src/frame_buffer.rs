@@ -65,6 +65,11 @@ pub(crate) struct FrameBuffer {
     /// What the buffer draws from the daemon's memory budget (none on the
     /// clients' side).
     charge: Option<Charge>,
+    /// The least room a read is offered, and what the buffer shrinks back
+    /// to: small on the daemon's side, where idle connections keep their
+    /// buffers; larger on a client's, where a stream's small frames then
+    /// come many to a read.
+    min_room: usize,
 }
 
 impl FrameBuffer {
@@ -77,6 +82,16 @@ impl FrameBuffer {
             end: 0,
             max_frame,
             charge: None,
+            min_room: INITIAL_BUFFER,
+        }
+    }
+
+    /// A client's buffer: reads of at least [`GROWTH_STEP`] bytes, so
+    /// that a stream of small items costs one read per many of them.
+    pub(crate) fn for_client(max_frame: usize) -> Self {
+        FrameBuffer {
+            min_room: GROWTH_STEP,
+            ..FrameBuffer::new(max_frame)
         }
     }
 
@@ -176,17 +191,17 @@ impl FrameBuffer {
         // memory. The buffer doubles as the payload comes.
         let want = need
             .min(pending.saturating_mul(2).max(GROWTH_STEP))
-            .max(INITIAL_BUFFER);
+            .max(self.min_room);
         // Give back what a large message took once it is done: an idle
         // connection keeps its buffer.
-        let shrink = self.buf.len() > 16 * INITIAL_BUFFER && want.max(pending) <= INITIAL_BUFFER;
+        let shrink = self.buf.len() > 16 * self.min_room && want.max(pending) <= self.min_room;
         if self.start > 0 && (pending == 0 || shrink || self.start + want > self.buf.len()) {
             self.buf.copy_within(self.start..self.end, 0);
             self.start = 0;
             self.end = pending;
         }
         if shrink {
-            self.buf.truncate(INITIAL_BUFFER);
+            self.buf.truncate(self.min_room);
             self.buf.shrink_to_fit();
             if let Some(charge) = &mut self.charge {
                 charge.hold(self.buf.len());

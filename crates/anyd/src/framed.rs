@@ -35,6 +35,15 @@ impl Framed {
         }
     }
 
+    /// As [`new`](Self::new), with a client's buffer
+    /// ([`FrameBuffer::for_client`]).
+    pub(crate) fn for_client(stream: Stream, max_frame: usize) -> Self {
+        Framed {
+            stream,
+            buf: FrameBuffer::for_client(max_frame),
+        }
+    }
+
     /// Counts the buffer against a memory budget: a read that would grow it
     /// past what the budget has left fails with `ErrorKind::OutOfMemory`
     /// instead.

@@ -446,6 +446,16 @@ pub(crate) fn decode_stream_reply<T: DeserializeOwned>(
     payload: &[u8],
     _limits: &DecodeLimits,
 ) -> Result<StreamReply<T>, DecodeError> {
+    // Items are most of a stream, and this implementation writes their
+    // envelope byte for byte so: read them without the general walk.
+    if let Some(rest) = payload.strip_prefix(b"\x81\xa4item") {
+        let mut c = Cursor { buf: rest, pos: 0 };
+        let body = c.skip_value()?;
+        c.finish()?;
+        return from_slice(body)
+            .map(StreamReply::Item)
+            .map_err(|e| DecodeError::Result(e.to_string()));
+    }
     let mut c = Cursor {
         buf: payload,
         pos: 0,

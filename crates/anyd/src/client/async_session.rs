@@ -179,7 +179,7 @@ impl AsyncClientSession {
             AsyncStream::connect_until(&address, options.connect_timeout, deadline).await?;
         let mut conn = AsyncFramed {
             stream,
-            buf: FrameBuffer::new(options.max_frame),
+            buf: FrameBuffer::for_client(options.max_frame),
         };
         if let Some(key) = &options.authkey {
             let mut side = handshake::client_side(key, options.handshake)?;

@@ -67,7 +67,7 @@ impl ClientSession {
         let address = address.to_address()?;
         let deadline = options.retry_for.map(|d| Instant::now() + d);
         let stream = Stream::connect_until(&address, options.connect_timeout, deadline)?;
-        let mut conn = Framed::new(stream, options.max_frame);
+        let mut conn = Framed::for_client(stream, options.max_frame);
         if let Some(key) = &options.authkey {
             let mut side = handshake::client_side(key, options.handshake)?;
             framed::handshake(
@@ -193,12 +193,9 @@ impl ClientSession {
             self.session.close();
             return Err(e);
         }
-        let cancel = Arc::new(CancelState {
-            open: Mutex::new(None),
-        });
         Ok(ItemIter {
             client: self,
-            cancel,
+            cancel: None,
             _item: PhantomData,
         })
     }
@@ -252,7 +249,9 @@ impl Drop for ClientSession {
 #[derive(Debug)]
 pub struct ItemIter<'s, T> {
     client: &'s mut ClientSession,
-    cancel: Arc<CancelState>,
+    /// Shared with the cancellers, once one was asked for (until then,
+    /// reading an item takes no lock).
+    cancel: Option<Arc<CancelState>>,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -302,7 +301,15 @@ impl<T> ItemIter<'_, T> {
     ///
     /// A transport error duplicating the socket's descriptor.
     pub fn canceller(&mut self) -> Result<Canceller> {
-        let mut open = self.cancel.open.lock().unwrap_or_else(|e| e.into_inner());
+        let state = self
+            .cancel
+            .get_or_insert_with(|| {
+                Arc::new(CancelState {
+                    open: Mutex::new(None),
+                })
+            })
+            .clone();
+        let mut open = state.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.is_none() && self.client.session.is_streaming() {
             if let Some(conn) = self.client.session.conn() {
                 let stream = conn.stream.try_clone().map_err(Error::from)?;
@@ -313,9 +320,8 @@ impl<T> ItemIter<'_, T> {
                 *open = Some((stream, frame));
             }
         }
-        Ok(Canceller {
-            state: self.cancel.clone(),
-        })
+        drop(open);
+        Ok(Canceller { state })
     }
 
     /// Cancels the stream and reads what was already on its way, so that
@@ -370,7 +376,9 @@ impl<T> ItemIter<'_, T> {
     /// Ends the canceller's hold on the socket: from here on it does
     /// nothing.
     fn close_canceller(&self) {
-        *self.cancel.open.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(state) = &self.cancel {
+            *state.open.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 
     /// Puts the session's timeout back on the socket.
@@ -395,7 +403,10 @@ impl<T: DeserializeOwned> Iterator for ItemIter<'_, T> {
         let read = read.map(|r| r.map(|range| conn.payload(range)));
         let step = stream_frame::<T>(options, read);
         // The lock orders this with a canceller's write.
-        let guard = self.cancel.open.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self
+            .cancel
+            .as_ref()
+            .map(|c| c.open.lock().unwrap_or_else(|e| e.into_inner()));
         let item = self.client.session.stream_step(step);
         let over = !self.client.session.is_streaming();
         drop(guard);

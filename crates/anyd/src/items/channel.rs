@@ -8,7 +8,7 @@
 //! daemon holds for the stream), not in items.
 
 use std::marker::PhantomData;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use anyd_wire::Codec;
@@ -65,6 +65,7 @@ pub fn channel<T: Serialize + Send + 'static>() -> (ItemSender<T>, Items<T>) {
             blocked: 0,
         }),
         room: Condvar::new(),
+        codec: OnceLock::new(),
     });
     let sender = ItemSender {
         shared: shared.clone(),
@@ -94,6 +95,9 @@ impl<T> std::fmt::Debug for ItemSender<T> {
 
 struct Shared {
     state: Mutex<State>,
+    /// The call's codec, once the stream has started: read without the
+    /// lock by senders, to encode before taking it.
+    codec: OnceLock<Codec>,
     /// Signalled when the buffer has room again or the stream closes, for
     /// blocking senders.
     room: Condvar,
@@ -132,11 +136,18 @@ impl State {
         self.codec.is_some() && self.buf.len() < CAPACITY
     }
 
-    /// Encodes `item` (the caller checked for room) and says whom to wake.
-    fn push<T: Serialize>(&mut self, item: &T) -> Option<Waker> {
-        let codec = self.codec.expect("room means a codec");
-        if let Err(e) = push_item(codec, item, &mut self.buf) {
-            self.end.get_or_insert(Err(e));
+    /// Appends an item framed by [`encode`] (the caller checked for room)
+    /// and says whom to wake.
+    fn push(&mut self, item: Result<&[u8], RemoteError>) -> Option<Waker> {
+        if self.closed {
+            // Closed since the sender looked: nobody will read it.
+            return None;
+        }
+        match item {
+            Ok(bytes) => self.buf.extend_from_slice(bytes),
+            Err(e) => {
+                self.end.get_or_insert(Err(e));
+            }
         }
         self.consumer.take()
     }
@@ -148,6 +159,23 @@ impl State {
     }
 }
 
+/// Frames `item` into `scratch` in `codec`, outside the channel's lock:
+/// the connection takes the buffer meanwhile.
+fn encode<'s, T: Serialize>(
+    codec: Codec,
+    item: &T,
+    scratch: &'s mut Vec<u8>,
+) -> Result<&'s [u8], RemoteError> {
+    scratch.clear();
+    push_item(codec, item, scratch)?;
+    Ok(scratch)
+}
+
+thread_local! {
+    /// Each producer thread's scratch buffer for one item.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl<T: Serialize> ItemSender<T> {
     /// Sends one item, waiting while the channel is full.
     ///
@@ -155,28 +183,40 @@ impl<T: Serialize> ItemSender<T> {
     ///
     /// [`StreamClosed`] once the stream is over: stop producing.
     pub fn send(&self, item: T) -> Result<(), StreamClosed> {
-        let mut state = self.shared.lock();
-        loop {
-            if state.closed || state.end.is_some() {
-                return Err(StreamClosed);
-            }
-            if state.has_room() {
-                break;
-            }
-            state.blocked += 1;
-            state = self
+        SCRATCH.with_borrow_mut(|scratch| {
+            // Encoded before the lock once the codec is known (the steady
+            // state): one lock an item, held only to append.
+            let framed = self
                 .shared
-                .room
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-            state.blocked -= 1;
-        }
-        let wake = state.push(&item);
-        drop(state);
-        if let Some(w) = wake {
-            w.wake();
-        }
-        Ok(())
+                .codec
+                .get()
+                .map(|&codec| encode(codec, &item, scratch).map(|b| b.len()));
+            let mut state = self.shared.lock();
+            loop {
+                if state.closed || state.end.is_some() {
+                    return Err(StreamClosed);
+                }
+                if let (true, Some(codec)) = (state.has_room(), state.codec) {
+                    let framed = match framed {
+                        Some(f) => f,
+                        None => encode(codec, &item, scratch).map(|b| b.len()),
+                    };
+                    let wake = state.push(framed.map(|n| &scratch[..n]));
+                    drop(state);
+                    if let Some(w) = wake {
+                        w.wake();
+                    }
+                    return Ok(());
+                }
+                state.blocked += 1;
+                state = self
+                    .shared
+                    .room
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
+                state.blocked -= 1;
+            }
+        })
     }
 
     /// Sends one item from async code, waiting (without blocking the
@@ -191,14 +231,17 @@ impl<T: Serialize> ItemSender<T> {
             if state.closed || state.end.is_some() {
                 return Poll::Ready(Err(StreamClosed));
             }
-            if !state.has_room() {
+            let (true, Some(codec)) = (state.has_room(), state.codec) else {
                 if !state.producers.iter().any(|w| w.will_wake(cx.waker())) {
                     state.producers.push(cx.waker().clone());
                 }
                 return Poll::Pending;
-            }
-            let wake = state.push(&item);
+            };
             drop(state);
+            let wake = SCRATCH.with_borrow_mut(|scratch| {
+                let framed = encode(codec, &item, scratch);
+                self.shared.lock().push(framed)
+            });
             if let Some(w) = wake {
                 w.wake();
             }
@@ -268,6 +311,7 @@ impl Source for Receiver {
         out: &mut Vec<u8>,
         _limit: usize,
     ) -> Fill {
+        let _ = self.shared.codec.set(codec);
         let mut state = self.shared.lock();
         state.codec = Some(codec);
         if !state.buf.is_empty() {

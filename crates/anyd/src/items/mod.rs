@@ -118,6 +118,27 @@ impl<T: Serialize + Send + 'static> Items<T> {
         }))
     }
 
+    /// The items of an iterator whose every item is ready at once (a
+    /// collection, a computation), then the end: the fastest source.
+    ///
+    /// It runs on the connection's own thread, between the writes of its
+    /// items, with no thread and no channel of its own: about twice the
+    /// items a second of [`from_iter`](Self::from_iter). Its `next` must
+    /// not wait (for events, a lock held long, a slow device): while it
+    /// waits, the items before it are held back, and a cancel or a client
+    /// gone is seen only when it returns. Use [`from_iter`](Self::from_iter)
+    /// or a [`channel`] for those.
+    pub fn ready<I>(iter: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        Self::from_source(Box::new(Polled {
+            stream: Box::pin(ReadyIter(Box::new(iter.into_iter()))),
+            item: |v: T| Ok::<T, RemoteError>(v),
+        }))
+    }
+
     /// The items of an async stream, then the end.
     ///
     /// The stream is polled on the connection's thread within the daemon's
@@ -234,6 +255,17 @@ where
             }
         }
         Fill::Full
+    }
+}
+
+/// An iterator as a stream whose items are always ready (boxed, so that
+/// any iterator is `Unpin`).
+struct ReadyIter<I>(Box<I>);
+
+impl<I: Iterator> Stream for ReadyIter<I> {
+    type Item = I::Item;
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<I::Item>> {
+        Poll::Ready(self.0.next())
     }
 }
 
