@@ -46,7 +46,7 @@ use crate::handler::ApiError;
 ///
 /// let events: Hub<String> = Hub::new(64);
 /// let hub = events.clone();
-/// let appd = Appd::builder()
+/// let appd = Appd::new()
 ///     // Computed on demand, from an iterator.
 ///     .api("count(n)", |n: u64| Items::from_iter(0..n))
 ///     // Whatever is published from now on.
@@ -77,6 +77,9 @@ impl<T: Serialize + Send + 'static> Items<T> {
     /// current `next` returns; until then the connection does not take its
     /// next request. For items that wait on events, a [`channel`] or a
     /// [`Hub`] ends at once instead.
+    // Not `FromIterator`: that trait takes any iterator, and this one must
+    // be `Send + 'static` to run on a thread of its own.
+    #[allow(clippy::should_implement_trait)]
     pub fn from_iter<I>(iter: I) -> Self
     where
         I: IntoIterator<Item = T>,

@@ -86,9 +86,10 @@ fn async_streams_through_the_async_client() {
             got.push(i.unwrap());
         }
         assert_eq!(got, (0..10).collect::<Vec<_>>());
-        let mut items = s.stream::<u64>("count", (u64::MAX,)).await.unwrap();
-        assert_eq!(items.next().await.unwrap().unwrap(), 0);
-        drop(items);
+        {
+            let mut items = s.stream::<u64>("count", (u64::MAX,)).await.unwrap();
+            assert_eq!(items.next().await.unwrap().unwrap(), 0);
+        } // Dropped before the end: the next call cancels it first.
         assert_eq!(s.commit::<u64>("echo", (7,)).await.unwrap(), 7);
     });
 }

@@ -92,6 +92,7 @@ mod tests {
                 params: vec![p(Some("arg"), "Value", false)],
                 returns: "Value".into(),
                 doc: "Returns its argument.".into(),
+                stream: false,
             },
             EndpointInfo {
                 name: "greet".into(),
@@ -101,18 +102,21 @@ mod tests {
                 ],
                 returns: "String".into(),
                 doc: "Greets.\nPolitely.".into(),
+                stream: false,
             },
             EndpointInfo {
                 name: "mul".into(),
                 params: vec![p(None, "u8", false), p(None, "u8", false)],
                 returns: "u16".into(),
                 doc: String::new(),
+                stream: false,
             },
             EndpointInfo {
                 name: "status".into(),
                 params: vec![],
                 returns: "String".into(),
                 doc: String::new(),
+                stream: false,
             },
         ];
         let expected = "\
