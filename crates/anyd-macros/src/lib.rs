@@ -128,7 +128,8 @@ mod typename;
 /// A method returns any `Serialize` value, or `Result<T, E>` where `E`
 /// implements `anyd::ApiError` (derive it with [`macro@ApiError`]):
 /// an `Err` reaches the caller as an error with `E`'s kind and message.
-/// Up to 10 parameters, `Peer` included.
+/// A method that returns `anyd::Items<T>` streams (see [Streaming
+/// methods](#streaming-methods)). Up to 10 parameters, `Peer` included.
 ///
 /// The doc comment, the parameter names and types (as written, less module
 /// paths) and the result type are what `anyd.endpoints` shows.
@@ -151,7 +152,8 @@ mod typename;
 /// String`), so that calls type-check against the daemon exactly; it
 /// returns `anyd::Result<T>` where `T` is the `Ok` type of the method's
 /// result (seen through any type named `Result`: `io::Result<T>` works; an
-/// alias by another name is taken as the value type). Because those names
+/// alias by another name is taken as the value type), or the items of a
+/// streaming method (below). Because those names
 /// belong to the clients, an endpoint method cannot be called `connect`,
 /// `connect_with`, `from_session`, `into_session` or `end_session`;
 /// rename the method and keep the endpoint name with
@@ -159,6 +161,93 @@ mod typename;
 ///
 /// One `#[anyd::api]` block per type (it implements `Api` and names the
 /// clients after the type).
+///
+/// # Streaming methods
+///
+/// A method that returns `Items<T>` (`anyd::Items`), or a `Result` of one
+/// (`Result<Items<T>, E>`, `io::Result<Items<T>>`), sync or `async`, is a
+/// streaming endpoint: the caller gets the items as the daemon produces
+/// them, then the end. `Items` says where they come from: an iterator, an
+/// async stream, a channel that a producer feeds, or a `Hub` that
+/// publishes to every subscriber. An `Err` refuses the call before any
+/// item; an error during the stream ends it. `anyd.endpoints` shows the
+/// endpoint with `stream: true` and `T` as its result.
+///
+/// Its client methods give the items of type `T` instead of one value:
+///
+/// - the blocking client's returns `anyd::Result<anyd::ItemIter<'_, T>>`,
+///   an iterator of `anyd::Result<T>`;
+/// - the async client's returns `anyd::Result<anyd::ItemStream<'_, T>>`,
+///   read with its `next().await` (it is also a `futures_core::Stream`).
+///
+/// A refused call comes as the iterator's only item, an error. The
+/// iterator borrows the client; dropping it before the end cancels the
+/// stream (the daemon drops its producer), and the client serves calls
+/// again.
+///
+/// The macro tells a streaming method by its return type as written: a
+/// path whose last segment is `Items` with one type argument, itself or as
+/// the first argument of a type named `Result`. So `Items<T>` behind an
+/// alias of another name is a compile error (its clients would call it as
+/// a plain endpoint), and so is a type of the user's named `Items` (import
+/// it under another name to return it as one value).
+///
+/// ```no_run
+/// use anyd::{Hub, Items};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// pub enum Event {
+///     Up { tunnel: String },
+///     Down { tunnel: String },
+/// }
+///
+/// pub struct Tunnels {
+///     events: Hub<Event>,
+/// }
+///
+/// #[anyd::api]
+/// impl Tunnels {
+///     /// Brings `tunnel` up, and tells the watchers.
+///     fn up(&self, tunnel: String) {
+///         self.events.publish(Event::Up { tunnel });
+///     }
+///
+///     /// Every change from now on.
+///     fn watch(&self) -> Items<Event> {
+///         self.events.subscribe()
+///     }
+///
+///     /// The lines of a tunnel's log, read as the client takes them; a
+///     /// log that cannot be opened refuses the call.
+///     async fn log(&self, tunnel: String) -> std::io::Result<Items<String>> {
+///         use std::io::BufRead;
+///         let file = std::fs::File::open(format!("/var/log/tunnels/{tunnel}.log"))?;
+///         Ok(Items::try_from_iter(std::io::BufReader::new(file).lines()))
+///     }
+/// }
+///
+/// fn main() -> anyd::Result<()> {
+///     if std::env::args().nth(1).as_deref() == Some("serve") {
+///         let tunnels = Tunnels { events: Hub::new(64) };
+///         return anyd::Appd::new()
+///             .mount(tunnels)
+///             .bind("unix:/run/tunnels.sock")?
+///             .serve();
+///     }
+///     let mut tunnels = TunnelsClient::connect("unix:/run/tunnels.sock")?;
+///     for line in tunnels.log("wg0".into())? {
+///         println!("{}", line?);
+///     }
+///     // The first change, then the stream is cancelled as the
+///     // iterator is dropped.
+///     if let Some(event) = tunnels.watch()?.next() {
+///         println!("{:?}", event?);
+///     }
+///     tunnels.up("wg0".into())?;
+///     tunnels.end_session()
+/// }
+/// ```
 ///
 /// # Options
 ///
@@ -282,17 +371,55 @@ mod tests {
                     /// Doc.
                     fn status(&self, a: Option<String>, peer: &Peer) -> Result<u8, E> { todo!() }
                     async fn later(&self) -> u8 { 1 }
+                    fn feed(&self) -> Result<Items<u8>, E> { todo!() }
                 }
             },
         )
         .to_string();
         assert!(out.contains(":: my_anyd :: Api"), "{out}");
+        assert!(out.contains(":: my_anyd :: ItemIter"), "{out}");
+        assert!(out.contains(":: my_anyd :: ItemStream"), "{out}");
         let bare = out
             .match_indices("anyd ::")
             .filter(|(i, _)| !out[..*i].ends_with("my_"))
             .count();
         assert_eq!(bare, 0, "{out}");
         assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    /// A method returning `Items<T>`, directly or in a `Result`, gets
+    /// client methods that stream `T`; one returning another type calls
+    /// `commit` as before.
+    #[test]
+    fn streaming_methods_get_streaming_client_methods() {
+        let out = expand_api(
+            quote!(),
+            quote! {
+                impl Feed {
+                    fn count(&self, n: u64) -> Items<u64> { todo!() }
+                    async fn watch(&self) -> Result<anyd::Items<Event>, E> { todo!() }
+                    fn items(&self) -> Vec<Items> { todo!() }
+                }
+            },
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        for expected in [
+            "fn count (& mut self , n : u64) -> :: anyd :: Result < :: anyd :: ItemIter < '_ , u64 >>",
+            ":: anyd :: ClientSession :: stream :: < u64 > (& mut self . session , \"count\" , (n ,))",
+            "async fn count (& mut self , n : u64) -> :: anyd :: Result < :: anyd :: ItemStream < '_ , u64 >>",
+            ":: anyd :: AsyncClientSession :: stream :: < Event > (& mut self . session , \"watch\" , ()) . await",
+            ":: anyd :: __private :: stream_item :: < Event > ()",
+            ":: anyd :: __private :: stream_items :: < anyd :: Items < Event > > ()",
+            ":: anyd :: ClientSession :: commit :: < Vec < Items > >",
+        ] {
+            assert!(out.contains(expected), "{expected}\n{out}");
+        }
+        assert_eq!(
+            out.matches("ClientSession :: stream ::").count(),
+            4,
+            "{out}"
+        );
     }
 
     #[test]

@@ -128,8 +128,12 @@ pub(crate) struct Endpoint {
     /// The declared return type; `None` for `()`.
     pub(crate) output: Option<Type>,
     /// What the client returns in `Ok`: `T` from `Result<T, E>`, or the
-    /// declared type.
+    /// declared type; `Items<T>` for a stream, whose clients return its
+    /// items instead (see `stream`).
     pub(crate) reply: Type,
+    /// When the method streams (its `reply` is `Items<T>`): the stream's
+    /// types.
+    pub(crate) stream: Option<Stream>,
     /// `E` when the method returns `Result<T, E>`, spelled so.
     pub(crate) error: Option<Type>,
     /// The method's name, where type errors about it are reported.
@@ -137,6 +141,15 @@ pub(crate) struct Endpoint {
     /// `#[api(allow(...))]`: who may call it, on top of the daemon-wide
     /// rule; empty when anyone the daemon admits may.
     pub(crate) allow: Vec<AllowRule>,
+}
+
+/// The types of a streaming method's `Items<T>`.
+pub(crate) struct Stream {
+    /// `Items<T>` as written (`anyd::Items<Event>`), where a type named
+    /// `Items` that is not the runtime's is reported.
+    pub(crate) items: Type,
+    /// `T`, what the clients decode each item into.
+    pub(crate) item: Type,
 }
 
 /// One rule inside `#[api(allow(...))]`; several are alternatives.
@@ -524,6 +537,10 @@ impl Endpoint {
             params,
             error: output.as_ref().and_then(err_type).cloned(),
             output,
+            stream: item_type(&reply).map(|item| Stream {
+                items: reply.clone(),
+                item: item.clone(),
+            }),
             reply,
             span: sig.ident.span(),
             allow: std::mem::take(&mut options.allow),
@@ -648,6 +665,26 @@ fn ok_type(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// `T` from `Items<T>`, `anyd::Items<T>`: any type whose last segment is
+/// `Items` with one type argument, so that the clients of a streaming
+/// method can be told from its signature alone. (The generated code checks
+/// that it is the runtime's `Items`; an alias by another name cannot be
+/// seen through, and the generated code refuses it too.)
+fn item_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Items" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match (args.args.len(), args.args.first()?) {
+        (1, GenericArgument::Type(t)) => Some(t),
+        _ => None,
+    }
+}
+
 /// `E` from `Result<T, E>` (two type arguments, so that an alias like
 /// `io::Result<T>` is left to the general check).
 fn err_type(ty: &Type) -> Option<&Type> {
@@ -723,6 +760,19 @@ mod tests {
         assert_eq!(ok("std::io::Result<u8>").as_deref(), Some("u8"));
         assert_eq!(ok("Status"), None);
         assert_eq!(ok("std::fmt::Result"), None);
+    }
+
+    #[test]
+    fn item_types() {
+        let item = |s: &str| {
+            let ty: Type = syn::parse_str(s).unwrap();
+            item_type(&ty).map(|t| quote::quote!(#t).to_string())
+        };
+        assert_eq!(item("Items<Event>").as_deref(), Some("Event"));
+        assert_eq!(item("anyd::Items<Vec<u8>>").as_deref(), Some("Vec < u8 >"));
+        assert_eq!(item("Items"), None);
+        assert_eq!(item("Items<'a, u8>"), None);
+        assert_eq!(item("Vec<Event>"), None);
     }
 
     #[test]

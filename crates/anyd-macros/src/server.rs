@@ -96,13 +96,25 @@ fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident) -> TokenStream {
         let ty = &p.ty;
         quote_spanned!(p.ty.span()=> #krate::__private::wire_param::<#ty>();)
     });
-    let reply_check = match (&e.output, &e.error) {
-        (Some(_), Some(error)) => {
+    let error_check = e
+        .error
+        .as_ref()
+        .map(|error| quote_spanned!(error.span()=> #krate::__private::reply_error::<#error>();));
+    let reply_check = match (&e.output, &e.stream) {
+        // A stream: `Items<T>` must be the runtime's and `T` serializable,
+        // each reported on the type as written.
+        (Some(_), Some(stream)) => {
+            let (items, item) = (&stream.items, &stream.item);
+            let items_check =
+                quote_spanned!(items.span()=> #krate::__private::stream_items::<#items>(););
+            let item_check =
+                quote_spanned!(item.span()=> #krate::__private::stream_item::<#item>(););
+            quote!(#items_check #item_check #error_check)
+        }
+        (Some(_), None) if e.error.is_some() => {
             let value = &e.reply;
             let value_check =
                 quote_spanned!(value.span()=> #krate::__private::reply_value::<#value>(););
-            let error_check =
-                quote_spanned!(error.span()=> #krate::__private::reply_error::<#error>(););
             quote!(#value_check #error_check)
         }
         (Some(ty), None) => quote_spanned!(ty.span()=> #krate::__private::reply::<_, #ty>();),

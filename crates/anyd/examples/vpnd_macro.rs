@@ -7,6 +7,7 @@
 //!
 //! # Or as two processes:
 //! cargo run -p anyd-ipc --example vpnd_macro -- serve unix:/tmp/vpnd.sock
+//! cargo run -p anyd-ipc --example vpnd_macro -- call unix:/tmp/vpnd.sock watch   # in another terminal
 //! cargo run -p anyd-ipc --example vpnd_macro -- call unix:/tmp/vpnd.sock connect /etc/vpn.json
 //! cargo run -p anyd-ipc --example vpnd_macro -- call unix:/tmp/vpnd.sock status
 //! cargo run -p anyd-ipc --example vpnd_macro -- call unix:/tmp/vpnd.sock disconnect
@@ -16,9 +17,10 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use anyd::{Appd, EndpointInfo, Peer};
+use anyd::{Appd, EndpointInfo, Hub, Items, Peer};
 use serde::{Deserialize, Serialize};
 
 /// What the daemon reports about the tunnel.
@@ -28,6 +30,15 @@ struct Status {
     config: Option<String>,
     /// How many times the tunnel came up since the daemon started.
     sessions: u64,
+}
+
+/// What `watch` streams: the tunnel's changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Event {
+    /// The tunnel came up with this config.
+    Connected { config: String },
+    /// The tunnel went down at the request of this uid.
+    Disconnected { by: Option<u32> },
 }
 
 /// The daemon's own errors; each reaches the client with its kind.
@@ -50,11 +61,22 @@ impl fmt::Display for VpnError {
 }
 
 /// One value serves every connection at once: its mutable state sits
-/// behind a lock and an atomic.
-#[derive(Default)]
+/// behind a lock and an atomic, and its watchers share a hub.
 struct Vpnd {
     config: Mutex<Option<String>>,
     sessions: AtomicU64,
+    events: Hub<Event>,
+}
+
+impl Default for Vpnd {
+    fn default() -> Self {
+        Vpnd {
+            config: Mutex::new(None),
+            sessions: AtomicU64::new(0),
+            // A watcher more than 64 changes behind is told it missed some.
+            events: Hub::new(64),
+        }
+    }
 }
 
 #[anyd::api]
@@ -72,8 +94,11 @@ impl Vpnd {
             )));
         }
         tracing::info!(config_path, mtu = mtu.unwrap_or(1420), "tunnel up");
-        *self.config.lock().unwrap() = Some(config_path);
+        *self.config.lock().unwrap() = Some(config_path.clone());
         self.sessions.fetch_add(1, Ordering::Relaxed);
+        self.events.publish(Event::Connected {
+            config: config_path,
+        });
         Ok(self.status())
     }
 
@@ -85,6 +110,7 @@ impl Vpnd {
         let was_up = self.config.lock().unwrap().take().is_some();
         if was_up {
             tracing::info!(uid = ?peer.uid(), "tunnel down");
+            self.events.publish(Event::Disconnected { by: peer.uid() });
             Ok(self.status())
         } else {
             Err(VpnError::NotConnected)
@@ -99,6 +125,13 @@ impl Vpnd {
             config,
             sessions: self.sessions.load(Ordering::Relaxed),
         }
+    }
+
+    /// Every change of the tunnel from now on, as it happens.
+    // Returning `Items` makes it a streaming endpoint: the typed client's
+    // `watch` gives an iterator of events.
+    fn watch(&self) -> Items<Event> {
+        self.events.subscribe()
     }
 }
 
@@ -118,7 +151,7 @@ fn main() -> Main {
         [] => demo(),
         ["serve", address] => Ok(Appd::new().mount(Vpnd::default()).bind(*address)?.serve()?),
         ["call", address, rest @ ..] => call(address, rest),
-        _ => Err("usage: vpnd_macro [serve ADDRESS | call ADDRESS connect PATH | status | disconnect | endpoints]".into()),
+        _ => Err("usage: vpnd_macro [serve ADDRESS | call ADDRESS connect PATH | status | disconnect | watch | endpoints]".into()),
     }
 }
 
@@ -129,6 +162,20 @@ fn call(address: &str, what: &[&str]) -> Main {
         ["connect", path] => println!("{:?}", vpn.up((*path).to_owned(), None)?),
         ["status"] => println!("{:?}", vpn.status()?),
         ["disconnect"] => println!("{:?}", vpn.disconnect()?),
+        ["watch"] => {
+            // Until Ctrl-C, or the daemon stops: its streams then end with
+            // a `Shutdown` error, and the connection with them.
+            for event in vpn.watch()? {
+                match event {
+                    Ok(event) => println!("{event:?}"),
+                    Err(e) if e.remote().is_some_and(|r| r.kind == "Shutdown") => {
+                        println!("the daemon stopped");
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
         ["endpoints"] => {
             let mut session = vpn.into_session();
             let endpoints: Vec<EndpointInfo> = session.commit("anyd.endpoints", ())?;
@@ -140,7 +187,11 @@ fn call(address: &str, what: &[&str]) -> Main {
                     .collect();
                 let doc = e.doc.replace('\n', "\n    ");
                 let params = params.join(", ");
-                println!("{}({params}) -> {}\n    {doc}", e.name, e.returns);
+                let returns = match e.stream {
+                    true => format!("stream of {}", e.returns),
+                    false => e.returns,
+                };
+                println!("{}({params}) -> {returns}\n    {doc}", e.name);
             }
             return Ok(());
         }
@@ -155,11 +206,19 @@ fn call(address: &str, what: &[&str]) -> Main {
 fn demo() -> Main {
     let path = std::env::temp_dir().join(format!("vpnd_macro-{}.sock", std::process::id()));
     let address = format!("unix:{}", path.display());
+    // Mounted by `Arc`: the demo keeps a handle on the daemon's hub.
+    let vpnd = Arc::new(Vpnd::default());
     let running = Appd::new()
-        .mount(Vpnd::default())
+        .mount(Arc::clone(&vpnd))
         .bind(&*address)?
         .spawn()?;
     println!("serving on {address}");
+
+    // A watcher first, so that its stream has the changes the calls below
+    // make.
+    let mut watcher = VpndClient::connect(&*address)?;
+    let mut events = watcher.watch()?;
+    until_watched(&vpnd)?;
 
     for what in [
         &["endpoints"][..],
@@ -171,6 +230,16 @@ fn demo() -> Main {
         call(&address, what)?;
     }
 
+    println!("> watch (what the watcher saw meanwhile)");
+    for _ in 0..2 {
+        println!("{:?}", events.next().ok_or("the stream ended early")??);
+    }
+    // Dropping the iterator cancels the stream: the daemon drops its
+    // subscriber, and the client serves calls again.
+    drop(events);
+    println!("{:?}", watcher.status()?);
+    watcher.end_session()?;
+
     // Errors arrive with their kinds.
     let mut vpn = VpndClient::connect(&*address)?;
     for result in [vpn.disconnect(), vpn.up("/etc/vpn.yaml".into(), Some(1280))] {
@@ -181,5 +250,19 @@ fn demo() -> Main {
     }
     vpn.end_session()?;
     running.shutdown()?;
+    Ok(())
+}
+
+/// Waits until the daemon has subscribed a watcher. A client cannot tell:
+/// a stream's first frame is its first item, and this one has none until
+/// something changes. The daemon's hub counts its subscribers.
+fn until_watched(vpnd: &Vpnd) -> Main {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while vpnd.events.subscribers() == 0 {
+        if Instant::now() > deadline {
+            return Err("the watcher was not subscribed within 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
     Ok(())
 }

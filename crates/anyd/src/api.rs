@@ -56,15 +56,19 @@ pub mod __private {
     use serde::Serialize;
 
     use super::{FromCall, IntoReply};
-    use crate::handler::ApiError;
+    use crate::handler::{ApiError, Fallible, Plain};
+    use crate::items::Items;
 
     /// Placed by `#[anyd::api]` on each parameter type, with the type's
     /// span, so that a type that cannot be decoded from a request is
     /// reported on the user's parameter rather than on generated code.
     pub fn wire_param<T: FromCall>() {}
 
-    /// The same for the return type.
-    pub fn reply<M, R: IntoReply<M>>() {}
+    /// The same for the return type of a method that does not stream.
+    /// `M: Unary` refuses a stream the macro could not see (`Items<T>`
+    /// behind an alias): its typed clients would call it as a plain
+    /// endpoint and fail at run time.
+    pub fn reply<M: Unary, R: IntoReply<M>>() {}
 
     /// The same for the two sides of a `Result<T, E>` return type, each
     /// reported on its own.
@@ -72,4 +76,33 @@ pub mod __private {
 
     /// See [`reply_value`].
     pub fn reply_error<E: ApiError>() {}
+
+    /// The `IntoReply` markers of values sent as one reply: see [`reply`].
+    #[diagnostic::on_unimplemented(
+        message = "this method streams, but its return type is not written `Items<T>`",
+        label = "`anyd::Items` under another name",
+        note = "`#[anyd::api]` tells a streaming method by its return type, to give its typed clients an iterator of items: write `Items<T>` or `Result<Items<T>, E>`, not an alias"
+    )]
+    pub trait Unary {}
+    impl Unary for Plain {}
+    impl Unary for Fallible {}
+
+    /// Placed on the `Items<T>` of a streaming method (one whose return
+    /// type, or its `Ok` type, is named `Items`), so that another type of
+    /// that name is reported there rather than taken for a stream.
+    pub fn stream_items<I: StreamItems>() {}
+
+    /// Placed on the item type `T` of a streaming method: what each item
+    /// needs, checked on `T` itself so that the error names the user's
+    /// type (through `Items<T>` it would name the handler).
+    pub fn stream_item<T: Serialize + Send + 'static>() {}
+
+    /// Implemented by [`Items`] alone: see [`stream_items`].
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not `anyd::Items`, but `#[anyd::api]` takes a method returning a type named `Items` for a stream",
+        label = "not `anyd::Items`",
+        note = "return `anyd::Items<T>` to stream, or rename the type (or import it under another name) to send it as one value"
+    )]
+    pub trait StreamItems {}
+    impl<T> StreamItems for Items<T> {}
 }

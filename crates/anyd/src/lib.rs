@@ -37,7 +37,9 @@
 //! Larger daemons declare their API as an `impl` block with
 //! [`#[anyd::api]`](macro@api), which also generates a typed client
 //! (blocking and async); their errors get a kind with
-//! [`#[derive(ApiError)]`](derive@ApiError).
+//! [`#[derive(ApiError)]`](derive@ApiError). A method that returns
+//! [`Items`] streams, and its typed client methods give the items as an
+//! [`ItemIter`] or an [`ItemStream`].
 //!
 //! Three things are named *api*, for the two ways of declaring
 //! endpoints: the attribute [`#[anyd::api]`](macro@api) on an `impl`

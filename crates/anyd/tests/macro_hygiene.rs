@@ -25,6 +25,12 @@ struct Result;
 struct Ok;
 #[allow(dead_code)]
 struct Allow;
+#[allow(dead_code)]
+struct Items;
+#[allow(dead_code)]
+struct ItemIter;
+#[allow(dead_code)]
+struct ItemStream;
 
 #[derive(::std::fmt::Debug, my_anyd::ApiError)]
 #[api_error(crate = "my_anyd", kind = "HygieneError")]
@@ -57,6 +63,20 @@ impl Hygienic {
         let _ = self_;
         ::std::result::Result::Err(Failure)
     }
+
+    /// A fallible stream, with the runtime's `Items` by path.
+    fn count(&self, n: u8) -> ::std::result::Result<my_anyd::Items<u8>, Failure> {
+        match n {
+            0 => ::std::result::Result::Err(Failure),
+            n => ::std::result::Result::Ok(my_anyd::Items::from_iter(0..n)),
+        }
+    }
+
+    /// An async stream.
+    async fn repeat(&self, word: ::std::string::String) -> my_anyd::Items<::std::string::String> {
+        let words: [::std::string::String; 2] = [::std::clone::Clone::clone(&word), word];
+        my_anyd::Items::from_iter(words)
+    }
 }
 
 #[::std::prelude::v1::test]
@@ -82,6 +102,23 @@ fn expands_without_prelude_and_with_the_crate_renamed() {
     ::std::assert!(::std::matches!(echoed.as_deref(), Fine("hi")));
     let e = client.fail(1).unwrap_err();
     ::std::assert_eq!(e.remote().unwrap().kind, "HygieneError");
+    let counted: ::std::vec::Vec<u8> =
+        ::std::iter::Iterator::collect::<my_anyd::Result<_>>(client.count(3).unwrap()).unwrap();
+    ::std::assert_eq!(counted, [0, 1, 2]);
+    let mut refused = client.count(0).unwrap();
+    let e = ::std::iter::Iterator::next(&mut refused)
+        .unwrap()
+        .unwrap_err();
+    ::std::assert_eq!(e.remote().unwrap().kind, "HygieneError");
+    ::std::mem::drop(refused);
+    let repeated: ::std::vec::Vec<::std::string::String> =
+        ::std::iter::Iterator::collect::<my_anyd::Result<_>>(
+            client
+                .repeat(::std::string::ToString::to_string("hi"))
+                .unwrap(),
+        )
+        .unwrap();
+    ::std::assert_eq!(repeated, ["hi", "hi"]);
     client.end_session().unwrap();
     running.shutdown().unwrap();
 }

@@ -38,7 +38,7 @@ const CAPACITY: usize = 64 * 1024;
 /// ```
 /// use anyd::{Appd, Items};
 ///
-/// let appd = Appd::builder().api("progress()", || {
+/// let appd = Appd::new().api("progress()", || {
 ///     let (tx, items) = anyd::channel();
 ///     std::thread::spawn(move || {
 ///         for percent in (0..=100).step_by(20) {

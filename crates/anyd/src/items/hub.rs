@@ -37,7 +37,7 @@ use crate::error::RemoteError;
 /// struct Event { tunnel: String, up: bool }
 ///
 /// let events = Hub::new(256);
-/// let appd = Appd::builder().api("watch()", {
+/// let appd = Appd::new().api("watch()", {
 ///     let events = events.clone();
 ///     move || events.subscribe()
 /// });

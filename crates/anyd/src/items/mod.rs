@@ -46,7 +46,7 @@ use crate::handler::ApiError;
 ///
 /// let events: Hub<String> = Hub::new(64);
 /// let hub = events.clone();
-/// let appd = Appd::builder()
+/// let appd = Appd::new()
 ///     // Computed on demand, from an iterator.
 ///     .api("count(n)", |n: u64| Items::from_iter(0..n))
 ///     // Whatever is published from now on.

@@ -1,7 +1,8 @@
 //! `#[anyd::api]` end to end: a daemon declared as an impl block, served on
 //! a temporary socket, called through the generated blocking and async
 //! clients and through a plain `ClientSession` (keywords, omitted options),
-//! with derived error kinds and introspection.
+//! with derived error kinds and introspection; streaming methods through
+//! both typed clients.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyd::{
-    ApiError as _, Appd, ClientOptions, ClientSession, Codec, EndpointInfo, Error, Peer,
-    RemoteError, Running,
+    ApiError as _, Appd, ClientOptions, ClientSession, Codec, EndpointInfo, Error, Hub, Items,
+    Peer, RemoteError, Running,
 };
 use serde::{Deserialize, Serialize};
 
@@ -583,4 +584,240 @@ fn debug_output_never_shows_the_authkey() {
     });
     // Without a key, Debug says so.
     assert!(format!("{:?}", ClientOptions::new()).contains("authkey: None"));
+}
+
+/// What `Feed::watch` streams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Event {
+    tunnel: String,
+    up: bool,
+}
+
+/// Streaming endpoints, one of each kind, beside a unary one.
+struct Feed {
+    events: Hub<Event>,
+}
+
+#[anyd::api]
+impl Feed {
+    /// The numbers from `from`, below `to` (or without end).
+    fn count(&self, from: u64, to: Option<u64>) -> Items<u64> {
+        Items::from_iter(from..to.unwrap_or(u64::MAX))
+    }
+
+    /// Every event published from now on.
+    async fn watch(&self) -> anyd::Items<Event> {
+        tokio::task::yield_now().await;
+        self.events.subscribe()
+    }
+
+    /// `n` ticks from a producer thread; no ticks at all is refused
+    /// before the stream starts.
+    async fn ticks(&self, n: u32) -> Result<Items<u32>, VpnError> {
+        if n == 0 {
+            return Err(VpnError::BadConfig("no ticks".into()));
+        }
+        let (tx, items) = anyd::channel();
+        std::thread::spawn(move || {
+            for i in 0..n {
+                if tx.send(i).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(items)
+    }
+
+    /// The lines of a file; a file that cannot be read is refused.
+    fn lines(&self, path: std::path::PathBuf) -> std::io::Result<Items<String>> {
+        let text = std::fs::read_to_string(path)?;
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        Ok(Items::from_iter(lines))
+    }
+
+    /// Not a stream.
+    fn echo(&self, word: String) -> String {
+        word
+    }
+}
+
+fn feed() -> (Arc<Feed>, Running, tempfile::TempDir) {
+    let feed = Arc::new(Feed {
+        events: Hub::new(16),
+    });
+    let (d, dir) = start(Appd::new().mount(Arc::clone(&feed)));
+    (feed, d, dir)
+}
+
+fn event(tunnel: &str, up: bool) -> Event {
+    Event {
+        tunnel: tunnel.into(),
+        up,
+    }
+}
+
+#[test]
+fn streaming_methods_through_the_blocking_client() {
+    let (feed, d, _dir) = feed();
+    let mut client = FeedClient::connect_with(d.address(), options()).unwrap();
+
+    let counted: Vec<u64> = client
+        .count(3, Some(8))
+        .unwrap()
+        .collect::<anyd::Result<_>>()
+        .unwrap();
+    assert_eq!(counted, [3, 4, 5, 6, 7]);
+    let ticks: Vec<u32> = client
+        .ticks(4)
+        .unwrap()
+        .collect::<anyd::Result<_>>()
+        .unwrap();
+    assert_eq!(ticks, [0, 1, 2, 3]);
+
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "one\ntwo\n").unwrap();
+    let lines: Vec<String> = client
+        .lines(file.path().to_owned())
+        .unwrap()
+        .collect::<anyd::Result<_>>()
+        .unwrap();
+    assert_eq!(lines, ["one", "two"]);
+
+    // Refused before the stream starts: the error is the only item.
+    let mut refused = client.ticks(0).unwrap();
+    let e = remote(refused.next().unwrap().unwrap_err());
+    assert_eq!(
+        (e.kind.as_str(), e.message.as_str()),
+        ("ValueError", "bad config: no ticks")
+    );
+    assert!(refused.next().is_none());
+    drop(refused);
+    let mut refused = client.lines("/nonexistent/vpn.log".into()).unwrap();
+    assert_eq!(
+        remote(refused.next().unwrap().unwrap_err()).kind,
+        "FileNotFoundError"
+    );
+    assert!(refused.next().is_none());
+    drop(refused);
+
+    let mut events = client.watch().unwrap();
+    // Subscribed once the hub counts it: what is published from then on
+    // reaches the client.
+    anyd_testkit::process::wait_until("a subscriber", || feed.events.subscribers() == 1);
+    feed.events.publish(event("wg0", true));
+    feed.events.publish(event("wg0", false));
+    assert_eq!(events.next().unwrap().unwrap(), event("wg0", true));
+    assert_eq!(events.next().unwrap().unwrap(), event("wg0", false));
+    drop(events);
+    anyd_testkit::process::wait_until("no subscriber", || feed.events.subscribers() == 0);
+
+    assert_eq!(client.echo("after".into()).unwrap(), "after");
+    client.end_session().unwrap();
+}
+
+#[test]
+fn a_typed_stream_dropped_mid_way_is_cancelled_and_the_client_goes_on() {
+    let (feed, d, _dir) = feed();
+    let mut client = FeedClient::connect_with(d.address(), options()).unwrap();
+
+    // Without end: only a cancel stops it.
+    let mut numbers = client.count(0, None).unwrap();
+    assert_eq!(numbers.next().unwrap().unwrap(), 0);
+    assert_eq!(numbers.next().unwrap().unwrap(), 1);
+    drop(numbers);
+    assert_eq!(client.echo("next".into()).unwrap(), "next");
+
+    // A quiet stream: the daemon drops its subscriber.
+    let events = client.watch().unwrap();
+    anyd_testkit::process::wait_until("a subscriber", || feed.events.subscribers() == 1);
+    drop(events);
+    anyd_testkit::process::wait_until("no subscriber", || feed.events.subscribers() == 0);
+    assert_eq!(client.echo("again".into()).unwrap(), "again");
+    client.end_session().unwrap();
+}
+
+#[test]
+fn streaming_methods_through_the_async_client() {
+    let (feed, d, _dir) = feed();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for codec in [Codec::MsgPack, Codec::Json] {
+            let mut client = FeedAsyncClient::connect_with(d.address(), options().codec(codec))
+                .await
+                .unwrap();
+            let mut counted = Vec::new();
+            let mut numbers = client.count(3, Some(6)).await.unwrap();
+            while let Some(n) = numbers.next().await {
+                counted.push(n.unwrap());
+            }
+            assert_eq!(counted, [3, 4, 5]);
+
+            let mut refused = client.ticks(0).await.unwrap();
+            let e = remote(refused.next().await.unwrap().unwrap_err());
+            assert_eq!(e.kind, "ValueError");
+            assert!(refused.next().await.is_none());
+
+            {
+                let mut events = client.watch().await.unwrap();
+                // The client's runtime is this thread's: wait on another.
+                let hub = feed.events.clone();
+                tokio::task::spawn_blocking(move || {
+                    anyd_testkit::process::wait_until("a subscriber", || hub.subscribers() == 1)
+                })
+                .await
+                .unwrap();
+                feed.events.publish(event("wg1", true));
+                assert_eq!(events.next().await.unwrap().unwrap(), event("wg1", true));
+            }
+            // Dropped mid-way: the next call cancels it first. The daemon
+            // drops the subscriber before it reads that call, so it is gone
+            // by the reply.
+            assert_eq!(client.echo("after".into()).await.unwrap(), "after");
+            assert_eq!(feed.events.subscribers(), 0);
+            {
+                let mut numbers = client.count(0, None).await.unwrap();
+                assert_eq!(numbers.next().await.unwrap().unwrap(), 0);
+            }
+            assert_eq!(client.echo("again".into()).await.unwrap(), "again");
+            client.end_session().await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn introspection_marks_streaming_methods_with_their_item_type() {
+    let (_feed, d, _dir) = feed();
+    let mut s = ClientSession::connect_with(d.address(), options()).unwrap();
+    let eps: Vec<EndpointInfo> = s.commit("anyd.endpoints", ()).unwrap();
+    let shown: Vec<(&str, &str, bool)> = eps
+        .iter()
+        .map(|e| (e.name.as_str(), e.returns.as_str(), e.stream))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("count", "u64", true),
+            ("watch", "Event", true),
+            ("ticks", "u32", true),
+            ("lines", "String", true),
+            ("echo", "String", false),
+        ]
+    );
+    let count = &eps[0];
+    assert_eq!(
+        count.doc,
+        "The numbers from `from`, below `to` (or without end)."
+    );
+    let params: Vec<(&str, &str, bool)> = count
+        .params
+        .iter()
+        .map(|p| (p.name.as_deref().unwrap(), p.ty.as_str(), p.optional))
+        .collect();
+    assert_eq!(
+        params,
+        [("from", "u64", false), ("to", "Option<u64>", true)]
+    );
 }

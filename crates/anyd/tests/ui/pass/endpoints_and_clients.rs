@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use anyd::{Appd, Peer};
+use anyd::{Appd, Items, Peer};
 use serde::{Deserialize, Serialize};
 
 /// What `status` returns.
@@ -68,6 +68,19 @@ impl Vpnmd {
         std::fs::read(path)
     }
 
+    /// A stream, from an iterator.
+    fn numbers(&self, n: u64) -> Items<u64> {
+        Items::from_iter(0..n)
+    }
+
+    /// An async stream that may be refused before it starts.
+    async fn watch(&self, tunnel: Option<String>) -> Result<anyd::Items<Status>, VpnError> {
+        match tunnel {
+            Some(_) => Ok(Items::from_iter([Status { up: true }])),
+            None => Err(VpnError::NotConnected),
+        }
+    }
+
     /// Only with the `never` cfg.
     #[cfg(any())]
     fn hidden(&self) {}
@@ -101,6 +114,9 @@ pub fn blocking(address: &str) -> anyd::Result<()> {
     vpn.note("x".into())?;
     let _: u64 = vpn.count(1, None)?;
     let _: Vec<u8> = vpn.read("/etc/hostname".into())?;
+    let _: Vec<u64> = vpn.numbers(3)?.collect::<anyd::Result<_>>()?;
+    let watch: anyd::ItemIter<'_, Status> = vpn.watch(Some("wg0".into()))?;
+    drop(watch);
     vpn.end_session()
 }
 
@@ -111,6 +127,11 @@ pub async fn nonblocking(address: &str) -> anyd::Result<()> {
     let _: Status = vpn.up("/etc/vpn.json".into(), Some(2)).await?;
     let _: Status = vpn.disconnect().await?;
     let _: u64 = vpn.count(1, Some(Box::new(Vpnmd::new()))).await?;
+    let mut numbers: anyd::ItemStream<'_, u64> = vpn.numbers(3).await?;
+    while let Some(n) = numbers.next().await {
+        let _: u64 = n?;
+    }
+    let _: anyd::ItemStream<'_, Status> = vpn.watch(None).await?;
     let session = vpn.into_session();
     VpnmdAsyncClient::from_session(session).end_session().await
 }
