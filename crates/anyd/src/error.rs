@@ -189,6 +189,15 @@ impl Error {
     }
 }
 
+/// The message a panic carried, for the log.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_owned(),
+        (_, Some(s)) => s.clone(),
+        _ => "(no message)".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;
@@ -258,14 +267,5 @@ mod tests {
             .source()
             .and_then(|s| s.downcast_ref::<HandshakeError>())
             .is_some());
-    }
-}
-
-/// The message a panic carried, for the log.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(s), _) => (*s).to_owned(),
-        (_, Some(s)) => s.clone(),
-        _ => "(no message)".to_owned(),
     }
 }

@@ -77,6 +77,10 @@ impl<T: Serialize + Send + 'static> Items<T> {
     /// current `next` returns; until then the connection does not take its
     /// next request. For items that wait on events, a [`channel`] or a
     /// [`Hub`] ends at once instead.
+    // Not `FromIterator`: its `from_iter` cannot ask for the `Send +
+    // 'static` iterator that runs on a thread of its own, and collecting
+    // it first would end a stream before it starts.
+    #[allow(clippy::should_implement_trait)]
     pub fn from_iter<I>(iter: I) -> Self
     where
         I: IntoIterator<Item = T>,
