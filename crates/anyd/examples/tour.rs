@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyd::{
     ApiError, Appd, AsyncClientSession, ClientOptions, ClientSession, Codec, EndpointInfo, Error,
-    Peer, RemoteError, Value,
+    Hub, Items, Peer, RemoteError, Value,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const AUTHKEY: &[u8] = b"tour secret";
 
@@ -66,7 +66,16 @@ fn withdraw(amount: i64) -> Result<i64, BankError> {
     }
 }
 
-fn daemon() -> Appd {
+/// What `watch()` pushes: a withdrawal someone made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Withdrawal {
+    amount: i64,
+    balance: i64,
+}
+
+fn daemon(withdrawals: &Hub<Withdrawal>) -> Appd {
+    let published = withdrawals.clone();
+    let watched = withdrawals.clone();
     Appd::new()
         .api("echo(arg)", |arg: Value| arg)
         .doc("Returns its argument.")
@@ -79,8 +88,17 @@ fn daemon() -> Appd {
             },
         )
         .doc("An optional parameter may be left out.")
-        .api("withdraw(amount)", withdraw)
+        .api("withdraw(amount)", move |amount: i64| {
+            let balance = withdraw(amount)?;
+            // Pushed to every watcher; nobody waits for them.
+            published.publish(Withdrawal { amount, balance });
+            Ok::<i64, BankError>(balance)
+        })
         .doc("Fails with BankError when the balance is too low.")
+        .api("count(n)", |n: u64| Items::from_iter(0..n))
+        .doc("A stream: 0, 1, ... n-1, each sent as it is made.")
+        .api("watch()", move || watched.subscribe())
+        .doc("A stream: every withdrawal from now on, by anyone.")
         .api("slow()", || {
             // Plain blocking code: it holds up its own connection only.
             thread::sleep(SLOW);
@@ -143,7 +161,10 @@ fn main() -> anyd::Result<()> {
     step("start a daemon");
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("tour.sock");
-    let running = daemon().bind(format!("unix:{}", path.display()))?.spawn()?;
+    let withdrawals = Hub::new(16);
+    let running = daemon(&withdrawals)
+        .bind(format!("unix:{}", path.display()))?
+        .spawn()?;
     let address = running.address().clone();
     println!("   listening on {address} (authkey required)");
     assert!(path.exists(), "the socket file exists while serving");
@@ -246,22 +267,70 @@ fn main() -> anyd::Result<()> {
                 format!("{name}{opt}: {}", p.ty)
             })
             .collect();
+        let returns = if e.stream {
+            format!("stream of {}", e.returns)
+        } else {
+            e.returns.clone()
+        };
         println!(
-            "   {}({}) -> {}    {}",
+            "   {}({}) -> {returns}    {}",
             e.name,
             params.join(", "),
-            e.returns,
             e.doc
         );
     }
     let names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(
         names,
-        ["echo", "get_sum", "greet", "withdraw", "slow", "whoami", "crash"]
+        ["echo", "get_sum", "greet", "withdraw", "count", "watch", "slow", "whoami", "crash"]
     );
+    let streams: Vec<&str> = endpoints
+        .iter()
+        .filter(|e| e.stream)
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(streams, ["count", "watch"]);
     let pong: bool = s.commit("anyd.ping", ())?;
     show("anyd.ping()", &pong);
     assert!(pong);
+
+    step("streams: items as they come, a cancel, a push");
+    let items: Vec<u64> = s.stream("count", (5,))?.collect::<anyd::Result<_>>()?;
+    show("count(5)", &items);
+    assert_eq!(items, [0, 1, 2, 3, 4]);
+    // An endless stream, left after three items: the cancel reaches the
+    // daemon, which drops its iterator, and the session goes on.
+    let mut endless = s.stream::<u64>("count", (u64::MAX,))?;
+    let first: Vec<u64> = endless.by_ref().take(3).collect::<anyd::Result<_>>()?;
+    endless.cancel()?;
+    show("count(2**64 - 1), three items then cancelled", &first);
+    assert_eq!(first, [0, 1, 2]);
+    let r: i64 = s.commit("get_sum", (1, 1))?;
+    show("get_sum(1, 1), on the same session", &r);
+    assert_eq!(r, 2);
+    // A watcher on a session of its own sees what another client does.
+    let mut watcher = options.clone().connect(&address)?;
+    let mut events = watcher.stream::<Withdrawal>("watch", ())?;
+    // Subscribed once the hub counts the watcher: from then on, no
+    // withdrawal is missed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while withdrawals.subscribers() == 0 {
+        assert!(Instant::now() < deadline, "watch() did not subscribe");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let r: i64 = s.commit("withdraw", (25,))?;
+    show("withdraw(25)", &r);
+    let seen = events.next().expect("the stream goes on")?;
+    show("the watcher's next item", &seen);
+    assert_eq!(
+        seen,
+        Withdrawal {
+            amount: 25,
+            balance: 75
+        }
+    );
+    drop(events);
+    watcher.end_session()?;
 
     step("the same call in every codec");
     for codec in [Codec::MsgPack, Codec::Json, Codec::Pickle] {

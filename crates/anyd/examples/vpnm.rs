@@ -4,16 +4,33 @@
 //! vpnm [--address ADDR] status
 //! vpnm [--address ADDR] connect PROFILE
 //! vpnm [--address ADDR] disconnect PROFILE
+//! vpnm [--address ADDR] watch
 //! ```
 //!
+//! `watch` prints every tunnel brought up or torn down, by anyone, a line
+//! each as it happens, until Ctrl-C (the daemon sees the connection close
+//! and drops its watcher at once) or the daemon ends the stream.
+//!
 //! Exit status: 0 on success, 1 when the daemon refuses (the message says
-//! why), 2 for usage errors, 3 when the daemon cannot be reached.
+//! why) or ends a watch with an error, 2 for usage errors, 3 when the
+//! daemon cannot be reached.
 
 use std::collections::BTreeMap;
 
 use anyd::{ClientSession, Error, Value};
+use serde::Deserialize;
 
-const USAGE: &str = "usage: vpnm [--address ADDR] status | connect PROFILE | disconnect PROFILE";
+const USAGE: &str =
+    "usage: vpnm [--address ADDR] status | connect PROFILE | disconnect PROFILE | watch";
+
+/// One change, as `watch()` sends it.
+#[derive(Debug, Deserialize)]
+struct Event {
+    /// `up` or `down`.
+    change: String,
+    profile: String,
+    uid: Option<u32>,
+}
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,7 +40,7 @@ fn main() {
         args.drain(..2);
     }
     let (endpoint, params): (&str, Vec<String>) = match args.as_slice() {
-        [cmd] if cmd == "status" => ("status", vec![]),
+        [cmd] if cmd == "status" || cmd == "watch" => (cmd.as_str(), vec![]),
         [cmd, profile] if cmd == "connect" || cmd == "disconnect" => {
             (cmd.as_str(), vec![profile.clone()])
         }
@@ -32,23 +49,27 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let result = ClientSession::connect(address.as_str())
-        .and_then(|mut s| s.commit::<BTreeMap<String, Value>>(endpoint, params));
-    match result {
-        Ok(state) => {
-            let tunnels = match state.get("tunnels") {
-                Some(Value::Map(m)) => m.clone(),
-                _ => Vec::new(),
-            };
-            if tunnels.is_empty() {
-                println!("no tunnel is up");
-            }
-            for (name, _) in tunnels {
-                if let Value::Str(name) = name {
-                    println!("{name}: up");
-                }
+    let result = ClientSession::connect(address.as_str()).and_then(|mut s| {
+        if endpoint == "watch" {
+            return watch(&mut s);
+        }
+        let state = s.commit::<BTreeMap<String, Value>>(endpoint, params)?;
+        let tunnels = match state.get("tunnels") {
+            Some(Value::Map(m)) => m.clone(),
+            _ => Vec::new(),
+        };
+        if tunnels.is_empty() {
+            println!("no tunnel is up");
+        }
+        for (name, _) in tunnels {
+            if let Value::Str(name) = name {
+                println!("{name}: up");
             }
         }
+        Ok(())
+    });
+    match result {
+        Ok(()) => {}
         // What a daemon answers both for an endpoint it lacks and for one
         // its policy does not let this user call: it does not say which.
         Err(Error::Remote(e)) if e.kind == "NotImplementedError" => {
@@ -64,4 +85,19 @@ fn main() {
             std::process::exit(3);
         }
     }
+}
+
+/// Prints each change as the daemon pushes it: `office: up (uid 1000)`.
+/// Stdout is line-buffered, pipe or not, so each line is out at once.
+fn watch(s: &mut ClientSession) -> anyd::Result<()> {
+    for event in s.stream::<Event>("watch", ())? {
+        // An error ends the stream (the daemon shutting down, a watcher
+        // that fell behind): it is the last item.
+        let event = event?;
+        let who = event
+            .uid
+            .map_or_else(|| "uid unknown".to_owned(), |uid| format!("uid {uid}"));
+        println!("{}: {} ({who})", event.profile, event.change);
+    }
+    Ok(())
 }

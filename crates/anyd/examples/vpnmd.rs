@@ -1,14 +1,15 @@
 //! vpnmd: the shape of a privileged daemon, with harmless "privileged"
 //! work. It keeps the state of pretend VPN tunnels in a file; any local
-//! user may connect and ask for the status, only members of one group (and
-//! root) may change it: the socket is open to all (0666), and the daemon's
-//! policy, from the kernel's word on who is calling, decides what each
-//! caller may do. SIGHUP re-reads the state file. Its command-line client
-//! is `vpnm`.
+//! user may connect and ask for the status, or watch every change as it
+//! happens; only members of one group (and root) may change it: the socket
+//! is open to all (0666), and the daemon's policy, from the kernel's word
+//! on who is calling, decides what each caller may do. SIGHUP re-reads the
+//! state file. Its command-line client is `vpnm`.
 //!
 //! ```sh
 //! cargo run -p anyd-ipc --example vpnmd -- --address unix:/tmp/vpnmd.sock \
 //!     --state-dir /tmp/vpnmd --group vpn
+//! cargo run -p anyd-ipc --example vpnm -- --address unix:/tmp/vpnmd.sock watch &
 //! cargo run -p anyd-ipc --example vpnm -- --address unix:/tmp/vpnmd.sock connect office
 //! ```
 //!
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use anyd::{Allow, Appd, Peer, RemoteError};
+use anyd::{Allow, Appd, Hub, Items, Peer, RemoteError};
 use serde::{Deserialize, Serialize};
 
 /// What the daemon manages: one entry per tunnel that is up.
@@ -37,11 +38,35 @@ struct Tunnel {
     since: u64,
 }
 
+/// What `watch()` sends: one tunnel brought up or torn down.
+#[derive(Debug, Clone, Serialize)]
+struct Event {
+    /// `"up"` or `"down"`.
+    change: Change,
+    /// The tunnel's profile.
+    profile: String,
+    /// The uid that made the change, as the kernel reports the caller.
+    uid: Option<u32>,
+    /// Seconds since the epoch.
+    at: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Change {
+    Up,
+    Down,
+}
+
 struct Vpnmd {
     state_file: PathBuf,
     /// Calls run concurrently, one thread per client: the state file is
     /// read and written under this lock.
     lock: Mutex<()>,
+    /// Every change, to every watcher. Published under `lock`, so that
+    /// watchers see the changes in the order the state file went through
+    /// them.
+    events: Hub<Event>,
 }
 
 impl Vpnmd {
@@ -82,6 +107,28 @@ impl Vpnmd {
         self.load()
     }
 
+    /// Every change from now on, as it happens. Read-only, so anyone may
+    /// watch, as anyone may ask for the status. A watcher that falls more
+    /// than the hub's capacity behind gets a `Lagged` error and asks for
+    /// the status afresh.
+    fn watch(&self, peer: &Peer) -> Items<Event> {
+        let events = self.events.subscribe();
+        // Logged once subscribed: from here on, no change is missed.
+        tracing::info!(uid = ?peer.uid(), "watching");
+        events
+    }
+
+    /// Tells the watchers; called under `lock`, after the state file
+    /// holds the change.
+    fn publish(&self, change: Change, profile: String, peer: &Peer, at: u64) {
+        self.events.publish(Event {
+            change,
+            profile,
+            uid: peer.uid(),
+            at,
+        });
+    }
+
     fn connect(&self, profile: String, peer: &Peer) -> Result<State, RemoteError> {
         if profile.is_empty()
             || !profile
@@ -101,9 +148,7 @@ impl Vpnmd {
                 format!("{profile} is already up"),
             ));
         }
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let since = now();
         state.tunnels.insert(
             profile.clone(),
             Tunnel {
@@ -114,6 +159,7 @@ impl Vpnmd {
         self.store(&state)?;
         tracing::info!(profile, uid = ?peer.uid(), "tunnel up");
         let _ = anyd::systemd::notify_status(&format!("{} tunnel(s) up", state.tunnels.len()));
+        self.publish(Change::Up, profile, peer, since);
         Ok(state)
     }
 
@@ -129,8 +175,16 @@ impl Vpnmd {
         self.store(&state)?;
         tracing::info!(profile, uid = ?peer.uid(), "tunnel down");
         let _ = anyd::systemd::notify_status(&format!("{} tunnel(s) up", state.tunnels.len()));
+        self.publish(Change::Down, profile, peer, now());
         Ok(state)
     }
+}
+
+/// Seconds since the epoch.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 struct Options {
@@ -148,7 +202,7 @@ const USAGE: &str =
   --state-dir DIR   where the state file lives (default /var/lib/vpnmd)
   --group NAME      members of this group (and root) may connect and
                     disconnect; without it, only root may; anyone may
-                    ask for the status
+                    ask for the status and watch the changes
   --pid-file PATH   hold a locked pid file";
 
 fn options() -> Options {
@@ -198,15 +252,19 @@ fn main() -> anyd::Result<()> {
     let vpn = std::sync::Arc::new(Vpnmd {
         state_file: o.state_dir.join("state.json"),
         lock: Mutex::new(()),
+        // Changes are rare; a watcher this far behind has stopped reading.
+        events: Hub::new(256),
     });
     let changers = match &o.group {
         Some(g) => Allow::group(g.as_str()).or(Allow::root()),
         None => Allow::root(),
     };
-    let (v1, v2, v3, v4) = (vpn.clone(), vpn.clone(), vpn.clone(), vpn);
+    let (v1, v2, v3, v4, v5) = (vpn.clone(), vpn.clone(), vpn.clone(), vpn.clone(), vpn);
     let mut appd = Appd::new()
         .api("status()", move || v1.status())
         .doc("The tunnels that are up.")
+        .api("watch()", move |peer: Peer| v5.watch(&peer))
+        .doc("Every tunnel brought up or torn down from now on, by anyone, as it happens.")
         .api("connect(profile)", move |profile: String, peer: Peer| {
             v2.connect(profile, &peer)
         })

@@ -86,7 +86,7 @@ impl From<CodecArg> for anyd::Codec {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Call an endpoint and print its result as JSON.
+    /// Call an endpoint and print its result, or its stream's items, as JSON.
     #[command(
         long_about = "Call an endpoint and print its result as JSON: pretty on a terminal, \
             compact otherwise. An error reply is printed on stderr as `Kind: message` \
@@ -103,7 +103,20 @@ pub(crate) enum Command {
             Whatever the daemon sent is shown without control characters a terminal would \
             act on (escape sequences that retitle the window or clear the screen): JSON \
             writes them as \\u escapes, error messages and --raw on a terminal as \\x1b \
-            and the like. Only --raw into a pipe or a file writes the result as it came.",
+            and the like. Only --raw into a pipe or a file writes the result as it came.\n\n\
+            A streaming endpoint (`anydctl endpoints` marks it `stream of TYPE`) sends items \
+            rather than one result: each is printed as it arrives, as compact JSON on a line \
+            of its own (on a terminal too; --raw as for a result), and anydctl exits 0 when \
+            the stream ends. An error that ends the stream is printed on stderr as an error \
+            reply is (exit status 5). --count N stops after N items. Ctrl-C (SIGINT) or \
+            SIGTERM cancels the stream: the daemon is told and stops its producer, nothing \
+            more is printed, and the exit status is 130 (143 for SIGTERM); a second Ctrl-C \
+            ends anydctl at once. --timeout limits connecting and the first reply, not the \
+            wait between items, for which a quiet stream may take its time.\n\n\
+            How anydctl knows: it calls the endpoint for one reply first. A Rust anyd daemon \
+            refuses that call of a streaming endpoint with a TypeError before running \
+            anything; anydctl then asks anyd.endpoints whether the endpoint streams, and \
+            calls it for its stream if it does. --stream calls it for its stream at once.",
         after_help = CALL_EXAMPLES
     )]
     Call(CallArgs),
@@ -112,7 +125,9 @@ pub(crate) enum Command {
     #[command(
         long_about = "List a daemon's endpoints with their parameters, types and docs, \
             from its reserved endpoint anyd.endpoints. A parameter marked `?` may be left \
-            out. Python anyd daemons have no anyd.endpoints and cannot list their \
+            out. An endpoint that sends a stream of items rather than one result returns \
+            `stream of TYPE`, TYPE being the items' type (`anydctl call` prints them one a \
+            line). Python anyd daemons have no anyd.endpoints and cannot list their \
             endpoints; anydctl says so (exit status 5).",
         after_help = ENDPOINTS_EXAMPLES
     )]
@@ -202,6 +217,18 @@ pub(crate) struct CallArgs {
     /// file, the result is written exactly as the daemon sent it.
     #[arg(long)]
     pub(crate) raw: bool,
+
+    /// Call the endpoint for its stream of items at once, without the
+    /// first call for one reply that finds out whether it streams (a
+    /// round trip or two fewer). An endpoint that does not stream then
+    /// answers with a TypeError.
+    #[arg(long)]
+    pub(crate) stream: bool,
+
+    /// Stop after N items of a stream: the rest is cancelled and anydctl
+    /// exits 0. A result that is not a stream is printed as usual.
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: Option<u64>,
 }
 
 /// `anydctl endpoints`.
@@ -212,7 +239,8 @@ pub(crate) struct EndpointsArgs {
     pub(crate) address: Address,
 
     /// Print the list as JSON, for scripts: [{name, params: [{name, type,
-    /// optional}], returns, doc}].
+    /// optional}], returns, doc, stream}]; `stream` is true for an
+    /// endpoint that sends a stream of items, whose type `returns` is.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -338,6 +366,10 @@ pub(crate) const EXAMPLES: &[(&str, &str)] = &[
         "anydctl call --raw /run/app.sock status",
         "a string result without quotes",
     ),
+    (
+        "anydctl call --count 10 /run/vpnmd.sock watch",
+        "the first ten items of a stream, one JSON value a line",
+    ),
     ("anydctl endpoints /run/app.sock", "what the daemon offers"),
     ("anydctl ping -c 3 /run/app.sock", "three round trips"),
     (
@@ -358,7 +390,10 @@ const CALL_EXAMPLES: &str = "Examples:
   anydctl call /run/app.sock greet ann -k greeting=hi
   anydctl call /run/app.sock get_sum -1 2        get_sum(-1, 2) -> 1
   anydctl call /run/app.sock echo -- -x          after --, -x is an argument
-  anydctl call --raw /run/app.sock status        status text without quotes";
+  anydctl call --raw /run/app.sock status        status text without quotes
+  anydctl call /run/vpnmd.sock watch             each event as it comes, until Ctrl-C
+  anydctl call /run/app.sock count 100 -c 3      the first 3 items of a stream
+  anydctl call --stream /run/vpnmd.sock watch | jq -r .profile";
 
 const ENDPOINTS_EXAMPLES: &str = "Examples:
   anydctl endpoints /run/app.sock
@@ -387,7 +422,8 @@ fn after_help() -> String {
     }
     text.push_str("\nExit status:\n");
     for (exit, meaning) in Exit::DOCUMENTED {
-        text.push_str(&format!("  {}  {meaning}\n", exit.code()));
+        // Right-aligned, for 130 and 143 below the one-digit codes.
+        text.push_str(&format!("  {:>3}  {meaning}\n", exit.code()));
     }
     text.push_str("\nEnvironment:\n  ");
     text.push_str(ENVIRONMENT);

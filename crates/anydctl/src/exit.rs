@@ -27,11 +27,16 @@ pub(crate) enum Exit {
     Remote,
     /// A deadline passed.
     Timeout,
+    /// SIGINT (Ctrl-C) cancelled a stream: 128 + 2, as a shell reports a
+    /// command the signal ended, though anydctl ended it itself, cleanly.
+    Interrupted,
+    /// SIGTERM cancelled a stream: 128 + 15.
+    Terminated,
 }
 
 impl Exit {
     /// Every status with its meaning, for `--help` and the man page.
-    pub(crate) const DOCUMENTED: [(Exit, &'static str); 7] = [
+    pub(crate) const DOCUMENTED: [(Exit, &'static str); 9] = [
         (Exit::Success, "success"),
         (
             Exit::Other,
@@ -59,6 +64,14 @@ impl Exit {
             "timeout: connecting, the handshake or a reply took longer than --timeout (or 10s \
              to connect without it); a key given to a daemon without one ends so",
         ),
+        (
+            Exit::Interrupted,
+            "interrupted: Ctrl-C (SIGINT) cancelled the stream `call` was printing",
+        ),
+        (
+            Exit::Terminated,
+            "terminated: SIGTERM cancelled the stream `call` was printing",
+        ),
     ];
 
     /// The process exit status.
@@ -71,6 +84,8 @@ impl Exit {
             Exit::Auth => 4,
             Exit::Remote => 5,
             Exit::Timeout => 6,
+            Exit::Interrupted => 130,
+            Exit::Terminated => 143,
         }
     }
 
@@ -177,7 +192,7 @@ mod tests {
     #[test]
     fn codes_are_distinct_and_documented_in_order() {
         let codes: Vec<u8> = Exit::DOCUMENTED.iter().map(|(e, _)| e.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 130, 143]);
     }
 
     #[test]

@@ -27,8 +27,8 @@ pub(crate) enum Plan {
         conn: Connection,
         /// What to call.
         call: CallSpec,
-        /// Print a string or bytes result bare.
-        raw: bool,
+        /// How to call it and print what comes back.
+        how: CallHow,
     },
     /// `anydctl endpoints`.
     Endpoints {
@@ -52,6 +52,17 @@ pub(crate) enum Plan {
     Completions(clap_complete::Shell),
     /// `anydctl man`.
     Man,
+}
+
+/// How `anydctl call` calls and prints.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallHow {
+    /// Print a string or bytes result (or item) bare.
+    pub(crate) raw: bool,
+    /// Call for a stream at once, without finding out first.
+    pub(crate) stream: bool,
+    /// Stop a stream after this many items.
+    pub(crate) count: Option<u64>,
 }
 
 /// Where a daemon is and how to talk to it.
@@ -221,7 +232,11 @@ pub(crate) fn plan(cli: Cli) -> Result<Plan, Failure> {
         Command::Call(a) => Plan::Call {
             conn: connection(&common, a.address)?,
             call: call_spec(a.spec, common.codec.into())?,
-            raw: a.raw,
+            how: CallHow {
+                raw: a.raw,
+                stream: a.stream,
+                count: a.count,
+            },
         },
         Command::Endpoints(a) => Plan::Endpoints {
             conn: connection(&common, a.address)?,

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyd::{Appd, RemoteError, Running, Value};
+use anyd::{Appd, Hub, Items, RemoteError, Running, Value};
 
 /// How long one run of anydctl (or one setup step) may take before the
 /// test fails.
@@ -660,8 +660,11 @@ fn help_completions_and_man_page() {
     ] {
         assert!(help.contains(part), "{part} in\n{help}");
     }
+    assert!(help.contains("  130  interrupted"), "{help}");
     let call_help = ok(&["call", "--help"]);
     assert!(call_help.contains("--kwarg <NAME=VALUE>"), "{call_help}");
+    assert!(call_help.contains("--stream"), "{call_help}");
+    assert!(call_help.contains("--count <N>"), "{call_help}");
     assert!(call_help.contains("Examples:"), "{call_help}");
 
     for shell in ["bash", "zsh", "fish"] {
@@ -678,6 +681,8 @@ fn help_completions_and_man_page() {
         ".SH \"EXIT STATUS\"",
         ".SH COMMANDS",
         "\\-\\-authkey\\-file",
+        "\\-\\-stream",
+        "stream of TYPE",
     ] {
         assert!(page.contains(part), "{part}");
     }
@@ -931,6 +936,7 @@ fn hostile() -> Appd {
         .api("fail()", || -> Result<(), RemoteError> {
             Err(RemoteError::new(format!("Evil{EVIL}"), EVIL))
         })
+        .api("texts()", || Items::from_iter([EVIL, EVIL]))
 }
 
 /// Fails if `shown` holds a character a terminal would act on (newlines
@@ -991,7 +997,11 @@ fn what_a_daemon_says_reaches_no_terminal_raw() {
 #[test]
 fn on_a_terminal_what_a_daemon_says_is_shown_not_acted_on() {
     let (_d, addr, _dir) = start(hostile());
-    let cases: [(&[&str], i32, String); 5] = [
+    let evil_json = serde_json::to_string(EVIL)
+        .unwrap()
+        .replace('\x7f', r"\u007f")
+        .replace('\u{9b}', r"\u009b");
+    let cases: [(&[&str], i32, String); 7] = [
         (
             &["call", &addr, "fail"],
             5,
@@ -1007,16 +1017,17 @@ fn on_a_terminal_what_a_daemon_says_is_shown_not_acted_on() {
             0,
             format!(r"{EVIL_SHOWN}\xff"),
         ),
+        (&["call", &addr, "text"], 0, format!("{evil_json}\n")),
+        // A stream's items, a line each: JSON, or --raw made visible.
         (
-            &["call", &addr, "text"],
+            &["call", &addr, "texts"],
             0,
-            format!(
-                "{}\n",
-                serde_json::to_string(EVIL)
-                    .unwrap()
-                    .replace('\x7f', r"\u007f")
-                    .replace('\u{9b}', r"\u009b")
-            ),
+            format!("{evil_json}\n{evil_json}\n"),
+        ),
+        (
+            &["call", "--raw", &addr, "texts"],
+            0,
+            format!("{EVIL_SHOWN}\n{EVIL_SHOWN}\n"),
         ),
         (&["endpoints", &addr], 0, String::new()),
     ];
@@ -1030,4 +1041,466 @@ fn on_a_terminal_what_a_daemon_says_is_shown_not_acted_on() {
             assert_eq!(shown, expected, "{args:?}");
         }
     }
+}
+
+// Streams: items printed as they come, --count, a cancel on Ctrl-C, and
+// what the daemon is told.
+
+/// A hub of events and a daemon with streaming endpoints beside `demo`'s:
+/// `count(n)` (0 to n-1), `countdown(n)` (n-1 to 0, then an error),
+/// `records()` (maps, and a string with a newline), `watch()` (the hub's
+/// events) and `feed()` (once: the items the test sends into `feed`).
+struct Streams {
+    events: Hub<u64>,
+    feed: anyd::ItemSender<u64>,
+}
+
+fn streaming() -> (Appd, Streams) {
+    #[derive(serde::Serialize)]
+    struct Record {
+        name: &'static str,
+        n: u32,
+    }
+    let events = Hub::new(64);
+    let hub = events.clone();
+    let (feed, items) = anyd::channel();
+    let items = Mutex::new(Some(items));
+    let appd = demo()
+        .api("count(n)", |n: u64| Items::from_iter(0..n))
+        .doc("0, 1, ... n-1.")
+        .api("countdown(n)", |n: u64| {
+            let liftoff = RemoteError::new("Liftoff", "no more numbers");
+            Items::try_from_iter((0..n).rev().map(Ok).chain([Err(liftoff)]))
+        })
+        .api("records()", || {
+            Items::from_iter([
+                Record { name: "a", n: 1 },
+                Record {
+                    name: "two\nlines",
+                    n: 2,
+                },
+            ])
+        })
+        .api("words()", || Items::from_iter(["one", "two words"]))
+        .api("watch()", move || hub.subscribe())
+        .doc("Every event, as it happens.")
+        .api("feed()", move || {
+            items.lock().unwrap().take().expect("feed() is called once")
+        });
+    (appd, Streams { events, feed })
+}
+
+#[test]
+fn a_stream_prints_one_json_value_a_line_and_ends_with_status_0() {
+    let (appd, _streams) = streaming();
+    let (_d, addr, _dir) = start(appd);
+    assert_eq!(ok(&["call", &addr, "count", "3"]), "0\n1\n2\n");
+    assert_eq!(ok(&["call", &addr, "count", "0"]), "");
+    // Compact JSON, a line each, whatever the item holds.
+    assert_eq!(
+        ok(&["call", &addr, "records"]),
+        "{\"name\":\"a\",\"n\":1}\n{\"name\":\"two\\nlines\",\"n\":2}\n"
+    );
+    assert_eq!(ok(&["call", "--raw", &addr, "words"]), "one\ntwo words\n");
+    for codec in ["msgpack", "json"] {
+        assert_eq!(
+            ok(&["call", "--codec", codec, &addr, "count", "2"]),
+            "0\n1\n",
+            "{codec}"
+        );
+    }
+    // --stream skips the first call for one reply, which --verbose shows.
+    let run = anydctl(&["call", "--stream", "--verbose", &addr, "count", "2"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "0\n1\n"), "{run:#?}");
+    assert!(!run.stderr.contains("anyd.endpoints says"), "{run:#?}");
+    let run = anydctl(&["call", "--verbose", &addr, "count", "2"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "0\n1\n"), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("anyd.endpoints says count streams: calling it for its items"),
+        "{run:#?}"
+    );
+    // --count does not limit a single result.
+    assert_eq!(
+        ok(&["call", "--count", "1", &addr, "get_sum", "1", "2"]),
+        "3\n"
+    );
+}
+
+#[test]
+fn an_error_ending_a_stream_is_a_remote_error() {
+    let (appd, _streams) = streaming();
+    let (_d, addr, _dir) = start(appd);
+    let run = anydctl(&["call", &addr, "countdown", "3"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert_eq!(run.stdout, "2\n1\n0\n");
+    assert_eq!(run.stderr, "Liftoff: no more numbers\n");
+    // A call's own TypeError is still reported as it is: the endpoint
+    // list says the endpoint does not stream.
+    let run = anydctl(&["call", &addr, "count", "three"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(
+        run.stderr.starts_with("TypeError: count() argument"),
+        "{run:#?}"
+    );
+    let run = anydctl(&["call", &addr, "get_sum", "1", "two"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert_eq!(
+        run.stderr,
+        "TypeError: get_sum() argument 'arg2' must be i64, not str\n"
+    );
+    // --stream on an endpoint that does not stream: the daemon says so.
+    let run = anydctl(&["call", "--stream", &addr, "get_sum", "1", "2"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert_eq!(
+        run.stderr,
+        "TypeError: get_sum() does not stream: call it for its one reply\n"
+    );
+    // Pickle has no streams: the daemon's refusal, as it is.
+    let run = anydctl(&["call", "--codec", "pickle", &addr, "count", "2"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(
+        run.stderr
+            .starts_with("TypeError: count() sends a stream of items"),
+        "{run:#?}"
+    );
+    let run = anydctl(&["call", "--codec", "pickle", "--stream", &addr, "count", "2"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert_eq!(run.stdout, "");
+}
+
+/// anydctl running in the background, its stdout read line by line as it
+/// comes.
+struct Background {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Background {
+    fn start(args: &[&str]) -> Background {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_anydctl"))
+            .args(args)
+            .env_remove("ANYD_AUTHKEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        Background {
+            child,
+            lines,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The next line anydctl prints.
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(PATIENCE)
+            .expect("anydctl printed no line in time")
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    /// Waits for anydctl to exit: its status, what else it printed.
+    fn finish(mut self) -> Run {
+        let child = &mut self.child;
+        anyd_testkit::process::wait_until("anydctl exits", || child.try_wait().unwrap().is_some());
+        let status = self.child.wait().unwrap();
+        // The pipe's end follows the exit: the reader has every line.
+        let stdout: Vec<String> = self.lines.iter().collect();
+        let run = Run {
+            code: status.code().expect("anydctl was killed by a signal"),
+            stdout: stdout.iter().map(|l| format!("{l}\n")).collect(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        };
+        eprintln!("anydctl in the background -> {run:#?}");
+        run
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn items_are_printed_as_they_come_into_a_pipe() {
+    let (appd, streams) = streaming();
+    let (_d, addr, _dir) = start(appd);
+    let run = Background::start(&["call", &addr, "feed"]);
+    // Each line is out while the stream is still open: flushed per item.
+    streams.feed.send(1).unwrap();
+    assert_eq!(run.line(), "1");
+    streams.feed.send(2).unwrap();
+    assert_eq!(run.line(), "2");
+    // Dropping the sender ends the stream well.
+    drop(streams.feed);
+    let run = run.finish();
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{run:#?}");
+    assert_eq!(run.stderr, "");
+}
+
+/// A relay between anydctl and a daemon's Unix socket that keeps the
+/// frames each side sends: what the daemon was told, and what it
+/// answered.
+struct Relay {
+    address: String,
+    /// The payloads of the client's frames, in order.
+    client: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// The payloads of the daemon's frames, in order.
+    daemon: Arc<Mutex<Vec<Vec<u8>>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Relay {
+    /// Relays one connection to the daemon at `address` (`unix:/path`).
+    fn start(address: &str) -> Relay {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let target = address.strip_prefix("unix:").unwrap().to_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let client = Arc::new(Mutex::new(Vec::new()));
+        let daemon = Arc::new(Mutex::new(Vec::new()));
+        let (client_frames, daemon_frames) = (client.clone(), daemon.clone());
+        std::thread::spawn(move || {
+            let (from_client, _) = listener.accept().unwrap();
+            let to_daemon = UnixStream::connect(target).unwrap();
+            let to_client = from_client.try_clone().unwrap();
+            let from_daemon = to_daemon.try_clone().unwrap();
+            std::thread::spawn(move || relay(from_daemon, to_client, &daemon_frames));
+            relay(from_client, to_daemon, &client_frames);
+        });
+        Relay {
+            address: format!("unix:{}", path.display()),
+            client,
+            daemon,
+            _dir: dir,
+        }
+    }
+
+    /// What the client sent: `call NAME`, `stream NAME`, `cancel`, `end
+    /// session`.
+    fn client_said(&self) -> Vec<String> {
+        use anyd::wire::codec::{decode_request, DecodeLimits};
+        use anyd::wire::message::Incoming;
+        let limits = DecodeLimits::default();
+        let frames = self.client.lock().unwrap();
+        frames
+            .iter()
+            .map(|payload| match decode_request(payload, &limits) {
+                Ok(Incoming::Request(r)) if r.stream => format!("stream {}", r.endpoint),
+                Ok(Incoming::Request(r)) => format!("call {}", r.endpoint),
+                Ok(Incoming::Cancel(_)) => "cancel".to_owned(),
+                Ok(Incoming::EndSession(_)) => "end session".to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// The kinds of the daemon's frames: `item`, `end`, an error's kind,
+    /// `end session`; anything else (replies) as `reply`.
+    fn daemon_said(&self) -> Vec<String> {
+        use anyd::wire::codec::{decode_reply, decode_stream_reply, DecodeLimits};
+        use anyd::wire::message::{Reply, StreamReply};
+        let limits = DecodeLimits::default();
+        let frames = self.daemon.lock().unwrap();
+        frames
+            .iter()
+            .map(|payload| {
+                if let Ok(Reply::EndSession) =
+                    decode_reply::<Value>(anyd::Codec::MsgPack, payload, &limits)
+                {
+                    return "end session".to_owned();
+                }
+                match decode_stream_reply::<Value>(anyd::Codec::MsgPack, payload, &limits) {
+                    Ok(StreamReply::Item(_)) => "item".to_owned(),
+                    Ok(StreamReply::End) => "end".to_owned(),
+                    Ok(StreamReply::Err(e)) => e.kind,
+                    _ => "reply".to_owned(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Copies `from` to `to`, keeping each whole frame's payload in `frames`
+/// before it is passed on (so a frame is kept by the time its answer can
+/// come back); shuts `to` for writing at the end.
+fn relay(
+    mut from: std::os::unix::net::UnixStream,
+    mut to: std::os::unix::net::UnixStream,
+    frames: &Mutex<Vec<Vec<u8>>>,
+) {
+    use std::io::{Read, Write};
+    let mut pending = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        while let Ok(Some(frame)) =
+            anyd::wire::frame::decode(&pending, anyd::wire::frame::DEFAULT_MAX_FRAME)
+        {
+            frames
+                .lock()
+                .unwrap()
+                .push(pending[frame.payload.clone()].to_vec());
+            pending.drain(..frame.consumed);
+        }
+        if to.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+#[test]
+fn count_stops_after_n_items_and_cancels_the_rest() {
+    let (appd, streams) = streaming();
+    let (_d, addr, _dir) = start(appd);
+    // An endless stream: only a cancel ends it.
+    let endless = u64::MAX.to_string();
+    assert_eq!(
+        ok(&["call", "--count", "3", &addr, "count", &endless]),
+        "0\n1\n2\n"
+    );
+
+    let relay = Relay::start(&addr);
+    let run = Background::start(&["call", "-c", "3", &relay.address, "watch"]);
+    let hub = &streams.events;
+    anyd_testkit::process::wait_until("anydctl watches", || hub.subscribers() == 1);
+    for event in 1..=5 {
+        hub.publish(event);
+    }
+    let run = run.finish();
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "1\n2\n3\n"),
+        "{run:#?}"
+    );
+    assert_eq!(run.stderr, "");
+    // The daemon dropped its subscriber, told by a cancel; the session
+    // went on and ended well.
+    anyd_testkit::process::wait_until("the daemon drops its subscriber", || hub.subscribers() == 0);
+    assert_eq!(
+        relay.client_said(),
+        [
+            "call watch",
+            "call anyd.endpoints",
+            "stream watch",
+            "cancel",
+            "end session"
+        ]
+    );
+    let daemon = relay.daemon_said();
+    assert!(
+        daemon.ends_with(&["Cancelled".to_owned(), "end session".to_owned()]),
+        "{daemon:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_the_stream_and_exits_130() {
+    use rustix::process::Signal;
+    let (appd, streams) = streaming();
+    let (_d, addr, _dir) = start(appd);
+    let hub = &streams.events;
+
+    let relay = Relay::start(&addr);
+    let run = Background::start(&["call", "--stream", &relay.address, "watch"]);
+    anyd_testkit::process::wait_until("anydctl watches", || hub.subscribers() == 1);
+    hub.publish(7);
+    // Printed: anydctl is reading the stream, its signals watched.
+    assert_eq!(run.line(), "7");
+    run.signal(Signal::INT);
+    let run = run.finish();
+    assert_eq!((run.code, run.stdout.as_str()), (130, ""), "{run:#?}");
+    // Nothing said of the cancel it asked for.
+    assert_eq!(run.stderr, "");
+    anyd_testkit::process::wait_until("the daemon drops its subscriber", || hub.subscribers() == 0);
+    // The daemon was told, ended the stream with Cancelled, and served
+    // the session's end: a cancel, not a reset.
+    assert_eq!(
+        relay.client_said(),
+        ["stream watch", "cancel", "end session"]
+    );
+    assert_eq!(relay.daemon_said(), ["item", "Cancelled", "end session"]);
+
+    // SIGTERM does the same, with its own status.
+    let run = Background::start(&["call", &addr, "watch"]);
+    anyd_testkit::process::wait_until("anydctl watches", || hub.subscribers() == 1);
+    hub.publish(8);
+    assert_eq!(run.line(), "8");
+    run.signal(Signal::TERM);
+    let run = run.finish();
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (143, "", ""),
+        "{run:#?}"
+    );
+    anyd_testkit::process::wait_until("the daemon drops its subscriber", || hub.subscribers() == 0);
+}
+
+#[test]
+fn endpoints_mark_streams_and_their_item_type() {
+    let (appd, _streams) = streaming();
+    let (_d, addr, _dir) = start(appd);
+    let out = ok(&["endpoints", &addr]);
+    let words = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        words("watch"),
+        "watch - stream of u64 Every event, as it happens."
+    );
+    assert_eq!(words("count"), "count n: u64 stream of u64 0, 1, ... n-1.");
+    assert_eq!(
+        words("get_sum"),
+        "get_sum arg1: i64, arg2: i64 i64 Adds two numbers."
+    );
+
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&["endpoints", "--json", &addr])).unwrap();
+    let entry = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .clone()
+    };
+    assert_eq!(entry("watch")["stream"], true);
+    assert_eq!(entry("watch")["returns"], "u64");
+    assert_eq!(entry("records")["stream"], true);
+    assert_eq!(entry("echo")["stream"], false);
 }

@@ -48,6 +48,76 @@ fn vpnm(program: &Path, address: &str, uid: u32, gid: u32, args: &[&str]) -> Out
         .unwrap()
 }
 
+/// vpnmd running as root, members of `nogroup` allowed to change state,
+/// in a temporary directory other users may enter.
+struct Vpnmd {
+    daemon: Kill,
+    address: String,
+    sock: PathBuf,
+    state_dir: PathBuf,
+    /// Its log, line by line.
+    log: mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Vpnmd {
+    fn start() -> Vpnmd {
+        let dir = tempfile::tempdir().unwrap();
+        // Other users must reach the socket inside.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sock = dir.path().join("vpnmd.sock");
+        let address = format!("unix:{}", sock.display());
+        let state_dir = dir.path().join("state");
+        let mut daemon = Kill(
+            Command::new(example("vpnmd"))
+                .args(["--address", &address, "--group", "nogroup", "--state-dir"])
+                .arg(&state_dir)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let (log_tx, log) = mpsc::channel();
+        let stderr = daemon.0.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if log_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Ready once it answers.
+        let mut s = ClientOptions::new()
+            .retry_for(Duration::from_secs(30))
+            .connect(address.as_str())
+            .unwrap();
+        assert!(s.commit::<bool>("anyd.ping", ()).unwrap());
+        drop(s);
+        Vpnmd {
+            daemon,
+            address,
+            sock,
+            state_dir,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Waits for a line of the log that `matches`, and returns it.
+    fn expect_log(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .log
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("vpnmd did not log {what}"));
+            if matches(&line) {
+                return line;
+            }
+        }
+    }
+}
+
 #[test]
 fn only_the_group_may_change_state_and_everyone_may_look_as_root() {
     root::require_root("the example daemon runs as root, its users as others");
@@ -55,52 +125,23 @@ fn only_the_group_may_change_state_and_everyone_may_look_as_root() {
     let (_bin, vpnm_program) = root::runnable_by_others(&example("vpnm"));
     let vpnm =
         |address: &str, uid, gid, args: &[&str]| vpnm(&vpnm_program, address, uid, gid, args);
-    let dir = tempfile::tempdir().unwrap();
-    // Other users must reach the socket inside.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let sock = dir.path().join("vpnmd.sock");
-    let address = format!("unix:{}", sock.display());
-    let state_dir = dir.path().join("state");
-    let mut daemon = Kill(
-        Command::new(example("vpnmd"))
-            .args(["--address", &address, "--group", "nogroup", "--state-dir"])
-            .arg(&state_dir)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    // Its log, line by line.
-    let (log_tx, log) = mpsc::channel();
-    let stderr = daemon.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if log_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // Ready once it answers.
-    let mut s = ClientOptions::new()
-        .retry_for(Duration::from_secs(30))
-        .connect(address.as_str())
-        .unwrap();
-    assert!(s.commit::<bool>("anyd.ping", ()).unwrap());
-    drop(s);
-    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    let vpnmd = Vpnmd::start();
+    let (address, sock, state_dir) = (&vpnmd.address, &vpnmd.sock, &vpnmd.state_dir);
+    let mode = std::fs::metadata(sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(
         mode, 0o666,
         "everyone may reach the socket; the policy decides"
     );
 
     // A member of the group (nobody:nogroup) brings a tunnel up.
-    let out = vpnm(&address, 65534, 65534, &["connect", "office"]);
+    let out = vpnm(address, 65534, 65534, &["connect", "office"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "office: up\n");
     let state = std::fs::read_to_string(state_dir.join("state.json")).unwrap();
     assert!(state.contains("\"by_uid\": 65534"), "{state}");
 
     // Errors from the daemon come back as messages and exit status 1.
-    let out = vpnm(&address, 65534, 65534, &["connect", "office"]);
+    let out = vpnm(address, 65534, 65534, &["connect", "office"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -111,11 +152,11 @@ fn only_the_group_may_change_state_and_everyone_may_look_as_root() {
     // the daemon refuses by the caller's credentials, and answers as it
     // would for an endpoint it does not have (the caller learns nothing
     // about what it may not call); its log says which rule denied whom.
-    let out = vpnm(&address, 4000, 4000, &["status"]);
+    let out = vpnm(address, 4000, 4000, &["status"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "office: up\n");
     for change in [["connect", "home"], ["disconnect", "office"]] {
-        let out = vpnm(&address, 4000, 4000, &change);
+        let out = vpnm(address, 4000, 4000, &change);
         assert_eq!(out.status.code(), Some(1), "{out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
@@ -127,41 +168,86 @@ fn only_the_group_may_change_state_and_everyone_may_look_as_root() {
         );
     }
     for endpoint in ["connect", "disconnect"] {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = log
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("vpnmd did not log the denial of {endpoint}"));
-            if line.contains("call denied by policy")
+        let line = vpnmd.expect_log(&format!("the denial of {endpoint}"), |line| {
+            line.contains("call denied by policy")
                 && line.contains(&format!("endpoint=\"{endpoint}\""))
-            {
-                assert!(line.contains("uid=4000"), "{line}");
-                assert!(line.contains("rule="), "{line}");
-                break;
-            }
-        }
+        });
+        assert!(line.contains("uid=4000"), "{line}");
+        assert!(line.contains("rule="), "{line}");
     }
     let state = std::fs::read_to_string(state_dir.join("state.json")).unwrap();
     assert!(!state.contains("home"), "{state}");
 
     // Root may do anything.
-    let out = vpnm(&address, 0, 0, &["disconnect", "office"]);
+    let out = vpnm(address, 0, 0, &["disconnect", "office"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "no tunnel is up\n");
 
     // SIGHUP (systemd's ExecReload) re-reads the state file.
-    let pid = rustix::process::Pid::from_raw(daemon.0.id() as i32).unwrap();
+    let pid = rustix::process::Pid::from_raw(vpnmd.daemon.0.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = log
-            .recv_timeout(left)
-            .expect("vpnmd did not say it re-read its state file");
-        if line.contains("state file re-read") {
-            assert!(line.contains("tunnels=0"), "{line}");
-            break;
+    let line = vpnmd.expect_log("that it re-read its state file", |line| {
+        line.contains("state file re-read")
+    });
+    assert!(line.contains("tunnels=0"), "{line}");
+}
+
+#[test]
+fn a_watcher_sees_every_change_by_anyone_in_order_as_root() {
+    root::require_root("the example daemon runs as root, its users as others");
+    let (_bin, vpnm_program) = root::runnable_by_others(&example("vpnm"));
+    let vpnmd = Vpnmd::start();
+    let address = vpnmd.address.as_str();
+    // Someone outside the group watches: watching is read-only, like the
+    // status.
+    let mut watcher = Kill(
+        Command::new(&vpnm_program)
+            .args(["--address", address, "watch"])
+            .uid(4000)
+            .gid(4000)
+            .stdout(Stdio::piped())
+            // Shown with the test's output, should the watch fail.
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let (line_tx, lines) = mpsc::channel();
+    let stdout = watcher.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line_tx.send(line).is_err() {
+                break;
+            }
         }
-    }
+    });
+    let next_line = || {
+        lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the watcher printed no line in time")
+    };
+    // Subscribed once the daemon says so: no change after it is missed.
+    vpnmd.expect_log("the watcher", |line| {
+        line.contains("watching") && line.contains("uid=Some(4000)")
+    });
+
+    // A member of the group, then root, change the state; the watcher
+    // sees each change as it happens, in order, with who made it.
+    let run = |uid, args: &[&str]| {
+        let out = vpnm(&vpnm_program, address, uid, uid, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    run(65534, &["connect", "office"]);
+    assert_eq!(next_line(), "office: up (uid 65534)");
+    run(65534, &["connect", "home"]);
+    run(0, &["disconnect", "office"]);
+    assert_eq!(next_line(), "home: up (uid 65534)");
+    assert_eq!(next_line(), "office: down (uid 0)");
+    // A refused change is no change.
+    let out = vpnm(&vpnm_program, address, 4000, 4000, &["disconnect", "home"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    run(65534, &["disconnect", "home"]);
+    assert_eq!(next_line(), "home: down (uid 65534)");
+
+    // The watcher is still watching: it ends only when stopped.
+    assert_eq!(watcher.0.try_wait().unwrap(), None);
 }

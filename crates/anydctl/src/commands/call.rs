@@ -1,22 +1,65 @@
-//! `anydctl call`: one call, its result on stdout as JSON.
+//! `anydctl call`: one call, its result on stdout as JSON; or, for a
+//! streaming endpoint, its items as they come, one JSON value a line.
 
 use std::io::{self, IsTerminal, Write};
 use std::time::Instant;
 
-use anyd::Value;
+use anyd::{ClientSession, Codec, EndpointInfo, RemoteError, Value};
 
+use super::CancelOnSignal;
 use crate::exit::{Exit, Failure};
-use crate::output::{json, text};
-use crate::plan::{CallSpec, Connection};
+use crate::output::{json, result};
+use crate::plan::{CallHow, CallSpec, Connection};
 
-/// Calls the endpoint and prints the result.
-pub(crate) fn run(conn: &Connection, call: &CallSpec, raw: bool) -> Result<Exit, Failure> {
+/// Calls the endpoint and prints the result, or the stream's items.
+///
+/// Whether the endpoint streams is found out by calling it: for one reply
+/// first (most endpoints answer so, and a call costs one round trip as it
+/// did before streams), then for its stream if the daemon refuses the
+/// first call with a TypeError and its `anyd.endpoints` says the endpoint
+/// streams. Asking `anyd.endpoints` first would cost every call a round
+/// trip; telling a streaming endpoint by the words of the TypeError would
+/// tie anydctl to a message written for people, which a daemon (or a
+/// handler raising its own TypeError) may word otherwise; the endpoint
+/// list says it as data. Nothing runs twice: a Rust anyd daemon checks
+/// that a call asks for a stream exactly when its endpoint streams before
+/// it runs the handler. `--stream` skips the first call.
+pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Exit, Failure> {
     if conn.verbose {
         for reading in &call.readings {
             eprintln!("anydctl: {reading}");
         }
     }
     let mut session = conn.connect()?;
+    if !how.stream {
+        match call_once(conn, &mut session, call) {
+            Ok(value) => return print_result(conn, session, &value, how.raw),
+            // Pickle has no streams (a Python anyd daemon has neither
+            // streams nor anyd.endpoints): its TypeError is only that.
+            Err(anyd::Error::Remote(r)) if r.kind == "TypeError" && conn.codec != Codec::Pickle => {
+                if !listed_as_stream(conn, &mut session, &call.endpoint)? {
+                    return Err(remote(conn, r));
+                }
+                if conn.verbose {
+                    eprintln!(
+                        "anydctl: anyd.endpoints says {} streams: calling it for its items",
+                        call.endpoint
+                    );
+                }
+            }
+            Err(anyd::Error::Remote(r)) => return Err(remote(conn, r)),
+            Err(e) => return Err(conn.failure(e)),
+        }
+    }
+    stream(conn, session, call, how)
+}
+
+/// Calls for one reply.
+fn call_once(
+    conn: &Connection,
+    session: &mut ClientSession,
+    call: &CallSpec,
+) -> anyd::Result<Value> {
     if conn.verbose {
         eprintln!("anydctl: calling {}", call.describe());
     }
@@ -29,39 +72,138 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, raw: bool) -> Result<Exit,
             start.elapsed().as_secs_f64() * 1e3
         );
     }
-    let value = match result {
-        Ok(v) => v,
+    result
+}
+
+/// Whether the daemon's `anyd.endpoints` lists `endpoint` as streaming.
+/// A daemon that cannot say (no `anyd.endpoints`, an error reply) says
+/// no: the call's own error is then what the user sees.
+fn listed_as_stream(
+    conn: &Connection,
+    session: &mut ClientSession,
+    endpoint: &str,
+) -> Result<bool, Failure> {
+    match session.commit::<Vec<EndpointInfo>>("anyd.endpoints", ()) {
+        Ok(infos) => Ok(infos.iter().any(|e| e.name == endpoint && e.stream)),
         Err(anyd::Error::Remote(r)) => {
-            // The data is often a repeat of the message (a Python
-            // exception's args), so only --verbose shows it.
-            if let (true, Some(data)) = (conn.verbose, &r.data) {
-                eprintln!("anydctl: error data: {}", json::compact(data));
+            if conn.verbose {
+                eprintln!(
+                    "anydctl: cannot tell whether {endpoint} streams: anyd.endpoints answered \
+                     {}: {}",
+                    r.kind, r.message
+                );
             }
-            return Err(Failure::Remote(r));
+            Ok(false)
         }
-        Err(e) => return Err(conn.failure(e)),
-    };
+        Err(e) => Err(conn.failure(e)),
+    }
+}
+
+/// An error reply, as the failure to end with.
+fn remote(conn: &Connection, r: RemoteError) -> Failure {
+    // The data is often a repeat of the message (a Python exception's
+    // args), so only --verbose shows it.
+    if let (true, Some(data)) = (conn.verbose, &r.data) {
+        eprintln!("anydctl: error data: {}", json::compact(data));
+    }
+    Failure::Remote(r)
+}
+
+/// Prints one result: pretty JSON on a terminal, compact otherwise.
+fn print_result(
+    conn: &Connection,
+    session: ClientSession,
+    value: &Value,
+    raw: bool,
+) -> Result<Exit, Failure> {
     // End the session before printing, so that a reader of the output
     // (a script waiting on the pipe) never races a daemon still busy with
     // this client.
+    end_session(conn, session);
+    let mut out = io::stdout().lock();
+    let terminal = io::stdout().is_terminal();
+    result::write(&mut out, value, raw, terminal, terminal)?;
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+/// Calls for a stream and prints each item as it comes, one JSON value a
+/// line (a terminal too: a stream is read as it scrolls, and a line per
+/// item is what `jq`, `grep` and `while read` take), flushed at once.
+fn stream(
+    conn: &Connection,
+    mut session: ClientSession,
+    call: &CallSpec,
+    how: CallHow,
+) -> Result<Exit, Failure> {
+    if conn.verbose {
+        eprintln!("anydctl: calling {} for its stream", call.describe());
+    }
+    // Caught from before the request goes out, so that no Ctrl-C leaves
+    // the daemon to find a reset connection instead of a cancel.
+    let signals = CancelOnSignal::watch()?;
+    let mut items = session
+        .stream_with::<Value>(&call.endpoint, call.args_value(), call.kwargs_value())
+        .map_err(|e| conn.failure(e))?;
+    signals.arm(items.canceller().map_err(|e| conn.failure(e))?);
+    let mut out = io::stdout().lock();
+    let terminal = io::stdout().is_terminal();
+    let mut shown = 0u64;
+    let mut ended = Ok(());
+    let mut counted = false;
+    // After a signal the iterator brings what was on its way, then the
+    // `Cancelled` error, then the end: read to there (so that the session
+    // ends in step), printing nothing more. The user asked to stop, and a
+    // Ctrl-C at a shell also ends whatever reads the pipe.
+    for item in items.by_ref() {
+        if signals.caught().is_some() {
+            continue;
+        }
+        match item {
+            Ok(value) => {
+                let written = result::write(&mut out, &value, how.raw, terminal, false)
+                    .and_then(|()| out.flush());
+                match written {
+                    Ok(()) => shown += 1,
+                    // A reader gone with the same Ctrl-C: the signal says
+                    // how this ends.
+                    Err(_) if signals.caught().is_some() => continue,
+                    // Dropping the iterator cancels the stream.
+                    Err(e) => return Err(e.into()),
+                }
+                if how.count.is_some_and(|n| shown >= n) {
+                    counted = true;
+                    break;
+                }
+            }
+            // The last item: what ended the stream.
+            Err(anyd::Error::Remote(r)) => ended = Err(remote(conn, r)),
+            Err(e) => ended = Err(conn.failure(e)),
+        }
+    }
+    if counted {
+        if let Err(e) = items.cancel() {
+            // The items asked for are out; the session is closed.
+            if conn.verbose {
+                eprintln!("anydctl: cancelling the rest of the stream: {e}");
+            }
+        }
+    } else {
+        drop(items);
+    }
+    end_session(conn, session);
+    match signals.caught() {
+        Some(exit) => Ok(exit),
+        None => ended.map(|()| Exit::Success),
+    }
+}
+
+/// Ends the session; a failure is only worth a word with --verbose, the
+/// call being done.
+fn end_session(conn: &Connection, session: ClientSession) {
     if let Err(e) = session.end_session() {
         if conn.verbose {
             eprintln!("anydctl: ending the session: {e}");
         }
     }
-    let mut out = io::stdout().lock();
-    // --raw writes what the daemon sent as it is into a pipe or a file; on
-    // a terminal, with its control characters made visible.
-    let terminal = io::stdout().is_terminal();
-    match (&value, raw) {
-        (Value::Str(s), true) if terminal => writeln!(out, "{}", text::escape(s))?,
-        (Value::Str(s), true) => writeln!(out, "{s}")?,
-        (Value::Bytes(b) | Value::ByteArray(b), true) if terminal => {
-            out.write_all(&text::escape_bytes(b))?
-        }
-        (Value::Bytes(b) | Value::ByteArray(b), true) => out.write_all(b)?,
-        _ => json::write_value(&mut out, &value, terminal)?,
-    }
-    out.flush()?;
-    Ok(Exit::Success)
 }

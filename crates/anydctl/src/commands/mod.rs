@@ -3,10 +3,11 @@
 //! exit status to end with, or a failure; `main` does the exiting.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyd::Canceller;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
@@ -25,7 +26,7 @@ mod ping;
 /// The command's failure.
 pub(crate) fn run(plan: Plan) -> Result<Exit, Failure> {
     match plan {
-        Plan::Call { conn, call, raw } => call::run(&conn, &call, raw),
+        Plan::Call { conn, call, how } => call::run(&conn, &call, how),
         Plan::Endpoints { conn, json } => endpoints::run(&conn, json),
         Plan::Ping {
             conn,
@@ -64,6 +65,99 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>, Failure> {
             .map_err(|e| Failure::new(Exit::Other, format!("cannot handle signals: {e}")))?;
     }
     Ok(interrupted)
+}
+
+/// Cancels a stream when SIGINT or SIGTERM arrives, so that the daemon
+/// is told to stop (a CANCEL frame, docs/PROTOCOL.md section 8.1) rather
+/// than finding the connection reset, and anydctl ends in its own time
+/// with the status of the signal. As with [`interrupt_flag`], a second
+/// signal does what it would have done without this (ends the process),
+/// in case the daemon does not end the stream.
+///
+/// A thread waits for the signals and cancels from there: the main thread
+/// is blocked reading the stream, which the cancel ends. The handlers stay
+/// until the process exits, which it does right after the stream.
+pub(crate) struct CancelOnSignal {
+    shared: Arc<SignalShared>,
+}
+
+struct SignalShared {
+    /// The first signal caught, 0 before.
+    caught: AtomicI32,
+    /// What cancels the stream, once there is one.
+    canceller: Mutex<Option<Canceller>>,
+}
+
+impl CancelOnSignal {
+    /// Starts catching SIGINT and SIGTERM. Call it before the stream is
+    /// asked for: a signal caught before [`arm`](Self::arm) cancels the
+    /// stream as soon as it is armed.
+    pub(crate) fn watch() -> Result<Self, Failure> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        use signal_hook::iterator::Signals;
+        let cannot =
+            |e: io::Error| Failure::new(Exit::Other, format!("cannot handle signals: {e}"));
+        let once = Arc::new(AtomicBool::new(false));
+        for signal in [SIGINT, SIGTERM] {
+            // The conditional handler first: it acts only once the flag
+            // was set by an earlier signal.
+            flag::register_conditional_default(signal, Arc::clone(&once))
+                .and_then(|_| flag::register(signal, Arc::clone(&once)))
+                .map_err(cannot)?;
+        }
+        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(cannot)?;
+        let shared = Arc::new(SignalShared {
+            caught: AtomicI32::new(0),
+            canceller: Mutex::new(None),
+        });
+        let watcher = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    let _ = watcher.caught.compare_exchange(
+                        0,
+                        signal,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                    // Under the lock, so that `arm` either sees the signal
+                    // or hands over the canceller first.
+                    let canceller = watcher.canceller.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(c) = canceller.as_ref() {
+                        // A failed cancel leaves the stream running: the
+                        // second Ctrl-C ends anydctl.
+                        let _ = c.cancel();
+                    }
+                }
+            })
+            .map_err(cannot)?;
+        Ok(CancelOnSignal { shared })
+    }
+
+    /// Hands over the stream's canceller; cancels at once if a signal came
+    /// already.
+    pub(crate) fn arm(&self, canceller: Canceller) {
+        let mut slot = self
+            .shared
+            .canceller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if self.caught().is_some() {
+            let _ = canceller.cancel();
+        }
+        *slot = Some(canceller);
+    }
+
+    /// The status to end with for the first signal caught, if one was.
+    pub(crate) fn caught(&self) -> Option<Exit> {
+        match self.shared.caught.load(Ordering::Acquire) {
+            0 => None,
+            signal_hook::consts::SIGTERM => Some(Exit::Terminated),
+            _ => Some(Exit::Interrupted),
+        }
+    }
 }
 
 /// Sleeps for `d`, or less if `interrupted` gets set; says whether it did.

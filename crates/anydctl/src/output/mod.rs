@@ -1,5 +1,6 @@
-//! Everything anydctl shows: results as JSON, the endpoint table, ping
-//! lines, the benchmark report with its histogram, the progress bar.
+//! Everything anydctl shows: results and stream items as JSON, the
+//! endpoint table, ping lines, the benchmark report with its histogram,
+//! the progress bar.
 //! Commands decide what to show; this module decides how it looks, and
 //! makes what a daemon sent safe to show (`text`). No module here talks to
 //! a daemon.
@@ -7,6 +8,7 @@
 pub(crate) mod json;
 pub(crate) mod progress;
 pub(crate) mod report;
+pub(crate) mod result;
 pub(crate) mod table;
 pub(crate) mod text;
 

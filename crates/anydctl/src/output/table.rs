@@ -18,6 +18,18 @@ fn param(index: usize, p: &ParamInfo) -> String {
     format!("{name}{mark}: {}", escape_line(&p.ty))
 }
 
+/// What an endpoint returns: its result's type, or `stream of T` for a
+/// stream of items of type T (in words, for people; `--json` has a
+/// `stream` field for scripts).
+fn returns(e: &EndpointInfo) -> String {
+    let ty = escape_line(&e.returns);
+    if e.stream {
+        format!("stream of {ty}")
+    } else {
+        ty.into_owned()
+    }
+}
+
 /// The endpoints as aligned columns: ENDPOINT, PARAMETERS, RETURNS, DOC.
 /// A doc of several lines continues on the lines below, in its column.
 pub(crate) fn endpoints(infos: &[EndpointInfo]) -> String {
@@ -35,11 +47,7 @@ pub(crate) fn endpoints(infos: &[EndpointInfo]) -> String {
             } else {
                 params.join(", ")
             };
-            [
-                escape_line(&e.name).into_owned(),
-                params,
-                escape_line(&e.returns).into_owned(),
-            ]
+            [escape_line(&e.name).into_owned(), params, returns(e)]
         })
         .collect();
     let header = ["ENDPOINT", "PARAMETERS", "RETURNS"];
@@ -118,14 +126,22 @@ mod tests {
                 doc: String::new(),
                 stream: false,
             },
+            EndpointInfo {
+                name: "watch".into(),
+                params: vec![],
+                returns: "Event".into(),
+                doc: "Every change, as it happens.".into(),
+                stream: true,
+            },
         ];
         let expected = "\
-ENDPOINT  PARAMETERS                               RETURNS  DOC
-echo      arg: Value                               Value    Returns its argument.
-greet     name: String, greeting?: Option<String>  String   Greets.
-                                                            Politely.
+ENDPOINT  PARAMETERS                               RETURNS          DOC
+echo      arg: Value                               Value            Returns its argument.
+greet     name: String, greeting?: Option<String>  String           Greets.
+                                                                    Politely.
 mul       #1: u8, #2: u8                           u16
 status    -                                        String
+watch     -                                        stream of Event  Every change, as it happens.
 ";
         assert_eq!(endpoints(&infos), expected);
     }
