@@ -80,6 +80,51 @@
 //! Arguments are anything serde can deserialize; a handler that takes a
 //! [`Value`] accepts whatever was sent.
 //!
+//! # Streams and events
+//!
+//! An endpoint may send a stream of values instead of one: a tunnel's
+//! events, a long operation's progress, a log to follow. Its handler
+//! returns [`Items<T>`](Items), made from an iterator
+//! ([`Items::from_iter`], or [`Items::ready`] for items computed at once),
+//! an async stream ([`Items::from_stream`]), a [`channel`] a thread or a
+//! task feeds, or a [`Hub`] the daemon publishes events to
+//! ([`Hub::subscribe`]); an error ends the stream and reaches the client
+//! like an error reply. A client asks for the items with
+//! [`ClientSession::stream`] (an iterator) or [`AsyncClientSession::stream`]
+//! (a `Stream`), and dropping what it gets cancels the stream:
+//!
+//! ```no_run
+//! use anyd::{Appd, Hub};
+//! # fn main() -> anyd::Result<()> {
+//! let events: Hub<String> = Hub::new(256);
+//! let running = Appd::new()
+//!     .api("watch()", {
+//!         let events = events.clone();
+//!         move || events.subscribe()
+//!     })
+//!     .bind("unix:/tmp/watchd.sock")?
+//!     .spawn()?;
+//! events.publish("tunnel up".to_owned());
+//!
+//! let mut session = anyd::ClientSession::connect("unix:/tmp/watchd.sock")?;
+//! for event in session.stream::<String>("watch", ())?.take(3) {
+//!     println!("{}", event?);
+//! }
+//! # running.shutdown()
+//! # }
+//! ```
+//!
+//! The daemon takes items from their source only as the socket takes
+//! them (its memory per stream is bounded whatever the client's speed),
+//! writes every item that is ready in one write, and drops the source as
+//! soon as the client cancels, disconnects or is killed, or the daemon
+//! shuts down (the client then gets a `Shutdown` error). A hub never
+//! waits for a slow subscriber: one that falls too far behind gets a
+//! `Lagged` error saying how many events it missed. Streams travel in the
+//! native codecs only, as an extension a client asks for per call
+//! (`docs/PROTOCOL.md`, section 8.1); a Python client calling a streaming
+//! endpoint gets a `TypeError` that says so.
+//!
 //! # Who may call what
 //!
 //! On a Unix socket the kernel tells the daemon who is calling (uid, gid,
