@@ -326,6 +326,8 @@ impl Registry {
             runtime,
         };
         call.check_shape()?;
+        // Channels the handler makes encode in the call's codec at once.
+        let _codec = crate::items::CallCodec::enter(request.codec);
         match catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, out))) {
             Ok(r) => r,
             Err(panic) => {

@@ -308,6 +308,7 @@ impl AsyncClientSession {
             self.session.close();
             return Err(e);
         }
+        self.session.stream_sent();
         Ok(ItemStream {
             client: self,
             _item: PhantomData,

@@ -193,6 +193,7 @@ impl ClientSession {
             self.session.close();
             return Err(e);
         }
+        self.session.stream_sent();
         Ok(ItemIter {
             client: self,
             cancel: None,
@@ -283,12 +284,12 @@ impl Canceller {
     /// A transport error sending the cancel.
     pub fn cancel(&self) -> Result<()> {
         let mut open = self.state.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((stream, frame)) = open.as_mut() {
+        // Once, whatever comes of it: a write that failed half way must
+        // not be followed by another.
+        if let Some((mut stream, frame)) = open.take() {
             stream
-                .write_all(frame)
+                .write_all(&frame)
                 .map_err(|e| Error::from_io(e, "cancelling the stream"))?;
-            // Once is enough.
-            *open = None;
         }
         Ok(())
     }

@@ -182,8 +182,11 @@ impl<C> Session<C> {
         self.start().ok_or(Error::Closed)
     }
 
-    /// Starts a streaming call: as [`call`](Self::call), and the stream is
-    /// open until [`stream_step`](Self::stream_step) sees its end.
+    /// Starts a streaming call: as [`call`](Self::call); once its request
+    /// is written whole, [`stream_sent`](Self::stream_sent) opens the
+    /// stream, until [`stream_step`](Self::stream_step) sees its end. A
+    /// request abandoned half written leaves the call under way, which
+    /// closes the session at the next call.
     ///
     /// # Errors
     ///
@@ -202,8 +205,12 @@ impl<C> Session<C> {
         if self.start().is_none() {
             return Err(Error::Closed);
         }
-        self.streaming = true;
         Ok(self.exchange())
+    }
+
+    /// The streaming call's request is written: its frames are to come.
+    pub(crate) fn stream_sent(&mut self) {
+        self.streaming = true;
     }
 
     /// Whether a stream's frames are still to come.

@@ -53,9 +53,12 @@ const CAPACITY: usize = 64 * 1024;
 /// # let _ = appd;
 /// ```
 pub fn channel<T: Serialize + Send + 'static>() -> (ItemSender<T>, Items<T>) {
+    // Made in a handler, the call's codec is known already: items sent
+    // before the handler returns are encoded and kept for the stream.
+    let codec = CALL_CODEC.get();
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
-            codec: None,
+            codec,
             buf: Vec::new(),
             end: None,
             closed: false,
@@ -63,9 +66,11 @@ pub fn channel<T: Serialize + Send + 'static>() -> (ItemSender<T>, Items<T>) {
             consumer: None,
             producers: Vec::new(),
             blocked: 0,
+            started: false,
         }),
         room: Condvar::new(),
-        codec: OnceLock::new(),
+        codec: codec.map_or_else(OnceLock::new, OnceLock::from),
+        handler: codec.map(|_| std::thread::current().id()),
     });
     let sender = ItemSender {
         shared: shared.clone(),
@@ -95,9 +100,13 @@ impl<T> std::fmt::Debug for ItemSender<T> {
 
 struct Shared {
     state: Mutex<State>,
-    /// The call's codec, once the stream has started: read without the
-    /// lock by senders, to encode before taking it.
+    /// The call's codec, once known: read without the lock by senders, to
+    /// encode before taking it.
     codec: OnceLock<Codec>,
+    /// The connection thread whose handler made the channel: it cannot
+    /// wait for room, since only it would make room, once the handler has
+    /// returned.
+    handler: Option<std::thread::ThreadId>,
     /// Signalled when the buffer has room again or the stream closes, for
     /// blocking senders.
     room: Condvar,
@@ -122,6 +131,8 @@ struct State {
     /// Blocking senders waiting for room (notifying a condition variable
     /// costs a system call even when nobody waits).
     blocked: usize,
+    /// The connection has asked for items: the handler has returned.
+    started: bool,
 }
 
 impl Shared {
@@ -159,6 +170,22 @@ impl State {
     }
 }
 
+/// Says the call's codec to the channels its handler makes, while the
+/// handler runs on this thread (dropped: no longer).
+pub(crate) struct CallCodec(Option<Codec>);
+
+impl CallCodec {
+    pub(crate) fn enter(codec: Codec) -> CallCodec {
+        CallCodec(CALL_CODEC.replace(Some(codec)))
+    }
+}
+
+impl Drop for CallCodec {
+    fn drop(&mut self) {
+        CALL_CODEC.set(self.0);
+    }
+}
+
 /// Frames `item` into `scratch` in `codec`, outside the channel's lock:
 /// the connection takes the buffer meanwhile.
 fn encode<'s, T: Serialize>(
@@ -172,6 +199,10 @@ fn encode<'s, T: Serialize>(
 }
 
 thread_local! {
+    /// The codec of the call whose handler runs on this thread, if one
+    /// does (see [`CallCodec`]).
+    static CALL_CODEC: std::cell::Cell<Option<Codec>> = const { std::cell::Cell::new(None) };
+
     /// Each producer thread's scratch buffer for one item.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -208,6 +239,13 @@ impl<T: Serialize> ItemSender<T> {
                     }
                     return Ok(());
                 }
+                if !state.started && self.shared.handler == Some(std::thread::current().id()) {
+                    panic!(
+                        "anyd: a handler sent more than 64 KiB of items into its channel before \
+                         returning the stream, which cannot be sent before it returns: send from \
+                         a thread or task of its own"
+                    );
+                }
                 state.blocked += 1;
                 state = self
                     .shared
@@ -232,6 +270,13 @@ impl<T: Serialize> ItemSender<T> {
                 return Poll::Ready(Err(StreamClosed));
             }
             let (true, Some(codec)) = (state.has_room(), state.codec) else {
+                if !state.started && self.shared.handler == Some(std::thread::current().id()) {
+                    panic!(
+                        "anyd: a handler sent more than 64 KiB of items into its channel before \
+                         returning the stream, which cannot be sent before it returns: send from \
+                         a thread or task of its own"
+                    );
+                }
                 if !state.producers.iter().any(|w| w.will_wake(cx.waker())) {
                     state.producers.push(cx.waker().clone());
                 }
@@ -314,6 +359,7 @@ impl Source for Receiver {
         let _ = self.shared.codec.set(codec);
         let mut state = self.shared.lock();
         state.codec = Some(codec);
+        state.started = true;
         if !state.buf.is_empty() {
             if out.is_empty() {
                 // The common case: take the buffer whole, and give the
@@ -325,6 +371,11 @@ impl Source for Receiver {
             }
         }
         let end = state.end.take();
+        if end.is_some() {
+            // Over: further sends fail, rather than vanish while the end
+            // frame is written.
+            state.closed = true;
+        }
         // Room was made (or the codec became known): wake who waits for it.
         let producers = std::mem::take(&mut state.producers);
         let blocked = state.blocked > 0;
@@ -351,7 +402,11 @@ impl Drop for Receiver {
         state.closed = true;
         state.buf = Vec::new();
         let producers = std::mem::take(&mut state.producers);
+        // The connection's waker: senders that outlive the stream must not
+        // keep what it holds.
+        let consumer = state.consumer.take();
         drop(state);
+        drop(consumer);
         self.shared.room.notify_all();
         for w in producers {
             w.wake();

@@ -13,6 +13,7 @@
 mod channel;
 mod hub;
 
+pub(crate) use channel::CallCodec;
 pub use channel::{channel, ItemSender, StreamClosed};
 pub use hub::Hub;
 

@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
 
 use anyd_wire::codec::{decode_head, encode_reply_error, encode_reply_ok};
@@ -83,7 +83,10 @@ pub(super) fn send(
 /// A wake-up for the connection's wait: an eventfd, written once per
 /// batch of wakes.
 struct Wakeup {
-    fd: OwnedFd,
+    /// The eventfd, until the stream is over: a waker that outlives its
+    /// stream (kept by a producer, a timer) then does nothing, and holds
+    /// no descriptor.
+    fd: Mutex<Option<Arc<OwnedFd>>>,
     /// Set by the first wake since the last poll of the source, so that a
     /// producer waking it per item writes the eventfd once.
     pending: AtomicBool,
@@ -96,7 +99,10 @@ impl Wake for Wakeup {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.pending.swap(true, Ordering::AcqRel) {
-            let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+            let fd = self.fd.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(fd) = fd.as_ref() {
+                let _ = rustix::io::write(&**fd, &1u64.to_ne_bytes());
+            }
         }
     }
 }
@@ -127,21 +133,43 @@ impl Sending<'_> {
                 return self.finish(Err(err));
             }
         };
+        let fd = Arc::new(fd);
         let wakeup = Arc::new(Wakeup {
-            fd,
+            fd: Mutex::new(Some(fd.clone())),
             pending: AtomicBool::new(false),
         });
         let waker = Waker::from(wakeup.clone());
-        let mut cx = Context::from_waker(&waker);
+        let outcome = self.drive(&waker, &wakeup.pending, &fd);
+        // Wakers kept beyond the stream write nowhere, and the eventfd
+        // closes with the last of `fd`'s clones, here.
+        *wakeup.fd.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        outcome
+    }
+
+    fn drive(
+        &mut self,
+        waker: &Waker,
+        pending: &AtomicBool,
+        wakeup: &OwnedFd,
+    ) -> Result<Outcome, End> {
+        let mut cx = Context::from_waker(waker);
         loop {
             // From here on, a wake writes the eventfd again.
-            wakeup.pending.store(false, Ordering::Release);
+            pending.store(false, Ordering::Release);
             match self.fill(&mut cx)? {
-                Fill::Full => self.write()?,
+                Fill::Full => {
+                    self.write()?;
+                    // A source that always has items never waits: look
+                    // for a cancel, a client gone or a shutdown between
+                    // its writes all the same.
+                    if let Some(outcome) = self.wait(wakeup, false)? {
+                        return Ok(outcome);
+                    }
+                }
                 Fill::Done(end) => return self.finish(end),
                 Fill::Pending => {
                     self.write()?;
-                    if let Some(outcome) = self.wait(&wakeup.fd)? {
+                    if let Some(outcome) = self.wait(wakeup, true)? {
                         return Ok(outcome);
                     }
                 }
@@ -156,10 +184,15 @@ impl Sending<'_> {
             return Ok(Fill::Done(Ok(())));
         };
         let out = &mut *self.link.out;
+        let mark = out.len();
         let fill = catch_unwind(AssertUnwindSafe(|| {
-            source.fill(cx, self.codec, out, FLUSH_AT)
+            source.fill(cx, self.codec, &mut *out, FLUSH_AT)
         }))
         .unwrap_or_else(|panic| {
+            // An item's `Serialize` may have panicked half way through its
+            // frame; what came before it is whole, but which items did is
+            // not known: none of this fill goes out.
+            out.truncate(mark);
             let what = panic_message(&*panic);
             tracing::error!(panic = %what, "a stream's source panicked");
             let registry = &self.link.shared.registry;
@@ -224,10 +257,11 @@ impl Sending<'_> {
         Ok(Outcome::Sent)
     }
 
-    /// Waits for the source's next items, a cancel, or the end of the
-    /// connection; `Some` when the stream is over.
-    fn wait(&mut self, wakeup: &OwnedFd) -> Result<Option<Outcome>, End> {
-        use rustix::event::{poll, PollFd, PollFlags};
+    /// Waits for the source's next items (`block`), or only looks
+    /// (`!block`), for a cancel or the end of the connection; `Some` when
+    /// the stream is over.
+    fn wait(&mut self, wakeup: &OwnedFd, block: bool) -> Result<Option<Outcome>, End> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
         // A cancel may have come in the same read as the request.
         if self.watching {
             if let Some(outcome) = self.take_cancel()? {
@@ -244,7 +278,11 @@ impl Sending<'_> {
                 PollFd::new(&self.link.conn.stream, socket_flags),
                 PollFd::new(wakeup, PollFlags::IN),
             ];
-            match poll(&mut fds, None) {
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            match poll(&mut fds, (!block).then_some(&now)) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => return Ok(None),
                 Err(_) => return Err(End::ConnectionError),

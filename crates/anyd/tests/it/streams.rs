@@ -643,3 +643,105 @@ fn streams_count_in_the_memory_budget() {
     let mut s = session(&d);
     assert_eq!(s.commit::<u64>("echo", (7,)).unwrap(), 7);
 }
+
+#[test]
+fn a_source_that_never_waits_is_still_cancelled_and_shut_down() {
+    let (d, _dir) = start(counting().api("endless()", || Items::ready(0..u64::MAX)));
+    let mut s = session(&d);
+    let mut items = s.stream::<u64>("endless", ()).unwrap();
+    assert_eq!(items.next().unwrap().unwrap(), 0);
+    // Ended by the daemon, not by the client's patience.
+    items.cancel().unwrap();
+    assert_eq!(s.commit::<u64>("echo", (7,)).unwrap(), 7);
+    let mut items = s.stream::<u64>("endless", ()).unwrap();
+    assert_eq!(items.next().unwrap().unwrap(), 0);
+    let stopping = std::thread::spawn(move || d.shutdown());
+    let last = items.find_map(Result::err).expect("an end");
+    assert_eq!(remote(&last).kind, "Shutdown");
+    stopping.join().unwrap().unwrap();
+}
+
+/// A value whose `Serialize` panics.
+struct Treacherous(u64);
+
+impl serde::Serialize for Treacherous {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        assert!(self.0 < 3, "cannot write {}", self.0);
+        s.serialize_u64(self.0)
+    }
+}
+
+#[test]
+fn an_item_that_panics_as_it_is_written_ends_the_stream_with_an_error_not_half_a_frame() {
+    let (d, _dir) = start(counting().api("treacherous()", || {
+        Items::from_stream(IterStream((0..10).map(Treacherous)))
+    }));
+    let mut s = session(&d);
+    let got: Vec<anyd::Result<u64>> = s.stream("treacherous", ()).unwrap().collect();
+    let last = got.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(remote(last).kind, "RuntimeError", "{last}");
+    assert!(got[..got.len() - 1].iter().all(Result::is_ok));
+    // The session is in step.
+    assert_eq!(s.commit::<u64>("echo", (7,)).unwrap(), 7);
+}
+
+/// The descriptors this process has open.
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn senders_that_outlive_their_streams_hold_no_descriptor() {
+    let kept: Arc<Mutex<Vec<ItemSender<u64>>>> = Arc::default();
+    let k = kept.clone();
+    let (d, _dir) = start(counting().api("kept()", move || {
+        let (tx, items) = anyd::channel();
+        k.lock().unwrap().push(tx);
+        items
+    }));
+    let mut s = session(&d);
+    // One stream first: what serving streams opens once is opened.
+    s.stream::<u64>("kept", ()).unwrap().cancel().unwrap();
+    let before = open_descriptors();
+    for _ in 0..100 {
+        s.stream::<u64>("kept", ()).unwrap().cancel().unwrap();
+    }
+    assert_eq!(kept.lock().unwrap().len(), 101);
+    assert!(kept.lock().unwrap().iter().all(ItemSender::is_closed));
+    assert_eq!(open_descriptors(), before);
+}
+
+#[test]
+fn a_handler_may_send_before_it_returns_but_not_more_than_the_channel_holds() {
+    let (d, _dir) = start(
+        counting()
+            .api("snapshot_then_more()", || {
+                let (tx, items) = anyd::channel();
+                // The state as it is, sent before the stream starts...
+                tx.send("snapshot".to_owned()).unwrap();
+                // ... then what changes, from a thread.
+                std::thread::spawn(move || tx.send("change".to_owned()));
+                items
+            })
+            .api("too_much()", || {
+                let (tx, items) = anyd::channel();
+                for _ in 0..100 {
+                    tx.send("z".repeat(1024)).unwrap();
+                }
+                items
+            }),
+    );
+    let mut s = session(&d);
+    let got: Vec<String> = s
+        .stream("snapshot_then_more", ())
+        .unwrap()
+        .collect::<anyd::Result<_>>()
+        .unwrap();
+    assert_eq!(got, ["snapshot", "change"]);
+    // More than the channel holds would wait for the stream, which starts
+    // only once the handler returns: an error, not a connection hung.
+    let got: Vec<anyd::Result<String>> = s.stream("too_much", ()).unwrap().collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(remote(got[0].as_ref().unwrap_err()).kind, "RuntimeError");
+    assert_eq!(s.commit::<u64>("echo", (7,)).unwrap(), 7);
+}
