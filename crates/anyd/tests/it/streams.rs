@@ -293,9 +293,24 @@ impl<I: Iterator + Unpin> futures_core::Stream for IterStream<I> {
 
 #[test]
 fn streams_and_unary_calls_do_not_mix_up() {
-    let (d, _dir) = start(counting());
+    let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (r1, r2) = (ran.clone(), ran.clone());
+    let (d, _dir) = start(
+        Appd::new()
+            .api("count(n)", move |n: u64| {
+                r1.fetch_add(1, Ordering::SeqCst);
+                Items::from_iter(0..n)
+            })
+            .api("echo(a)", move |a: u64| {
+                r2.fetch_add(1, Ordering::SeqCst);
+                a
+            }),
+    );
     let mut s = session(&d);
     let e = s.commit::<u64>("count", (3,)).unwrap_err();
+    // Refused before the handler runs: a client may call again the other
+    // way (anydctl does) without the endpoint having run twice.
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
     let e = remote(&e);
     assert_eq!(e.kind, "TypeError");
     assert!(
@@ -311,6 +326,7 @@ fn streams_and_unary_calls_do_not_mix_up() {
         assert_eq!(e.kind, "TypeError");
         assert!(e.message.contains("does not stream"), "{}", e.message);
     }
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
     // An item of the wrong type is that item's error; the stream goes on.
     let got: Vec<anyd::Result<String>> = s.stream("count", (2,)).unwrap().collect();
     assert_eq!(got.len(), 2);
