@@ -266,9 +266,9 @@ impl AsyncClientSession {
     /// ```
     ///
     /// The stream borrows the session. Dropping it before the end cancels
-    /// the daemon's stream: the next call on the session first sends the
-    /// cancel and reads what was on its way (or [`ItemStream::cancel`]
-    /// does that at once). Items, errors and timeouts as
+    /// the daemon's stream: the drop sends the cancel, and the next call
+    /// on the session first reads what was on its way
+    /// ([`ItemStream::cancel`] does both, and waits). Items, errors and timeouts as
     /// [`ClientSession::stream`](crate::ClientSession::stream).
     ///
     /// # Errors
@@ -328,12 +328,15 @@ impl AsyncClientSession {
             .map_or(CANCEL_GRACE, |t| t.max(CANCEL_GRACE));
         let session = &mut self.session;
         let result = within(Some(grace), "ending a cancelled stream", async {
-            let ex = session.cancel().ok_or(Error::Closed)?;
-            ex.conn
-                .stream
-                .write_all(ex.request)
-                .await
-                .map_err(|e| Error::from_io(e, "cancelling the stream"))?;
+            if !session.is_cancel_sent() {
+                let ex = session.cancel().ok_or(Error::Closed)?;
+                ex.conn
+                    .stream
+                    .write_all(ex.request)
+                    .await
+                    .map_err(|e| Error::from_io(e, "cancelling the stream"))?;
+                session.cancel_went_out();
+            }
             while session.is_streaming() {
                 let (conn, options) = session.reading().ok_or(Error::Closed)?;
                 let read = conn.read_frame().await;
@@ -426,6 +429,32 @@ impl<T> ItemStream<'_, T> {
     /// As [`ItemIter::cancel`](crate::ItemIter::cancel).
     pub async fn cancel(self) -> Result<()> {
         self.client.settle().await
+    }
+}
+
+impl<T> Drop for ItemStream<'_, T> {
+    /// Sends the CANCEL at once, so that the daemon drops its producer now
+    /// rather than at the session's next call (which reads what was on its
+    /// way). Drop cannot wait: the CANCEL goes out only if the socket
+    /// takes it whole without waiting, as it does unless the client has
+    /// been writing (it has not: a stream is read); otherwise the next
+    /// call sends it.
+    fn drop(&mut self) {
+        let session = &mut self.client.session;
+        if !session.is_streaming() || session.is_cancel_sent() {
+            return;
+        }
+        let Some(ex) = session.cancel() else {
+            return;
+        };
+        match ex.conn.stream.try_write(ex.request) {
+            Ok(n) if n == ex.request.len() => session.cancel_went_out(),
+            // Nothing went out: the next call sends it.
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // Half a frame, or a broken socket: out of step.
+            _ => session.close(),
+        }
     }
 }
 

@@ -53,6 +53,9 @@ pub(crate) struct Session<C> {
     /// whose reader of the stream was dropped reads them to the end
     /// ([`cancel`](Self::cancel)) before the next call.
     streaming: bool,
+    /// The open stream's CANCEL was sent: what is left is reading to its
+    /// end frame.
+    cancel_sent: bool,
 }
 
 /// What one frame of a stream said, before the session takes note of it
@@ -143,6 +146,7 @@ impl<C> Session<C> {
             out: Vec::new(),
             in_flight: false,
             streaming: false,
+            cancel_sent: false,
         }
     }
 
@@ -218,6 +222,16 @@ impl<C> Session<C> {
         self.streaming
     }
 
+    /// Whether the open stream's CANCEL went out already.
+    pub(crate) fn is_cancel_sent(&self) -> bool {
+        self.cancel_sent
+    }
+
+    /// The open stream's CANCEL went out, whole.
+    pub(crate) fn cancel_went_out(&mut self) {
+        self.cancel_sent = true;
+    }
+
     /// Takes note of one frame of the open stream; `None` at its end (the
     /// session is ready for the next call), the item or error otherwise.
     pub(crate) fn stream_step<T>(&mut self, step: Step<T>) -> Option<Result<T>> {
@@ -225,16 +239,19 @@ impl<C> Session<C> {
             Step::Item(v) => Some(Ok(v)),
             Step::WrongType(e) => Some(Err(e)),
             Step::End => {
+                self.cancel_sent = false;
                 self.streaming = false;
                 self.in_flight = false;
                 None
             }
             Step::Failed(e) => {
+                self.cancel_sent = false;
                 self.streaming = false;
                 self.in_flight = false;
                 Some(Err(e))
             }
             Step::Broken(e) => {
+                self.cancel_sent = false;
                 self.streaming = false;
                 self.in_flight = false;
                 self.conn = None;
@@ -261,6 +278,7 @@ impl<C> Session<C> {
     pub(crate) fn close(&mut self) {
         self.conn = None;
         self.streaming = false;
+        self.cancel_sent = false;
         self.in_flight = false;
     }
 

@@ -16,6 +16,17 @@ pub(crate) enum AsyncStream {
     Tcp(tokio::net::TcpStream),
 }
 
+impl AsyncStream {
+    /// Writes what the socket takes now, without waiting (see tokio's
+    /// `try_write`): for a drop, which cannot wait.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            AsyncStream::Unix(s) => s.try_write(buf),
+            AsyncStream::Tcp(s) => s.try_write(buf),
+        }
+    }
+}
+
 impl AsyncRead for AsyncStream {
     fn poll_read(
         self: Pin<&mut Self>,

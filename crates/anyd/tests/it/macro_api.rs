@@ -753,12 +753,14 @@ fn streaming_methods_through_the_async_client() {
             while let Some(n) = numbers.next().await {
                 counted.push(n.unwrap());
             }
+            drop(numbers);
             assert_eq!(counted, [3, 4, 5]);
 
             let mut refused = client.ticks(0).await.unwrap();
             let e = remote(refused.next().await.unwrap().unwrap_err());
             assert_eq!(e.kind, "ValueError");
             assert!(refused.next().await.is_none());
+            drop(refused);
 
             {
                 let mut events = client.watch().await.unwrap();
@@ -772,9 +774,10 @@ fn streaming_methods_through_the_async_client() {
                 feed.events.publish(event("wg1", true));
                 assert_eq!(events.next().await.unwrap().unwrap(), event("wg1", true));
             }
-            // Dropped mid-way: the next call cancels it first. The daemon
-            // drops the subscriber before it reads that call, so it is gone
-            // by the reply.
+            // Dropped mid-way: the drop sent the cancel, and the next call
+            // reads what was on its way first. The daemon drops the
+            // subscriber before it reads that call, so it is gone by the
+            // reply.
             assert_eq!(client.echo("after".into()).await.unwrap(), "after");
             assert_eq!(feed.events.subscribers(), 0);
             {

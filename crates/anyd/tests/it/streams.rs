@@ -82,6 +82,7 @@ fn the_async_client_streams_and_cancels_on_drop() {
         while let Some(i) = items.next().await {
             got.push(i.unwrap());
         }
+        drop(items);
         assert_eq!(got, (0..10).collect::<Vec<_>>());
         // Dropped mid-stream: the next call brings the session back in
         // step first.
@@ -760,4 +761,31 @@ fn a_handler_may_send_before_it_returns_but_not_more_than_the_channel_holds() {
     assert_eq!(got.len(), 1);
     assert_eq!(remote(got[0].as_ref().unwrap_err()).kind, "RuntimeError");
     assert_eq!(s.commit::<u64>("echo", (7,)).unwrap(), 7);
+}
+
+#[test]
+fn an_async_stream_dropped_mid_way_stops_the_daemon_s_producer_at_once() {
+    let polled = Arc::new(AtomicBool::new(false));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (p, dr) = (polled.clone(), dropped.clone());
+    let (d, _dir) = start(counting().api("forever()", move || {
+        Items::from_stream(Forever {
+            polled: p.clone(),
+            dropped: dr.clone(),
+        })
+    }));
+    runtime().block_on(async {
+        let mut s = AsyncClientSession::connect(d.address()).await.unwrap();
+        let items = s.stream::<u64>("forever", ()).await.unwrap();
+        wait_until("the daemon polls the stream", || {
+            polled.load(Ordering::SeqCst)
+        });
+        drop(items);
+        // No further call: the drop itself sent the cancel.
+        wait_until("the daemon drops the producer", || {
+            dropped.load(Ordering::SeqCst)
+        });
+        // The next call reads the end frame first, and is answered.
+        assert_eq!(s.commit::<u64>("echo", (7,)).await.unwrap(), 7);
+    });
 }

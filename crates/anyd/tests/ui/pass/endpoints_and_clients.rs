@@ -131,6 +131,8 @@ pub async fn nonblocking(address: &str) -> anyd::Result<()> {
     while let Some(n) = numbers.next().await {
         let _: u64 = n?;
     }
+    // It borrows the client until it is dropped (dropping cancels).
+    drop(numbers);
     let _: anyd::ItemStream<'_, Status> = vpn.watch(None).await?;
     let session = vpn.into_session();
     VpnmdAsyncClient::from_session(session).end_session().await
