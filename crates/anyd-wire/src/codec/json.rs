@@ -414,23 +414,13 @@ pub(crate) fn decode_reply<T: DeserializeOwned>(
     if payload == SIGENDS {
         return Ok(Reply::EndSession);
     }
-    // One key, read raw first: `{"ok": null}` must stay distinct from a
-    // missing key, and the body is typed only once we know which it is.
-    let envelope: Vec<(Cow<'_, str>, &RawValue)> = serde_json::from_slice::<Envelope<'_>>(payload)
-        .map_err(malformed)?
-        .0;
-    let [(key, body)] = envelope.as_slice() else {
-        return Err(malformed(
-            "a reply is an object with one key, \"ok\" or \"error\"",
-        ));
-    };
+    let (key, body) = envelope(
+        payload,
+        "a reply is an object with one key, \"ok\" or \"error\"",
+    )?;
     match key.as_ref() {
-        "ok" => serde_json::from_str(body.get())
-            .map(Reply::Ok)
-            .map_err(|e| DecodeError::Result(e.to_string())),
-        "error" => serde_json::from_str(body.get())
-            .map(Reply::Err)
-            .map_err(|e| malformed(format!("bad error reply: {e}"))),
+        "ok" => decode_value(body).map(Reply::Ok),
+        "error" => decode_error(body).map(Reply::Err),
         other => Err(malformed(format!("unknown reply key {other:?}"))),
     }
 }
@@ -441,24 +431,42 @@ pub(crate) fn decode_stream_reply<T: DeserializeOwned>(
     payload: &[u8],
     _limits: &DecodeLimits,
 ) -> Result<StreamReply<T>, DecodeError> {
-    let envelope: Vec<(Cow<'_, str>, &RawValue)> = serde_json::from_slice::<Envelope<'_>>(payload)
-        .map_err(malformed)?
-        .0;
-    let [(key, body)] = envelope.as_slice() else {
-        return Err(malformed(
-            "a stream's frame is an object with one key, \"item\", \"ok\" or \"error\"",
-        ));
-    };
+    let what = "a stream's frame is an object with one key, \"item\", \"ok\" or \"error\"";
+    let (key, body) = envelope(payload, what)?;
     match key.as_ref() {
-        "item" => serde_json::from_str(body.get())
-            .map(StreamReply::Item)
-            .map_err(|e| DecodeError::Result(e.to_string())),
+        "item" => decode_value(body).map(StreamReply::Item),
         "ok" => Ok(StreamReply::End),
-        "error" => serde_json::from_str(body.get())
-            .map(StreamReply::Err)
-            .map_err(|e| malformed(format!("bad error reply: {e}"))),
+        "error" => decode_error(body).map(StreamReply::Err),
         other => Err(malformed(format!("unknown reply key {other:?}"))),
     }
+}
+
+/// A reply's one key and the raw text of its value; `what` says the shape
+/// expected, for the error. Read raw first: `{"ok": null}` must stay
+/// distinct from a missing key, and the body is typed only once we know
+/// which it is.
+fn envelope<'a>(
+    payload: &'a [u8],
+    what: &str,
+) -> Result<(Cow<'a, str>, &'a RawValue), DecodeError> {
+    let mut entries = serde_json::from_slice::<Envelope<'_>>(payload)
+        .map_err(malformed)?
+        .0;
+    match entries.pop() {
+        Some(entry) if entries.is_empty() => Ok(entry),
+        _ => Err(malformed(what)),
+    }
+}
+
+/// A reply's value as the caller's type: a mismatch is the caller's
+/// (`DecodeError::Result`), not a malformed message.
+fn decode_value<T: DeserializeOwned>(body: &RawValue) -> Result<T, DecodeError> {
+    serde_json::from_str(body.get()).map_err(|e| DecodeError::Result(e.to_string()))
+}
+
+/// An error reply's body.
+fn decode_error(body: &RawValue) -> Result<RemoteError, DecodeError> {
+    serde_json::from_str(body.get()).map_err(|e| malformed(format!("bad error reply: {e}")))
 }
 
 struct Envelope<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);

@@ -416,27 +416,13 @@ pub(crate) fn decode_reply<T: DeserializeOwned>(
     if payload == SIGENDS {
         return Ok(Reply::EndSession);
     }
-    let mut c = Cursor {
-        buf: payload,
-        pos: 0,
-    };
-    if c.map_len()? != 1 {
-        return Err(malformed(
-            "a reply is a map with one key, \"ok\" or \"error\"",
-        ));
-    }
-    let key = c.str()?;
-    let body = c.skip_value()?;
-    c.finish()?;
-    match key {
-        "ok" => from_slice(body)
-            .map(Reply::Ok)
-            .map_err(|e| DecodeError::Result(e.to_string())),
-
-        "error" => from_slice(body)
-            .map(Reply::Err)
-            .map_err(|e| malformed(format!("bad error reply: {e}"))),
-        other => Err(malformed(format!("unknown reply key {other:?}"))),
+    match envelope(
+        payload,
+        "a reply is a map with one key, \"ok\" or \"error\"",
+    )? {
+        ("ok", body) => decode_value(body).map(Reply::Ok),
+        ("error", body) => decode_error(body).map(Reply::Err),
+        (other, _) => Err(malformed(format!("unknown reply key {other:?}"))),
     }
 }
 
@@ -452,32 +438,42 @@ pub(crate) fn decode_stream_reply<T: DeserializeOwned>(
         let mut c = Cursor { buf: rest, pos: 0 };
         let body = c.skip_value()?;
         c.finish()?;
-        return from_slice(body)
-            .map(StreamReply::Item)
-            .map_err(|e| DecodeError::Result(e.to_string()));
+        return decode_value(body).map(StreamReply::Item);
     }
+    let what = "a stream's frame is a map with one key, \"item\", \"ok\" or \"error\"";
+    match envelope(payload, what)? {
+        ("item", body) => decode_value(body).map(StreamReply::Item),
+        ("ok", _) => Ok(StreamReply::End),
+        ("error", body) => decode_error(body).map(StreamReply::Err),
+        (other, _) => Err(malformed(format!("unknown reply key {other:?}"))),
+    }
+}
+
+/// A reply's one key and the bytes of its value; `what` says the shape
+/// expected, for the error.
+fn envelope<'a>(payload: &'a [u8], what: &str) -> Result<(&'a str, &'a [u8]), DecodeError> {
     let mut c = Cursor {
         buf: payload,
         pos: 0,
     };
     if c.map_len()? != 1 {
-        return Err(malformed(
-            "a stream's frame is a map with one key, \"item\", \"ok\" or \"error\"",
-        ));
+        return Err(malformed(what));
     }
     let key = c.str()?;
     let body = c.skip_value()?;
     c.finish()?;
-    match key {
-        "item" => from_slice(body)
-            .map(StreamReply::Item)
-            .map_err(|e| DecodeError::Result(e.to_string())),
-        "ok" => Ok(StreamReply::End),
-        "error" => from_slice(body)
-            .map(StreamReply::Err)
-            .map_err(|e| malformed(format!("bad error reply: {e}"))),
-        other => Err(malformed(format!("unknown reply key {other:?}"))),
-    }
+    Ok((key, body))
+}
+
+/// A reply's value as the caller's type: a mismatch is the caller's
+/// (`DecodeError::Result`), not a malformed message.
+fn decode_value<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    from_slice(body).map_err(|e| DecodeError::Result(e.to_string()))
+}
+
+/// An error reply's body.
+fn decode_error(body: &[u8]) -> Result<RemoteError, DecodeError> {
+    from_slice(body).map_err(|e| malformed(format!("bad error reply: {e}")))
 }
 
 #[cfg(test)]
