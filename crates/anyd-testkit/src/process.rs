@@ -153,7 +153,7 @@ pub fn serve_if_child() {
         // Streams: a subscription to the daemon's hub of events...
         .api("ticks()", || streams::HUB.subscribe())
         // ... `n` events of `size` bytes published to it at once (the
-        // reply is how many subscribers there were)...
+        // reply is the most subscribers an event reached)...
         .api("publish(n, size)", streams::publish)
         .api("subscribers()", || streams::HUB.subscribers())
         // ... items of `size` bytes from an iterator that never ends...
@@ -196,11 +196,13 @@ mod streams {
     /// The senders of `quiet()` streams.
     static QUIET: Mutex<Vec<ItemSender<u64>>> = Mutex::new(Vec::new());
 
+    /// The most subscribers one of the events reached: a subscriber that
+    /// falls behind may be gone before the last one.
     pub(super) fn publish(n: usize, size: usize) -> usize {
         let event = "e".repeat(size);
         let mut reached = 0;
         for _ in 0..n {
-            reached = HUB.publish(event.clone());
+            reached = reached.max(HUB.publish(event.clone()));
         }
         reached
     }

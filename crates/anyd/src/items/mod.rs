@@ -102,7 +102,11 @@ impl<T: Serialize + Send + 'static> Items<T> {
         let (tx, items) = channel::<T>();
         Self::from_source(Box::new(Threaded {
             start: Some(Box::new(move || {
-                for item in iter {
+                let mut iter = iter;
+                // Not asked for another item once the stream is over; a
+                // `next` under way when it ends is noticed at the send
+                // after it.
+                while let Some(item) = (!tx.is_closed()).then(|| iter.next()).flatten() {
                     match item {
                         Ok(v) => {
                             if tx.send(v).is_err() {
