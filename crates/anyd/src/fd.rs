@@ -1,0 +1,232 @@
+//! [`Fd`]: a file descriptor as a value of a call's arguments or result
+//! (groundwork for descriptor passing, issue 17: not yet wired to the
+//! server and the clients).
+//!
+//! In the payload a descriptor is a placeholder, `{"$fd": n}`, naming its
+//! index among the descriptors that travel with the frame (`SCM_RIGHTS`,
+//! see `transport::fds`). serde has no context to carry those, so the
+//! connection that encodes or decodes a frame opens a frame context on its
+//! thread for the time it takes ([`Outgoing`], [`Incoming`]); outside one,
+//! an `Fd` neither serializes nor deserializes, with an error that says
+//! why, so that a descriptor never becomes a placeholder that points
+//! nowhere.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+
+/// The placeholder's one key.
+const KEY: &str = "$fd";
+
+/// An open file descriptor that travels with a call: a handler parameter
+/// (the caller passes it) or part of a result (the daemon returns it).
+#[derive(Debug)]
+pub struct Fd(OwnedFd);
+
+impl Fd {
+    /// The descriptor.
+    pub fn into_owned(self) -> OwnedFd {
+        self.0
+    }
+}
+
+impl From<OwnedFd> for Fd {
+    fn from(fd: OwnedFd) -> Self {
+        Fd(fd)
+    }
+}
+
+impl From<std::fs::File> for Fd {
+    fn from(file: std::fs::File) -> Self {
+        Fd(file.into())
+    }
+}
+
+impl AsFd for Fd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+thread_local! {
+    /// The descriptors of the frame being encoded on this thread, if one is.
+    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    /// The descriptors of the frame being decoded on this thread, if one
+    /// is: each taken once.
+    static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+}
+
+/// The descriptors of a frame being encoded on this thread: every [`Fd`]
+/// serialized meanwhile adds a copy of itself (the value it came from may
+/// be dropped before the frame is written).
+pub(crate) struct Outgoing(());
+
+impl Outgoing {
+    pub(crate) fn open() -> Outgoing {
+        OUTGOING.set(Some(Vec::new()));
+        Outgoing(())
+    }
+
+    /// The descriptors, in placeholder order; closes the context.
+    pub(crate) fn finish(self) -> Vec<OwnedFd> {
+        OUTGOING.take().unwrap_or_default()
+    }
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        // Closes what a frame abandoned half way had gathered.
+        OUTGOING.set(None);
+    }
+}
+
+/// The descriptors of a frame being decoded on this thread. Those no
+/// [`Fd`] took are closed when it is dropped.
+pub(crate) struct Incoming(());
+
+impl Incoming {
+    pub(crate) fn open(fds: Vec<OwnedFd>) -> Incoming {
+        INCOMING.set(Some(fds.into_iter().map(Some).collect()));
+        Incoming(())
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        INCOMING.set(None);
+    }
+}
+
+impl Serialize for Fd {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let index = OUTGOING.with_borrow_mut(|out| {
+            let out = out.as_mut().ok_or(
+                "a descriptor travels only over a Unix socket, to a peer that asked for descriptors",
+            )?;
+            let copy = rustix::io::fcntl_dupfd_cloexec(&self.0, 0)
+                .map_err(|_| "cannot duplicate the descriptor to send it")?;
+            out.push(copy);
+            Ok::<usize, &str>(out.len() - 1)
+        })
+        .map_err(serde::ser::Error::custom)?;
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(KEY, &index)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Fd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Placeholder;
+        impl<'de> Visitor<'de> for Placeholder {
+            type Value = usize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a descriptor placeholder {\"$fd\": n}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+                let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+                    return Err(de::Error::custom("an empty map is not a descriptor"));
+                };
+                if key != KEY {
+                    return Err(de::Error::custom(format_args!(
+                        "{key:?} is not a descriptor placeholder"
+                    )));
+                }
+                let index: usize = map.next_value()?;
+                if map.next_key::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("a descriptor placeholder has one key"));
+                }
+                Ok(index)
+            }
+        }
+        let index = d.deserialize_map(Placeholder)?;
+        INCOMING
+            .with_borrow_mut(|fds| {
+                let fds = fds.as_mut().ok_or("no descriptor came with this message")?;
+                fds.get_mut(index)
+                    .ok_or("the message names a descriptor that did not come with it")?
+                    .take()
+                    .ok_or("the message names one descriptor twice")
+            })
+            .map(Fd)
+            .map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        rustix::pipe::pipe().unwrap()
+    }
+
+    fn inode(fd: BorrowedFd<'_>) -> u64 {
+        rustix::fs::fstat(fd).unwrap().st_ino
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Opened {
+        name: String,
+        file: Fd,
+        log: Option<Fd>,
+    }
+
+    #[test]
+    fn descriptors_become_placeholders_and_come_back() {
+        let (r, w) = pipe();
+        let (r_ino, w_ino) = (inode(r.as_fd()), inode(w.as_fd()));
+        let value = Opened {
+            name: "tun0".into(),
+            file: r.into(),
+            log: Some(w.into()),
+        };
+        let outgoing = Outgoing::open();
+        let json = serde_json::to_string(&value).unwrap();
+        let fds = outgoing.finish();
+        assert_eq!(json, r#"{"name":"tun0","file":{"$fd":0},"log":{"$fd":1}}"#);
+        drop(value);
+        assert_eq!(fds.len(), 2);
+        let incoming = Incoming::open(fds);
+        let back: Opened = serde_json::from_str(&json).unwrap();
+        drop(incoming);
+        assert_eq!(inode(back.file.as_fd()), r_ino);
+        assert_eq!(inode(back.log.unwrap().as_fd()), w_ino);
+    }
+
+    #[test]
+    fn outside_a_frame_a_descriptor_is_an_error_not_a_placeholder() {
+        let (r, _w) = pipe();
+        let e = serde_json::to_string(&Fd::from(r)).unwrap_err();
+        assert!(e.to_string().contains("Unix socket"), "{e}");
+        let e = serde_json::from_str::<Fd>(r#"{"$fd":0}"#).unwrap_err();
+        assert!(e.to_string().contains("no descriptor came"), "{e}");
+    }
+
+    #[test]
+    fn placeholders_that_point_nowhere_or_twice_are_errors() {
+        let (r, w) = pipe();
+        let _incoming = Incoming::open(vec![r]);
+        let e = serde_json::from_str::<Fd>(r#"{"$fd":1}"#).unwrap_err();
+        assert!(e.to_string().contains("did not come"), "{e}");
+        let e = serde_json::from_str::<(Fd, Fd)>(r#"[{"$fd":0},{"$fd":0}]"#).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        for bad in [r#"{}"#, r#"{"fd":0}"#, r#"{"$fd":0,"x":1}"#, r#"0"#] {
+            assert!(serde_json::from_str::<Fd>(bad).is_err(), "{bad}");
+        }
+        drop(w);
+    }
+
+    #[test]
+    fn descriptors_no_value_took_are_closed_with_the_frame() {
+        let (r, w) = pipe();
+        let incoming = Incoming::open(vec![r]);
+        drop(incoming);
+        // The only read end is closed: a write finds no reader.
+        assert_eq!(rustix::io::write(&w, b"x"), Err(rustix::io::Errno::PIPE));
+    }
+}
