@@ -66,6 +66,10 @@ pub struct Request<'a> {
     /// The client asked for a stream of replies (docs/PROTOCOL.md section
     /// 8.1): only a native codec can ask.
     pub stream: bool,
+    /// The client speaks descriptors (docs/PROTOCOL.md section 8.2): the
+    /// descriptors that came with the request are its arguments', and its
+    /// reply may carry some. Only a native codec can say so.
+    pub fds: bool,
 }
 
 /// What a client sent.

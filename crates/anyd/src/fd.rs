@@ -1,19 +1,19 @@
-//! [`Fd`]: a file descriptor as a value of a call's arguments or result
-//! (groundwork for descriptor passing, issue 17: not yet wired to the
-//! server and the clients).
+//! [`Fd`]: a file descriptor as a value of a call's arguments or result.
 //!
 //! In the payload a descriptor is a placeholder, `{"$fd": n}`, naming its
-//! index among the descriptors that travel with the frame (`SCM_RIGHTS`,
-//! see `transport::fds`). serde has no context to carry those, so the
-//! connection that encodes or decodes a frame opens a frame context on its
-//! thread for the time it takes ([`Outgoing`], [`Incoming`]); outside one,
-//! an `Fd` neither serializes nor deserializes, with an error that says
-//! why, so that a descriptor never becomes a placeholder that points
-//! nowhere.
+//! index among the descriptors that travel with the frame as `SCM_RIGHTS`
+//! ancillary data (docs/PROTOCOL.md section 8.2). serde has no context to
+//! carry those, so the code that encodes or decodes a frame opens a frame
+//! context on its thread for the time it takes ([`Outgoing`],
+//! [`Incoming`]); outside one, an `Fd` neither serializes nor
+//! deserializes, with an error that says why, so that a descriptor never
+//! becomes a placeholder that points nowhere. Contexts nest (a handler
+//! may call another daemon while its own call is served): each puts back
+//! the one it found.
 
 use std::cell::RefCell;
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
@@ -22,8 +22,35 @@ use serde::{Deserialize, Serialize};
 /// The placeholder's one key.
 const KEY: &str = "$fd";
 
-/// An open file descriptor that travels with a call: a handler parameter
-/// (the caller passes it) or part of a result (the daemon returns it).
+/// An open file descriptor that travels with a call over a Unix socket: a
+/// handler's parameter (the caller passes it) or part of a result (the
+/// daemon returns it), alone or inside any serde type.
+///
+/// Sending one sends a duplicate (the value keeps its own); a received
+/// one is close-on-exec, and closed when the `Fd` is dropped. See
+/// docs/PROTOCOL.md section 8.2.
+///
+/// ```no_run
+/// use anyd::{Appd, ClientSession, Fd};
+/// use std::fs::File;
+/// use std::io::Read;
+///
+/// // The daemon opens what the caller may not, and hands it over.
+/// let running = Appd::new()
+///     .api("open_log", || -> std::io::Result<Fd> {
+///         Ok(Fd::from(File::open("/var/log/example.log")?))
+///     })
+///     .bind("unix:/tmp/example.sock")?
+///     .spawn()?;
+///
+/// // The caller reads it.
+/// let mut session = ClientSession::connect("unix:/tmp/example.sock")?;
+/// let log: Fd = session.commit("open_log", ())?;
+/// let mut text = String::new();
+/// File::from(log).read_to_string(&mut text)?;
+/// # running.shutdown()?;
+/// # Ok::<(), anyd::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Fd(OwnedFd);
 
@@ -31,6 +58,11 @@ impl Fd {
     /// The descriptor.
     pub fn into_owned(self) -> OwnedFd {
         self.0
+    }
+
+    /// The descriptor as a [`File`](std::fs::File), to read or write it.
+    pub fn into_file(self) -> std::fs::File {
+        self.0.into()
     }
 }
 
@@ -46,9 +78,33 @@ impl From<std::fs::File> for Fd {
     }
 }
 
+impl From<std::os::unix::net::UnixStream> for Fd {
+    fn from(socket: std::os::unix::net::UnixStream) -> Self {
+        Fd(socket.into())
+    }
+}
+
+impl From<Fd> for OwnedFd {
+    fn from(fd: Fd) -> OwnedFd {
+        fd.0
+    }
+}
+
+impl From<Fd> for std::fs::File {
+    fn from(fd: Fd) -> std::fs::File {
+        fd.0.into()
+    }
+}
+
 impl AsFd for Fd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
     }
 }
 
@@ -63,49 +119,71 @@ thread_local! {
 /// The descriptors of a frame being encoded on this thread: every [`Fd`]
 /// serialized meanwhile adds a copy of itself (the value it came from may
 /// be dropped before the frame is written).
-pub(crate) struct Outgoing(());
+pub(crate) struct Outgoing {
+    /// The context this one hides, to put back (`None` once put back).
+    outer: Option<Option<Vec<OwnedFd>>>,
+}
 
 impl Outgoing {
     pub(crate) fn open() -> Outgoing {
-        OUTGOING.set(Some(Vec::new()));
-        Outgoing(())
+        Outgoing {
+            outer: Some(OUTGOING.replace(Some(Vec::new()))),
+        }
     }
 
     /// The descriptors, in placeholder order; closes the context.
-    pub(crate) fn finish(self) -> Vec<OwnedFd> {
-        OUTGOING.take().unwrap_or_default()
+    pub(crate) fn finish(mut self) -> Vec<OwnedFd> {
+        let outer = self.outer.take().unwrap_or_default();
+        OUTGOING.replace(outer).unwrap_or_default()
     }
 }
 
 impl Drop for Outgoing {
     fn drop(&mut self) {
         // Closes what a frame abandoned half way had gathered.
-        OUTGOING.set(None);
+        if let Some(outer) = self.outer.take() {
+            OUTGOING.set(outer);
+        }
     }
 }
 
 /// The descriptors of a frame being decoded on this thread. Those no
-/// [`Fd`] took are closed when it is dropped.
-pub(crate) struct Incoming(());
+/// [`Fd`] took are closed when it is dropped, or at [`close_incoming`].
+pub(crate) struct Incoming {
+    outer: Option<Vec<Option<OwnedFd>>>,
+}
 
 impl Incoming {
     pub(crate) fn open(fds: Vec<OwnedFd>) -> Incoming {
-        INCOMING.set(Some(fds.into_iter().map(Some).collect()));
-        Incoming(())
+        Incoming {
+            outer: INCOMING.replace(Some(fds.into_iter().map(Some).collect())),
+        }
     }
 }
 
 impl Drop for Incoming {
     fn drop(&mut self) {
-        INCOMING.set(None);
+        INCOMING.set(self.outer.take());
     }
+}
+
+/// Closes the descriptors of the frame being decoded on this thread that
+/// no [`Fd`] took: a handler's arguments are bound, and the rest must not
+/// stay open while it runs.
+pub(crate) fn close_incoming() {
+    INCOMING.with_borrow_mut(|fds| {
+        if let Some(fds) = fds {
+            fds.clear();
+        }
+    });
 }
 
 impl Serialize for Fd {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let index = OUTGOING.with_borrow_mut(|out| {
             let out = out.as_mut().ok_or(
-                "a descriptor travels only over a Unix socket, to a peer that asked for descriptors",
+                "a descriptor travels only over a Unix socket, in MessagePack or JSON, to a peer that \
+                 asked for descriptors (request option \"fds\", docs/PROTOCOL.md section 8.2)",
             )?;
             let copy = rustix::io::fcntl_dupfd_cloexec(&self.0, 0)
                 .map_err(|_| "cannot duplicate the descriptor to send it")?;
@@ -146,7 +224,10 @@ impl<'de> Deserialize<'de> for Fd {
         let index = d.deserialize_map(Placeholder)?;
         INCOMING
             .with_borrow_mut(|fds| {
-                let fds = fds.as_mut().ok_or("no descriptor came with this message")?;
+                let fds = fds.as_mut().ok_or(
+                    "no descriptor came with this message (descriptors travel only over a Unix \
+                     socket, with the request option \"fds\", docs/PROTOCOL.md section 8.2)",
+                )?;
                 fds.get_mut(index)
                     .ok_or("the message names a descriptor that did not come with it")?
                     .take()

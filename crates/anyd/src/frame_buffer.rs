@@ -22,6 +22,8 @@ use anyd_wire::frame::{self, FrameError};
 
 use crate::budget::Charge;
 use crate::error::Error;
+use crate::transport::fds::{Arrival, FdError, FdQueue};
+use std::os::fd::OwnedFd;
 
 /// Where a read buffer starts, and what it shrinks back to after a large
 /// message: small, because an idle connection keeps it.
@@ -70,6 +72,13 @@ pub(crate) struct FrameBuffer {
     /// buffers; larger on a client's, where a stream's small frames then
     /// come many to a read.
     min_room: usize,
+    /// The stream offset of `buf[0]`: descriptors are placed by offset.
+    base: u64,
+    /// Descriptors that came with bytes not yet handed out as frames.
+    fds: FdQueue,
+    /// The descriptors of the frame handed out last, until taken (those
+    /// not taken are closed with the next frame).
+    frame_fds: Result<Vec<OwnedFd>, FdError>,
 }
 
 impl FrameBuffer {
@@ -83,6 +92,9 @@ impl FrameBuffer {
             max_frame,
             charge: None,
             min_room: INITIAL_BUFFER,
+            base: 0,
+            fds: FdQueue::default(),
+            frame_fds: Ok(Vec::new()),
         }
     }
 
@@ -117,6 +129,11 @@ impl FrameBuffer {
         match frame::decode(&self.buf[self.start..self.end], self.max_frame)? {
             Some(f) => {
                 let range = self.start + f.payload.start..self.start + f.payload.end;
+                // The common case, no descriptor on the way, costs a test.
+                if !self.fds.is_empty() || !matches!(&self.frame_fds, Ok(v) if v.is_empty()) {
+                    let at = self.base + self.start as u64;
+                    self.frame_fds = self.fds.take(at..at + f.consumed as u64);
+                }
                 self.start += f.consumed;
                 Ok(Some(range))
             }
@@ -135,6 +152,27 @@ impl FrameBuffer {
             frame::decode(&self.buf[self.start..self.end], self.max_frame)?
                 .map(|f| self.start + f.payload.start..self.start + f.payload.end),
         )
+    }
+
+    /// The descriptors that came with the frame [`next_frame`](Self::next_frame)
+    /// returned last (each frame's once; those not taken are closed when
+    /// the next frame is handed out, or with the buffer).
+    ///
+    /// # Errors
+    ///
+    /// [`FdError::TooMany`]: more came than a frame may carry, all closed.
+    pub(crate) fn take_frame_fds(&mut self) -> Result<Vec<OwnedFd>, FdError> {
+        std::mem::replace(&mut self.frame_fds, Ok(Vec::new()))
+    }
+
+    /// Counts `n` bytes just read into [`spare`](Self::spare)'s room, with
+    /// what came with them.
+    pub(crate) fn filled_with(&mut self, n: usize, arrival: Arrival) {
+        if n > 0 {
+            let last = self.base + (self.end + n - 1) as u64;
+            self.fds.arrived(last, arrival);
+        }
+        self.filled(n);
     }
 
     /// The payload of a frame [`next_frame`](Self::next_frame) returned.
@@ -197,6 +235,7 @@ impl FrameBuffer {
         let shrink = self.buf.len() > 16 * self.min_room && want.max(pending) <= self.min_room;
         if self.start > 0 && (pending == 0 || shrink || self.start + want > self.buf.len()) {
             self.buf.copy_within(self.start..self.end, 0);
+            self.base += self.start as u64;
             self.start = 0;
             self.end = pending;
         }

@@ -7,7 +7,7 @@
 //! limit and its memory budget are `frame_buffer`'s; what the handshake
 //! sends and what its failures mean are `handshake`'s.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -18,18 +18,24 @@ use crate::budget::Charge;
 use crate::error::Error;
 use crate::frame_buffer::{FrameBuffer, ReadError};
 use crate::handshake::{self, HandshakeRun};
+use crate::transport::fds::{self, FdError};
 use crate::transport::Stream;
+use rustix::net::RecvFlags;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// A stream with a read buffer that yields whole frames.
 #[derive(Debug)]
 pub(crate) struct Framed {
     pub(crate) stream: Stream,
     buf: FrameBuffer,
+    /// A Unix socket: reads take the descriptors that come with the bytes.
+    fds: bool,
 }
 
 impl Framed {
     pub(crate) fn new(stream: Stream, max_frame: usize) -> Self {
         Framed {
+            fds: stream.carries_fds(),
             stream,
             buf: FrameBuffer::new(max_frame),
         }
@@ -39,6 +45,7 @@ impl Framed {
     /// ([`FrameBuffer::for_client`]).
     pub(crate) fn for_client(stream: Stream, max_frame: usize) -> Self {
         Framed {
+            fds: stream.carries_fds(),
             stream,
             buf: FrameBuffer::for_client(max_frame),
         }
@@ -62,6 +69,17 @@ impl Framed {
         self.buf.next_frame()
     }
 
+    /// Whether descriptors travel on this connection (a Unix socket).
+    pub(crate) fn carries_fds(&self) -> bool {
+        self.fds
+    }
+
+    /// The descriptors that came with the frame handed out last (see
+    /// [`FrameBuffer::take_frame_fds`]).
+    pub(crate) fn take_frame_fds(&mut self) -> Result<Vec<OwnedFd>, FdError> {
+        self.buf.take_frame_fds()
+    }
+
     /// The next frame if it is already buffered, left in place (see
     /// [`FrameBuffer::peek_frame`]).
     pub(crate) fn peeked_frame(&self) -> Result<Option<Range<usize>>, FrameError> {
@@ -71,20 +89,31 @@ impl Framed {
     /// Reads what the socket has now, without waiting: `Ok(false)` at the
     /// end of the stream, `Ok(true)` otherwise (having read or not).
     pub(crate) fn fill_now(&mut self) -> Result<bool, ReadError> {
-        use rustix::net::RecvFlags;
-        let spare = self.buf.spare().map_err(ReadError::Io)?;
-        loop {
-            match rustix::net::recv(&self.stream, &mut *spare, RecvFlags::DONTWAIT) {
-                Ok((0, _)) => return Ok(false),
-                Ok((n, _)) => {
-                    self.buf.filled(n);
-                    return Ok(true);
-                }
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => return Ok(true),
-                Err(e) => return Err(ReadError::Io(e.into())),
-            }
+        match self.read_once(RecvFlags::DONTWAIT) {
+            Ok(n) => Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+            Err(e) => Err(ReadError::Io(e)),
         }
+    }
+
+    /// One read into the buffer (with the descriptors that come, on a
+    /// Unix socket): how many bytes, 0 at the end of the stream.
+    #[inline]
+    fn read_once(&mut self, flags: RecvFlags) -> io::Result<usize> {
+        let spare = self.buf.spare()?;
+        if self.fds {
+            let (n, arrival) = fds::recv_with_fds(self.stream.as_fd(), spare, flags)?;
+            self.buf.filled_with(n, arrival);
+            return Ok(n);
+        }
+        let n = loop {
+            match rustix::net::recv(&self.stream, &mut *spare, flags) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => break r.map(|(n, _)| n)?,
+            }
+        };
+        self.buf.filled(n);
+        Ok(n)
     }
 
     /// The next frame, reading as needed, with the whole frame due by
@@ -151,15 +180,9 @@ impl Framed {
     /// memory budget has left.
     #[inline]
     fn fill_some(&mut self) -> Result<bool, ReadError> {
-        let spare = self.buf.spare().map_err(ReadError::Io)?;
-        let n = loop {
-            match self.stream.read(spare) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => break r.map_err(ReadError::Io)?,
-            }
-        };
-        self.buf.filled(n);
-        Ok(n > 0)
+        self.read_once(RecvFlags::empty())
+            .map(|n| n > 0)
+            .map_err(ReadError::Io)
     }
 
     /// The end of the stream: clean between frames, an error inside one.
@@ -208,7 +231,7 @@ pub(crate) fn write_all_within(
     if bytes.is_empty() {
         return Ok(());
     }
-    let sent = send_now(stream, bytes)?;
+    let sent = send_now(stream, bytes, &[])?;
     if sent == bytes.len() {
         return Ok(());
     }
@@ -225,19 +248,103 @@ fn write_rest_within(stream: &Stream, mut bytes: &[u8], within: Duration) -> io:
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        wait_writable(stream, left)?;
-        bytes = &bytes[send_now(stream, bytes)?..];
+        wait_writable(stream, Some(left))?;
+        bytes = &bytes[send_now(stream, bytes, &[])?..];
     }
     Ok(())
 }
 
+/// Writes one frame, blocking (within the socket's send timeout), with
+/// `fds` attached to its first bytes.
+pub(crate) fn write_frame(stream: &mut Stream, bytes: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
+    if fds.is_empty() {
+        return stream.write_all(bytes);
+    }
+    let fds = fds::borrowed(fds);
+    let sent = loop {
+        match fds::send_with_fds(stream.as_fd(), bytes, &fds, rustix::net::SendFlags::empty()) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r?,
+        }
+    };
+    stream.write_all(&bytes[sent..])
+}
+
+/// Descriptors that go with some of the frames gathered for one write,
+/// each with the byte range of its frame.
+pub(crate) type Attached = Vec<(Range<usize>, Vec<OwnedFd>)>;
+
+/// Writes all of `out` as [`write_all_within`] does, each frame of
+/// `attached` in a `sendmsg` of its own bytes that carries its descriptors
+/// (so that the reader hands them to that frame: `transport::fds`).
+/// `attached` is emptied whatever happens, closing this side's copies.
+pub(crate) fn write_out(
+    stream: &mut Stream,
+    out: &[u8],
+    attached: &mut Attached,
+    within: Option<Duration>,
+) -> io::Result<()> {
+    if attached.is_empty() {
+        return write_all_within(stream, out, within);
+    }
+    let deadline = within.map(|w| Instant::now() + w);
+    let left = || -> io::Result<Option<Duration>> {
+        match deadline {
+            None => Ok(None),
+            Some(d) => match d.saturating_duration_since(Instant::now()) {
+                left if left.is_zero() => Err(io::ErrorKind::TimedOut.into()),
+                left => Ok(Some(left)),
+            },
+        }
+    };
+    let mut at = 0;
+    for (frame, fds) in attached.drain(..) {
+        write_all_within(stream, &out[at..frame.start], left()?)?;
+        write_with_fds(stream, &out[frame.clone()], &fds, left()?)?;
+        at = frame.end;
+    }
+    write_all_within(stream, &out[at..], left()?)
+}
+
+/// Writes all of `bytes` with `fds` attached to the first of them that
+/// the socket takes, the whole due within `within` as [`write_all_within`].
+fn write_with_fds(
+    stream: &mut Stream,
+    bytes: &[u8],
+    fds: &[OwnedFd],
+    within: Option<Duration>,
+) -> io::Result<()> {
+    let fds = fds::borrowed(fds);
+    let started = Instant::now();
+    loop {
+        match send_now(stream, bytes, &fds)? {
+            0 => {
+                let left = within.map(|w| w.saturating_sub(started.elapsed()));
+                if left.is_some_and(|l| l.is_zero()) {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                wait_writable(stream, left)?;
+            }
+            sent => {
+                let left = within.map(|w| w.saturating_sub(started.elapsed()));
+                return match left {
+                    Some(l) if l.is_zero() && sent < bytes.len() => {
+                        Err(io::ErrorKind::TimedOut.into())
+                    }
+                    _ => write_all_within(stream, &bytes[sent..], left),
+                };
+            }
+        }
+    }
+}
+
 /// One `send` of what the socket takes now without waiting (0 if none),
-/// never raising SIGPIPE.
+/// never raising SIGPIPE; `fds` go with its bytes if any are taken.
 #[inline]
-fn send_now(stream: &Stream, bytes: &[u8]) -> io::Result<usize> {
+fn send_now(stream: &Stream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
     use rustix::net::SendFlags;
     loop {
-        match rustix::net::send(stream, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+        match fds::send_with_fds(stream.as_fd(), bytes, fds, SendFlags::DONTWAIT) {
             Ok(n) => return Ok(n),
             Err(rustix::io::Errno::INTR) => continue,
             Err(rustix::io::Errno::AGAIN) => return Ok(0),
@@ -246,13 +353,17 @@ fn send_now(stream: &Stream, bytes: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Waits up to `timeout` for room in the socket's send buffer, or for the
-/// socket to fail (the next `send` then says how).
-fn wait_writable(stream: &Stream, timeout: Duration) -> io::Result<()> {
+/// Waits up to `timeout` (`None`: as long as it takes) for room in the
+/// socket's send buffer, or for the socket to fail (the next `send` then
+/// says how).
+fn wait_writable(stream: &Stream, timeout: Option<Duration>) -> io::Result<()> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let timeout = Timespec::try_from(timeout).map_err(io::Error::other)?;
+    let timeout = timeout
+        .map(Timespec::try_from)
+        .transpose()
+        .map_err(io::Error::other)?;
     let mut fds = [PollFd::new(stream, PollFlags::OUT)];
-    match poll(&mut fds, Some(&timeout)) {
+    match poll(&mut fds, timeout.as_ref()) {
         Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
         Err(e) => Err(e.into()),
     }

@@ -3,8 +3,10 @@
 //! here and only here.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
 
 use anyd_wire::codec::encode_reply_ok;
 use anyd_wire::message::{Arg, Request};
@@ -53,6 +55,9 @@ pub struct Call<'a> {
     pub(crate) request: &'a Request<'a>,
     pub(crate) peer: &'a Peer,
     pub(crate) runtime: &'a tokio::runtime::Handle,
+    /// Where the reply's descriptors go, when it may carry some (the
+    /// caller asked, over a Unix socket).
+    pub(crate) reply_fds: Option<&'a RefCell<Vec<OwnedFd>>>,
 }
 
 impl Call<'_> {
@@ -344,20 +349,42 @@ pub trait IntoReply<M> {
     /// Writes the reply value into `out`, or hands over the stream, or
     /// gives the error to send.
     #[doc(hidden)]
-    fn reply(self, codec: Codec, out: &mut Vec<u8>) -> Result<Outcome, RemoteError>;
+    fn reply(self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError>;
 }
 
-fn write_ok<T: Serialize>(value: &T, codec: Codec, out: &mut Vec<u8>) -> Result<(), RemoteError> {
-    encode_reply_ok(codec, value, out)
-        .map_err(|e| RemoteError::new("RuntimeError", format!("cannot encode the result: {e}")))
+fn write_ok<T: Serialize>(
+    value: &T,
+    call: &Call<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), RemoteError> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        RemoteError::new("RuntimeError", format!("cannot encode the result: {e}"))
+    };
+    let Some(slot) = call.reply_fds else {
+        return encode_reply_ok(call.codec(), value, out).map_err(|e| cannot(&e));
+    };
+    // The descriptors the result holds, copied as it is encoded; closed
+    // here if it cannot be.
+    let outgoing = crate::fd::Outgoing::open();
+    encode_reply_ok(call.codec(), value, out).map_err(|e| cannot(&e))?;
+    let fds = outgoing.finish();
+    if fds.len() > crate::transport::fds::MAX_FDS_PER_FRAME {
+        return Err(cannot(&format_args!(
+            "it holds {} descriptors; a message may carry at most {}",
+            fds.len(),
+            crate::transport::fds::MAX_FDS_PER_FRAME
+        )));
+    }
+    *slot.borrow_mut() = fds;
+    Ok(())
 }
 
 impl<T: Serialize> IntoReply<Plain> for T {
     fn returns() -> String {
         short_type_name(std::any::type_name::<T>())
     }
-    fn reply(self, codec: Codec, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
-        write_ok(&self, codec, out).map(|()| Outcome::WRITTEN)
+    fn reply(self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
+        write_ok(&self, call, out).map(|()| Outcome::WRITTEN)
     }
 }
 
@@ -365,9 +392,9 @@ impl<T: Serialize, E: ApiError> IntoReply<Fallible> for Result<T, E> {
     fn returns() -> String {
         short_type_name(std::any::type_name::<T>())
     }
-    fn reply(self, codec: Codec, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
+    fn reply(self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
         match self {
-            Ok(v) => write_ok(&v, codec, out).map(|()| Outcome::WRITTEN),
+            Ok(v) => write_ok(&v, call, out).map(|()| Outcome::WRITTEN),
             Err(e) => Err(e.into_remote()),
         }
     }
@@ -380,7 +407,7 @@ impl<T: Serialize + Send + 'static> IntoReply<Streaming> for Items<T> {
     fn streams() -> bool {
         true
     }
-    fn reply(self, _: Codec, _: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
+    fn reply(self, _: &Call<'_>, _: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
         Ok(Outcome(Some(self.source)))
     }
 }
@@ -394,7 +421,7 @@ impl<T: Serialize + Send + 'static, E: ApiError> IntoReply<FallibleStreaming>
     fn streams() -> bool {
         true
     }
-    fn reply(self, _: Codec, _: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
+    fn reply(self, _: &Call<'_>, _: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
         match self {
             Ok(items) => Ok(Outcome(Some(items.source))),
             Err(e) => Err(e.into_remote()),
@@ -451,7 +478,9 @@ macro_rules! impl_handler {
             fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
                 let mut index = 0;
                 $(let $a = $a::from_call(call, &mut index)?;)*
-                (self)($($a),*).reply(call.codec(), out)
+                // Descriptors no parameter took are not kept while it runs.
+                crate::fd::close_incoming();
+                (self)($($a),*).reply(call, out)
             }
         }
 
@@ -476,10 +505,11 @@ macro_rules! impl_handler {
             fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
                 let mut index = 0;
                 $(let $a = $a::from_call(call, &mut index)?;)*
+                crate::fd::close_incoming();
                 // Connection threads are not runtime workers, so blocking
                 // on the future here is allowed, and it keeps the reply in
                 // order with the rest of the connection's requests.
-                call.runtime.block_on((self)($($a),*)).reply(call.codec(), out)
+                call.runtime.block_on((self)($($a),*)).reply(call, out)
             }
         }
     };

@@ -224,8 +224,6 @@ mod budget;
 mod client;
 mod daemon;
 mod error;
-#[allow(dead_code, unreachable_pub)]
-// groundwork for descriptor passing (issue 17): not wired yet, nor exported
 mod fd;
 mod frame_buffer;
 mod framed;
@@ -248,6 +246,7 @@ pub use client::{
 };
 pub use daemon::{daemonize, daemonize_ready};
 pub use error::{Error, RemoteError, Result, WireError};
+pub use fd::Fd;
 pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};
 pub use items::{channel, Hub, ItemSender, Items, StreamClosed};
 pub use policy::Allow;

@@ -1,7 +1,9 @@
 //! The endpoint table and the dispatch of one request to its handler,
 //! including the reserved `anyd.*` endpoints.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use anyd_wire::codec::{encode_reply_ok, DecodeLimits};
@@ -12,6 +14,7 @@ use crate::error::RemoteError;
 use crate::handler::{short_type_name, Call, EndpointInfo, Handler, Outcome};
 use crate::policy::{Allow, Resolved};
 use crate::throttle::{throttled, Throttle};
+use crate::transport::fds::FdError;
 use crate::transport::Peer;
 
 type Erased = Box<dyn Fn(&Call<'_>, &mut Vec<u8>) -> Result<Outcome, RemoteError> + Send + Sync>;
@@ -293,16 +296,25 @@ impl Registry {
     /// missing endpoint gets, before any argument is decoded. A panicking
     /// handler becomes a `RuntimeError`. A stream is sent only to a caller
     /// that asked for one, and only a streaming endpoint sends one.
+    ///
+    /// `fds` are the descriptors that came with the request (`None` on a
+    /// socket that cannot carry any); those the reply carries are put in
+    /// `reply_fds`. A denied caller's are closed before anything else, and
+    /// those no parameter takes once the arguments are bound.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn dispatch(
         &self,
         head: RequestHead<'_>,
         peer: &Peer,
         runtime: &tokio::runtime::Handle,
         limits: &DecodeLimits,
+        fds: Option<Result<Vec<OwnedFd>, FdError>>,
         out: &mut Vec<u8>,
+        reply_fds: &mut Vec<OwnedFd>,
     ) -> Result<Outcome, RemoteError> {
         let name: &str = &head.endpoint;
         if name.starts_with("anyd.") {
+            drop(fds);
             if let Err(rule) = self.admit(None, peer) {
                 return Err(self.denied(name, rule, peer));
             }
@@ -312,23 +324,41 @@ impl Registry {
         }
         let endpoint = self.endpoints.get(name);
         if let Err(rule) = self.admit(endpoint, peer) {
+            drop(fds);
             return Err(self.denied(name, rule, peer));
         }
         let Some(endpoint) = endpoint else {
             return Err(not_found(name));
         };
+        let fds = fds
+            .transpose()
+            .map_err(|e| RemoteError::new("ValueError", e.to_string()))?;
         let request = decode_args(head, endpoint.info.params.len(), limits)?;
         check_stream(&request, endpoint.info.stream)?;
+        let carries_fds = request.fds && fds.is_some();
+        if !request.fds && fds.as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(RemoteError::new(
+                "ValueError",
+                "descriptors came with a request that does not say it carries them \
+                 (request option \"fds\", docs/PROTOCOL.md section 8.2); all closed",
+            ));
+        }
+        // The arguments' descriptors, for `Fd` parameters to take.
+        let _incoming = carries_fds.then(|| crate::fd::Incoming::open(fds.unwrap_or_default()));
+        let slot = RefCell::new(Vec::new());
         let call = Call {
             info: &endpoint.info,
             request: &request,
             peer,
             runtime,
+            reply_fds: carries_fds.then_some(&slot),
         };
         call.check_shape()?;
         // Channels the handler makes encode in the call's codec at once.
         let _codec = crate::items::CallCodec::enter(request.codec);
-        match catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, out))) {
+        let result = catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, out)));
+        *reply_fds = slot.take();
+        match result {
             Ok(r) => r,
             Err(panic) => {
                 let name = &endpoint.info.name;

@@ -23,8 +23,7 @@ use crate::error::{Error, Result};
 
 mod async_stream;
 mod connect;
-#[allow(dead_code)] // groundwork for descriptor passing (issue 17): used by its tests only so far
-mod fds;
+pub(crate) mod fds;
 
 pub(crate) use async_stream::AsyncStream;
 
@@ -60,6 +59,15 @@ impl Stream {
             Stream::Unix(s) => s.shutdown(how),
             Stream::Tcp(s) => s.shutdown(how),
             Stream::Shared(s) => s.shutdown(how),
+        }
+    }
+
+    /// Whether descriptors can travel on this socket: a Unix one.
+    pub(crate) fn carries_fds(&self) -> bool {
+        match self {
+            Stream::Unix(_) => true,
+            Stream::Tcp(_) => false,
+            Stream::Shared(s) => s.carries_fds(),
         }
     }
 

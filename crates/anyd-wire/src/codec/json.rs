@@ -242,6 +242,7 @@ pub(crate) fn decode_args<'a>(
         positional: parts.positional,
         kwargs: parts.kwargs,
         stream: parts.options.stream,
+        fds: parts.options.fds,
     })
 }
 
@@ -295,11 +296,13 @@ where
     Ok(())
 }
 
-/// Writes the request `[endpoint, args, kwargs, {"stream":true}]`.
-pub(crate) fn encode_stream_request<A, K>(
+/// Writes the request `[endpoint, args, kwargs, options]`, the options
+/// holding only what is set (`{"stream":true,"fds":true}` at most).
+pub(crate) fn encode_request_with<A, K>(
     endpoint: &str,
     args: &A,
     kwargs: &K,
+    options: RequestOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError>
 where
@@ -307,7 +310,12 @@ where
     K: Serialize + ?Sized,
 {
     encode_call(endpoint, args, kwargs, out)?;
-    out.extend_from_slice(b",{\"stream\":true}]");
+    out.extend_from_slice(match (options.stream, options.fds) {
+        (true, true) => b",{\"stream\":true,\"fds\":true}]".as_slice(),
+        (true, false) => b",{\"stream\":true}]",
+        (false, true) => b",{\"fds\":true}]",
+        (false, false) => b"]",
+    });
     Ok(())
 }
 

@@ -88,7 +88,7 @@ pub enum EncodeError {
     KwargsNotAMap,
     /// Streams (and the other extensions of docs/PROTOCOL.md section 8.1)
     /// travel only in the native codecs, MessagePack and JSON.
-    #[error("streams need a native codec (MessagePack or JSON), not {0:?}")]
+    #[error("streams and descriptors need a native codec (MessagePack or JSON), not {0:?}")]
     NotNative(Codec),
 }
 
@@ -96,10 +96,42 @@ pub enum EncodeError {
 /// of a native request (docs/PROTOCOL.md section 8.1). An option this
 /// implementation does not know is an error, so that a client learns that
 /// the daemon cannot do what it asked rather than getting something else.
-#[derive(Debug, Default)]
-pub(crate) struct RequestOptions {
-    /// The client accepts a stream of replies.
-    pub(crate) stream: bool,
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestOptions {
+    /// The client accepts a stream of replies (section 8.1).
+    pub stream: bool,
+    /// The client speaks descriptors (section 8.2): the request may come
+    /// with some, and its reply or items may carry some.
+    pub fds: bool,
+}
+
+impl RequestOptions {
+    /// No option: the plain three-element request.
+    pub const NONE: RequestOptions = RequestOptions {
+        stream: false,
+        fds: false,
+    };
+
+    /// These options, asking for a stream or not.
+    #[must_use]
+    pub const fn with_stream(mut self, on: bool) -> Self {
+        self.stream = on;
+        self
+    }
+
+    /// These options, speaking descriptors or not.
+    #[must_use]
+    pub const fn with_fds(mut self, on: bool) -> Self {
+        self.fds = on;
+        self
+    }
+
+    /// Whether any option is set, so that the request needs its fourth
+    /// element.
+    pub const fn any(&self) -> bool {
+        self.stream || self.fds
+    }
 }
 
 impl<'de> serde::Deserialize<'de> for RequestOptions {
@@ -120,6 +152,7 @@ impl<'de> serde::Deserialize<'de> for RequestOptions {
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     match &*key {
                         "stream" => options.stream = map.next_value()?,
+                        "fds" => options.fds = map.next_value()?,
                         other => {
                             return Err(serde::de::Error::custom(format_args!(
                                 "unknown request option {other:?}"
@@ -316,9 +349,35 @@ where
     A: Serialize + ?Sized,
     K: Serialize + ?Sized,
 {
+    let options = RequestOptions::NONE.with_stream(true);
+    encode_request_with(codec, endpoint, args, kwargs, options, out)
+}
+
+/// Appends a request calling `endpoint` with `options` (docs/PROTOCOL.md
+/// section 8.1): with none, exactly what [`encode_request`] writes.
+///
+/// # Errors
+///
+/// As [`encode_request`], and [`EncodeError::NotNative`] for an option in
+/// pickle, which has none.
+pub fn encode_request_with<A, K>(
+    codec: Codec,
+    endpoint: &str,
+    args: &A,
+    kwargs: &K,
+    options: RequestOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError>
+where
+    A: Serialize + ?Sized,
+    K: Serialize + ?Sized,
+{
+    if !options.any() {
+        return encode_request(codec, endpoint, args, kwargs, out);
+    }
     match codec {
-        Codec::MsgPack => msgpack::encode_stream_request(endpoint, args, kwargs, out),
-        Codec::Json => json::encode_stream_request(endpoint, args, kwargs, out),
+        Codec::MsgPack => msgpack::encode_request_with(endpoint, args, kwargs, options, out),
+        Codec::Json => json::encode_request_with(endpoint, args, kwargs, options, out),
         Codec::Pickle => Err(EncodeError::NotNative(codec)),
     }
 }

@@ -247,6 +247,7 @@ pub(crate) fn decode_args<'a>(
         positional,
         kwargs,
         stream: options.stream,
+        fds: options.fds,
     })
 }
 
@@ -312,11 +313,13 @@ where
     encode_call(endpoint, args, kwargs, out)
 }
 
-/// Writes the request `[endpoint, args, kwargs, {"stream": true}]`.
-pub(crate) fn encode_stream_request<A, K>(
+/// Writes the request `[endpoint, args, kwargs, options]`, the options
+/// holding only what is set (`{"stream": true, "fds": true}` at most).
+pub(crate) fn encode_request_with<A, K>(
     endpoint: &str,
     args: &A,
     kwargs: &K,
+    options: RequestOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError>
 where
@@ -325,7 +328,13 @@ where
 {
     out.push(0x94);
     encode_call(endpoint, args, kwargs, out)?;
-    out.extend_from_slice(b"\x81\xa6stream\xc3");
+    out.push(0x80 | (u8::from(options.stream) + u8::from(options.fds)));
+    if options.stream {
+        out.extend_from_slice(b"\xa6stream\xc3");
+    }
+    if options.fds {
+        out.extend_from_slice(b"\xa3fds\xc3");
+    }
     Ok(())
 }
 

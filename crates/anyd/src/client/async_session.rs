@@ -18,7 +18,7 @@ use anyd_wire::message::Reply;
 use anyd_wire::Codec;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 
 use super::session::{stream_frame, Exchange, Session, END_SESSION_GRACE};
 use super::ClientOptions;
@@ -26,6 +26,7 @@ use crate::address::{Address, ToAddress};
 use crate::error::{Error, Result};
 use crate::frame_buffer::{FrameBuffer, ReadError};
 use crate::handshake::{self, HandshakeRun};
+use crate::transport::fds::FrameFds;
 use crate::transport::AsyncStream;
 
 /// Runs `f` within `limit`, if any.
@@ -72,9 +73,7 @@ impl AsyncFramed {
                 return Poll::Ready(Ok(Some(r)));
             }
             let spare = self.buf.spare().map_err(ReadError::Io)?;
-            let mut read = ReadBuf::new(spare);
-            ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)).map_err(ReadError::Io)?;
-            let n = read.filled().len();
+            let (n, arrival) = ready!(self.stream.poll_recv(cx, spare)).map_err(ReadError::Io)?;
             if n == 0 {
                 return Poll::Ready(
                     self.buf
@@ -83,8 +82,18 @@ impl AsyncFramed {
                         .map_err(ReadError::Frame),
                 );
             }
-            self.buf.filled(n);
+            self.buf.filled_with(n, arrival);
         }
+    }
+
+    /// The descriptors of the frame just read, if the session may take
+    /// any; those that came to a session that may not are closed here.
+    fn frame_fds(&mut self, speaks_fds: bool) -> Option<FrameFds> {
+        if !self.stream.carries_fds() {
+            return None;
+        }
+        let fds = self.buf.take_frame_fds();
+        speaks_fds.then_some(fds)
     }
 
     /// Sends what a handshake has to send, if anything.
@@ -121,12 +130,13 @@ impl AsyncFramed {
 async fn exchange<R: DeserializeOwned>(ex: Exchange<'_, AsyncFramed>) -> Result<Reply<R>> {
     ex.conn
         .stream
-        .write_all(ex.request)
+        .write_frame(ex.request, ex.fds)
         .await
         .map_err(|e| Error::from_io(e, "sending the request"))?;
     let read = ex.conn.read_frame().await;
+    let fds = ex.conn.frame_fds(ex.speaks_fds);
     let read = read.map(|r| r.map(|range| ex.conn.buf.payload(range)));
-    ex.reply(read, "waiting for the reply")
+    ex.reply(read, fds, "waiting for the reply")
 }
 
 /// The async twin of [`ClientSession`](crate::ClientSession), on tokio.
@@ -191,7 +201,10 @@ impl AsyncClientSession {
             .await?;
         }
         Ok(AsyncClientSession {
-            session: Session::new(conn, options),
+            session: {
+                let carries_fds = conn.stream.carries_fds();
+                Session::new(conn, options, carries_fds)
+            },
             address,
         })
     }
@@ -299,7 +312,7 @@ impl AsyncClientSession {
         let sent = within(timeout, "sending the request", async {
             ex.conn
                 .stream
-                .write_all(ex.request)
+                .write_frame(ex.request, ex.fds)
                 .await
                 .map_err(|e| Error::from_io(e, "sending the request"))
         })
@@ -338,10 +351,12 @@ impl AsyncClientSession {
                 session.cancel_went_out();
             }
             while session.is_streaming() {
+                let speaks_fds = session.speaks_fds();
                 let (conn, options) = session.reading().ok_or(Error::Closed)?;
                 let read = conn.read_frame().await;
+                let fds = conn.frame_fds(speaks_fds);
                 let read = read.map(|r| r.map(|range| conn.buf.payload(range)));
-                let step = stream_frame::<IgnoredAny>(options, read);
+                let step = stream_frame::<IgnoredAny>(options, read, fds);
                 if let Some(Err(e)) = session.stream_step(step) {
                     if !matches!(e, Error::Remote(_)) {
                         return Err(e);
@@ -410,12 +425,14 @@ impl<T: DeserializeOwned> ItemStream<'_, T> {
         if !session.is_streaming() {
             return Poll::Ready(None);
         }
+        let speaks_fds = session.speaks_fds();
         let Some((conn, options)) = session.reading() else {
             return Poll::Ready(None);
         };
         let read = ready!(conn.poll_frame(cx));
+        let fds = conn.frame_fds(speaks_fds);
         let read = read.map(|r| r.map(|range| conn.buf.payload(range)));
-        let step = stream_frame::<T>(options, read);
+        let step = stream_frame::<T>(options, read, fds);
         Poll::Ready(session.stream_step(step))
     }
 }

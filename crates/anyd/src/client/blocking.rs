@@ -21,6 +21,7 @@ use crate::address::{Address, ToAddress};
 use crate::error::{Error, Result};
 use crate::framed::{self, Framed};
 use crate::handshake;
+use crate::transport::fds::FrameFds;
 use crate::transport::Stream;
 
 /// A session with a daemon: calls go out one at a time, in order.
@@ -80,7 +81,10 @@ impl ClientSession {
         conn.stream.set_read_timeout(options.timeout)?;
         conn.stream.set_write_timeout(options.timeout)?;
         Ok(ClientSession {
-            session: Session::new(conn, options),
+            session: {
+                let carries_fds = conn.carries_fds();
+                Session::new(conn, options, carries_fds)
+            },
             address,
         })
     }
@@ -187,7 +191,7 @@ impl ClientSession {
             .conn
             .stream
             .set_read_timeout(None)
-            .and_then(|()| ex.conn.stream.write_all(ex.request))
+            .and_then(|()| framed::write_frame(&mut ex.conn.stream, ex.request, ex.fds))
             .map_err(|e| Error::from_io(e, "sending the request"));
         if let Err(e) = sent {
             self.session.close();
@@ -355,10 +359,12 @@ impl<T> ItemIter<'_, T> {
                 .map_err(|e| Error::from_io(e, "cancelling the stream"))?;
             let deadline = Instant::now() + grace;
             while self.client.session.is_streaming() {
+                let speaks_fds = self.client.session.speaks_fds();
                 let (conn, options) = self.client.session.reading().ok_or(Error::Closed)?;
                 let read = conn.read_frame_by(Some(deadline));
+                let fds = frame_fds(conn, speaks_fds);
                 let read = read.map(|r| r.map(|range| conn.payload(range)));
-                let step = stream_frame::<IgnoredAny>(options, read);
+                let step = stream_frame::<IgnoredAny>(options, read, fds);
                 if let Some(Err(e)) = self.client.session.stream_step(step) {
                     if !matches!(e, Error::Remote(_)) {
                         return Err(e);
@@ -399,10 +405,12 @@ impl<T: DeserializeOwned> Iterator for ItemIter<'_, T> {
         if !self.client.session.is_streaming() {
             return None;
         }
+        let speaks_fds = self.client.session.speaks_fds();
         let (conn, options) = self.client.session.reading()?;
         let read = conn.read_frame_by(None);
+        let fds = frame_fds(conn, speaks_fds);
         let read = read.map(|r| r.map(|range| conn.payload(range)));
-        let step = stream_frame::<T>(options, read);
+        let step = stream_frame::<T>(options, read, fds);
         // The lock orders this with a canceller's write.
         let guard = self
             .cancel
@@ -435,11 +443,20 @@ fn exchange<R: DeserializeOwned>(
     ex: Exchange<'_, Framed>,
     within: Option<Duration>,
 ) -> Result<Reply<R>> {
-    ex.conn
-        .stream
-        .write_all(ex.request)
+    framed::write_frame(&mut ex.conn.stream, ex.request, ex.fds)
         .map_err(|e| Error::from_io(e, "sending the request"))?;
     let read = ex.conn.read_frame_idle(within);
+    let fds = frame_fds(ex.conn, ex.speaks_fds);
     let read = read.map(|r| r.map(|range| ex.conn.payload(range)));
-    ex.reply(read, "waiting for the reply")
+    ex.reply(read, fds, "waiting for the reply")
+}
+
+/// The descriptors of the frame just read, if the session may take any;
+/// those that came to a session that may not are closed here.
+fn frame_fds(conn: &mut Framed, speaks_fds: bool) -> Option<FrameFds> {
+    if !conn.carries_fds() {
+        return None;
+    }
+    let fds = conn.take_frame_fds();
+    speaks_fds.then_some(fds)
 }

@@ -46,6 +46,7 @@ pub struct ClientOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_frame: usize,
     pub(crate) decode_limits: DecodeLimits,
+    pub(crate) descriptors: bool,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +60,7 @@ impl Default for ClientOptions {
             timeout: None,
             max_frame: frame::DEFAULT_MAX_FRAME,
             decode_limits: DecodeLimits::default(),
+            descriptors: true,
         }
     }
 }
@@ -84,6 +86,7 @@ impl std::fmt::Debug for ClientOptions {
             timeout,
             max_frame,
             decode_limits,
+            descriptors,
         } = self;
         f.debug_struct("ClientOptions")
             .field("authkey", &authkey.as_ref().map(|_| Hidden))
@@ -94,6 +97,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("timeout", timeout)
             .field("max_frame", max_frame)
             .field("decode_limits", decode_limits)
+            .field("descriptors", descriptors)
             .finish()
     }
 }
@@ -121,6 +125,17 @@ impl ClientOptions {
     /// need [`Codec::Pickle`]).
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
+        self
+    }
+
+    /// Whether requests say that this client speaks descriptors (default
+    /// yes), so that [`Fd`](crate::Fd)s travel in arguments and results
+    /// (docs/PROTOCOL.md section 8.2). It matters only over a Unix socket
+    /// in MessagePack or JSON, the only ways descriptors travel. Turn it
+    /// off for a daemon that implements the protocol without section 8
+    /// (it refuses requests with options).
+    pub fn descriptors(mut self, yes: bool) -> Self {
+        self.descriptors = yes;
         self
     }
 

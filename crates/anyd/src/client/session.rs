@@ -14,9 +14,13 @@
 use std::time::Duration;
 
 use anyd_wire::codec::{
-    decode_reply, decode_stream_reply, encode_cancel, encode_end_session, encode_request,
-    encode_stream_request,
+    decode_reply, decode_stream_reply, encode_cancel, encode_end_session, encode_request_with,
+    RequestOptions,
 };
+use std::os::fd::OwnedFd;
+
+use crate::fd::{Incoming, Outgoing};
+use crate::transport::fds::{FdError, MAX_FDS_PER_FRAME};
 use anyd_wire::frame;
 use anyd_wire::message::{Reply, StreamReply};
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -25,6 +29,7 @@ use serde::Serialize;
 use super::ClientOptions;
 use crate::error::{Error, Result};
 use crate::frame_buffer::ReadError;
+use anyd_wire::Codec;
 
 /// How long a session dropped without [`end_session`] waits for the
 /// daemon to acknowledge the end of the session, so that a daemon which
@@ -56,6 +61,11 @@ pub(crate) struct Session<C> {
     /// The open stream's CANCEL was sent: what is left is reading to its
     /// end frame.
     cancel_sent: bool,
+    /// The descriptors of the request in `out`.
+    out_fds: Vec<OwnedFd>,
+    /// Requests say that this client speaks descriptors: a Unix socket, a
+    /// native codec, and the options allow it.
+    speaks_fds: bool,
 }
 
 /// What one frame of a stream said, before the session takes note of it
@@ -78,7 +88,12 @@ pub(crate) enum Step<T> {
 pub(crate) fn stream_frame<T: DeserializeOwned>(
     options: &ClientOptions,
     read: std::result::Result<Option<&[u8]>, ReadError>,
+    fds: Option<std::result::Result<Vec<OwnedFd>, FdError>>,
 ) -> Step<T> {
+    let _incoming = match received(fds) {
+        Ok(incoming) => incoming,
+        Err(e) => return Step::Broken(e),
+    };
     let payload = match read {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -100,6 +115,17 @@ pub(crate) fn stream_frame<T: DeserializeOwned>(
     }
 }
 
+/// The context in which a frame's descriptors are decoded: `fds` are those
+/// that came with it (`None` for a session that takes none, whose frames'
+/// descriptors, if a daemon sends any, are closed unused).
+fn received(fds: Option<std::result::Result<Vec<OwnedFd>, FdError>>) -> Result<Option<Incoming>> {
+    match fds {
+        None => Ok(None),
+        Some(Ok(fds)) => Ok(Some(Incoming::open(fds))),
+        Some(Err(e)) => Err(Error::protocol(format!("the daemon's reply: {e}"))),
+    }
+}
+
 /// A request to send and its reply to read, over the session's
 /// connection.
 #[derive(Debug)]
@@ -107,6 +133,10 @@ pub(crate) struct Exchange<'s, C> {
     pub(crate) conn: &'s mut C,
     /// The whole frame to write.
     pub(crate) request: &'s [u8],
+    /// The request's descriptors, to send with its bytes.
+    pub(crate) fds: &'s [OwnedFd],
+    /// Replies may carry descriptors for this client.
+    pub(crate) speaks_fds: bool,
     options: &'s ClientOptions,
 }
 
@@ -120,8 +150,10 @@ impl<C> Exchange<'_, C> {
     pub(crate) fn reply<R: DeserializeOwned>(
         &self,
         read: std::result::Result<Option<&[u8]>, ReadError>,
+        fds: Option<std::result::Result<Vec<OwnedFd>, FdError>>,
         waiting_for: &'static str,
     ) -> Result<Reply<R>> {
+        let _incoming = received(fds)?;
         let payload = read
             .map_err(|e| e.into_error(waiting_for))?
             .ok_or_else(|| Error::protocol("the daemon closed the connection without replying"))?;
@@ -139,7 +171,8 @@ impl<C> Exchange<'_, C> {
 impl<C> Session<C> {
     /// A session over a connection that is ready for calls (past the
     /// handshake, if any).
-    pub(crate) fn new(conn: C, options: ClientOptions) -> Self {
+    pub(crate) fn new(conn: C, options: ClientOptions, carries_fds: bool) -> Self {
+        let speaks_fds = carries_fds && options.descriptors && options.codec != Codec::Pickle;
         Session {
             conn: Some(conn),
             options,
@@ -147,7 +180,50 @@ impl<C> Session<C> {
             in_flight: false,
             streaming: false,
             cancel_sent: false,
+            out_fds: Vec::new(),
+            speaks_fds,
         }
+    }
+
+    /// Whether frames from the daemon may carry descriptors for this
+    /// client: decode them in the frame's context.
+    pub(crate) fn speaks_fds(&self) -> bool {
+        self.speaks_fds
+    }
+
+    /// Encodes a request with `options` (and this client's descriptors
+    /// option) into `out`, and the descriptors its arguments hold into
+    /// `out_fds`.
+    fn encode(
+        &mut self,
+        endpoint: &str,
+        args: &impl Serialize,
+        kwargs: &impl Serialize,
+        options: RequestOptions,
+    ) -> Result<()> {
+        self.out.clear();
+        self.out_fds.clear();
+        let mark = frame::begin(&mut self.out);
+        let options = options.with_fds(self.speaks_fds);
+        let outgoing = self.speaks_fds.then(Outgoing::open);
+        encode_request_with(
+            self.options.codec,
+            endpoint,
+            args,
+            kwargs,
+            options,
+            &mut self.out,
+        )?;
+        self.out_fds = outgoing.map(Outgoing::finish).unwrap_or_default();
+        if self.out_fds.len() > MAX_FDS_PER_FRAME {
+            let n = self.out_fds.len();
+            self.out_fds.clear();
+            return Err(Error::Encode(anyd_wire::codec::EncodeError::Serialize(
+                format!("the arguments hold {n} descriptors; a request may carry at most {MAX_FDS_PER_FRAME}"),
+            )));
+        }
+        frame::finish(&mut self.out, mark);
+        Ok(())
     }
 
     pub(crate) fn options(&self) -> &ClientOptions {
@@ -179,10 +255,7 @@ impl<C> Session<C> {
         args: &impl Serialize,
         kwargs: &impl Serialize,
     ) -> Result<Exchange<'_, C>> {
-        self.out.clear();
-        let mark = frame::begin(&mut self.out);
-        encode_request(self.options.codec, endpoint, args, kwargs, &mut self.out)?;
-        frame::finish(&mut self.out, mark);
+        self.encode(endpoint, args, kwargs, RequestOptions::NONE)?;
         self.start().ok_or(Error::Closed)
     }
 
@@ -202,10 +275,12 @@ impl<C> Session<C> {
         args: &impl Serialize,
         kwargs: &impl Serialize,
     ) -> Result<Exchange<'_, C>> {
-        self.out.clear();
-        let mark = frame::begin(&mut self.out);
-        encode_stream_request(self.options.codec, endpoint, args, kwargs, &mut self.out)?;
-        frame::finish(&mut self.out, mark);
+        self.encode(
+            endpoint,
+            args,
+            kwargs,
+            RequestOptions::NONE.with_stream(true),
+        )?;
         if self.start().is_none() {
             return Err(Error::Closed);
         }
@@ -265,6 +340,7 @@ impl<C> Session<C> {
     /// session is closed.
     pub(crate) fn cancel(&mut self) -> Option<Exchange<'_, C>> {
         self.out.clear();
+        self.out_fds.clear();
         let mark = frame::begin(&mut self.out);
         // Streams exist only in codecs that can cancel them.
         encode_cancel(self.options.codec, &mut self.out).ok()?;
@@ -287,6 +363,8 @@ impl<C> Session<C> {
         Exchange {
             conn: self.conn.as_mut().expect("an open session"),
             request: &self.out,
+            fds: &self.out_fds,
+            speaks_fds: self.speaks_fds,
             options: &self.options,
         }
     }
@@ -354,6 +432,7 @@ impl<C> Session<C> {
     /// Frames SIGENDS into `out`.
     fn frame_end(&mut self) {
         self.out.clear();
+        self.out_fds.clear();
         let mark = frame::begin(&mut self.out);
         encode_end_session(self.options.codec, &mut self.out);
         frame::finish(&mut self.out, mark);
@@ -373,6 +452,8 @@ impl<C> Session<C> {
         Some(Exchange {
             conn,
             request: &self.out,
+            fds: &self.out_fds,
+            speaks_fds: self.speaks_fds,
             options: &self.options,
         })
     }
@@ -384,7 +465,7 @@ mod tests {
     use crate::RemoteError;
 
     fn session() -> Session<()> {
-        Session::new((), ClientOptions::default())
+        Session::new((), ClientOptions::default(), false)
     }
 
     #[test]

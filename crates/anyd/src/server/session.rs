@@ -12,10 +12,12 @@ use anyd_wire::message::Head;
 use crate::budget::Charge;
 use crate::error::{Error, RemoteError};
 use crate::frame_buffer::{ReadError, GROWTH_STEP};
-use crate::framed::{self, Framed};
+use crate::framed::{self, Attached, Framed};
 use crate::handshake;
 use crate::throttle::throttled;
+use crate::transport::fds::FdError;
 use crate::transport::{Peer, Stream};
+use std::os::fd::OwnedFd;
 
 use super::{stream, Shared};
 use crate::handler::Outcome;
@@ -128,11 +130,13 @@ pub(super) fn serve_connection(
         return End::SocketError;
     }
     let mut out = Vec::new();
+    // The descriptors some of those replies carry.
+    let mut attached = Attached::new();
     // What replies not yet written draw from the memory budget.
     let mut out_charge = Charge::new(shared.budget.clone(), REPLY_ALLOWANCE);
     // Every write of replies is due as a whole within the idle timeout.
-    let write = |conn: &mut Framed, out: &[u8]| {
-        framed::write_all_within(&mut conn.stream, out, config.idle_timeout)
+    let write = |conn: &mut Framed, out: &[u8], attached: &mut Attached| {
+        framed::write_out(&mut conn.stream, out, attached, config.idle_timeout)
     };
     loop {
         // Idle or trickling, a client gets `idle_timeout` for the first
@@ -175,7 +179,16 @@ pub(super) fn serve_connection(
         let mut next = Some(range);
         let mut end = false;
         while let Some(range) = next {
-            let flow = handle_message(shared, conn.payload(range), peer, runtime, &mut out);
+            let fds = conn.carries_fds().then(|| conn.take_frame_fds());
+            let flow = handle_message(
+                shared,
+                conn.payload(range),
+                fds,
+                peer,
+                runtime,
+                &mut out,
+                &mut attached,
+            );
             // A reply is counted once made (the handler made its value
             // anyway); one that the budget cannot hold is never sent.
             if out.capacity() > REPLY_ALLOWANCE && !out_charge.hold(out.capacity()) {
@@ -190,8 +203,8 @@ pub(super) fn serve_connection(
             }
             match flow {
                 Flow::Continue => {
-                    if out.len() >= FLUSH_AT {
-                        if let Err(e) = write(&mut conn, &out) {
+                    if out.len() >= FLUSH_AT || attached.len() >= FLUSH_FDS_AT {
+                        if let Err(e) = write(&mut conn, &out, &mut attached) {
                             return write_failed(&e);
                         }
                         out.clear();
@@ -202,7 +215,7 @@ pub(super) fn serve_connection(
                     break;
                 }
                 Flow::Close => {
-                    let _ = write(&mut conn, &out);
+                    let _ = write(&mut conn, &out, &mut attached);
                     return End::UnreadableMessage;
                 }
                 Flow::Stream { source, codec } => {
@@ -211,6 +224,7 @@ pub(super) fn serve_connection(
                         conn: &mut conn,
                         peer,
                         out: &mut out,
+                        attached: &mut attached,
                         out_charge: &mut out_charge,
                     };
                     if let Err(end) = stream::send(link, codec, source, runtime) {
@@ -221,7 +235,7 @@ pub(super) fn serve_connection(
             next = match conn.buffered_frame() {
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = write(&mut conn, &out);
+                    let _ = write(&mut conn, &out, &mut attached);
                     throttled!(
                         shared.logs.bad_input,
                         info,
@@ -233,7 +247,7 @@ pub(super) fn serve_connection(
                 }
             };
         }
-        if let Err(e) = write(&mut conn, &out) {
+        if let Err(e) = write(&mut conn, &out, &mut attached) {
             return write_failed(&e);
         }
         out.clear();
@@ -257,6 +271,12 @@ pub(super) fn serve_connection(
 /// read buffer full of requests for large replies would have them all
 /// made at once.
 pub(super) const FLUSH_AT: usize = 64 * 1024;
+
+/// How many replies carrying descriptors are gathered before they are
+/// written: each holds up to 16 descriptors open in the daemon until then,
+/// and a client that pipelines requests for descriptors and reads slowly
+/// must not run the daemon out of them.
+const FLUSH_FDS_AT: usize = 4;
 
 /// What a connection's replies may hold without drawing on the memory
 /// budget: replies to pipelined small requests are gathered up to
@@ -283,13 +303,17 @@ enum Flow {
     },
 }
 
-/// Decodes one message and appends the framed reply to `out`.
+/// Decodes one message and appends the framed reply to `out`, and its
+/// descriptors, if it carries any, to `attached`. `fds` are those that
+/// came with the message (`None` on a socket that cannot carry any).
 fn handle_message(
     shared: &Shared,
     payload: &[u8],
+    fds: Option<Result<Vec<OwnedFd>, FdError>>,
     peer: &Peer,
     runtime: &tokio::runtime::Handle,
     out: &mut Vec<u8>,
+    attached: &mut Attached,
 ) -> Flow {
     // Only as far as the endpoint name: the policy is checked before any
     // argument is decoded.
@@ -335,7 +359,10 @@ fn handle_message(
     let started =
         tracing::enabled!(tracing::Level::DEBUG).then(|| (Instant::now(), head.endpoint.clone()));
     let mark = frame::begin(out);
-    let result = shared.registry.dispatch(head, peer, runtime, limits, out);
+    let mut reply_fds = Vec::new();
+    let result = shared
+        .registry
+        .dispatch(head, peer, runtime, limits, fds, out, &mut reply_fds);
     let result = match result {
         Ok(Outcome(Some(source))) => {
             // No reply: the stream's frames follow.
@@ -353,6 +380,9 @@ fn handle_message(
         }
     };
     frame::finish(out, mark);
+    if !reply_fds.is_empty() {
+        attached.push((mark..out.len(), reply_fds));
+    }
     if let Some((started, endpoint)) = started {
         tracing::debug!(
             endpoint = %endpoint,

@@ -25,7 +25,7 @@ use anyd_wire::{frame, Codec};
 use crate::budget::Charge;
 use crate::error::{panic_message, RemoteError};
 use crate::frame_buffer::ReadError;
-use crate::framed::{self, Framed};
+use crate::framed::{self, Attached, Framed};
 use crate::items::{Fill, Source};
 use crate::throttle::throttled;
 use crate::transport::Peer;
@@ -41,6 +41,8 @@ pub(super) struct Link<'a> {
     /// Replies and items not yet written (replies to pipelined requests
     /// before the stream may be there already).
     pub(super) out: &'a mut Vec<u8>,
+    /// The descriptors of replies gathered in `out` before the stream.
+    pub(super) attached: &'a mut Attached,
     pub(super) out_charge: &'a mut Charge,
 }
 
@@ -232,7 +234,7 @@ impl Sending<'_> {
             return Ok(());
         }
         let within = self.link.shared.config.idle_timeout;
-        framed::write_all_within(&mut self.link.conn.stream, out, within)
+        framed::write_out(&mut self.link.conn.stream, out, self.link.attached, within)
             .map_err(|e| write_failed(&e))?;
         out.clear();
         if out.capacity() > REPLY_ALLOWANCE {

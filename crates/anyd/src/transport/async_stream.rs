@@ -7,7 +7,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::task::ready;
+
+use rustix::net::{RecvFlags, SendFlags};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
+
+use super::fds::{self, Arrival};
 
 /// A connected tokio socket, Unix or TCP.
 #[derive(Debug)]
@@ -24,6 +30,64 @@ impl AsyncStream {
             AsyncStream::Unix(s) => s.try_write(buf),
             AsyncStream::Tcp(s) => s.try_write(buf),
         }
+    }
+}
+
+impl AsyncStream {
+    /// Whether descriptors can travel on this socket: a Unix one.
+    pub(crate) fn carries_fds(&self) -> bool {
+        matches!(self, AsyncStream::Unix(_))
+    }
+
+    /// One read into `buf`, with the descriptors that came with its bytes
+    /// on a Unix socket (see `fds::recv_with_fds`): how many bytes, 0 at
+    /// the end of the stream. Cancel safe: nothing is read until it is
+    /// ready.
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, Arrival)>> {
+        match self {
+            AsyncStream::Unix(s) => loop {
+                ready!(s.poll_read_ready(cx))?;
+                let read = s.try_io(Interest::READABLE, || {
+                    fds::recv_with_fds(s.as_fd(), &mut *buf, RecvFlags::DONTWAIT)
+                });
+                match read {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => return Poll::Ready(r),
+                }
+            },
+            AsyncStream::Tcp(s) => {
+                let mut read = ReadBuf::new(buf);
+                ready!(Pin::new(s).poll_read(cx, &mut read))?;
+                Poll::Ready(Ok((read.filled().len(), Arrival::Fds(Vec::new()))))
+            }
+        }
+    }
+
+    /// Writes one frame with `fds` attached to its first bytes (a Unix
+    /// socket's only: the clients gather none for another).
+    pub(crate) async fn write_frame(&mut self, bytes: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
+        let AsyncStream::Unix(s) = self else {
+            return self.write_all(bytes).await;
+        };
+        if fds.is_empty() {
+            return s.write_all(bytes).await;
+        }
+        let fds = fds::borrowed(fds);
+        let sent = loop {
+            s.writable().await?;
+            let sent = s.try_io(Interest::WRITABLE, || {
+                fds::send_with_fds(s.as_fd(), bytes, &fds, SendFlags::DONTWAIT).map_err(Into::into)
+            });
+            match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => break r?,
+            }
+        };
+        s.write_all(&bytes[sent..]).await
     }
 }
 

@@ -1,12 +1,14 @@
 //! File descriptors that travel with frames over a Unix socket, as
-//! `SCM_RIGHTS` ancillary data (groundwork for descriptor passing).
+//! `SCM_RIGHTS` ancillary data (docs/PROTOCOL.md section 8.2).
 //!
-//! On a stream socket the kernel delivers the descriptors of one `sendmsg`
-//! with the first byte that call wrote, and never merges two such calls'
-//! descriptors into one `recvmsg`. So a reader that notes the stream
-//! offset at which descriptors arrived can hand each frame exactly the
-//! descriptors whose offset falls inside it ([`FdQueue`]), and close the
-//! rest.
+//! On a stream socket the kernel keeps the descriptors of one `sendmsg`
+//! with the bytes that call wrote, and a `recvmsg` that meets them ends
+//! with them: it returns at most one `sendmsg`'s descriptors, and its last
+//! byte is one of that `sendmsg`'s bytes (bytes written before without
+//! descriptors may come first in the same read). So a writer that sends a
+//! frame carrying descriptors with a `sendmsg` of that frame's bytes alone,
+//! and a reader that notes the stream offset of the last byte of each read
+//! that brought descriptors, agree on which frame owns them ([`FdQueue`]).
 //!
 //! Every received descriptor is close-on-exec from the moment it arrives
 //! (`MSG_CMSG_CLOEXEC`), and owned (`OwnedFd`): whatever path drops it
@@ -26,38 +28,72 @@ use rustix::net::{
 /// The most descriptors one frame may carry.
 pub(crate) const MAX_FDS_PER_FRAME: usize = 16;
 
-/// Why a read with descriptors failed.
+/// The most descriptors a connection holds for frames not yet handled (a
+/// client may pipeline requests behind a stream): past it, those that come
+/// are closed and their frame is refused as carrying too many.
+const MAX_QUEUED: usize = 4 * MAX_FDS_PER_FRAME;
+
+/// What came with one read.
 #[derive(Debug)]
+pub(crate) enum Arrival {
+    /// These descriptors (maybe none).
+    Fds(Vec<OwnedFd>),
+    /// More than a frame may carry: all of them already closed.
+    TooMany(usize),
+}
+
+/// Why descriptors could not be read or handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FdError {
-    /// More descriptors came with one write than a frame may carry: all
+    /// More descriptors came with one frame than a frame may carry: all
     /// are closed.
     TooMany(usize),
     /// The kernel cut the ancillary data short (`MSG_CTRUNC`): some
     /// descriptors were lost, so which frame owns what is unknown. The
     /// connection cannot go on.
     Truncated,
-    /// Reading failed.
-    Io(io::Error),
 }
 
-impl From<rustix::io::Errno> for FdError {
-    fn from(e: rustix::io::Errno) -> Self {
-        FdError::Io(e.into())
+impl std::fmt::Display for FdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FdError::TooMany(n) => write!(
+                f,
+                "{n} descriptors came with one message; at most {MAX_FDS_PER_FRAME} may (all closed)"
+            ),
+            FdError::Truncated => f.write_str(
+                "the descriptors that came with a message were cut short (MSG_CTRUNC)",
+            ),
+        }
     }
 }
+
+impl From<FdError> for io::Error {
+    fn from(e: FdError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+    }
+}
+
+/// The descriptors that came with one frame, or why they were refused.
+pub(crate) type FrameFds = Result<Vec<OwnedFd>, FdError>;
 
 /// Room for one more descriptor than a frame may carry, so that one too
 /// many is seen as such rather than as a truncation.
 const SPACE: usize = rustix::cmsg_space!(ScmRights(MAX_FDS_PER_FRAME + 1));
 
-/// One read into `buf`, and the descriptors that came with its bytes
-/// (appended to `fds`); `Ok(0)` at the end of the stream.
+/// One `recvmsg` into `buf`: how many bytes came (`0` at the end of the
+/// stream) and the descriptors that came with them.
+///
+/// # Errors
+///
+/// The socket's, and [`FdError::Truncated`] (as `InvalidData`, every
+/// descriptor that did come closed) when the kernel cut the ancillary data
+/// short: the connection cannot go on.
 pub(crate) fn recv_with_fds(
     socket: BorrowedFd<'_>,
     buf: &mut [u8],
-    fds: &mut Vec<OwnedFd>,
     flags: RecvFlags,
-) -> Result<usize, FdError> {
+) -> io::Result<(usize, Arrival)> {
     let mut space = [MaybeUninit::<u8>::uninit(); SPACE];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let got = loop {
@@ -79,62 +115,60 @@ pub(crate) fn recv_with_fds(
         }
     }
     if got.flags.contains(ReturnFlags::CTRUNC) {
-        return Err(FdError::Truncated);
+        return Err(FdError::Truncated.into());
     }
     if received.len() > MAX_FDS_PER_FRAME {
-        return Err(FdError::TooMany(received.len()));
+        return Ok((got.bytes, Arrival::TooMany(received.len())));
     }
-    fds.extend(received);
-    Ok(got.bytes)
+    Ok((got.bytes, Arrival::Fds(received)))
 }
 
-/// Writes what the socket takes of `bytes` with `fds` attached to its
-/// first byte (never raising SIGPIPE); the descriptors go only if at least
-/// one byte does.
+/// Writes what the socket takes of `bytes` with `fds` attached (never
+/// raising SIGPIPE); the descriptors go only if at least one byte does.
+/// Without descriptors, a plain `send`.
 pub(crate) fn send_with_fds(
     socket: BorrowedFd<'_>,
     bytes: &[u8],
     fds: &[BorrowedFd<'_>],
     flags: SendFlags,
-) -> io::Result<usize> {
+) -> rustix::io::Result<usize> {
+    let flags = flags | SendFlags::NOSIGNAL;
+    if fds.is_empty() {
+        return rustix::net::send(socket, bytes, flags);
+    }
     let mut space = [MaybeUninit::<u8>::uninit(); SPACE];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    if fds.len() > MAX_FDS_PER_FRAME
-        || (!fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)))
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{} descriptors in one frame; at most {MAX_FDS_PER_FRAME}",
-                fds.len()
-            ),
-        ));
+    // The callers never gather more than a frame may carry; a kernel-side
+    // refusal would be the same error.
+    if fds.len() > MAX_FDS_PER_FRAME || !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(rustix::io::Errno::TOOMANYREFS);
     }
-    loop {
-        match sendmsg(
-            socket,
-            &[IoSlice::new(bytes)],
-            &mut control,
-            flags | SendFlags::NOSIGNAL,
-        ) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => return r.map_err(Into::into),
-        }
-    }
+    sendmsg(socket, &[IoSlice::new(bytes)], &mut control, flags)
 }
 
 /// Descriptors received and not yet handed to a frame, by the stream
-/// offset of the byte they came with.
+/// offset of the last byte of the read that brought them.
 #[derive(Debug, Default)]
 pub(crate) struct FdQueue {
-    arrived: VecDeque<(u64, Vec<OwnedFd>)>,
+    arrived: VecDeque<(u64, Arrival)>,
+    /// How many descriptors `arrived` holds open.
+    held: usize,
 }
 
 impl FdQueue {
-    /// Notes `fds`, which came with the byte at stream offset `at`.
-    pub(crate) fn arrived(&mut self, at: u64, fds: Vec<OwnedFd>) {
-        if !fds.is_empty() {
-            self.arrived.push_back((at, fds));
+    /// Notes what came with a read whose last byte is at stream offset
+    /// `last`.
+    pub(crate) fn arrived(&mut self, last: u64, arrival: Arrival) {
+        match arrival {
+            Arrival::Fds(fds) if fds.is_empty() => {}
+            Arrival::Fds(fds) if self.held + fds.len() > MAX_QUEUED => {
+                self.arrived.push_back((last, Arrival::TooMany(fds.len())));
+            }
+            Arrival::Fds(fds) => {
+                self.held += fds.len();
+                self.arrived.push_back((last, Arrival::Fds(fds)));
+            }
+            too_many => self.arrived.push_back((last, too_many)),
         }
     }
 
@@ -148,17 +182,23 @@ impl FdQueue {
     /// frame may carry.
     pub(crate) fn take(&mut self, frame: Range<u64>) -> Result<Vec<OwnedFd>, FdError> {
         let mut taken = Vec::new();
+        let mut too_many = 0;
         while let Some((at, _)) = self.arrived.front() {
             if *at >= frame.end {
                 break;
             }
-            let (at, fds) = self.arrived.pop_front().expect("looked at");
-            if at >= frame.start {
-                taken.extend(fds);
+            let (at, arrival) = self.arrived.pop_front().expect("looked at");
+            if let Arrival::Fds(fds) = &arrival {
+                self.held -= fds.len();
+            }
+            match arrival {
+                Arrival::Fds(fds) if at >= frame.start => taken.extend(fds),
+                Arrival::TooMany(n) if at >= frame.start => too_many += n,
+                _ => {}
             }
         }
-        if taken.len() > MAX_FDS_PER_FRAME {
-            return Err(FdError::TooMany(taken.len()));
+        if too_many > 0 || taken.len() > MAX_FDS_PER_FRAME {
+            return Err(FdError::TooMany(too_many + taken.len()));
         }
         Ok(taken)
     }
@@ -223,8 +263,10 @@ mod tests {
         let n = send_with_fds(a.as_fd(), b"frame", &borrowed(&sent), SendFlags::empty()).unwrap();
         assert_eq!(n, 5);
         let mut buf = [0u8; 64];
-        let mut fds = Vec::new();
-        let got = recv_with_fds(b.as_fd(), &mut buf, &mut fds, RecvFlags::empty()).unwrap();
+        let (got, arrival) = recv_with_fds(b.as_fd(), &mut buf, RecvFlags::empty()).unwrap();
+        let Arrival::Fds(fds) = arrival else {
+            panic!("{arrival:?}")
+        };
         assert_eq!(&buf[..got], b"frame");
         assert_eq!(fds.len(), 3);
         for (s, r) in sent.iter().zip(&fds) {
@@ -243,10 +285,11 @@ mod tests {
         // ... and the receiving side refuses one that comes anyway.
         send_raw(&a, readers);
         let mut buf = [0u8; 8];
-        let mut fds = Vec::new();
-        let e = recv_with_fds(b.as_fd(), &mut buf, &mut fds, RecvFlags::empty()).unwrap_err();
-        assert!(matches!(e, FdError::TooMany(17)), "{e:?}");
-        assert!(fds.is_empty());
+        let (got, arrival) = recv_with_fds(b.as_fd(), &mut buf, RecvFlags::empty()).unwrap();
+        // The byte is read (the frame goes on, to be refused), the
+        // descriptors are not.
+        assert_eq!(got, 1);
+        assert!(matches!(arrival, Arrival::TooMany(17)), "{arrival:?}");
         assert!(all_closed(&writers), "every descriptor closed");
     }
 
@@ -256,9 +299,8 @@ mod tests {
         let (readers, writers) = pipes(40);
         send_raw(&a, readers);
         let mut buf = [0u8; 8];
-        let mut fds = Vec::new();
-        let e = recv_with_fds(b.as_fd(), &mut buf, &mut fds, RecvFlags::empty()).unwrap_err();
-        assert!(matches!(e, FdError::Truncated), "{e:?}");
+        let e = recv_with_fds(b.as_fd(), &mut buf, RecvFlags::empty()).unwrap_err();
+        assert!(e.to_string().contains("MSG_CTRUNC"), "{e:?}");
         // The kernel closes what did not fit, and this side what did.
         assert!(all_closed(&writers));
     }
@@ -276,9 +318,8 @@ mod tests {
         let mut buf = [0u8; 64];
         let mut data = Vec::new();
         while data.len() < 8 {
-            let mut fds = Vec::new();
-            let n = recv_with_fds(b.as_fd(), &mut buf, &mut fds, RecvFlags::empty()).unwrap();
-            queue.arrived(offset, fds);
+            let (n, arrival) = recv_with_fds(b.as_fd(), &mut buf, RecvFlags::empty()).unwrap();
+            queue.arrived(offset + n as u64 - 1, arrival);
             offset += n as u64;
             data.extend_from_slice(&buf[..n]);
         }
@@ -297,11 +338,62 @@ mod tests {
         let mut queue = FdQueue::default();
         let (early, early_writers) = pipes(2);
         let (own, _own_writers) = pipes(1);
-        queue.arrived(0, early);
-        queue.arrived(10, own);
+        queue.arrived(3, Arrival::Fds(early));
+        queue.arrived(12, Arrival::Fds(own));
         // The frame at 10..20 takes its own; those at 0 had a frame that
         // did not take them.
         assert_eq!(queue.take(10..20).unwrap().len(), 1);
         assert!(all_closed(&early_writers));
+    }
+
+    #[test]
+    fn a_read_may_bring_plain_bytes_before_the_descriptors_of_a_later_frame() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (fds, _writers) = pipes(1);
+        // A frame without descriptors, then one with: the kernel may hand
+        // both over in one read, the descriptors with it.
+        rustix::net::send(&a, b"aaaa", SendFlags::empty()).unwrap();
+        send_with_fds(a.as_fd(), b"bbbb", &borrowed(&fds), SendFlags::empty()).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, arrival) = recv_with_fds(b.as_fd(), &mut buf, RecvFlags::empty()).unwrap();
+        assert_eq!(&buf[..n], b"aaaabbbb", "one read");
+        let mut queue = FdQueue::default();
+        queue.arrived(n as u64 - 1, arrival);
+        assert!(
+            queue.take(0..4).unwrap().is_empty(),
+            "not the first frame's"
+        );
+        assert_eq!(queue.take(4..8).unwrap().len(), 1, "the second frame's");
+    }
+
+    #[test]
+    fn a_frame_over_the_cap_across_reads_is_refused_and_closes_all() {
+        let mut queue = FdQueue::default();
+        let (first, w1) = pipes(10);
+        let (second, w2) = pipes(10);
+        queue.arrived(3, Arrival::Fds(first));
+        queue.arrived(7, Arrival::Fds(second));
+        assert_eq!(queue.take(0..8).unwrap_err(), FdError::TooMany(20));
+        assert!(all_closed(&w1) && all_closed(&w2));
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_connection_holds_a_bounded_number_of_descriptors_for_frames_to_come() {
+        let mut queue = FdQueue::default();
+        let mut writers = Vec::new();
+        // Five reads of 16 each, for five frames not yet handled: the
+        // fifth is past what the queue holds, closed, and its frame
+        // refused.
+        for i in 0..5u64 {
+            let (fds, w) = pipes(MAX_FDS_PER_FRAME);
+            writers.push(w);
+            queue.arrived(i * 10 + 9, Arrival::Fds(fds));
+        }
+        assert!(all_closed(&writers[4]));
+        for i in 0..4u64 {
+            assert_eq!(queue.take(i * 10..i * 10 + 10).unwrap().len(), 16);
+        }
+        assert!(queue.take(40..50).is_err());
     }
 }

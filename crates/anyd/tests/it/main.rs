@@ -23,6 +23,7 @@ mod admission;
 mod client;
 mod cost;
 mod faults;
+mod fds;
 mod hostile;
 mod lifecycle;
 mod load;

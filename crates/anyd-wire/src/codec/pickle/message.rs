@@ -109,6 +109,7 @@ pub(crate) fn decode_args<'a>(
         positional,
         kwargs,
         stream: false,
+        fds: false,
     })
 }
 
