@@ -289,6 +289,8 @@ impl<C> Session<C> {
 
     /// The streaming call's request is written: its frames are to come.
     pub(crate) fn stream_sent(&mut self) {
+        // Sent: this side's copies of the request's descriptors close.
+        self.out_fds.clear();
         self.streaming = true;
     }
 
@@ -353,6 +355,7 @@ impl<C> Session<C> {
     /// stream that does not end in time) gives up on it.
     pub(crate) fn close(&mut self) {
         self.conn = None;
+        self.out_fds.clear();
         self.streaming = false;
         self.cancel_sent = false;
         self.in_flight = false;
@@ -374,6 +377,9 @@ impl<C> Session<C> {
     /// type, which leaves the connection in step) or the daemon ended it.
     pub(crate) fn finish_call<R>(&mut self, reply: Result<Reply<R>>) -> Result<R> {
         self.in_flight = false;
+        // Sent or not: this side's copies of the request's descriptors
+        // close.
+        self.out_fds.clear();
         let reply = match reply {
             Ok(r) => r,
             Err(e @ Error::ResultType(_)) => return Err(e),
