@@ -163,7 +163,29 @@ pub fn serve_if_child() {
         // ... and a channel nobody sends on, kept to see when the daemon
         // lets go of it.
         .api("quiet()", streams::quiet)
-        .api("open_channels()", streams::open_channels);
+        .api("open_channels()", streams::open_channels)
+        // Descriptors: taken, handed out, both at once...
+        .api("fd_inode(fd)", |fd: anyd::Fd| {
+            rustix::fs::fstat(&fd).map(|st| st.st_ino).unwrap()
+        })
+        .api("fd_null()", || {
+            std::fs::File::open("/dev/null").map(anyd::Fd::from)
+        })
+        .api("fd_swap(fd)", |fd: anyd::Fd| {
+            drop(fd);
+            std::fs::File::open("/dev/null").map(anyd::Fd::from)
+        })
+        // ... held until the test says "go" (a caller killed meanwhile)...
+        .api("fd_hold(fd)", |fd: anyd::Fd| {
+            println!("STARTED");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            drop(fd);
+        })
+        // ... and refused by the policy to everyone but a user that does
+        // not call it.
+        .api("fd_denied(fd)", |fd: anyd::Fd| drop(fd))
+        .restrict(Allow::uid(DENIED_UID));
     if let Ok(key) = std::env::var(KEY_VAR) {
         appd = appd.authkey(key);
     }
@@ -183,6 +205,9 @@ pub fn serve_if_child() {
     println!("STOPPED {}", result.is_ok());
     std::process::exit(if result.is_ok() { 0 } else { 1 });
 }
+
+/// The one user `fd_denied()` admits: a uid no test runs as.
+pub const DENIED_UID: u32 = 64_999;
 
 /// The streams of the test daemon.
 mod streams {
@@ -273,6 +298,23 @@ mod descriptors {
             thread.join().unwrap();
         }
         std::mem::take(&mut *HOARD.lock().unwrap()).len()
+    }
+}
+
+/// How many descriptors process `pid` (`None`: this one) has open.
+pub fn open_fds(pid: Option<u32>) -> usize {
+    let dir = match pid {
+        Some(pid) => format!("/proc/{pid}/fd"),
+        None => "/proc/self/fd".to_owned(),
+    };
+    // Listing /proc/self/fd opens a descriptor of its own: not counted.
+    let listed = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .count();
+    if pid.is_none() {
+        listed - 1
+    } else {
+        listed
     }
 }
 
@@ -431,6 +473,11 @@ impl Daemon {
     /// What the kernel says of the daemon now.
     pub fn status(&self) -> Status {
         Status::of(Some(self.pid()))
+    }
+
+    /// How many descriptors the daemon has open now.
+    pub fn open_fds(&self) -> usize {
+        open_fds(Some(self.pid()))
     }
 
     /// Resets the peak resident set size (`VmHWM`) to the current one.

@@ -65,6 +65,58 @@ pub fn stream_request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
     out
 }
 
+/// A framed MessagePack request that says it speaks descriptors
+/// (docs/PROTOCOL.md section 8.2): its arguments may name them with
+/// `{"$fd": n}` placeholders (a map serializes as one).
+pub fn fd_request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mark = frame::begin(&mut out);
+    let options = codec::RequestOptions::NONE.with_fds(true);
+    codec::encode_request_with(Codec::MsgPack, endpoint, &args, &(), options, &mut out).unwrap();
+    frame::finish(&mut out, mark);
+    out
+}
+
+/// The placeholder of descriptor `n` of a frame.
+pub fn placeholder(n: usize) -> std::collections::BTreeMap<&'static str, usize> {
+    [("$fd", n)].into()
+}
+
+/// Writes `bytes` with `fds` attached (however many: the kernel allows up
+/// to 253), in one `sendmsg`, all of it.
+pub fn send_with_fds(s: &UnixStream, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::mem::MaybeUninit;
+    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    assert!(control.push(SendAncillaryMessage::ScmRights(fds)));
+    let sent = sendmsg(
+        s,
+        &[std::io::IoSlice::new(bytes)],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .unwrap();
+    let mut s: &UnixStream = s;
+    std::io::Write::write_all(&mut s, &bytes[sent..]).unwrap();
+}
+
+/// `n` pipes: their read ends, to send, and their write ends, which tell
+/// whether every copy of the read ends is closed ([`all_closed`]).
+pub fn pipes(n: usize) -> (Vec<std::os::fd::OwnedFd>, Vec<std::os::fd::OwnedFd>) {
+    (0..n).map(|_| rustix::pipe::pipe().unwrap()).unzip()
+}
+
+/// Whether every copy of the read ends of the pipes of `writers` is closed,
+/// in every process: a write then fails with EPIPE (Rust programs ignore
+/// SIGPIPE). Exact where counting descriptors would race with other
+/// threads.
+pub fn all_closed(writers: &[std::os::fd::OwnedFd]) -> bool {
+    writers
+        .iter()
+        .all(|w| rustix::io::write(w, b"?") == Err(rustix::io::Errno::PIPE))
+}
+
 /// A framed MessagePack CANCEL.
 pub fn cancel() -> Vec<u8> {
     let mut out = Vec::new();

@@ -211,6 +211,9 @@ impl<T: DeserializeOwned> FromCall for T {
                     // Nesting past the decoder's depth limit is the
                     // problem itself, whatever the outer type.
                     _ if e.contains("limit exceeded") => e,
+                    // A descriptor's placeholder that names none of the
+                    // frame's: the shape was right, what it names is not.
+                    _ if e.contains("descriptor") => e,
                     Some(sent) => format!(
                         "must be {}, not {sent}",
                         short_type_name(std::any::type_name::<T>()),

@@ -8,6 +8,7 @@
 //! `process`) where its threads are counted.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,6 +54,24 @@ fn child_client() {
         }
         // A whole request whose handler does not return until told.
         "in a call" => s.write_all(&request("slow", ())).unwrap(),
+        // The same, the handler holding a descriptor of the call, and two
+        // more that came with it.
+        "in a call with descriptors" => {
+            let (readers, _writers) = raw::pipes(3);
+            let fds: Vec<_> = readers.iter().map(AsFd::as_fd).collect();
+            let frame = raw::fd_request("fd_hold", (raw::placeholder(0),));
+            raw::send_with_fds(&s, &frame, &fds);
+        }
+        // Requests for descriptors, never read: the daemon is blocked
+        // writing replies that carry them when this client dies (each
+        // such reply is a write of its own, and the socket holds a few
+        // hundred; the requests fit in its buffer the other way).
+        "not reading descriptors" => {
+            let burst: Vec<u8> = (0..2_000)
+                .flat_map(|_| raw::fd_request("fd_null", ()))
+                .collect();
+            s.write_all(&burst).unwrap();
+        }
         // Requests for 1 MiB replies, never read: the daemon is blocked
         // writing to this client when it dies.
         "not reading" => {
@@ -107,6 +126,7 @@ impl KilledClient {
 fn clients_killed_mid_request_leave_nothing_behind() {
     let mut d = Daemon::start(None);
     let idle = d.wait_quiet();
+    let idle_fds = d.open_fds();
     // An established client, served between every kill.
     let mut steady = d.session();
     for (i, mode) in [
@@ -114,7 +134,9 @@ fn clients_killed_mid_request_leave_nothing_behind() {
         "half frame",
         "pipelined",
         "not reading",
+        "not reading descriptors",
         "in a call",
+        "in a call with descriptors",
         "in a quiet stream",
         "subscribed",
         "flooded",
@@ -123,7 +145,7 @@ fn clients_killed_mid_request_leave_nothing_behind() {
     .enumerate()
     {
         let client = KilledClient::start(mode, d.path());
-        if mode == "in a call" {
+        if mode.starts_with("in a call") {
             d.expect("STARTED");
         } else {
             // The daemon holds it (besides the steady client): it dies
@@ -144,7 +166,7 @@ fn clients_killed_mid_request_leave_nothing_behind() {
             _ => {}
         }
         client.kill();
-        if mode == "in a call" {
+        if mode.starts_with("in a call") {
             // The handler returns after its caller died; its reply has
             // nowhere to go.
             d.go();
@@ -165,6 +187,7 @@ fn clients_killed_mid_request_leave_nothing_behind() {
     drop(steady);
     let after = d.wait_quiet();
     assert_eq!(after.threads, idle.threads, "threads were left behind");
+    assert_eq!(d.open_fds(), idle_fds, "descriptors were left behind");
     assert!(
         d.process.child.try_wait().unwrap().is_none(),
         "the daemon died"

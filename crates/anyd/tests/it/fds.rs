@@ -9,8 +9,10 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+use anyd::wire::message::Reply;
 use anyd::{Appd, AsyncClientSession, ClientOptions, ClientSession, Codec, Error, Fd, Running};
-use anyd_testkit::raw::start;
+use anyd_testkit::raw::{self, start};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -173,4 +175,264 @@ fn where_descriptors_cannot_travel_the_error_says_so() {
     assert!(e.to_string().contains("Unix socket"), "{e}");
     // The session goes on.
     assert_eq!(s.commit::<u64>("echo", (1,)).unwrap(), 1);
+}
+
+#[test]
+fn over_tcp_and_in_pickle_descriptors_are_a_clear_error() {
+    let (_files, path) = temp_file("x");
+    let path = path.to_str().unwrap();
+    let d = daemon()
+        .authkey("k")
+        .bind("tcp:127.0.0.1:0")
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let mut s = ClientOptions::new()
+        .authkey("k")
+        .connect(d.address())
+        .unwrap();
+    let e = s.commit::<Fd>("open", (path,)).unwrap_err();
+    let (kind, message) = remote_kind(&e);
+    assert_eq!(kind, "RuntimeError");
+    assert!(message.contains("only over a Unix socket"), "{message}");
+    let (r, _w) = rustix::pipe::pipe().unwrap();
+    let e = s.commit::<String>("read_all", (Fd::from(r),)).unwrap_err();
+    assert!(e.to_string().contains("Unix socket"), "{e}");
+    assert_eq!(s.commit::<u64>("echo", (2,)).unwrap(), 2);
+    // Pickle, on a Unix socket.
+    let (d, _dir) = start(daemon());
+    let mut s = ClientOptions::new()
+        .codec(Codec::Pickle)
+        .connect(d.address())
+        .unwrap();
+    let e = s.commit::<Fd>("open", (path,)).unwrap_err();
+    let (_, message) = remote_kind(&e);
+    assert!(message.contains("MessagePack or JSON"), "{message}");
+    assert_eq!(s.commit::<u64>("echo", (3,)).unwrap(), 3);
+}
+
+/// A raw connection to `d`, and a request sent on it with `fds` attached.
+fn send_raw(
+    d: &Running,
+    frame: &[u8],
+    fds: &[std::os::fd::OwnedFd],
+) -> std::os::unix::net::UnixStream {
+    let s = raw::raw(d.address());
+    let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+    raw::send_with_fds(&s, frame, &borrowed);
+    s
+}
+
+#[test]
+fn descriptors_no_parameter_takes_are_closed_at_once() {
+    let (d, _dir) = start(daemon());
+    // An endpoint with no descriptor parameter, sent two.
+    let (readers, writers) = raw::pipes(2);
+    let mut s = send_raw(&d, &raw::fd_request("echo", (5,)), &readers);
+    drop(readers);
+    let payload = raw::read_frame(&mut s).unwrap();
+    assert!(matches!(raw::reply::<u64>(&payload), Reply::Ok(5)));
+    assert!(
+        raw::all_closed(&writers),
+        "the daemon kept what echo() did not take"
+    );
+    // One parameter takes the first of three; the others close.
+    let (readers, writers) = raw::pipes(3);
+    let frame = raw::fd_request("inode", (raw::placeholder(0),));
+    raw::send_with_fds(
+        &s,
+        &frame,
+        &readers.iter().map(AsFd::as_fd).collect::<Vec<_>>(),
+    );
+    let taken = inode(&readers[0]);
+    drop(readers);
+    let payload = raw::read_frame(&mut s).unwrap();
+    assert!(
+        matches!(raw::reply::<(u64, Option<u64>)>(&payload), Reply::Ok((i, None)) if i == taken)
+    );
+    assert!(raw::all_closed(&writers[1..]));
+    // A request that does not say it carries descriptors: refused, and
+    // they are closed.
+    let (readers, writers) = raw::pipes(1);
+    let frame = raw::request("inode", (raw::placeholder(0),));
+    raw::send_with_fds(
+        &s,
+        &frame,
+        &readers.iter().map(AsFd::as_fd).collect::<Vec<_>>(),
+    );
+    drop(readers);
+    let payload = raw::read_frame(&mut s).unwrap();
+    let Reply::Err(e) = raw::reply::<IgnoredAny>(&payload) else {
+        panic!("a reply")
+    };
+    assert!(
+        e.message.contains("does not say it carries them"),
+        "{}",
+        e.message
+    );
+    assert!(raw::all_closed(&writers));
+    // A placeholder that names no descriptor of the frame.
+    let frame = raw::fd_request("inode", (raw::placeholder(3),));
+    std::io::Write::write_all(&mut s, &frame).unwrap();
+    let payload = raw::read_frame(&mut s).unwrap();
+    let Reply::Err(e) = raw::reply::<IgnoredAny>(&payload) else {
+        panic!("a reply")
+    };
+    assert_eq!(e.kind, "TypeError", "{}", e.message);
+    assert!(e.message.contains("did not come with it"), "{}", e.message);
+}
+
+#[test]
+fn more_descriptors_than_a_frame_may_carry_are_refused_and_closed() {
+    let (d, _dir) = start(daemon());
+    // The client does not send such a frame.
+    let mut s = session(&d, Codec::MsgPack);
+    let (readers, _writers) = raw::pipes(17);
+    let many: Vec<Fd> = readers.into_iter().map(Fd::from).collect();
+    let e = s.commit::<IgnoredAny>("inode", (many,)).unwrap_err();
+    assert!(e.to_string().contains("at most 16"), "{e}");
+    assert_eq!(s.commit::<u64>("echo", (1,)).unwrap(), 1);
+    // A peer that sends one anyway gets an error reply, every descriptor
+    // is closed, and the session goes on.
+    let (readers, writers) = raw::pipes(17);
+    let mut raw_s = send_raw(
+        &d,
+        &raw::fd_request("inode", (raw::placeholder(0),)),
+        &readers,
+    );
+    drop(readers);
+    let payload = raw::read_frame(&mut raw_s).unwrap();
+    let Reply::Err(e) = raw::reply::<IgnoredAny>(&payload) else {
+        panic!("a reply")
+    };
+    assert_eq!(e.kind, "ValueError");
+    assert!(e.message.contains("at most 16"), "{}", e.message);
+    assert!(raw::all_closed(&writers));
+    std::io::Write::write_all(&mut raw_s, &raw::request("echo", (9,))).unwrap();
+    let payload = raw::read_frame(&mut raw_s).unwrap();
+    assert!(matches!(raw::reply::<u64>(&payload), Reply::Ok(9)));
+}
+
+#[test]
+fn truncated_ancillary_data_closes_the_connection_and_leaks_nothing() {
+    let (d, _dir) = start(daemon());
+    let mut other = session(&d, Codec::MsgPack);
+    // More than the daemon has room for: the kernel cuts them short.
+    let (readers, writers) = raw::pipes(40);
+    let mut s = send_raw(&d, &raw::fd_request("echo", (1,)), &readers);
+    drop(readers);
+    assert!(raw::closed_by_daemon(&mut s), "the connection goes on");
+    assert!(raw::all_closed(&writers));
+    // Only that connection.
+    assert_eq!(other.commit::<u64>("echo", (2,)).unwrap(), 2);
+}
+
+#[test]
+fn a_caller_the_policy_denies_has_its_descriptors_closed() {
+    let nobody = rustix::process::getuid().as_raw() + 4242;
+    let (d, _dir) = start(
+        daemon()
+            .api("guarded(fd)", |fd: Fd| inode(fd))
+            .restrict(anyd::Allow::uid(nobody)),
+    );
+    let mut s = session(&d, Codec::MsgPack);
+    let (readers, writers) = raw::pipes(1);
+    let reader = readers.into_iter().next().unwrap();
+    let e = s.commit::<u64>("guarded", (Fd::from(reader),)).unwrap_err();
+    // What a missing endpoint gets: the caller learns nothing.
+    assert_eq!(remote_kind(&e).0, "NotImplementedError");
+    assert!(
+        raw::all_closed(&writers),
+        "the daemon kept a denied caller's descriptor"
+    );
+}
+
+/// Against a daemon in its own process: what descriptor passing costs it,
+/// counted in `/proc/<pid>/fd`, and what it costs the client (each test
+/// runs in a process of its own under nextest, so `/proc/self/fd` is this
+/// test's).
+mod process {
+    use super::*;
+    use anyd_testkit::process::{open_fds, Daemon};
+
+    fn null() -> Fd {
+        Fd::from(File::open("/dev/null").unwrap())
+    }
+
+    /// The daemon's open descriptors and this process's, once the daemon
+    /// holds no connection.
+    fn quiet_counts(d: &Daemon) -> (usize, usize) {
+        d.wait_quiet();
+        (d.open_fds(), open_fds(None))
+    }
+
+    #[test]
+    fn ten_thousand_calls_passing_descriptors_both_ways_leak_nothing() {
+        let d = Daemon::start(None);
+        // Once first: whatever is set up on first use is not a leak.
+        let _: Fd = d.session().commit("fd_swap", (null(),)).unwrap();
+        let before = quiet_counts(&d);
+        let null_inode = inode(null());
+        let mut s = d.session();
+        for i in 0..10_000 {
+            // One descriptor each way in one call.
+            let back: Fd = s.commit("fd_swap", (null(),)).unwrap();
+            if i % 1000 == 0 {
+                assert_eq!(inode(&back), null_inode);
+            }
+        }
+        drop(s);
+        assert_eq!(quiet_counts(&d), before, "(daemon, client) descriptors");
+        // The async client, on the same daemon.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let before = rt.block_on(async {
+            let mut s = AsyncClientSession::connect(d.path()).await.unwrap();
+            let _: Fd = s.commit("fd_swap", (null(),)).await.unwrap();
+            s.end_session().await.unwrap();
+            quiet_counts(&d)
+        });
+        rt.block_on(async {
+            let mut s = AsyncClientSession::connect(d.path()).await.unwrap();
+            for _ in 0..2_000 {
+                let _: Fd = s.commit("fd_swap", (null(),)).await.unwrap();
+            }
+            s.end_session().await.unwrap();
+        });
+        assert_eq!(
+            quiet_counts(&d),
+            before,
+            "(daemon, async client) descriptors"
+        );
+    }
+
+    #[test]
+    fn error_replies_and_denied_calls_leak_nothing() {
+        let d = Daemon::start(None);
+        let _: u64 = d.session().commit("fd_inode", (null(),)).unwrap();
+        let before = quiet_counts(&d);
+        let mut s = d.session();
+        for _ in 0..1_000 {
+            // A descriptor where a string goes.
+            let e = s.commit::<String>("echo", (null(),)).unwrap_err();
+            assert_eq!(remote_kind(&e).0, "TypeError");
+            // One argument too many.
+            let e = s.commit::<u64>("fd_inode", (null(), null())).unwrap_err();
+            assert_eq!(remote_kind(&e).0, "TypeError");
+            // A caller the policy denies, and an endpoint that is not.
+            let e = s.commit::<()>("fd_denied", (null(),)).unwrap_err();
+            assert_eq!(remote_kind(&e).0, "NotImplementedError");
+            let e = s.commit::<()>("no_such", (null(),)).unwrap_err();
+            assert_eq!(remote_kind(&e).0, "NotImplementedError");
+            // A result that is not what the caller expects: its
+            // descriptor is closed on the client's side.
+            let e = s.commit::<String>("fd_null", ()).unwrap_err();
+            assert!(matches!(e, Error::ResultType(_)), "{e}");
+        }
+        assert_eq!(s.commit::<String>("echo", ("on",)).unwrap(), "on");
+        drop(s);
+        assert_eq!(quiet_counts(&d), before, "(daemon, client) descriptors");
+    }
 }
