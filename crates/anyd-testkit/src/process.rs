@@ -175,6 +175,12 @@ pub fn serve_if_child() {
             drop(fd);
             std::fs::File::open("/dev/null").map(anyd::Fd::from)
         })
+        // ... streamed...
+        .api("fd_stream(n)", |n: usize| {
+            anyd::Items::ready(
+                (0..n).map(|_| anyd::Fd::from(std::fs::File::open("/dev/null").unwrap())),
+            )
+        })
         // ... held until the test says "go" (a caller killed meanwhile)...
         .api("fd_hold(fd)", |fd: anyd::Fd| {
             println!("STARTED");

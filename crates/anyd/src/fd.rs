@@ -167,6 +167,63 @@ impl Drop for Incoming {
     }
 }
 
+thread_local! {
+    /// The descriptors of the items of the stream being filled on this
+    /// thread, each with its item's frame, if the stream may carry some.
+    static ITEMS: RefCell<Option<crate::framed::Attached>> = const { RefCell::new(None) };
+}
+
+/// How many items with descriptors a fill gathers before it stops, to be
+/// written: as for replies, each holds its descriptors open until then.
+pub(crate) const ITEMS_WITH_FDS_AT_ONCE: usize = 4;
+
+/// The descriptors of the items encoded on this thread while it lives,
+/// for a stream whose caller asked for descriptors. Items encoded outside
+/// one cannot carry any (the `Fd` says why).
+pub(crate) struct ItemFds(());
+
+impl ItemFds {
+    pub(crate) fn open() -> ItemFds {
+        ITEMS.set(Some(Vec::new()));
+        ItemFds(())
+    }
+
+    /// The items' descriptors, with their frames; closes the context.
+    pub(crate) fn finish(self) -> crate::framed::Attached {
+        ITEMS.take().unwrap_or_default()
+    }
+}
+
+impl Drop for ItemFds {
+    fn drop(&mut self) {
+        ITEMS.set(None);
+    }
+}
+
+/// Whether the items being encoded on this thread may carry descriptors.
+pub(crate) fn items_carry_fds() -> bool {
+    ITEMS.with_borrow(Option::is_some)
+}
+
+/// Whether enough items with descriptors wait to be written that the
+/// fill should stop.
+pub(crate) fn items_fds_full() -> bool {
+    ITEMS.with_borrow(|items| {
+        items
+            .as_ref()
+            .is_some_and(|i| i.len() >= ITEMS_WITH_FDS_AT_ONCE)
+    })
+}
+
+/// Notes the descriptors of the item whose frame is `frame` in the buffer.
+pub(crate) fn item_fds(frame: std::ops::Range<usize>, fds: Vec<OwnedFd>) {
+    ITEMS.with_borrow_mut(|items| {
+        if let Some(items) = items {
+            items.push((frame, fds));
+        }
+    });
+}
+
 /// Closes the descriptors of the frame being decoded on this thread that
 /// no [`Fd`] took: a handler's arguments are bound, and the rest must not
 /// stay open while it runs.
@@ -183,7 +240,8 @@ impl Serialize for Fd {
         let index = OUTGOING.with_borrow_mut(|out| {
             let out = out.as_mut().ok_or(
                 "a descriptor travels only over a Unix socket, in MessagePack or JSON, to a peer that \
-                 asked for descriptors (request option \"fds\", docs/PROTOCOL.md section 8.2)",
+                 asked for descriptors (request option \"fds\", docs/PROTOCOL.md section 8.2); \
+                 in a stream, only in items of Items::ready, from_stream or try_from_stream",
             )?;
             let copy = rustix::io::fcntl_dupfd_cloexec(&self.0, 0)
                 .map_err(|_| "cannot duplicate the descriptor to send it")?;

@@ -299,7 +299,9 @@ impl Registry {
     ///
     /// `fds` are the descriptors that came with the request (`None` on a
     /// socket that cannot carry any); those the reply carries are put in
-    /// `reply_fds`. A denied caller's are closed before anything else, and
+    /// `reply_fds` (`Some` when the reply, or a stream's items, may carry
+    /// descriptors: the caller asked, over a socket that carries them). A
+    /// denied caller's are closed before anything else, and
     /// those no parameter takes once the arguments are bound.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn dispatch(
@@ -310,7 +312,7 @@ impl Registry {
         limits: &DecodeLimits,
         fds: Option<Result<Vec<OwnedFd>, FdError>>,
         out: &mut Vec<u8>,
-        reply_fds: &mut Vec<OwnedFd>,
+        reply_fds: &mut Option<Vec<OwnedFd>>,
     ) -> Result<Outcome, RemoteError> {
         let name: &str = &head.endpoint;
         if name.starts_with("anyd.") {
@@ -357,7 +359,7 @@ impl Registry {
         // Channels the handler makes encode in the call's codec at once.
         let _codec = crate::items::CallCodec::enter(request.codec);
         let result = catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, out)));
-        *reply_fds = slot.take();
+        *reply_fds = carries_fds.then(|| slot.take());
         match result {
             Ok(r) => r,
             Err(panic) => {

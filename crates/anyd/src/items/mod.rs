@@ -22,6 +22,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::transport::fds::MAX_FDS_PER_FRAME;
 use anyd_wire::codec::encode_item;
 use anyd_wire::{frame, Codec};
 use futures_core::Stream;
@@ -203,16 +204,31 @@ pub(crate) trait Source: Send {
 }
 
 /// Appends `value` as a framed item; an item that cannot be encoded ends
-/// the stream.
+/// the stream. In a stream that may carry descriptors, the item's go with
+/// its frame.
 pub(crate) fn push_item<T: Serialize + ?Sized>(
     codec: Codec,
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), RemoteError> {
     let mark = frame::begin(out);
-    match encode_item(codec, value, out) {
+    let outgoing = crate::fd::items_carry_fds().then(crate::fd::Outgoing::open);
+    let encoded = encode_item(codec, value, out).map_err(|e| e.to_string());
+    let fds = outgoing
+        .map(crate::fd::Outgoing::finish)
+        .unwrap_or_default();
+    let encoded = encoded.and_then(|()| match fds.len() {
+        n if n > MAX_FDS_PER_FRAME => Err(format!(
+            "it holds {n} descriptors; a message may carry at most {MAX_FDS_PER_FRAME}"
+        )),
+        _ => Ok(()),
+    });
+    match encoded {
         Ok(()) => {
             frame::finish(out, mark);
+            if !fds.is_empty() {
+                crate::fd::item_fds(mark..out.len(), fds);
+            }
             Ok(())
         }
         Err(e) => {
@@ -245,7 +261,9 @@ where
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Fill {
-        while out.len() < limit {
+        // Items with descriptors are written a few at a time: each holds
+        // its descriptors open until then.
+        while out.len() < limit && !crate::fd::items_fds_full() {
             match self.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(r)) => match (self.item)(r) {
                     Ok(v) => {

@@ -218,7 +218,7 @@ pub(super) fn serve_connection(
                     let _ = write(&mut conn, &out, &mut attached);
                     return End::UnreadableMessage;
                 }
-                Flow::Stream { source, codec } => {
+                Flow::Stream { source, codec, fds } => {
                     let link = stream::Link {
                         shared,
                         conn: &mut conn,
@@ -227,7 +227,7 @@ pub(super) fn serve_connection(
                         attached: &mut attached,
                         out_charge: &mut out_charge,
                     };
-                    if let Err(end) = stream::send(link, codec, source, runtime) {
+                    if let Err(end) = stream::send(link, codec, source, fds, runtime) {
                         return end;
                     }
                 }
@@ -300,6 +300,8 @@ enum Flow {
     Stream {
         source: Box<dyn Source>,
         codec: Codec,
+        /// Its items may carry descriptors.
+        fds: bool,
     },
 }
 
@@ -359,7 +361,7 @@ fn handle_message(
     let started =
         tracing::enabled!(tracing::Level::DEBUG).then(|| (Instant::now(), head.endpoint.clone()));
     let mark = frame::begin(out);
-    let mut reply_fds = Vec::new();
+    let mut reply_fds = None;
     let result = shared
         .registry
         .dispatch(head, peer, runtime, limits, fds, out, &mut reply_fds);
@@ -370,7 +372,11 @@ fn handle_message(
             if let Some((_, endpoint)) = started {
                 tracing::debug!(endpoint = %endpoint, codec = ?codec, "stream");
             }
-            return Flow::Stream { source, codec };
+            return Flow::Stream {
+                source,
+                codec,
+                fds: reply_fds.is_some(),
+            };
         }
         Ok(Outcome(None)) => Ok(()),
         Err(err) => {
@@ -380,8 +386,8 @@ fn handle_message(
         }
     };
     frame::finish(out, mark);
-    if !reply_fds.is_empty() {
-        attached.push((mark..out.len(), reply_fds));
+    if let Some(fds) = reply_fds.filter(|fds| !fds.is_empty()) {
+        attached.push((mark..out.len(), fds));
     }
     if let Some((started, endpoint)) = started {
         tracing::debug!(

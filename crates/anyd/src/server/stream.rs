@@ -57,10 +57,14 @@ enum Outcome {
 /// Sends the stream of `source` in `codec`, then its end frame. `Ok` when
 /// the session goes on (the stream ended, failed or was cancelled), the
 /// session's end otherwise.
+///
+/// `fds`: the caller asked for descriptors, over a socket that carries
+/// them, so items may carry some.
 pub(super) fn send(
     link: Link<'_>,
     codec: Codec,
     source: Box<dyn Source>,
+    fds: bool,
     runtime: &tokio::runtime::Handle,
 ) -> Result<(), End> {
     // Async sources use the daemon's runtime (timers, I/O) from here.
@@ -70,6 +74,7 @@ pub(super) fn send(
         codec,
         source: Some(source),
         watching: true,
+        fds,
     };
     let outcome = stream.run();
     // Dropped here, after the end frame went out: an iterator's thread is
@@ -118,6 +123,8 @@ struct Sending<'a> {
     /// waits, unread, for the stream to end, and only the socket closing
     /// is watched for.
     watching: bool,
+    /// Items may carry descriptors.
+    fds: bool,
 }
 
 impl Sending<'_> {
@@ -187,14 +194,17 @@ impl Sending<'_> {
         };
         let out = &mut *self.link.out;
         let mark = out.len();
+        let item_fds = self.fds.then(crate::fd::ItemFds::open);
         let fill = catch_unwind(AssertUnwindSafe(|| {
             source.fill(cx, self.codec, &mut *out, FLUSH_AT)
-        }))
-        .unwrap_or_else(|panic| {
+        }));
+        let mut fds = item_fds.map(crate::fd::ItemFds::finish).unwrap_or_default();
+        let fill = fill.unwrap_or_else(|panic| {
             // An item's `Serialize` may have panicked half way through its
             // frame; what came before it is whole, but which items did is
-            // not known: none of this fill goes out.
+            // not known: none of this fill goes out, nor its descriptors.
             out.truncate(mark);
+            fds.clear();
             let what = panic_message(&*panic);
             tracing::error!(panic = %what, "a stream's source panicked");
             let registry = &self.link.shared.registry;
@@ -205,6 +215,7 @@ impl Sending<'_> {
             };
             Fill::Done(Err(RemoteError::new("RuntimeError", message)))
         });
+        self.link.attached.append(&mut fds);
         self.charge()?;
         Ok(fill)
     }

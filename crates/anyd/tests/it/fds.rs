@@ -381,6 +381,13 @@ mod process {
                 assert_eq!(inode(&back), null_inode);
             }
         }
+        // Streams of them, read to the end and cancelled half way.
+        for _ in 0..10 {
+            assert_eq!(s.stream::<Fd>("fd_stream", (500,)).unwrap().count(), 500);
+            let mut items = s.stream::<Fd>("fd_stream", (1_000_000,)).unwrap();
+            items.nth(200).unwrap().unwrap();
+            drop(items);
+        }
         drop(s);
         assert_eq!(quiet_counts(&d), before, "(daemon, client) descriptors");
         // The async client, on the same daemon.
@@ -435,4 +442,121 @@ mod process {
         drop(s);
         assert_eq!(quiet_counts(&d), before, "(daemon, client) descriptors");
     }
+}
+
+/// Descriptors through `#[anyd::api]`: parameters, results, inside a
+/// struct, sync and async methods, and both typed clients.
+struct Pipes;
+
+#[anyd::api]
+impl Pipes {
+    /// A new pipe, both ends handed over.
+    fn open_pipe(&self, label: String) -> std::io::Result<Pipe> {
+        let (r, w) = rustix::pipe::pipe()?;
+        Ok(Pipe {
+            label,
+            read: r.into(),
+            write: w.into(),
+        })
+    }
+
+    /// Writes `text` into the caller's descriptor.
+    fn write_to(&self, fd: Fd, text: String) -> std::io::Result<()> {
+        File::from(fd).write_all(text.as_bytes())
+    }
+
+    /// The inode of the caller's descriptor, and the descriptor back.
+    async fn inspect(&self, fd: Fd) -> (u64, Fd) {
+        (inode(&fd), fd)
+    }
+}
+
+#[test]
+fn descriptors_through_the_typed_clients() {
+    let (d, _dir) = start(Appd::new().mount(Pipes));
+    let mut client = PipesClient::connect(d.address()).unwrap();
+    let pipe = client.open_pipe("typed".into()).unwrap();
+    assert_eq!(pipe.label, "typed");
+    client.write_to(pipe.write, "across".into()).unwrap();
+    let mut got = String::new();
+    File::from(pipe.read).read_to_string(&mut got).unwrap();
+    assert_eq!(got, "across");
+    let (r, _w) = rustix::pipe::pipe().unwrap();
+    let ri = inode(&r);
+    let (i, back) = client.inspect(r.into()).unwrap();
+    assert_eq!((i, inode(&back)), (ri, ri));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client = PipesAsyncClient::connect(d.address()).await.unwrap();
+        let pipe = client.open_pipe("async".into()).await.unwrap();
+        client.write_to(pipe.write, "x".into()).await.unwrap();
+        let mut one = [0u8; 1];
+        File::from(pipe.read).read_exact(&mut one).unwrap();
+        assert_eq!(&one, b"x");
+        let (r, _w) = rustix::pipe::pipe().unwrap();
+        let ri = inode(&r);
+        let (i, _back) = client.inspect(r.into()).await.unwrap();
+        assert_eq!(i, ri);
+    });
+}
+
+#[test]
+fn stream_items_carry_descriptors() {
+    let (d, _dir) = start(
+        daemon()
+            .api("pipes(n)", |n: usize| {
+                anyd::Items::ready((0..n).map(|i| {
+                    let (r, w) = rustix::pipe::pipe().unwrap();
+                    Pipe {
+                        label: i.to_string(),
+                        read: r.into(),
+                        write: w.into(),
+                    }
+                }))
+            })
+            .api("threaded()", || {
+                anyd::Items::from_iter(std::iter::once(Fd::from(File::open("/dev/null").unwrap())))
+            }),
+    );
+    let mut s = session(&d, Codec::MsgPack);
+    let mut n = 0;
+    // More than are written at once, so that several writes carry some.
+    for (i, pipe) in s.stream::<Pipe>("pipes", (50,)).unwrap().enumerate() {
+        let pipe = pipe.unwrap();
+        assert_eq!(pipe.label, i.to_string());
+        File::from(pipe.write).write_all(b"i").unwrap();
+        let mut one = [0u8; 1];
+        File::from(pipe.read).read_exact(&mut one).unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 50);
+    // The async client.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = AsyncClientSession::connect(d.address()).await.unwrap();
+        let mut items = s.stream::<Pipe>("pipes", (20,)).await.unwrap();
+        let mut n = 0;
+        while let Some(pipe) = items.next().await {
+            let pipe = pipe.unwrap();
+            let flags = rustix::io::fcntl_getfd(&pipe.read).unwrap();
+            assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+            n += 1;
+        }
+        assert_eq!(n, 20);
+    });
+    // Items made on a thread of their own cannot carry any: the stream
+    // ends with an error that says so.
+    let e = s
+        .stream::<Fd>("threaded", ())
+        .unwrap()
+        .find_map(Result::err)
+        .unwrap();
+    assert!(remote_kind(&e).1.contains("Items::ready"), "{e}");
+    assert_eq!(s.commit::<u64>("echo", (4,)).unwrap(), 4);
 }
