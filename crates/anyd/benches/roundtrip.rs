@@ -57,6 +57,9 @@ const ARG: &str = "hello";
 /// The row most of the budget is about.
 const BUDGET_ROW: &str = "anyd MessagePack, Unix";
 
+/// A call returning a descriptor, next to the budget row.
+const DESCRIPTOR_ROW: &str = "anyd returns a descriptor, Unix";
+
 /// The Python rows' names: Python anyd as shipped, and with its logging
 /// off.
 const PYTHON_ROW: &str = "Python anyd 0.4.1, TCP";
@@ -382,8 +385,15 @@ fn raw_tcp_connect(addr: std::net::SocketAddr, payload: Vec<u8>) -> Connect {
 // anyd rows.
 
 fn anyd_daemon(address: String) -> Running {
+    // What `descriptor()` hands out: a copy each call, as a daemon
+    // handing out a device or log it keeps open would.
+    let kept = std::fs::File::open("/dev/null").expect("open /dev/null");
     Appd::new()
         .api("echo(arg)", |arg: String| arg)
+        .api("descriptor(arg)", move |arg: String| {
+            black_box(arg);
+            kept.try_clone().map(anyd::Fd::from)
+        })
         // The connections of every throughput round of every row, with
         // room to spare.
         .max_connections(4096)
@@ -405,6 +415,23 @@ fn anyd_connect(address: &Address, codec: Codec) -> Connect {
         Box::new(move || {
             let r: String = session.commit("echo", (black_box(ARG),)).expect("echo");
             black_box(r);
+        })
+    })
+}
+
+/// A call like `echo`'s that returns a descriptor instead, received and
+/// closed by the client.
+fn anyd_descriptor_connect(address: &Address) -> Connect {
+    let address = address.clone();
+    Arc::new(move || {
+        let mut session = ClientOptions::new().connect(&address).expect("connect");
+        let fd: anyd::Fd = session.commit("descriptor", (ARG,)).expect("descriptor");
+        drop(fd);
+        Box::new(move || {
+            let fd: anyd::Fd = session
+                .commit("descriptor", (black_box(ARG),))
+                .expect("descriptor");
+            black_box(fd);
         })
     })
 }
@@ -862,6 +889,9 @@ fn main() {
     add(BUDGET_ROW, &|| {
         blocking_row(BUDGET_ROW, anyd_connect(unix.address(), Codec::MsgPack))
     });
+    add(DESCRIPTOR_ROW, &|| {
+        blocking_row(DESCRIPTOR_ROW, anyd_descriptor_connect(unix.address()))
+    });
     add("anyd JSON, Unix", &|| {
         blocking_row("anyd JSON, Unix", anyd_connect(unix.address(), Codec::Json))
     });
@@ -1120,6 +1150,13 @@ fn print_budget(plan: &Plan, summary: &[Summary], footprint: Option<&Footprint>)
             ),
             ratio >= 1.0,
         );
+        if let Some(fd) = row(DESCRIPTOR_ROW) {
+            let ratio = fd.latency.p50_us / anyd.latency.p50_us;
+            line(
+                format!("1 client, a call returning a descriptor, p50 <= 1.5x the same call's without ({ratio:.2}x)"),
+                ratio <= 1.5,
+            );
+        }
         if let Some(python) = row(PYTHON_ROW) {
             let ratio = anyd.latency.calls_per_s / python.latency.calls_per_s;
             let quiet = row(PYTHON_QUIET_ROW).map_or(String::new(), |q| {
