@@ -5,23 +5,29 @@
 //! vpnm [--address ADDR] connect PROFILE
 //! vpnm [--address ADDR] disconnect PROFILE
 //! vpnm [--address ADDR] watch
+//! vpnm [--address ADDR] log
 //! ```
 //!
 //! `watch` prints every tunnel brought up or torn down, by anyone, a line
 //! each as it happens, until Ctrl-C (the daemon sees the connection close
 //! and drops its watcher at once) or the daemon ends the stream.
 //!
+//! `log` prints the daemon's log of every change so far. The file is
+//! root's alone; the daemon hands members of its group a read-only
+//! descriptor to it (`open_log()`), and `vpnm` reads the log through that.
+//!
 //! Exit status: 0 on success, 1 when the daemon refuses (the message says
 //! why) or ends a watch with an error, 2 for usage errors, 3 when the
 //! daemon cannot be reached.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
-use anyd::{ClientSession, Error, Value};
+use anyd::{ClientSession, Error, Fd, Value};
 use serde::Deserialize;
 
 const USAGE: &str =
-    "usage: vpnm [--address ADDR] status | connect PROFILE | disconnect PROFILE | watch";
+    "usage: vpnm [--address ADDR] status | connect PROFILE | disconnect PROFILE | watch | log";
 
 /// One change, as `watch()` sends it.
 #[derive(Debug, Deserialize)]
@@ -41,6 +47,7 @@ fn main() {
     }
     let (endpoint, params): (&str, Vec<String>) = match args.as_slice() {
         [cmd] if cmd == "status" || cmd == "watch" => (cmd.as_str(), vec![]),
+        [cmd] if cmd == "log" => ("open_log", vec![]),
         [cmd, profile] if cmd == "connect" || cmd == "disconnect" => {
             (cmd.as_str(), vec![profile.clone()])
         }
@@ -49,9 +56,14 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // What the user typed, for messages: `log` calls open_log().
+    let command = args[0].as_str();
     let result = ClientSession::connect(address.as_str()).and_then(|mut s| {
         if endpoint == "watch" {
             return watch(&mut s);
+        }
+        if endpoint == "open_log" {
+            return log(&mut s);
         }
         let state = s.commit::<BTreeMap<String, Value>>(endpoint, params)?;
         let tunnels = match state.get("tunnels") {
@@ -73,7 +85,7 @@ fn main() {
         // What a daemon answers both for an endpoint it lacks and for one
         // its policy does not let this user call: it does not say which.
         Err(Error::Remote(e)) if e.kind == "NotImplementedError" => {
-            eprintln!("vpnm: {endpoint}: not permitted, or not provided by this daemon");
+            eprintln!("vpnm: {command}: not permitted, or not provided by this daemon");
             std::process::exit(1);
         }
         Err(Error::Remote(e)) => {
@@ -99,5 +111,16 @@ fn watch(s: &mut ClientSession) -> anyd::Result<()> {
             .map_or_else(|| "uid unknown".to_owned(), |uid| format!("uid {uid}"));
         println!("{}: {} ({who})", event.profile, event.change);
     }
+    Ok(())
+}
+
+/// Copies the change log to stdout through the descriptor the daemon
+/// hands over: the file itself is root's alone, so opening it here would
+/// fail; the daemon opened it, read only, for this caller.
+fn log(s: &mut ClientSession) -> anyd::Result<()> {
+    let log: Fd = s.commit("open_log", ())?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut log.into_file(), &mut out)?;
+    out.flush()?;
     Ok(())
 }

@@ -6,11 +6,18 @@
 //! on who is calling, decides what each caller may do. SIGHUP re-reads the
 //! state file. Its command-line client is `vpnm`.
 //!
+//! It also keeps a log of every change, readable by root alone (mode
+//! 0600), and hands members of the group a read-only descriptor to it
+//! (`open_log()`, descriptor passing): they read the log themselves,
+//! through what the daemon opened for them, without being able to open
+//! the file, or to write to it.
+//!
 //! ```sh
 //! cargo run -p anyd-ipc --example vpnmd -- --address unix:/tmp/vpnmd.sock \
 //!     --state-dir /tmp/vpnmd --group vpn
 //! cargo run -p anyd-ipc --example vpnm -- --address unix:/tmp/vpnmd.sock watch &
 //! cargo run -p anyd-ipc --example vpnm -- --address unix:/tmp/vpnmd.sock connect office
+//! cargo run -p anyd-ipc --example vpnm -- --address unix:/tmp/vpnmd.sock log
 //! ```
 //!
 //! Under systemd it runs from the units in `contrib/systemd/`: the socket
@@ -18,10 +25,13 @@
 //! manager, SIGTERM drains calls in progress.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyd::{Allow, Appd, Hub, Items, Peer, RemoteError};
+use anyd::{Allow, Appd, Fd, Hub, Items, Peer, RemoteError};
 use serde::{Deserialize, Serialize};
 
 /// What the daemon manages: one entry per tunnel that is up.
@@ -58,10 +68,24 @@ enum Change {
     Down,
 }
 
+impl Change {
+    fn word(self) -> &'static str {
+        match self {
+            Change::Up => "up",
+            Change::Down => "down",
+        }
+    }
+}
+
 struct Vpnmd {
     state_file: PathBuf,
+    /// Every change, a line each (`1712345678 office up uid 1000`), for
+    /// root alone: who brought which tunnel up or down, and when, is
+    /// more than the status tells everyone. Members of the group read it
+    /// through `open_log()`.
+    log_file: PathBuf,
     /// Calls run concurrently, one thread per client: the state file is
-    /// read and written under this lock.
+    /// read and written, and the log appended to, under this lock.
     lock: Mutex<()>,
     /// Every change, to every watcher. Published under `lock`, so that
     /// watchers see the changes in the order the state file went through
@@ -118,9 +142,41 @@ impl Vpnmd {
         events
     }
 
-    /// Tells the watchers; called under `lock`, after the state file
-    /// holds the change.
+    /// Hands the caller a descriptor to the change log, opened read only.
+    /// The file is root's alone (0600): the caller could not open it, and
+    /// the policy (the group rule of connect and disconnect) decides who
+    /// gets the descriptor instead. Read only, because permissions are
+    /// checked when a file is opened, not when a descriptor is used: what
+    /// the daemon opens is what the caller may do with it. A descriptor
+    /// rather than the text in the reply: the caller reads a log of any
+    /// length at its own pace, and no reply grows with it.
+    fn open_log(&self, peer: &Peer) -> Result<Fd, RemoteError> {
+        let log = File::open(&self.log_file)
+            .map_err(|e| RemoteError::new("OSError", format!("cannot open the log: {e}")))?;
+        tracing::info!(uid = ?peer.uid(), "log handed over");
+        Ok(Fd::from(log))
+    }
+
+    /// Appends a change to the log; called under `lock`, after the state
+    /// file holds the change. A log that cannot be written is reported
+    /// in the daemon's own log but fails nothing: the change is made, and
+    /// the caller must not be told otherwise.
+    fn record(&self, change: Change, profile: &str, peer: &Peer, at: u64) {
+        let who = peer
+            .uid()
+            .map_or_else(|| "uid unknown".to_owned(), |uid| format!("uid {uid}"));
+        let line = format!("{at} {profile} {} {who}\n", change.word());
+        let appended =
+            open_log_for_append(&self.log_file).and_then(|mut log| log.write_all(line.as_bytes()));
+        if let Err(e) = appended {
+            tracing::error!(error = %e, "cannot append to the change log");
+        }
+    }
+
+    /// Tells the watchers and the log; called under `lock`, after the
+    /// state file holds the change.
     fn publish(&self, change: Change, profile: String, peer: &Peer, at: u64) {
+        self.record(change, &profile, peer, at);
         self.events.publish(Event {
             change,
             profile,
@@ -180,6 +236,20 @@ impl Vpnmd {
     }
 }
 
+/// Opens the change log to append to, creating it for root alone. The
+/// mode is set on an existing file too: a log left with a wider mode (by
+/// hand, or by an older version) would let everyone read what the policy
+/// keeps to the group.
+fn open_log_for_append(path: &Path) -> std::io::Result<File> {
+    let log = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    log.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(log)
+}
+
 /// Seconds since the epoch.
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -200,9 +270,10 @@ const USAGE: &str =
   --address ADDR    where to listen (default unix:/run/vpnmd.sock); a socket
                     passed by systemd is used instead when present
   --state-dir DIR   where the state file lives (default /var/lib/vpnmd)
-  --group NAME      members of this group (and root) may connect and
-                    disconnect; without it, only root may; anyone may
-                    ask for the status and watch the changes
+  --group NAME      members of this group (and root) may connect,
+                    disconnect and read the change log; without it, only
+                    root may; anyone may ask for the status and watch
+                    the changes
   --pid-file PATH   hold a locked pid file";
 
 fn options() -> Options {
@@ -251,15 +322,26 @@ fn main() -> anyd::Result<()> {
     std::fs::create_dir_all(&o.state_dir)?;
     let vpn = std::sync::Arc::new(Vpnmd {
         state_file: o.state_dir.join("state.json"),
+        log_file: o.state_dir.join("changes.log"),
         lock: Mutex::new(()),
         // Changes are rare; a watcher this far behind has stopped reading.
         events: Hub::new(256),
     });
+    // Created now, so that open_log() finds a log (empty) before the
+    // first change, and with its mode from the start.
+    open_log_for_append(&vpn.log_file)?;
     let changers = match &o.group {
         Some(g) => Allow::group(g.as_str()).or(Allow::root()),
         None => Allow::root(),
     };
-    let (v1, v2, v3, v4, v5) = (vpn.clone(), vpn.clone(), vpn.clone(), vpn.clone(), vpn);
+    let (v1, v2, v3, v4, v5, v6) = (
+        vpn.clone(),
+        vpn.clone(),
+        vpn.clone(),
+        vpn.clone(),
+        vpn.clone(),
+        vpn,
+    );
     let mut appd = Appd::new()
         .api("status()", move || v1.status())
         .doc("The tunnels that are up.")
@@ -274,6 +356,11 @@ fn main() -> anyd::Result<()> {
             v3.disconnect(profile, &peer)
         })
         .doc("Tears down the tunnel of a profile.")
+        .restrict(changers.clone())
+        .api("open_log()", move |peer: Peer| v6.open_log(&peer))
+        .doc("A read-only descriptor to the log of every change (root's file).")
+        // Who may change the tunnels may read who changed them; to others
+        // the endpoint does not exist, as connect does not.
         .restrict(changers)
         .on_reload(move || v4.reload())
         // Everyone may reach the socket; the policy above is the gate.

@@ -251,3 +251,102 @@ fn a_watcher_sees_every_change_by_anyone_in_order_as_root() {
     // The watcher is still watching: it ends only when stopped.
     assert_eq!(watcher.0.try_wait().unwrap(), None);
 }
+
+/// The lines of the change log, without their times (the first word).
+fn without_times(log: &str) -> Vec<String> {
+    log.lines()
+        .map(|line| {
+            let (at, rest) = line.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+            assert!(at.parse::<u64>().is_ok(), "{line:?}");
+            rest.to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_group_reads_the_root_only_log_through_a_descriptor_as_root() {
+    root::require_root("the example daemon runs as root, its users as others");
+    let (_bin, vpnm_program) = root::runnable_by_others(&example("vpnm"));
+    let vpnm =
+        |address: &str, uid, gid, args: &[&str]| vpnm(&vpnm_program, address, uid, gid, args);
+    let vpnmd = Vpnmd::start();
+    let address = vpnmd.address.as_str();
+    let log_file = vpnmd.state_dir.join("changes.log");
+
+    // Before any change, the log is there, empty, and root's alone.
+    let out = vpnm(address, 65534, 65534, &["log"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let meta = std::fs::metadata(&log_file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta),
+        rustix::process::geteuid().as_raw(),
+        "the daemon's user owns its log"
+    );
+
+    let run = |uid, args: &[&str]| {
+        let out = vpnm(address, uid, uid, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    run(65534, &["connect", "office"]);
+    run(0, &["disconnect", "office"]);
+
+    // A member of the group may not open the file...
+    let opened = Command::new("cat")
+        .arg(&log_file)
+        // The error in English, to be recognized.
+        .env("LC_ALL", "C")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(!opened.status.success(), "{opened:?}");
+    assert!(
+        String::from_utf8_lossy(&opened.stderr).contains("Permission denied"),
+        "{opened:?}"
+    );
+    // ... and reads it through the descriptor the daemon hands over.
+    let out = vpnm(address, 65534, 65534, &["log"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        without_times(&String::from_utf8_lossy(&out.stdout)),
+        ["office up uid 65534", "office down uid 0"]
+    );
+    vpnmd.expect_log("the handing over of the log", |line| {
+        line.contains("log handed over") && line.contains("uid=Some(65534)")
+    });
+
+    // The descriptor was opened read only: what it lets its holder do is
+    // what the daemon opened it for, whatever the holder's rights.
+    root::as_nobody(|| {
+        let mut s = ClientOptions::new().connect(address).unwrap();
+        let log: anyd::Fd = s.commit("open_log", ()).unwrap();
+        let access = rustix::fs::fcntl_getfl(&log).unwrap() & rustix::fs::OFlags::RWMODE;
+        assert_eq!(access, rustix::fs::OFlags::RDONLY);
+        assert_eq!(
+            rustix::io::write(&log, b"forged\n"),
+            Err(rustix::io::Errno::BADF)
+        );
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut log.into_file(), &mut text).unwrap();
+        assert_eq!(
+            without_times(&text),
+            ["office up uid 65534", "office down uid 0"]
+        );
+    });
+
+    // Someone outside the group is refused, as for an endpoint the daemon
+    // does not have, and gets nothing.
+    let out = vpnm(address, 4000, 4000, &["log"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "vpnm: log: not permitted, or not provided by this daemon\n"
+    );
+    let line = vpnmd.expect_log("the denial of open_log", |line| {
+        line.contains("call denied by policy") && line.contains("endpoint=\"open_log\"")
+    });
+    assert!(line.contains("uid=4000"), "{line}");
+}
