@@ -4,8 +4,9 @@
 //!
 //! The command line goes through two steps (STYLE.md): `cli` parses raw
 //! flags, `plan` validates them into something runnable; `commands` run it
-//! with the blocking client; `output` owns every byte shown; exit codes
-//! are decided in `exit` and applied here only.
+//! with the blocking client, decoding results as `received` values (which
+//! keep the descriptors a result holds); `output` owns every byte shown;
+//! exit codes are decided in `exit` and applied here only.
 
 use std::io;
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ mod latency;
 mod man;
 mod output;
 mod plan;
+mod received;
 
 use exit::Failure;
 

@@ -1504,3 +1504,200 @@ fn endpoints_mark_streams_and_their_item_type() {
     assert_eq!(entry("records")["stream"], true);
     assert_eq!(entry("echo")["stream"], false);
 }
+
+// Descriptors in results: received, shown as what they are, and with
+// --raw read through.
+
+/// A struct holding a descriptor, as a daemon's result may.
+#[derive(serde::Serialize)]
+struct Piped {
+    label: &'static str,
+    read: anyd::Fd,
+}
+
+/// The read end of a pipe that holds `text`, its write end closed: what
+/// is read through it ends after `text`.
+fn pipe_holding(text: &str) -> std::io::Result<anyd::Fd> {
+    let (r, w) = rustix::pipe::pipe()?;
+    rustix::io::write(&w, text.as_bytes())?;
+    Ok(r.into())
+}
+
+/// A daemon whose results hold descriptors: a file it opens, a pipe in a
+/// struct, /dev/null, two at once, a directory, a pipe's write end. (Not
+/// in the items of a stream: a Rust daemon cannot send descriptors there
+/// yet, the library encoding items outside a frame's descriptor context.)
+fn with_descriptors() -> Appd {
+    use std::fs::File;
+    type Opened = std::io::Result<anyd::Fd>;
+    Appd::new()
+        .api("open(path)", |path: String| -> Opened {
+            Ok(File::open(path)?.into())
+        })
+        .api("pipe(text)", |text: String| -> std::io::Result<Piped> {
+            Ok(Piped {
+                label: "p",
+                read: pipe_holding(&text)?,
+            })
+        })
+        .api("null()", || -> Opened {
+            Ok(File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?
+                .into())
+        })
+        .api("two()", || -> std::io::Result<(anyd::Fd, anyd::Fd)> {
+            Ok((pipe_holding("a")?, pipe_holding("b")?))
+        })
+        .api("dir(path)", |path: String| -> Opened {
+            Ok(File::open(path)?.into())
+        })
+        .api("write_end()", || -> Opened {
+            let (_r, w) = rustix::pipe::pipe()?;
+            Ok(w.into())
+        })
+        .api("echo(arg)", |arg: Value| arg)
+}
+
+/// A file of the test's with `content`, mode 0640; its directory lives as
+/// long as the guard.
+fn file_holding(content: &str) -> (tempfile::TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held.txt");
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // As /proc/self/fd names it: without symbolic links.
+    let path = std::fs::canonicalize(path).unwrap();
+    (dir, path.to_str().unwrap().to_owned())
+}
+
+/// What anydctl printed, as JSON.
+fn json_of(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout:?}"))
+}
+
+#[test]
+fn descriptors_in_a_result_are_shown_as_what_they_are() {
+    let (_d, addr, _dir) = start(with_descriptors());
+    let (_files, path) = file_holding("twelve bytes");
+    let me = rustix::process::geteuid().as_raw();
+    for codec in ["msgpack", "json"] {
+        let call = |args: &[&str]| {
+            let mut all = vec!["--codec", codec, "call", &addr];
+            all.extend_from_slice(args);
+            json_of(&ok(&all))
+        };
+        let shown = call(&["open", &path]);
+        assert_eq!(
+            shown,
+            serde_json::json!({"$fd": {
+                "kind": "regular file",
+                "access": "read-only",
+                "path": path,
+                "size": 12,
+                "mode": "0640",
+                "uid": me,
+                "gid": rustix::process::getegid().as_raw(),
+            }}),
+            "{codec}"
+        );
+
+        // Inside a struct, in place of its placeholder.
+        let shown = call(&["pipe", "through the pipe"]);
+        assert_eq!(shown["label"], "p", "{shown}");
+        let fd = &shown["read"]["$fd"];
+        assert_eq!(fd["kind"], "pipe", "{shown}");
+        assert_eq!(fd["access"], "read-only", "{shown}");
+        assert!(
+            fd["path"].as_str().unwrap().starts_with("pipe:["),
+            "{shown}"
+        );
+        assert_eq!(fd.get("size"), None, "{shown}");
+
+        let shown = call(&["null"]);
+        let fd = &shown["$fd"];
+        assert_eq!(fd["kind"], "character device", "{shown}");
+        assert_eq!(fd["path"], "/dev/null", "{shown}");
+        assert_eq!(fd["device"], "1:3", "{shown}");
+        assert_eq!(fd["access"], "read-write", "{shown}");
+
+        let shown = call(&["two"]);
+        assert_eq!(shown[0]["$fd"]["kind"], "pipe", "{shown}");
+        assert_eq!(shown[1]["$fd"]["kind"], "pipe", "{shown}");
+        assert_ne!(shown[0]["$fd"]["path"], shown[1]["$fd"]["path"], "{shown}");
+    }
+    // --verbose counts them.
+    let run = anydctl(&["call", "--verbose", &addr, "two"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stderr.contains("the result holds 2 descriptors"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn raw_copies_what_the_one_descriptor_gives_to_read() {
+    let (_d, addr, dir) = start(with_descriptors());
+    // Into a pipe, exactly as it reads: escape sequences and all.
+    let content = "line one\n\x1b]0;title\x07line two, no newline";
+    let (_files, path) = file_holding(content);
+    for codec in ["msgpack", "json"] {
+        assert_eq!(
+            ok(&["--codec", codec, "call", "--raw", &addr, "open", &path]),
+            content,
+            "{codec}"
+        );
+    }
+    // The one descriptor inside a struct; the rest of the struct is not
+    // printed.
+    assert_eq!(
+        ok(&["call", "--raw", &addr, "pipe", "through the pipe"]),
+        "through the pipe"
+    );
+    assert_eq!(ok(&["call", "--raw", &addr, "null"]), "");
+
+    // What --raw cannot copy is an error that says why, status 1.
+    let refused = |args: &[&str], why: &str| {
+        let mut all = vec!["call", "--raw", &addr];
+        all.extend_from_slice(args);
+        let run = anydctl(&all);
+        assert_eq!((run.code, run.stdout.as_str()), (1, ""), "{run:#?}");
+        assert!(run.stderr.starts_with("anydctl: "), "{run:#?}");
+        assert!(run.stderr.contains(why), "{why}: {run:#?}");
+    };
+    refused(&["two"], "the result holds 2 descriptors");
+    let dir_path = dir.path().to_str().unwrap();
+    refused(&["dir", dir_path], "it is a directory");
+    refused(&["write_end"], "opened write-only");
+    // A result without descriptors prints as --raw always did.
+    assert_eq!(ok(&["call", "--raw", &addr, "echo", "text"]), "text\n");
+}
+
+#[test]
+fn a_placeholder_that_names_no_descriptor_is_data() {
+    let (_d, addr, _dir) = start(with_descriptors());
+    // The daemon echoes the map: no descriptor comes with it.
+    assert_eq!(
+        ok(&["call", &addr, "echo", r#"{"$fd":0}"#]),
+        "{\"$fd\":0}\n"
+    );
+    let run = anydctl(&["call", "--verbose", &addr, "echo", r#"[{"$fd":0}]"#]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "[{\"$fd\":0}]\n"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("is shown as data"), "{run:#?}");
+}
+
+#[test]
+fn pickle_carries_no_descriptors_and_the_error_says_so() {
+    let (_d, addr, _dir) = start(with_descriptors());
+    let (_files, path) = file_holding("x");
+    let run = anydctl(&["--codec", "pickle", "call", &addr, "open", &path]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(run.stderr.starts_with("RuntimeError: "), "{run:#?}");
+    assert!(run.stderr.contains("descriptors"), "{run:#?}");
+}

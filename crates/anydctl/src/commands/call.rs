@@ -1,5 +1,7 @@
 //! `anydctl call`: one call, its result on stdout as JSON; or, for a
 //! streaming endpoint, its items as they come, one JSON value a line.
+//! Results and items are decoded as [`Received`] values, which keep the
+//! descriptors they hold (over a Unix socket the client asks for them).
 
 use std::io::{self, IsTerminal, Write};
 use std::time::Instant;
@@ -10,6 +12,7 @@ use super::CancelOnSignal;
 use crate::exit::{Exit, Failure};
 use crate::output::{json, result};
 use crate::plan::{CallHow, CallSpec, Connection};
+use crate::received::Received;
 
 /// Calls the endpoint and prints the result, or the stream's items.
 ///
@@ -33,7 +36,7 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Ex
     let mut session = conn.connect()?;
     if !how.stream {
         match call_once(conn, &mut session, call) {
-            Ok(value) => return print_result(conn, session, &value, how.raw),
+            Ok(value) => return print_result(conn, session, value, how.raw),
             // Pickle has no streams (a Python anyd daemon has neither
             // streams nor anyd.endpoints): its TypeError is only that.
             Err(anyd::Error::Remote(r)) if r.kind == "TypeError" && conn.codec != Codec::Pickle => {
@@ -59,13 +62,22 @@ fn call_once(
     conn: &Connection,
     session: &mut ClientSession,
     call: &CallSpec,
-) -> anyd::Result<Value> {
+) -> anyd::Result<Received> {
     if conn.verbose {
         eprintln!("anydctl: calling {}", call.describe());
     }
     let start = Instant::now();
-    let result =
-        session.commit_with::<Value>(&call.endpoint, call.args_value(), call.kwargs_value());
+    let (args, kwargs) = (call.args_value(), call.kwargs_value());
+    let result = if conn.codec == Codec::Pickle {
+        // Pickle carries no descriptors, and `Value` keeps what only
+        // pickle says (tuples, sets, big integers) as `Received` would
+        // not need to.
+        session
+            .commit_with::<Value>(&call.endpoint, args, kwargs)
+            .map(Received::from)
+    } else {
+        session.commit_with::<Received>(&call.endpoint, args, kwargs)
+    };
     if conn.verbose {
         eprintln!(
             "anydctl: answered in {:.3} ms",
@@ -109,20 +121,37 @@ fn remote(conn: &Connection, r: RemoteError) -> Failure {
     Failure::Remote(r)
 }
 
+/// Says with --verbose what descriptors came with a result or an item,
+/// and why a placeholder-shaped map was shown as data.
+fn tell_descriptors(conn: &Connection, what: &str, received: &Received) {
+    if !conn.verbose {
+        return;
+    }
+    match received.fd_count() {
+        0 => {}
+        1 => eprintln!("anydctl: the {what} holds a descriptor"),
+        n => eprintln!("anydctl: the {what} holds {n} descriptors"),
+    }
+    for why in received.unresolved() {
+        eprintln!("anydctl: a {{\"$fd\": n}} in the {what} is shown as data: {why}");
+    }
+}
+
 /// Prints one result: pretty JSON on a terminal, compact otherwise.
 fn print_result(
     conn: &Connection,
     session: ClientSession,
-    value: &Value,
+    received: Received,
     raw: bool,
 ) -> Result<Exit, Failure> {
     // End the session before printing, so that a reader of the output
     // (a script waiting on the pipe) never races a daemon still busy with
-    // this client.
+    // this client. The descriptors stay open: they are this process's.
     end_session(conn, session);
+    tell_descriptors(conn, "result", &received);
     let mut out = io::stdout().lock();
     let terminal = io::stdout().is_terminal();
-    result::write(&mut out, value, raw, terminal, terminal)?;
+    result::write(&mut out, received, raw, terminal, terminal)?;
     out.flush()?;
     Ok(Exit::Success)
 }
@@ -142,8 +171,10 @@ fn stream(
     // Caught from before the request goes out, so that no Ctrl-C leaves
     // the daemon to find a reset connection instead of a cancel.
     let signals = CancelOnSignal::watch()?;
+    // Pickle has no streams: a stream is MessagePack or JSON, and its items
+    // may hold descriptors.
     let mut items = session
-        .stream_with::<Value>(&call.endpoint, call.args_value(), call.kwargs_value())
+        .stream_with::<Received>(&call.endpoint, call.args_value(), call.kwargs_value())
         .map_err(|e| conn.failure(e))?;
     signals.arm(items.canceller().map_err(|e| conn.failure(e))?);
     let mut out = io::stdout().lock();
@@ -160,16 +191,17 @@ fn stream(
             continue;
         }
         match item {
-            Ok(value) => {
-                let written = result::write(&mut out, &value, how.raw, terminal, false)
-                    .and_then(|()| out.flush());
+            Ok(received) => {
+                tell_descriptors(conn, "item", &received);
+                let written = result::write(&mut out, received, how.raw, terminal, false)
+                    .and_then(|()| Ok(out.flush()?));
                 match written {
                     Ok(()) => shown += 1,
                     // A reader gone with the same Ctrl-C: the signal says
                     // how this ends.
                     Err(_) if signals.caught().is_some() => continue,
                     // Dropping the iterator cancels the stream.
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 }
                 if how.count.is_some_and(|n| shown >= n) {
                     counted = true;
