@@ -100,6 +100,20 @@ pub(crate) enum Command {
             range become decimal strings; NaN and infinities become the strings \"NaN\", \
             \"Infinity\" and \"-Infinity\"; map keys that are not strings become their JSON text \
             (1 becomes \"1\").\n\n\
+            Descriptors: over a Unix socket, in MessagePack or JSON, a daemon may return \
+            open file descriptors (an anyd::Fd in a Rust daemon's result). Each is shown \
+            in place as {\"$fd\": {...}}, what kind of file it is: \"kind\" (regular file, \
+            directory, pipe, FIFO, socket, character device, block device, symbolic link, \
+            unknown), \"access\" (read-only, write-only, read-write, path-only), \"path\" \
+            (what /proc/self/fd links to: a path, or the kernel's name such as \
+            pipe:[1234]), \"size\" (regular files), \"device\" (major:minor, devices), \
+            \"mode\" (octal, \"0600\"), \"uid\" and \"gid\". anydctl closes them once \
+            shown. --raw copies the content of the one descriptor a result holds to stdout \
+            instead (from its current offset to its end; a pipe's or socket's end is when \
+            the other side closes it); a result with several, or one that cannot be read \
+            (a directory, one opened for writing only), is an error (exit status 1). A map \
+            {\"$fd\": n} that names no descriptor that came with the result is data, shown \
+            as it came.\n\n\
             Whatever the daemon sent is shown without control characters a terminal would \
             act on (escape sequences that retitle the window or clear the screen): JSON \
             writes them as \\u escapes, error messages and --raw on a terminal as \\x1b \
@@ -210,11 +224,14 @@ pub(crate) struct CallArgs {
     #[command(flatten)]
     pub(crate) spec: CallSpecArgs,
 
-    /// Print a string result bare (text and a newline, as `jq -r` does) and
-    /// a bytes result as the bytes themselves; other results as JSON. On a
-    /// terminal, control characters (escape sequences among them) are
-    /// shown as `\x1b` and the like rather than acted on; into a pipe or a
-    /// file, the result is written exactly as the daemon sent it.
+    /// Print a string result bare (text and a newline, as `jq -r` does), a
+    /// bytes result as the bytes themselves, and a result holding one file
+    /// descriptor as what can be read through it (a file's content, what
+    /// comes down a pipe); other results as JSON. Several descriptors, or
+    /// one that cannot be read, are an error. On a terminal, control
+    /// characters (escape sequences among them) are shown as `\x1b` and
+    /// the like rather than acted on; into a pipe or a file, the result is
+    /// written exactly as the daemon sent it.
     #[arg(long)]
     pub(crate) raw: bool,
 
@@ -367,6 +384,10 @@ pub(crate) const EXAMPLES: &[(&str, &str)] = &[
         "a string result without quotes",
     ),
     (
+        "anydctl call --raw /run/vpnmd.sock open_log",
+        "read through the file descriptor a daemon returns",
+    ),
+    (
         "anydctl call --count 10 /run/vpnmd.sock watch",
         "the first ten items of a stream, one JSON value a line",
     ),
@@ -391,6 +412,8 @@ const CALL_EXAMPLES: &str = "Examples:
   anydctl call /run/app.sock get_sum -1 2        get_sum(-1, 2) -> 1
   anydctl call /run/app.sock echo -- -x          after --, -x is an argument
   anydctl call --raw /run/app.sock status        status text without quotes
+  anydctl call /run/vpnmd.sock open_log          {\"$fd\": {\"kind\": \"regular file\", ...}}
+  anydctl call --raw /run/vpnmd.sock open_log    the file's content, read through the descriptor
   anydctl call /run/vpnmd.sock watch             each event as it comes, until Ctrl-C
   anydctl call /run/app.sock count 100 -c 3      the first 3 items of a stream
   anydctl call --stream /run/vpnmd.sock watch | jq -r .profile";
