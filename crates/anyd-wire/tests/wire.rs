@@ -593,3 +593,81 @@ mod streams {
         assert!(err.is_err());
     }
 }
+
+mod descriptors {
+    //! The descriptors option (docs/PROTOCOL.md section 8.2), byte for
+    //! byte: the placeholders are ordinary maps, so only the request's
+    //! option is new.
+
+    use super::*;
+    use anyd_wire::codec::{encode_request_with, RequestOptions};
+
+    fn limits() -> DecodeLimits {
+        DecodeLimits::default()
+    }
+
+    fn placeholder(n: u8) -> std::collections::BTreeMap<&'static str, u8> {
+        [("$fd", n)].into()
+    }
+
+    #[test]
+    fn msgpack_vectors() {
+        let fds = RequestOptions::NONE.with_fds(true);
+        let mut out = Vec::new();
+        encode_request_with(
+            Codec::MsgPack,
+            "read",
+            &(placeholder(0),),
+            &(),
+            fds,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, b"\x94\xa4read\x91\x81\xa3$fd\x00\x80\x81\xa3fds\xc3");
+        let r = request(&out);
+        assert!(r.fds && !r.stream);
+        out.clear();
+        let both = fds.with_stream(true);
+        encode_request_with(Codec::MsgPack, "watch", &(), &(), both, &mut out).unwrap();
+        assert_eq!(out, b"\x94\xa5watch\x90\x80\x82\xa6stream\xc3\xa3fds\xc3");
+        let r = request(&out);
+        assert!(r.fds && r.stream);
+    }
+
+    #[test]
+    fn json_vectors() {
+        let fds = RequestOptions::NONE.with_fds(true);
+        let mut out = Vec::new();
+        encode_request_with(Codec::Json, "read", &(placeholder(0),), &(), fds, &mut out).unwrap();
+        assert_eq!(out, br#"["read",[{"$fd":0}],{},{"fds":true}]"#);
+        assert!(request(&out).fds);
+        out.clear();
+        let both = fds.with_stream(true);
+        encode_request_with(Codec::Json, "watch", &(), &(), both, &mut out).unwrap();
+        assert_eq!(out, br#"["watch",[],{},{"stream":true,"fds":true}]"#);
+        // Without options, the plain request.
+        out.clear();
+        encode_request_with(
+            Codec::Json,
+            "watch",
+            &(),
+            &(),
+            RequestOptions::NONE,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, br#"["watch",[],{}]"#);
+        assert!(!request(&out).fds);
+    }
+
+    #[test]
+    fn pickle_carries_no_descriptors() {
+        let mut out = Vec::new();
+        let fds = RequestOptions::NONE.with_fds(true);
+        assert_eq!(
+            encode_request_with(Codec::Pickle, "read", &(), &(), fds, &mut out),
+            Err(EncodeError::NotNative(Codec::Pickle))
+        );
+        assert!(decode_request(br#"["read",[],{},{"fds":1}]"#, &limits()).is_err());
+    }
+}

@@ -41,6 +41,11 @@
 //! [`Items`] streams, and its typed client methods give the items as an
 //! [`ItemIter`] or an [`ItemStream`].
 //!
+//! Over a Unix socket, arguments and results may hold open file
+//! descriptors: an [`Fd`] travels with its message as `SCM_RIGHTS`, so a
+//! root daemon can open what its caller may not and hand it over
+//! (docs/PROTOCOL.md section 8.2).
+//!
 //! Three things are named *api*, for the two ways of declaring
 //! endpoints: the attribute [`#[anyd::api]`](macro@api) on an `impl`
 //! block; the trait [`Api`] it implements for the type, which
