@@ -132,6 +132,11 @@ with anyd.ClientSession(("127.0.0.1", port), authkey=key) as client:
     e = raises(TypeError, client.commit, "ticks")
     assert "sends a stream of items" in str(e) and "MessagePack or JSON" in str(e), e
 
+    # So does a result that holds a descriptor: an error reply, never a
+    # placeholder pointing nowhere.
+    e = raises(RuntimeError, client.commit, "open_null")
+    assert "descriptor travels only over a Unix socket" in str(e), e
+
     # Error replies leave the session usable.
     assert client.commit("echo", "still here") == "still here"
 
@@ -324,7 +329,10 @@ fn rust_daemon(address: &str, configure: impl FnOnce(Appd) -> Appd) -> Running {
                 Err(RemoteError::new(kind, message))
             },
         )
-        .api("ticks()", || anyd::Items::from_iter(0..3));
+        .api("ticks()", || anyd::Items::from_iter(0..3))
+        .api("open_null()", || {
+            std::fs::File::open("/dev/null").map(anyd::Fd::from)
+        });
     configure(appd)
         .bind(address)
         .expect("bind")
