@@ -284,7 +284,8 @@ impl<'de> Deserialize<'de> for Fd {
             .with_borrow_mut(|fds| {
                 let fds = fds.as_mut().ok_or(
                     "no descriptor came with this message (descriptors travel only over a Unix \
-                     socket, with the request option \"fds\", docs/PROTOCOL.md section 8.2)",
+                     socket, with the request option \"fds\", to a daemon that takes them: \
+                     Appd::receive_descriptors, docs/PROTOCOL.md section 8.2)",
                 )?;
                 fds.get_mut(index)
                     .ok_or("the message names a descriptor that did not come with it")?

@@ -69,9 +69,16 @@ impl Framed {
         self.buf.next_frame()
     }
 
-    /// Whether descriptors travel on this connection (a Unix socket).
-    pub(crate) fn carries_fds(&self) -> bool {
+    /// Whether this connection's reads take descriptors: a Unix socket,
+    /// on a side that takes them.
+    pub(crate) fn takes_fds(&self) -> bool {
         self.fds
+    }
+
+    /// Reads with plain `recv` from here on (the kernel closes any
+    /// descriptor that comes): for a side that takes none.
+    pub(crate) fn refuse_fds(&mut self) {
+        self.fds = false;
     }
 
     /// The descriptors that came with the frame handed out last (see

@@ -38,6 +38,11 @@ pub(crate) struct Registry {
     resolved: Option<Resolved>,
     /// Whether a panicking handler's message reaches the caller.
     pub(crate) panic_details: bool,
+    /// Whether connections take the descriptors callers send (`None`: when
+    /// an endpoint's parameter types name `Fd`).
+    pub(crate) receive_fds: Option<bool>,
+    /// `receives_fds`, worked out once: the endpoints are fixed by then.
+    receives: std::sync::OnceLock<bool>,
     /// Denied calls are logged at info a few a second, the rest at debug:
     /// a denied caller can call in a loop.
     denials: Throttle,
@@ -51,6 +56,8 @@ impl Default for Registry {
             allow: None,
             resolved: None,
             panic_details: false,
+            receive_fds: None,
+            receives: std::sync::OnceLock::new(),
             denials: Throttle::per_second(DENIALS_AT_ONCE),
         }
     }
@@ -163,6 +170,21 @@ impl Registry {
                 resolved: None,
             },
         );
+    }
+
+    /// Whether connections read with `recvmsg`, taking the descriptors
+    /// callers send: as set, or when a parameter's type names `Fd`.
+    pub(crate) fn receives_fds(&self) -> bool {
+        *self.receives.get_or_init(|| {
+            self.receive_fds.unwrap_or_else(|| {
+                self.endpoints.values().any(|e| {
+                    e.info.params.iter().any(|p| {
+                        p.ty.split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .any(|w| w == "Fd")
+                    })
+                })
+            })
+        })
     }
 
     /// Admits `rule`'s callers to the whole daemon (in addition to any
@@ -346,7 +368,10 @@ impl Registry {
             ));
         }
         // The arguments' descriptors, for `Fd` parameters to take.
-        let _incoming = carries_fds.then(|| crate::fd::Incoming::open(fds.unwrap_or_default()));
+        // (None came: no context, and an `Fd` parameter is told so.)
+        let _incoming = fds
+            .filter(|fds| carries_fds && !fds.is_empty())
+            .map(crate::fd::Incoming::open);
         let slot = RefCell::new(Vec::new());
         let call = Call {
             info: &endpoint.info,

@@ -149,21 +149,43 @@ impl<'de> serde::Deserialize<'de> for RequestOptions {
                 mut map: A,
             ) -> Result<RequestOptions, A::Error> {
                 let mut options = RequestOptions::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match &*key {
-                        "stream" => options.stream = map.next_value()?,
-                        "fds" => options.fds = map.next_value()?,
-                        other => {
-                            return Err(serde::de::Error::custom(format_args!(
-                                "unknown request option {other:?}"
-                            )))
-                        }
+                while let Some(key) = map.next_key::<OptionKey>()? {
+                    match key {
+                        OptionKey::Stream => options.stream = map.next_value()?,
+                        OptionKey::Fds => options.fds = map.next_value()?,
                     }
                 }
                 Ok(options)
             }
         }
         d.deserialize_map(Options)
+    }
+}
+
+/// A key of the options map; any other is an error naming it. Read from
+/// the borrowed key, without allocating.
+enum OptionKey {
+    Stream,
+    Fds,
+}
+
+impl<'de> serde::Deserialize<'de> for OptionKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl serde::de::Visitor<'_> for Key {
+            type Value = OptionKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a request option's name")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<OptionKey, E> {
+                match key {
+                    "stream" => Ok(OptionKey::Stream),
+                    "fds" => Ok(OptionKey::Fds),
+                    other => Err(E::custom(format_args!("unknown request option {other:?}"))),
+                }
+            }
+        }
+        d.deserialize_identifier(Key)
     }
 }
 

@@ -233,9 +233,17 @@ pub(crate) fn decode_args<'a>(
     }
     // The array's length was read by `decode_head`: 4 means options.
     let options = if payload.first() == Some(&0x94) {
-        let body = c.skip_value()?;
-        from_slice::<RequestOptions>(body)
-            .map_err(|e| malformed(format!("bad request options: {e}")))?
+        match known_options(&c.buf[c.pos..]) {
+            Some(options) => {
+                c.pos = c.buf.len();
+                options
+            }
+            None => {
+                let body = c.skip_value()?;
+                from_slice::<RequestOptions>(body)
+                    .map_err(|e| malformed(format!("bad request options: {e}")))?
+            }
+        }
     } else {
         RequestOptions::default()
     };
@@ -249,6 +257,23 @@ pub(crate) fn decode_args<'a>(
         stream: options.stream,
         fds: options.fds,
     })
+}
+
+/// The options as this implementation writes them, when they are all
+/// that is left of the request: read without serde, since every request
+/// of a client that speaks descriptors has them. Anything else (other
+/// bytes, or more after them) goes the general way.
+fn known_options(rest: &[u8]) -> Option<RequestOptions> {
+    const FDS: &[u8] = b"\x81\xa3fds\xc3";
+    const STREAM: &[u8] = b"\x81\xa6stream\xc3";
+    const BOTH: &[u8] = b"\x82\xa6stream\xc3\xa3fds\xc3";
+    let (stream, fds) = match rest {
+        FDS => (false, true),
+        STREAM => (true, false),
+        BOTH => (true, true),
+        _ => return None,
+    };
+    Some(RequestOptions::NONE.with_stream(stream).with_fds(fds))
 }
 
 /// The Python type name of the value that starts `bytes`, from its marker.

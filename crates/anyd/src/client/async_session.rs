@@ -48,6 +48,8 @@ async fn within<T>(
 struct AsyncFramed {
     stream: AsyncStream,
     buf: FrameBuffer,
+    /// Reads take descriptors (a Unix socket, a session that speaks them).
+    takes_fds: bool,
 }
 
 impl AsyncFramed {
@@ -73,7 +75,8 @@ impl AsyncFramed {
                 return Poll::Ready(Ok(Some(r)));
             }
             let spare = self.buf.spare().map_err(ReadError::Io)?;
-            let (n, arrival) = ready!(self.stream.poll_recv(cx, spare)).map_err(ReadError::Io)?;
+            let (n, arrival) =
+                ready!(self.stream.poll_recv(cx, spare, self.takes_fds)).map_err(ReadError::Io)?;
             if n == 0 {
                 return Poll::Ready(
                     self.buf
@@ -89,7 +92,7 @@ impl AsyncFramed {
     /// The descriptors of the frame just read, if the session may take
     /// any; those that came to a session that may not are closed here.
     fn frame_fds(&mut self, speaks_fds: bool) -> Option<FrameFds> {
-        if !self.stream.carries_fds() {
+        if !self.takes_fds {
             return None;
         }
         let fds = self.buf.take_frame_fds();
@@ -188,6 +191,7 @@ impl AsyncClientSession {
         let stream =
             AsyncStream::connect_until(&address, options.connect_timeout, deadline).await?;
         let mut conn = AsyncFramed {
+            takes_fds: stream.carries_fds(),
             stream,
             buf: FrameBuffer::for_client(options.max_frame),
         };
@@ -203,7 +207,12 @@ impl AsyncClientSession {
         Ok(AsyncClientSession {
             session: {
                 let carries_fds = conn.stream.carries_fds();
-                Session::new(conn, options, carries_fds)
+                let mut session = Session::new(conn, options, carries_fds);
+                let speaks_fds = session.speaks_fds();
+                if let Some((conn, _)) = session.reading() {
+                    conn.takes_fds = speaks_fds;
+                }
+                session
             },
             address,
         })

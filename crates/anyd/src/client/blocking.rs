@@ -82,8 +82,15 @@ impl ClientSession {
         conn.stream.set_write_timeout(options.timeout)?;
         Ok(ClientSession {
             session: {
-                let carries_fds = conn.carries_fds();
-                Session::new(conn, options, carries_fds)
+                let carries_fds = conn.stream.carries_fds();
+                let mut session = Session::new(conn, options, carries_fds);
+                if !session.speaks_fds() {
+                    // Plain reads: nothing can come for this session.
+                    if let Some((conn, _)) = session.reading() {
+                        conn.refuse_fds();
+                    }
+                }
+                session
             },
             address,
         })
@@ -454,7 +461,7 @@ fn exchange<R: DeserializeOwned>(
 /// The descriptors of the frame just read, if the session may take any;
 /// those that came to a session that may not are closed here.
 fn frame_fds(conn: &mut Framed, speaks_fds: bool) -> Option<FrameFds> {
-    if !conn.carries_fds() {
+    if !conn.takes_fds() {
         return None;
     }
     let fds = conn.take_frame_fds();

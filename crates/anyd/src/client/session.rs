@@ -121,6 +121,8 @@ pub(crate) fn stream_frame<T: DeserializeOwned>(
 fn received(fds: Option<std::result::Result<Vec<OwnedFd>, FdError>>) -> Result<Option<Incoming>> {
     match fds {
         None => Ok(None),
+        // None came: no context, and an `Fd` in the reply is told so.
+        Some(Ok(fds)) if fds.is_empty() => Ok(None),
         Some(Ok(fds)) => Ok(Some(Incoming::open(fds))),
         Some(Err(e)) => Err(Error::protocol(format!("the daemon's reply: {e}"))),
     }

@@ -484,6 +484,19 @@ impl Appd {
         self
     }
 
+    /// Whether the daemon takes descriptors that callers send with their
+    /// requests (docs/PROTOCOL.md section 8.2). By default it does when an
+    /// endpoint has a parameter whose type names [`Fd`](crate::Fd)
+    /// (`Fd`, `Option<Fd>`, `Vec<Fd>`, ...): say `true` for one that
+    /// takes them inside a struct of its own. A daemon that does not take
+    /// them reads with plain `recv`, which costs less, and the kernel
+    /// closes whatever a caller sends; handing descriptors out to callers
+    /// needs no such setting.
+    pub fn receive_descriptors(mut self, yes: bool) -> Self {
+        self.registry.receive_fds = Some(yes);
+        self
+    }
+
     /// Limits on pickle requests (nesting, memo, size).
     pub fn decode_limits(mut self, limits: DecodeLimits) -> Self {
         self.config.decode_limits = limits;

@@ -92,6 +92,10 @@ pub(super) fn serve_connection(
     // (and its buffer) forever.
     let _ = stream.set_write_timeout(config.idle_timeout);
     let mut conn = Framed::new(stream, config.max_frame);
+    let unix = conn.stream.carries_fds();
+    if !shared.registry.receives_fds() {
+        conn.refuse_fds();
+    }
     conn.charge_to(Charge::new(shared.budget.clone(), GROWTH_STEP));
     if let Some(key) = &config.authkey {
         let result = handshake::server_side(key, config.handshake)
@@ -179,7 +183,15 @@ pub(super) fn serve_connection(
         let mut next = Some(range);
         let mut end = false;
         while let Some(range) = next {
-            let fds = conn.carries_fds().then(|| conn.take_frame_fds());
+            // A Unix socket carries descriptors both ways; this daemon may
+            // take none from callers and still hand them some.
+            let fds = unix.then(|| {
+                if conn.takes_fds() {
+                    conn.take_frame_fds()
+                } else {
+                    Ok(Vec::new())
+                }
+            });
             let flow = handle_message(
                 shared,
                 conn.payload(range),

@@ -40,16 +40,17 @@ impl AsyncStream {
     }
 
     /// One read into `buf`, with the descriptors that came with its bytes
-    /// on a Unix socket (see `fds::recv_with_fds`): how many bytes, 0 at
+    /// on a Unix socket if `fds` (see `fds::recv_with_fds`): how many bytes, 0 at
     /// the end of the stream. Cancel safe: nothing is read until it is
     /// ready.
     pub(crate) fn poll_recv(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
+        fds: bool,
     ) -> Poll<io::Result<(usize, Arrival)>> {
         match self {
-            AsyncStream::Unix(s) => loop {
+            AsyncStream::Unix(s) if fds => loop {
                 ready!(s.poll_read_ready(cx))?;
                 let read = s.try_io(Interest::READABLE, || {
                     fds::recv_with_fds(s.as_fd(), &mut *buf, RecvFlags::DONTWAIT)
@@ -59,9 +60,10 @@ impl AsyncStream {
                     r => return Poll::Ready(r),
                 }
             },
-            AsyncStream::Tcp(s) => {
+            // A plain read: the kernel closes any descriptor that comes.
+            other => {
                 let mut read = ReadBuf::new(buf);
-                ready!(Pin::new(s).poll_read(cx, &mut read))?;
+                ready!(Pin::new(other).poll_read(cx, &mut read))?;
                 Poll::Ready(Ok((read.filled().len(), Arrival::Fds(Vec::new()))))
             }
         }

@@ -279,6 +279,19 @@ fn descriptors_no_parameter_takes_are_closed_at_once() {
         panic!("a reply")
     };
     assert_eq!(e.kind, "TypeError", "{}", e.message);
+    assert!(e.message.contains("no descriptor came"), "{}", e.message);
+    // ... or none of those that came.
+    let (readers, _writers) = raw::pipes(1);
+    let frame = raw::fd_request("inode", (raw::placeholder(3),));
+    raw::send_with_fds(
+        &s,
+        &frame,
+        &readers.iter().map(AsFd::as_fd).collect::<Vec<_>>(),
+    );
+    let payload = raw::read_frame(&mut s).unwrap();
+    let Reply::Err(e) = raw::reply::<IgnoredAny>(&payload) else {
+        panic!("a reply")
+    };
     assert!(e.message.contains("did not come with it"), "{}", e.message);
 }
 
@@ -559,4 +572,53 @@ fn stream_items_carry_descriptors() {
         .unwrap();
     assert!(remote_kind(&e).1.contains("Items::ready"), "{e}");
     assert_eq!(s.commit::<u64>("echo", (4,)).unwrap(), 4);
+}
+
+/// A struct parameter that holds a descriptor, which the daemon cannot
+/// see from the parameter's type.
+#[derive(Serialize, Deserialize)]
+struct Wrapped {
+    fd: Fd,
+}
+
+#[test]
+fn a_daemon_takes_descriptors_only_when_its_parameters_do() {
+    // No parameter names `Fd`: the daemon reads without ancillary data,
+    // and the kernel closes what a caller sends. It still hands some out.
+    let (d, _dir) = start(
+        Appd::new()
+            .api("echo(n)", |n: u64| n)
+            .api("null()", || File::open("/dev/null").map(Fd::from))
+            .api("wrapped(w)", |w: Wrapped| inode(w.fd)),
+    );
+    let (readers, writers) = raw::pipes(2);
+    let mut s = send_raw(&d, &raw::fd_request("echo", (5,)), &readers);
+    drop(readers);
+    let payload = raw::read_frame(&mut s).unwrap();
+    assert!(matches!(raw::reply::<u64>(&payload), Reply::Ok(5)));
+    assert!(raw::all_closed(&writers), "the descriptors were taken");
+    let mut client = session(&d, Codec::MsgPack);
+    let _null: Fd = client.commit("null", ()).unwrap();
+    // A descriptor inside a struct of its own: the error says what to do.
+    let (r, _w) = rustix::pipe::pipe().unwrap();
+    let e = client
+        .commit::<u64>("wrapped", (Wrapped { fd: r.into() },))
+        .unwrap_err();
+    assert!(
+        remote_kind(&e).1.contains("Appd::receive_descriptors"),
+        "{e}"
+    );
+    // Which it then does.
+    let (d, _dir) = start(
+        Appd::new()
+            .api("wrapped(w)", |w: Wrapped| inode(w.fd))
+            .receive_descriptors(true),
+    );
+    let mut client = session(&d, Codec::MsgPack);
+    let (r, _w) = rustix::pipe::pipe().unwrap();
+    let ri = inode(&r);
+    let got: u64 = client
+        .commit("wrapped", (Wrapped { fd: r.into() },))
+        .unwrap();
+    assert_eq!(got, ri);
 }
