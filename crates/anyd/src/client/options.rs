@@ -133,7 +133,8 @@ impl ClientOptions {
     /// (docs/PROTOCOL.md section 8.2). It matters only over a Unix socket
     /// in MessagePack or JSON, the only ways descriptors travel. Turn it
     /// off for a daemon that implements the protocol without section 8
-    /// (it refuses requests with options).
+    /// (it refuses requests with options), or to save what it costs a
+    /// call: the option's few bytes, and reads with `recvmsg`.
     pub fn descriptors(mut self, yes: bool) -> Self {
         self.descriptors = yes;
         self
