@@ -180,23 +180,39 @@ pub(crate) const ITEMS_WITH_FDS_AT_ONCE: usize = 4;
 /// The descriptors of the items encoded on this thread while it lives,
 /// for a stream whose caller asked for descriptors. Items encoded outside
 /// one cannot carry any (the `Fd` says why).
-pub(crate) struct ItemFds(());
+pub(crate) struct ItemFds {
+    /// The context this one hides, to put back (`None` once put back).
+    outer: Option<Option<crate::framed::Attached>>,
+}
 
 impl ItemFds {
     pub(crate) fn open() -> ItemFds {
-        ITEMS.set(Some(Vec::new()));
-        ItemFds(())
+        ItemFds {
+            outer: Some(ITEMS.replace(Some(Vec::new()))),
+        }
+    }
+
+    /// No context while it lives: for items framed here for another
+    /// stream (a channel's, whose connection frames its own), which must
+    /// not take this stream's descriptors, nor give it theirs.
+    pub(crate) fn suspend() -> ItemFds {
+        ItemFds {
+            outer: Some(ITEMS.replace(None)),
+        }
     }
 
     /// The items' descriptors, with their frames; closes the context.
-    pub(crate) fn finish(self) -> crate::framed::Attached {
-        ITEMS.take().unwrap_or_default()
+    pub(crate) fn finish(mut self) -> crate::framed::Attached {
+        let outer = self.outer.take().unwrap_or_default();
+        ITEMS.replace(outer).unwrap_or_default()
     }
 }
 
 impl Drop for ItemFds {
     fn drop(&mut self) {
-        ITEMS.set(None);
+        if let Some(outer) = self.outer.take() {
+            ITEMS.set(outer);
+        }
     }
 }
 
@@ -241,7 +257,7 @@ impl Serialize for Fd {
             let out = out.as_mut().ok_or(
                 "a descriptor travels only over a Unix socket, in MessagePack or JSON, to a peer that \
                  asked for descriptors (request option \"fds\", docs/PROTOCOL.md section 8.2); \
-                 in a stream, only in items of Items::ready, from_stream or try_from_stream",
+                 in a stream, only in items of Items::ready, from_stream, try_from_stream or a Hub",
             )?;
             let copy = rustix::io::fcntl_dupfd_cloexec(&self.0, 0)
                 .map_err(|_| "cannot duplicate the descriptor to send it")?;

@@ -167,12 +167,18 @@ impl FrameBuffer {
 
     /// Counts `n` bytes just read into [`spare`](Self::spare)'s room, with
     /// what came with them.
-    pub(crate) fn filled_with(&mut self, n: usize, arrival: Arrival) {
-        if n > 0 {
-            let last = self.base + (self.end + n - 1) as u64;
-            self.fds.arrived(last, arrival);
-        }
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` when descriptors flood in ([`FdError::Flood`]): the
+    /// connection must end.
+    pub(crate) fn filled_with(&mut self, n: usize, arrival: Arrival) -> io::Result<()> {
         self.filled(n);
+        if n > 0 {
+            let last = self.base + (self.end - 1) as u64;
+            self.fds.arrived(last, arrival)?;
+        }
+        Ok(())
     }
 
     /// The payload of a frame [`next_frame`](Self::next_frame) returned.

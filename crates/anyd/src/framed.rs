@@ -110,7 +110,7 @@ impl Framed {
         let spare = self.buf.spare()?;
         if self.fds {
             let (n, arrival) = fds::recv_with_fds(self.stream.as_fd(), spare, flags)?;
-            self.buf.filled_with(n, arrival);
+            self.buf.filled_with(n, arrival)?;
             return Ok(n);
         }
         let n = loop {
@@ -306,9 +306,14 @@ pub(crate) fn write_out(
     };
     let mut at = 0;
     for (frame, fds) in attached.drain(..) {
-        write_all_within(stream, &out[at..frame.start], left()?)?;
+        if at < frame.start {
+            write_all_within(stream, &out[at..frame.start], left()?)?;
+        }
         write_with_fds(stream, &out[frame.clone()], &fds, left()?)?;
         at = frame.end;
+    }
+    if at == out.len() {
+        return Ok(());
     }
     write_all_within(stream, &out[at..], left()?)
 }

@@ -85,7 +85,7 @@ impl AsyncFramed {
                         .map_err(ReadError::Frame),
                 );
             }
-            self.buf.filled_with(n, arrival);
+            self.buf.filled_with(n, arrival).map_err(ReadError::Io)?;
         }
     }
 

@@ -455,6 +455,10 @@ impl<C> Session<C> {
             // reply: that reply would answer this one.
             self.conn = None;
         }
+        if self.conn.is_none() {
+            // Nothing will be sent: this side's copies close now.
+            self.out_fds.clear();
+        }
         let conn = self.conn.as_mut()?;
         self.in_flight = true;
         Some(Exchange {

@@ -194,6 +194,10 @@ fn encode<'s, T: Serialize>(
     scratch: &'s mut Vec<u8>,
 ) -> Result<&'s [u8], RemoteError> {
     scratch.clear();
+    // This thread may be filling a stream of its own (a source that sends
+    // into another stream's channel): that stream's descriptors are not
+    // this item's.
+    let _own = crate::fd::ItemFds::suspend();
     push_item(codec, item, scratch)?;
     Ok(scratch)
 }

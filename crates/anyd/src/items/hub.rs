@@ -159,8 +159,9 @@ impl<T: Serialize + Send + Sync + 'static> Source for Subscriber<T> {
             let Some(rx) = self.rx.as_mut() else {
                 return Fill::Done(Ok(()));
             };
-            // Everything already published, without waiting.
-            while out.len() < limit {
+            // Everything already published, without waiting (a few items
+            // with descriptors at a time, as a stream's other sources).
+            while out.len() < limit && !crate::fd::items_fds_full() {
                 match rx.try_recv() {
                     Ok(event) => {
                         if let Err(e) = push_item(codec, &*event, out) {
@@ -172,7 +173,7 @@ impl<T: Serialize + Send + Sync + 'static> Source for Subscriber<T> {
                     Err(TryRecvError::Empty) => break,
                 }
             }
-            if out.len() >= limit {
+            if out.len() >= limit || crate::fd::items_fds_full() {
                 return Fill::Full;
             }
             let mut rx = self.rx.take().expect("checked above");

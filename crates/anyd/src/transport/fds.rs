@@ -33,6 +33,14 @@ pub(crate) const MAX_FDS_PER_FRAME: usize = 16;
 /// are closed and their frame is refused as carrying too many.
 const MAX_QUEUED: usize = 4 * MAX_FDS_PER_FRAME;
 
+/// The most reads with descriptors noted for frames not yet handled. An
+/// honest peer sends a frame's descriptors with one write, and frames are
+/// handled between reads, so a few are ever pending; a peer that sends a
+/// large frame a byte at a time, each byte with a descriptor, would
+/// otherwise have the daemon note (and close) one per byte, in memory no
+/// budget counts.
+const MAX_ARRIVALS: usize = MAX_QUEUED;
+
 /// What came with one read.
 #[derive(Debug)]
 pub(crate) enum Arrival {
@@ -48,6 +56,9 @@ pub(crate) enum FdError {
     /// More descriptors came with one frame than a frame may carry: all
     /// are closed.
     TooMany(usize),
+    /// Descriptors came with more reads than frames could account for:
+    /// the connection cannot go on.
+    Flood,
     /// The kernel cut the ancillary data short (`MSG_CTRUNC`): some
     /// descriptors were lost, so which frame owns what is unknown. The
     /// connection cannot go on.
@@ -63,6 +74,10 @@ impl std::fmt::Display for FdError {
             ),
             FdError::Truncated => f.write_str(
                 "the descriptors that came with a message were cut short (MSG_CTRUNC)",
+            ),
+            FdError::Flood => write!(
+                f,
+                "descriptors came with more than {MAX_ARRIVALS} writes of frames not yet handled"
             ),
         }
     }
@@ -158,7 +173,16 @@ pub(crate) struct FdQueue {
 impl FdQueue {
     /// Notes what came with a read whose last byte is at stream offset
     /// `last`.
-    pub(crate) fn arrived(&mut self, last: u64, arrival: Arrival) {
+    ///
+    /// # Errors
+    ///
+    /// [`FdError::Flood`] (what came closed) past [`MAX_ARRIVALS`] reads
+    /// with descriptors pending: the connection must end.
+    pub(crate) fn arrived(&mut self, last: u64, arrival: Arrival) -> Result<(), FdError> {
+        let empty = matches!(&arrival, Arrival::Fds(fds) if fds.is_empty());
+        if !empty && self.arrived.len() >= MAX_ARRIVALS {
+            return Err(FdError::Flood);
+        }
         match arrival {
             Arrival::Fds(fds) if fds.is_empty() => {}
             Arrival::Fds(fds) if self.held + fds.len() > MAX_QUEUED => {
@@ -170,6 +194,7 @@ impl FdQueue {
             }
             too_many => self.arrived.push_back((last, too_many)),
         }
+        Ok(())
     }
 
     /// The descriptors of the frame whose bytes are at stream offsets
@@ -319,7 +344,7 @@ mod tests {
         let mut data = Vec::new();
         while data.len() < 8 {
             let (n, arrival) = recv_with_fds(b.as_fd(), &mut buf, RecvFlags::empty()).unwrap();
-            queue.arrived(offset + n as u64 - 1, arrival);
+            queue.arrived(offset + n as u64 - 1, arrival).unwrap();
             offset += n as u64;
             data.extend_from_slice(&buf[..n]);
         }
@@ -338,8 +363,8 @@ mod tests {
         let mut queue = FdQueue::default();
         let (early, early_writers) = pipes(2);
         let (own, _own_writers) = pipes(1);
-        queue.arrived(3, Arrival::Fds(early));
-        queue.arrived(12, Arrival::Fds(own));
+        queue.arrived(3, Arrival::Fds(early)).unwrap();
+        queue.arrived(12, Arrival::Fds(own)).unwrap();
         // The frame at 10..20 takes its own; those at 0 had a frame that
         // did not take them.
         assert_eq!(queue.take(10..20).unwrap().len(), 1);
@@ -358,7 +383,7 @@ mod tests {
         let (n, arrival) = recv_with_fds(b.as_fd(), &mut buf, RecvFlags::empty()).unwrap();
         assert_eq!(&buf[..n], b"aaaabbbb", "one read");
         let mut queue = FdQueue::default();
-        queue.arrived(n as u64 - 1, arrival);
+        queue.arrived(n as u64 - 1, arrival).unwrap();
         assert!(
             queue.take(0..4).unwrap().is_empty(),
             "not the first frame's"
@@ -371,8 +396,8 @@ mod tests {
         let mut queue = FdQueue::default();
         let (first, w1) = pipes(10);
         let (second, w2) = pipes(10);
-        queue.arrived(3, Arrival::Fds(first));
-        queue.arrived(7, Arrival::Fds(second));
+        queue.arrived(3, Arrival::Fds(first)).unwrap();
+        queue.arrived(7, Arrival::Fds(second)).unwrap();
         assert_eq!(queue.take(0..8).unwrap_err(), FdError::TooMany(20));
         assert!(all_closed(&w1) && all_closed(&w2));
         assert!(queue.is_empty());
@@ -388,12 +413,35 @@ mod tests {
         for i in 0..5u64 {
             let (fds, w) = pipes(MAX_FDS_PER_FRAME);
             writers.push(w);
-            queue.arrived(i * 10 + 9, Arrival::Fds(fds));
+            queue.arrived(i * 10 + 9, Arrival::Fds(fds)).unwrap();
         }
         assert!(all_closed(&writers[4]));
         for i in 0..4u64 {
             assert_eq!(queue.take(i * 10..i * 10 + 10).unwrap().len(), 16);
         }
         assert!(queue.take(40..50).is_err());
+    }
+
+    #[test]
+    fn a_frame_sent_a_byte_at_a_time_with_descriptors_ends_the_connection() {
+        let mut queue = FdQueue::default();
+        let (readers, writers) = pipes(1);
+        let reader = &readers[0];
+        // One descriptor with each byte of a frame still in progress: the
+        // first 64 reads are noted (past the first 64 descriptors, as too
+        // many), the next is refused, and nothing grows further.
+        for at in 0..MAX_ARRIVALS as u64 {
+            let copy = reader.try_clone().unwrap();
+            queue.arrived(at, Arrival::Fds(vec![copy])).unwrap();
+        }
+        let copy = reader.try_clone().unwrap();
+        let e = queue.arrived(64, Arrival::Fds(vec![copy])).unwrap_err();
+        assert_eq!(e, FdError::Flood);
+        assert_eq!(queue.arrived.len(), MAX_ARRIVALS);
+        // Reads without descriptors are never refused.
+        queue.arrived(65, Arrival::Fds(Vec::new())).unwrap();
+        drop(readers);
+        drop(queue);
+        assert!(all_closed(&writers));
     }
 }

@@ -622,3 +622,64 @@ fn a_daemon_takes_descriptors_only_when_its_parameters_do() {
         .unwrap();
     assert_eq!(got, ri);
 }
+
+#[test]
+fn an_item_sent_into_another_streams_channel_takes_none_of_this_streams_descriptors() {
+    use std::sync::{Arc, Mutex};
+    let sink: Arc<Mutex<Option<anyd::ItemSender<Fd>>>> = Arc::default();
+    let (to_store, to_use) = (sink.clone(), sink.clone());
+    let (d, _dir) = start(
+        daemon()
+            // A stream fed by a channel...
+            .api("sink()", move || {
+                let (tx, items) = anyd::channel::<Fd>();
+                *to_store.lock().unwrap() = Some(tx);
+                items
+            })
+            // ... into which another stream's source sends while its own
+            // connection fills that stream, which may carry descriptors.
+            .api("relay()", move || {
+                let tx = to_use.lock().unwrap().clone().unwrap();
+                anyd::Items::ready((0..3u64).inspect(move |_| {
+                    let null = Fd::from(File::open("/dev/null").unwrap());
+                    let _ = tx.send(null);
+                }))
+            }),
+    );
+    let mut watcher = session(&d, Codec::MsgPack);
+    let mut sunk = watcher.stream::<Fd>("sink", ()).unwrap();
+    let mut relayer = session(&d, Codec::MsgPack);
+    let got: Vec<u64> = relayer
+        .stream::<u64>("relay", ())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, [0, 1, 2]);
+    assert_eq!(relayer.commit::<u64>("echo", (1,)).unwrap(), 1);
+    // The channel's items could not carry them: its stream says why.
+    let e = sunk.find_map(Result::err).unwrap();
+    assert!(remote_kind(&e).1.contains("Items::ready"), "{e}");
+    drop(sunk);
+    assert_eq!(watcher.commit::<u64>("echo", (2,)).unwrap(), 2);
+}
+
+#[test]
+fn a_hub_hands_every_subscriber_its_own_copy_of_a_descriptor() {
+    let hub: anyd::Hub<Fd> = anyd::Hub::new(64);
+    let subscribe = hub.clone();
+    let (d, _dir) = start(daemon().api("events()", move || subscribe.subscribe()));
+    let mut a = session(&d, Codec::MsgPack);
+    let mut b = session(&d, Codec::Json);
+    let mut a_items = a.stream::<Fd>("events", ()).unwrap();
+    let mut b_items = b.stream::<Fd>("events", ()).unwrap();
+    anyd_testkit::process::wait_until("both subscribed", || hub.subscribers() == 2);
+    let (readers, _writers) = raw::pipes(10);
+    let inodes: Vec<u64> = readers.iter().map(inode).collect();
+    for r in readers {
+        hub.publish(Fd::from(r));
+    }
+    for items in [&mut a_items, &mut b_items] {
+        let got: Vec<u64> = items.take(10).map(|fd| inode(fd.unwrap())).collect();
+        assert_eq!(got, inodes);
+    }
+}
