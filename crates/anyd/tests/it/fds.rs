@@ -648,6 +648,7 @@ fn an_item_sent_into_another_streams_channel_takes_none_of_this_streams_descript
     );
     let mut watcher = session(&d, Codec::MsgPack);
     let mut sunk = watcher.stream::<Fd>("sink", ()).unwrap();
+    anyd_testkit::process::wait_until("the channel is open", || sink.lock().unwrap().is_some());
     let mut relayer = session(&d, Codec::MsgPack);
     let got: Vec<u64> = relayer
         .stream::<u64>("relay", ())
