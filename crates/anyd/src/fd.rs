@@ -14,6 +14,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
@@ -52,59 +53,91 @@ const KEY: &str = "$fd";
 /// # Ok::<(), anyd::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct Fd(OwnedFd);
+pub struct Fd(
+    /// Always `Some` but in the moment `into_owned` takes it out (`Fd`
+    /// has a `Drop`, so its field cannot be moved out).
+    Option<OwnedFd>,
+);
+
+/// How many `Fd`s exist in the process. While none does, none can be
+/// encoded, and the calls that pass no descriptor skip opening a frame
+/// context: the common case costs one load.
+static ALIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether an `Fd` exists in the process, so that one may be encoded.
+#[inline]
+pub(crate) fn any_alive() -> bool {
+    ALIVE.load(Ordering::Relaxed) > 0
+}
+
+impl Fd {
+    fn new(fd: OwnedFd) -> Fd {
+        ALIVE.fetch_add(1, Ordering::Relaxed);
+        Fd(Some(fd))
+    }
+
+    fn owned(&self) -> &OwnedFd {
+        self.0.as_ref().expect("an Fd holds its descriptor")
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        ALIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 impl Fd {
     /// The descriptor.
-    pub fn into_owned(self) -> OwnedFd {
-        self.0
+    pub fn into_owned(mut self) -> OwnedFd {
+        self.0.take().expect("an Fd holds its descriptor")
     }
 
     /// The descriptor as a [`File`](std::fs::File), to read or write it.
     pub fn into_file(self) -> std::fs::File {
-        self.0.into()
+        self.into_owned().into()
     }
 }
 
 impl From<OwnedFd> for Fd {
     fn from(fd: OwnedFd) -> Self {
-        Fd(fd)
+        Fd::new(fd)
     }
 }
 
 impl From<std::fs::File> for Fd {
     fn from(file: std::fs::File) -> Self {
-        Fd(file.into())
+        Fd::new(file.into())
     }
 }
 
 impl From<std::os::unix::net::UnixStream> for Fd {
     fn from(socket: std::os::unix::net::UnixStream) -> Self {
-        Fd(socket.into())
+        Fd::new(socket.into())
     }
 }
 
 impl From<Fd> for OwnedFd {
     fn from(fd: Fd) -> OwnedFd {
-        fd.0
+        fd.into_owned()
     }
 }
 
 impl From<Fd> for std::fs::File {
     fn from(fd: Fd) -> std::fs::File {
-        fd.0.into()
+        fd.into_owned().into()
     }
 }
 
 impl AsFd for Fd {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
+        self.owned().as_fd()
     }
 }
 
 impl AsRawFd for Fd {
     fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.owned().as_raw_fd()
     }
 }
 
@@ -259,7 +292,7 @@ impl Serialize for Fd {
                  asked for descriptors (request option \"fds\", docs/PROTOCOL.md section 8.2); \
                  in a stream, only in items of Items::ready, from_stream, try_from_stream or a Hub",
             )?;
-            let copy = rustix::io::fcntl_dupfd_cloexec(&self.0, 0)
+            let copy = rustix::io::fcntl_dupfd_cloexec(self.owned(), 0)
                 .map_err(|_| "cannot duplicate the descriptor to send it")?;
             out.push(copy);
             Ok::<usize, &str>(out.len() - 1)
@@ -308,7 +341,7 @@ impl<'de> Deserialize<'de> for Fd {
                     .take()
                     .ok_or("the message names one descriptor twice")
             })
-            .map(Fd)
+            .map(Fd::new)
             .map_err(de::Error::custom)
     }
 }

@@ -79,6 +79,9 @@ pub(crate) struct FrameBuffer {
     /// The descriptors of the frame handed out last, until taken (those
     /// not taken are closed with the next frame).
     frame_fds: Result<Vec<OwnedFd>, FdError>,
+    /// Whether `fds` or `frame_fds` may hold something: the next frame
+    /// must then be handed its own (and the last one's closed).
+    fds_pending: bool,
 }
 
 impl FrameBuffer {
@@ -95,6 +98,7 @@ impl FrameBuffer {
             base: 0,
             fds: FdQueue::default(),
             frame_fds: Ok(Vec::new()),
+            fds_pending: false,
         }
     }
 
@@ -130,9 +134,8 @@ impl FrameBuffer {
             Some(f) => {
                 let range = self.start + f.payload.start..self.start + f.payload.end;
                 // The common case, no descriptor on the way, costs a test.
-                if !self.fds.is_empty() || !matches!(&self.frame_fds, Ok(v) if v.is_empty()) {
-                    let at = self.base + self.start as u64;
-                    self.frame_fds = self.fds.take(at..at + f.consumed as u64);
+                if self.fds_pending {
+                    self.hand_out_fds(f.consumed);
                 }
                 self.start += f.consumed;
                 Ok(Some(range))
@@ -152,6 +155,16 @@ impl FrameBuffer {
             frame::decode(&self.buf[self.start..self.end], self.max_frame)?
                 .map(|f| self.start + f.payload.start..self.start + f.payload.end),
         )
+    }
+
+    /// Hands the frame of `len` bytes at `start` the descriptors that came
+    /// with it (closing those of the frame before, if not taken).
+    #[cold]
+    fn hand_out_fds(&mut self, len: usize) {
+        let at = self.base + self.start as u64;
+        self.frame_fds = self.fds.take(at..at + len as u64);
+        self.fds_pending =
+            !self.fds.is_empty() || !matches!(&self.frame_fds, Ok(v) if v.is_empty());
     }
 
     /// The descriptors that came with the frame [`next_frame`](Self::next_frame)
@@ -177,6 +190,7 @@ impl FrameBuffer {
         if n > 0 {
             let last = self.base + (self.end - 1) as u64;
             self.fds.arrived(last, arrival)?;
+            self.fds_pending |= !self.fds.is_empty();
         }
         Ok(())
     }

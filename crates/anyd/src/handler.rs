@@ -58,9 +58,21 @@ pub struct Call<'a> {
     /// Where the reply's descriptors go, when it may carry some (the
     /// caller asked, over a Unix socket).
     pub(crate) reply_fds: Option<&'a RefCell<Vec<OwnedFd>>>,
+    /// Descriptors came with the request: those no parameter takes are
+    /// closed once the arguments are bound.
+    pub(crate) incoming: bool,
 }
 
 impl Call<'_> {
+    /// Closes the descriptors that came with the request and that no
+    /// parameter took.
+    #[inline]
+    pub(crate) fn close_incoming(&self) {
+        if self.incoming {
+            crate::fd::close_incoming();
+        }
+    }
+
     /// The codec of the request; the reply uses the same.
     pub fn codec(&self) -> Codec {
         self.request.codec
@@ -363,7 +375,8 @@ fn write_ok<T: Serialize>(
     let cannot = |e: &dyn std::fmt::Display| {
         RemoteError::new("RuntimeError", format!("cannot encode the result: {e}"))
     };
-    let Some(slot) = call.reply_fds else {
+    // While no `Fd` exists, none can be in the result.
+    let Some(slot) = call.reply_fds.filter(|_| crate::fd::any_alive()) else {
         return encode_reply_ok(call.codec(), value, out).map_err(|e| cannot(&e));
     };
     // The descriptors the result holds, copied as it is encoded; closed
@@ -482,7 +495,7 @@ macro_rules! impl_handler {
                 let mut index = 0;
                 $(let $a = $a::from_call(call, &mut index)?;)*
                 // Descriptors no parameter took are not kept while it runs.
-                crate::fd::close_incoming();
+                call.close_incoming();
                 (self)($($a),*).reply(call, out)
             }
         }
@@ -508,7 +521,7 @@ macro_rules! impl_handler {
             fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
                 let mut index = 0;
                 $(let $a = $a::from_call(call, &mut index)?;)*
-                crate::fd::close_incoming();
+                call.close_incoming();
                 // Connection threads are not runtime workers, so blocking
                 // on the future here is allowed, and it keeps the reply in
                 // order with the rest of the connection's requests.

@@ -379,6 +379,7 @@ impl Registry {
             peer,
             runtime,
             reply_fds: carries_fds.then_some(&slot),
+            incoming: _incoming.is_some(),
         };
         call.check_shape()?;
         // Channels the handler makes encode in the call's codec at once.

@@ -207,7 +207,7 @@ impl<C> Session<C> {
         self.out_fds.clear();
         let mark = frame::begin(&mut self.out);
         let options = options.with_fds(self.speaks_fds);
-        let outgoing = self.speaks_fds.then(Outgoing::open);
+        let outgoing = (self.speaks_fds && crate::fd::any_alive()).then(Outgoing::open);
         encode_request_with(
             self.options.codec,
             endpoint,
