@@ -1,8 +1,8 @@
 //! The check both native codecs' targets make, in one place.
 
 use anyd_wire::codec::{
-    decode_reply, decode_request, decode_stream_reply, encode_item, encode_request,
-    encode_stream_request, DecodeLimits,
+    decode_reply, decode_request, decode_stream_reply, encode_item, encode_request_with,
+    DecodeLimits, RequestOptions,
 };
 use anyd_wire::message::{Incoming, StreamReply};
 use anyd_wire::{Codec, Value};
@@ -11,7 +11,7 @@ use anyd_wire::{Codec, Value};
 /// request (a streaming one, a cancel) in whatever codec its first byte
 /// names, never panics; a decoded item re-encodes to an item, and a
 /// decoded request re-encodes to one that decodes to the same endpoint,
-/// argument count and wish for a stream.
+/// argument count, wish for a stream and for descriptors.
 pub fn check(codec: Codec, data: &[u8]) {
     let limits = DecodeLimits::default();
     let _ = decode_reply::<Value>(codec, data, &limits);
@@ -37,11 +37,8 @@ pub fn check(codec: Codec, data: &[u8]) {
         return;
     };
     let mut out = Vec::new();
-    let encoded = if r.stream {
-        encode_stream_request(r.codec, &r.endpoint, &args, &(), &mut out)
-    } else {
-        encode_request(r.codec, &r.endpoint, &args, &(), &mut out)
-    };
+    let options = RequestOptions::NONE.with_stream(r.stream).with_fds(r.fds);
+    let encoded = encode_request_with(r.codec, &r.endpoint, &args, &(), options, &mut out);
     if encoded.is_err() {
         return;
     }
@@ -51,4 +48,5 @@ pub fn check(codec: Codec, data: &[u8]) {
     assert_eq!(again.endpoint, r.endpoint);
     assert_eq!(again.args.len(), args.len());
     assert_eq!(again.stream, r.stream);
+    assert_eq!(again.fds, r.fds);
 }
