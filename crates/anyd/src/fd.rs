@@ -31,6 +31,12 @@ const KEY: &str = "$fd";
 /// one is close-on-exec, and closed when the `Fd` is dropped. See
 /// docs/PROTOCOL.md section 8.2.
 ///
+/// A daemon takes descriptors from its callers when one of its endpoints
+/// has a parameter whose type names `Fd` (`Fd`, `Option<Fd>`,
+/// `Vec<Fd>`, ...); for one inside a struct of your own, say so with
+/// [`Appd::receive_descriptors`](crate::Appd::receive_descriptors).
+/// Handing descriptors out needs nothing.
+///
 /// ```no_run
 /// use anyd::{Appd, ClientSession, Fd};
 /// use std::fs::File;
