@@ -1524,9 +1524,8 @@ fn pipe_holding(text: &str) -> std::io::Result<anyd::Fd> {
 }
 
 /// A daemon whose results hold descriptors: a file it opens, a pipe in a
-/// struct, /dev/null, two at once, a directory, a pipe's write end. (Not
-/// in the items of a stream: a Rust daemon cannot send descriptors there
-/// yet, the library encoding items outside a frame's descriptor context.)
+/// struct, /dev/null, two at once, a directory, a pipe's write end, and
+/// a stream of pipes.
 fn with_descriptors() -> Appd {
     use std::fs::File;
     type Opened = std::io::Result<anyd::Fd>;
@@ -1558,6 +1557,9 @@ fn with_descriptors() -> Appd {
             Ok(w.into())
         })
         .api("echo(arg)", |arg: Value| arg)
+        .api("pipes(n)", |n: usize| {
+            anyd::Items::ready((0..n).map(|i| pipe_holding(&i.to_string()).unwrap()))
+        })
 }
 
 /// A file of the test's with `content`, mode 0640; its directory lives as
@@ -1628,6 +1630,14 @@ fn descriptors_in_a_result_are_shown_as_what_they_are() {
         assert_eq!(shown[1]["$fd"]["kind"], "pipe", "{shown}");
         assert_ne!(shown[0]["$fd"]["path"], shown[1]["$fd"]["path"], "{shown}");
     }
+    // A stream's items, each with its own.
+    let out = ok(&["call", &addr, "pipes", "3"]);
+    let lines: Vec<serde_json::Value> = out.lines().map(json_of).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for item in &lines {
+        assert_eq!(item["$fd"]["kind"], "pipe", "{out}");
+    }
+    assert_ne!(lines[0]["$fd"]["path"], lines[1]["$fd"]["path"], "{out}");
     // --verbose counts them.
     let run = anydctl(&["call", "--verbose", &addr, "two"]);
     assert_eq!(run.code, 0, "{run:#?}");
