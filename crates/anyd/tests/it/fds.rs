@@ -112,10 +112,7 @@ fn descriptors_travel_both_ways_in_both_codecs() {
 fn descriptors_travel_through_the_async_client() {
     let (d, _dir) = start(daemon());
     let (_files, path) = temp_file("async");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let mut s = AsyncClientSession::connect(d.address()).await.unwrap();
         let fd: Fd = s.commit("open", (path.to_str().unwrap(),)).await.unwrap();
@@ -143,6 +140,22 @@ fn received_descriptors_are_close_on_exec() {
     for fd in [&pipe.read, &pipe.write] {
         let flags = rustix::io::fcntl_getfd(fd).unwrap();
         assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+    }
+}
+
+/// A runtime for the async client.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The error reply a raw MessagePack payload holds.
+fn error_reply(payload: &[u8]) -> anyd::RemoteError {
+    match raw::reply::<IgnoredAny>(payload) {
+        Reply::Err(e) => e,
+        other => panic!("expected an error reply, got {other:?}"),
     }
 }
 
@@ -262,9 +275,7 @@ fn descriptors_no_parameter_takes_are_closed_at_once() {
     );
     drop(readers);
     let payload = raw::read_frame(&mut s).unwrap();
-    let Reply::Err(e) = raw::reply::<IgnoredAny>(&payload) else {
-        panic!("a reply")
-    };
+    let e = error_reply(&payload);
     assert!(
         e.message.contains("does not say it carries them"),
         "{}",
@@ -275,9 +286,7 @@ fn descriptors_no_parameter_takes_are_closed_at_once() {
     let frame = raw::fd_request("inode", (raw::placeholder(3),));
     std::io::Write::write_all(&mut s, &frame).unwrap();
     let payload = raw::read_frame(&mut s).unwrap();
-    let Reply::Err(e) = raw::reply::<IgnoredAny>(&payload) else {
-        panic!("a reply")
-    };
+    let e = error_reply(&payload);
     assert_eq!(e.kind, "TypeError", "{}", e.message);
     assert!(e.message.contains("no descriptor came"), "{}", e.message);
     // ... or none of those that came.
@@ -289,9 +298,7 @@ fn descriptors_no_parameter_takes_are_closed_at_once() {
         &readers.iter().map(AsFd::as_fd).collect::<Vec<_>>(),
     );
     let payload = raw::read_frame(&mut s).unwrap();
-    let Reply::Err(e) = raw::reply::<IgnoredAny>(&payload) else {
-        panic!("a reply")
-    };
+    let e = error_reply(&payload);
     assert!(e.message.contains("did not come with it"), "{}", e.message);
 }
 
@@ -315,9 +322,7 @@ fn more_descriptors_than_a_frame_may_carry_are_refused_and_closed() {
     );
     drop(readers);
     let payload = raw::read_frame(&mut raw_s).unwrap();
-    let Reply::Err(e) = raw::reply::<IgnoredAny>(&payload) else {
-        panic!("a reply")
-    };
+    let e = error_reply(&payload);
     assert_eq!(e.kind, "ValueError");
     assert!(e.message.contains("at most 16"), "{}", e.message);
     assert!(raw::all_closed(&writers));
@@ -404,10 +409,7 @@ mod process {
         drop(s);
         assert_eq!(quiet_counts(&d), before, "(daemon, client) descriptors");
         // The async client, on the same daemon.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let before = rt.block_on(async {
             let mut s = AsyncClientSession::connect(d.path()).await.unwrap();
             let _: Fd = s.commit("fd_swap", (null(),)).await.unwrap();
@@ -498,10 +500,7 @@ fn descriptors_through_the_typed_clients() {
     let ri = inode(&r);
     let (i, back) = client.inspect(r.into()).unwrap();
     assert_eq!((i, inode(&back)), (ri, ri));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let mut client = PipesAsyncClient::connect(d.address()).await.unwrap();
         let pipe = client.open_pipe("async".into()).await.unwrap();
@@ -547,10 +546,7 @@ fn stream_items_carry_descriptors() {
     }
     assert_eq!(n, 50);
     // The async client.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let mut s = AsyncClientSession::connect(d.address()).await.unwrap();
         let mut items = s.stream::<Pipe>("pipes", (20,)).await.unwrap();
