@@ -47,34 +47,38 @@ pub fn raw(address: &Address) -> UnixStream {
     s
 }
 
-/// A framed MessagePack request, to send or pipeline on a raw socket.
-pub fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
+/// A framed MessagePack request with `options`.
+fn framed_request(
+    endpoint: &str,
+    args: impl serde::Serialize,
+    options: codec::RequestOptions,
+) -> Vec<u8> {
     let mut out = Vec::new();
     let mark = frame::begin(&mut out);
-    codec::encode_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
+    codec::encode_request_with(Codec::MsgPack, endpoint, &args, &(), options, &mut out).unwrap();
     frame::finish(&mut out, mark);
     out
 }
 
+/// A framed MessagePack request, to send or pipeline on a raw socket.
+pub fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
+    framed_request(endpoint, args, codec::RequestOptions::NONE)
+}
+
 /// A framed MessagePack request that asks for a stream.
 pub fn stream_request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mark = frame::begin(&mut out);
-    codec::encode_stream_request(Codec::MsgPack, endpoint, &args, &(), &mut out).unwrap();
-    frame::finish(&mut out, mark);
-    out
+    framed_request(
+        endpoint,
+        args,
+        codec::RequestOptions::NONE.with_stream(true),
+    )
 }
 
 /// A framed MessagePack request that says it speaks descriptors
 /// (docs/PROTOCOL.md section 8.2): its arguments may name them with
 /// `{"$fd": n}` placeholders (a map serializes as one).
 pub fn fd_request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mark = frame::begin(&mut out);
-    let options = codec::RequestOptions::NONE.with_fds(true);
-    codec::encode_request_with(Codec::MsgPack, endpoint, &args, &(), options, &mut out).unwrap();
-    frame::finish(&mut out, mark);
-    out
+    framed_request(endpoint, args, codec::RequestOptions::NONE.with_fds(true))
 }
 
 /// The placeholder of descriptor `n` of a frame.

@@ -121,17 +121,24 @@ impl Drop for Forever {
     }
 }
 
-#[test]
-fn cancelling_drops_an_async_producer_that_has_nothing_due() {
+/// A daemon whose `forever()` streams a [`Forever`], and the flags that
+/// say whether it was polled and dropped.
+fn forever_daemon() -> (Running, tempfile::TempDir, Arc<AtomicBool>, Arc<AtomicBool>) {
     let polled = Arc::new(AtomicBool::new(false));
     let dropped = Arc::new(AtomicBool::new(false));
     let (p, dr) = (polled.clone(), dropped.clone());
-    let (d, _dir) = start(counting().api("forever()", move || {
+    let (d, dir) = start(counting().api("forever()", move || {
         Items::from_stream(Forever {
             polled: p.clone(),
             dropped: dr.clone(),
         })
     }));
+    (d, dir, polled, dropped)
+}
+
+#[test]
+fn cancelling_drops_an_async_producer_that_has_nothing_due() {
+    let (d, _dir, polled, dropped) = forever_daemon();
     let mut s = session(&d);
     let items = s.stream::<u64>("forever", ()).unwrap();
     wait_until("the daemon polls the stream", || {
@@ -774,15 +781,7 @@ fn a_handler_may_send_before_it_returns_but_not_more_than_the_channel_holds() {
 
 #[test]
 fn an_async_stream_dropped_mid_way_stops_the_daemon_s_producer_at_once() {
-    let polled = Arc::new(AtomicBool::new(false));
-    let dropped = Arc::new(AtomicBool::new(false));
-    let (p, dr) = (polled.clone(), dropped.clone());
-    let (d, _dir) = start(counting().api("forever()", move || {
-        Items::from_stream(Forever {
-            polled: p.clone(),
-            dropped: dr.clone(),
-        })
-    }));
+    let (d, _dir, polled, dropped) = forever_daemon();
     runtime().block_on(async {
         let mut s = AsyncClientSession::connect(d.address()).await.unwrap();
         let items = s.stream::<u64>("forever", ()).await.unwrap();
