@@ -174,7 +174,9 @@ pub(crate) enum Command {
             fast as the daemon answers.\n\n\
             Exit status: 0 when every call succeeded, 5 when some got error replies, \
             3 or 6 when a client lost its connection or timed out (that client stops; the \
-            others go on), 3 or 4 when a client cannot connect at all (then nothing runs).",
+            others go on), 3 or 4 when a client cannot connect at all (then nothing runs), \
+            2 when the daemon lists the endpoint as a stream (bench measures calls for one \
+            reply; nothing runs).",
         after_help = BENCH_EXAMPLES
     )]
     Bench(BenchArgs),

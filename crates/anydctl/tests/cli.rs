@@ -1169,6 +1169,35 @@ fn an_error_ending_a_stream_is_a_remote_error() {
     assert_eq!(run.stdout, "");
 }
 
+#[test]
+fn bench_refuses_a_streaming_endpoint_before_it_runs() {
+    let (appd, streams) = streaming();
+    let (_d, addr, _dir) = start(appd);
+    let run = anydctl(&["bench", &addr, "feed", "-c", "2", "-n", "10"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert_eq!(run.stdout, "", "no report: nothing ran");
+    assert_eq!(
+        run.stderr,
+        "anydctl: feed streams (anyd.endpoints says so): bench measures calls for one reply; \
+         `anydctl call` prints a stream's items, and --count N stops after N\n"
+    );
+    // feed() may be called once: bench did not call it.
+    assert!(!streams.feed.is_closed());
+    let follow = Background::start(&["call", &addr, "feed"]);
+    streams.feed.send(7).unwrap();
+    assert_eq!(follow.line(), "7");
+    drop(follow);
+    // Pickle has no streams: the run goes on, and reports the refusals.
+    let run = anydctl(&["--codec", "pickle", "bench", &addr, "count", "1", "-n", "3"]);
+    assert_eq!(run.code, 5, "{run:#?}");
+    assert!(
+        run.stdout
+            .contains("errors:   3 TypeError: count() sends a stream of items"),
+        "{}",
+        run.stdout
+    );
+}
+
 /// anydctl running in the background, its stdout read line by line as it
 /// comes.
 struct Background {

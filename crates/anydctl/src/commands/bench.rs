@@ -4,7 +4,9 @@
 //!
 //! All clients connect first and start together (a gate), so the
 //! connection cost is not in the latencies and a daemon that refuses one
-//! client fails the run before it starts. Each client records latencies in
+//! client fails the run before it starts. The first client's session asks
+//! `anyd.endpoints` whether the endpoint streams before anything runs: a
+//! streaming endpoint would answer every call with the same TypeError. Each client records latencies in
 //! its own histogram; the main thread draws the progress bar from
 //! per-client counters and merges the histograms at the end.
 
@@ -15,8 +17,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use anyd::{ClientSession, Codec};
 use serde::de::IgnoredAny;
 
+use super::call::listed_as_stream;
 use super::interrupt_flag;
 use crate::exit::{Exit, Failure};
 use crate::latency::Latencies;
@@ -120,14 +124,16 @@ pub(crate) fn run(plan: BenchPlan) -> Result<Exit, Failure> {
         finished: AtomicUsize::new(0),
         main: thread::current(),
     });
+    let mut first = first_session(&plan)?;
     let call = Arc::new(plan.call.clone());
     let mut handles = Vec::with_capacity(plan.clients);
     for i in 0..plan.clients {
         let (conn, call, mine) = (plan.conn.clone(), Arc::clone(&call), Arc::clone(&shared));
         let stop = plan.stop;
+        let session = first.take();
         let spawned = thread::Builder::new()
             .name(format!("client-{i}"))
-            .spawn(move || client(i, &conn, &call, stop, &mine));
+            .spawn(move || client(i, session, &conn, &call, stop, &mine));
         match spawned {
             Ok(h) => handles.push(h),
             Err(e) => {
@@ -206,16 +212,44 @@ pub(crate) fn run(plan: BenchPlan) -> Result<Exit, Failure> {
     })
 }
 
-/// One client: connect, wait for the others, call until told to stop.
+/// The first client's session, once it has made sure the endpoint does
+/// not stream: a benchmark measures calls for one reply, and a streaming
+/// endpoint refuses each of those. Pickle has no streams, nor does a daemon
+/// without `anyd.endpoints` say (then the calls' errors are the report).
+/// A failure to connect is left to the client, to be reported as the
+/// others' are.
+fn first_session(plan: &BenchPlan) -> Result<Option<ClientSession>, Failure> {
+    if plan.conn.codec == Codec::Pickle {
+        return Ok(None);
+    }
+    let Ok(mut session) = plan.conn.connect() else {
+        return Ok(None);
+    };
+    if listed_as_stream(&plan.conn, &mut session, &plan.call.endpoint)? {
+        return Err(Failure::new(
+            Exit::Usage,
+            format!(
+                "{} streams (anyd.endpoints says so): bench measures calls for one reply; \
+                 `anydctl call` prints a stream's items, and --count N stops after N",
+                plan.call.endpoint
+            ),
+        ));
+    }
+    Ok(Some(session))
+}
+
+/// One client: connect (unless the session is given), wait for the
+/// others, call until told to stop.
 fn client(
     index: usize,
+    session: Option<ClientSession>,
     conn: &Connection,
     call: &CallSpec,
     stop: Stop,
     shared: &Shared,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let session = match conn.connect() {
+    let session = match session.map_or_else(|| conn.connect(), Ok) {
         Ok(s) => Some(s),
         Err(f) => {
             outcome.connect_failure = Some((

@@ -90,7 +90,7 @@ fn call_once(
 /// Whether the daemon's `anyd.endpoints` lists `endpoint` as streaming.
 /// A daemon that cannot say (no `anyd.endpoints`, an error reply) says
 /// no: the call's own error is then what the user sees.
-fn listed_as_stream(
+pub(crate) fn listed_as_stream(
     conn: &Connection,
     session: &mut ClientSession,
     endpoint: &str,
