@@ -148,7 +148,10 @@ pub fn serve_if_child() {
         // Starts a thread that takes every descriptor that comes free, as
         // soon as it does, until `release`.
         .api("grab()", descriptors::grab)
-        // Stops grabbing and gives back every descriptor taken.
+        // Starts a thread that opens a descriptor and closes it at once,
+        // over and over, as handlers opening files do, until `release`.
+        .api("churn()", descriptors::churn)
+        // Stops grabbing or churning and gives back every descriptor taken.
         .api("release()", descriptors::release)
         // Streams: a subscription to the daemon's hub of events...
         .api("ticks()", || streams::HUB.subscribe())
@@ -297,7 +300,23 @@ mod descriptors {
         *GRABBER.lock().unwrap() = Some(thread);
     }
 
-    /// Stops grabbing and closes every descriptor taken; returns how many.
+    pub(super) fn churn() {
+        GRABBING.store(true, Ordering::SeqCst);
+        let thread = std::thread::spawn(|| {
+            while GRABBING.load(Ordering::Relaxed) {
+                match File::open("/dev/null") {
+                    // Held for as long as it takes to close it.
+                    Ok(f) => drop(f),
+                    Err(e) if is_emfile(&e) => std::hint::spin_loop(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        *GRABBER.lock().unwrap() = Some(thread);
+    }
+
+    /// Stops grabbing or churning and closes every descriptor taken;
+    /// returns how many.
     pub(super) fn release() -> usize {
         GRABBING.store(false, Ordering::SeqCst);
         if let Some(thread) = GRABBER.lock().unwrap().take() {

@@ -285,10 +285,27 @@ impl Server {
             loop {
                 match self.listener.accept() {
                     Ok(stream) => {
-                        self.start_connection(stream, runtime);
+                        // A connection is kept only with the spare held
+                        // beside it. Without the spare (another thread took
+                        // its number for a moment, and gave it back just
+                        // before this `accept`), the number this connection
+                        // took goes back to the spare if no other is free:
+                        // kept, it would leave the loop unable to close the
+                        // next connections until one ends.
                         if spare.is_none() {
                             spare = spare_descriptor(&self.wake_rx);
                         }
+                        if spare.is_none() {
+                            drop(stream);
+                            spare = spare_descriptor(&self.wake_rx);
+                            throttled!(
+                                self.shared.logs.out_of_descriptors,
+                                error,
+                                "out of file descriptors: connection closed at once"
+                            );
+                            continue;
+                        }
+                        self.start_connection(stream, runtime);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -314,13 +331,15 @@ impl Server {
                     }
                     Err(e) if out_of_descriptors(&e) && lost < SPARE_RACES && spare.is_none() => {
                         // The spare was lost to another thread: take it
-                        // again if a descriptor is free, and retry.
+                        // again as soon as a descriptor is free (another
+                        // thread may hold one only for a moment), and
+                        // retry; after a few tries, wait as for any other
+                        // failure.
+                        lost += 1;
                         spare = spare_descriptor(&self.wake_rx);
                         if spare.is_none() {
-                            self.accept_failed(&e);
-                            break;
+                            std::thread::yield_now();
                         }
-                        lost += 1;
                     }
                     Err(e) => {
                         self.accept_failed(&e);
