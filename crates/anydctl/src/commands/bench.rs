@@ -6,9 +6,10 @@
 //! connection cost is not in the latencies and a daemon that refuses one
 //! client fails the run before it starts. The first client's session asks
 //! `anyd.endpoints` whether the endpoint streams before anything runs: a
-//! streaming endpoint would answer every call with the same TypeError. Each client records latencies in
-//! its own histogram; the main thread draws the progress bar from
-//! per-client counters and merges the histograms at the end.
+//! streaming endpoint would answer every call with the same TypeError.
+//! Each client records latencies in its own histogram; the main thread
+//! draws the progress bar from per-client counters and merges the
+//! histograms at the end.
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
