@@ -66,6 +66,23 @@ fn closed_now(s: &impl AsFd) -> bool {
     }
 }
 
+/// How many of `clients` the daemon has closed once `enough` of them are,
+/// or `within` has passed.
+fn closed_within(clients: &[UnixStream], enough: usize, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    let mut closed = vec![false; clients.len()];
+    loop {
+        for (c, done) in clients.iter().zip(&mut closed) {
+            *done = *done || closed_now(c);
+        }
+        let n = closed.iter().filter(|c| **c).count();
+        if n >= enough || Instant::now() >= deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// `n` fresh sessions each make a call and end: what a user running
 /// `anydctl call` in a loop sees. Panics on the first failure.
 fn calls_succeed(options: &ClientOptions, address: &str, n: u32, who: &str) {
@@ -223,20 +240,13 @@ fn a_keyless_flood_on_tcp_leaves_key_holders_served() {
     );
 }
 
-/// The descriptors process `pid` has open.
-fn open_descriptors(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
-
 #[test]
 fn each_connection_costs_the_daemon_one_descriptor() {
     const N: usize = 200;
     allow_open_files(N as u64 + 256);
     let d = Daemon::start(None);
     d.wait_quiet();
-    let before = open_descriptors(d.pid());
+    let before = d.open_fds();
     let held: Vec<UnixStream> = (0..N)
         .map(|_| UnixStream::connect(d.path()).unwrap())
         .collect();
@@ -244,10 +254,10 @@ fn each_connection_costs_the_daemon_one_descriptor() {
     // The session that asked may still be closing: wait for the count to
     // settle at what the connections alone cost, or show what it is.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut during = open_descriptors(d.pid());
+    let mut during = d.open_fds();
     while during != before + N && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
-        during = open_descriptors(d.pid());
+        during = d.open_fds();
     }
     eprintln!("figure: daemon descriptors: {before} idle, {during} with {N} connections");
     assert_eq!(
@@ -258,7 +268,7 @@ fn each_connection_costs_the_daemon_one_descriptor() {
     );
     drop(held);
     d.wait_quiet();
-    assert_eq!(open_descriptors(d.pid()), before);
+    assert_eq!(d.open_fds(), before);
 }
 
 #[test]
@@ -408,15 +418,8 @@ fn out_of_descriptors_after_losing_the_spare_to_another_thread_new_connections_a
         .map(|_| UnixStream::connect(d.path()).unwrap())
         .collect();
     let waited = Instant::now();
-    let mut closed = vec![false; late.len()];
-    while closed.contains(&false) && waited.elapsed() < Duration::from_secs(10) {
-        for (c, done) in late.iter().zip(&mut closed) {
-            *done = *done || closed_now(c);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let left_waiting = late.len() - closed_within(&late, late.len(), Duration::from_secs(10));
     let closed_in = waited.elapsed();
-    let left_waiting = closed.iter().filter(|c| !**c).count();
     let lines: Vec<String> = before
         .into_iter()
         .chain(d.lines_until_said(&mut s, "MARK end"))
@@ -461,32 +464,21 @@ fn out_of_descriptors_while_another_thread_opens_and_closes_one_new_connections_
         .collect();
     // At most MARGIN of them are held (fewer when the churning thread
     // holds a descriptor as one comes); every other one is closed at once.
+    // Each refusal may lose the spare to the churning thread, and then take
+    // a few tries or a pause to get it back: slow, but never stuck (kept, a
+    // connection in the spare's place would leave every later client
+    // waiting until one ends).
     let waited = Instant::now();
-    let mut closed = vec![false; CLIENTS];
     let enough = CLIENTS - MARGIN as usize;
-    loop {
-        for (c, done) in clients.iter().zip(&mut closed) {
-            *done = *done || closed_now(c);
-        }
-        let n = closed.iter().filter(|c| **c).count();
-        if n >= enough {
-            break;
-        }
-        // Each refusal may lose the spare to the churning thread, and then
-        // take a few tries or a pause to get it back: slow, but never
-        // stuck (kept, a connection in the spare's place would leave every
-        // later client waiting until one ends).
-        assert!(
-            waited.elapsed() < PATIENCE,
-            "{} clients over the limit left waiting",
-            enough - n
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let closed = closed_within(&clients, enough, PATIENCE);
+    assert!(
+        closed >= enough,
+        "{} clients over the limit left waiting",
+        enough - closed
+    );
     eprintln!(
-        "figure: {MARGIN} descriptors free and one opened and closed in a loop; {} of \
+        "figure: {MARGIN} descriptors free and one opened and closed in a loop; {closed} of \
          {CLIENTS} clients closed within {:?}",
-        closed.iter().filter(|c| **c).count(),
         waited.elapsed()
     );
     s.commit::<usize>("release", ()).unwrap();
