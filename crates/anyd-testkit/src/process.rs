@@ -42,6 +42,9 @@ const BUDGET_VAR: &str = "ANYD_PROCESS_DAEMON_MEMORY_BUDGET";
 pub const MAX_CONNECTIONS_VAR: &str = "ANYD_PROCESS_DAEMON_MAX_CONNECTIONS";
 /// The daemon's log level (`info`, `debug`), when not `warn`.
 pub const LOG_VAR: &str = "ANYD_PROCESS_DAEMON_LOG";
+/// The daemon's limit on open files, soft and hard, set before it binds
+/// (as a service manager sets it before starting a daemon).
+pub const OPEN_FILES_VAR: &str = "ANYD_PROCESS_DAEMON_OPEN_FILES";
 
 /// What a test daemon is configured with beyond its endpoints; the
 /// defaults are the library's.
@@ -206,6 +209,15 @@ pub fn serve_if_child() {
     }
     if let Ok(n) = std::env::var(MAX_CONNECTIONS_VAR) {
         appd = appd.max_connections(n.parse().unwrap());
+    }
+    if let Ok(n) = std::env::var(OPEN_FILES_VAR) {
+        use rustix::process::{setrlimit, Resource, Rlimit};
+        let n = n.parse().unwrap();
+        let limit = Rlimit {
+            current: Some(n),
+            maximum: Some(n),
+        };
+        setrlimit(Resource::Nofile, limit).unwrap();
     }
     let server = appd.bind(address.as_str()).unwrap();
     HANDLE.set(server.shutdown_handle()).unwrap();
@@ -441,6 +453,7 @@ impl Daemon {
             .env_remove(BUDGET_VAR)
             .env_remove(MAX_CONNECTIONS_VAR)
             .env_remove(LOG_VAR)
+            .env_remove(OPEN_FILES_VAR)
             // Some tests make handlers panic by the thousand: a backtrace
             // for each would take minutes.
             .env("RUST_BACKTRACE", "0")

@@ -452,54 +452,42 @@ pub(crate) fn drop_privileges(u: &RunAs, leftovers: &[&Path]) -> Result<()> {
     Ok(())
 }
 
-/// File descriptors a connection holds: its stream (shutdown reaches it
-/// through a weak reference, see `Stream::share`).
-pub(crate) const FDS_PER_CONNECTION: u64 = 1;
-
 /// File descriptors for everything but connections: the listener, the
 /// wake pipe, the spare descriptor of the accept loop, the runtime, the
 /// pid file, and what handlers open.
 pub(crate) const FDS_SPARE: u64 = 64;
 
-/// Raises the soft limit on open files to what `connections` need, as far
-/// as the hard limit allows. Without it the default soft limit of 1024
-/// runs out at some 960 connections (one descriptor each, and those the
-/// daemon holds otherwise), short of the default cap: past that, new
-/// connections are closed at once for want of a descriptor (with an error
-/// in the log), whoever they come from, before the caps could tell root's
-/// from everyone else's. Raising the
-/// soft limit up to the hard one is what the limit pair is for (systemd
-/// sets a soft 1024 precisely so that programs which can use more ask).
-pub(crate) fn make_room_for(connections: usize) {
+/// Raises the soft limit on open files towards `wanted`, as far as the
+/// hard limit allows, and returns the soft limit the process has then
+/// (`u64::MAX`: unlimited). The connection caps and the descriptor budget
+/// are sized from what it returns (`fd_budget::Plan`). Without it,
+/// systemd's default soft limit of 1024 would run out at some 960
+/// connections, short of the default cap: past that, new connections are
+/// closed at once for want of a descriptor, whoever they come from, before
+/// the caps could tell root's from everyone else's. Raising the soft limit
+/// up to the hard one is what the limit pair is for (systemd sets a soft
+/// 1024 precisely so that programs which can use more ask).
+pub(crate) fn raise_open_files(wanted: u64) -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource};
 
-    let wanted = (connections as u64)
-        .saturating_mul(FDS_PER_CONNECTION)
-        .saturating_add(FDS_SPARE);
     let mut limit = getrlimit(Resource::Nofile);
     // `None` is unlimited.
     let soft = limit.current.unwrap_or(u64::MAX);
     if soft >= wanted {
-        return;
+        return soft;
     }
     let hard = limit.maximum.unwrap_or(u64::MAX);
     let new = wanted.min(hard);
-    if new > soft {
-        limit.current = Some(new);
-        if let Err(e) = setrlimit(Resource::Nofile, limit) {
-            tracing::warn!(error = %e, soft, wanted, "could not raise the limit on open files");
-            return;
-        }
-        tracing::debug!(from = soft, to = new, "raised the soft limit on open files");
+    if new <= soft {
+        return soft;
     }
-    if new < wanted {
-        let fit = new.saturating_sub(FDS_SPARE) / FDS_PER_CONNECTION;
-        tracing::warn!(
-            max_connections = connections,
-            open_files = new,
-            "the hard limit on open files allows about {fit} connections, fewer than max_connections"
-        );
+    limit.current = Some(new);
+    if let Err(e) = setrlimit(Resource::Nofile, limit) {
+        tracing::warn!(error = %e, soft, wanted, "could not raise the limit on open files");
+        return soft;
     }
+    tracing::debug!(from = soft, to = new, "raised the soft limit on open files");
+    new
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use anyd_wire::frame::{self, FrameError};
 
 use crate::budget::Charge;
 use crate::error::Error;
+use crate::fd_budget::FdCharge;
 use crate::transport::fds::{Arrival, FdError, FdQueue};
 use std::os::fd::OwnedFd;
 
@@ -117,8 +118,22 @@ impl FrameBuffer {
         self.charge = Some(charge);
     }
 
+    /// Counts the descriptors held for frames in progress against the
+    /// daemon's descriptor budget: past the caller's share, a read fails
+    /// with [`FdError::OverShare`].
+    pub(crate) fn charge_fds_to(&mut self, charge: FdCharge) {
+        self.fds.charge_to(charge);
+    }
+
     pub(crate) fn set_max_frame(&mut self, max: usize) {
         self.max_frame = max;
+    }
+
+    /// Whether bytes are buffered that are not yet handed out as frames:
+    /// after [`next_frame`](Self::next_frame) said `Ok(None)`, a frame in
+    /// progress.
+    pub(crate) fn has_pending_bytes(&self) -> bool {
+        self.end > self.start
     }
 
     /// The next whole frame if it is buffered, consumed: its payload is

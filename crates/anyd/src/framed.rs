@@ -16,6 +16,7 @@ use anyd_wire::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
 
 use crate::budget::Charge;
 use crate::error::Error;
+use crate::fd_budget::FdCharge;
 use crate::frame_buffer::{FrameBuffer, ReadError};
 use crate::handshake::{self, HandshakeRun};
 use crate::transport::fds::{self, FdError};
@@ -58,8 +59,20 @@ impl Framed {
         self.buf.charge_to(charge);
     }
 
+    /// Counts the descriptors held for frames in progress against the
+    /// daemon's descriptor budget (see [`FrameBuffer::charge_fds_to`]).
+    pub(crate) fn charge_fds_to(&mut self, charge: FdCharge) {
+        self.buf.charge_fds_to(charge);
+    }
+
     pub(crate) fn set_max_frame(&mut self, max: usize) {
         self.buf.set_max_frame(max);
+    }
+
+    /// Whether part of a frame is buffered (see
+    /// [`FrameBuffer::has_pending_bytes`]).
+    pub(crate) fn has_pending_bytes(&self) -> bool {
+        self.buf.has_pending_bytes()
     }
 
     /// The next frame if it is already buffered; its payload is

@@ -230,6 +230,7 @@ mod client;
 mod daemon;
 mod error;
 mod fd;
+mod fd_budget;
 mod frame_buffer;
 mod framed;
 mod handler;

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::address::Address;
-use crate::admission::{Caller, Held};
+use crate::admission::Held;
 use crate::daemon::{self, PidFile};
 use crate::error::panic_message;
 use crate::error::{Error, Result};
@@ -363,12 +363,7 @@ impl Server {
         let shared = &self.shared;
         let peer = Peer::of(&stream);
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let caller = Caller {
-            uid: peer.uid(),
-            privileged: peer
-                .uid()
-                .is_some_and(|uid| uid == 0 || uid == shared.serving_uid),
-        };
+        let caller = shared.caller(&peer);
         let (stream, socket) = stream.share();
         let admitted = shared
             .conns

@@ -308,13 +308,22 @@ impl Appd {
     /// and each other user may hold only its share
     /// ([`max_connections_per_uid`](Self::max_connections_per_uid)).
     ///
-    /// Each connection holds one file descriptor, so [`bind`](Self::bind)
+    /// Each connection holds one file descriptor, and in a daemon that
+    /// takes descriptors from its callers (see [`Fd`](crate::Fd)) up to
+    /// 64 more for frames not yet complete; so [`bind`](Self::bind)
     /// raises the process's soft limit on open files (`RLIMIT_NOFILE`,
     /// often 1024) towards what this many connections need, up to the
-    /// hard limit, and logs a warning when the hard limit is too low.
-    /// Should the descriptors run out all the same, new connections are
-    /// closed at once (with an error in the log) rather than left waiting
-    /// in the listen backlog.
+    /// hard limit, and shares out what it got: when the limit cannot hold
+    /// them all, the daemon serves fewer connections than this (at most
+    /// three quarters of the open files it may have, the rest for
+    /// descriptors in transit) and logs a warning. The descriptors for
+    /// frames in progress are shared like connections: an eighth of them
+    /// kept for root and the daemon's user, an eighth (at least 16) the
+    /// most one other user's connections hold together, a connection past
+    /// that cut. The figures are logged at info level at bind. Should the
+    /// descriptors run out all the same, new connections are closed at
+    /// once (with an error in the log) rather than left waiting in the
+    /// listen backlog.
     ///
     /// A small cap leaves few places to share: by default the reserve is
     /// at least one place (from a cap of 2), and each other user may hold

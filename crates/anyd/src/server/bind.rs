@@ -13,6 +13,7 @@ use crate::admission::{Connections, Limits};
 use crate::budget::Budget;
 use crate::daemon::{self, PidFile, RunAs};
 use crate::error::{Error, Result};
+use crate::fd_budget::{FdBudget, FdLimits, Plan};
 use crate::systemd;
 use crate::transport::Listener;
 
@@ -105,8 +106,7 @@ impl Appd {
                 );
             }
         }
-        let limits = self.limits(&listener);
-        daemon::make_room_for(self.config.max_connections);
+        let (limits, fd_limits) = self.plan_open_files(&listener);
         let budget = self
             .config
             .memory_budget
@@ -140,6 +140,7 @@ impl Appd {
                 conns_changed: Condvar::new(),
                 next_id: AtomicU64::new(0),
                 budget: Arc::new(Budget::new(budget)),
+                fd_budget: fd_limits.map(FdBudget::new),
                 serving_uid,
                 logs: Logs::default(),
             }),
@@ -151,16 +152,54 @@ impl Appd {
 }
 
 impl Appd {
-    /// The connection caps, from the settings and the listener.
-    fn limits(&self, listener: &Listener) -> Limits {
-        Limits::resolve(
-            self.config.max_connections,
+    /// The connection caps and the descriptor budget, from the settings,
+    /// the listener and the open files the process may have (raised as far
+    /// as the hard limit allows first), logged at info level.
+    fn plan_open_files(&self, listener: &Listener) -> (Limits, Option<FdLimits>) {
+        let max = self.config.max_connections;
+        // Descriptors come only over a Unix socket, and are read only if
+        // an endpoint takes some.
+        let unix = matches!(listener, Listener::Unix { .. });
+        let takes_fds = unix && self.registry.receives_fds();
+        let open_files = daemon::raise_open_files(Plan::wanted(max, takes_fds, daemon::FDS_SPARE));
+        let plan = Plan::new(open_files, daemon::FDS_SPARE, max, takes_fds);
+        if plan.connections < max {
+            tracing::warn!(
+                open_files,
+                max_connections = max,
+                "the limit on open files holds {} connections, fewer than max_connections: \
+                 serving at most that many (raise the hard limit, LimitNOFILE= under systemd)",
+                plan.connections
+            );
+        }
+        let limits = Limits::resolve(
+            plan.connections,
             self.config.max_connections_per_uid,
             self.config.reserved_connections,
             self.config.max_handshakes,
             // No caller has a uid on TCP: a reserve would be no one's.
-            matches!(listener, Listener::Unix { .. }),
-        )
+            unix,
+        );
+        match plan.fds {
+            Some(fds) => tracing::info!(
+                open_files,
+                connections = limits.max,
+                connections_reserved = limits.reserved,
+                connections_per_uid = limits.per_uid,
+                descriptors_in_progress = fds.total,
+                descriptors_reserved = fds.reserved,
+                descriptors_per_uid = fds.per_uid,
+                "open files shared out"
+            ),
+            None => tracing::info!(
+                open_files,
+                connections = limits.max,
+                connections_reserved = limits.reserved,
+                connections_per_uid = limits.per_uid,
+                "open files shared out"
+            ),
+        }
+        (limits, plan.fds)
     }
 }
 

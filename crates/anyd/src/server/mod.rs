@@ -31,8 +31,9 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::admission::Connections;
+use crate::admission::{Caller, Connections};
 use crate::budget::Budget;
+use crate::fd_budget::FdBudget;
 use crate::registry::Registry;
 use crate::throttle::Throttle;
 
@@ -60,11 +61,27 @@ struct Shared {
     /// Bytes connections hold for frames in progress and replies not yet
     /// written, beyond their allowances ([`Appd::memory_budget`]).
     budget: Arc<Budget>,
+    /// Descriptors connections hold for frames in progress (`None`: the
+    /// daemon takes none from callers).
+    fd_budget: Option<Arc<FdBudget>>,
     /// The daemon's own user (after `run_as`): with root, may use the
     /// reserved connections.
     serving_uid: u32,
     /// Keeps the lines a flood can cause to a few a second.
     logs: Logs,
+}
+
+impl Shared {
+    /// Who a connection from `peer` comes from, for the caps and budgets:
+    /// root and the daemon's own user are privileged.
+    fn caller(&self, peer: &crate::transport::Peer) -> Caller {
+        Caller {
+            uid: peer.uid(),
+            privileged: peer
+                .uid()
+                .is_some_and(|uid| uid == 0 || uid == self.serving_uid),
+        }
+    }
 }
 
 /// One throttle per kind of line that callers can cause (see `throttle`):

@@ -45,6 +45,9 @@ pub(super) enum End {
     OverBudget,
     /// A frame header over the limit, or malformed.
     BadFrame,
+    /// Descriptors that cannot be held: past the caller's share of the
+    /// daemon's, a flood of them, or cut short by the kernel.
+    BadDescriptors,
     /// A payload with no codec to answer in.
     UnreadableMessage,
     /// Reading failed (the peer reset the connection, or shutdown cut it).
@@ -69,6 +72,7 @@ impl End {
             End::ReplyTimeout => "reply timeout",
             End::OverBudget => "over the memory budget",
             End::BadFrame => "bad frame",
+            End::BadDescriptors => "descriptors refused",
             End::UnreadableMessage => "unreadable message",
             End::ConnectionError => "connection error",
             End::WriteFailed => "write failed",
@@ -95,6 +99,9 @@ pub(super) fn serve_connection(
     let unix = conn.stream.carries_fds();
     if !shared.registry.receives_fds() {
         conn.refuse_fds();
+    }
+    if let (true, Some(budget)) = (conn.takes_fds(), &shared.fd_budget) {
+        conn.charge_fds_to(budget.charge(shared.caller(peer)));
     }
     conn.charge_to(Charge::new(shared.budget.clone(), GROWTH_STEP));
     if let Some(key) = &config.authkey {
@@ -156,26 +163,7 @@ pub(super) fn serve_connection(
             {
                 return End::IdleTimeout
             }
-            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
-                throttled!(
-                    shared.logs.over_budget,
-                    info,
-                    peer = peer.address(),
-                    "a frame over the memory budget; closing"
-                );
-                return End::OverBudget;
-            }
-            Err(ReadError::Io(_)) => return End::ConnectionError,
-            Err(ReadError::Frame(e)) => {
-                throttled!(
-                    shared.logs.bad_input,
-                    info,
-                    peer = peer.address(),
-                    error = %e,
-                    "bad frame; closing"
-                );
-                return End::BadFrame;
-            }
+            Err(e) => return read_failed(shared, peer, e),
         };
         // Answer everything already here before writing: pipelined
         // requests cost one write for all their replies, up to
@@ -294,6 +282,46 @@ const FLUSH_FDS_AT: usize = 4;
 /// budget: replies to pipelined small requests are gathered up to
 /// `FLUSH_AT`, which the buffer's doubling makes twice that.
 pub(super) const REPLY_ALLOWANCE: usize = 2 * FLUSH_AT;
+
+/// Why reading a frame failed (a timeout aside), logged as callers can
+/// cause it: a few lines a second.
+pub(super) fn read_failed(shared: &Shared, peer: &Peer, e: ReadError) -> End {
+    match e {
+        ReadError::Io(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+            throttled!(
+                shared.logs.over_budget,
+                info,
+                peer = peer.address(),
+                "a frame over the memory budget; closing"
+            );
+            End::OverBudget
+        }
+        ReadError::Io(e) => match FdError::of(&e) {
+            Some(e) => {
+                throttled!(
+                    shared.logs.bad_input,
+                    info,
+                    peer = peer.address(),
+                    uid = peer.uid(),
+                    error = %e,
+                    "descriptors refused; closing"
+                );
+                End::BadDescriptors
+            }
+            None => End::ConnectionError,
+        },
+        ReadError::Frame(e) => {
+            throttled!(
+                shared.logs.bad_input,
+                info,
+                peer = peer.address(),
+                error = %e,
+                "bad frame; closing"
+            );
+            End::BadFrame
+        }
+    }
+}
 
 /// Why a write of replies failed.
 pub(super) fn write_failed(e: &io::Error) -> End {

@@ -17,6 +17,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use anyd_wire::codec::{decode_head, encode_reply_error, encode_reply_ok};
 use anyd_wire::message::Head;
@@ -24,13 +25,12 @@ use anyd_wire::{frame, Codec};
 
 use crate::budget::Charge;
 use crate::error::{panic_message, RemoteError};
-use crate::frame_buffer::ReadError;
 use crate::framed::{self, Attached, Framed};
 use crate::items::{Fill, Source};
 use crate::throttle::throttled;
 use crate::transport::Peer;
 
-use super::session::{write_failed, End, FLUSH_AT, REPLY_ALLOWANCE};
+use super::session::{read_failed, write_failed, End, FLUSH_AT, REPLY_ALLOWANCE};
 use super::Shared;
 
 /// The stream's connection and what it writes with.
@@ -74,6 +74,7 @@ pub(super) fn send(
         codec,
         source: Some(source),
         watching: true,
+        frame_due: None,
         fds,
     };
     let outcome = stream.run();
@@ -123,6 +124,11 @@ struct Sending<'a> {
     /// waits, unread, for the stream to end, and only the socket closing
     /// is watched for.
     watching: bool,
+    /// When the rest of the frame in progress behind the stream is due
+    /// (read while watching for a cancel): every byte a client sends is
+    /// due within the idle timeout, stream or not. `None`: no frame in
+    /// progress, or no idle timeout.
+    frame_due: Option<Instant>,
     /// Items may carry descriptors.
     fds: bool,
 }
@@ -286,16 +292,39 @@ impl Sending<'_> {
         } else {
             PollFlags::RDHUP
         };
+        if self.watching && self.link.conn.has_pending_bytes() {
+            // Part of a frame came (not a whole one: that would have
+            // stopped the watching): the rest is due within the idle
+            // timeout of when it was first seen, as without a stream.
+            if self.frame_due.is_none() {
+                let idle = self.link.shared.config.idle_timeout;
+                self.frame_due = idle.map(|idle| Instant::now() + idle);
+            }
+        } else {
+            self.frame_due = None;
+        }
+        // A frame in progress bounds the wait: at its deadline the client
+        // is cut, however quiet the stream.
+        let timeout = match self.frame_due {
+            Some(due) => {
+                let left = due.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return self.cut_frame_overdue();
+                }
+                Some(if block { left } else { Duration::ZERO })
+            }
+            None => (!block).then_some(Duration::ZERO),
+        };
         let (socket, woken) = {
             let mut fds = [
                 PollFd::new(&self.link.conn.stream, socket_flags),
                 PollFd::new(wakeup, PollFlags::IN),
             ];
-            let now = Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            match poll(&mut fds, (!block).then_some(&now)) {
+            let timeout = timeout.map(|t| Timespec {
+                tv_sec: t.as_secs() as i64,
+                tv_nsec: t.subsec_nanos() as i64,
+            });
+            match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => return Ok(None),
                 Err(_) => return Err(End::ConnectionError),
@@ -323,13 +352,38 @@ impl Sending<'_> {
         match self.link.conn.fill_now() {
             Ok(true) => {}
             Ok(false) => return self.gone().map(Some),
-            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
-                return Err(End::OverBudget)
-            }
-            Err(ReadError::Io(_)) => return Err(End::ConnectionError),
-            Err(ReadError::Frame(_)) => return Err(End::BadFrame),
+            Err(e) => return Err(read_failed(self.link.shared, self.link.peer, e)),
         }
         self.take_cancel()
+    }
+
+    /// The rest of a frame did not come within the idle timeout: the
+    /// stream ends with an error saying so, sent if the socket takes it at
+    /// once (a client that sends half a frame may not read either), and
+    /// the connection is cut.
+    fn cut_frame_overdue(&mut self) -> Result<Option<Outcome>, End> {
+        throttled!(
+            self.link.shared.logs.bad_input,
+            info,
+            peer = self.link.peer.address(),
+            "the rest of a request behind a stream did not come within the idle timeout; closing"
+        );
+        let err = RemoteError::new(
+            "TimeoutError",
+            "the rest of the next request did not come within the idle timeout; closing",
+        );
+        let out = &mut *self.link.out;
+        let mark = frame::begin(out);
+        encode_reply_error(self.codec, &err, out);
+        frame::finish(out, mark);
+        let _ = framed::write_out(
+            &mut self.link.conn.stream,
+            out,
+            self.link.attached,
+            Some(Duration::ZERO),
+        );
+        out.clear();
+        Err(End::IdleTimeout)
     }
 
     /// Looks at the next frame if it is buffered whole: a cancel ends the

@@ -20,6 +20,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use crate::fd_budget::FdCharge;
 use rustix::net::{
     recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
     SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
@@ -31,7 +32,7 @@ pub(crate) const MAX_FDS_PER_FRAME: usize = 16;
 /// The most descriptors a connection holds for frames not yet handled (a
 /// client may pipeline requests behind a stream): past it, those that come
 /// are closed and their frame is refused as carrying too many.
-const MAX_QUEUED: usize = 4 * MAX_FDS_PER_FRAME;
+pub(crate) const MAX_QUEUED: usize = 4 * MAX_FDS_PER_FRAME;
 
 /// The most reads with descriptors noted for frames not yet handled. An
 /// honest peer sends a frame's descriptors with one write, and frames are
@@ -63,7 +64,13 @@ pub(crate) enum FdError {
     /// descriptors were lost, so which frame owns what is unknown. The
     /// connection cannot go on.
     Truncated,
+    /// Holding what came would take the caller past its share of the
+    /// daemon's descriptors for frames in progress (`fd_budget`): what
+    /// came is closed, and the connection cannot go on.
+    OverShare,
 }
+
+impl std::error::Error for FdError {}
 
 impl std::fmt::Display for FdError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,13 +86,23 @@ impl std::fmt::Display for FdError {
                 f,
                 "descriptors came with more than {MAX_ARRIVALS} writes of frames not yet handled"
             ),
+            FdError::OverShare => f.write_str(
+                "descriptors for frames not yet complete past this user's share of the daemon's",
+            ),
         }
     }
 }
 
 impl From<FdError> for io::Error {
     fn from(e: FdError) -> io::Error {
-        io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+impl FdError {
+    /// The descriptor error an I/O error carries, if it is one.
+    pub(crate) fn of(e: &io::Error) -> Option<FdError> {
+        e.get_ref()?.downcast_ref::<FdError>().copied()
     }
 }
 
@@ -168,6 +185,9 @@ pub(crate) struct FdQueue {
     arrived: VecDeque<(u64, Arrival)>,
     /// How many descriptors `arrived` holds open.
     held: usize,
+    /// What `held` draws from the daemon's descriptor budget (none on a
+    /// client's side).
+    charge: Option<FdCharge>,
 }
 
 impl FdQueue {
@@ -177,7 +197,9 @@ impl FdQueue {
     /// # Errors
     ///
     /// [`FdError::Flood`] (what came closed) past [`MAX_ARRIVALS`] reads
-    /// with descriptors pending: the connection must end.
+    /// with descriptors pending, [`FdError::OverShare`] (what came closed)
+    /// past the caller's share of the daemon's budget: the connection must
+    /// end.
     pub(crate) fn arrived(&mut self, last: u64, arrival: Arrival) -> Result<(), FdError> {
         let empty = matches!(&arrival, Arrival::Fds(fds) if fds.is_empty());
         if !empty && self.arrived.len() >= MAX_ARRIVALS {
@@ -189,7 +211,13 @@ impl FdQueue {
                 self.arrived.push_back((last, Arrival::TooMany(fds.len())));
             }
             Arrival::Fds(fds) => {
-                self.held += fds.len();
+                let held = self.held + fds.len();
+                if let Some(charge) = &mut self.charge {
+                    if !charge.hold(held) {
+                        return Err(FdError::OverShare);
+                    }
+                }
+                self.held = held;
                 self.arrived.push_back((last, Arrival::Fds(fds)));
             }
             too_many => self.arrived.push_back((last, too_many)),
@@ -222,10 +250,20 @@ impl FdQueue {
                 _ => {}
             }
         }
+        if let Some(charge) = &mut self.charge {
+            // Fewer held: always within the budget.
+            charge.hold(self.held);
+        }
         if too_many > 0 || taken.len() > MAX_FDS_PER_FRAME {
             return Err(FdError::TooMany(too_many + taken.len()));
         }
         Ok(taken)
+    }
+
+    /// Counts what the queue holds against the daemon's descriptor
+    /// budget, as a connection of `charge`'s caller.
+    pub(crate) fn charge_to(&mut self, charge: FdCharge) {
+        self.charge = Some(charge);
     }
 
     /// Whether descriptors are waiting for a frame.

@@ -575,3 +575,112 @@ fn calls_denied_by_policy_log_a_bounded_number_of_lines_as_root() {
         assert!(first.contains(&field), "{first}");
     }
 }
+
+/// Sends `bytes` with `fds` attached, as a hostile client would: `false`
+/// once the daemon has cut the connection.
+fn try_send_with_fds(s: &UnixStream, bytes: &[u8], fds: &[std::os::fd::OwnedFd]) -> bool {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::mem::MaybeUninit;
+    let fds: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+    let io = [std::io::IoSlice::new(bytes)];
+    sendmsg(s, &io, &mut control, SendFlags::NOSIGNAL).is_ok_and(|n| n == bytes.len())
+}
+
+/// Root and another user call, passing a descriptor each time, until
+/// `stop`; returns how many calls each made. Panics on the first failure.
+fn keep_calling(address: &str, who: &'static str, stop: &AtomicBool) -> usize {
+    let options = ClientOptions::new().timeout(Some(PATIENCE));
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let inode = rustix::fs::fstat(&file).unwrap().st_ino;
+    let mut calls = 0;
+    while !stop.load(Ordering::Relaxed) || calls < 20 {
+        let mut s = options
+            .clone()
+            .connect(address)
+            .unwrap_or_else(|e| panic!("{who}: connection {calls} failed: {e}"));
+        let fd = anyd::Fd::from(file.try_clone().unwrap());
+        let got: u64 = s
+            .commit("fd_inode", (fd,))
+            .unwrap_or_else(|e| panic!("{who}: call {calls} failed: {e}"));
+        assert_eq!(got, inode);
+        s.end_session().unwrap();
+        calls += 1;
+    }
+    calls
+}
+
+#[test]
+fn issue_22_descriptors_for_frames_in_progress_cannot_lock_root_out_as_root() {
+    root::require_root("connecting as other users");
+    // systemd's default soft limit, here also the hard one: the daemon
+    // cannot raise it, and must share out what it has.
+    const OPEN_FILES: &str = "1024";
+    const ATTACKS: usize = 40;
+    let name = abstract_name("fd-flood");
+    let d = Daemon::start_with(Settings {
+        address: Some(format!("unix:@{name}")),
+        env: vec![(process::OPEN_FILES_VAR.into(), OPEN_FILES.into())],
+        ..Settings::default()
+    });
+    let address = d.path().to_owned();
+    d.wait_quiet();
+    let idle_fds = d.open_fds();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = [(0, "root"), (4000, "uid 4000")]
+        .into_iter()
+        .map(|(uid, who)| {
+            let (a, stop) = (address.clone(), stop.clone());
+            std::thread::spawn(move || {
+                if uid == 0 {
+                    keep_calling(&a, who, &stop)
+                } else {
+                    as_user(uid, move || keep_calling(&a, who, &stop))
+                }
+            })
+        })
+        .collect();
+
+    // Nobody opens connections, and on each sends most of a frame for a
+    // root-only endpoint, sixteen descriptors at a time (every other
+    // connection four times over), never the rest: the daemon cannot know
+    // the endpoint before the frame is whole.
+    let n = name.clone();
+    let flood = as_user(NOBODY, move || {
+        let (readers, _writers) = anyd_testkit::raw::pipes(16);
+        let mut header = Vec::new();
+        anyd::wire::frame::encode_header(1 << 20, &mut header);
+        let mut held = Vec::new();
+        for i in 0..ATTACKS {
+            let s = idle(&n);
+            let mut sent = try_send_with_fds(&s, &header, &readers);
+            for _ in 0..if i % 2 == 0 { 0 } else { 3 } {
+                sent = sent && try_send_with_fds(&s, &[0u8; 1000], &readers);
+            }
+            held.push(s);
+        }
+        held
+    });
+    // The daemon cuts every connection past the uid's share (sixteen
+    // descriptors fit in a share of 30, thirty-two do not).
+    wait_until("the daemon has cut the connections past the share", || {
+        closed_within(&flood, ATTACKS - 1, Duration::ZERO) >= ATTACKS - 1
+    });
+    let open = d.open_fds();
+    let held_conns = ATTACKS - closed_within(&flood, ATTACKS, Duration::ZERO);
+    stop.store(true, Ordering::Relaxed);
+    let calls: Vec<usize> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    eprintln!(
+        "figure: uid {NOBODY} sent 16 or 64 descriptors on each of {ATTACKS} connections \
+         with frames never completed; the daemon (open files {OPEN_FILES}) held {open} \
+         descriptors ({idle_fds} idle) and {held_conns} of the attacker's connections; \
+         root made {} calls and uid 4000 {}, each passing a descriptor, all answered",
+        calls[0], calls[1]
+    );
+    assert!(held_conns <= 1, "{held_conns} connections held");
+    // The attacker's connection, and at most its share of descriptors.
+    assert!(open <= idle_fds + held_conns + 30, "{open} open");
+}

@@ -554,6 +554,66 @@ mod process {
     }
 
     #[test]
+    fn issue_22_a_request_behind_a_stream_is_due_within_the_idle_timeout() {
+        const STREAMS: usize = 12;
+        let idle = Duration::from_millis(500);
+        let d = Daemon::start_with(Settings {
+            idle_timeout: Some(idle),
+            ..Settings::default()
+        });
+        let before = d.wait_quiet();
+        let fds_before = d.open_fds();
+        d.reset_peak();
+        // Streams from a hub that stays quiet, each with all but the last
+        // byte of a 1 MiB frame behind it, and sixteen descriptors.
+        let (readers, writers) = raw::pipes(16);
+        let fds: Vec<_> = readers.iter().map(std::os::fd::AsFd::as_fd).collect();
+        let mut behind = Vec::new();
+        anyd::wire::frame::encode(&vec![0u8; 1 << 20], &mut behind);
+        behind.pop();
+        let started = std::time::Instant::now();
+        let mut clients: Vec<_> = (0..STREAMS)
+            .map(|_| {
+                let mut c = std::os::unix::net::UnixStream::connect(d.path()).unwrap();
+                c.set_read_timeout(Some(PATIENCE)).unwrap();
+                c.write_all(&stream_request("ticks", ())).unwrap();
+                raw::send_with_fds(&c, &behind[..4096], &fds);
+                c.write_all(&behind[4096..]).unwrap();
+                c
+            })
+            .collect();
+        drop(readers);
+        // Each is cut at the frame's deadline, and told why first.
+        for c in &mut clients {
+            let end = read_frame(c).expect("an end frame before the close");
+            let StreamReply::Err(e) = stream_reply::<String>(&end) else {
+                panic!("not an error end: {end:?}")
+            };
+            assert_eq!(e.kind, "TimeoutError", "{e:?}");
+            assert!(read_frame(c).is_none(), "closed after it");
+        }
+        let cut_after = started.elapsed();
+        wait_until("the daemon has let every stream go", || {
+            d.connections() == 0
+        });
+        let after = d.wait_quiet();
+        let grew_mib = after.peak_kib.saturating_sub(before.rss_kib) / 1024;
+        eprintln!(
+            "figure: {STREAMS} quiet streams with 1 MiB less a byte and 16 descriptors behind \
+             each, idle timeout {idle:?}: all cut after {cut_after:?}; the daemon's peak grew \
+             by {grew_mib} MiB, descriptors {fds_before} before and {} after",
+            d.open_fds()
+        );
+        assert!(raw::all_closed(&writers), "every descriptor sent is closed");
+        assert_eq!(d.open_fds(), fds_before);
+        assert_eq!(after.threads, before.threads);
+        // A quiet stream with nothing behind it is still not cut: the
+        // stream above outlived no timeout of its own.
+        let mut s = d.session();
+        assert_eq!(s.commit::<String>("echo", ("still",)).unwrap(), "still");
+    }
+
+    #[test]
     fn a_subscriber_that_never_reads_blocks_no_publisher_and_learns_what_it_missed() {
         let d = Daemon::start(None);
         let before = d.wait_quiet();
