@@ -14,13 +14,22 @@
 //! over is closed.
 //!
 //! The rooms: `appd.rs` (the builder and its settings), `bind.rs`
-//! (binding), `accept.rs` (serving: the accept loop, a thread per
-//! connection, shutdown), `session.rs` (one connection). What they share
-//! while serving is [`Shared`].
+//! (binding, and sharing out the open files), `accept.rs` (serving: the
+//! accept loop, a thread per connection, shutdown), `connection.rs` (one
+//! connection's protocol with no I/O: frames in, what to write and why
+//! the session ends out), `session.rs` (a connection's thread: the
+//! handshake, reads and writes for the core), `stream.rs` (that thread's
+//! wait while a stream is sent), `io.rs` (the writes both do, and what a
+//! failed read or write means). What they share while serving is
+//! [`Shared`]. Imports go one way: `session` uses `stream`, `io` and
+//! `connection`; `stream` uses `io` and `connection`; `io` uses
+//! `connection`.
 
 mod accept;
 mod appd;
 mod bind;
+mod connection;
+mod io;
 mod session;
 mod stream;
 

@@ -415,6 +415,22 @@ fn activated(sockets: &[&Path], extra: &[&str]) -> Process {
     d
 }
 
+/// Connects at `path`, which starts the activated daemon. The activator
+/// creates the socket file when it binds, a moment before it listens: a
+/// connection refused meanwhile is tried again.
+fn wake(path: &Path) -> std::os::unix::net::UnixStream {
+    let mut last = None;
+    wait_until("the activator accepts a connection", || {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(s) => last = Some(s),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(e) => panic!("connecting to {}: {e}", path.display()),
+        }
+        last.is_some()
+    });
+    last.unwrap()
+}
+
 /// Connects at `path` (which starts the activated daemon), calls, and
 /// checks that the daemon says it serves there.
 fn first_call(d: &Process, path: &Path) -> ClientSession {
@@ -463,7 +479,7 @@ fn a_socket_name_that_was_not_passed_is_a_clear_error() {
         &["--fdname=admin", "--setenv=ANYD_CHILD_SOCKET_NAME=api"],
     );
     // The first connection starts the daemon, which refuses to start.
-    let _wake = std::os::unix::net::UnixStream::connect(&one).unwrap();
+    let _wake = wake(&one);
     let line = d.expect("BIND_ERROR");
     assert!(
         line.contains("none named \"api\"") && line.contains("\"admin\""),
@@ -487,7 +503,7 @@ fn listen_fds_claiming_more_than_was_passed_is_a_clear_error() {
             "export LISTEN_FDS=2; exec \"$0\" \"$@\"",
         ],
     );
-    let _wake = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let _wake = wake(&path);
     let line = d.expect("BIND_ERROR");
     assert!(
         line.contains("LISTEN_FDS=2") && line.contains("descriptor 4 is not open"),
@@ -513,7 +529,7 @@ fn a_socket_the_program_opened_itself_is_not_taken_for_a_passed_one() {
             "export LISTEN_FDS=2; exec \"$0\" \"$@\"",
         ],
     );
-    let _wake = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let _wake = wake(&path);
     let line = d.expect_one_of(&["BIND_ERROR", "READY"]);
     assert!(
         line.contains("BIND_ERROR")
@@ -539,7 +555,7 @@ fn a_failed_check_of_passed_sockets_fails_a_second_bind_the_same_way() {
             "export LISTEN_FDS=2; exec \"$0\" \"$@\"",
         ],
     );
-    let _wake = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let _wake = wake(&path);
     let first = d.expect("FIRST_BIND_ERROR");
     assert!(first.contains("descriptor 4 is not open"), "{first}");
     let second = d.expect_one_of(&["BIND_ERROR", "READY"]);
@@ -568,7 +584,7 @@ fn a_passed_descriptor_that_is_not_a_listening_socket_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("accept.sock");
     let d = activated(&[&path], &["--accept"]);
-    let _wake = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let _wake = wake(&path);
     let line = d.expect("BIND_ERROR");
     assert!(
         line.contains("descriptor 3 is a socket that is not listening"),
