@@ -15,8 +15,9 @@
 //!
 //! The rooms: `appd.rs` (the builder and its settings), `bind.rs`
 //! (binding), `accept.rs` (serving: the accept loop, a thread per
-//! connection, shutdown), `session.rs` (one connection). What they share
-//! while serving is [`Shared`].
+//! connection, shutdown), `session.rs` (one connection), `stream.rs` (one
+//! stream sent on its connection). What they share while serving is
+//! [`Shared`].
 
 mod accept;
 mod appd;
