@@ -33,7 +33,7 @@ impl PidFile {
     /// Whoever may write the directory must not be able to make the
     /// daemon (often root) create, truncate or write another file: the
     /// file is opened relative to its checked directory (see
-    /// `transport::Dir::of`) with `O_NOFOLLOW` (a link at `path` is an
+    /// `checked_dir::Dir::of`) with `O_NOFOLLOW` (a link at `path` is an
     /// error, not followed, so nothing is created at its target), without
     /// `O_TRUNC`, and with `O_NONBLOCK` and `O_NOCTTY` (a FIFO or a device
     /// put there neither blocks the open nor becomes a terminal). The open
@@ -51,7 +51,7 @@ impl PidFile {
         use rustix::fs::{fstat, openat, FileType, Mode, OFlags};
         let refused =
             |why: String| Error::Config(format!("refusing the pid file {}: {why}", path.display()));
-        let (dir, name) = crate::transport::Dir::of(path, "pid file")?;
+        let (dir, name) = crate::checked_dir::Dir::of(path, "pid file")?;
         let fd = openat(
             &dir.fd,
             name,
@@ -415,7 +415,7 @@ pub(crate) fn drop_privileges(u: &RunAs, leftovers: &[&Path]) -> Result<()> {
         // At bind, still root, the daemon accepted a directory of any
         // owner: it may be this user's (the recommended place). Another
         // user's is refused now, as it is for a daemon that is not root
-        // (`transport::directory_risk`): its owner could replace the file.
+        // (`checked_dir::directory_risk`): its owner could replace the file.
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),

@@ -226,6 +226,7 @@ mod address;
 mod admission;
 mod api;
 mod budget;
+mod checked_dir;
 mod client;
 mod daemon;
 mod error;

@@ -4,8 +4,8 @@
 //!
 //! It owns how each kind of address is connected, the bound on a Unix
 //! connect that waits for a full backlog, and when to try again. It does
-//! not own the streams themselves (the parent module's and
-//! `async_stream`'s) nor what is said over them.
+//! not own the streams themselves (`stream`'s and `async_stream`'s) nor
+//! what is said over them.
 
 use std::io;
 use std::net::TcpStream;

@@ -1,12 +1,14 @@
 //! anyd's integration tests, one binary, a module per area: what a client
 //! sees of a daemon and its sockets (`server`), the clients themselves
-//! (`client`), serving many clients and hostile ones (`serving`), callers
-//! with other credentials (`policy`), what a request costs (`cost`), who
-//! gets a connection under a flood (`admission`), faults from outside
-//! (`faults`), the daemon as a process (`lifecycle`), load measured from
-//! outside (`load`), the `#[anyd::api]` macro end to end (`macro_api`),
-//! Python anyd on the other end (`python_interop`), and the example pair
-//! (`vpnm_example`). What they share is in the `anyd-testkit` crate.
+//! (`client`), serving many clients (`serving`), hostile input
+//! (`hostile`), streaming endpoints (`streams`), descriptors passed with
+//! calls (`fds`), callers with other credentials (`policy`), what a
+//! request costs (`cost`), who gets a connection under a flood
+//! (`admission`), faults from outside (`faults`), the daemon as a process
+//! (`lifecycle`), load measured from outside (`load`), the
+//! `#[anyd::api]` macro end to end (`macro_api`), Python anyd on the other
+//! end (`python_interop`), and the example pair (`vpnm_example`). What
+//! they share is in the `anyd-testkit` crate.
 //!
 //! Three test binaries stay apart, each saying why at its top: `logging`
 //! (it owns the process's log subscriber), `macro_hygiene`
