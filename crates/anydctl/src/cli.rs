@@ -115,9 +115,12 @@ pub(crate) enum Command {
             {\"$fd\": n} that names no descriptor that came with the result is data, shown \
             as it came.\n\n\
             Whatever the daemon sent is shown without control characters a terminal would \
-            act on (escape sequences that retitle the window or clear the screen): JSON \
-            writes them as \\u escapes, error messages and --raw on a terminal as \\x1b \
-            and the like. Only --raw into a pipe or a file writes the result as it came.\n\n\
+            act on (escape sequences that retitle the window or clear the screen) and \
+            without format characters that make text read as something else (U+202E \
+            RIGHT-TO-LEFT OVERRIDE, isolates, zero-width characters: Unicode category Cf): \
+            JSON writes them as \\u escapes, error messages and --raw on a terminal as \
+            \\x1b, \\u{202e} and the like. Only --raw into a pipe or a file writes the \
+            result as it came.\n\n\
             A streaming endpoint (`anydctl endpoints` marks it `stream of TYPE`) sends items \
             rather than one result: each is printed as it arrives, as compact JSON on a line \
             of its own (on a terminal too; --raw as for a result), and anydctl exits 0 when \
@@ -231,9 +234,10 @@ pub(crate) struct CallArgs {
     /// descriptor as what can be read through it (a file's content, what
     /// comes down a pipe); other results as JSON. Several descriptors, or
     /// one that cannot be read, are an error. On a terminal, control
-    /// characters (escape sequences among them) are shown as `\x1b` and
-    /// the like rather than acted on; into a pipe or a file, the result is
-    /// written exactly as the daemon sent it.
+    /// characters (escape sequences among them) and format characters
+    /// (U+202E and the like) are shown as `\x1b`, `\u{202e}` rather than
+    /// obeyed; into a pipe or a file, the result is written exactly as the
+    /// daemon sent it.
     #[arg(long)]
     pub(crate) raw: bool,
 

@@ -13,6 +13,12 @@ use std::time::Duration;
 
 use anyd::{Appd, Hub, Items, RemoteError, Running, Value};
 
+// Tests in files of their own under tests/cli/, so that this one stops
+// growing; they share the helpers here. (A `#[path]`, since cargo would
+// take a file beside this one for a test binary of its own.)
+#[path = "cli/format_chars.rs"]
+mod format_chars;
+
 /// How long one run of anydctl (or one setup step) may take before the
 /// test fails.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -940,14 +946,35 @@ fn hostile() -> Appd {
 }
 
 /// Fails if `shown` holds a character a terminal would act on (newlines
-/// and tabs aside).
+/// and tabs aside), or a format character that makes text read otherwise
+/// (U+202E RIGHT-TO-LEFT OVERRIDE and the like).
 fn assert_nothing_for_a_terminal(what: &str, shown: &str) {
     if let Some(c) = shown
         .chars()
-        .find(|&c| c.is_control() && c != '\n' && c != '\t')
+        .find(|&c| (c.is_control() && c != '\n' && c != '\t') || is_format(c))
     {
         panic!("{what} shows {c:?} raw: {shown:?}");
     }
+}
+
+/// Whether `c` is of Unicode general category Cf (Format), by the
+/// `regex-syntax` crate's tables: not by anydctl's own, which are what is
+/// being tested.
+fn is_format(c: char) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    static CF: std::sync::OnceLock<Vec<(char, char)>> = std::sync::OnceLock::new();
+    let ranges = CF.get_or_init(|| {
+        let hir = regex_syntax::parse(r"\p{Cf}").unwrap();
+        let HirKind::Class(Class::Unicode(class)) = hir.kind() else {
+            panic!("\\p{{Cf}} is not a class: {hir:?}");
+        };
+        class
+            .ranges()
+            .iter()
+            .map(|r| (r.start(), r.end()))
+            .collect()
+    });
+    ranges.iter().any(|&(a, b)| (a..=b).contains(&c))
 }
 
 #[test]

@@ -10,6 +10,7 @@ use anyd::{ClientSession, Codec, EndpointInfo, RemoteError, Value};
 
 use super::CancelOnSignal;
 use crate::exit::{Exit, Failure};
+use crate::output::text::{escape, escape_line};
 use crate::output::{json, result};
 use crate::plan::{CallHow, CallSpec, Connection};
 use crate::received::Received;
@@ -102,7 +103,8 @@ pub(crate) fn listed_as_stream(
                 eprintln!(
                     "anydctl: cannot tell whether {endpoint} streams: anyd.endpoints answered \
                      {}: {}",
-                    r.kind, r.message
+                    escape_line(&r.kind),
+                    escape(&r.message)
                 );
             }
             Ok(false)
@@ -217,7 +219,10 @@ fn stream(
         if let Err(e) = items.cancel() {
             // The items asked for are out; the session is closed.
             if conn.verbose {
-                eprintln!("anydctl: cancelling the rest of the stream: {e}");
+                eprintln!(
+                    "anydctl: cancelling the rest of the stream: {}",
+                    escape(&e.to_string())
+                );
             }
         }
     } else {
@@ -235,7 +240,8 @@ fn stream(
 fn end_session(conn: &Connection, session: ClientSession) {
     if let Err(e) = session.end_session() {
         if conn.verbose {
-            eprintln!("anydctl: ending the session: {e}");
+            // The error may quote the daemon.
+            eprintln!("anydctl: ending the session: {}", escape(&e.to_string()));
         }
     }
 }
