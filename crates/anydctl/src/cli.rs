@@ -44,8 +44,10 @@ pub(crate) struct Common {
     pub(crate) codec: CodecArg,
 
     /// Give up on connecting, or on a reply, after this long (10s, 250ms,
-    /// 1.5, 2m). Without it, connecting may take 10s and replies may take
-    /// forever.
+    /// 1.5, 2m); with `call --raw`, also on reading a descriptor that has
+    /// not ended (a pipe, a socket, a terminal or another device), after
+    /// printing what came (exit status 6). Without it, connecting may take
+    /// 10s, and replies and such reading may take forever.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
     pub(crate) timeout: Option<Duration>,
 
@@ -111,7 +113,11 @@ pub(crate) enum Command {
             shown. --raw copies the content of the one descriptor a result holds to stdout \
             instead (from its current offset to its end; a pipe's or socket's end is when \
             the other side closes it); a result with several, or one that cannot be read \
-            (a directory, one opened for writing only), is an error (exit status 1). A map \
+            (a directory, one opened for writing only), is an error (exit status 1). With \
+            --timeout, a pipe, FIFO, socket or character device (a terminal among them), \
+            which may never end, is read for that long at most: what came is printed, and \
+            anydctl exits with status 6 if the end has not come; a regular file is read to \
+            its end. A map \
             {\"$fd\": n} that names no descriptor that came with the result is data, shown \
             as it came.\n\n\
             Whatever the daemon sent is shown without control characters a terminal would \
@@ -237,7 +243,7 @@ pub(crate) struct CallArgs {
     /// characters (escape sequences among them) and format characters
     /// (U+202E and the like) are shown as `\x1b`, `\u{202e}` rather than
     /// obeyed; into a pipe or a file, the result is written exactly as the
-    /// daemon sent it.
+    /// daemon sent it. A pipe, socket or device is read within --timeout.
     #[arg(long)]
     pub(crate) raw: bool,
 
@@ -420,6 +426,8 @@ const CALL_EXAMPLES: &str = "Examples:
   anydctl call --raw /run/app.sock status        status text without quotes
   anydctl call /run/vpnmd.sock open_log          {\"$fd\": {\"kind\": \"regular file\", ...}}
   anydctl call --raw /run/vpnmd.sock open_log    the file's content, read through the descriptor
+  anydctl call --raw --timeout 5s /run/vpnmd.sock follow_log
+                                                 what a pipe brings in 5s (then status 6)
   anydctl call /run/vpnmd.sock watch             each event as it comes, until Ctrl-C
   anydctl call /run/app.sock count 100 -c 3      the first 3 items of a stream
   anydctl call --stream /run/vpnmd.sock watch | jq -r .profile";

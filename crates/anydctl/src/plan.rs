@@ -63,6 +63,9 @@ pub(crate) struct CallHow {
     pub(crate) stream: bool,
     /// Stop a stream after this many items.
     pub(crate) count: Option<u64>,
+    /// `--timeout`: with `raw`, how long a descriptor that may never end
+    /// (a pipe, a socket, a device) is read.
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// Where a daemon is and how to talk to it.
@@ -236,6 +239,7 @@ pub(crate) fn plan(cli: Cli) -> Result<Plan, Failure> {
                 raw: a.raw,
                 stream: a.stream,
                 count: a.count,
+                timeout: common.timeout,
             },
         },
         Command::Endpoints(a) => Plan::Endpoints {

@@ -18,6 +18,8 @@ use anyd::{Appd, Hub, Items, RemoteError, Running, Value};
 // take a file beside this one for a test binary of its own.)
 #[path = "cli/format_chars.rs"]
 mod format_chars;
+#[path = "cli/raw_timeout.rs"]
+mod raw_timeout;
 
 /// How long one run of anydctl (or one setup step) may take before the
 /// test fails.

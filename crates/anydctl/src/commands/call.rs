@@ -37,7 +37,7 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Ex
     let mut session = conn.connect()?;
     if !how.stream {
         match call_once(conn, &mut session, call) {
-            Ok(value) => return print_result(conn, session, value, how.raw),
+            Ok(value) => return print_result(conn, session, value, how),
             // Pickle has no streams (a Python anyd daemon has neither
             // streams nor anyd.endpoints): its TypeError is only that.
             Err(anyd::Error::Remote(r)) if r.kind == "TypeError" && conn.codec != Codec::Pickle => {
@@ -144,7 +144,7 @@ fn print_result(
     conn: &Connection,
     session: ClientSession,
     received: Received,
-    raw: bool,
+    how: CallHow,
 ) -> Result<Exit, Failure> {
     // End the session before printing, so that a reader of the output
     // (a script waiting on the pipe) never races a daemon still busy with
@@ -153,7 +153,7 @@ fn print_result(
     tell_descriptors(conn, "result", &received);
     let mut out = io::stdout().lock();
     let terminal = io::stdout().is_terminal();
-    result::write(&mut out, received, raw, terminal, terminal)?;
+    result::write(&mut out, received, how.raw, terminal, terminal, how.timeout)?;
     out.flush()?;
     Ok(Exit::Success)
 }
@@ -195,8 +195,9 @@ fn stream(
         match item {
             Ok(received) => {
                 tell_descriptors(conn, "item", &received);
-                let written = result::write(&mut out, received, how.raw, terminal, false)
-                    .and_then(|()| Ok(out.flush()?));
+                let written =
+                    result::write(&mut out, received, how.raw, terminal, false, how.timeout)
+                        .and_then(|()| Ok(out.flush()?));
                 match written {
                     Ok(()) => shown += 1,
                     // A reader gone with the same Ctrl-C: the signal says
