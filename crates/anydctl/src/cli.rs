@@ -305,10 +305,16 @@ pub(crate) struct BenchArgs {
     #[command(flatten)]
     pub(crate) spec: CallSpecArgs,
 
-    /// Concurrent clients: one thread and one session each.
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 1,
+    /// Concurrent clients: one thread and one session each (`-j` as in
+    /// `make -j`: how many at once).
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) clients: u32,
+
+    /// What `-c` was before it meant a count everywhere: refused with a
+    /// word on what to write instead, rather than read as a count here.
+    #[arg(short = 'c', value_name = "N", hide = true)]
+    pub(crate) old_clients: Option<String>,
 
     /// Run for this long (10s, 1m, 500ms).
     #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_positive_duration)]
@@ -442,7 +448,7 @@ const PING_EXAMPLES: &str = "Examples:
 
 const BENCH_EXAMPLES: &str = "Examples:
   anydctl bench /run/app.sock echo hello --clients 8 --duration 10s
-  anydctl bench /run/app.sock get_sum 1 2 -c 2 -n 100000
+  anydctl bench /run/app.sock get_sum 1 2 -j 2 -n 100000
   anydctl bench --json /run/app.sock echo x -d 5s | jq .calls_per_s";
 
 /// What ANYD_AUTHKEY does, for `--help` and the man page.

@@ -258,6 +258,15 @@ pub(crate) fn plan(cli: Cli) -> Result<Plan, Failure> {
 }
 
 fn bench_plan(common: &Common, a: BenchArgs) -> Result<BenchPlan, Failure> {
+    if let Some(n) = a.old_clients {
+        // Refused rather than taken for a count: an old script's `-c 8`
+        // meant 8 clients, and must not come to mean something else
+        // without a word.
+        return Err(usage(format!(
+            "-c is a count (of calls in ping, of items in call) and no longer bench's \
+             clients: write -j {n} or --clients {n}, with --duration or --requests"
+        )));
+    }
     let stop = match (a.duration, a.requests) {
         (Some(d), _) => Stop::After(d),
         (None, Some(n)) => Stop::Requests(n),
