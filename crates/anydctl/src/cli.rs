@@ -11,6 +11,10 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::Exit;
 
+mod fd_args;
+
+pub(crate) use fd_args::{FdArgs, FdSource};
+
 /// How the tool reads its command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -120,6 +124,18 @@ pub(crate) enum Command {
             its end. A map \
             {\"$fd\": n} that names no descriptor that came with the result is data, shown \
             as it came.\n\n\
+            Sending descriptors: an endpoint's parameter of type Fd takes an open \
+            descriptor, sent with the call over a Unix socket (MessagePack or JSON). --file \
+            PATH opens PATH read-only and sends it; --fd N sends anydctl's own descriptor N, \
+            one it inherited (--fd 0 < file, --fd 3 3<file, --fd 3 3>file for one to write \
+            to). Both may be given several times; the descriptors are numbered 0, 1, ... in \
+            the order given, the two flags mixed. When no argument names one, they follow \
+            the ARGs as positional arguments, in that order: `anydctl call ADDR load --file \
+            /etc/vpn.json` calls load(<the file>). Otherwise an ARG or a -k VALUE names \
+            descriptor n with {\"$fd\": n}, anywhere inside it ('{\"$fd\":0}', -k \
+            'log={\"$fd\":1}', '{\"config\":{\"$fd\":0}}'), and each descriptor given must \
+            be named once. Without --fd and --file, {\"$fd\": n} is sent as the map it is. \
+            The daemon gets its own copy of each.\n\n\
             Whatever the daemon sent is shown without control characters a terminal would \
             act on (escape sequences that retitle the window or clear the screen) and \
             without format characters that make text read as something else (U+202E \
@@ -258,6 +274,10 @@ pub(crate) struct CallArgs {
     /// exits 0. A result that is not a stream is printed as usual.
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
+
+    /// Descriptors to send: `--fd N`, `--file PATH`.
+    #[command(flatten)]
+    pub(crate) fds: FdArgs,
 }
 
 /// `anydctl endpoints`.
@@ -406,6 +426,10 @@ pub(crate) const EXAMPLES: &[(&str, &str)] = &[
         "read through the file descriptor a daemon returns",
     ),
     (
+        "anydctl call /run/vpnmd.sock load --file /etc/vpn.json",
+        "send a file's descriptor, for an Fd parameter",
+    ),
+    (
         "anydctl call --count 10 /run/vpnmd.sock watch",
         "the first ten items of a stream, one JSON value a line",
     ),
@@ -434,6 +458,12 @@ const CALL_EXAMPLES: &str = "Examples:
   anydctl call --raw /run/vpnmd.sock open_log    the file's content, read through the descriptor
   anydctl call --raw --timeout 5s /run/vpnmd.sock follow_log
                                                  what a pipe brings in 5s (then status 6)
+  anydctl call /run/vpnmd.sock load --file /etc/vpn.json
+                                                 load(<a descriptor of the file, read-only>)
+  anydctl call /run/app.sock import --fd 0 < data.csv
+                                                 import(<anydctl's stdin>)
+  anydctl call /run/app.sock copy '{\"$fd\":1}' '{\"$fd\":0}' --file a --fd 3 3>b
+                                                 copy(<3, to write>, <a>)
   anydctl call /run/vpnmd.sock watch             each event as it comes, until Ctrl-C
   anydctl call /run/app.sock count 100 -c 3      the first 3 items of a stream
   anydctl call --stream /run/vpnmd.sock watch | jq -r .profile";

@@ -42,7 +42,7 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Ex
             // streams nor anyd.endpoints): its TypeError is only that.
             Err(anyd::Error::Remote(r)) if r.kind == "TypeError" && conn.codec != Codec::Pickle => {
                 if !listed_as_stream(conn, &mut session, &call.endpoint)? {
-                    return Err(remote(conn, r));
+                    return Err(remote(conn, with_fd_hint(call, r)));
                 }
                 if conn.verbose {
                     eprintln!(
@@ -68,7 +68,7 @@ fn call_once(
         eprintln!("anydctl: calling {}", call.describe());
     }
     let start = Instant::now();
-    let (args, kwargs) = (call.args_value(), call.kwargs_value());
+    let (args, kwargs) = (call.args(), call.kwargs());
     let result = if conn.codec == Codec::Pickle {
         // Pickle carries no descriptors, and `Value` keeps what only
         // pickle says (tuples, sets, big integers) as `Received` would
@@ -111,6 +111,19 @@ pub(crate) fn listed_as_stream(
         }
         Err(e) => Err(conn.failure(e)),
     }
+}
+
+/// A TypeError for a descriptor parameter given something else, with a
+/// word on how to give one, when none was: the daemon's words are the
+/// library's (`Fd`'s `expecting`), and only a hint hangs on them.
+fn with_fd_hint(call: &CallSpec, mut r: RemoteError) -> RemoteError {
+    if call.fds.is_empty() && r.message.contains("expected a descriptor placeholder") {
+        r.message.push_str(
+            "\nhint: a parameter of type Fd takes a descriptor: send one with --file PATH \
+             or --fd N (anydctl call --help, \"Sending descriptors\")",
+        );
+    }
+    r
 }
 
 /// An error reply, as the failure to end with.
@@ -176,7 +189,7 @@ fn stream(
     // Pickle has no streams: a stream is MessagePack or JSON, and its items
     // may hold descriptors.
     let mut items = session
-        .stream_with::<Received>(&call.endpoint, call.args_value(), call.kwargs_value())
+        .stream_with::<Received>(&call.endpoint, call.args(), call.kwargs())
         .map_err(|e| conn.failure(e))?;
     signals.arm(items.canceller().map_err(|e| conn.failure(e))?);
     let mut out = io::stdout().lock();
