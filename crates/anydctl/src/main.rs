@@ -6,7 +6,8 @@
 //! flags, `plan` validates them into something runnable; `commands` run it
 //! with the blocking client, sending arguments as `sent` values (with the
 //! descriptors given to send) and decoding results as `received` values
-//! (which keep the descriptors a result holds); `output` owns every byte
+//! (which keep the descriptors a result holds), and the answers it reads
+//! as types of its own through `expected`; `output` owns every byte
 //! shown; exit codes are decided in `exit` and applied here only. `sys`
 //! holds the one `unsafe` borrow (`--fd N`).
 
@@ -18,6 +19,7 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod exit;
+mod expected;
 mod latency;
 mod man;
 mod output;

@@ -16,6 +16,8 @@ use anyd::{Appd, Hub, Items, RemoteError, Running, Value};
 // Tests in files of their own under tests/cli/, so that this one stops
 // growing; they share the helpers here. (A `#[path]`, since cargo would
 // take a file beside this one for a test binary of its own.)
+#[path = "cli/answer_types.rs"]
+mod answer_types;
 #[path = "cli/call_fds.rs"]
 mod call_fds;
 #[path = "cli/flags.rs"]

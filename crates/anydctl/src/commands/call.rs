@@ -6,10 +6,11 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::Instant;
 
-use anyd::{ClientSession, Codec, EndpointInfo, RemoteError, Value};
+use anyd::{ClientSession, Codec, RemoteError, Value};
 
 use super::CancelOnSignal;
 use crate::exit::{Exit, Failure};
+use crate::expected;
 use crate::output::text::{escape, escape_line};
 use crate::output::{json, result};
 use crate::plan::{CallHow, CallSpec, Connection};
@@ -96,8 +97,11 @@ pub(crate) fn listed_as_stream(
     session: &mut ClientSession,
     endpoint: &str,
 ) -> Result<bool, Failure> {
-    match session.commit::<Vec<EndpointInfo>>("anyd.endpoints", ()) {
-        Ok(infos) => Ok(infos.iter().any(|e| e.name == endpoint && e.stream)),
+    match session.commit::<Value>("anyd.endpoints", ()) {
+        Ok(answer) => {
+            let infos = expected::endpoints(&answer).map_err(|why| not_endpoints(conn, &why))?;
+            Ok(infos.iter().any(|e| e.name == endpoint && e.stream))
+        }
         Err(anyd::Error::Remote(r)) => {
             if conn.verbose {
                 eprintln!(
@@ -111,6 +115,18 @@ pub(crate) fn listed_as_stream(
         }
         Err(e) => Err(conn.failure(e)),
     }
+}
+
+/// The failure for an `anyd.endpoints` answer that is not a list of
+/// endpoints, `why` saying where.
+pub(crate) fn not_endpoints(conn: &Connection, why: &str) -> Failure {
+    Failure::new(
+        Exit::Other,
+        format!(
+            "{} answered anyd.endpoints with what is not a list of endpoints: {why}",
+            conn.address
+        ),
+    )
 }
 
 /// A TypeError for a descriptor parameter given something else, with a
