@@ -11,6 +11,10 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::Exit;
 
+mod fd_args;
+
+pub(crate) use fd_args::{FdArgs, FdSource};
+
 /// How the tool reads its command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -44,8 +48,10 @@ pub(crate) struct Common {
     pub(crate) codec: CodecArg,
 
     /// Give up on connecting, or on a reply, after this long (10s, 250ms,
-    /// 1.5, 2m). Without it, connecting may take 10s and replies may take
-    /// forever.
+    /// 1.5, 2m); with `call --raw`, also on reading a descriptor that has
+    /// not ended (a pipe, a socket, a terminal or another device), after
+    /// printing what came (exit status 6). Without it, connecting may take
+    /// 10s, and replies and such reading may take forever.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
     pub(crate) timeout: Option<Duration>,
 
@@ -111,13 +117,32 @@ pub(crate) enum Command {
             shown. --raw copies the content of the one descriptor a result holds to stdout \
             instead (from its current offset to its end; a pipe's or socket's end is when \
             the other side closes it); a result with several, or one that cannot be read \
-            (a directory, one opened for writing only), is an error (exit status 1). A map \
+            (a directory, one opened for writing only), is an error (exit status 1). With \
+            --timeout, a pipe, FIFO, socket or character device (a terminal among them), \
+            which may never end, is read for that long at most: what came is printed, and \
+            anydctl exits with status 6 if the end has not come; a regular file is read to \
+            its end. A map \
             {\"$fd\": n} that names no descriptor that came with the result is data, shown \
             as it came.\n\n\
+            Sending descriptors: an endpoint's parameter of type Fd takes an open \
+            descriptor, sent with the call over a Unix socket (MessagePack or JSON). --file \
+            PATH opens PATH read-only and sends it; --fd N sends anydctl's own descriptor N, \
+            one it inherited (--fd 0 < file, --fd 3 3<file, --fd 3 3>file for one to write \
+            to). Both may be given several times; the descriptors are numbered 0, 1, ... in \
+            the order given, the two flags mixed. When no argument names one, they follow \
+            the ARGs as positional arguments, in that order: `anydctl call ADDR load --file \
+            /etc/vpn.json` calls load(<the file>). Otherwise an ARG or a -k VALUE names \
+            descriptor n with {\"$fd\": n}, anywhere inside it ('{\"$fd\":0}', -k \
+            'log={\"$fd\":1}', '{\"config\":{\"$fd\":0}}'), and each descriptor given must \
+            be named once. Without --fd and --file, {\"$fd\": n} is sent as the map it is. \
+            The daemon gets its own copy of each.\n\n\
             Whatever the daemon sent is shown without control characters a terminal would \
-            act on (escape sequences that retitle the window or clear the screen): JSON \
-            writes them as \\u escapes, error messages and --raw on a terminal as \\x1b \
-            and the like. Only --raw into a pipe or a file writes the result as it came.\n\n\
+            act on (escape sequences that retitle the window or clear the screen) and \
+            without format characters that make text read as something else (U+202E \
+            RIGHT-TO-LEFT OVERRIDE, isolates, zero-width characters: Unicode category Cf): \
+            JSON writes them as \\u escapes, error messages and --raw on a terminal as \
+            \\x1b, \\u{202e} and the like. Only --raw into a pipe or a file writes the \
+            result as it came.\n\n\
             A streaming endpoint (`anydctl endpoints` marks it `stream of TYPE`) sends items \
             rather than one result: each is printed as it arrives, as compact JSON on a line \
             of its own (on a terminal too; --raw as for a result), and anydctl exits 0 when \
@@ -231,9 +256,10 @@ pub(crate) struct CallArgs {
     /// descriptor as what can be read through it (a file's content, what
     /// comes down a pipe); other results as JSON. Several descriptors, or
     /// one that cannot be read, are an error. On a terminal, control
-    /// characters (escape sequences among them) are shown as `\x1b` and
-    /// the like rather than acted on; into a pipe or a file, the result is
-    /// written exactly as the daemon sent it.
+    /// characters (escape sequences among them) and format characters
+    /// (U+202E and the like) are shown as `\x1b`, `\u{202e}` rather than
+    /// obeyed; into a pipe or a file, the result is written exactly as the
+    /// daemon sent it. A pipe, socket or device is read within --timeout.
     #[arg(long)]
     pub(crate) raw: bool,
 
@@ -248,6 +274,10 @@ pub(crate) struct CallArgs {
     /// exits 0. A result that is not a stream is printed as usual.
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
+
+    /// Descriptors to send: `--fd N`, `--file PATH`.
+    #[command(flatten)]
+    pub(crate) fds: FdArgs,
 }
 
 /// `anydctl endpoints`.
@@ -295,10 +325,16 @@ pub(crate) struct BenchArgs {
     #[command(flatten)]
     pub(crate) spec: CallSpecArgs,
 
-    /// Concurrent clients: one thread and one session each.
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 1,
+    /// Concurrent clients: one thread and one session each (`-j` as in
+    /// `make -j`: how many at once).
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) clients: u32,
+
+    /// What `-c` was before it meant a count everywhere: refused with a
+    /// word on what to write instead, rather than read as a count here.
+    #[arg(short = 'c', value_name = "N", hide = true)]
+    pub(crate) old_clients: Option<String>,
 
     /// Run for this long (10s, 1m, 500ms).
     #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_positive_duration)]
@@ -390,6 +426,10 @@ pub(crate) const EXAMPLES: &[(&str, &str)] = &[
         "read through the file descriptor a daemon returns",
     ),
     (
+        "anydctl call /run/vpnmd.sock load --file /etc/vpn.json",
+        "send a file's descriptor, for an Fd parameter",
+    ),
+    (
         "anydctl call --count 10 /run/vpnmd.sock watch",
         "the first ten items of a stream, one JSON value a line",
     ),
@@ -416,6 +456,14 @@ const CALL_EXAMPLES: &str = "Examples:
   anydctl call --raw /run/app.sock status        status text without quotes
   anydctl call /run/vpnmd.sock open_log          {\"$fd\": {\"kind\": \"regular file\", ...}}
   anydctl call --raw /run/vpnmd.sock open_log    the file's content, read through the descriptor
+  anydctl call --raw --timeout 5s /run/vpnmd.sock follow_log
+                                                 what a pipe brings in 5s (then status 6)
+  anydctl call /run/vpnmd.sock load --file /etc/vpn.json
+                                                 load(<a descriptor of the file, read-only>)
+  anydctl call /run/app.sock import --fd 0 < data.csv
+                                                 import(<anydctl's stdin>)
+  anydctl call /run/app.sock copy '{\"$fd\":1}' '{\"$fd\":0}' --file a --fd 3 3>b
+                                                 copy(<3, to write>, <a>)
   anydctl call /run/vpnmd.sock watch             each event as it comes, until Ctrl-C
   anydctl call /run/app.sock count 100 -c 3      the first 3 items of a stream
   anydctl call --stream /run/vpnmd.sock watch | jq -r .profile";
@@ -430,7 +478,7 @@ const PING_EXAMPLES: &str = "Examples:
 
 const BENCH_EXAMPLES: &str = "Examples:
   anydctl bench /run/app.sock echo hello --clients 8 --duration 10s
-  anydctl bench /run/app.sock get_sum 1 2 -c 2 -n 100000
+  anydctl bench /run/app.sock get_sum 1 2 -j 2 -n 100000
   anydctl bench --json /run/app.sock echo x -d 5s | jq .calls_per_s";
 
 /// What ANYD_AUTHKEY does, for `--help` and the man page.

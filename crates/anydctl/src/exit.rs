@@ -62,7 +62,9 @@ impl Exit {
         (
             Exit::Timeout,
             "timeout: connecting, the handshake or a reply took longer than --timeout (or 10s \
-             to connect without it); a key given to a daemon without one ends so",
+             to connect without it), or a descriptor `call --raw` reads (a pipe, a socket, a \
+             device) did not end within --timeout (what came is printed); a key given to a \
+             daemon without one ends so",
         ),
         (
             Exit::Interrupted,

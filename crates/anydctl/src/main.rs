@@ -4,9 +4,12 @@
 //!
 //! The command line goes through two steps (STYLE.md): `cli` parses raw
 //! flags, `plan` validates them into something runnable; `commands` run it
-//! with the blocking client, decoding results as `received` values (which
-//! keep the descriptors a result holds); `output` owns every byte shown;
-//! exit codes are decided in `exit` and applied here only.
+//! with the blocking client, sending arguments as `sent` values (with the
+//! descriptors given to send) and decoding results as `received` values
+//! (which keep the descriptors a result holds), and the answers it reads
+//! as types of its own through `expected`; `output` owns every byte
+//! shown; exit codes are decided in `exit` and applied here only. `sys`
+//! holds the one `unsafe` borrow (`--fd N`).
 
 use std::io;
 use std::process::ExitCode;
@@ -16,11 +19,14 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod exit;
+mod expected;
 mod latency;
 mod man;
 mod output;
 mod plan;
 mod received;
+mod sent;
+mod sys;
 
 use exit::Failure;
 

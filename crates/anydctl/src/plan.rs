@@ -6,14 +6,16 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyd::{Address, ClientOptions, ClientSession, Codec, Value};
+use anyd::{Address, ClientOptions, ClientSession, Codec, Fd, Value};
 use clap::CommandFactory;
 
-use crate::cli::{BenchArgs, CallSpecArgs, Cli, Command, Common};
+use crate::cli::{BenchArgs, CallSpecArgs, Cli, Command, Common, FdSource};
 use crate::exit::Failure;
 use crate::output::json;
+use crate::sent;
 
 /// The environment variable that may hold the authkey.
 pub(crate) const AUTHKEY_ENV: &str = "ANYD_AUTHKEY";
@@ -63,6 +65,9 @@ pub(crate) struct CallHow {
     pub(crate) stream: bool,
     /// Stop a stream after this many items.
     pub(crate) count: Option<u64>,
+    /// `--timeout`: with `raw`, how long a descriptor that may never end
+    /// (a pipe, a socket, a device) is read.
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// Where a daemon is and how to talk to it.
@@ -165,11 +170,30 @@ pub(crate) struct CallSpec {
     pub(crate) args: Vec<Value>,
     /// Keyword arguments, in the order given.
     pub(crate) kwargs: Vec<(String, Value)>,
+    /// The descriptors `--fd` and `--file` give, in order: sent in place
+    /// of their placeholders in `args` and `kwargs` (`sent`).
+    pub(crate) fds: Arc<[Fd]>,
     /// How each argument was read, one line each, for `--verbose`.
     pub(crate) readings: Vec<String>,
 }
 
 impl CallSpec {
+    /// The positional arguments to send, descriptors in their places.
+    pub(crate) fn args(&self) -> sent::Args<'_> {
+        sent::Args {
+            values: &self.args,
+            fds: &self.fds,
+        }
+    }
+
+    /// The keyword arguments to send, descriptors in their places.
+    pub(crate) fn kwargs(&self) -> sent::Kwargs<'_> {
+        sent::Kwargs {
+            entries: &self.kwargs,
+            fds: &self.fds,
+        }
+    }
+
     /// The positional arguments as one value (a list).
     pub(crate) fn args_value(&self) -> Value {
         Value::List(self.args.clone())
@@ -230,12 +254,13 @@ pub(crate) fn plan(cli: Cli) -> Result<Plan, Failure> {
     let common = cli.common;
     Ok(match cli.command {
         Command::Call(a) => Plan::Call {
+            call: call_spec(a.spec, common.codec.into(), &a.fds.sources, &a.address)?,
             conn: connection(&common, a.address)?,
-            call: call_spec(a.spec, common.codec.into())?,
             how: CallHow {
                 raw: a.raw,
                 stream: a.stream,
                 count: a.count,
+                timeout: common.timeout,
             },
         },
         Command::Endpoints(a) => Plan::Endpoints {
@@ -254,6 +279,15 @@ pub(crate) fn plan(cli: Cli) -> Result<Plan, Failure> {
 }
 
 fn bench_plan(common: &Common, a: BenchArgs) -> Result<BenchPlan, Failure> {
+    if let Some(n) = a.old_clients {
+        // Refused rather than taken for a count: an old script's `-c 8`
+        // meant 8 clients, and must not come to mean something else
+        // without a word.
+        return Err(usage(format!(
+            "-c is a count (of calls in ping, of items in call) and no longer bench's \
+             clients: write -j {n} or --clients {n}, with --duration or --requests"
+        )));
+    }
     let stop = match (a.duration, a.requests) {
         (Some(d), _) => Stop::After(d),
         (None, Some(n)) => Stop::Requests(n),
@@ -261,8 +295,8 @@ fn bench_plan(common: &Common, a: BenchArgs) -> Result<BenchPlan, Failure> {
         (None, None) => return Err(usage("give --duration or --requests")),
     };
     Ok(BenchPlan {
+        call: call_spec(a.spec, common.codec.into(), &[], &a.address)?,
         conn: connection(common, a.address)?,
-        call: call_spec(a.spec, common.codec.into())?,
         clients: a.clients as usize,
         stop,
         json: a.json,
@@ -315,7 +349,22 @@ fn read_authkey(file: Option<&Path>, env: Option<OsString>) -> Result<Option<Vec
     Ok(env.map(OsStringExt::into_vec).filter(|k| !k.is_empty()))
 }
 
-fn call_spec(a: CallSpecArgs, codec: Codec) -> Result<CallSpec, Failure> {
+/// The call: arguments read as values, and the descriptors `fds` name,
+/// taken and placed (`sent`).
+fn call_spec(
+    a: CallSpecArgs,
+    codec: Codec,
+    fds: &[FdSource],
+    address: &Address,
+) -> Result<CallSpec, Failure> {
+    if !fds.is_empty() && (codec == Codec::Pickle || !matches!(address, Address::Unix(_))) {
+        return Err(usage(format!(
+            "{} sends a descriptor, which travels only over a Unix socket, in MessagePack \
+             or JSON (not {} to {address})",
+            fds[0].flag(),
+            codec_name(codec)
+        )));
+    }
     let mut readings = Vec::new();
     let mut args = Vec::with_capacity(a.args.len());
     for (i, text) in a.args.iter().enumerate() {
@@ -332,10 +381,15 @@ fn call_spec(a: CallSpecArgs, codec: Codec) -> Result<CallSpec, Failure> {
         readings.push(format!("-k {name}: {text} {reading}"));
         kwargs.push((name, value));
     }
+    let flags: Vec<String> = fds.iter().map(FdSource::flag).collect();
+    if let Some(placed) = sent::place(&mut args, &kwargs, &flags).map_err(usage)? {
+        readings.push(format!("descriptors: {placed}"));
+    }
     Ok(CallSpec {
         endpoint: a.endpoint,
         args,
         kwargs,
+        fds: sent::open(fds).map_err(usage)?.into(),
         readings,
     })
 }

@@ -13,6 +13,20 @@ use std::time::Duration;
 
 use anyd::{Appd, Hub, Items, RemoteError, Running, Value};
 
+// Tests in files of their own under tests/cli/, so that this one stops
+// growing; they share the helpers here. (A `#[path]`, since cargo would
+// take a file beside this one for a test binary of its own.)
+#[path = "cli/answer_types.rs"]
+mod answer_types;
+#[path = "cli/call_fds.rs"]
+mod call_fds;
+#[path = "cli/flags.rs"]
+mod flags;
+#[path = "cli/format_chars.rs"]
+mod format_chars;
+#[path = "cli/raw_timeout.rs"]
+mod raw_timeout;
+
 /// How long one run of anydctl (or one setup step) may take before the
 /// test fails.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -415,7 +429,7 @@ fn bench_with_two_clients_and_a_number_of_requests() {
 
     // The same as JSON; the histogram's bins hold every call.
     let out = ok(&[
-        "bench", "--json", &addr, "get_sum", "1", "2", "-c", "2", "-n", "150",
+        "bench", "--json", &addr, "get_sum", "1", "2", "-j", "2", "-n", "150",
     ]);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["clients"], 2);
@@ -439,7 +453,7 @@ fn bench_with_two_clients_and_a_number_of_requests() {
 #[test]
 fn bench_counts_error_replies_by_kind() {
     let (_d, addr, _dir) = start(demo());
-    let run = anydctl(&["bench", &addr, "nope", "-c", "2", "-n", "10"]);
+    let run = anydctl(&["bench", &addr, "nope", "-j", "2", "-n", "10"]);
     assert_eq!(run.code, 5, "{run:#?}");
     assert!(
         run.stdout.contains("calls:    10 (0 ok, 10 errors)"),
@@ -940,14 +954,35 @@ fn hostile() -> Appd {
 }
 
 /// Fails if `shown` holds a character a terminal would act on (newlines
-/// and tabs aside).
+/// and tabs aside), or a format character that makes text read otherwise
+/// (U+202E RIGHT-TO-LEFT OVERRIDE and the like).
 fn assert_nothing_for_a_terminal(what: &str, shown: &str) {
     if let Some(c) = shown
         .chars()
-        .find(|&c| c.is_control() && c != '\n' && c != '\t')
+        .find(|&c| (c.is_control() && c != '\n' && c != '\t') || is_format(c))
     {
         panic!("{what} shows {c:?} raw: {shown:?}");
     }
+}
+
+/// Whether `c` is of Unicode general category Cf (Format), by the
+/// `regex-syntax` crate's tables: not by anydctl's own, which are what is
+/// being tested.
+fn is_format(c: char) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    static CF: std::sync::OnceLock<Vec<(char, char)>> = std::sync::OnceLock::new();
+    let ranges = CF.get_or_init(|| {
+        let hir = regex_syntax::parse(r"\p{Cf}").unwrap();
+        let HirKind::Class(Class::Unicode(class)) = hir.kind() else {
+            panic!("\\p{{Cf}} is not a class: {hir:?}");
+        };
+        class
+            .ranges()
+            .iter()
+            .map(|r| (r.start(), r.end()))
+            .collect()
+    });
+    ranges.iter().any(|&(a, b)| (a..=b).contains(&c))
 }
 
 #[test]
@@ -971,7 +1006,7 @@ fn what_a_daemon_says_reaches_no_terminal_raw() {
     let out = ok(&["endpoints", "--json", &addr]);
     assert_nothing_for_a_terminal("the endpoints as JSON", &out);
     // The benchmark's report of error kinds.
-    let run = anydctl(&["bench", &addr, "fail", "-c", "1", "-n", "2"]);
+    let run = anydctl(&["bench", &addr, "fail", "-j", "1", "-n", "2"]);
     assert_nothing_for_a_terminal("the bench report", &run.stdout);
     assert!(
         run.stdout
@@ -979,7 +1014,7 @@ fn what_a_daemon_says_reaches_no_terminal_raw() {
         "{}",
         run.stdout
     );
-    let run = anydctl(&["bench", "--json", &addr, "fail", "-c", "1", "-n", "2"]);
+    let run = anydctl(&["bench", "--json", &addr, "fail", "-j", "1", "-n", "2"]);
     assert_nothing_for_a_terminal("the bench report as JSON", &run.stdout);
 
     // --raw into a pipe is the exception: exactly what the daemon sent.
@@ -1173,7 +1208,7 @@ fn an_error_ending_a_stream_is_a_remote_error() {
 fn bench_refuses_a_streaming_endpoint_before_it_runs() {
     let (appd, streams) = streaming();
     let (_d, addr, _dir) = start(appd);
-    let run = anydctl(&["bench", &addr, "feed", "-c", "2", "-n", "10"]);
+    let run = anydctl(&["bench", &addr, "feed", "-j", "2", "-n", "10"]);
     assert_eq!(run.code, 2, "{run:#?}");
     assert_eq!(run.stdout, "", "no report: nothing ran");
     assert_eq!(

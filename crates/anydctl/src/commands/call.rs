@@ -6,10 +6,12 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::Instant;
 
-use anyd::{ClientSession, Codec, EndpointInfo, RemoteError, Value};
+use anyd::{ClientSession, Codec, RemoteError, Value};
 
 use super::CancelOnSignal;
 use crate::exit::{Exit, Failure};
+use crate::expected;
+use crate::output::text::{escape, escape_line};
 use crate::output::{json, result};
 use crate::plan::{CallHow, CallSpec, Connection};
 use crate::received::Received;
@@ -36,12 +38,12 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Ex
     let mut session = conn.connect()?;
     if !how.stream {
         match call_once(conn, &mut session, call) {
-            Ok(value) => return print_result(conn, session, value, how.raw),
+            Ok(value) => return print_result(conn, session, value, how),
             // Pickle has no streams (a Python anyd daemon has neither
             // streams nor anyd.endpoints): its TypeError is only that.
             Err(anyd::Error::Remote(r)) if r.kind == "TypeError" && conn.codec != Codec::Pickle => {
                 if !listed_as_stream(conn, &mut session, &call.endpoint)? {
-                    return Err(remote(conn, r));
+                    return Err(remote(conn, with_fd_hint(call, r)));
                 }
                 if conn.verbose {
                     eprintln!(
@@ -67,7 +69,7 @@ fn call_once(
         eprintln!("anydctl: calling {}", call.describe());
     }
     let start = Instant::now();
-    let (args, kwargs) = (call.args_value(), call.kwargs_value());
+    let (args, kwargs) = (call.args(), call.kwargs());
     let result = if conn.codec == Codec::Pickle {
         // Pickle carries no descriptors, and `Value` keeps what only
         // pickle says (tuples, sets, big integers) as `Received` would
@@ -95,20 +97,49 @@ pub(crate) fn listed_as_stream(
     session: &mut ClientSession,
     endpoint: &str,
 ) -> Result<bool, Failure> {
-    match session.commit::<Vec<EndpointInfo>>("anyd.endpoints", ()) {
-        Ok(infos) => Ok(infos.iter().any(|e| e.name == endpoint && e.stream)),
+    match session.commit::<Value>("anyd.endpoints", ()) {
+        Ok(answer) => {
+            let infos = expected::endpoints(&answer).map_err(|why| not_endpoints(conn, &why))?;
+            Ok(infos.iter().any(|e| e.name == endpoint && e.stream))
+        }
         Err(anyd::Error::Remote(r)) => {
             if conn.verbose {
                 eprintln!(
                     "anydctl: cannot tell whether {endpoint} streams: anyd.endpoints answered \
                      {}: {}",
-                    r.kind, r.message
+                    escape_line(&r.kind),
+                    escape(&r.message)
                 );
             }
             Ok(false)
         }
         Err(e) => Err(conn.failure(e)),
     }
+}
+
+/// The failure for an `anyd.endpoints` answer that is not a list of
+/// endpoints, `why` saying where.
+pub(crate) fn not_endpoints(conn: &Connection, why: &str) -> Failure {
+    Failure::new(
+        Exit::Other,
+        format!(
+            "{} answered anyd.endpoints with what is not a list of endpoints: {why}",
+            conn.address
+        ),
+    )
+}
+
+/// A TypeError for a descriptor parameter given something else, with a
+/// word on how to give one, when none was: the daemon's words are the
+/// library's (`Fd`'s `expecting`), and only a hint hangs on them.
+fn with_fd_hint(call: &CallSpec, mut r: RemoteError) -> RemoteError {
+    if call.fds.is_empty() && r.message.contains("expected a descriptor placeholder") {
+        r.message.push_str(
+            "\nhint: a parameter of type Fd takes a descriptor: send one with --file PATH \
+             or --fd N (anydctl call --help, \"Sending descriptors\")",
+        );
+    }
+    r
 }
 
 /// An error reply, as the failure to end with.
@@ -142,7 +173,7 @@ fn print_result(
     conn: &Connection,
     session: ClientSession,
     received: Received,
-    raw: bool,
+    how: CallHow,
 ) -> Result<Exit, Failure> {
     // End the session before printing, so that a reader of the output
     // (a script waiting on the pipe) never races a daemon still busy with
@@ -151,7 +182,7 @@ fn print_result(
     tell_descriptors(conn, "result", &received);
     let mut out = io::stdout().lock();
     let terminal = io::stdout().is_terminal();
-    result::write(&mut out, received, raw, terminal, terminal)?;
+    result::write(&mut out, received, how.raw, terminal, terminal, how.timeout)?;
     out.flush()?;
     Ok(Exit::Success)
 }
@@ -174,7 +205,7 @@ fn stream(
     // Pickle has no streams: a stream is MessagePack or JSON, and its items
     // may hold descriptors.
     let mut items = session
-        .stream_with::<Received>(&call.endpoint, call.args_value(), call.kwargs_value())
+        .stream_with::<Received>(&call.endpoint, call.args(), call.kwargs())
         .map_err(|e| conn.failure(e))?;
     signals.arm(items.canceller().map_err(|e| conn.failure(e))?);
     let mut out = io::stdout().lock();
@@ -193,8 +224,9 @@ fn stream(
         match item {
             Ok(received) => {
                 tell_descriptors(conn, "item", &received);
-                let written = result::write(&mut out, received, how.raw, terminal, false)
-                    .and_then(|()| Ok(out.flush()?));
+                let written =
+                    result::write(&mut out, received, how.raw, terminal, false, how.timeout)
+                        .and_then(|()| Ok(out.flush()?));
                 match written {
                     Ok(()) => shown += 1,
                     // A reader gone with the same Ctrl-C: the signal says
@@ -217,7 +249,10 @@ fn stream(
         if let Err(e) = items.cancel() {
             // The items asked for are out; the session is closed.
             if conn.verbose {
-                eprintln!("anydctl: cancelling the rest of the stream: {e}");
+                eprintln!(
+                    "anydctl: cancelling the rest of the stream: {}",
+                    escape(&e.to_string())
+                );
             }
         }
     } else {
@@ -235,7 +270,8 @@ fn stream(
 fn end_session(conn: &Connection, session: ClientSession) {
     if let Err(e) = session.end_session() {
         if conn.verbose {
-            eprintln!("anydctl: ending the session: {e}");
+            // The error may quote the daemon.
+            eprintln!("anydctl: ending the session: {}", escape(&e.to_string()));
         }
     }
 }

@@ -2,17 +2,21 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use anyd::EndpointInfo;
+use anyd::Value;
 
+use super::call::not_endpoints;
 use crate::exit::{Exit, Failure};
+use crate::expected;
 use crate::output::{json, table};
 use crate::plan::Connection;
 
 /// Lists the endpoints as a table, or as JSON.
 pub(crate) fn run(conn: &Connection, as_json: bool) -> Result<Exit, Failure> {
     let mut session = conn.connect()?;
-    let infos = match session.commit::<Vec<EndpointInfo>>("anyd.endpoints", ()) {
-        Ok(infos) => infos,
+    // Read as a value, so that an answer of another shape is said in
+    // words (`expected`), not in the codec's.
+    let infos = match session.commit::<Value>("anyd.endpoints", ()) {
+        Ok(answer) => expected::endpoints(&answer).map_err(|why| not_endpoints(conn, &why))?,
         Err(anyd::Error::Remote(r)) if r.kind == "NotImplementedError" => {
             return Err(Failure::new(
                 Exit::Remote,

@@ -20,6 +20,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 use anyd::{Fd, Value};
 use rustix::fs::{FileType, OFlags};
@@ -125,21 +126,91 @@ pub(crate) fn unreadable(fd: &Fd) -> Option<String> {
     }
 }
 
+/// Whether reading `fd` may wait for what never comes: a pipe or FIFO
+/// whose writer keeps it open, a socket whose peer does, a character
+/// device (a terminal waiting for a line, a TUN device for a packet, a
+/// serial line; or one that never ends, such as `/dev/zero`). A regular
+/// file or a block device ends where its content does.
+fn may_wait(fd: &Fd) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| {
+        matches!(
+            FileType::from_raw_mode(st.st_mode),
+            FileType::Fifo | FileType::Socket | FileType::CharacterDevice
+        )
+    })
+}
+
+/// Waits until `file` has something to read (or its end, or an error,
+/// which the read then tells), or `deadline`; says whether it came first.
+fn readable_before(file: &File, deadline: Instant) -> Result<bool, Failure> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let timeout = Timespec::try_from(left).ok();
+        let mut fds = [PollFd::new(file, PollFlags::IN)];
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => continue,
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                return Err(Failure::new(
+                    Exit::Other,
+                    format!("cannot wait on the descriptor: {e}"),
+                ))
+            }
+        }
+    }
+}
+
 /// Copies what can be read through `fd`, from where its offset is to its
 /// end (a pipe's or a socket's: until its writers close it), to `out`. On
 /// a terminal, control characters are made visible as `--raw` does for a
 /// string (`text`), a character split between two reads kept whole.
 ///
+/// With `within` (`--timeout`), a descriptor that may wait for ever
+/// ([`may_wait`]: a pipe, a socket, a terminal or another device) is read
+/// for that long at most, each wait for data given what is left of it: a
+/// daemon that keeps the other end open, or writes without end, cannot
+/// hold anydctl. What came before the deadline is written out first.
+///
 /// # Errors
 ///
-/// A read error, said as such (exit status 1); a write error, as any
-/// output error (`main` keeps quiet about a closed pipe).
-pub(crate) fn copy(fd: Fd, out: &mut impl Write, terminal: bool) -> Result<(), Failure> {
+/// A read error, said as such (exit status 1); the deadline passing
+/// before the end (exit status 6, as for a reply later than `--timeout`);
+/// a write error, as any output error (`main` keeps quiet about a closed
+/// pipe).
+pub(crate) fn copy(
+    fd: Fd,
+    out: &mut impl Write,
+    terminal: bool,
+    within: Option<Duration>,
+) -> Result<(), Failure> {
+    let deadline = within
+        .filter(|_| may_wait(&fd))
+        .map(|within| (Instant::now() + within, within));
     let mut file = File::from(fd);
     let mut buf = vec![0u8; 64 * 1024];
     // Bytes of a character that the last read cut short (terminal only).
     let mut carry: Vec<u8> = Vec::new();
     loop {
+        if let Some((deadline, within)) = deadline {
+            if !readable_before(&file, deadline)? {
+                out.write_all(&text::escape_bytes(&carry))?;
+                out.flush()?;
+                return Err(Failure::new(
+                    Exit::Timeout,
+                    format!(
+                        "timed out reading through the descriptor: it had not ended after {} \
+                         (--timeout); what came before is printed (a pipe or a socket ends \
+                         when its other side closes it)",
+                        super::duration(within.as_nanos().try_into().unwrap_or(u64::MAX))
+                    ),
+                ));
+            }
+        }
         let n = match file.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -233,6 +304,71 @@ mod tests {
         assert_eq!(shown(&Fd::from(a), "kind"), s("socket"));
     }
 
+    /// Copies `fd` within `within`: what was written out, the failure's
+    /// exit status if it failed, and how long it took.
+    fn copied(fd: Fd, within: Duration) -> (String, Option<Exit>, Duration) {
+        let mut out = Vec::new();
+        let start = Instant::now();
+        let result = copy(fd, &mut out, false, Some(within));
+        let took = start.elapsed();
+        let exit = result.err().map(|f| {
+            assert!(f.to_string().contains("timed out"), "{f}");
+            f.exit()
+        });
+        (String::from_utf8(out).unwrap(), exit, took)
+    }
+
+    #[test]
+    fn what_may_never_end_is_read_within_the_deadline() {
+        let within = Duration::from_millis(200);
+        // A pipe whose writer stays open.
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        rustix::io::write(&w, b"before\n").unwrap();
+        let (shown, exit, took) = copied(Fd::from(r), within);
+        assert_eq!((shown.as_str(), exit), ("before\n", Some(Exit::Timeout)));
+        assert!(took >= within, "{took:?}");
+        drop(w);
+
+        // A socket whose peer stays.
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.write_all(b"hello").unwrap();
+        let (shown, exit, took) = copied(Fd::from(a), within);
+        assert_eq!((shown.as_str(), exit), ("hello", Some(Exit::Timeout)));
+        assert!(took >= within, "{took:?}");
+
+        // A terminal: a line typed, then nothing.
+        use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let terminal = File::options()
+            .read(true)
+            .write(true)
+            .open(name.to_str().unwrap())
+            .unwrap();
+        rustix::io::write(&master, b"typed\n").unwrap();
+        let (shown, exit, took) = copied(Fd::from(terminal), within);
+        assert_eq!((shown.as_str(), exit), ("typed\n", Some(Exit::Timeout)));
+        assert!(took >= within, "{took:?}");
+
+        // A pipe that ends in time ends well.
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        rustix::io::write(&w, b"all").unwrap();
+        drop(w);
+        assert_eq!(copied(Fd::from(r), within).0, "all");
+    }
+
+    #[test]
+    fn a_regular_file_is_read_to_its_end_whatever_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "x".repeat(200_000)).unwrap();
+        let file = Fd::from(File::open(&path).unwrap());
+        let (shown, exit, _) = copied(file, Duration::from_nanos(1));
+        assert_eq!((shown.len(), exit), (200_000, None));
+    }
+
     #[test]
     fn on_a_terminal_content_is_escaped_and_characters_stay_whole() {
         assert_eq!(cut_short("é".as_bytes()), 0);
@@ -243,7 +379,7 @@ mod tests {
         rustix::io::write(&w, "a\x1b[2Jé\n".as_bytes()).unwrap();
         drop(w);
         let mut out = Vec::new();
-        copy(Fd::from(r), &mut out, true)
+        copy(Fd::from(r), &mut out, true, None)
             .map_err(|e| e.to_string())
             .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a\\x1b[2Jé\n");

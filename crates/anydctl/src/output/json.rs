@@ -11,11 +11,14 @@
 //!
 //! Maps keep the daemon's order.
 //!
-//! serde_json escapes the C0 controls in strings (`\u001b`) but writes DEL
-//! and the C1 controls (U+0080..U+009F) as they are, and a terminal may act
-//! on those (see `output::text`); they are written `\u007f`, `\u009b`
-//! here, to a terminal or not: the same JSON, with nothing a terminal acts
-//! on.
+//! serde_json escapes the C0 controls in strings (`\u001b`) but writes DEL,
+//! the C1 controls (U+0080..U+009F) and the format characters (U+202E
+//! RIGHT-TO-LEFT OVERRIDE, zero-width characters, ...) as they are, and a
+//! terminal acts on the first, or shows text reordered or hidden by the
+//! others (see `output::text`); they are written `\u007f`, `\u009b`,
+//! `\u202e` here (a code point beyond U+FFFF as its UTF-16 pair,
+//! `\udb40\udc01`, as JSON spells it), to a terminal or not: the same
+//! JSON, with nothing a terminal acts on or reads otherwise.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -23,6 +26,8 @@ use std::io::{self, Write};
 
 use anyd::Value;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+use super::text;
 
 /// A value that serializes as the table above says.
 pub(crate) struct Json<'a>(pub(crate) &'a Value);
@@ -91,8 +96,8 @@ fn big_decimal(v: &Value) -> String {
     }
 }
 
-/// One value as compact JSON text, DEL and C1 controls as they are (a map
-/// key, escaped with the rest of the JSON it goes in).
+/// One value as compact JSON text, DEL, C1 controls and format characters
+/// as they are (a map key, escaped with the rest of the JSON it goes in).
 fn compact_text(v: &Value) -> String {
     serde_json::to_string(&Json(v)).unwrap_or_else(|e| format!("<{e}>"))
 }
@@ -102,18 +107,22 @@ pub(crate) fn compact(v: &Value) -> String {
     escape_controls(&compact_text(v)).into_owned()
 }
 
-/// JSON text with DEL and the C1 controls written as `\u` escapes. They
-/// can only be inside strings (JSON is otherwise printable ASCII), where
-/// the escape means the same character.
+/// JSON text with what `output::text` escapes written as `\u` escapes:
+/// DEL, the C1 controls and the format characters. They can only be
+/// inside strings (JSON is otherwise printable ASCII), where the escape
+/// means the same character. The C0 controls are serde_json's: escaped in
+/// strings, and outside them only the newlines of pretty output.
 fn escape_controls(json: &str) -> Cow<'_, str> {
-    let control = |c: char| matches!(c, '\x7f' | '\u{80}'..='\u{9f}');
-    if !json.contains(control) {
+    let unsafe_here = |c: char| c >= ' ' && text::is_unsafe(c);
+    if !json.contains(unsafe_here) {
         return Cow::Borrowed(json);
     }
     let mut out = String::with_capacity(json.len() + 8);
     for c in json.chars() {
-        if control(c) {
-            let _ = write!(out, "\\u{:04x}", c as u32);
+        if unsafe_here(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
         } else {
             out.push(c);
         }
@@ -233,6 +242,28 @@ mod tests {
             assert_eq!(back[evil].as_str(), Some(evil));
         }
         assert!(!compact(&s(evil)).contains(|c: char| c.is_control()));
+    }
+
+    #[test]
+    fn format_characters_are_escaped_and_the_json_means_the_same() {
+        let evil = "invoice\u{202e}fdp.exe \u{2066}x\u{2069} zw\u{200b}j\u{200d} tag\u{e0041}";
+        let v = Value::Map(vec![(s(evil), s(evil))]);
+        for pretty in [false, true] {
+            let mut out = Vec::new();
+            write_value(&mut out, &v, pretty).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains(|c: char| !c.is_ascii()), "{text:?}");
+            // Beyond U+FFFF, the UTF-16 pair JSON spells it with.
+            assert!(
+                text.contains(
+                    r"invoice\u202efdp.exe \u2066x\u2069 zw\u200bj\u200d tag\udb40\udc41"
+                ),
+                "{text:?}"
+            );
+            let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(back[evil].as_str(), Some(evil));
+        }
+        assert_eq!(compact(&s("\u{feff}\u{ad}")), r#""\ufeff\u00ad""#);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A call's result, or one item of a stream, as `anydctl call` prints it.
 
 use std::io::Write;
+use std::time::Duration;
 
 use anyd::Value;
 
@@ -16,18 +17,21 @@ use crate::received::Received;
 /// control characters made visible (`text`); --raw into a pipe or a file
 /// is the one way to get a value exactly as the daemon sent it.
 ///
-/// The descriptors are closed once written.
+/// The descriptors are closed once written. `read_within` bounds the
+/// reading of a descriptor with `raw` (`fds::copy`).
 ///
 /// # Errors
 ///
 /// A write error; with `raw`, a result holding more than one descriptor,
-/// or one that cannot be read, or a read error.
+/// or one that cannot be read, or a read error, or a descriptor not at
+/// its end within `read_within`.
 pub(crate) fn write(
     out: &mut impl Write,
     received: Received,
     raw: bool,
     terminal: bool,
     pretty: bool,
+    read_within: Option<Duration>,
 ) -> Result<(), Failure> {
     let mut held = Vec::new();
     let value = received.into_value(&mut held, &fds::describe);
@@ -51,7 +55,7 @@ pub(crate) fn write(
                 format!("--raw cannot copy the descriptor in the result: {why}"),
             ));
         }
-        return fds::copy(fd, out, terminal);
+        return fds::copy(fd, out, terminal, read_within);
     }
     match (&value, raw) {
         (Value::Str(s), true) if terminal => writeln!(out, "{}", text::escape(s)),
