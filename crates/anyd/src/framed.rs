@@ -298,6 +298,7 @@ pub(crate) type Attached = Vec<(Range<usize>, Vec<OwnedFd>)>;
 /// `attached` in a `sendmsg` of its own bytes that carries its descriptors
 /// (so that the reader hands them to that frame: `transport::fds`).
 /// `attached` is emptied whatever happens, closing this side's copies.
+#[inline]
 pub(crate) fn write_out(
     stream: &mut Stream,
     out: &[u8],

@@ -219,11 +219,13 @@ impl<'a> Connection<'a> {
 
     /// What to write now: bytes, and the descriptors that go with some of
     /// their frames (emptied as they are written).
+    #[inline]
     pub(super) fn output(&mut self) -> (&[u8], &mut Attached) {
         (&self.out, &mut self.attached)
     }
 
     /// Whether anything waits to be written.
+    #[inline]
     pub(super) fn has_output(&self) -> bool {
         !self.out.is_empty()
     }
@@ -231,6 +233,7 @@ impl<'a> Connection<'a> {
     /// What [`output`](Self::output) held is written (or given up on).
     /// A large buffer is not kept: its memory goes back, and with it its
     /// share of the budget; a stream over is let go of.
+    #[inline]
     pub(super) fn written(&mut self) {
         self.out.clear();
         self.attached.clear();
@@ -272,6 +275,7 @@ impl<'a> Connection<'a> {
 
     /// Counts what the output holds against the memory budget; false if
     /// the budget cannot hold it.
+    #[inline]
     fn charge(&mut self) -> bool {
         self.out.capacity() <= REPLY_ALLOWANCE || self.out_charge.hold(self.out.capacity())
     }

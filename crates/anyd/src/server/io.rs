@@ -17,6 +17,7 @@ use super::Shared;
 
 /// Writes what the core has to write, as a whole within `within` however
 /// slowly the client reads (see `framed::write_out`).
+#[inline]
 pub(super) fn write(
     conn: &mut Framed,
     core: &mut Connection<'_>,
