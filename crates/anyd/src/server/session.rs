@@ -233,6 +233,7 @@ pub(super) fn serve_connection(
                 Flow::Stream { source, codec, fds } => {
                     let link = stream::Link {
                         shared,
+                        id,
                         conn: &mut conn,
                         peer,
                         out: &mut out,

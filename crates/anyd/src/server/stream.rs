@@ -22,6 +22,7 @@ use anyd_wire::codec::{decode_head, encode_reply_error, encode_reply_ok};
 use anyd_wire::message::Head;
 use anyd_wire::{frame, Codec};
 
+use crate::admission::Connections;
 use crate::budget::Charge;
 use crate::error::{panic_message, RemoteError};
 use crate::frame_buffer::ReadError;
@@ -36,6 +37,8 @@ use super::Shared;
 /// The stream's connection and what it writes with.
 pub(super) struct Link<'a> {
     pub(super) shared: &'a Shared,
+    /// The connection's id in the admission registry.
+    pub(super) id: u64,
     pub(super) conn: &'a mut Framed,
     pub(super) peer: &'a Peer,
     /// Replies and items not yet written (replies to pipelined requests
@@ -77,9 +80,15 @@ pub(super) fn send(
         fds,
     };
     let outcome = stream.run();
-    // Dropped here, after the end frame went out: an iterator's thread is
-    // waited for, which must not delay what the client reads.
-    stream.source = None;
+    // What is left of the source when the session is over (an iterator
+    // still in its `next`) ends on its own, holding this connection's
+    // place until it does: the connection's thread and socket go now.
+    if let Some(left) = stream.source.take().as_mut().and_then(|s| s.detach()) {
+        let shared = stream.link.shared;
+        if let Some(place) = Connections::linger(&shared.conns, stream.link.id) {
+            left.hold(Box::new(place));
+        }
+    }
     tracing::debug!(end = ?outcome.as_ref().err(), "stream over");
     match outcome {
         Ok(Outcome::Sent) => Ok(()),
@@ -148,7 +157,10 @@ impl Sending<'_> {
             pending: AtomicBool::new(false),
         });
         let waker = Waker::from(wakeup.clone());
-        let outcome = self.drive(&waker, &wakeup.pending, &fd);
+        let outcome = match self.drive(&waker, &wakeup.pending, &fd) {
+            Ok(Outcome::Sent) => self.stop(&waker, &wakeup.pending, &fd),
+            other => other,
+        };
         // Wakers kept beyond the stream write nowhere, and the eventfd
         // closes with the last of `fd`'s clones, here.
         *wakeup.fd.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -184,6 +196,56 @@ impl Sending<'_> {
                 }
             }
         }
+    }
+
+    /// After the end frame, the session going on: waits until the source
+    /// has stopped (an iterator's thread has left its `next`), so that a
+    /// connection runs at most one such thread beside its own. The client
+    /// leaving or the daemon shutting down meanwhile ends the session at
+    /// once, the source left to stop on its own (see [`send`]).
+    fn stop(
+        &mut self,
+        waker: &Waker,
+        pending: &AtomicBool,
+        wakeup: &OwnedFd,
+    ) -> Result<Outcome, End> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut cx = Context::from_waker(waker);
+        let mut hung_up = false;
+        while let Some(source) = self.source.as_mut() {
+            pending.store(false, Ordering::Release);
+            if source.poll_stop(&mut cx).is_ready() {
+                self.source = None;
+                break;
+            }
+            if hung_up {
+                return Ok(Outcome::Session(
+                    if self.link.shared.stopping.load(Ordering::Acquire) {
+                        End::ShuttingDown
+                    } else {
+                        End::ClosedByClient
+                    },
+                ));
+            }
+            // A request behind the stream waits unread: only the socket
+            // closing (or shutdown shutting its reading side) is watched.
+            let mut fds = [
+                PollFd::new(&self.link.conn.stream, PollFlags::RDHUP),
+                PollFd::new(wakeup, PollFlags::IN),
+            ];
+            match poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return Err(End::ConnectionError),
+            }
+            let (socket, woken) = (fds[0].revents(), fds[1].revents());
+            if !woken.is_empty() {
+                let _ = rustix::io::read(wakeup, &mut [0u8; 8]);
+            }
+            // The source is asked once more first: one that stopped as the
+            // client hung up lets the session answer what it sent before.
+            hung_up = !socket.is_empty();
+        }
+        Ok(Outcome::Sent)
     }
 
     /// Asks the source for what it has ready; a panicking source ends the
