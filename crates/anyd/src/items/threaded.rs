@@ -61,6 +61,7 @@ impl Threaded {
         let thread = self.thread.take()?;
         let state = self.exit.lock();
         if state.done {
+            drop(state);
             // Past its last act: the join returns at once.
             let _ = thread.join();
             return None;

@@ -7,9 +7,9 @@
 use std::io::Write;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyd::wire::message::StreamReply;
 use anyd::{Appd, ClientOptions, ClientSession, Items};
@@ -21,15 +21,15 @@ use anyd_testkit::root;
 /// says that its iterator is in `next` (a stream over before that never
 /// calls it) and, if `cancel`, cancels it and reads its end; the caller
 /// then leaves.
-fn start_stuck(mut s: UnixStream, in_next: impl FnMut() -> bool, cancel: bool) {
+fn start_stuck(s: &mut UnixStream, in_next: impl FnMut() -> bool, cancel: bool) {
     s.set_read_timeout(Some(PATIENCE)).unwrap();
     s.write_all(&stream_request("stuck", ())).unwrap();
-    let first = read_frame(&mut s).expect("the first item");
+    let first = read_frame(s).expect("the first item");
     assert!(matches!(stream_reply::<u64>(&first), StreamReply::Item(0)));
     wait_until("the iterator is in its `next`", in_next);
     if cancel {
         s.write_all(&raw::cancel()).unwrap();
-        let end = read_frame(&mut s).expect("the end frame");
+        let end = read_frame(s).expect("the end frame");
         match stream_reply::<u64>(&end) {
             StreamReply::Err(e) => assert_eq!(e.kind, "Cancelled", "{e}"),
             other => panic!("{other:?}"),
@@ -43,17 +43,17 @@ fn refused(mut s: ClientSession) -> bool {
 }
 
 /// A blocking iterator on a daemon in this process: item 0, then a `next`
-/// that waits for the test's channel; how many times `next` waited, and
-/// whether the iterator was dropped.
-fn blocking() -> (Appd, mpsc::Sender<u64>, Arc<AtomicUsize>, Arc<AtomicBool>) {
+/// that waits for the test's channel; how many times `next` was called
+/// (to wait), and how many iterators were dropped.
+fn blocking() -> (Appd, mpsc::Sender<u64>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let (release, waits) = mpsc::channel::<u64>();
     let waits = Arc::new(Mutex::new(waits));
     let waited = Arc::new(AtomicUsize::new(0));
-    let dropped = Arc::new(AtomicBool::new(false));
-    struct Guard(Arc<AtomicBool>);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    struct Guard(Arc<AtomicUsize>);
     impl Drop for Guard {
         fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
+            self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
     let (w, d) = (waited.clone(), dropped.clone());
@@ -83,13 +83,13 @@ fn a_blocked_iterator_whose_client_left_holds_one_place_until_its_next_returns()
             .unwrap()
     };
     start_stuck(
-        raw::raw(d.address()),
+        &mut raw::raw(d.address()),
         || waited.load(Ordering::SeqCst) == 1,
         false,
     );
     // The client left: its connection ends though `next` does not return.
     wait_until("the connection ends", || d.connections() == 0);
-    assert!(!dropped.load(Ordering::SeqCst));
+    assert_eq!(dropped.load(Ordering::SeqCst), 0);
     // The iterator holds one place: two are left.
     let mut held = vec![session(), session()];
     for s in &mut held {
@@ -100,7 +100,9 @@ fn a_blocked_iterator_whose_client_left_holds_one_place_until_its_next_returns()
     // Its `next` returns: the iterator is dropped without being asked for
     // another item, and its place is free again.
     release.send(1).unwrap();
-    wait_until("the iterator is dropped", || dropped.load(Ordering::SeqCst));
+    wait_until("the iterator is dropped", || {
+        dropped.load(Ordering::SeqCst) == 1
+    });
     assert_eq!(waited.load(Ordering::SeqCst), 1, "`next` was called again");
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -118,6 +120,38 @@ fn a_blocked_iterator_whose_client_left_holds_one_place_until_its_next_returns()
         );
         std::thread::yield_now();
     }
+}
+
+#[test]
+fn shutdown_waits_for_no_blocked_iterator() {
+    let (appd, release, waited, dropped) = blocking();
+    // Far beyond the test's patience: waited for, a blocked iterator would
+    // fail the test.
+    let (d, _dir) = start(appd.shutdown_deadline(Duration::from_secs(600)));
+    // One client has left its stream; another has cancelled its own and
+    // stays, its connection waiting for the iterator before reading on.
+    start_stuck(
+        &mut raw::raw(d.address()),
+        || waited.load(Ordering::SeqCst) == 1,
+        false,
+    );
+    let mut stays = raw::raw(d.address());
+    start_stuck(&mut stays, || waited.load(Ordering::SeqCst) == 2, true);
+    wait_until("the first connection ends", || d.connections() == 1);
+    let (stopped, stopping) = mpsc::channel();
+    std::thread::spawn(move || stopped.send(d.shutdown()));
+    stopping
+        .recv_timeout(PATIENCE)
+        .expect("shutdown waited for a blocked iterator")
+        .unwrap();
+    assert!(raw::closed_by_daemon(&mut stays));
+    // Let go, both end.
+    release.send(1).unwrap();
+    release.send(1).unwrap();
+    wait_until("the iterators are dropped", || {
+        dropped.load(Ordering::SeqCst) == 2
+    });
+    assert_eq!(waited.load(Ordering::SeqCst), 2, "`next` was called again");
 }
 
 /// The share of one user under the cap the test sets (1,536: an eighth).
@@ -153,7 +187,7 @@ fn settle(d: &Daemon, iterators: usize, threads: u64, fds: usize) {
              not {:?}",
             (0, iterators, threads, fds)
         );
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -195,7 +229,7 @@ fn clients_that_leave_blocked_iterators_cost_only_those_threads_within_their_sha
         root::as_user(NOBODY, NOBODY, &[], || {
             for i in lingering - CLIENTS..lingering {
                 let in_next = || watch.commit::<usize>("stuck_waiting", ()).unwrap() == i + 1;
-                start_stuck(connect_abstract(&name), in_next, cancel);
+                start_stuck(&mut connect_abstract(&name), in_next, cancel);
             }
         });
         drop(watch);
