@@ -166,10 +166,14 @@ pub fn serve_if_child() {
         .api("flood(size)", |size: usize| {
             anyd::Items::from_iter(std::iter::repeat("x".repeat(size)))
         })
-        // ... and a channel nobody sends on, kept to see when the daemon
-        // lets go of it.
+        // ... a channel nobody sends on, kept to see when the daemon
+        // lets go of it...
         .api("quiet()", streams::quiet)
         .api("open_channels()", streams::open_channels)
+        // ... and an iterator blocked in `next` until `unstick()`.
+        .api("stuck()", streams::stuck)
+        .api("unstick()", streams::unstick)
+        .api("stuck_waiting()", streams::stuck_waiting)
         // Descriptors: taken, handed out, both at once...
         .api("fd_inode(fd)", |fd: anyd::Fd| {
             rustix::fs::fstat(&fd).map(|st| st.st_ino).unwrap()
@@ -231,41 +235,7 @@ pub fn serve_if_child() {
 pub const DENIED_UID: u32 = 64_999;
 
 /// The streams of the test daemon.
-mod streams {
-    use std::sync::{LazyLock, Mutex};
-
-    use anyd::{Hub, ItemSender, Items};
-
-    /// Events every `ticks()` caller subscribes to.
-    pub(super) static HUB: LazyLock<Hub<String>> = LazyLock::new(|| Hub::new(1024));
-
-    /// The senders of `quiet()` streams.
-    static QUIET: Mutex<Vec<ItemSender<u64>>> = Mutex::new(Vec::new());
-
-    /// The most subscribers one of the events reached: a subscriber that
-    /// falls behind may be gone before the last one.
-    pub(super) fn publish(n: usize, size: usize) -> usize {
-        let event = "e".repeat(size);
-        let mut reached = 0;
-        for _ in 0..n {
-            reached = reached.max(HUB.publish(event.clone()));
-        }
-        reached
-    }
-
-    pub(super) fn quiet() -> Items<u64> {
-        let (tx, items) = anyd::channel();
-        QUIET.lock().unwrap().push(tx);
-        items
-    }
-
-    /// How many `quiet()` streams the daemon still serves.
-    pub(super) fn open_channels() -> usize {
-        let mut quiet = QUIET.lock().unwrap();
-        quiet.retain(|tx| !tx.is_closed());
-        quiet.len()
-    }
-}
+mod streams;
 
 /// Descriptors the daemon takes on the test's demand, to run out of them
 /// at a moment of the test's choosing.
@@ -525,6 +495,16 @@ impl Daemon {
 
     /// The daemon's connection threads (named `anyd-conn`).
     pub fn connection_threads(&self) -> usize {
+        self.threads_named("anyd-conn")
+    }
+
+    /// The daemon's threads running streams' iterators (`Items::from_iter`,
+    /// named `anyd-items`).
+    pub fn iterator_threads(&self) -> usize {
+        self.threads_named("anyd-items")
+    }
+
+    fn threads_named(&self, name: &str) -> usize {
         let tasks = format!("/proc/{}/task", self.pid());
         std::fs::read_dir(&tasks)
             .unwrap_or_else(|e| panic!("{tasks}: {e}"))
@@ -532,7 +512,7 @@ impl Daemon {
             // A thread that ended between the listing and the read is not
             // counted, rightly.
             .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-            .filter(|comm| comm.trim_end() == "anyd-conn")
+            .filter(|comm| comm.trim_end() == name)
             .count()
     }
 
@@ -545,11 +525,12 @@ impl Daemon {
     }
 
     /// Waits until the daemon holds no connection and has no connection
-    /// thread left; returns its status then.
+    /// thread and no stream iterator's thread left (one whose connection
+    /// ended ends on its own, a moment later); returns its status then.
     pub fn wait_quiet(&self) -> Status {
         wait_until("the daemon holds no connection", || self.connections() == 0);
-        wait_until("the connection threads have ended", || {
-            self.connection_threads() == 0
+        wait_until("the connection and iterator threads have ended", || {
+            self.connection_threads() == 0 && self.iterator_threads() == 0
         });
         self.status()
     }

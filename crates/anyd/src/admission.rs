@@ -19,13 +19,19 @@
 //! Over a cap, a new connection is refused (closed at once): held
 //! connections are never cut for a newcomer, except handshakes as above.
 //!
+//! A stream's iterator still in its `next` when its connection ends (the
+//! client gone; see `items::threaded`) runs on, on a thread of its own:
+//! it holds its connection's place in every cap above, as [`Lingering`],
+//! until its `next` returns. Its connection's thread and socket are gone;
+//! what a caller can leave behind that way stays within its share.
+//!
 //! This module holds no socket but a weak reference to each connection's
 //! (see [`Stream::share`]), to shut them down; accepting them is the
 //! server's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Shutdown;
-use std::sync::{Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 
 use crate::transport::Stream;
 
@@ -132,6 +138,8 @@ struct Conn {
 #[derive(Debug, Default)]
 struct Count {
     conns: usize,
+    /// Iterators left running by its connections that ended.
+    lingering: usize,
     /// The ids of its connections still in their handshake, oldest first:
     /// the one to cut is the first.
     handshaking: BTreeSet<u64>,
@@ -145,8 +153,10 @@ pub(crate) struct Connections {
     conns: BTreeMap<u64, Conn>,
     /// Unprivileged connections, by uid.
     by_uid: HashMap<Option<u32>, Count>,
-    /// Unprivileged connections in all.
+    /// Unprivileged connections in all, lingering iterators included.
     unprivileged: usize,
+    /// Lingering iterators in all, privileged callers' included.
+    lingering: usize,
 }
 
 impl Connections {
@@ -156,11 +166,19 @@ impl Connections {
             conns: BTreeMap::new(),
             by_uid: HashMap::new(),
             unprivileged: 0,
+            lingering: 0,
         }
     }
 
+    /// Connections held (lingering iterators not counted).
     pub(crate) fn len(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Iterators left running by connections that ended, each holding its
+    /// connection's place.
+    pub(crate) fn lingering(&self) -> usize {
+        self.lingering
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -178,7 +196,7 @@ impl Connections {
         socket: Weak<Stream>,
     ) -> Result<Admitted, Refusal> {
         let limits = self.limits;
-        if self.conns.len() >= limits.max {
+        if self.conns.len() + self.lingering >= limits.max {
             return Err(Refusal::Full);
         }
         let mut cut = false;
@@ -187,7 +205,7 @@ impl Connections {
                 return Err(Refusal::Reserved);
             }
             let count = self.by_uid.entry(caller.uid).or_default();
-            if caller.uid.is_some() && count.conns >= limits.per_uid {
+            if caller.uid.is_some() && count.conns + count.lingering >= limits.per_uid {
                 return Err(Refusal::PerUid);
             }
             count.conns += 1;
@@ -251,8 +269,42 @@ impl Connections {
         if let Some(count) = self.by_uid.get_mut(&conn.uid) {
             count.conns -= 1;
             count.handshaking.remove(&id);
-            if count.conns == 0 {
+            if count.conns + count.lingering == 0 {
                 self.by_uid.remove(&conn.uid);
+            }
+        }
+    }
+
+    /// Connection `id`, about to end, leaves an iterator running: it holds
+    /// a place of the same caller's until dropped. `None` if `id` is not
+    /// held.
+    pub(crate) fn linger(conns: &Arc<Mutex<Connections>>, id: u64) -> Option<Lingering> {
+        let mut this = conns.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = this.conns.get(&id)?;
+        let (uid, privileged) = (conn.uid, conn.privileged);
+        this.lingering += 1;
+        if !privileged {
+            this.unprivileged += 1;
+            this.by_uid.entry(uid).or_default().lingering += 1;
+        }
+        Some(Lingering {
+            conns: conns.clone(),
+            uid,
+            privileged,
+        })
+    }
+
+    /// A lingering iterator of `uid` has ended.
+    fn unlinger(&mut self, uid: Option<u32>, privileged: bool) {
+        self.lingering -= 1;
+        if privileged {
+            return;
+        }
+        self.unprivileged -= 1;
+        if let Some(count) = self.by_uid.get_mut(&uid) {
+            count.lingering -= 1;
+            if count.conns + count.lingering == 0 {
+                self.by_uid.remove(&uid);
             }
         }
     }
@@ -264,6 +316,24 @@ impl Connections {
                 let _ = socket.shutdown(how);
             }
         }
+    }
+}
+
+/// The place an iterator left running by an ended connection holds (see
+/// [`Connections::linger`]), until it is dropped as the iterator's thread
+/// ends. It keeps the registry alive, and no socket.
+pub(crate) struct Lingering {
+    conns: Arc<Mutex<Connections>>,
+    uid: Option<u32>,
+    privileged: bool,
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unlinger(self.uid, self.privileged);
     }
 }
 
@@ -485,6 +555,53 @@ mod tests {
         assert_eq!((set.per_uid, set.reserved), (2, 0));
         assert_eq!(Limits::resolve(16, None, None, 64, false).reserved, 0);
         assert_eq!(Limits::resolve(16, None, Some(99), 64, true).reserved, 16);
+    }
+
+    #[test]
+    fn an_iterator_left_running_holds_its_callers_place_until_it_ends() {
+        let conns = Arc::new(Mutex::new(Connections::new(LIMITS)));
+        let lock = || conns.lock().unwrap();
+        for id in 0..3 {
+            admit(&mut lock(), id, user(1), false).unwrap();
+        }
+        // Two of uid 1's connections end, each leaving an iterator.
+        let first = Connections::linger(&conns, 0).unwrap();
+        lock().remove(0);
+        let second = Connections::linger(&conns, 1).unwrap();
+        lock().remove(1);
+        let held = lock();
+        assert_eq!((held.len(), held.lingering()), (1, 2));
+        drop(held);
+        assert!(Connections::linger(&conns, 0).is_none(), "gone already");
+        // Its share is still held: one connection and two iterators.
+        assert_eq!(admit(&mut lock(), 3, user(1), false), Err(Refusal::PerUid));
+        // They count among unprivileged places too: five more fill what
+        // the reserve leaves, and root still gets the reserve.
+        for (id, uid) in (4..).zip([2, 2, 2, 3, 3]) {
+            admit(&mut lock(), id, user(uid), false).unwrap();
+        }
+        assert_eq!(
+            admit(&mut lock(), 9, user(4), false),
+            Err(Refusal::Reserved)
+        );
+        admit(&mut lock(), 10, ROOT, false).unwrap();
+        // Root's iterators hold places as well, within the cap.
+        let roots = Connections::linger(&conns, 10).unwrap();
+        lock().remove(10);
+        admit(&mut lock(), 11, ROOT, false).unwrap();
+        assert_eq!(admit(&mut lock(), 12, ROOT, false), Err(Refusal::Full));
+        // An iterator that ends gives its place back.
+        drop(first);
+        admit(&mut lock(), 13, user(1), false).unwrap();
+        assert_eq!(admit(&mut lock(), 14, user(1), false), Err(Refusal::Full));
+        drop(roots);
+        admit(&mut lock(), 15, ROOT, false).unwrap();
+        drop(second);
+        for id in [2, 4, 5, 6, 7, 8, 11, 13, 15] {
+            lock().remove(id);
+        }
+        let c = lock();
+        assert!(c.is_empty() && c.by_uid.is_empty() && c.unprivileged == 0 && c.lingering == 0);
     }
 
     #[test]

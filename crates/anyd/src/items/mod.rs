@@ -8,17 +8,21 @@
 //! that the connection writes them all at once (docs/PROTOCOL.md section
 //! 8.1). It does not own the socket: the connection's loop
 //! (`server::stream`) polls a source, writes what it filled, watches for a
-//! cancel, and drops the source when the stream is over.
+//! cancel, and stops the source when the stream is over (or, the session
+//! over too, leaves what cannot be stopped to end on its own: see
+//! `threaded`).
 
 mod channel;
 mod hub;
+mod threaded;
 
 pub(crate) use channel::CallCodec;
 pub use channel::{channel, ItemSender, StreamClosed};
 pub use hub::Hub;
+pub(crate) use threaded::Detached;
+use threaded::Threaded;
 
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -41,7 +45,8 @@ use crate::handler::ApiError;
 /// ones before (its memory per stream is bounded whatever the client's
 /// speed), writes every item that is ready in one write, and drops the
 /// source as soon as the client cancels, disconnects or the daemon shuts
-/// down.
+/// down (an iterator blocked in `next` only once it returns: see
+/// [`from_iter`](Self::from_iter)).
 ///
 /// ```
 /// use anyd::{Appd, Hub, Items};
@@ -74,11 +79,32 @@ impl<T: Serialize + Send + 'static> Items<T> {
     /// The iterator runs on a thread of its own, so that the connection
     /// can watch for a cancel while it computes (or waits): whatever it
     /// has yielded is on its way at once, many items to a write when they
-    /// come fast. When the stream ends early (the client cancels or goes
-    /// away, the daemon shuts down) the iterator is dropped as soon as its
-    /// current `next` returns; until then the connection does not take its
-    /// next request. For items that wait on events, a [`channel`] or a
-    /// [`Hub`] ends at once instead.
+    /// come fast.
+    ///
+    /// # What a blocking iterator costs
+    ///
+    /// A thread cannot be stopped inside `next`. When the stream ends
+    /// early, the iterator is asked for no more items and is dropped as
+    /// soon as its current `next` returns; until then its thread runs on:
+    ///
+    /// - the client cancelled and goes on: its connection takes the next
+    ///   request only once `next` has returned (a connection runs at most
+    ///   one such thread);
+    /// - the client has gone (or the daemon shuts down): its connection's
+    ///   thread, socket and buffers are given back at once, but the
+    ///   iterator's thread holds one of its caller's connection places
+    ///   ([`max_connections_per_uid`](crate::Appd::max_connections_per_uid),
+    ///   within [`max_connections`](crate::Appd::max_connections)) until
+    ///   `next` returns, as well as a thread and whatever the iterator
+    ///   holds.
+    ///
+    /// So an iterator that waits for an event that may never come (a
+    /// message, a state change, a device) can keep a caller's share used
+    /// up for as long. For items that wait on events, use a [`Hub`],
+    /// [`from_stream`](Self::from_stream) (an async stream) or a
+    /// [`channel`]: the first two are dropped at once when their client
+    /// goes, and a channel's producer (your thread or task) learns it at
+    /// its next send, or from [`ItemSender::is_closed`].
     // Not `FromIterator`: the iterator runs lazily on its own thread, so it
     // must be `Send + 'static`, which `FromIterator` cannot ask for.
     #[allow(clippy::should_implement_trait)]
@@ -92,7 +118,8 @@ impl<T: Serialize + Send + 'static> Items<T> {
 
     /// The items of an iterator of results: the first error ends the
     /// stream and reaches the client like an error reply. As
-    /// [`from_iter`](Self::from_iter) otherwise.
+    /// [`from_iter`](Self::from_iter) otherwise, what an iterator that
+    /// blocks in `next` costs included.
     pub fn try_from_iter<I, E>(iter: I) -> Self
     where
         I: IntoIterator<Item = Result<T, E>>,
@@ -101,27 +128,24 @@ impl<T: Serialize + Send + 'static> Items<T> {
     {
         let iter = iter.into_iter();
         let (tx, items) = channel::<T>();
-        Self::from_source(Box::new(Threaded {
-            start: Some(Box::new(move || {
-                let mut iter = iter;
-                // Not asked for another item once the stream is over; a
-                // `next` under way when it ends is noticed at the send
-                // after it.
-                while let Some(item) = (!tx.is_closed()).then(|| iter.next()).flatten() {
-                    match item {
-                        Ok(v) => {
-                            if tx.send(v).is_err() {
-                                // Cancelled: drop the iterator now.
-                                return;
-                            }
+        let start = Box::new(move || {
+            let mut iter = iter;
+            // Not asked for another item once the stream is over; a
+            // `next` under way when it ends is noticed at the send after
+            // it.
+            while let Some(item) = (!tx.is_closed()).then(|| iter.next()).flatten() {
+                match item {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            // Cancelled: drop the iterator now.
+                            return;
                         }
-                        Err(e) => return tx.fail(e),
                     }
+                    Err(e) => return tx.fail(e),
                 }
-            })),
-            items: items.source,
-            thread: None,
-        }))
+            }
+        });
+        Self::from_source(Box::new(Threaded::new(start, items.source)))
     }
 
     /// The items of an iterator whose every item is ready at once (a
@@ -201,6 +225,21 @@ pub(crate) enum Fill {
 pub(crate) trait Source: Send {
     fn fill(&mut self, cx: &mut Context<'_>, codec: Codec, out: &mut Vec<u8>, limit: usize)
         -> Fill;
+
+    /// The stream is over and its session goes on: lets go of what the
+    /// source runs. `Ready` once nothing of it runs any more; `Pending`
+    /// while a thread it started is still busy (an iterator in its
+    /// `next`), and the context's waker is called when it ends.
+    fn poll_stop(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
+    }
+
+    /// The stream is over and nobody will wait for the source: what still
+    /// runs of it (an iterator's thread in its `next`) is left to end on
+    /// its own. `Some` when something was left running.
+    fn detach(&mut self) -> Option<Detached> {
+        None
+    }
 }
 
 /// Appends `value` as a framed item; an item that cannot be encoded ends
@@ -289,68 +328,5 @@ impl<I: Iterator> Stream for ReadyIter<I> {
     type Item = I::Item;
     fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<I::Item>> {
         Poll::Ready(self.0.next())
-    }
-}
-
-/// An iterator run on its own thread, feeding a channel that the
-/// connection drains.
-struct Threaded {
-    /// The producer, until the first fill starts it.
-    start: Option<Box<dyn FnOnce() + Send>>,
-    items: Box<dyn Source>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Source for Threaded {
-    fn fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        codec: Codec,
-        out: &mut Vec<u8>,
-        limit: usize,
-    ) -> Fill {
-        if let Some(start) = self.start.take() {
-            let spawned = std::thread::Builder::new()
-                .name("anyd-items".into())
-                .spawn(move || {
-                    // A panicking iterator ends its stream with an error
-                    // (the sender sees the panic as it drops); the panic
-                    // is the daemon's to log, not the thread's to print.
-                    if let Err(panic) = catch_unwind(AssertUnwindSafe(start)) {
-                        tracing::error!(panic = %crate::error::panic_message(&*panic), "an iterator of items panicked");
-                    }
-                });
-            match spawned {
-                Ok(t) => self.thread = Some(t),
-                Err(e) => {
-                    return Fill::Done(Err(RemoteError::new(
-                        "RuntimeError",
-                        format!("cannot start the stream: {e}"),
-                    )))
-                }
-            }
-        }
-        self.items.fill(cx, codec, out, limit)
-    }
-}
-
-impl Drop for Threaded {
-    fn drop(&mut self) {
-        // Dropping the channel's end first tells the producer to stop;
-        // waiting for it bounds what a connection holds to its own thread
-        // and this one, however often a client starts and cancels streams.
-        self.items = Box::new(Ended);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A source with nothing left.
-struct Ended;
-
-impl Source for Ended {
-    fn fill(&mut self, _: &mut Context<'_>, _: Codec, _: &mut Vec<u8>, _: usize) -> Fill {
-        Fill::Done(Ok(()))
     }
 }

@@ -451,6 +451,13 @@ fn drain(shared: &Shared) {
             .unwrap_or_else(|e| e.into_inner())
             .0;
     }
+    // Not waited for: nothing may wake them (see `items::threaded`).
+    if conns.lingering() > 0 {
+        tracing::info!(
+            iterators = conns.lingering(),
+            "stream iterators still in their `next` are left to end on their own"
+        );
+    }
 }
 
 #[cfg(test)]

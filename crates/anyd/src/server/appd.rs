@@ -346,7 +346,10 @@ impl Appd {
     /// users fill the unreserved places, and the reserve is what still
     /// keeps root's. Like
     /// sd-varlink's and dbus-daemon's per-user limits: one user's flood of
-    /// idle connections does not take everyone else's places.
+    /// idle connections does not take everyone else's places. A stream
+    /// whose iterator is still in its `next` when its client leaves holds
+    /// its place until `next` returns (see
+    /// [`Items::from_iter`](crate::Items::from_iter)).
     ///
     /// Root and the daemon's user (see [`Allow::same_user`]) are not
     /// capped per uid. On TCP there is no uid: connections are capped in
@@ -391,7 +394,9 @@ impl Appd {
 
     /// How long shutdown waits for calls in progress (default 5 s).
     /// Always bounded, hence a plain `Duration`: a call that never returns
-    /// must not keep the daemon from stopping.
+    /// must not keep the daemon from stopping. Streams' iterators blocked
+    /// in `next` are not waited for at all (see
+    /// [`Items::from_iter`](crate::Items::from_iter)).
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.config.shutdown_deadline = deadline;
         self

@@ -136,7 +136,7 @@ impl Appd {
                 config: self.config,
                 stopping: AtomicBool::new(false),
                 wake_tx,
-                conns: Mutex::new(Connections::new(limits)),
+                conns: Arc::new(Mutex::new(Connections::new(limits))),
                 conns_changed: Condvar::new(),
                 next_id: AtomicU64::new(0),
                 budget: Arc::new(Budget::new(budget)),

@@ -15,7 +15,7 @@
 //! driven in unit tests frame by frame, with no socket (`tests`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::task::Context;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use anyd_wire::codec::{
@@ -28,7 +28,7 @@ use crate::budget::Charge;
 use crate::error::{panic_message, RemoteError};
 use crate::framed::Attached;
 use crate::handler::Outcome;
-use crate::items::{Fill, Source};
+use crate::items::{Detached, Fill, Source};
 use crate::throttle::throttled;
 use crate::transport::fds::FrameFds;
 use crate::transport::Peer;
@@ -193,9 +193,10 @@ pub(super) struct Connection<'a> {
     out_charge: Charge,
     /// The stream being sent, if one is.
     stream: Option<Streaming>,
-    /// A source whose stream is over, dropped once its end frame is
-    /// written: dropping an iterator's source waits for its thread, which
-    /// must not delay what the client reads.
+    /// A source whose stream is over, kept until nothing of it runs any
+    /// more ([`poll_stream_stopped`](Self::poll_stream_stopped)) or the
+    /// session ends ([`detach_source`](Self::detach_source)): an
+    /// iterator's thread may still be in its `next`.
     finished: Option<Box<dyn Source>>,
 }
 
@@ -232,7 +233,7 @@ impl<'a> Connection<'a> {
 
     /// What [`output`](Self::output) held is written (or given up on).
     /// A large buffer is not kept: its memory goes back, and with it its
-    /// share of the budget; a stream over is let go of.
+    /// share of the budget.
     #[inline]
     pub(super) fn written(&mut self) {
         self.out.clear();
@@ -241,7 +242,33 @@ impl<'a> Connection<'a> {
             self.out = Vec::new();
             self.out_charge.hold(0);
         }
-        self.finished = None;
+    }
+
+    /// After a stream is over and its end frame written, the session
+    /// going on: lets go of its source. `Ready` once nothing of it runs
+    /// any more; `Pending` while an iterator's thread is still in its
+    /// `next` (`cx`'s waker is called when it leaves), so that a
+    /// connection runs at most one such thread beside its own.
+    pub(super) fn poll_stream_stopped(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(source) = self.finished.as_mut() else {
+            return Poll::Ready(());
+        };
+        let stopped = source.poll_stop(cx);
+        if stopped.is_ready() {
+            self.finished = None;
+        }
+        stopped
+    }
+
+    /// The session is over: what still runs of a stream's source (an
+    /// iterator's thread in its `next`) is left to end on its own, and
+    /// handed back to be counted against the caller's share until then.
+    pub(super) fn detach_source(&mut self) -> Option<Detached> {
+        let mut source = self
+            .finished
+            .take()
+            .or_else(|| self.stream.take().map(|s| s.source))?;
+        source.detach()
     }
 
     /// One whole frame from the client, with the descriptors that came
@@ -523,7 +550,9 @@ impl<'a> Connection<'a> {
     /// if it is still there), or the client is gone (nobody to tell).
     pub(super) fn stream_gone(&mut self, stopping: bool) -> End {
         if !stopping {
-            self.stream = None;
+            // Nobody to tell; what the source runs is let go of with the
+            // session (`detach_source`).
+            self.finished = self.stream.take().map(|s| s.source);
             return End::ClosedByClient;
         }
         self.finish_stream(Err(RemoteError::new(

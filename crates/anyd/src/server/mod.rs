@@ -61,8 +61,9 @@ struct Shared {
     /// listener: one byte wakes it to see `stopping`.
     wake_tx: OwnedFd,
     /// The live connections: who may have one more, and how shutdown
-    /// reaches them.
-    conns: Mutex<Connections>,
+    /// reaches them. Shared with the iterators that connections leave
+    /// running, which hold places until they end.
+    conns: Arc<Mutex<Connections>>,
     /// Signalled when a connection goes, for drain to wait on.
     conns_changed: Condvar,
     /// The id the next connection gets in `conns`.

@@ -6,6 +6,7 @@
 
 use std::io;
 
+use crate::admission::Connections;
 use crate::budget::Charge;
 use crate::error::Error;
 use crate::frame_buffer::{ReadError, GROWTH_STEP};
@@ -76,6 +77,27 @@ pub(super) fn serve_connection(
         return End::SocketError;
     }
     let mut core = Connection::new(shared, peer, runtime);
+    let end = serve_frames(&mut conn, &mut core, shared, peer, runtime);
+    // What is left of a stream's source (an iterator still in its `next`)
+    // ends on its own, holding this connection's place until it does: the
+    // connection's thread and socket go now.
+    if let Some(left) = core.detach_source() {
+        if let Some(place) = Connections::linger(&shared.conns, id) {
+            left.hold(Box::new(place));
+        }
+    }
+    end
+}
+
+/// Reads frames and does what the core asks, until the session ends.
+fn serve_frames(
+    conn: &mut Framed,
+    core: &mut Connection<'_>,
+    shared: &Shared,
+    peer: &Peer,
+    runtime: &tokio::runtime::Handle,
+) -> End {
+    let config = &shared.config;
     let unix = conn.stream.carries_fds();
     loop {
         // Idle or trickling, a client gets `idle_timeout` for the first
@@ -109,11 +131,11 @@ pub(super) fn serve_connection(
             });
             let done = match core.on_frame(conn.payload(range), fds) {
                 Next::Continue => Ok(()),
-                Next::Flush => write(&mut conn, &mut core, config.idle_timeout),
-                Next::Stream => stream::send(&mut conn, &mut core, shared, peer, runtime),
+                Next::Flush => write(conn, core, config.idle_timeout),
+                Next::Stream => stream::send(conn, core, shared, peer, runtime),
                 Next::End { reason, flush } => {
                     if flush {
-                        let _ = write(&mut conn, &mut core, config.idle_timeout);
+                        let _ = write(conn, core, config.idle_timeout);
                     }
                     Err(reason)
                 }
@@ -124,7 +146,7 @@ pub(super) fn serve_connection(
             next = match conn.buffered_frame() {
                 Ok(n) => n,
                 Err(e) => {
-                    let _ = write(&mut conn, &mut core, config.idle_timeout);
+                    let _ = write(conn, core, config.idle_timeout);
                     throttled!(
                         shared.logs.bad_input,
                         info,
@@ -136,7 +158,7 @@ pub(super) fn serve_connection(
                 }
             };
         }
-        if let Err(end) = write(&mut conn, &mut core, config.idle_timeout) {
+        if let Err(end) = write(conn, core, config.idle_timeout) {
             return end;
         }
     }

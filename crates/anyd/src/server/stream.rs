@@ -124,13 +124,56 @@ impl Driver<'_, '_> {
                 // all the same.
                 StreamNext::Write => false,
                 StreamNext::Wait => true,
-                StreamNext::Done => return self.write(),
+                StreamNext::Done => {
+                    self.write()?;
+                    return self.stop(&mut cx, pending);
+                }
                 StreamNext::End(end) => return Err(end),
             };
             self.write()?;
             if self.wait(block)? {
+                return self.stop(&mut cx, pending);
+            }
+        }
+    }
+
+    /// After the end frame, the session going on: waits until the source
+    /// has stopped (an iterator's thread has left its `next`), so that a
+    /// connection runs at most one such thread beside its own. The client
+    /// leaving or the daemon shutting down meanwhile ends the session at
+    /// once, the source left to stop on its own (`session` detaches it).
+    fn stop(&mut self, cx: &mut Context<'_>, pending: &AtomicBool) -> Result<(), End> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut hung_up = false;
+        loop {
+            pending.store(false, Ordering::Release);
+            if self.core.poll_stream_stopped(cx).is_ready() {
                 return Ok(());
             }
+            if hung_up {
+                return Err(if self.shared.stopping.load(Ordering::Acquire) {
+                    End::ShuttingDown
+                } else {
+                    End::ClosedByClient
+                });
+            }
+            // A request behind the stream waits unread: only the socket
+            // closing (or shutdown shutting its reading side) is watched.
+            let mut fds = [
+                PollFd::new(&self.conn.stream, PollFlags::RDHUP),
+                PollFd::new(self.wakeup, PollFlags::IN),
+            ];
+            match poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return Err(End::ConnectionError),
+            }
+            let (socket, woken) = (fds[0].revents(), fds[1].revents());
+            if !woken.is_empty() {
+                let _ = rustix::io::read(self.wakeup, &mut [0u8; 8]);
+            }
+            // The source is asked once more first: one that stopped as the
+            // client hung up lets the session answer what it sent before.
+            hung_up = !socket.is_empty();
         }
     }
 

@@ -5,7 +5,8 @@
 //! calls (`fds`), callers with other credentials (`policy`), what a
 //! request costs (`cost`), who gets a connection under a flood
 //! (`admission`), faults from outside (`faults`), the daemon as a process
-//! (`lifecycle`), load measured from outside (`load`), the
+//! (`lifecycle`), streams whose iterator blocks after their client left
+//! (`lingering`), load measured from outside (`load`), the
 //! `#[anyd::api]` macro end to end (`macro_api`), Python anyd on the other
 //! end (`python_interop`), and the example pair (`vpnm_example`). What
 //! they share is in the `anyd-testkit` crate.
@@ -28,6 +29,7 @@ mod faults;
 mod fds;
 mod hostile;
 mod lifecycle;
+mod lingering;
 mod load;
 mod macro_api;
 mod policy;

@@ -28,7 +28,9 @@ fn shared(appd: Appd, budget: usize) -> Shared {
         config: appd.config,
         stopping: AtomicBool::new(false),
         wake_tx,
-        conns: Mutex::new(Connections::new(Limits::resolve(16, None, None, 4, true))),
+        conns: Arc::new(Mutex::new(Connections::new(Limits::resolve(
+            16, None, None, 4, true,
+        )))),
         conns_changed: Condvar::new(),
         next_id: AtomicU64::new(0),
         budget: Arc::new(Budget::new(budget)),
