@@ -237,6 +237,7 @@ mod handshake;
 mod items;
 mod policy;
 mod registry;
+mod reply;
 mod server;
 mod sys;
 pub mod systemd;
@@ -252,9 +253,10 @@ pub use client::{
 pub use daemon::{daemonize, daemonize_ready};
 pub use error::{Error, RemoteError, Result, WireError};
 pub use fd::Fd;
-pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};
+pub use handler::{Call, EndpointInfo, FromCall, Handler, ParamInfo};
 pub use items::{channel, Hub, ItemSender, Items, StreamClosed};
 pub use policy::Allow;
+pub use reply::{ApiError, IntoReply};
 pub use server::{Appd, Running, Server, ShutdownHandle};
 pub use transport::Peer;
 

@@ -20,8 +20,8 @@ use crate::transport::{Peer, Stream};
 use std::os::fd::OwnedFd;
 
 use super::{stream, Shared};
-use crate::handler::Outcome;
 use crate::items::Source;
+use crate::reply::Outcome;
 use anyd_wire::Codec;
 
 /// Why a session ended, for the daemon's log.

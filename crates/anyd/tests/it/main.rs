@@ -5,6 +5,7 @@
 //! gets a connection under a flood (`admission`), faults from outside
 //! (`faults`), the daemon as a process (`lifecycle`), load measured from
 //! outside (`load`), the `#[anyd::api]` macro end to end (`macro_api`),
+//! what a closure's `Result` becomes for its caller (`replies`),
 //! Python anyd on the other end (`python_interop`), and the example pair
 //! (`vpnm_example`). What they share is in the `anyd-testkit` crate.
 //!
@@ -30,6 +31,7 @@ mod load;
 mod macro_api;
 mod policy;
 mod python_interop;
+mod replies;
 mod server;
 mod serving;
 mod streams;
