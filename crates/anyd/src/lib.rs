@@ -226,6 +226,7 @@ mod address;
 mod admission;
 mod api;
 mod budget;
+mod capability;
 mod client;
 mod daemon;
 mod error;
@@ -247,6 +248,7 @@ mod transport;
 pub use address::{Address, ToAddress};
 pub use anyd_macros::{api, ApiError};
 pub use api::{Api, IntoApi};
+pub use capability::Capability;
 pub use client::{
     AsyncClientSession, Canceller, ClientOptions, ClientSession, ItemIter, ItemStream,
 };

@@ -54,6 +54,12 @@ impl Appd {
             Some(name) => Some(RunAs::look_up(name)?),
             None => None,
         };
+        if run_as.is_none() && !self.config.keep_capabilities.is_empty() {
+            return Err(Error::Config(format!(
+                "keep_capabilities ({}) keeps them across run_as, which is not set",
+                self.config.keep_capabilities.names()
+            )));
+        }
         let serving_uid = match &run_as {
             Some(user) => user.uid,
             None => rustix::process::geteuid().as_raw(),
@@ -124,7 +130,7 @@ impl Appd {
                 .into_iter()
                 .chain(pid_file.as_ref().map(PidFile::path))
                 .collect();
-            daemon::drop_privileges(user, &leftovers)?;
+            daemon::drop_privileges(user, &self.config.keep_capabilities, &leftovers)?;
         }
         let (wake_rx, wake_tx) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)?;

@@ -3,7 +3,8 @@
 //! (`client`), serving many clients and hostile ones (`serving`), callers
 //! with other credentials (`policy`), what a request costs (`cost`), who
 //! gets a connection under a flood (`admission`), faults from outside
-//! (`faults`), the daemon as a process (`lifecycle`), load measured from
+//! (`faults`), the daemon as a process (`lifecycle`), dropping root and
+//! keeping capabilities (`privileges`), load measured from
 //! outside (`load`), the `#[anyd::api]` macro end to end (`macro_api`),
 //! what a closure's `Result` becomes for its caller (`replies`),
 //! Python anyd on the other end (`python_interop`), and the example pair
@@ -30,6 +31,7 @@ mod lifecycle;
 mod load;
 mod macro_api;
 mod policy;
+mod privileges;
 mod python_interop;
 mod replies;
 mod server;
