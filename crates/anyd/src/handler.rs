@@ -42,7 +42,7 @@ pub struct EndpointInfo {
     /// The documentation, possibly empty.
     pub doc: String,
     /// The endpoint streams: it sends items, `returns` is their type
-    /// (docs/PROTOCOL.md section 8.1). Absent from daemons that predate
+    /// ([protocol section 8.1](crate::protocol#81-streams)). Absent from daemons that predate
     /// streams.
     #[serde(default)]
     pub stream: bool,

@@ -44,7 +44,7 @@
 //! Over a Unix socket, arguments and results may hold open file
 //! descriptors: an [`Fd`] travels with its message as `SCM_RIGHTS`, so a
 //! root daemon can open what its caller may not and hand it over
-//! (docs/PROTOCOL.md section 8.2).
+//! ([protocol section 8.2](crate::protocol#82-descriptors)).
 //!
 //! Three things are named *api*, for the two ways of declaring
 //! endpoints: the attribute [`#[anyd::api]`](macro@api) on an `impl`
@@ -127,7 +127,7 @@
 //! waits for a slow subscriber: one that falls too far behind gets a
 //! `Lagged` error saying how many events it missed. Streams travel in the
 //! native codecs only, as an extension a client asks for per call
-//! (`docs/PROTOCOL.md`, section 8.1); a Python client calling a streaming
+//! ([protocol section 8.1](crate::protocol#81-streams)); a Python client calling a streaming
 //! endpoint gets a `TypeError` that says so.
 //!
 //! # Who may call what
@@ -198,9 +198,10 @@
 //! progress ([`max_handshakes`](Appd::max_handshakes)), and time for the
 //! handshake, for an idle session and for each request and reply as a
 //! whole ([`handshake_timeout`](Appd::handshake_timeout),
-//! [`idle_timeout`](Appd::idle_timeout)). The protocol reference,
-//! `docs/PROTOCOL.md` in the repository, lists them all with what happens
-//! past each, and `SECURITY.md` what an attacker can and cannot do.
+//! [`idle_timeout`](Appd::idle_timeout)). The protocol reference
+//! ([`protocol`], [section 7](protocol#7-limits-and-timeouts)) lists them
+//! all with what happens past each, and `SECURITY.md` in the repository
+//! what an attacker can and cannot do.
 //!
 //! Time settings, on [`Appd`] and [`ClientOptions`] alike, follow one
 //! rule: a setter takes an `Option<Duration>` where no limit is a sensible
@@ -221,6 +222,7 @@
 // A library crate: every public item is documented (the workspace warns;
 // here it is an error).
 #![deny(missing_docs)]
+
 
 mod address;
 mod admission;
@@ -267,6 +269,9 @@ pub use anyd_wire::{Codec, Value};
 
 /// The wire layer, for tools that need frames and codecs directly.
 pub use anyd_wire as wire;
+
+#[doc(inline)]
+pub use anyd_wire::protocol;
 
 #[doc(hidden)]
 pub use api::__private;

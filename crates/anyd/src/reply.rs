@@ -21,7 +21,7 @@ use crate::items::{Items, Source};
 /// exception classes (`ValueError`, `PermissionError`, `TimeoutError`, ...)
 /// as that class, with the message; any other kind, such as an
 /// application's own `VpnError`, as `RuntimeError("VpnError: <message>")`
-/// (the protocol reference, section 4.3).
+/// ([protocol section 4.3](crate::protocol#43-pickle-safely)).
 ///
 /// ```
 /// use anyd::{ApiError, RemoteError};

@@ -529,8 +529,9 @@ impl Appd {
     }
 
     /// Whether the daemon takes descriptors that callers send with their
-    /// requests (docs/PROTOCOL.md section 8.2). By default it does when an
-    /// endpoint has a parameter whose type names [`Fd`](crate::Fd)
+    /// requests ([protocol section 8.2](crate::protocol#82-descriptors)).
+    /// By default it does when an endpoint has a parameter whose type
+    /// names [`Fd`](crate::Fd)
     /// (`Fd`, `Option<Fd>`, `Vec<Fd>`, ...): say `true` for one that
     /// takes them inside a struct of its own. A daemon that does not take
     /// them reads with plain `recv`, which costs less, and the kernel

@@ -1,4 +1,4 @@
-//! Sending one stream on its connection (docs/PROTOCOL.md section 8.1):
+//! Sending one stream on its connection ([protocol section 8.1](crate::protocol#81-streams)):
 //! the source's ready items in as few writes as possible, a wait that
 //! wakes for the next items, for a cancel or for the client going away,
 //! and the end frame.
