@@ -223,6 +223,13 @@
 // here it is an error).
 #![deny(missing_docs)]
 
+// Elsewhere the crate cannot build: said first, in words, ahead of the
+// unresolved `std::os::linux` imports and socket options that follow.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "anyd (the anyd-ipc package) runs on Linux only: it needs SO_PEERCRED and SO_PEERGROUPS, \
+     SCM_RIGHTS with MSG_CMSG_CLOEXEC, eventfd, capabilities and /proc"
+);
 
 mod address;
 mod admission;
