@@ -32,6 +32,8 @@ pub(super) struct Config {
     pub(super) max_handshakes: usize,
     pub(super) shutdown_deadline: Duration,
     pub(super) socket_file: SocketFile,
+    /// Looked up at bind, into `socket_file.group`.
+    pub(super) socket_group_name: Option<String>,
     pub(super) allow_remote_without_authkey: bool,
     pub(super) handle_signals: bool,
     pub(super) decode_limits: DecodeLimits,
@@ -57,6 +59,7 @@ impl Default for Config {
             max_handshakes: 64,
             shutdown_deadline: Duration::from_secs(5),
             socket_file: SocketFile::default(),
+            socket_group_name: None,
             allow_remote_without_authkey: false,
             handle_signals: true,
             decode_limits: DecodeLimits::default(),
@@ -402,6 +405,18 @@ impl Appd {
     /// group's members connect).
     pub fn socket_group(mut self, gid: u32) -> Self {
         self.config.socket_file.group = Some(gid);
+        self.config.socket_group_name = None;
+        self
+    }
+
+    /// [`socket_group`](Self::socket_group) by the group's name, looked up
+    /// when the daemon binds: with [`socket_mode(0o660)`](Self::socket_mode),
+    /// the members of `name` may connect, and a command-line client they
+    /// run reaches the daemon.
+    ///
+    /// [`bind`](Self::bind) fails if there is no such group.
+    pub fn socket_group_name(mut self, name: impl Into<String>) -> Self {
+        self.config.socket_group_name = Some(name.into());
         self
     }
 

@@ -13,6 +13,7 @@ use crate::admission::{Connections, Limits};
 use crate::budget::Budget;
 use crate::daemon::{self, PidFile, RunAs};
 use crate::error::{Error, Result};
+use crate::sys::users;
 use crate::systemd;
 use crate::transport::Listener;
 
@@ -65,6 +66,12 @@ impl Appd {
             None => rustix::process::geteuid().as_raw(),
         };
         self.registry.resolve_policies(serving_uid)?;
+        if let Some(name) = &self.config.socket_group_name {
+            let gid = users::group_by_name(name)?.ok_or_else(|| {
+                Error::Config(format!("no group named {name:?} for the socket file"))
+            })?;
+            self.config.socket_file.group = Some(gid);
+        }
         // The pid file first: a second instance must stop before it
         // touches the socket.
         let pid_file = match &self.config.pid_file {
