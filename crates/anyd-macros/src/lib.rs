@@ -23,6 +23,11 @@ mod typename;
 
 /// Turns an `impl` block into a daemon API and typed clients.
 ///
+/// The examples derive `Serialize` and `Deserialize` for types of their
+/// own: that takes serde with its `derive` feature among the program's
+/// dependencies (`serde = { version = "1", features = ["derive"] }`),
+/// since anyd does not re-export serde.
+///
 /// ```no_run
 /// use std::sync::Mutex;
 ///

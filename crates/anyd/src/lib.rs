@@ -1,7 +1,11 @@
-//! anyd: Unix daemons with an API over a local socket, and their clients.
+//! anyd: Linux daemons with an API over a local socket, and their clients.
 //!
 //! A daemon is an [`Appd`]: endpoints are plain or async functions of
 //! typed arguments, registered under a name.
+//!
+//! Linux only: the crate relies on peer credentials (`SO_PEERCRED`,
+//! `SO_PEERGROUPS`), descriptor passing with `MSG_CMSG_CLOEXEC`,
+//! `eventfd`, capabilities and `/proc`, and does not build elsewhere.
 //!
 //! ```no_run
 //! use anyd::{Appd, ClientSession};
@@ -21,6 +25,23 @@
 //! running.shutdown()?;
 //! # Ok::<(), anyd::Error>(())
 //! ```
+//!
+//! The daemon logs through [`tracing`](https://docs.rs/tracing): until the
+//! program installs a subscriber it prints nothing, not even that it is
+//! listening. With `tracing-subscriber = "0.3"` among the dependencies,
+//! one line first in `main` prints info and above to standard error:
+//!
+//! ```no_run
+//! tracing_subscriber::fmt()
+//!     .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+//!     .init();
+//! ```
+//!
+//! A socket file is `0600` by default: only the daemon's own user may
+//! connect, and a client run by another user gets `Permission denied`.
+//! A daemon that serves an unprivileged command-line tool opens it
+//! ([`Appd::socket_mode`], with [`Appd::socket_group_name`] for one
+//! group; see [Who may call what](#who-may-call-what)).
 //!
 //! The wire protocol is Python anyd's (`multiprocessing.connection` frames,
 //! its `authkey` handshake, `SIGENDS`), so Python `anyd.ClientSession`
@@ -65,8 +86,14 @@
 //! anyd-ipc = "0.1"
 //! ```
 //!
-//! The command-line client is the `anydctl` package
-//! (`cargo install anydctl`).
+//! Arguments and results are anything serde can (de)serialize: deriving
+//! `Serialize` and `Deserialize` on types of your own takes serde with its
+//! `derive` feature (`serde = { version = "1", features = ["derive"] }`);
+//! anyd does not re-export serde.
+//!
+//! The command-line client is the `anydctl` package: `cargo install
+//! anydctl --locked`, or from a checkout of the repository `cargo install
+//! --path crates/anydctl --locked`.
 //!
 //! # Choosing a codec
 //!
@@ -166,7 +193,9 @@
 //! ([`Appd::socket_name`] picks one of several), and the daemon reports
 //! readiness, status and watchdog pings ([`systemd`]). Without a service
 //! manager: [`Appd::pid_file`], [`daemonize`] and [`Appd::run_as`] to drop
-//! root once the socket is bound.
+//! root once the socket is bound, keeping the capabilities named with
+//! [`Appd::keep_capabilities`] (a VPN daemon keeps
+//! [`Capability::NetAdmin`]) and no other.
 //!
 //! # Python interoperability
 //!
