@@ -316,3 +316,35 @@ pub use api::__private;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeExamples;
+
+#[cfg(test)]
+mod readme {
+    /// The README is this crate's page on the registry and the project's on
+    /// a forge, where a doc test's hidden lines (`# fn main() {`,
+    /// `# Ok::<_, _>(())`) show as text: its Rust examples are whole
+    /// programs instead, compiled as they read (see `ReadmeExamples`).
+    #[test]
+    fn rust_examples_hide_no_lines() {
+        let mut fence: Option<&str> = None;
+        let mut hidden = Vec::new();
+        for (number, line) in include_str!("../../../README.md").lines().enumerate() {
+            if let Some(info) = line.strip_prefix("```") {
+                fence = match fence {
+                    None => Some(info),
+                    Some(_) => None,
+                };
+                continue;
+            }
+            let in_rust = fence.is_some_and(|info| info.starts_with("rust"));
+            let trimmed = line.trim_start();
+            if in_rust && (trimmed == "#" || trimmed.starts_with("# ")) {
+                hidden.push(format!("README.md:{}: {line}", number + 1));
+            }
+        }
+        assert!(
+            hidden.is_empty(),
+            "hidden doc test lines:\n{}",
+            hidden.join("\n")
+        );
+    }
+}
