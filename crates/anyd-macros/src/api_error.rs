@@ -15,8 +15,9 @@ struct Attrs {
     krate: Option<syn::Path>,
 }
 
-/// Kinds become Python exception class names on the other side, so they
-/// follow the endpoint name rules: letters, digits, `_` and `.`.
+/// Kinds are names (a Python client raises a builtin exception of that
+/// name as that class, and puts any other in a `RuntimeError`'s message),
+/// so they follow the endpoint name rules: letters, digits, `_` and `.`.
 fn valid_kind(kind: &str) -> bool {
     !kind.is_empty()
         && !kind.starts_with(|c: char| c.is_ascii_digit())

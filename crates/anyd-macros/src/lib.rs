@@ -23,6 +23,11 @@ mod typename;
 
 /// Turns an `impl` block into a daemon API and typed clients.
 ///
+/// The examples derive `Serialize` and `Deserialize` for types of their
+/// own: that takes serde with its `derive` feature among the program's
+/// dependencies (`serde = { version = "1", features = ["derive"] }`),
+/// since anyd does not re-export serde.
+///
 /// ```no_run
 /// use std::sync::Mutex;
 ///
@@ -128,6 +133,9 @@ mod typename;
 /// A method returns any `Serialize` value, or `Result<T, E>` where `E`
 /// implements `anyd::ApiError` (derive it with [`macro@ApiError`]):
 /// an `Err` reaches the caller as an error with `E`'s kind and message.
+/// (A `Result` whose error is a `String` is refused here, where an
+/// `Appd::api` closure would send it as a `RuntimeError`: a method's
+/// error is its typed clients' too, and gets a kind of its own.)
 /// A method that returns `anyd::Items<T>` streams (see [Streaming
 /// methods](#streaming-methods)). Up to 10 parameters, `Peer` included.
 ///
@@ -317,8 +325,10 @@ fn expand_api(
 ///
 /// The kind is the type's name unless `#[api_error(kind = "...")]` on the
 /// type or on a variant says otherwise; the message is the `Display` text
-/// (which the type must implement). Python clients raise the kind as the
-/// exception class of that name.
+/// (which the type must implement). A Python anyd client raises a kind
+/// that names a Python builtin exception (`ValueError`,
+/// `PermissionError`, ...) as that exception, and any other kind, such as
+/// the type's own name, as `RuntimeError("<kind>: <message>")`.
 ///
 /// ```
 /// use anyd::ApiError as _; // the trait, for into_remote()

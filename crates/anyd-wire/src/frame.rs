@@ -1,4 +1,5 @@
-//! Frames: the length prefix every message travels in (docs/PROTOCOL.md section 1).
+//! Frames: the length prefix every message travels in
+//! ([protocol section 1](crate::protocol#1-frames)).
 //!
 //! This module owns the header format and the size limit. It does not own a
 //! buffer or a socket: the caller keeps its bytes and asks [`decode`] whether

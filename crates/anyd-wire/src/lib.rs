@@ -1,6 +1,6 @@
 //! The anyd wire protocol, with no I/O at all.
 //!
-//! This crate owns the bytes: frames (docs/PROTOCOL.md section 1), the
+//! This crate owns the bytes: frames ([`protocol`] section 1), the
 //! authentication handshake (section 2), requests and replies (section 3) in
 //! the three codecs (section 4). Every function here works on byte buffers;
 //! sockets, runtimes and time belong to the `anyd` crate. That split keeps the
@@ -15,6 +15,8 @@
 //!   functions.
 //! - [`value`]: the dynamic [`Value`] that pickle decodes to and tools
 //!   print.
+//! - [`protocol`]: no code, the protocol's reference (`docs/PROTOCOL.md`
+//!   in the repository), which this crate implements.
 //!
 //! Each uses only those before it in this list that it needs: `codec` uses
 //! `message` and `value`, `message` uses `value`, and `frame` and
@@ -28,6 +30,7 @@ pub mod codec;
 pub mod frame;
 pub mod handshake;
 pub mod message;
+pub mod protocol;
 pub mod value;
 
 pub use message::Codec;

@@ -1,5 +1,6 @@
-//! Requests, replies and the end of a session as types (docs/PROTOCOL.md
-//! sections 3 and 6), whatever codec they travel in.
+//! Requests, replies and the end of a session as types
+//! ([protocol](crate::protocol) sections 3 and 6), whatever codec they
+//! travel in.
 //!
 //! This module owns the logical messages: a [`Request`] whose arguments are
 //! still undecoded ([`Arg`]), so that each handler deserializes them
@@ -19,7 +20,7 @@ use serde_json::value::RawValue;
 
 use crate::Value;
 
-/// A payload codec (docs/PROTOCOL.md section 4).
+/// A payload codec ([protocol section 4](crate::protocol#4-codecs)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     /// MessagePack, the native default.
@@ -63,10 +64,10 @@ pub struct Request<'a> {
     /// `max_args + 1` of them, enough to find what is wrong with a call
     /// that has too many (one of those is unknown or given twice).
     pub kwargs: Vec<(Cow<'a, str>, Arg<'a>)>,
-    /// The client asked for a stream of replies (docs/PROTOCOL.md section
-    /// 8.1): only a native codec can ask.
+    /// The client asked for a stream of replies
+    /// ([protocol section 8.1](crate::protocol#81-streams)): only a native codec can ask.
     pub stream: bool,
-    /// The client speaks descriptors (docs/PROTOCOL.md section 8.2): the
+    /// The client speaks descriptors ([protocol section 8.2](crate::protocol#82-descriptors)): the
     /// descriptors that came with the request are its arguments', and its
     /// reply may carry some. Only a native codec can say so.
     pub fds: bool,
@@ -81,7 +82,7 @@ pub enum Incoming<'a> {
     /// SIGENDS: the client ends the session, in the given codec.
     EndSession(Codec),
     /// CANCEL: the client stops the stream it is receiving, if any
-    /// (docs/PROTOCOL.md section 8.1).
+    /// ([protocol section 8.1](crate::protocol#81-streams)).
     Cancel(Codec),
 }
 
@@ -96,7 +97,7 @@ pub enum Head<'a> {
     /// SIGENDS: the client ends the session, in the given codec.
     EndSession(Codec),
     /// CANCEL: the client stops the stream it is receiving, if any
-    /// (docs/PROTOCOL.md section 8.1). Never answered by itself.
+    /// ([protocol section 8.1](crate::protocol#81-streams)). Never answered by itself.
     Cancel(Codec),
 }
 
@@ -122,7 +123,7 @@ pub struct RequestHead<'a> {
 pub(crate) type DecodedArgs = (Vec<Value>, Vec<(String, Value)>);
 
 /// An error reply: what went wrong, in terms a client in any language can
-/// act on (docs/PROTOCOL.md section 6).
+/// act on ([protocol section 6](crate::protocol#6-errors)).
 ///
 /// It is deliberately not `Serialize`: each codec writes it in its own
 /// shape, and an application handler returning `Result<T, RemoteError>`
@@ -171,7 +172,7 @@ pub enum Reply<T> {
     EndSession,
 }
 
-/// A decoded frame of a stream (docs/PROTOCOL.md section 8.1).
+/// A decoded frame of a stream ([protocol section 8.1](crate::protocol#81-streams)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum StreamReply<T> {

@@ -6,8 +6,8 @@
 //! on who is calling, decides what each caller may do. SIGHUP re-reads the
 //! state file. Its command-line client is `vpnm`.
 //!
-//! It also keeps a log of every change, readable by root alone (mode
-//! 0600), and hands members of the group a read-only descriptor to it
+//! It also keeps a log of every change, readable by the daemon's user
+//! alone (root, or `--user`'s; mode 0600), and hands members of the group a read-only descriptor to it
 //! (`open_log()`, descriptor passing): they read the log themselves,
 //! through what the daemon opened for them, without being able to open
 //! the file, or to write to it.
@@ -23,6 +23,15 @@
 //! Under systemd it runs from the units in `contrib/systemd/`: the socket
 //! is passed in (socket activation), readiness and status go to the
 //! manager, SIGTERM drains calls in progress.
+//!
+//! A real VPN daemon needs `CAP_NET_ADMIN` (tunnels, routes) and nothing
+//! else of root's. Started as root without a service manager, `--user
+//! NAME` binds the socket as root, then serves as NAME with that one
+//! capability (`Appd::run_as` with `keep_capabilities`); the state
+//! directory must then be one NAME may write (`install -d -o NAME
+//! /var/lib/vpnmd`). Under systemd the unit does the same with
+//! `DynamicUser=` and `AmbientCapabilities=`, and the daemon never runs
+//! as root at all.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -31,7 +40,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyd::{Allow, Appd, Fd, Hub, Items, Peer, RemoteError};
+use anyd::{Allow, Appd, Capability, Fd, Hub, Items, Peer, RemoteError};
 use serde::{Deserialize, Serialize};
 
 /// What the daemon manages: one entry per tunnel that is up.
@@ -80,7 +89,7 @@ impl Change {
 struct Vpnmd {
     state_file: PathBuf,
     /// Every change, a line each (`1712345678 office up uid 1000`), for
-    /// root alone: who brought which tunnel up or down, and when, is
+    /// the daemon's user alone: who brought which tunnel up or down, and when, is
     /// more than the status tells everyone. Members of the group read it
     /// through `open_log()`.
     log_file: PathBuf,
@@ -143,7 +152,7 @@ impl Vpnmd {
     }
 
     /// Hands the caller a descriptor to the change log, opened read only.
-    /// The file is root's alone (0600): the caller could not open it, and
+    /// The file is the daemon's alone (0600): the caller could not open it, and
     /// the policy (the group rule of connect and disconnect) decides who
     /// gets the descriptor instead. Read only, because permissions are
     /// checked when a file is opened, not when a descriptor is used: what
@@ -236,10 +245,10 @@ impl Vpnmd {
     }
 }
 
-/// Opens the change log to append to, creating it for root alone. The
-/// mode is set on an existing file too: a log left with a wider mode (by
-/// hand, or by an older version) would let everyone read what the policy
-/// keeps to the group.
+/// Opens the change log to append to, creating it for the daemon's user
+/// alone. The mode is set on an existing file too: a log left with a
+/// wider mode (by hand, or by an older version) would let everyone read
+/// what the policy keeps to the group.
 fn open_log_for_append(path: &Path) -> std::io::Result<File> {
     let log = OpenOptions::new()
         .append(true)
@@ -262,10 +271,12 @@ struct Options {
     state_dir: PathBuf,
     group: Option<String>,
     pid_file: Option<PathBuf>,
+    user: Option<String>,
 }
 
 const USAGE: &str =
     "usage: vpnmd [--address ADDR] [--state-dir DIR] [--group NAME] [--pid-file PATH]
+             [--user NAME]
 
   --address ADDR    where to listen (default unix:/run/vpnmd.sock); a socket
                     passed by systemd is used instead when present
@@ -274,7 +285,10 @@ const USAGE: &str =
                     disconnect and read the change log; without it, only
                     root may; anyone may ask for the status and watch
                     the changes
-  --pid-file PATH   hold a locked pid file";
+  --pid-file PATH   hold a locked pid file
+  --user NAME       started as root: once the socket is bound, serve as
+                    user NAME, keeping CAP_NET_ADMIN and no other
+                    capability; the state directory must be NAME's";
 
 fn options() -> Options {
     let mut o = Options {
@@ -282,6 +296,7 @@ fn options() -> Options {
         state_dir: "/var/lib/vpnmd".into(),
         group: None,
         pid_file: None,
+        user: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -296,6 +311,7 @@ fn options() -> Options {
             "--state-dir" => o.state_dir = value("--state-dir").into(),
             "--group" => o.group = Some(value("--group")),
             "--pid-file" => o.pid_file = Some(value("--pid-file").into()),
+            "--user" => o.user = Some(value("--user")),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0)
@@ -319,7 +335,6 @@ fn main() -> anyd::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let o = options();
-    std::fs::create_dir_all(&o.state_dir)?;
     let vpn = std::sync::Arc::new(Vpnmd {
         state_file: o.state_dir.join("state.json"),
         log_file: o.state_dir.join("changes.log"),
@@ -327,9 +342,7 @@ fn main() -> anyd::Result<()> {
         // Changes are rare; a watcher this far behind has stopped reading.
         events: Hub::new(256),
     });
-    // Created now, so that open_log() finds a log (empty) before the
-    // first change, and with its mode from the start.
-    open_log_for_append(&vpn.log_file)?;
+    let state = vpn.clone();
     let changers = match &o.group {
         Some(g) => Allow::group(g.as_str()).or(Allow::root()),
         None => Allow::root(),
@@ -368,7 +381,17 @@ fn main() -> anyd::Result<()> {
     if let Some(path) = o.pid_file {
         appd = appd.pid_file(path);
     }
+    if let Some(user) = o.user {
+        // What tunnels and routes need; every other capability goes.
+        appd = appd.run_as(user).keep_capabilities([Capability::NetAdmin]);
+    }
     let server = appd.bind(o.address.as_str())?;
+    // Made now, as the user the daemon serves as, so that it owns them;
+    // the log before the first change, so that open_log() finds one
+    // (empty), with its mode from the start.
+    std::fs::create_dir_all(&o.state_dir)?;
+    open_log_for_append(&state.log_file)?;
+    drop(state);
     eprintln!("vpnmd: serving on {}", server.local_address());
     server.serve()
 }

@@ -12,7 +12,8 @@
 
 use std::sync::Arc;
 
-use crate::handler::{FromCall, IntoReply};
+use crate::handler::FromCall;
+use crate::reply::IntoReply;
 use crate::server::Appd;
 
 /// A set of endpoints declared with `#[anyd::api]` on an `impl` block.
@@ -56,8 +57,8 @@ pub mod __private {
     use serde::Serialize;
 
     use super::{FromCall, IntoReply};
-    use crate::handler::{ApiError, Fallible, Plain};
     use crate::items::Items;
+    use crate::reply::{ApiError, Fallible, Plain};
 
     /// Placed by `#[anyd::api]` on each parameter type, with the type's
     /// span, so that a type that cannot be decoded from a request is

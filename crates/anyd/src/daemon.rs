@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 
 use rustix::fs::{flock, FlockOperation};
 
+use crate::capability::Keep;
 use crate::error::{Error, Result};
 use crate::sys::{self, users};
 
@@ -409,7 +410,15 @@ impl RunAs {
 /// Through the C library's `setgroups`, `setgid` and `setuid`, which apply
 /// to every thread of the process (the raw system calls change only the
 /// calling thread, and a thread left as root would undo the point).
-pub(crate) fn drop_privileges(u: &RunAs, leftovers: &[&Path]) -> Result<()> {
+///
+/// Capabilities: leaving uid 0 empties every thread's permitted,
+/// effective and ambient sets; `keep` names those this thread keeps
+/// (and the threads it starts afterwards inherit), and every capability
+/// it does not name leaves the bounding set first (see
+/// [`Keep::before_switch`]). Capabilities belong to threads, which the C
+/// library's broadcast of the user change does not cover: a thread
+/// started before this keeps none.
+pub(crate) fn drop_privileges(u: &RunAs, keep: &Keep, leftovers: &[&Path]) -> Result<()> {
     let user = u.name.as_str();
     for path in leftovers {
         // At bind, still root, the daemon accepted a directory of any
@@ -441,15 +450,49 @@ pub(crate) fn drop_privileges(u: &RunAs, leftovers: &[&Path]) -> Result<()> {
             );
         }
     }
-    sys::switch_process_credentials(&u.groups, u.gid, u.uid)
+    if !keep.is_empty() {
+        warn_of_other_threads(keep);
+    }
+    keep.before_switch()?;
+    let switched = sys::switch_process_credentials(&u.groups, u.gid, u.uid);
+    // Run whether or not the switch worked: the kernel must not go on
+    // keeping capabilities across changes of user.
+    let kept = keep.after_switch();
+    switched
         .map_err(|(what, e)| Error::system(format!("drop privileges to {user} ({what})"), e))?;
+    kept?;
     if u.uid != 0 && rustix::thread::set_thread_uid(rustix::process::Uid::ROOT).is_ok() {
         return Err(Error::Config(format!(
             "dropped to {user} but could regain root; refusing to continue"
         )));
     }
-    tracing::info!(user, uid = u.uid, gid = u.gid, "dropped privileges");
+    tracing::info!(
+        user,
+        uid = u.uid,
+        gid = u.gid,
+        capabilities = keep.names(),
+        "dropped privileges"
+    );
     Ok(())
+}
+
+/// Says so when threads other than this one exist: they keep none of the
+/// capabilities kept here (see [`drop_privileges`]), so a handler that
+/// ran on one would lack them.
+fn warn_of_other_threads(keep: &Keep) {
+    let others = std::fs::read_dir("/proc/self/task")
+        .map(|tasks| tasks.count().saturating_sub(1))
+        .unwrap_or(0);
+    if others > 0 {
+        tracing::warn!(
+            threads = others,
+            capabilities = keep.names(),
+            "other threads of the daemon were started before it dropped privileges: \
+             capabilities belong to threads, and they keep none (the thread that binds, \
+             and every thread it starts from then on, keep these); bind before starting \
+             threads, from the main thread"
+        );
+    }
 }
 
 /// File descriptors for everything but connections: the listener, the

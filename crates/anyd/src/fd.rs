@@ -2,7 +2,7 @@
 //!
 //! In the payload a descriptor is a placeholder, `{"$fd": n}`, naming its
 //! index among the descriptors that travel with the frame as `SCM_RIGHTS`
-//! ancillary data (docs/PROTOCOL.md section 8.2). serde has no context to
+//! ancillary data ([protocol section 8.2](crate::protocol#82-descriptors)). serde has no context to
 //! carry those, so the code that encodes or decodes a frame opens a frame
 //! context on its thread for the time it takes ([`Outgoing`],
 //! [`Incoming`]); outside one, an `Fd` neither serializes nor
@@ -29,7 +29,7 @@ const KEY: &str = "$fd";
 ///
 /// Sending one sends a duplicate (the value keeps its own); a received
 /// one is close-on-exec, and closed when the `Fd` is dropped. See
-/// docs/PROTOCOL.md section 8.2.
+/// [protocol section 8.2](crate::protocol#82-descriptors).
 ///
 /// A daemon takes descriptors from its callers when one of its endpoints
 /// has a parameter whose type names `Fd` (`Fd`, `Option<Fd>`,

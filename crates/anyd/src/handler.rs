@@ -1,6 +1,6 @@
 //! Handlers: how a plain or async function of typed arguments becomes an
 //! endpoint. Argument binding (positional, by keyword, optional) happens
-//! here and only here.
+//! here and only here; what the return value becomes is `reply.rs`'s.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -8,14 +8,13 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 
-use anyd_wire::codec::encode_reply_ok;
 use anyd_wire::message::{Arg, Request};
 use anyd_wire::Codec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, RemoteError};
-use crate::items::{Items, Source};
+use crate::error::RemoteError;
+use crate::reply::{Async, IntoReply, Outcome};
 use crate::transport::Peer;
 
 /// One parameter of an endpoint, as introspection shows it.
@@ -43,13 +42,16 @@ pub struct EndpointInfo {
     /// The documentation, possibly empty.
     pub doc: String,
     /// The endpoint streams: it sends items, `returns` is their type
-    /// (docs/PROTOCOL.md section 8.1). Absent from daemons that predate
+    /// ([protocol section 8.1](crate::protocol#81-streams)). Absent from daemons that predate
     /// streams.
     #[serde(default)]
     pub stream: bool,
 }
 
-/// What a handler is given about the call it serves.
+/// The call being served, as argument binding reads it: the request,
+/// the endpoint, the caller. Not something a handler takes: a handler's
+/// parameters are wire arguments and [`Peer`] (see [`FromCall`]). Public
+/// only because [`FromCall`]'s hidden methods name it.
 pub struct Call<'a> {
     pub(crate) info: &'a EndpointInfo,
     pub(crate) request: &'a Request<'a>,
@@ -148,9 +150,16 @@ fn type_error(message: String) -> RemoteError {
     RemoteError::new("TypeError", message)
 }
 
-/// Something a handler takes as a parameter: a wire argument (any
-/// `DeserializeOwned` type) or something the framework provides, like the
-/// caller's [`Peer`].
+/// What a handler may take as a parameter: a wire argument (any
+/// `DeserializeOwned` type, decoded from the request, by position or by
+/// keyword) or the caller's [`Peer`], which the kernel tells the daemon.
+///
+/// This crate implements it for those two and no more; it is not meant to
+/// be implemented elsewhere (its methods are hidden and may change), so a
+/// handler cannot take a type of its own making other than a decoded
+/// argument. What a handler needs beyond its arguments and its caller, it
+/// captures: a closure holds an `Arc` of the daemon's state, an
+/// [`#[anyd::api]`](macro@crate::api) method has `&self`.
 pub trait FromCall: Sized {
     /// The parameter's introspection, or `None` when it is not a wire
     /// argument.
@@ -258,203 +267,19 @@ impl FromCall for Peer {
     }
 }
 
-/// An application error that can travel to the client: a kind (which
-/// Python clients raise as the exception class of that name), a message,
-/// and optional data.
-///
-/// ```
-/// use anyd::{ApiError, RemoteError};
-///
-/// enum VpnError { NotConnected, BadConfig(String) }
-///
-/// impl ApiError for VpnError {
-///     fn into_remote(self) -> RemoteError {
-///         match self {
-///             VpnError::NotConnected => RemoteError::new("VpnError", "not connected"),
-///             VpnError::BadConfig(why) => RemoteError::new("ValueError", why),
-///         }
-///     }
-/// }
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be returned to a caller as an error",
-    label = "not an `anyd::ApiError`",
-    note = "derive it with `#[derive(anyd::ApiError)]` (kind: the type's name; message: its `Display` text), or implement `anyd::ApiError`"
-)]
-pub trait ApiError {
-    /// The error reply for this error.
-    fn into_remote(self) -> RemoteError;
-}
-
-impl ApiError for RemoteError {
-    fn into_remote(self) -> RemoteError {
-        self
-    }
-}
-
-impl ApiError for std::io::Error {
-    /// Kinds as Python names the `OSError` subclasses.
-    fn into_remote(self) -> RemoteError {
-        use std::io::ErrorKind as K;
-        let kind = match self.kind() {
-            K::NotFound => "FileNotFoundError",
-            K::PermissionDenied => "PermissionError",
-            K::AlreadyExists => "FileExistsError",
-            K::TimedOut => "TimeoutError",
-            K::InvalidInput | K::InvalidData => "ValueError",
-            _ => "OSError",
-        };
-        RemoteError::new(kind, self.to_string())
-    }
-}
-
-impl ApiError for Box<dyn std::error::Error + Send + Sync> {
-    fn into_remote(self) -> RemoteError {
-        RemoteError::new("RuntimeError", self.to_string())
-    }
-}
-
-impl ApiError for Error {
-    /// A remote error passes through unchanged (a daemon relaying another
-    /// daemon's answer); anything else is a `RuntimeError`.
-    fn into_remote(self) -> RemoteError {
-        match self {
-            Error::Remote(e) => e,
-            other => RemoteError::new("RuntimeError", other.to_string()),
-        }
-    }
-}
-
-/// Marks a handler that returns a plain value.
-#[doc(hidden)]
-pub enum Plain {}
-/// Marks a handler that returns `Result<T, E: ApiError>`.
-#[doc(hidden)]
-pub enum Fallible {}
-/// Marks an async handler.
-#[doc(hidden)]
-pub enum Async {}
-/// Marks a handler that returns [`Items`].
-#[doc(hidden)]
-pub enum Streaming {}
-/// Marks a handler that returns `Result<Items<T>, E: ApiError>`.
-#[doc(hidden)]
-pub enum FallibleStreaming {}
-
-/// What a call made: a reply written, or a stream to send.
-#[doc(hidden)]
-pub struct Outcome(pub(crate) Option<Box<dyn Source>>);
-
-impl Outcome {
-    const WRITTEN: Outcome = Outcome(None);
-}
-
-/// What a handler returns: a serializable value, a `Result` whose error
-/// is an [`ApiError`], or a stream of values ([`Items`], or a `Result` of
-/// one).
-pub trait IntoReply<M> {
-    /// The introspected result type (of the items, for a stream).
-    #[doc(hidden)]
-    fn returns() -> String;
-    /// Whether the endpoint streams.
-    #[doc(hidden)]
-    fn streams() -> bool {
-        false
-    }
-    /// Writes the reply value into `out`, or hands over the stream, or
-    /// gives the error to send.
-    #[doc(hidden)]
-    fn reply(self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError>;
-}
-
-fn write_ok<T: Serialize>(
-    value: &T,
-    call: &Call<'_>,
-    out: &mut Vec<u8>,
-) -> Result<(), RemoteError> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        RemoteError::new("RuntimeError", format!("cannot encode the result: {e}"))
-    };
-    // While no `Fd` exists, none can be in the result.
-    let Some(slot) = call.reply_fds.filter(|_| crate::fd::any_alive()) else {
-        return encode_reply_ok(call.codec(), value, out).map_err(|e| cannot(&e));
-    };
-    // The descriptors the result holds, copied as it is encoded; closed
-    // here if it cannot be.
-    let outgoing = crate::fd::Outgoing::open();
-    encode_reply_ok(call.codec(), value, out).map_err(|e| cannot(&e))?;
-    let fds = outgoing.finish();
-    if fds.len() > crate::transport::fds::MAX_FDS_PER_FRAME {
-        return Err(cannot(&format_args!(
-            "it holds {} descriptors; a message may carry at most {}",
-            fds.len(),
-            crate::transport::fds::MAX_FDS_PER_FRAME
-        )));
-    }
-    *slot.borrow_mut() = fds;
-    Ok(())
-}
-
-impl<T: Serialize> IntoReply<Plain> for T {
-    fn returns() -> String {
-        short_type_name(std::any::type_name::<T>())
-    }
-    fn reply(self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
-        write_ok(&self, call, out).map(|()| Outcome::WRITTEN)
-    }
-}
-
-impl<T: Serialize, E: ApiError> IntoReply<Fallible> for Result<T, E> {
-    fn returns() -> String {
-        short_type_name(std::any::type_name::<T>())
-    }
-    fn reply(self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
-        match self {
-            Ok(v) => write_ok(&v, call, out).map(|()| Outcome::WRITTEN),
-            Err(e) => Err(e.into_remote()),
-        }
-    }
-}
-
-impl<T: Serialize + Send + 'static> IntoReply<Streaming> for Items<T> {
-    fn returns() -> String {
-        short_type_name(std::any::type_name::<T>())
-    }
-    fn streams() -> bool {
-        true
-    }
-    fn reply(self, _: &Call<'_>, _: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
-        Ok(Outcome(Some(self.source)))
-    }
-}
-
-impl<T: Serialize + Send + 'static, E: ApiError> IntoReply<FallibleStreaming>
-    for Result<Items<T>, E>
-{
-    fn returns() -> String {
-        short_type_name(std::any::type_name::<T>())
-    }
-    fn streams() -> bool {
-        true
-    }
-    fn reply(self, _: &Call<'_>, _: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
-        match self {
-            Ok(items) => Ok(Outcome(Some(items.source))),
-            Err(e) => Err(e.into_remote()),
-        }
-    }
-}
-
 /// A function or closure that can serve an endpoint: plain or async, of up
 /// to 10 parameters, each a wire argument (`DeserializeOwned`) or a
-/// [`Peer`], returning a value or `Result<T, E: ApiError>`.
+/// [`Peer`], returning what [`IntoReply`] takes: a value,
+/// `Result<T, E: ApiError>`, a stream, or a `Result` whose error is not an
+/// `ApiError` but serializes (`String`, `&str`), which fails the call with
+/// a `RuntimeError` carrying the error's text.
 ///
 /// The type parameter `M` only tells the implementations apart; it is
 /// always inferred.
 #[diagnostic::on_unimplemented(
     message = "this function cannot serve an endpoint",
     label = "not an `anyd::Handler`",
-    note = "an endpoint takes up to 10 parameters, each `serde::de::DeserializeOwned` or `anyd::Peer`, and returns a `serde::Serialize` value, `anyd::Items<T>` (a stream) or a `Result` of either with `E: anyd::ApiError`, directly or from a future; it must be `Send + Sync + 'static`"
+    note = "an endpoint takes up to 10 parameters, each `serde::de::DeserializeOwned` or `anyd::Peer`, and returns a `serde::Serialize` value, `anyd::Items<T>` (a stream) or a `Result` of either whose error is an `anyd::ApiError` (a value's error may also be `String`, `&str` or another `serde::Serialize` type, sent as a `RuntimeError`), directly or from a future; it must be `Send + Sync + 'static`"
 )]
 pub trait Handler<M>: Send + Sync + 'static {
     /// The wire parameters (names are filled in from the signature).

@@ -1,7 +1,11 @@
-//! anyd: Unix daemons with an API over a local socket, and their clients.
+//! anyd: Linux daemons with an API over a local socket, and their clients.
 //!
 //! A daemon is an [`Appd`]: endpoints are plain or async functions of
 //! typed arguments, registered under a name.
+//!
+//! Linux only: the crate relies on peer credentials (`SO_PEERCRED`,
+//! `SO_PEERGROUPS`), descriptor passing with `MSG_CMSG_CLOEXEC`,
+//! `eventfd`, capabilities and `/proc`, and does not build elsewhere.
 //!
 //! ```no_run
 //! use anyd::{Appd, ClientSession};
@@ -21,6 +25,23 @@
 //! running.shutdown()?;
 //! # Ok::<(), anyd::Error>(())
 //! ```
+//!
+//! The daemon logs through [`tracing`](https://docs.rs/tracing): until the
+//! program installs a subscriber it prints nothing, not even that it is
+//! listening. With `tracing-subscriber = "0.3"` among the dependencies,
+//! one line first in `main` prints info and above to standard error:
+//!
+//! ```no_run
+//! tracing_subscriber::fmt()
+//!     .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+//!     .init();
+//! ```
+//!
+//! A socket file is `0600` by default: only the daemon's own user may
+//! connect, and a client run by another user gets `Permission denied`.
+//! A daemon that serves an unprivileged command-line tool opens it
+//! ([`Appd::socket_mode`], with [`Appd::socket_group_name`] for one
+//! group; see [Who may call what](#who-may-call-what)).
 //!
 //! The wire protocol is Python anyd's (`multiprocessing.connection` frames,
 //! its `authkey` handshake, `SIGENDS`), so Python `anyd.ClientSession`
@@ -44,7 +65,7 @@
 //! Over a Unix socket, arguments and results may hold open file
 //! descriptors: an [`Fd`] travels with its message as `SCM_RIGHTS`, so a
 //! root daemon can open what its caller may not and hand it over
-//! (docs/PROTOCOL.md section 8.2).
+//! ([protocol section 8.2](crate::protocol#82-descriptors)).
 //!
 //! Three things are named *api*, for the two ways of declaring
 //! endpoints: the attribute [`#[anyd::api]`](macro@api) on an `impl`
@@ -65,8 +86,14 @@
 //! anyd-ipc = "0.1"
 //! ```
 //!
-//! The command-line client is the `anydctl` package
-//! (`cargo install anydctl`).
+//! Arguments and results are anything serde can (de)serialize: deriving
+//! `Serialize` and `Deserialize` on types of your own takes serde with its
+//! `derive` feature (`serde = { version = "1", features = ["derive"] }`);
+//! anyd does not re-export serde.
+//!
+//! The command-line client is the `anydctl` package: `cargo install
+//! anydctl --locked`, or from a checkout of the repository `cargo install
+//! --path crates/anydctl --locked`.
 //!
 //! # Choosing a codec
 //!
@@ -127,7 +154,7 @@
 //! waits for a slow subscriber: one that falls too far behind gets a
 //! `Lagged` error saying how many events it missed. Streams travel in the
 //! native codecs only, as an extension a client asks for per call
-//! (`docs/PROTOCOL.md`, section 8.1); a Python client calling a streaming
+//! ([protocol section 8.1](crate::protocol#81-streams)); a Python client calling a streaming
 //! endpoint gets a `TypeError` that says so.
 //!
 //! # Who may call what
@@ -166,7 +193,9 @@
 //! ([`Appd::socket_name`] picks one of several), and the daemon reports
 //! readiness, status and watchdog pings ([`systemd`]). Without a service
 //! manager: [`Appd::pid_file`], [`daemonize`] and [`Appd::run_as`] to drop
-//! root once the socket is bound.
+//! root once the socket is bound, keeping the capabilities named with
+//! [`Appd::keep_capabilities`] (a VPN daemon keeps
+//! [`Capability::NetAdmin`]) and no other.
 //!
 //! # Python interoperability
 //!
@@ -198,9 +227,10 @@
 //! progress ([`max_handshakes`](Appd::max_handshakes)), and time for the
 //! handshake, for an idle session and for each request and reply as a
 //! whole ([`handshake_timeout`](Appd::handshake_timeout),
-//! [`idle_timeout`](Appd::idle_timeout)). The protocol reference,
-//! `docs/PROTOCOL.md` in the repository, lists them all with what happens
-//! past each, and `SECURITY.md` what an attacker can and cannot do.
+//! [`idle_timeout`](Appd::idle_timeout)). The protocol reference
+//! ([`protocol`], [section 7](protocol#7-limits-and-timeouts)) lists them
+//! all with what happens past each, and `SECURITY.md` in the repository
+//! what an attacker can and cannot do.
 //!
 //! Time settings, on [`Appd`] and [`ClientOptions`] alike, follow one
 //! rule: a setter takes an `Option<Duration>` where no limit is a sensible
@@ -222,10 +252,19 @@
 // here it is an error).
 #![deny(missing_docs)]
 
+// Elsewhere the crate cannot build: said first, in words, ahead of the
+// unresolved `std::os::linux` imports and socket options that follow.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "anyd (the anyd-ipc package) runs on Linux only: it needs SO_PEERCRED and SO_PEERGROUPS, \
+     SCM_RIGHTS with MSG_CMSG_CLOEXEC, eventfd, capabilities and /proc"
+);
+
 mod address;
 mod admission;
 mod api;
 mod budget;
+mod capability;
 mod checked_dir;
 mod client;
 mod daemon;
@@ -239,6 +278,7 @@ mod handshake;
 mod items;
 mod policy;
 mod registry;
+mod reply;
 mod server;
 mod sys;
 pub mod systemd;
@@ -248,15 +288,17 @@ mod transport;
 pub use address::{Address, ToAddress};
 pub use anyd_macros::{api, ApiError};
 pub use api::{Api, IntoApi};
+pub use capability::Capability;
 pub use client::{
     AsyncClientSession, Canceller, ClientOptions, ClientSession, ItemIter, ItemStream,
 };
 pub use daemon::{daemonize, daemonize_ready};
 pub use error::{Error, RemoteError, Result, WireError};
 pub use fd::Fd;
-pub use handler::{ApiError, Call, EndpointInfo, FromCall, Handler, IntoReply, ParamInfo};
+pub use handler::{Call, EndpointInfo, FromCall, Handler, ParamInfo};
 pub use items::{channel, Hub, ItemSender, Items, StreamClosed};
 pub use policy::Allow;
+pub use reply::{ApiError, IntoReply};
 pub use server::{Appd, Running, Server, ShutdownHandle};
 pub use transport::Peer;
 
@@ -266,6 +308,9 @@ pub use anyd_wire::{Codec, Value};
 /// The wire layer, for tools that need frames and codecs directly.
 pub use anyd_wire as wire;
 
+#[doc(inline)]
+pub use anyd_wire::protocol;
+
 #[doc(hidden)]
 pub use api::__private;
 
@@ -273,3 +318,35 @@ pub use api::__private;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeExamples;
+
+#[cfg(test)]
+mod readme {
+    /// The README is this crate's page on the registry and the project's on
+    /// a forge, where a doc test's hidden lines (`# fn main() {`,
+    /// `# Ok::<_, _>(())`) show as text: its Rust examples are whole
+    /// programs instead, compiled as they read (see `ReadmeExamples`).
+    #[test]
+    fn rust_examples_hide_no_lines() {
+        let mut fence: Option<&str> = None;
+        let mut hidden = Vec::new();
+        for (number, line) in include_str!("../../../README.md").lines().enumerate() {
+            if let Some(info) = line.strip_prefix("```") {
+                fence = match fence {
+                    None => Some(info),
+                    Some(_) => None,
+                };
+                continue;
+            }
+            let in_rust = fence.is_some_and(|info| info.starts_with("rust"));
+            let trimmed = line.trim_start();
+            if in_rust && (trimmed == "#" || trimmed.starts_with("# ")) {
+                hidden.push(format!("README.md:{}: {line}", number + 1));
+            }
+        }
+        assert!(
+            hidden.is_empty(),
+            "hidden doc test lines:\n{}",
+            hidden.join("\n")
+        );
+    }
+}

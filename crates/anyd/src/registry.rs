@@ -11,8 +11,9 @@ use anyd_wire::message::{Request, RequestHead};
 use serde::Serialize;
 
 use crate::error::RemoteError;
-use crate::handler::{short_type_name, Call, EndpointInfo, Handler, Outcome};
+use crate::handler::{short_type_name, Call, EndpointInfo, Handler};
 use crate::policy::{Allow, Resolved};
+use crate::reply::Outcome;
 use crate::throttle::{throttled, Throttle};
 use crate::transport::fds::FdError;
 use crate::transport::Peer;

@@ -1,5 +1,5 @@
 //! The three payload codecs, and which one a payload is in
-//! (docs/PROTOCOL.md section 4).
+//! ([protocol section 4](crate::protocol#4-codecs)).
 //!
 //! This module owns reading and writing the messages of
 //! [`crate::message`] as bytes: it detects a payload's codec from its first
@@ -25,7 +25,7 @@
 //! | `encode_end_session(out)` | appends SIGENDS |
 //!
 //! The native codecs (MessagePack and JSON) also carry streams
-//! (docs/PROTOCOL.md section 8.1): `encode_stream_request`, `encode_item`
+//! ([protocol section 8.1](crate::protocol#81-streams)): `encode_stream_request`, `encode_item`
 //! and `encode_cancel`, and their `decode_head` and `decode_reply` know
 //! the cancel and item frames. Pickle has no streams.
 //!
@@ -86,14 +86,14 @@ pub enum EncodeError {
     /// Keyword arguments must serialize as a map with string keys.
     #[error("keyword arguments must be a map or a struct, or () for none")]
     KwargsNotAMap,
-    /// Streams (and the other extensions of docs/PROTOCOL.md section 8.1)
+    /// Streams (and the other extensions of [protocol section 8.1](crate::protocol#81-streams))
     /// travel only in the native codecs, MessagePack and JSON.
     #[error("streams and descriptors need a native codec (MessagePack or JSON), not {0:?}")]
     NotNative(Codec),
 }
 
 /// What a request asks beyond the call itself: the optional fourth element
-/// of a native request (docs/PROTOCOL.md section 8.1). An option this
+/// of a native request ([protocol section 8.1](crate::protocol#81-streams)). An option this
 /// implementation does not know is an error, so that a client learns that
 /// the daemon cannot do what it asked rather than getting something else.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +196,8 @@ pub struct DecodeLimits {
     pub pickle: pickle::PickleLimits,
 }
 
-/// Detects the codec of a payload from its first byte (docs/PROTOCOL.md section 4).
+/// Detects the codec of a payload from its first byte
+/// ([protocol section 4](crate::protocol#4-codecs)).
 ///
 /// # Errors
 ///
@@ -355,7 +356,7 @@ where
 }
 
 /// Appends a request calling `endpoint` that asks for a stream of replies
-/// (docs/PROTOCOL.md section 8.1): items, then the end.
+/// ([protocol section 8.1](crate::protocol#81-streams)): items, then the end.
 ///
 /// # Errors
 ///
@@ -375,8 +376,8 @@ where
     encode_request_with(codec, endpoint, args, kwargs, options, out)
 }
 
-/// Appends a request calling `endpoint` with `options` (docs/PROTOCOL.md
-/// section 8.1): with none, exactly what [`encode_request`] writes.
+/// Appends a request calling `endpoint` with `options`
+/// ([protocol section 8.1](crate::protocol#81-streams)): with none, exactly what [`encode_request`] writes.
 ///
 /// # Errors
 ///
@@ -476,7 +477,7 @@ pub fn encode_reply_error(codec: Codec, err: &RemoteError, out: &mut Vec<u8>) {
 }
 
 /// Decodes a frame of a stream that is expected in `codec`: an item, the
-/// end, or an error (docs/PROTOCOL.md section 8.1).
+/// end, or an error ([protocol section 8.1](crate::protocol#81-streams)).
 ///
 /// # Errors
 ///

@@ -1,4 +1,5 @@
-//! One step, "A challenges B", as pure functions (docs/PROTOCOL.md section 2).
+//! One step, "A challenges B", as pure functions
+//! ([protocol section 2](crate::protocol#2-authentication-handshake)).
 //!
 //! This file owns the shape of a challenge message, of a reply, and the
 //! check of a reply. It keeps no state and knows nothing of which side is
@@ -156,7 +157,8 @@ mod tests {
 
     const KEY: &[u8] = b"secret";
 
-    /// Bytes 00 01 02 .. n-1, as in the docs/PROTOCOL.md section 2 vectors.
+    /// Bytes 00 01 02 .. n-1, as in the vectors of docs/PROTOCOL.md
+    /// section 2.
     fn counting(n: u8) -> Vec<u8> {
         (0..n).collect()
     }

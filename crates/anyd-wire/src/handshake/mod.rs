@@ -1,4 +1,6 @@
-//! The authentication handshake of docs/PROTOCOL.md section 2, without I/O.
+//! The authentication handshake of
+//! [protocol section 2](crate::protocol#2-authentication-handshake),
+//! without I/O.
 //!
 //! This module owns the bytes of the handshake: the digest names, the
 //! challenge message, the reply to a challenge, the check of a reply, and the

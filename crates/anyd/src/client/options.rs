@@ -130,7 +130,7 @@ impl ClientOptions {
 
     /// Whether requests say that this client speaks descriptors (default
     /// yes), so that [`Fd`](crate::Fd)s travel in arguments and results
-    /// (docs/PROTOCOL.md section 8.2). It matters only over a Unix socket
+    /// ([protocol section 8.2](crate::protocol#82-descriptors)). It matters only over a Unix socket
     /// in MessagePack or JSON, the only ways descriptors travel. Turn it
     /// off for a daemon that implements the protocol without section 8
     /// (it refuses requests with options), or to save what it costs a

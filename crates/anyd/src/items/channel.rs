@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::{push_item, Fill, Items, Source};
 use crate::error::RemoteError;
-use crate::handler::ApiError;
+use crate::reply::ApiError;
 
 /// How many bytes of encoded items a channel holds before its senders
 /// wait: what the connection writes at once.

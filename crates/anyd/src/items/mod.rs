@@ -33,7 +33,7 @@ use futures_core::Stream;
 use serde::Serialize;
 
 use crate::error::RemoteError;
-use crate::handler::ApiError;
+use crate::reply::ApiError;
 
 /// The values a streaming endpoint sends, one frame each, then the end.
 ///

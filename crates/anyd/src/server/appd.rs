@@ -10,6 +10,7 @@ use anyd_wire::frame;
 use anyd_wire::handshake::{Digest, HandshakeOptions};
 
 use crate::api::{Api, IntoApi};
+use crate::capability::{Capability, Keep};
 use crate::handler::Handler;
 use crate::policy::Allow;
 use crate::registry::Registry;
@@ -31,6 +32,8 @@ pub(super) struct Config {
     pub(super) max_handshakes: usize,
     pub(super) shutdown_deadline: Duration,
     pub(super) socket_file: SocketFile,
+    /// Looked up at bind, into `socket_file.group`.
+    pub(super) socket_group_name: Option<String>,
     pub(super) allow_remote_without_authkey: bool,
     pub(super) handle_signals: bool,
     pub(super) decode_limits: DecodeLimits,
@@ -38,6 +41,7 @@ pub(super) struct Config {
     pub(super) socket_name: Option<String>,
     pub(super) pid_file: Option<PathBuf>,
     pub(super) run_as: Option<String>,
+    pub(super) keep_capabilities: Keep,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             max_handshakes: 64,
             shutdown_deadline: Duration::from_secs(5),
             socket_file: SocketFile::default(),
+            socket_group_name: None,
             allow_remote_without_authkey: false,
             handle_signals: true,
             decode_limits: DecodeLimits::default(),
@@ -62,6 +67,7 @@ impl Default for Config {
             socket_name: None,
             pid_file: None,
             run_as: None,
+            keep_capabilities: Keep::default(),
         }
     }
 }
@@ -413,6 +419,18 @@ impl Appd {
     /// group's members connect).
     pub fn socket_group(mut self, gid: u32) -> Self {
         self.config.socket_file.group = Some(gid);
+        self.config.socket_group_name = None;
+        self
+    }
+
+    /// [`socket_group`](Self::socket_group) by the group's name, looked up
+    /// when the daemon binds: with [`socket_mode(0o660)`](Self::socket_mode),
+    /// the members of `name` may connect, and a command-line client they
+    /// run reaches the daemon.
+    ///
+    /// [`bind`](Self::bind) fails if there is no such group.
+    pub fn socket_group_name(mut self, name: impl Into<String>) -> Self {
+        self.config.socket_group_name = Some(name.into());
         self
     }
 
@@ -476,8 +494,49 @@ impl Appd {
     /// it may write to (one it owns, such as systemd's
     /// `RuntimeDirectory=`); elsewhere a warning at bind says they will be
     /// left behind (harmlessly: the next start replaces both).
+    ///
+    /// Leaving root takes every capability with it, and out of the
+    /// bounding set too (no program the daemon runs can get one back);
+    /// [`keep_capabilities`](Self::keep_capabilities) names those to keep.
     pub fn run_as(mut self, user: impl Into<String>) -> Self {
         self.config.run_as = Some(user.into());
+        self
+    }
+
+    /// Keeps `capabilities` when [`run_as`](Self::run_as) drops root, and
+    /// only those: a VPN daemon that needs `CAP_NET_ADMIN` for its tunnels
+    /// and routes keeps it, and serves as an ordinary user otherwise.
+    ///
+    /// They stay in the permitted and effective sets (so the daemon's own
+    /// code has them), in the inheritable and ambient sets (so a program
+    /// it runs, such as `ip`, has them too, as it would under root), and
+    /// in the bounding set, which loses every other capability. To keep
+    /// capabilities while staying root, give `run_as("root")`.
+    ///
+    /// Linux keeps capabilities per thread: the thread that calls
+    /// [`bind`](Self::bind) keeps them, and so do the threads it starts
+    /// afterwards, which serve the connections; a thread started before
+    /// `bind` keeps none (a warning at bind says how many there are). So
+    /// bind from the main thread, before starting others.
+    ///
+    /// [`bind`](Self::bind) fails without `run_as`, or when the daemon
+    /// does not have a capability it is to keep.
+    ///
+    /// ```no_run
+    /// use anyd::{Appd, Capability};
+    ///
+    /// fn main() -> anyd::Result<()> {
+    ///     Appd::new()
+    ///         .api("status()", || "up")
+    ///         .socket_mode(0o666)
+    ///         .run_as("vpnmd") // started as root, to bind /run/vpnmd.sock
+    ///         .keep_capabilities([Capability::NetAdmin])
+    ///         .bind("unix:/run/vpnmd/vpnmd.sock")?
+    ///         .serve()
+    /// }
+    /// ```
+    pub fn keep_capabilities(mut self, capabilities: impl IntoIterator<Item = Capability>) -> Self {
+        self.config.keep_capabilities = Keep::new(capabilities);
         self
     }
 
@@ -499,8 +558,9 @@ impl Appd {
     }
 
     /// Whether the daemon takes descriptors that callers send with their
-    /// requests (docs/PROTOCOL.md section 8.2). By default it does when an
-    /// endpoint has a parameter whose type names [`Fd`](crate::Fd)
+    /// requests ([protocol section 8.2](crate::protocol#82-descriptors)).
+    /// By default it does when an endpoint has a parameter whose type
+    /// names [`Fd`](crate::Fd)
     /// (`Fd`, `Option<Fd>`, `Vec<Fd>`, ...): say `true` for one that
     /// takes them inside a struct of its own. A daemon that does not take
     /// them reads with plain `recv`, which costs less, and the kernel

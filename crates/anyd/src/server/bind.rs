@@ -14,6 +14,7 @@ use crate::budget::Budget;
 use crate::daemon::{self, PidFile, RunAs};
 use crate::error::{Error, Result};
 use crate::fd_budget::{FdBudget, FdLimits, Plan};
+use crate::sys::users;
 use crate::systemd;
 use crate::transport::Listener;
 
@@ -55,11 +56,23 @@ impl Appd {
             Some(name) => Some(RunAs::look_up(name)?),
             None => None,
         };
+        if run_as.is_none() && !self.config.keep_capabilities.is_empty() {
+            return Err(Error::Config(format!(
+                "keep_capabilities ({}) keeps them across run_as, which is not set",
+                self.config.keep_capabilities.names()
+            )));
+        }
         let serving_uid = match &run_as {
             Some(user) => user.uid,
             None => rustix::process::geteuid().as_raw(),
         };
         self.registry.resolve_policies(serving_uid)?;
+        if let Some(name) = &self.config.socket_group_name {
+            let gid = users::group_by_name(name)?.ok_or_else(|| {
+                Error::Config(format!("no group named {name:?} for the socket file"))
+            })?;
+            self.config.socket_file.group = Some(gid);
+        }
         // The pid file first: a second instance must stop before it
         // touches the socket.
         let pid_file = match &self.config.pid_file {
@@ -124,7 +137,7 @@ impl Appd {
                 .into_iter()
                 .chain(pid_file.as_ref().map(PidFile::path))
                 .collect();
-            daemon::drop_privileges(user, &leftovers)?;
+            daemon::drop_privileges(user, &self.config.keep_capabilities, &leftovers)?;
         }
         let (wake_rx, wake_tx) =
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)?;

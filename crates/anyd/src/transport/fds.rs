@@ -1,5 +1,5 @@
 //! File descriptors that travel with frames over a Unix socket, as
-//! `SCM_RIGHTS` ancillary data (docs/PROTOCOL.md section 8.2).
+//! `SCM_RIGHTS` ancillary data ([protocol section 8.2](crate::protocol#82-descriptors)).
 //!
 //! On a stream socket the kernel keeps the descriptors of one `sendmsg`
 //! with the bytes that call wrote, and a `recvmsg` that meets them ends

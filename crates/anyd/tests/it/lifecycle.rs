@@ -1,5 +1,6 @@
 //! The daemon as a process: signals, socket activation, service manager
-//! notifications, the pid file, privilege drop and daemonizing.
+//! notifications, the pid file and daemonizing. Dropping privileges, with
+//! the same child daemon, is in `privileges`.
 //!
 //! Each daemon is this test binary run again with `ANYD_CHILD_ADDR` set
 //! (see `child_daemon`), so that signals, environment and credentials
@@ -47,6 +48,8 @@ fn child_daemon() {
             std::process::exit(2);
         }
     };
+    // The thread that bound, which kept what capabilities it was told to.
+    println!("BOUND_BY {}", rustix::thread::gettid().as_raw_nonzero());
     println!("READY {}", server.local_address());
     let result = server.serve();
     println!("STOPPED {}", result.is_ok());
@@ -73,6 +76,10 @@ fn child_appd() -> Appd {
                 rustix::process::getegid().as_raw(),
             )
         })
+        .api("capabilities()", || {
+            // Of the thread serving the call: capabilities are per thread.
+            std::fs::read_to_string("/proc/thread-self/status").unwrap()
+        })
         .api("groups()", || -> Vec<u32> {
             rustix::process::getgroups()
                 .unwrap()
@@ -97,6 +104,9 @@ fn child_appd() -> Appd {
     if let Ok(user) = std::env::var("ANYD_CHILD_RUN_AS") {
         appd = appd.run_as(user);
     }
+    if std::env::var_os("ANYD_CHILD_KEEP_NET_ADMIN").is_some() {
+        appd = appd.keep_capabilities([anyd::Capability::NetAdmin]);
+    }
     appd
 }
 
@@ -115,7 +125,7 @@ fn this_session() -> i32 {
 
 /// Starts `child_daemon` with `env`, through `wrapper` (a command and its
 /// arguments put before the test binary) if given.
-fn spawn(env: &[(&str, &str)], wrapper: &[&str]) -> Process {
+pub(super) fn spawn(env: &[(&str, &str)], wrapper: &[&str]) -> Process {
     let mut cmd = rerun::helper_through(wrapper, "lifecycle::child_daemon");
     cmd.envs(env.iter().copied());
     Process::spawn(&mut cmd)
@@ -313,28 +323,6 @@ fn a_pid_file_link_planted_by_the_directorys_owner_leads_root_nowhere_as_root() 
     let e = refused_pid_file(&pid_file);
     assert!(e.to_string().contains("uid 65534"), "{e}");
     assert_eq!(std::fs::read(&pid_file).unwrap(), b"1\n");
-}
-
-#[test]
-fn run_as_refuses_a_directory_of_a_third_user_as_root() {
-    root::require_root("dropping privileges");
-    // Root accepts a directory that belongs to another user at bind (it
-    // may be the one it runs as); once the user is known, a third one's
-    // is refused: its owner could replace the daemon's files.
-    let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::chown(dir.path(), Some(12345), Some(12345)).unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let sock = dir.path().join("d.sock");
-    let d = spawn(
-        &[
-            ("ANYD_CHILD_ADDR", sock.to_str().unwrap()),
-            ("ANYD_CHILD_RUN_AS", "nobody"),
-        ],
-        &[],
-    );
-    let line = d.expect("BIND_ERROR");
-    assert!(line.contains("uid 12345"), "{line}");
-    assert!(!sock.exists(), "the socket was left behind");
 }
 
 /// A wrapper for [`spawn`] that runs the daemon without `/proc`, as in a
@@ -635,45 +623,6 @@ fn the_service_manager_hears_ready_watchdog_and_stopping() {
         assert_eq!(m, "WATCHDOG=1", "only pings before STOPPING");
     }
     d.expect("STOPPED true");
-}
-
-#[test]
-fn privileges_are_dropped_after_binding_as_root() {
-    root::require_root("dropping privileges");
-    // A directory of nobody (the user), as a runtime directory of the
-    // daemon's user would be: it removes its files there on exit.
-    let dir = root::nobodys_directory();
-    let sock = dir.path().join("d.sock");
-    let pid_file = dir.path().join("d.pid");
-    let d = spawn(
-        &[
-            ("ANYD_CHILD_ADDR", sock.to_str().unwrap()),
-            ("ANYD_CHILD_RUN_AS", "nobody"),
-            ("ANYD_CHILD_PIDFILE", pid_file.to_str().unwrap()),
-        ],
-        &[],
-    );
-    d.expect("READY");
-    // The socket was made by root (mode 0600, owner root), and the daemon
-    // now runs as nobody.
-    let mut s = ClientSession::connect(sock.to_str().unwrap()).unwrap();
-    assert_eq!(
-        s.commit::<(u32, u32)>("whoami", ()).unwrap(),
-        (65534, 65534)
-    );
-    // Root's supplementary groups are gone too: only nobody's own.
-    assert_eq!(s.commit::<Vec<u32>>("groups", ()).unwrap(), [65534]);
-    // "The daemon's user" is now nobody: root, who started it, is not.
-    match s.commit::<String>("mine", ()) {
-        Err(Error::Remote(e)) => assert_eq!(e.kind, "NotImplementedError", "{e:?}"),
-        other => panic!("root called an endpoint for the daemon's user: {other:?}"),
-    }
-    drop(s);
-    assert!(pid_file.exists());
-    d.signal(Signal::TERM);
-    d.expect("STOPPED true");
-    assert!(!sock.exists(), "the socket file was left behind");
-    assert!(!pid_file.exists(), "the pid file was left behind");
 }
 
 #[test]

@@ -5,11 +5,13 @@
 //! calls (`fds`), callers with other credentials (`policy`), what a
 //! request costs (`cost`), who gets a connection under a flood
 //! (`admission`), faults from outside (`faults`), the daemon as a process
-//! (`lifecycle`), streams whose iterator blocks after their client left
-//! (`lingering`), load measured from outside (`load`), the
-//! `#[anyd::api]` macro end to end (`macro_api`), Python anyd on the other
-//! end (`python_interop`), and the example pair (`vpnm_example`). What
-//! they share is in the `anyd-testkit` crate.
+//! (`lifecycle`), dropping root and keeping capabilities (`privileges`),
+//! streams whose iterator blocks after their client left (`lingering`),
+//! load measured from outside (`load`), the `#[anyd::api]` macro end to
+//! end (`macro_api`), what a closure's `Result` becomes for its caller
+//! (`replies`), Python anyd on the other end (`python_interop`), and the
+//! example pair (`vpnm_example`). What they share is in the
+//! `anyd-testkit` crate.
 //!
 //! Three test binaries stay apart, each saying why at its top: `logging`
 //! (it owns the process's log subscriber), `macro_hygiene`
@@ -33,7 +35,9 @@ mod lingering;
 mod load;
 mod macro_api;
 mod policy;
+mod privileges;
 mod python_interop;
+mod replies;
 mod server;
 mod serving;
 mod streams;

@@ -524,6 +524,26 @@ fn socket_mode_and_group_are_set_on_the_socket_file_as_root() {
     assert_eq!(meta.gid(), 65534);
     drop(d);
     assert!(!path.exists());
+    // The group by its name, looked up at bind.
+    let d = Appd::new()
+        .socket_mode(0o660)
+        .socket_group_name("nogroup")
+        .bind(path.to_str().unwrap())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().gid(), 65534);
+    drop(d);
+    let e = Appd::new()
+        .socket_group_name("no-such-group-anyd")
+        .bind(path.to_str().unwrap())
+        .err()
+        .expect("a group that does not exist");
+    assert!(
+        matches!(&e, Error::Config(m) if m.contains("no-such-group-anyd")),
+        "{e:?}"
+    );
+    assert!(!path.exists());
 }
 
 /// Binds with a wide mode and another group in nobody's directory, where

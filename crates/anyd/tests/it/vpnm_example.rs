@@ -1,5 +1,7 @@
 //! The vpnmd/vpnm example pair, run as real processes: a daemon running as
-//! root, and its CLI run by users in and out of the allowed group.
+//! root (or started as root to serve as another user with
+//! `CAP_NET_ADMIN` alone), and its CLI run by users in and out of the
+//! allowed group.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -65,6 +67,11 @@ impl Vpnmd {
         let dir = tempfile::tempdir().unwrap();
         // Other users must reach the socket inside.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Vpnmd::start_in(dir, &[])
+    }
+
+    /// With its socket and state in `dir`, and more arguments.
+    fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Vpnmd {
         let sock = dir.path().join("vpnmd.sock");
         let address = format!("unix:{}", sock.display());
         let state_dir = dir.path().join("state");
@@ -72,6 +79,7 @@ impl Vpnmd {
             Command::new(example("vpnmd"))
                 .args(["--address", &address, "--group", "nogroup", "--state-dir"])
                 .arg(&state_dir)
+                .args(args)
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap(),
@@ -349,4 +357,35 @@ fn the_group_reads_the_root_only_log_through_a_descriptor_as_root() {
         line.contains("call denied by policy") && line.contains("endpoint=\"open_log\"")
     });
     assert!(line.contains("uid=4000"), "{line}");
+}
+
+#[test]
+fn vpnmd_serving_as_a_user_keeps_cap_net_admin_alone_as_root() {
+    root::require_root("the example daemon starts as root, to serve as nobody");
+    // Its user's directory, where it makes its state and removes its socket.
+    let vpnmd = Vpnmd::start_in(root::nobodys_directory(), &["--user", "nobody"]);
+    // The process, as the kernel shows it (its main thread, which bound the
+    // socket and started every thread that serves): nobody, with
+    // CAP_NET_ADMIN in each capability set (ambient too, for the programs
+    // it would run) and no other capability, not even in the bounding set.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", vpnmd.daemon.0.id())).unwrap();
+    let line = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(line("Uid:"), "65534\t65534\t65534\t65534");
+    let net_admin = format!("{:016x}", 1u64 << 12);
+    for set in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(line(set), net_admin, "{set} in {status}");
+    }
+    // It serves, and keeps its state as that user.
+    let (_bin, vpnm_program) = root::runnable_by_others(&example("vpnm"));
+    let out = vpnm(&vpnm_program, &vpnmd.address, 0, 0, &["connect", "office"]);
+    assert!(out.status.success(), "{out:?}");
+    let state = std::fs::metadata(vpnmd.state_dir.join("state.json")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&state), 65534);
 }

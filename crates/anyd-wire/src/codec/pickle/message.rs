@@ -3,8 +3,9 @@
 //!
 //! A request is the tuple `(endpoint, args, kwargs)`, the end of a session
 //! the bytes `b"SIGENDS"`, a reply the returned value itself or, for an
-//! error, a pickled builtin exception (docs/PROTOCOL.md section 4.3). This
-//! module owns those shapes on top of the value codec of its parent; it
+//! error, a pickled builtin exception
+//! ([protocol section 4.3](crate::protocol#43-pickle-safely)). This module
+//! owns those shapes on top of the value codec of its parent; it
 //! does not read opcodes itself, beyond [`peek_str`] for a request's name.
 
 use std::borrow::Cow;

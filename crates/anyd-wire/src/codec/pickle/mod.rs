@@ -1,8 +1,8 @@
 //! The pickle codec: Python anyd programs' payloads, read as data only.
 //!
 //! This module owns the translation between pickle bytes and [`Value`]
-//! (docs/PROTOCOL.md section 4.3, "Pickle, safely"), and, in `message.rs`,
-//! the shapes of requests and replies as pickles: the functions every codec
+//! ([protocol section 4.3](crate::protocol#43-pickle-safely), "Pickle,
+//! safely"), and, in `message.rs`, the shapes of requests and replies as pickles: the functions every codec
 //! offers (see [`crate::codec`]). It does not own framing, the message
 //! types, nor the choice of codec.
 //!
