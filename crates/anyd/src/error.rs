@@ -102,6 +102,16 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The arguments of a call hold more descriptors ([`Fd`](crate::Fd))
+    /// than one message may carry; the copies made were closed and nothing
+    /// was sent.
+    #[error("the arguments hold {held} descriptors; a message may carry at most {max}")]
+    TooManyDescriptors {
+        /// How many the arguments hold.
+        held: usize,
+        /// How many a message may carry (16).
+        max: usize,
+    },
     /// The thread serving a [`Running`](crate::Running) daemon panicked.
     #[error("the server thread panicked: {message}")]
     ServerPanicked {

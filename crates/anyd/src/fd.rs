@@ -11,7 +11,6 @@
 //! may call another daemon while its own call is served): each puts back
 //! the one it found.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -147,163 +146,10 @@ impl AsRawFd for Fd {
     }
 }
 
-thread_local! {
-    /// The descriptors of the frame being encoded on this thread, if one is.
-    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
-    /// The descriptors of the frame being decoded on this thread, if one
-    /// is: each taken once.
-    static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
-}
-
-/// The descriptors of a frame being encoded on this thread: every [`Fd`]
-/// serialized meanwhile adds a copy of itself (the value it came from may
-/// be dropped before the frame is written).
-pub(crate) struct Outgoing {
-    /// The context this one hides, to put back (`None` once put back).
-    outer: Option<Option<Vec<OwnedFd>>>,
-}
-
-impl Outgoing {
-    pub(crate) fn open() -> Outgoing {
-        Outgoing {
-            outer: Some(OUTGOING.replace(Some(Vec::new()))),
-        }
-    }
-
-    /// The descriptors, in placeholder order; closes the context.
-    pub(crate) fn finish(mut self) -> Vec<OwnedFd> {
-        let outer = self.outer.take().unwrap_or_default();
-        OUTGOING.replace(outer).unwrap_or_default()
-    }
-}
-
-impl Drop for Outgoing {
-    fn drop(&mut self) {
-        // Closes what a frame abandoned half way had gathered.
-        if let Some(outer) = self.outer.take() {
-            OUTGOING.set(outer);
-        }
-    }
-}
-
-/// The descriptors of a frame being decoded on this thread. Those no
-/// [`Fd`] took are closed when it is dropped, or at [`close_incoming`].
-pub(crate) struct Incoming {
-    outer: Option<Vec<Option<OwnedFd>>>,
-}
-
-impl Incoming {
-    pub(crate) fn open(fds: Vec<OwnedFd>) -> Incoming {
-        Incoming {
-            outer: INCOMING.replace(Some(fds.into_iter().map(Some).collect())),
-        }
-    }
-}
-
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        INCOMING.set(self.outer.take());
-    }
-}
-
-thread_local! {
-    /// The descriptors of the items of the stream being filled on this
-    /// thread, each with its item's frame, if the stream may carry some.
-    static ITEMS: RefCell<Option<crate::framed::Attached>> = const { RefCell::new(None) };
-}
-
-/// How many items with descriptors a fill gathers before it stops, to be
-/// written: as for replies, each holds its descriptors open until then.
-pub(crate) const ITEMS_WITH_FDS_AT_ONCE: usize = 4;
-
-/// The descriptors of the items encoded on this thread while it lives,
-/// for a stream whose caller asked for descriptors. Items encoded outside
-/// one cannot carry any (the `Fd` says why).
-pub(crate) struct ItemFds {
-    /// The context this one hides, to put back (`None` once put back).
-    outer: Option<Option<crate::framed::Attached>>,
-}
-
-impl ItemFds {
-    pub(crate) fn open() -> ItemFds {
-        ItemFds {
-            outer: Some(ITEMS.replace(Some(Vec::new()))),
-        }
-    }
-
-    /// No context while it lives: for items framed here for another
-    /// stream (a channel's, whose connection frames its own), which must
-    /// not take this stream's descriptors, nor give it theirs.
-    pub(crate) fn suspend() -> ItemFds {
-        ItemFds {
-            outer: Some(ITEMS.replace(None)),
-        }
-    }
-
-    /// The items' descriptors, with their frames; closes the context.
-    pub(crate) fn finish(mut self) -> crate::framed::Attached {
-        let outer = self.outer.take().unwrap_or_default();
-        ITEMS.replace(outer).unwrap_or_default()
-    }
-}
-
-impl Drop for ItemFds {
-    fn drop(&mut self) {
-        if let Some(outer) = self.outer.take() {
-            ITEMS.set(outer);
-        }
-    }
-}
-
-/// Whether the items being encoded on this thread may carry descriptors.
-pub(crate) fn items_carry_fds() -> bool {
-    ITEMS.with_borrow(Option::is_some)
-}
-
-/// Whether enough items with descriptors wait to be written that the
-/// fill should stop.
-pub(crate) fn items_fds_full() -> bool {
-    ITEMS.with_borrow(|items| {
-        items
-            .as_ref()
-            .is_some_and(|i| i.len() >= ITEMS_WITH_FDS_AT_ONCE)
-    })
-}
-
-/// Notes the descriptors of the item whose frame is `frame` in the buffer.
-pub(crate) fn item_fds(frame: std::ops::Range<usize>, fds: Vec<OwnedFd>) {
-    ITEMS.with_borrow_mut(|items| {
-        if let Some(items) = items {
-            items.push((frame, fds));
-        }
-    });
-}
-
-/// Closes the descriptors of the frame being decoded on this thread that
-/// no [`Fd`] took: a handler's arguments are bound, and the rest must not
-/// stay open while it runs.
-pub(crate) fn close_incoming() {
-    INCOMING.with_borrow_mut(|fds| {
-        if let Some(fds) = fds {
-            fds.clear();
-        }
-    });
-}
-
 impl Serialize for Fd {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let index = OUTGOING.with_borrow_mut(|out| {
-            let out = out.as_mut().ok_or(
-                "a descriptor travels only over a Unix socket, in MessagePack or JSON, to a peer that \
-                 asked for descriptors (request option \"fds\", docs/PROTOCOL.md section 8.2); \
-                 in a stream, only in items of Items::ready, from_stream, try_from_stream or a Hub",
-            )?;
-            let copy = rustix::io::fcntl_dupfd_cloexec(self.owned(), 0)
-                .map_err(|_| "cannot duplicate the descriptor to send it")?;
-            out.push(copy);
-            Ok::<usize, &str>(out.len() - 1)
-        })
-        .map_err(serde::ser::Error::custom)?;
+        let index =
+            crate::frame_context::push_outgoing(self.owned()).map_err(serde::ser::Error::custom)?;
         let mut map = s.serialize_map(Some(1))?;
         map.serialize_entry(KEY, &index)?;
         map.end()
@@ -335,18 +181,7 @@ impl<'de> Deserialize<'de> for Fd {
             }
         }
         let index = d.deserialize_map(Placeholder)?;
-        INCOMING
-            .with_borrow_mut(|fds| {
-                let fds = fds.as_mut().ok_or(
-                    "no descriptor came with this message (descriptors travel only over a Unix \
-                     socket, with the request option \"fds\", to a daemon that takes them: \
-                     Appd::receive_descriptors, docs/PROTOCOL.md section 8.2)",
-                )?;
-                fds.get_mut(index)
-                    .ok_or("the message names a descriptor that did not come with it")?
-                    .take()
-                    .ok_or("the message names one descriptor twice")
-            })
+        crate::frame_context::take_incoming(index)
             .map(Fd::new)
             .map_err(de::Error::custom)
     }
@@ -355,6 +190,7 @@ impl<'de> Deserialize<'de> for Fd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame_context::{decode_with_fds, encode_with_fds};
 
     fn pipe() -> (OwnedFd, OwnedFd) {
         rustix::pipe::pipe().unwrap()
@@ -380,48 +216,23 @@ mod tests {
             file: r.into(),
             log: Some(w.into()),
         };
-        let outgoing = Outgoing::open();
-        let json = serde_json::to_string(&value).unwrap();
-        let fds = outgoing.finish();
+        let (json, fds) = encode_with_fds(true, || serde_json::to_string(&value)).unwrap();
         assert_eq!(json, r#"{"name":"tun0","file":{"$fd":0},"log":{"$fd":1}}"#);
         drop(value);
         assert_eq!(fds.len(), 2);
-        let incoming = Incoming::open(fds);
-        let back: Opened = serde_json::from_str(&json).unwrap();
-        drop(incoming);
+        let back: Opened = decode_with_fds(fds, || serde_json::from_str(&json)).unwrap();
         assert_eq!(inode(back.file.as_fd()), r_ino);
         assert_eq!(inode(back.log.unwrap().as_fd()), w_ino);
     }
 
     #[test]
-    fn outside_a_frame_a_descriptor_is_an_error_not_a_placeholder() {
+    fn placeholders_that_are_not_one_are_errors() {
         let (r, _w) = pipe();
-        let e = serde_json::to_string(&Fd::from(r)).unwrap_err();
-        assert!(e.to_string().contains("Unix socket"), "{e}");
-        let e = serde_json::from_str::<Fd>(r#"{"$fd":0}"#).unwrap_err();
-        assert!(e.to_string().contains("no descriptor came"), "{e}");
-    }
-
-    #[test]
-    fn placeholders_that_point_nowhere_or_twice_are_errors() {
-        let (r, w) = pipe();
-        let _incoming = Incoming::open(vec![r]);
-        let e = serde_json::from_str::<Fd>(r#"{"$fd":1}"#).unwrap_err();
-        assert!(e.to_string().contains("did not come"), "{e}");
-        let e = serde_json::from_str::<(Fd, Fd)>(r#"[{"$fd":0},{"$fd":0}]"#).unwrap_err();
-        assert!(e.to_string().contains("twice"), "{e}");
         for bad in [r#"{}"#, r#"{"fd":0}"#, r#"{"$fd":0,"x":1}"#, r#"0"#] {
-            assert!(serde_json::from_str::<Fd>(bad).is_err(), "{bad}");
+            let got = decode_with_fds(vec![r.try_clone().unwrap()], || {
+                serde_json::from_str::<Fd>(bad)
+            });
+            assert!(got.is_err(), "{bad}");
         }
-        drop(w);
-    }
-
-    #[test]
-    fn descriptors_no_value_took_are_closed_with_the_frame() {
-        let (r, w) = pipe();
-        let incoming = Incoming::open(vec![r]);
-        drop(incoming);
-        // The only read end is closed: a write finds no reader.
-        assert_eq!(rustix::io::write(&w, b"x"), Err(rustix::io::Errno::PIPE));
     }
 }

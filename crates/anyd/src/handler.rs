@@ -3,7 +3,6 @@
 //! here and only here; what the return value becomes is `reply.rs`'s.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
@@ -14,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RemoteError;
+use crate::frame_context::decode_with_fds;
 use crate::reply::{Async, IntoReply, Outcome};
 use crate::transport::Peer;
 
@@ -57,24 +57,12 @@ pub struct Call<'a> {
     pub(crate) request: &'a Request<'a>,
     pub(crate) peer: &'a Peer,
     pub(crate) runtime: &'a tokio::runtime::Handle,
-    /// Where the reply's descriptors go, when it may carry some (the
-    /// caller asked, over a Unix socket).
-    pub(crate) reply_fds: Option<&'a RefCell<Vec<OwnedFd>>>,
-    /// Descriptors came with the request: those no parameter takes are
-    /// closed once the arguments are bound.
-    pub(crate) incoming: bool,
+    /// The reply (or a stream's items) may carry descriptors: the caller
+    /// asked, over a Unix socket.
+    pub(crate) carries_fds: bool,
 }
 
 impl Call<'_> {
-    /// Closes the descriptors that came with the request and that no
-    /// parameter took.
-    #[inline]
-    pub(crate) fn close_incoming(&self) {
-        if self.incoming {
-            crate::fd::close_incoming();
-        }
-    }
-
     /// The codec of the request; the reply uses the same.
     pub fn codec(&self) -> Codec {
         self.request.codec
@@ -291,10 +279,17 @@ pub trait Handler<M>: Send + Sync + 'static {
     /// Whether the endpoint streams.
     #[doc(hidden)]
     fn streams() -> bool;
-    /// Binds the arguments, runs, and writes the reply value into `out`
-    /// (or hands over the stream).
+    /// Binds the arguments (`fds`: the descriptors that came with the
+    /// request, for `Fd` parameters to take; the rest are closed before
+    /// the handler runs), runs, and writes the reply value into `out` (or
+    /// hands over the stream).
     #[doc(hidden)]
-    fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError>;
+    fn call(
+        &self,
+        call: &Call<'_>,
+        fds: Vec<OwnedFd>,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, RemoteError>;
 }
 
 macro_rules! impl_handler {
@@ -316,11 +311,18 @@ macro_rules! impl_handler {
                 R::streams()
             }
             #[allow(non_snake_case, unused_variables, unused_mut)]
-            fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
-                let mut index = 0;
-                $(let $a = $a::from_call(call, &mut index)?;)*
+            fn call(
+                &self,
+                call: &Call<'_>,
+                fds: Vec<OwnedFd>,
+                out: &mut Vec<u8>,
+            ) -> Result<Outcome, RemoteError> {
                 // Descriptors no parameter took are not kept while it runs.
-                call.close_incoming();
+                let ($($a,)*) = decode_with_fds(fds, || -> Result<_, RemoteError> {
+                    let mut index = 0;
+                    $(let $a = $a::from_call(call, &mut index)?;)*
+                    Ok(($($a,)*))
+                })?;
                 (self)($($a),*).reply(call, out)
             }
         }
@@ -343,10 +345,17 @@ macro_rules! impl_handler {
                 <Fut::Output as IntoReply<M>>::streams()
             }
             #[allow(non_snake_case, unused_variables, unused_mut)]
-            fn call(&self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
-                let mut index = 0;
-                $(let $a = $a::from_call(call, &mut index)?;)*
-                call.close_incoming();
+            fn call(
+                &self,
+                call: &Call<'_>,
+                fds: Vec<OwnedFd>,
+                out: &mut Vec<u8>,
+            ) -> Result<Outcome, RemoteError> {
+                let ($($a,)*) = decode_with_fds(fds, || -> Result<_, RemoteError> {
+                    let mut index = 0;
+                    $(let $a = $a::from_call(call, &mut index)?;)*
+                    Ok(($($a,)*))
+                })?;
                 // Connection threads are not runtime workers, so blocking
                 // on the future here is allowed, and it keeps the reply in
                 // order with the rest of the connection's requests.

@@ -272,6 +272,7 @@ mod error;
 mod fd;
 mod fd_budget;
 mod frame_buffer;
+mod frame_context;
 mod framed;
 mod handler;
 mod handshake;

@@ -1,7 +1,6 @@
 //! The endpoint table and the dispatch of one request to its handler,
 //! including the reserved `anyd.*` endpoints.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,14 +10,18 @@ use anyd_wire::message::{Request, RequestHead};
 use serde::Serialize;
 
 use crate::error::RemoteError;
+use crate::frame_context::with_call_codec;
 use crate::handler::{short_type_name, Call, EndpointInfo, Handler};
+use crate::items::Source;
 use crate::policy::{Allow, Resolved};
-use crate::reply::Outcome;
+use crate::reply::{Made, Outcome};
 use crate::throttle::{throttled, Throttle};
-use crate::transport::fds::FdError;
+use crate::transport::fds::FrameFds;
 use crate::transport::Peer;
 
-type Erased = Box<dyn Fn(&Call<'_>, &mut Vec<u8>) -> Result<Outcome, RemoteError> + Send + Sync>;
+type Erased = Box<
+    dyn Fn(&Call<'_>, Vec<OwnedFd>, &mut Vec<u8>) -> Result<Outcome, RemoteError> + Send + Sync,
+>;
 
 pub(crate) struct Endpoint {
     pub(crate) info: EndpointInfo,
@@ -27,6 +30,24 @@ pub(crate) struct Endpoint {
     /// call the daemon).
     allow: Option<Allow>,
     resolved: Option<Resolved>,
+}
+
+/// What a call needs of its connection, the same for every call on it.
+pub(crate) struct CallEnv<'a> {
+    pub(crate) peer: &'a Peer,
+    pub(crate) runtime: &'a tokio::runtime::Handle,
+    pub(crate) limits: &'a DecodeLimits,
+}
+
+/// What to send for one request.
+pub(crate) enum Dispatched {
+    /// The reply written into `out`, with the descriptors it carries.
+    Reply(Vec<OwnedFd>),
+    /// A stream to send (nothing written); its items may carry
+    /// descriptors when `fds`.
+    Stream { source: Box<dyn Source>, fds: bool },
+    /// The error to send instead (what was written is to be dropped).
+    Error(RemoteError),
 }
 
 /// All endpoints of a daemon.
@@ -160,7 +181,7 @@ impl Registry {
             doc: String::new(),
             stream: H::streams(),
         };
-        let handler: Erased = Box::new(move |call, out| handler.call(call, out));
+        let handler: Erased = Box::new(move |call, fds, out| handler.call(call, fds, out));
         self.order.push(name.clone());
         self.endpoints.insert(
             name,
@@ -313,30 +334,42 @@ impl Registry {
     }
 
     /// Serves one request: checks the policy, then decodes the arguments
-    /// (no more than the endpoint takes), then runs the handler; writes the
-    /// reply value into `out` or hands over the stream to send, or returns
-    /// the error to send. A caller the policy denies gets what a call of a
-    /// missing endpoint gets, before any argument is decoded. A panicking
-    /// handler becomes a `RuntimeError`. A stream is sent only to a caller
-    /// that asked for one, and only a streaming endpoint sends one.
+    /// (no more than the endpoint takes), then runs the handler; says what
+    /// to send: the reply it wrote into `out` (with its descriptors), a
+    /// stream, or an error. A caller the policy denies gets what a call of
+    /// a missing endpoint gets, before any argument is decoded. A
+    /// panicking handler becomes a `RuntimeError`. A stream is sent only
+    /// to a caller that asked for one, and only a streaming endpoint sends
+    /// one.
     ///
     /// `fds` are the descriptors that came with the request (`None` on a
-    /// socket that cannot carry any); those the reply carries are put in
-    /// `reply_fds` (`Some` when the reply, or a stream's items, may carry
-    /// descriptors: the caller asked, over a socket that carries them). A
-    /// denied caller's are closed before anything else, and
-    /// those no parameter takes once the arguments are bound.
-    #[allow(clippy::too_many_arguments)]
+    /// socket that cannot carry any). A denied caller's are closed before
+    /// anything else, and those no parameter takes once the arguments are
+    /// bound.
     pub(crate) fn dispatch(
         &self,
         head: RequestHead<'_>,
-        peer: &Peer,
-        runtime: &tokio::runtime::Handle,
-        limits: &DecodeLimits,
-        fds: Option<Result<Vec<OwnedFd>, FdError>>,
+        fds: Option<FrameFds>,
+        env: &CallEnv<'_>,
         out: &mut Vec<u8>,
-        reply_fds: &mut Option<Vec<OwnedFd>>,
-    ) -> Result<Outcome, RemoteError> {
+    ) -> Dispatched {
+        match self.serve(head, fds, env, out) {
+            Ok((Outcome(Made::Written(fds)), _)) => Dispatched::Reply(fds),
+            Ok((Outcome(Made::Stream(source)), fds)) => Dispatched::Stream { source, fds },
+            Err(e) => Dispatched::Error(e),
+        }
+    }
+
+    /// [`dispatch`](Self::dispatch), with whether the reply or the
+    /// stream's items may carry descriptors.
+    fn serve(
+        &self,
+        head: RequestHead<'_>,
+        fds: Option<FrameFds>,
+        env: &CallEnv<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(Outcome, bool), RemoteError> {
+        let (peer, limits) = (env.peer, env.limits);
         let name: &str = &head.endpoint;
         if name.starts_with("anyd.") {
             drop(fds);
@@ -345,7 +378,8 @@ impl Registry {
             }
             let request = decode_args(head, 0, limits)?;
             check_stream(&request, false)?;
-            return self.reserved(&request, peer, out).map(|()| Outcome(None));
+            self.reserved(&request, peer, out)?;
+            return Ok((Outcome(Made::Written(Vec::new())), false));
         }
         let endpoint = self.endpoints.get(name);
         if let Err(rule) = self.admit(endpoint, peer) {
@@ -368,27 +402,23 @@ impl Registry {
                  (request option \"fds\", docs/PROTOCOL.md section 8.2); all closed",
             ));
         }
-        // The arguments' descriptors, for `Fd` parameters to take.
-        // (None came: no context, and an `Fd` parameter is told so.)
-        let _incoming = fds
-            .filter(|fds| carries_fds && !fds.is_empty())
-            .map(crate::fd::Incoming::open);
-        let slot = RefCell::new(Vec::new());
         let call = Call {
             info: &endpoint.info,
             request: &request,
             peer,
-            runtime,
-            reply_fds: carries_fds.then_some(&slot),
-            incoming: _incoming.is_some(),
+            runtime: env.runtime,
+            carries_fds,
         };
         call.check_shape()?;
+        // The arguments' descriptors, for `Fd` parameters to take. (None
+        // came: an `Fd` parameter is told so.)
+        let fds = fds.unwrap_or_default();
         // Channels the handler makes encode in the call's codec at once.
-        let _codec = crate::items::CallCodec::enter(request.codec);
-        let result = catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, out)));
-        *reply_fds = carries_fds.then(|| slot.take());
+        let result = with_call_codec(request.codec, || {
+            catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, fds, out)))
+        });
         match result {
-            Ok(r) => r,
+            Ok(r) => r.map(|outcome| (outcome, carries_fds)),
             Err(panic) => {
                 let name = &endpoint.info.name;
                 let what = crate::error::panic_message(&*panic);

@@ -11,8 +11,10 @@ use serde::ser::{Impossible, Serializer};
 use serde::Serialize;
 
 use crate::error::{Error, RemoteError};
+use crate::frame_context::encode_with_fds;
 use crate::handler::{short_type_name, Call};
 use crate::items::{Items, Source};
+use std::os::fd::OwnedFd;
 
 /// An application error that can travel to the client: a kind, a
 /// message, and optional data.
@@ -102,12 +104,17 @@ pub enum Streaming {}
 #[doc(hidden)]
 pub enum FallibleStreaming {}
 
-/// What a call made: a reply written, or a stream to send.
+/// What a call made: a reply written, with the descriptors it carries,
+/// or a stream to send. Opaque: only the framework makes and reads one.
 #[doc(hidden)]
-pub struct Outcome(pub(crate) Option<Box<dyn Source>>);
+pub struct Outcome(pub(crate) Made);
 
-impl Outcome {
-    const WRITTEN: Outcome = Outcome(None);
+/// What is inside an [`Outcome`].
+pub(crate) enum Made {
+    /// The reply's value is written; these descriptors go with it.
+    Written(Vec<OwnedFd>),
+    /// The items of this source follow, then the end.
+    Stream(Box<dyn Source>),
 }
 
 /// What a handler returns: a serializable value, a `Result` whose error
@@ -146,32 +153,18 @@ pub trait IntoReply<M> {
     fn reply(self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError>;
 }
 
+/// Writes `value` as the reply into `out`; the descriptors it holds go
+/// with it when the call may carry some (the caller asked, over a Unix
+/// socket).
 fn write_ok<T: Serialize + ?Sized>(
     value: &T,
     call: &Call<'_>,
     out: &mut Vec<u8>,
-) -> Result<(), RemoteError> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        RemoteError::new("RuntimeError", format!("cannot encode the result: {e}"))
-    };
-    // While no `Fd` exists, none can be in the result.
-    let Some(slot) = call.reply_fds.filter(|_| crate::fd::any_alive()) else {
-        return encode_reply_ok(call.codec(), value, out).map_err(|e| cannot(&e));
-    };
-    // The descriptors the result holds, copied as it is encoded; closed
-    // here if it cannot be.
-    let outgoing = crate::fd::Outgoing::open();
-    encode_reply_ok(call.codec(), value, out).map_err(|e| cannot(&e))?;
-    let fds = outgoing.finish();
-    if fds.len() > crate::transport::fds::MAX_FDS_PER_FRAME {
-        return Err(cannot(&format_args!(
-            "it holds {} descriptors; a message may carry at most {}",
-            fds.len(),
-            crate::transport::fds::MAX_FDS_PER_FRAME
-        )));
-    }
-    *slot.borrow_mut() = fds;
-    Ok(())
+) -> Result<Outcome, RemoteError> {
+    let codec = call.codec();
+    encode_with_fds(call.carries_fds, || encode_reply_ok(codec, value, out))
+        .map(|((), fds)| Outcome(Made::Written(fds)))
+        .map_err(|e| RemoteError::new("RuntimeError", format!("cannot encode the result: {e}")))
 }
 
 /// A value, sent as the reply; but a `Result` whose error is not an
@@ -189,10 +182,10 @@ impl<T: Serialize> IntoReply<Plain> for T {
     fn reply(self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
         if is_result::<T>() {
             if let Ok(outcome) = self.serialize(ResultReader { call, out }) {
-                return outcome.map(|()| Outcome::WRITTEN);
+                return outcome;
             }
         }
-        write_ok(&self, call, out).map(|()| Outcome::WRITTEN)
+        write_ok(&self, call, out)
     }
 }
 
@@ -202,7 +195,7 @@ impl<T: Serialize, E: ApiError> IntoReply<Fallible> for Result<T, E> {
     }
     fn reply(self, call: &Call<'_>, out: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
         match self {
-            Ok(v) => write_ok(&v, call, out).map(|()| Outcome::WRITTEN),
+            Ok(v) => write_ok(&v, call, out),
             Err(e) => Err(e.into_remote()),
         }
     }
@@ -216,7 +209,7 @@ impl<T: Serialize + Send + 'static> IntoReply<Streaming> for Items<T> {
         true
     }
     fn reply(self, _: &Call<'_>, _: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
-        Ok(Outcome(Some(self.source)))
+        Ok(Outcome(Made::Stream(self.source)))
     }
 }
 
@@ -231,7 +224,7 @@ impl<T: Serialize + Send + 'static, E: ApiError> IntoReply<FallibleStreaming>
     }
     fn reply(self, _: &Call<'_>, _: &mut Vec<u8>) -> Result<Outcome, RemoteError> {
         match self {
-            Ok(items) => Ok(Outcome(Some(items.source))),
+            Ok(items) => Ok(Outcome(Made::Stream(items.source))),
             Err(e) => Err(e.into_remote()),
         }
     }
@@ -314,7 +307,7 @@ macro_rules! not_a_result {
 
 impl Serializer for ResultReader<'_, '_> {
     /// Written (`Ok`), or the error to send (`Err`).
-    type Ok = Result<(), RemoteError>;
+    type Ok = Result<Outcome, RemoteError>;
     type Error = NotAResult;
     type SerializeSeq = Impossible<Self::Ok, NotAResult>;
     type SerializeTuple = Impossible<Self::Ok, NotAResult>;

@@ -19,7 +19,7 @@ use anyd_wire::codec::{
 };
 use std::os::fd::OwnedFd;
 
-use crate::fd::{Incoming, Outgoing};
+use crate::frame_context::{decode_with_fds, encode_with_fds, EncodeFdsError, TooManyFds};
 use crate::transport::fds::{FdError, MAX_FDS_PER_FRAME};
 use anyd_wire::frame;
 use anyd_wire::message::{Reply, StreamReply};
@@ -90,8 +90,8 @@ pub(crate) fn stream_frame<T: DeserializeOwned>(
     read: std::result::Result<Option<&[u8]>, ReadError>,
     fds: Option<std::result::Result<Vec<OwnedFd>, FdError>>,
 ) -> Step<T> {
-    let _incoming = match received(fds) {
-        Ok(incoming) => incoming,
+    let fds = match received(fds) {
+        Ok(fds) => fds,
         Err(e) => return Step::Broken(e),
     };
     let payload = match read {
@@ -103,7 +103,10 @@ pub(crate) fn stream_frame<T: DeserializeOwned>(
         }
         Err(e) => return Step::Broken(e.into_error("waiting for the stream's items")),
     };
-    match decode_stream_reply(options.codec, payload, &options.decode_limits) {
+    let decoded = decode_with_fds(fds, || {
+        decode_stream_reply(options.codec, payload, &options.decode_limits)
+    });
+    match decoded {
         Ok(StreamReply::Item(v)) => Step::Item(v),
         Ok(StreamReply::End) => Step::End,
         Ok(StreamReply::Err(e)) => Step::Failed(Error::Remote(e)),
@@ -115,15 +118,13 @@ pub(crate) fn stream_frame<T: DeserializeOwned>(
     }
 }
 
-/// The context in which a frame's descriptors are decoded: `fds` are those
-/// that came with it (`None` for a session that takes none, whose frames'
-/// descriptors, if a daemon sends any, are closed unused).
-fn received(fds: Option<std::result::Result<Vec<OwnedFd>, FdError>>) -> Result<Option<Incoming>> {
+/// The descriptors a frame's values may take: those that came with it
+/// (none for a session that takes none, whose frames' descriptors, if a
+/// daemon sends any, are closed unused).
+fn received(fds: Option<std::result::Result<Vec<OwnedFd>, FdError>>) -> Result<Vec<OwnedFd>> {
     match fds {
-        None => Ok(None),
-        // None came: no context, and an `Fd` in the reply is told so.
-        Some(Ok(fds)) if fds.is_empty() => Ok(None),
-        Some(Ok(fds)) => Ok(Some(Incoming::open(fds))),
+        None => Ok(Vec::new()),
+        Some(Ok(fds)) => Ok(fds),
         Some(Err(e)) => Err(Error::protocol(format!("the daemon's reply: {e}"))),
     }
 }
@@ -155,12 +156,15 @@ impl<C> Exchange<'_, C> {
         fds: Option<std::result::Result<Vec<OwnedFd>, FdError>>,
         waiting_for: &'static str,
     ) -> Result<Reply<R>> {
-        let _incoming = received(fds)?;
+        let fds = received(fds)?;
         let payload = read
             .map_err(|e| e.into_error(waiting_for))?
             .ok_or_else(|| Error::protocol("the daemon closed the connection without replying"))?;
         let options = self.options;
-        decode_reply(options.codec, payload, &options.decode_limits).map_err(|e| {
+        decode_with_fds(fds, || {
+            decode_reply(options.codec, payload, &options.decode_limits)
+        })
+        .map_err(|e| {
             if options.authkey.is_none() && payload.starts_with(anyd_wire::handshake::CHALLENGE) {
                 Error::AuthRequired
             } else {
@@ -207,23 +211,20 @@ impl<C> Session<C> {
         self.out_fds.clear();
         let mark = frame::begin(&mut self.out);
         let options = options.with_fds(self.speaks_fds);
-        let outgoing = (self.speaks_fds && crate::fd::any_alive()).then(Outgoing::open);
-        encode_request_with(
-            self.options.codec,
-            endpoint,
-            args,
-            kwargs,
-            options,
-            &mut self.out,
-        )?;
-        self.out_fds = outgoing.map(Outgoing::finish).unwrap_or_default();
-        if self.out_fds.len() > MAX_FDS_PER_FRAME {
-            let n = self.out_fds.len();
-            self.out_fds.clear();
-            return Err(Error::Encode(anyd_wire::codec::EncodeError::Serialize(
-                format!("the arguments hold {n} descriptors; a request may carry at most {MAX_FDS_PER_FRAME}"),
-            )));
-        }
+        let (codec, out) = (self.options.codec, &mut self.out);
+        let encoded = encode_with_fds(self.speaks_fds, || {
+            encode_request_with(codec, endpoint, args, kwargs, options, out)
+        });
+        self.out_fds = match encoded {
+            Ok(((), fds)) => fds,
+            Err(EncodeFdsError::Encode(e)) => return Err(e.into()),
+            Err(EncodeFdsError::TooMany(TooManyFds(held))) => {
+                return Err(Error::TooManyDescriptors {
+                    held,
+                    max: MAX_FDS_PER_FRAME,
+                })
+            }
+        };
         frame::finish(&mut self.out, mark);
         Ok(())
     }

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use anyd_wire::Codec;
 use serde::Serialize;
 
-use super::{push_item, Fill, Items, Source};
+use super::{Fill, Items, Sink, Source};
 use crate::error::RemoteError;
 use crate::reply::ApiError;
 
@@ -55,7 +55,7 @@ const CAPACITY: usize = 64 * 1024;
 pub fn channel<T: Serialize + Send + 'static>() -> (ItemSender<T>, Items<T>) {
     // Made in a handler, the call's codec is known already: items sent
     // before the handler returns are encoded and kept for the stream.
-    let codec = CALL_CODEC.get();
+    let codec = crate::frame_context::call_codec();
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             codec,
@@ -170,22 +170,6 @@ impl State {
     }
 }
 
-/// Says the call's codec to the channels its handler makes, while the
-/// handler runs on this thread (dropped: no longer).
-pub(crate) struct CallCodec(Option<Codec>);
-
-impl CallCodec {
-    pub(crate) fn enter(codec: Codec) -> CallCodec {
-        CallCodec(CALL_CODEC.replace(Some(codec)))
-    }
-}
-
-impl Drop for CallCodec {
-    fn drop(&mut self) {
-        CALL_CODEC.set(self.0);
-    }
-}
-
 /// Frames `item` into `scratch` in `codec`, outside the channel's lock:
 /// the connection takes the buffer meanwhile.
 fn encode<'s, T: Serialize>(
@@ -194,21 +178,10 @@ fn encode<'s, T: Serialize>(
     scratch: &'s mut Vec<u8>,
 ) -> Result<&'s [u8], RemoteError> {
     scratch.clear();
-    // This thread may be filling a stream of its own (a source that sends
-    // into another stream's channel): that stream's descriptors are not
-    // this item's.
-    let _own = crate::fd::ItemFds::suspend();
-    push_item(codec, item, scratch)?;
+    // Made here for whichever connection sends the stream: it can carry
+    // no descriptor (the connection frames none of its own for it).
+    Sink::new(codec, scratch, usize::MAX, None).push(item)?;
     Ok(scratch)
-}
-
-thread_local! {
-    /// The codec of the call whose handler runs on this thread, if one
-    /// does (see [`CallCodec`]).
-    static CALL_CODEC: std::cell::Cell<Option<Codec>> = const { std::cell::Cell::new(None) };
-
-    /// Each producer thread's scratch buffer for one item.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl<T: Serialize> ItemSender<T> {
@@ -218,7 +191,7 @@ impl<T: Serialize> ItemSender<T> {
     ///
     /// [`StreamClosed`] once the stream is over: stop producing.
     pub fn send(&self, item: T) -> Result<(), StreamClosed> {
-        SCRATCH.with_borrow_mut(|scratch| {
+        crate::frame_context::with_scratch(|scratch| {
             // Encoded before the lock once the codec is known (the steady
             // state): one lock an item, held only to append.
             let framed = self
@@ -287,7 +260,7 @@ impl<T: Serialize> ItemSender<T> {
                 return Poll::Pending;
             };
             drop(state);
-            let wake = SCRATCH.with_borrow_mut(|scratch| {
+            let wake = crate::frame_context::with_scratch(|scratch| {
                 let framed = encode(codec, &item, scratch);
                 self.shared.lock().push(framed)
             });
@@ -353,13 +326,9 @@ struct Receiver {
 }
 
 impl Source for Receiver {
-    fn fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        codec: Codec,
-        out: &mut Vec<u8>,
-        _limit: usize,
-    ) -> Fill {
+    fn fill(&mut self, cx: &mut Context<'_>, sink: &mut Sink<'_>) -> Fill {
+        let codec = sink.codec();
+        let out = sink.out();
         let _ = self.shared.codec.set(codec);
         let mut state = self.shared.lock();
         state.codec = Some(codec);

@@ -5,11 +5,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use anyd_wire::Codec;
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
-use super::{push_item, Fill, Items, Source};
+use super::{Fill, Items, Sink, Source};
 use crate::error::RemoteError;
 
 /// A broadcast hub: what the daemon [`publish`](Hub::publish)es reaches
@@ -132,13 +131,7 @@ impl<T> Subscriber<T> {
 }
 
 impl<T: Serialize + Send + Sync + 'static> Source for Subscriber<T> {
-    fn fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        codec: Codec,
-        out: &mut Vec<u8>,
-        limit: usize,
-    ) -> Fill {
+    fn fill(&mut self, cx: &mut Context<'_>, sink: &mut Sink<'_>) -> Fill {
         loop {
             if let Some(wait) = self.waiting.as_mut() {
                 let Poll::Ready((result, rx)) = wait.as_mut().poll(cx) else {
@@ -148,7 +141,7 @@ impl<T: Serialize + Send + Sync + 'static> Source for Subscriber<T> {
                 self.rx = Some(rx);
                 match result {
                     Ok(event) => {
-                        if let Err(e) = push_item(codec, &*event, out) {
+                        if let Err(e) = sink.push(&*event) {
                             return Fill::Done(Err(e));
                         }
                     }
@@ -161,10 +154,10 @@ impl<T: Serialize + Send + Sync + 'static> Source for Subscriber<T> {
             };
             // Everything already published, without waiting (a few items
             // with descriptors at a time, as a stream's other sources).
-            while out.len() < limit && !crate::fd::items_fds_full() {
+            while !sink.is_full() {
                 match rx.try_recv() {
                     Ok(event) => {
-                        if let Err(e) = push_item(codec, &*event, out) {
+                        if let Err(e) = sink.push(&*event) {
                             return Fill::Done(Err(e));
                         }
                     }
@@ -173,7 +166,7 @@ impl<T: Serialize + Send + Sync + 'static> Source for Subscriber<T> {
                     Err(TryRecvError::Empty) => break,
                 }
             }
-            if out.len() >= limit || crate::fd::items_fds_full() {
+            if sink.is_full() {
                 return Fill::Full;
             }
             let mut rx = self.rx.take().expect("checked above");

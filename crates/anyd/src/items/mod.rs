@@ -16,7 +16,6 @@ mod channel;
 mod hub;
 mod threaded;
 
-pub(crate) use channel::CallCodec;
 pub use channel::{channel, ItemSender, StreamClosed};
 pub use hub::Hub;
 pub(crate) use threaded::Detached;
@@ -26,7 +25,8 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::transport::fds::MAX_FDS_PER_FRAME;
+use crate::frame_context::encode_with_fds;
+use crate::framed::Attached;
 use anyd_wire::codec::encode_item;
 use anyd_wire::{frame, Codec};
 use futures_core::Stream;
@@ -219,12 +219,10 @@ pub(crate) enum Fill {
     Done(Result<(), RemoteError>),
 }
 
-/// Where a stream's items come from, type erased: it appends its ready
-/// items to `out` as whole frames in `codec`, until `out` holds `limit`
-/// bytes or more.
+/// Where a stream's items come from, type erased: it puts its ready items
+/// in the sink until the sink is full.
 pub(crate) trait Source: Send {
-    fn fill(&mut self, cx: &mut Context<'_>, codec: Codec, out: &mut Vec<u8>, limit: usize)
-        -> Fill;
+    fn fill(&mut self, cx: &mut Context<'_>, sink: &mut Sink<'_>) -> Fill;
 
     /// The stream is over and its session goes on: lets go of what the
     /// source runs. `Ready` once nothing of it runs any more; `Pending`
@@ -242,41 +240,82 @@ pub(crate) trait Source: Send {
     }
 }
 
-/// Appends `value` as a framed item; an item that cannot be encoded ends
-/// the stream. In a stream that may carry descriptors, the item's go with
-/// its frame.
-pub(crate) fn push_item<T: Serialize + ?Sized>(
+/// How many items with descriptors a fill gathers before it stops, to be
+/// written: as for replies, each holds its descriptors open until then.
+pub(crate) const ITEMS_WITH_FDS_AT_ONCE: usize = 4;
+
+/// Where a stream's fill puts its items: whole frames in the call's codec
+/// appended to the connection's output, up to a bound, and each item's
+/// descriptors beside its frame when the stream may carry some.
+pub(crate) struct Sink<'a> {
     codec: Codec,
-    value: &T,
-    out: &mut Vec<u8>,
-) -> Result<(), RemoteError> {
-    let mark = frame::begin(out);
-    let outgoing = crate::fd::items_carry_fds().then(crate::fd::Outgoing::open);
-    let encoded = encode_item(codec, value, out).map_err(|e| e.to_string());
-    let fds = outgoing
-        .map(crate::fd::Outgoing::finish)
-        .unwrap_or_default();
-    let encoded = encoded.and_then(|()| match fds.len() {
-        n if n > MAX_FDS_PER_FRAME => Err(format!(
-            "it holds {n} descriptors; a message may carry at most {MAX_FDS_PER_FRAME}"
-        )),
-        _ => Ok(()),
-    });
-    match encoded {
-        Ok(()) => {
-            frame::finish(out, mark);
-            if !fds.is_empty() {
-                crate::fd::item_fds(mark..out.len(), fds);
+    out: &'a mut Vec<u8>,
+    limit: usize,
+    /// The items' descriptors, each with its frame's bytes in `out`
+    /// (`None`: the stream carries none).
+    fds: Option<&'a mut Attached>,
+}
+
+impl<'a> Sink<'a> {
+    pub(crate) fn new(
+        codec: Codec,
+        out: &'a mut Vec<u8>,
+        limit: usize,
+        fds: Option<&'a mut Attached>,
+    ) -> Self {
+        Sink {
+            codec,
+            out,
+            limit,
+            fds,
+        }
+    }
+
+    /// Whether the fill should stop and let the connection write: the
+    /// bound is reached, or enough items with descriptors wait (each holds
+    /// its descriptors open until written).
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.out.len() >= self.limit
+            || self
+                .fds
+                .as_ref()
+                .is_some_and(|fds| fds.len() >= ITEMS_WITH_FDS_AT_ONCE)
+    }
+
+    /// Appends `value` as a framed item; an item that cannot be encoded
+    /// ends the stream. In a stream that may carry descriptors, the
+    /// item's go with its frame.
+    pub(crate) fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), RemoteError> {
+        let out = &mut *self.out;
+        let mark = frame::begin(out);
+        let codec = self.codec;
+        match encode_with_fds(self.fds.is_some(), || encode_item(codec, value, out)) {
+            Ok(((), fds)) => {
+                frame::finish(out, mark);
+                if let (false, Some(attached)) = (fds.is_empty(), self.fds.as_mut()) {
+                    attached.push((mark..out.len(), fds));
+                }
+                Ok(())
             }
-            Ok(())
+            Err(e) => {
+                out.truncate(mark);
+                Err(RemoteError::new(
+                    "RuntimeError",
+                    format!("cannot encode an item: {e}"),
+                ))
+            }
         }
-        Err(e) => {
-            out.truncate(mark);
-            Err(RemoteError::new(
-                "RuntimeError",
-                format!("cannot encode an item: {e}"),
-            ))
-        }
+    }
+
+    /// The call's codec.
+    pub(crate) fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The output, for a source that hands over frames already made.
+    pub(crate) fn out(&mut self) -> &mut Vec<u8> {
+        self.out
     }
 }
 
@@ -293,20 +332,12 @@ where
     T: Serialize,
     E: ApiError,
 {
-    fn fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        codec: Codec,
-        out: &mut Vec<u8>,
-        limit: usize,
-    ) -> Fill {
-        // Items with descriptors are written a few at a time: each holds
-        // its descriptors open until then.
-        while out.len() < limit && !crate::fd::items_fds_full() {
+    fn fill(&mut self, cx: &mut Context<'_>, sink: &mut Sink<'_>) -> Fill {
+        while !sink.is_full() {
             match self.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(r)) => match (self.item)(r) {
                     Ok(v) => {
-                        if let Err(e) = push_item(codec, &v, out) {
+                        if let Err(e) = sink.push(&v) {
                             return Fill::Done(Err(e));
                         }
                     }

@@ -21,9 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
-use anyd_wire::Codec;
-
-use super::{Fill, Source};
+use super::{Fill, Sink, Source};
 use crate::error::RemoteError;
 
 /// An iterator run on its own thread, feeding a channel that the
@@ -72,13 +70,7 @@ impl Threaded {
 }
 
 impl Source for Threaded {
-    fn fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        codec: Codec,
-        out: &mut Vec<u8>,
-        limit: usize,
-    ) -> Fill {
+    fn fill(&mut self, cx: &mut Context<'_>, sink: &mut Sink<'_>) -> Fill {
         if let Some(start) = self.start.take() {
             let exiting = Exiting(self.exit.clone());
             let spawned = std::thread::Builder::new()
@@ -104,7 +96,7 @@ impl Source for Threaded {
                 }
             }
         }
-        self.items.fill(cx, codec, out, limit)
+        self.items.fill(cx, sink)
     }
 
     fn poll_stop(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -200,7 +192,7 @@ impl Detached {
 struct Ended;
 
 impl Source for Ended {
-    fn fill(&mut self, _: &mut Context<'_>, _: Codec, _: &mut Vec<u8>, _: usize) -> Fill {
+    fn fill(&mut self, _: &mut Context<'_>, _: &mut Sink<'_>) -> Fill {
         Fill::Done(Ok(()))
     }
 }

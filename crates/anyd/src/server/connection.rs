@@ -27,8 +27,8 @@ use anyd_wire::{frame, Codec};
 use crate::budget::Charge;
 use crate::error::{panic_message, RemoteError};
 use crate::framed::Attached;
-use crate::items::{Detached, Fill, Source};
-use crate::reply::Outcome;
+use crate::items::{Detached, Fill, Sink, Source};
+use crate::registry::{CallEnv, Dispatched};
 use crate::throttle::throttled;
 use crate::transport::fds::FrameFds;
 use crate::transport::Peer;
@@ -366,18 +366,20 @@ impl<'a> Connection<'a> {
         let started = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| (Instant::now(), head.endpoint.clone()));
         let mark = frame::begin(out);
-        let mut reply_fds = None;
-        let result = shared.registry.dispatch(
-            head,
-            self.peer,
-            self.runtime,
+        let env = CallEnv {
+            peer: self.peer,
+            runtime: self.runtime,
             limits,
-            fds,
-            out,
-            &mut reply_fds,
-        );
-        let result = match result {
-            Ok(Outcome(Some(source))) => {
+        };
+        let result = match shared.registry.dispatch(head, fds, &env, out) {
+            Dispatched::Reply(fds) => {
+                frame::finish(out, mark);
+                if !fds.is_empty() {
+                    self.attached.push((mark..out.len(), fds));
+                }
+                Ok(())
+            }
+            Dispatched::Stream { source, fds } => {
                 // No reply: the stream's frames follow.
                 out.truncate(mark);
                 if let Some((_, endpoint)) = started {
@@ -386,23 +388,19 @@ impl<'a> Connection<'a> {
                 self.stream = Some(Streaming {
                     source,
                     codec,
-                    fds: reply_fds.is_some(),
+                    fds,
                     watching: true,
                     frame_due: None,
                 });
                 return Next::Stream;
             }
-            Ok(Outcome(None)) => Ok(()),
-            Err(err) => {
+            Dispatched::Error(err) => {
                 out.truncate(mark + frame::HEADER_LEN);
                 encode_reply_error(codec, &err, out);
+                frame::finish(out, mark);
                 Err(err)
             }
         };
-        frame::finish(out, mark);
-        if let Some(fds) = reply_fds.filter(|fds| !fds.is_empty()) {
-            self.attached.push((mark..out.len(), fds));
-        }
         if let Some((started, endpoint)) = started {
             tracing::debug!(
                 endpoint = %endpoint,
@@ -422,19 +420,20 @@ impl<'a> Connection<'a> {
         let Some(stream) = self.stream.as_mut() else {
             return StreamNext::Done;
         };
-        let out = &mut self.out;
-        let mark = out.len();
-        let item_fds = stream.fds.then(crate::fd::ItemFds::open);
-        let fill = catch_unwind(AssertUnwindSafe(|| {
-            stream.source.fill(cx, stream.codec, &mut *out, FLUSH_AT)
-        }));
-        let mut fds = item_fds.map(crate::fd::ItemFds::finish).unwrap_or_default();
+        let (mark, fds_mark) = (self.out.len(), self.attached.len());
+        let mut sink = Sink::new(
+            stream.codec,
+            &mut self.out,
+            FLUSH_AT,
+            stream.fds.then_some(&mut self.attached),
+        );
+        let fill = catch_unwind(AssertUnwindSafe(|| stream.source.fill(cx, &mut sink)));
         let fill = fill.unwrap_or_else(|panic| {
             // An item's `Serialize` may have panicked half way through its
             // frame; what came before it is whole, but which items did is
             // not known: none of this fill goes out, nor its descriptors.
-            out.truncate(mark);
-            fds.clear();
+            self.out.truncate(mark);
+            self.attached.truncate(fds_mark);
             let what = panic_message(&*panic);
             tracing::error!(panic = %what, "a stream's source panicked");
             let message = if self.shared.registry.panic_details {
@@ -444,7 +443,6 @@ impl<'a> Connection<'a> {
             };
             Fill::Done(Err(RemoteError::new("RuntimeError", message)))
         });
-        self.attached.append(&mut fds);
         if !self.charge() {
             throttled!(
                 self.shared.logs.over_budget,
