@@ -1,7 +1,8 @@
 //! anyd's integration tests, one binary, a module per area: what a client
 //! sees of a daemon and its sockets (`server`), the clients themselves
 //! (`client`), serving many clients and hostile ones (`serving`), callers
-//! with other credentials (`policy`), what a request costs (`cost`), who
+//! with other credentials (`policy`), what a request costs (`cost`), what
+//! `Debug` shows of the clients (`debug_output`), who
 //! gets a connection under a flood (`admission`), faults from outside
 //! (`faults`), the daemon as a process (`lifecycle`), load measured from
 //! outside (`load`), the `#[anyd::api]` macro end to end (`macro_api`),
@@ -22,6 +23,7 @@
 mod admission;
 mod client;
 mod cost;
+mod debug_output;
 mod faults;
 mod fds;
 mod hostile;
