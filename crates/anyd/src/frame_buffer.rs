@@ -56,7 +56,9 @@ impl ReadError {
 }
 
 /// Bytes read from a stream, not yet handed out as frames.
-#[derive(Debug)]
+///
+/// Its `Debug` says how much it holds, never what: the bytes are a peer's
+/// (a handshake's MAC, a reply's payload).
 pub(crate) struct FrameBuffer {
     buf: Vec<u8>,
     /// Unconsumed bytes are `buf[start..end]`; `buf.len()` is the capacity
@@ -83,6 +85,18 @@ pub(crate) struct FrameBuffer {
     /// Whether `fds` or `frame_fds` may hold something: the next frame
     /// must then be handed its own (and the last one's closed).
     fds_pending: bool,
+}
+
+impl std::fmt::Debug for FrameBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameBuffer")
+            .field("buffered", &(self.end - self.start))
+            .field("capacity", &self.buf.len())
+            .field("max_frame", &self.max_frame)
+            .field("budgeted", &self.charge.is_some())
+            .field("fds_pending", &self.fds_pending)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FrameBuffer {

@@ -25,12 +25,26 @@ use rustix::net::RecvFlags;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// A stream with a read buffer that yields whole frames.
-#[derive(Debug)]
+///
+/// Its `Debug` shows the socket and how much the buffer holds, never the
+/// bytes in it.
 pub(crate) struct Framed {
     pub(crate) stream: Stream,
     buf: FrameBuffer,
     /// A Unix socket: reads take the descriptors that come with the bytes.
     fds: bool,
+}
+
+impl std::fmt::Debug for Framed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, so that a field added later is not shown unread.
+        let Framed { stream, buf, fds } = self;
+        f.debug_struct("Framed")
+            .field("stream", stream)
+            .field("buf", buf)
+            .field("fds", fds)
+            .finish()
+    }
 }
 
 impl Framed {

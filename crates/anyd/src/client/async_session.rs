@@ -44,12 +44,30 @@ async fn within<T>(
 }
 
 /// A tokio stream with a read buffer that yields whole frames.
-#[derive(Debug)]
+///
+/// Its `Debug` shows the socket and how much the buffer holds, never the
+/// bytes in it.
 struct AsyncFramed {
     stream: AsyncStream,
     buf: FrameBuffer,
     /// Reads take descriptors (a Unix socket, a session that speaks them).
     takes_fds: bool,
+}
+
+impl std::fmt::Debug for AsyncFramed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand, so that a field added later is not shown unread.
+        let AsyncFramed {
+            stream,
+            buf,
+            takes_fds,
+        } = self;
+        f.debug_struct("AsyncFramed")
+            .field("stream", stream)
+            .field("buf", buf)
+            .field("takes_fds", takes_fds)
+            .finish()
+    }
 }
 
 impl AsyncFramed {
@@ -413,10 +431,19 @@ const CANCEL_GRACE: Duration = Duration::from_secs(5);
 /// It has its own `next` so that no extension trait is needed to read it;
 /// it is also a `futures_core::Stream` for the combinators of `futures`
 /// and `tokio-stream`.
-#[derive(Debug)]
+///
+/// Its `Debug` shows the session's state, never an item's bytes.
 pub struct ItemStream<'s, T> {
     client: &'s mut AsyncClientSession,
     _item: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for ItemStream<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemStream")
+            .field("client", &self.client)
+            .finish()
+    }
 }
 
 impl<T: DeserializeOwned> ItemStream<'_, T> {

@@ -258,7 +258,8 @@ impl Drop for ClientSession {
 ///
 /// Dropping it before the end cancels the stream; [`cancel`](Self::cancel)
 /// does the same and says whether the session is still in step.
-#[derive(Debug)]
+///
+/// Its `Debug` shows the session's state, never an item's bytes.
 pub struct ItemIter<'s, T> {
     client: &'s mut ClientSession,
     /// Shared with the cancellers, once one was asked for (until then,
@@ -267,8 +268,16 @@ pub struct ItemIter<'s, T> {
     _item: PhantomData<fn() -> T>,
 }
 
+impl<T> std::fmt::Debug for ItemIter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemIter")
+            .field("client", &self.client)
+            .field("cancel", &self.cancel)
+            .finish()
+    }
+}
+
 /// What a [`Canceller`] shares with its stream.
-#[derive(Debug)]
 struct CancelState {
     /// A second handle on the socket while the stream is open, and the
     /// CANCEL frame; `None` once it is over. Ending the stream takes the
@@ -276,6 +285,21 @@ struct CancelState {
     /// not at all: it can never reach the daemon in the middle of the
     /// next call.
     open: Mutex<Option<(Stream, Vec<u8>)>>,
+}
+
+impl std::fmt::Debug for CancelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Whether the stream is still open, not the frame nor the socket:
+        // and without waiting for the lock, which a cancel may hold.
+        let open = match self.open.try_lock() {
+            Ok(open) => Some(open.is_some()),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner().is_some()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        f.debug_struct("CancelState")
+            .field("stream_open", &open)
+            .finish()
+    }
 }
 
 /// Cancels a stream from another thread (a signal handler's thread, a

@@ -35,7 +35,8 @@ use crate::error::Result;
 ///
 /// Its `Debug` shows whether a key is set, never the key
 /// (`authkey: Some(<hidden>)`), and so does that of every client holding
-/// it.
+/// it; a client's shows its state (address, connected, a call or stream
+/// under way), never the bytes it read or wrote.
 #[derive(Clone)]
 pub struct ClientOptions {
     pub(crate) authkey: Option<Vec<u8>>,

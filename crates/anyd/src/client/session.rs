@@ -41,7 +41,9 @@ pub(crate) const END_SESSION_GRACE: Duration = Duration::from_secs(1);
 
 /// A session with a daemon over a connection `C`, the driver's (a stream
 /// and its read buffer).
-#[derive(Debug)]
+///
+/// Its `Debug` shows the state (connected, a call or stream under way,
+/// the options) and never the request it holds nor anything read.
 pub(crate) struct Session<C> {
     /// `None` once the session is closed: every call then fails with
     /// [`Error::Closed`], and dropping it closed the socket.
@@ -66,6 +68,35 @@ pub(crate) struct Session<C> {
     /// Requests say that this client speaks descriptors: a Unix socket, a
     /// native codec, and the options allow it.
     speaks_fds: bool,
+}
+
+impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field, so that a new one is not forgotten here silently;
+        // `out` is the last request's bytes, arguments included: its
+        // length only.
+        let Session {
+            conn,
+            options,
+            out,
+            in_flight,
+            streaming,
+            cancel_sent,
+            out_fds,
+            speaks_fds,
+        } = self;
+        f.debug_struct("Session")
+            .field("connected", &conn.is_some())
+            .field("conn", conn)
+            .field("options", options)
+            .field("request_len", &out.len())
+            .field("in_flight", in_flight)
+            .field("streaming", streaming)
+            .field("cancel_sent", cancel_sent)
+            .field("request_fds", &out_fds.len())
+            .field("speaks_fds", speaks_fds)
+            .finish()
+    }
 }
 
 /// What one frame of a stream said, before the session takes note of it
@@ -130,8 +161,7 @@ fn received(fds: Option<std::result::Result<Vec<OwnedFd>, FdError>>) -> Result<V
 }
 
 /// A request to send and its reply to read, over the session's
-/// connection.
-#[derive(Debug)]
+/// connection. Its `Debug` shows the request's length, not its bytes.
 pub(crate) struct Exchange<'s, C> {
     pub(crate) conn: &'s mut C,
     /// The whole frame to write.
@@ -141,6 +171,17 @@ pub(crate) struct Exchange<'s, C> {
     /// Replies may carry descriptors for this client.
     pub(crate) speaks_fds: bool,
     options: &'s ClientOptions,
+}
+
+impl<C: std::fmt::Debug> std::fmt::Debug for Exchange<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("conn", &self.conn)
+            .field("request_len", &self.request.len())
+            .field("fds", &self.fds.len())
+            .field("speaks_fds", &self.speaks_fds)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<C> Exchange<'_, C> {

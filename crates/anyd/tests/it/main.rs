@@ -3,12 +3,13 @@
 //! (`client`), serving many clients (`serving`), hostile input
 //! (`hostile`), streaming endpoints (`streams`), descriptors passed with
 //! calls (`fds`), callers with other credentials (`policy`), what a
-//! request costs (`cost`), who gets a connection under a flood
-//! (`admission`), faults from outside (`faults`), the daemon as a process
-//! (`lifecycle`), dropping root and keeping capabilities (`privileges`),
-//! streams whose iterator blocks after their client left (`lingering`),
-//! load measured from outside (`load`), the `#[anyd::api]` macro end to
-//! end (`macro_api`), what a closure's `Result` becomes for its caller
+//! request costs (`cost`), what `Debug` shows of the clients
+//! (`debug_output`), who gets a connection under a flood (`admission`),
+//! faults from outside (`faults`), the daemon as a process (`lifecycle`),
+//! dropping root and keeping capabilities (`privileges`), streams whose
+//! iterator blocks after their client left (`lingering`), load measured
+//! from outside (`load`), the `#[anyd::api]` macro end to end
+//! (`macro_api`), what a closure's `Result` becomes for its caller
 //! (`replies`), Python anyd on the other end (`python_interop`), and the
 //! example pair (`vpnm_example`). What they share is in the
 //! `anyd-testkit` crate.
@@ -27,6 +28,7 @@
 mod admission;
 mod client;
 mod cost;
+mod debug_output;
 mod faults;
 mod fds;
 mod hostile;

@@ -15,20 +15,32 @@
 //! replies). Everything else is an error that names the opcode or the
 //! global; nothing is ever called or imported. Depth, memo size, the number
 //! of values and every length prefix are checked before anything is
-//! allocated for them.
+//! allocated for them, and every byte the decoder holds, the decoded value
+//! included, is charged before it is allocated to an allowance of
+//! [`WORK_BYTES_PER_INPUT_BYTE`] per input byte; what a pickle drops is
+//! freed at once.
 //!
 //! The encoder writes protocol 4 byte for byte as CPython 3.11's
 //! `pickle.dumps(obj, protocol=4)` does for the same tree of objects,
 //! framing and memo opcodes included.
 
+mod arena;
+mod budget;
+mod build;
 mod decode;
 mod encode;
+mod globals;
+mod memo;
 mod message;
 mod op;
 mod repr;
+mod stack;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_memory;
 
+pub use budget::{WORK_BYTES_FOR_ANY_INPUT, WORK_BYTES_PER_INPUT_BYTE};
 pub use decode::{decode_value, decode_value_or_exception};
 pub use encode::{encode_exception, encode_value};
 pub use message::PEEK_FALLBACK;
@@ -41,8 +53,10 @@ use crate::Value;
 
 /// Bounds that keep a hostile pickle from using unbounded time or memory.
 ///
-/// The input length bounds everything else the decoder holds, so these
-/// limits are about what a small input could otherwise expand into.
+/// The input length bounds everything else: what the decoder holds, in
+/// bytes, is at most [`WORK_BYTES_FOR_ANY_INPUT`] plus
+/// [`WORK_BYTES_PER_INPUT_BYTE`] per input byte, whatever these limits
+/// say. These are about what a small input could otherwise expand into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PickleLimits {
     /// How many containers may enclose one another in the decoded value;
@@ -54,7 +68,8 @@ pub struct PickleLimits {
     /// CPython memoizes every str, bytes and non-empty container it writes,
     /// so a legitimate pickle can hold nearly one entry per value: the
     /// default equals `max_nodes`, so that anything within `max_nodes` is
-    /// accepted. An entry costs a few words, and each needs an input byte.
+    /// accepted. An entry costs 8 bytes when keys come in the order
+    /// CPython numbers them (64 otherwise), and each needs an input byte.
     pub max_memo: usize,
     /// How many values the decoded tree may hold, counting every container
     /// and scalar once per place it appears. A value shared through the memo
@@ -183,6 +198,10 @@ pub enum PickleError {
     /// The value, the stack or the intermediate objects exceed `max_nodes`.
     #[error("too many values (limit {0})")]
     TooManyValues(usize),
+    /// Decoding would hold more working memory than the input's length
+    /// allows ([`WORK_BYTES_PER_INPUT_BYTE`]); the limit in bytes.
+    #[error("working memory limit of {0} bytes exceeded")]
+    MemoryLimit(usize),
     /// A container that contains itself, such as `l = []; l.append(l)`.
     #[error("recursive structure")]
     Recursive,
