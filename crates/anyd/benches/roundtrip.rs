@@ -1400,6 +1400,16 @@ fn print_many(plan: &Plan, summary: &[ManySummary]) {
     println!("(each figure: the median of its rounds; the floor: the raw ping-pong's thread-per-connection server)");
 }
 
+/// A ratio to two decimals, or three where two would show the budget
+/// itself ("1.30x: NOT met" reads as a contradiction).
+fn ratio_shown(ratio: f64, budget: f64) -> String {
+    if format!("{ratio:.2}") == format!("{budget:.2}") {
+        format!("{ratio:.3}x")
+    } else {
+        format!("{ratio:.2}x")
+    }
+}
+
 fn print_budget(
     plan: &Plan,
     summary: &[Summary],
@@ -1428,13 +1438,19 @@ fn print_budget(
     };
     let at_most = |what: &str, ratio: f64, budget: f64| {
         line(
-            format!("{what}: {ratio:.2}x (budget <= {budget:.1}x)"),
+            format!(
+                "{what}: {} (budget <= {budget:.1}x)",
+                ratio_shown(ratio, budget)
+            ),
             ratio <= budget,
         );
     };
     let at_least = |what: &str, ratio: f64, budget: f64| {
         line(
-            format!("{what}: {ratio:.2}x (budget >= {budget:.1}x)"),
+            format!(
+                "{what}: {} (budget >= {budget:.1}x)",
+                ratio_shown(ratio, budget)
+            ),
             ratio >= budget,
         );
     };

@@ -324,9 +324,16 @@ impl Budget {
             (false, true) => ": met",
             (false, false) => ": NOT met",
         };
+        // Three decimals where two would show the budget itself ("0.50x:
+        // NOT met" reads as a contradiction).
+        let decimals = if format!("{:.2}", self.ratio) == format!("{:.2}", self.budget) {
+            3
+        } else {
+            2
+        };
         println!(
-            "  {}: {:.2}x (budget {sign} {:.1}x){verdict}",
-            self.what, self.ratio, self.budget
+            "  {}: {:.*}x (budget {sign} {:.1}x){verdict}",
+            self.what, decimals, self.ratio, self.budget
         );
     }
 }
