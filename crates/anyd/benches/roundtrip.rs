@@ -14,7 +14,7 @@
 //! venv the interop tests make under `target/`.
 //!
 //! ```sh
-//! cargo bench -p anyd-ipc --bench roundtrip                 # the full table (about 4 minutes)
+//! cargo bench -p anyd-ipc --bench roundtrip                 # the full table (about 5 minutes)
 //! cargo bench -p anyd-ipc --bench roundtrip -- --test       # a few calls: does it run?
 //! cargo bench -p anyd-ipc --bench roundtrip -- pickle       # only rows naming pickle (and the floor)
 //! ```

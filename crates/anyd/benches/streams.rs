@@ -30,7 +30,7 @@
 //! this workspace does not depend on: the README gives the figure.
 //!
 //! ```sh
-//! cargo bench -p anyd-ipc --bench streams                  # the table (about two minutes)
+//! cargo bench -p anyd-ipc --bench streams                  # the table (about a minute)
 //! cargo bench -p anyd-ipc --bench streams -- --test        # a few items: does it run?
 //! cargo bench -p anyd-ipc --bench streams -- from_stream   # only rows naming it (and the floors)
 //! cargo bench -p anyd-ipc --bench streams -- "Items::ready, struct, blocking"  # one row
