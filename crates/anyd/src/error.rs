@@ -170,7 +170,7 @@ impl Error {
     /// caller's [`Error::ResultType`], anything else the peer's fault.
     pub(crate) fn from_decode(e: DecodeError) -> Self {
         match e {
-            DecodeError::Result(detail) => Error::ResultType(detail),
+            DecodeError::Result(detail) => Error::ResultType(detail.to_string()),
             other => Error::Protocol {
                 what: "cannot decode the reply".into(),
                 source: Some(other.into()),
@@ -212,6 +212,7 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 mod tests {
     use std::error::Error as _;
 
+    use anyd_wire::codec::ArgError;
     use anyd_wire::Codec;
 
     use super::*;
@@ -259,7 +260,9 @@ mod tests {
 
     #[test]
     fn a_result_of_the_wrong_type_is_not_a_protocol_error() {
-        let e = Error::from_decode(DecodeError::Result("not a string".into()));
+        let e = Error::from_decode(DecodeError::Result(ArgError::Mismatch(
+            "not a string".into(),
+        )));
         assert!(matches!(e, Error::ResultType(_)), "{e:?}");
     }
 

@@ -180,10 +180,15 @@ impl<'de> Deserialize<'de> for Fd {
                 Ok(index)
             }
         }
-        let index = d.deserialize_map(Placeholder)?;
+        let index = d
+            .deserialize_map(Placeholder)
+            .inspect_err(|_| crate::frame_context::note_fd_refused())?;
         crate::frame_context::take_incoming(index)
             .map(Fd::new)
-            .map_err(de::Error::custom)
+            .map_err(|why| {
+                crate::frame_context::note_fd_refused();
+                de::Error::custom(why)
+            })
     }
 }
 

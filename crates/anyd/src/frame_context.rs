@@ -38,6 +38,9 @@ thread_local! {
     /// A buffer each thread that encodes channel items reuses for one
     /// item: a cache, not a context, kept here with the other slots.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Whether an `Fd` being deserialized was refused, for [`decode_arg`]
+    /// to tell the caller why rather than call it a type mismatch.
+    static FD_REFUSED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// More descriptors than one frame may carry.
@@ -187,6 +190,25 @@ pub(crate) fn push_outgoing(fd: &OwnedFd) -> Result<usize, &'static str> {
         out.push(copy);
         Ok(out.len() - 1)
     })
+}
+
+/// Runs `decode`, one argument's, and says with its error whether an `Fd`
+/// in it was refused: the deserializer's words for that (no descriptor
+/// came, a placeholder naming none, a value that is no placeholder) are
+/// what the caller needs to hear, not that the argument has a wrong type.
+///
+/// # Errors
+///
+/// `decode`'s, with whether an `Fd` was refused.
+#[inline]
+pub(crate) fn decode_arg<T, E>(decode: impl FnOnce() -> Result<T, E>) -> Result<T, (E, bool)> {
+    FD_REFUSED.set(false);
+    decode().map_err(|e| (e, FD_REFUSED.take()))
+}
+
+/// Notes that an `Fd` being deserialized was refused (see [`decode_arg`]).
+pub(crate) fn note_fd_refused() {
+    FD_REFUSED.set(true);
 }
 
 /// Takes the descriptor a placeholder being deserialized names.

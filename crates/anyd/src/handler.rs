@@ -7,13 +7,14 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 
+use anyd_wire::codec::ArgError;
 use anyd_wire::message::{Arg, Request};
 use anyd_wire::Codec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RemoteError;
-use crate::frame_context::decode_with_fds;
+use crate::frame_context::{decode_arg, decode_with_fds};
 use crate::reply::{Async, IntoReply, Outcome};
 use crate::transport::Peer;
 
@@ -211,23 +212,24 @@ impl<T: DeserializeOwned> FromCall for T {
         let i = *index;
         *index += 1;
         match call.arg(i) {
-            Some(arg) => arg.deserialize().map_err(|e| {
+            Some(arg) => decode_arg(|| arg.deserialize()).map_err(|(e, fd_refused)| {
                 // Say it in the caller's terms (Python's wording and type
                 // names), not the decoder's. The type is read from the
                 // argument's first byte or token: naming it must not cost
                 // decoding all of it.
-                let detail = match arg.type_name() {
+                let detail = match (e, arg.type_name()) {
                     // Nesting past the decoder's depth limit is the
                     // problem itself, whatever the outer type.
-                    _ if e.contains("limit exceeded") => e,
-                    // A descriptor's placeholder that names none of the
-                    // frame's: the shape was right, what it names is not.
-                    _ if e.contains("descriptor") => e,
-                    Some(sent) => format!(
+                    (e @ ArgError::TooDeep, _) => e.to_string(),
+                    // A descriptor refused (none came, a placeholder
+                    // naming none of the frame's, a value that is not
+                    // one): the deserializer says which.
+                    (e, _) if fd_refused => e.to_string(),
+                    (_, Some(sent)) => format!(
                         "must be {}, not {sent}",
                         short_type_name(std::any::type_name::<T>()),
                     ),
-                    None => e,
+                    (e, None) => e.to_string(),
                 };
                 type_error(format!(
                     "{}() argument '{}' {detail}",

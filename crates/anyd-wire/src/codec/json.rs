@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visi
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::codec::{DecodeError, DecodeLimits, EncodeError, RequestOptions};
+use crate::codec::{ArgError, DecodeError, DecodeLimits, EncodeError, RequestOptions};
 use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead, StreamReply};
 
 /// First bytes that select this codec. No leading whitespace is allowed, so
@@ -272,8 +272,19 @@ pub(crate) fn type_name(raw: &RawValue) -> Option<&'static str> {
 }
 
 /// Deserializes one argument from its raw JSON text.
-pub(crate) fn decode_arg<T: DeserializeOwned>(raw: &RawValue) -> Result<T, String> {
-    serde_json::from_str(raw.get()).map_err(|e| e.to_string())
+pub(crate) fn decode_arg<T: DeserializeOwned>(raw: &RawValue) -> Result<T, ArgError> {
+    serde_json::from_str(raw.get()).map_err(arg_error)
+}
+
+/// What went wrong deserializing a value whose text was checked as JSON
+/// when the message was read: a syntax error now can only be serde_json's
+/// recursion limit.
+fn arg_error(e: serde_json::Error) -> ArgError {
+    if e.is_syntax() {
+        ArgError::TooDeep
+    } else {
+        ArgError::Mismatch(e.to_string())
+    }
 }
 
 fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -469,7 +480,7 @@ fn envelope<'a>(
 /// A reply's value as the caller's type: a mismatch is the caller's
 /// (`DecodeError::Result`), not a malformed message.
 fn decode_value<T: DeserializeOwned>(body: &RawValue) -> Result<T, DecodeError> {
-    serde_json::from_str(body.get()).map_err(|e| DecodeError::Result(e.to_string()))
+    serde_json::from_str(body.get()).map_err(|e| DecodeError::Result(arg_error(e)))
 }
 
 /// An error reply's body.

@@ -68,7 +68,7 @@ pub enum DecodeError {
     Pickle(#[from] pickle::PickleError),
     /// The reply is well formed but its value does not fit the type asked for.
     #[error("unexpected result type: {0}")]
-    Result(String),
+    Result(ArgError),
 }
 
 /// Why a message could not be encoded.
@@ -289,17 +289,33 @@ pub fn decode_request<'a>(
     }
 }
 
+/// Why an argument could not be deserialized into the type asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArgError {
+    /// It nests deeper than the decoders allow (the same bound in every
+    /// codec): the nesting is the problem, whatever the type.
+    #[error("nests too deeply: recursion limit exceeded")]
+    TooDeep,
+    /// It is not what the type takes: the deserializer's words (a type
+    /// mismatch, or what a type's own `Deserialize` refused).
+    #[error("{0}")]
+    Mismatch(String),
+}
+
 impl Arg<'_> {
     /// Deserializes the argument into `T`.
     ///
     /// # Errors
     ///
-    /// A description of the mismatch, for a `TypeError` reply.
-    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, String> {
+    /// [`ArgError::TooDeep`] past the depth limit, [`ArgError::Mismatch`]
+    /// with a description of the mismatch otherwise, for a `TypeError`
+    /// reply.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ArgError> {
         match self {
             Arg::MsgPack(b) => msgpack::decode_arg(b),
             Arg::Json(raw) => json::decode_arg(raw),
-            Arg::Value(v) => crate::from_value(v).map_err(|e| e.to_string()),
+            Arg::Value(v) => crate::from_value(v).map_err(|e| ArgError::Mismatch(e.to_string())),
         }
     }
 
@@ -320,7 +336,7 @@ impl Arg<'_> {
     /// # Errors
     ///
     /// As [`Arg::deserialize`].
-    pub fn to_value(&self) -> Result<Value, String> {
+    pub fn to_value(&self) -> Result<Value, ArgError> {
         match self {
             Arg::Value(v) => Ok(v.clone()),
             other => other.deserialize(),

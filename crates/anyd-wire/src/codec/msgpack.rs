@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::{DecodeError, DecodeLimits, EncodeError, RequestOptions};
+use crate::codec::{ArgError, DecodeError, DecodeLimits, EncodeError, RequestOptions};
 use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead, StreamReply};
 
 /// First bytes that select this codec: a fixarray of 3 (a request) or 4
@@ -293,8 +293,27 @@ pub(crate) fn type_name(bytes: &[u8]) -> Option<&'static str> {
 }
 
 /// Deserializes one argument from the bytes that encode it.
-pub(crate) fn decode_arg<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    from_slice(bytes).map_err(|e| e.to_string())
+pub(crate) fn decode_arg<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ArgError> {
+    from_slice(bytes).map_err(arg_error::<T>)
+}
+
+/// What went wrong deserializing a `T`, in the caller's words: a type
+/// mismatch rmp-serde reports by its marker (`wrong msgpack marker
+/// FixStr(12)`) says what was expected and what came instead.
+fn arg_error<T>(e: rmp_serde::decode::Error) -> ArgError {
+    use rmp_serde::decode::Error as E;
+    match e {
+        E::DepthLimitExceeded => ArgError::TooDeep,
+        E::TypeMismatch(marker) => {
+            let expected = std::any::type_name::<T>();
+            let expected = expected.rsplit("::").next().unwrap_or(expected);
+            match type_name(&[marker.to_u8()]) {
+                Some(got) => ArgError::Mismatch(format!("expected {expected}, got {got}")),
+                None => ArgError::Mismatch(format!("expected {expected}, got {marker:?}")),
+            }
+        }
+        e => ArgError::Mismatch(e.to_string()),
+    }
 }
 
 /// How deep a value may nest. serde deserializers recurse once per level,
@@ -502,7 +521,7 @@ fn envelope<'a>(payload: &'a [u8], what: &str) -> Result<(&'a str, &'a [u8]), De
 /// A reply's value as the caller's type: a mismatch is the caller's
 /// (`DecodeError::Result`), not a malformed message.
 fn decode_value<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
-    from_slice(body).map_err(|e| DecodeError::Result(e.to_string()))
+    from_slice(body).map_err(|e| DecodeError::Result(arg_error::<T>(e)))
 }
 
 /// An error reply's body.

@@ -221,3 +221,29 @@ fn an_async_call_cancelled_before_its_reply_closes_the_session() {
         }
     });
 }
+
+#[test]
+fn a_result_of_the_wrong_type_says_what_was_expected_and_what_came() {
+    let (d, _dir) = start(
+        Appd::new()
+            .api("name()", || "tun0")
+            .api("count()", || 7u32),
+    );
+    for codec in [Codec::MsgPack, Codec::Json] {
+        let mut s = ClientOptions::new()
+            .codec(codec)
+            .connect(d.address())
+            .unwrap();
+        let e = s.commit::<u8>("name", ()).unwrap_err();
+        let Error::ResultType(why) = &e else {
+            panic!("{codec:?}: {e:?}")
+        };
+        assert!(!why.contains("marker"), "{codec:?}: {why}");
+        assert!(
+            why.contains("u8") && why.contains("str"),
+            "{codec:?}: expected and got, in the caller's words: {why}"
+        );
+        // The session goes on.
+        assert_eq!(s.commit::<u32>("count", ()).unwrap(), 7);
+    }
+}

@@ -339,13 +339,13 @@ fn size_and_depth_bombs_in_every_codec_get_error_replies_and_the_session_goes_on
             "msgpack depth",
             msgpack_depth,
             "TypeError",
-            "depth limit exceeded",
+            "nests too deeply",
         ),
         (
             "json depth",
             json_depth,
             "TypeError",
-            "recursion limit exceeded",
+            "nests too deeply",
         ),
         // LONG4 claiming 2^31 - 1 bytes
         (

@@ -216,7 +216,7 @@ pub(crate) fn decode_reply<T: DeserializeOwned>(
         Decoded::Value(Value::Bytes(b)) if b == SIGENDS => Ok(Reply::EndSession),
         Decoded::Value(v) => crate::from_value(&v)
             .map(Reply::Ok)
-            .map_err(|e| DecodeError::Result(e.to_string())),
+            .map_err(|e| DecodeError::Result(crate::codec::ArgError::Mismatch(e.to_string()))),
         Decoded::Exception {
             kind,
             message,
