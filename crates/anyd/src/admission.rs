@@ -94,6 +94,23 @@ pub(crate) struct Caller {
     pub(crate) privileged: bool,
 }
 
+#[cfg(test)]
+impl Caller {
+    /// An unprivileged caller of uid `uid`, for tests.
+    pub(crate) fn user(uid: u32) -> Caller {
+        Caller {
+            uid: Some(uid),
+            privileged: false,
+        }
+    }
+
+    /// Root, for tests.
+    pub(crate) const ROOT: Caller = Caller {
+        uid: Some(0),
+        privileged: true,
+    };
+}
+
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -375,17 +392,13 @@ mod tests {
         handshakes: 2,
     };
 
+    use Caller as C;
+
     fn user(uid: u32) -> Caller {
-        Caller {
-            uid: Some(uid),
-            privileged: false,
-        }
+        C::user(uid)
     }
 
-    const ROOT: Caller = Caller {
-        uid: Some(0),
-        privileged: true,
-    };
+    const ROOT: Caller = C::ROOT;
 
     const TCP: Caller = Caller {
         uid: None,

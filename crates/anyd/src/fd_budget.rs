@@ -228,16 +228,10 @@ mod tests {
     use super::*;
 
     fn user(uid: u32) -> Caller {
-        Caller {
-            uid: Some(uid),
-            privileged: false,
-        }
+        Caller::user(uid)
     }
 
-    const ROOT: Caller = Caller {
-        uid: Some(0),
-        privileged: true,
-    };
+    const ROOT: Caller = Caller::ROOT;
 
     #[test]
     fn shares_are_an_eighth_but_at_least_a_frame() {

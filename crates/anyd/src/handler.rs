@@ -294,6 +294,19 @@ pub trait Handler<M>: Send + Sync + 'static {
     ) -> Result<Outcome, RemoteError>;
 }
 
+/// Binds a handler's parameters `$a` from `call`, with `fds` for the
+/// `Fd`s among them: descriptors no parameter took are closed before the
+/// handler runs.
+macro_rules! bind_args {
+    ($call:ident, $fds:ident, $($a:ident),*) => {
+        decode_with_fds($fds, || -> Result<_, RemoteError> {
+            let mut index = 0;
+            $(let $a = $a::from_call($call, &mut index)?;)*
+            Ok(($($a,)*))
+        })?
+    };
+}
+
 macro_rules! impl_handler {
     ($($a:ident),*) => {
         impl<F, R, M, $($a,)*> Handler<(M, PhantomData<($($a,)*)>)> for F
@@ -319,12 +332,7 @@ macro_rules! impl_handler {
                 fds: Vec<OwnedFd>,
                 out: &mut Vec<u8>,
             ) -> Result<Outcome, RemoteError> {
-                // Descriptors no parameter took are not kept while it runs.
-                let ($($a,)*) = decode_with_fds(fds, || -> Result<_, RemoteError> {
-                    let mut index = 0;
-                    $(let $a = $a::from_call(call, &mut index)?;)*
-                    Ok(($($a,)*))
-                })?;
+                let ($($a,)*) = bind_args!(call, fds, $($a),*);
                 (self)($($a),*).reply(call, out)
             }
         }
@@ -353,11 +361,7 @@ macro_rules! impl_handler {
                 fds: Vec<OwnedFd>,
                 out: &mut Vec<u8>,
             ) -> Result<Outcome, RemoteError> {
-                let ($($a,)*) = decode_with_fds(fds, || -> Result<_, RemoteError> {
-                    let mut index = 0;
-                    $(let $a = $a::from_call(call, &mut index)?;)*
-                    Ok(($($a,)*))
-                })?;
+                let ($($a,)*) = bind_args!(call, fds, $($a),*);
                 // Connection threads are not runtime workers, so blocking
                 // on the future here is allowed, and it keeps the reply in
                 // order with the rest of the connection's requests.

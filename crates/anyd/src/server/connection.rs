@@ -279,14 +279,7 @@ impl<'a> Connection<'a> {
         let next = self.handle_message(payload, fds);
         // A reply is counted once made (the handler made its value
         // anyway); one that the budget cannot hold is never sent.
-        if !self.charge() {
-            throttled!(
-                self.shared.logs.over_budget,
-                info,
-                peer = self.peer.address(),
-                bytes = self.out.len(),
-                "replies over the memory budget; closing"
-            );
+        if !self.charge("replies") {
             return Next::End {
                 reason: End::OverBudget,
                 flush: false,
@@ -301,10 +294,21 @@ impl<'a> Connection<'a> {
     }
 
     /// Counts what the output holds against the memory budget; false if
-    /// the budget cannot hold it.
+    /// the budget cannot hold it (said in the log, a few lines a second:
+    /// `what` are the output's frames).
     #[inline]
-    fn charge(&mut self) -> bool {
-        self.out.capacity() <= REPLY_ALLOWANCE || self.out_charge.hold(self.out.capacity())
+    fn charge(&mut self, what: &str) -> bool {
+        if self.out.capacity() <= REPLY_ALLOWANCE || self.out_charge.hold(self.out.capacity()) {
+            return true;
+        }
+        throttled!(
+            self.shared.logs.over_budget,
+            info,
+            peer = self.peer.address(),
+            bytes = self.out.len(),
+            "{what} over the memory budget; closing"
+        );
+        false
     }
 
     /// Decodes one message and appends the framed reply to the output.
@@ -443,14 +447,7 @@ impl<'a> Connection<'a> {
             };
             Fill::Done(Err(RemoteError::new("RuntimeError", message)))
         });
-        if !self.charge() {
-            throttled!(
-                self.shared.logs.over_budget,
-                info,
-                peer = self.peer.address(),
-                bytes = self.out.len(),
-                "stream items over the memory budget; closing"
-            );
+        if !self.charge("stream items") {
             return StreamNext::End(End::OverBudget);
         }
         match fill {

@@ -147,14 +147,7 @@ fn serve_frames(
                 Ok(n) => n,
                 Err(e) => {
                     let _ = write(conn, core, config.idle_timeout);
-                    throttled!(
-                        shared.logs.bad_input,
-                        info,
-                        peer = peer.address(),
-                        error = %e,
-                        "bad frame; closing"
-                    );
-                    return End::BadFrame;
+                    return read_failed(shared, peer, ReadError::Frame(e));
                 }
             };
         }

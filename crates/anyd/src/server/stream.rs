@@ -22,8 +22,8 @@ use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::RemoteError;
+use crate::frame_buffer::ReadError;
 use crate::framed::Framed;
-use crate::throttle::throttled;
 use crate::transport::Peer;
 
 use super::connection::{Connection, End, StreamNext, StreamWait};
@@ -193,16 +193,7 @@ impl Driver<'_, '_> {
         // the last one.
         let frame = match self.conn.peeked_frame() {
             Ok(frame) => frame,
-            Err(e) => {
-                throttled!(
-                    self.shared.logs.bad_input,
-                    info,
-                    peer = self.peer.address(),
-                    error = %e,
-                    "bad frame; closing"
-                );
-                return Err(End::BadFrame);
-            }
+            Err(e) => return Err(read_failed(self.shared, self.peer, ReadError::Frame(e))),
         };
         let partial = frame.is_none() && self.conn.has_pending_bytes();
         let payload = frame.map(|range| self.conn.payload(range));

@@ -224,11 +224,7 @@ fn an_async_call_cancelled_before_its_reply_closes_the_session() {
 
 #[test]
 fn a_result_of_the_wrong_type_says_what_was_expected_and_what_came() {
-    let (d, _dir) = start(
-        Appd::new()
-            .api("name()", || "tun0")
-            .api("count()", || 7u32),
-    );
+    let (d, _dir) = start(Appd::new().api("name()", || "tun0").api("count()", || 7u32));
     for codec in [Codec::MsgPack, Codec::Json] {
         let mut s = ClientOptions::new()
             .codec(codec)

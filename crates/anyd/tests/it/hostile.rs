@@ -341,12 +341,7 @@ fn size_and_depth_bombs_in_every_codec_get_error_replies_and_the_session_goes_on
             "TypeError",
             "nests too deeply",
         ),
-        (
-            "json depth",
-            json_depth,
-            "TypeError",
-            "nests too deeply",
-        ),
+        ("json depth", json_depth, "TypeError", "nests too deeply"),
         // LONG4 claiming 2^31 - 1 bytes
         (
             "pickle LONG4",
