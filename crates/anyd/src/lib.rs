@@ -228,6 +228,7 @@ mod api;
 mod budget;
 mod checked_dir;
 mod client;
+pub mod contract;
 mod daemon;
 mod error;
 mod fd;
@@ -265,6 +266,12 @@ pub use anyd_wire::{Codec, Value};
 
 /// The wire layer, for tools that need frames and codecs directly.
 pub use anyd_wire as wire;
+
+/// The JSON Schema generator of contract documents, for
+/// `#[derive(anyd::schemars::JsonSchema)]` on an interface's types
+/// (with `#[schemars(crate = "anyd::schemars")]`) without a dependency
+/// of one's own.
+pub use schemars;
 
 #[doc(hidden)]
 pub use api::__private;
