@@ -247,7 +247,7 @@ mod throttle;
 mod transport;
 
 pub use address::{Address, ToAddress};
-pub use anyd_macros::{api, ApiError};
+pub use anyd_macros::{api, interface, ApiError};
 pub use api::{Api, IntoApi};
 pub use client::{
     AsyncClientSession, Canceller, ClientOptions, ClientSession, ItemIter, ItemStream,

@@ -39,7 +39,15 @@ impl Registered {
         doc.methods = endpoints
             .iter()
             .map(|e| match self.describers.get(&e.name) {
-                Some(describe) => describe(&mut g),
+                Some(describe) => {
+                    let mut m = describe(&mut g);
+                    // Whether a parameter may be left out is the
+                    // binding's to say.
+                    for (p, info) in m.params.iter_mut().zip(&e.params) {
+                        p.required = !info.optional;
+                    }
+                    m
+                }
                 None => from_info(e),
             })
             .collect();

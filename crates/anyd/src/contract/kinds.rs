@@ -10,7 +10,8 @@ use crate::error::{Error, RemoteError};
 /// `Result<T, E>` lists `E`'s.
 ///
 /// [`#[derive(ApiError)]`](derive@crate::ApiError) implements it, with the
-/// kinds of the type and its variants and their doc comments. A type that
+/// kinds of the type and its variants: a variant's own kind means what
+/// its doc comment says, the type's kind what the type's says. A type that
 /// may become any kind ([`RemoteError`], [`Error`]) gives `None`.
 ///
 /// ```
@@ -32,11 +33,16 @@ use crate::error::{Error, RemoteError};
 /// assert_eq!(
 ///     VpnError::error_kinds(),
 ///     Some(vec![
-///         ErrorKind::new("VpnError", "The tunnel is not up."),
+///         ErrorKind::new("VpnError", "A tunnel's own failures."),
 ///         ErrorKind::new("ValueError", "The profile's name or file is wrong."),
 ///     ])
 /// );
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not name its error kinds, which an interface's errors must",
+    label = "no `anyd::contract::ErrorKinds` for `{Self}`",
+    note = "derive `anyd::ApiError` on it (which names them), or implement `anyd::contract::ErrorKinds`"
+)]
 pub trait ErrorKinds {
     /// The kinds, each once, in the order the type declares them; `None`
     /// when any kind may come.

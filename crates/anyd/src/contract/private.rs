@@ -131,6 +131,10 @@ pub fn error_kinds<E: ErrorKinds>() -> Option<Vec<ErrorKind>> {
 }
 
 /// `E` of a `Result<T, E>` however it is spelled (`io::Result<T>`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is named `Result` but is not `std::result::Result`",
+    label = "an interface method's `Result` must be the standard one, to list its error kinds"
+)]
 pub trait ResultParts {
     /// The error type.
     type Err;
@@ -181,7 +185,7 @@ pub trait ViaKinds {
     fn error_kinds(&self) -> Option<Vec<ErrorKind>>;
 }
 
-impl<E: ErrorKinds + ?Sized> ViaKinds for &Probe<E> {
+impl<T, E: ErrorKinds> ViaKinds for &Probe<Result<T, E>> {
     fn error_kinds(&self) -> Option<Vec<ErrorKind>> {
         E::error_kinds()
     }
@@ -198,6 +202,23 @@ impl<E: ?Sized> ViaUnknown for Probe<E> {
         None
     }
 }
+
+/// An interface's name, version and documentation.
+pub fn info(name: &str, version: &str, doc: &str) -> Info {
+    let mut info = Info::new(name, version);
+    doc.trim().clone_into(&mut info.description);
+    info
+}
+
+/// Keeps what only a daemon needs (an interface's trait and service): a
+/// build of anyd without its server would make it empty.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __anyd_server_side {
+    ($($item:tt)*) => { $($item)* };
+}
+
+pub use crate::__anyd_server_side as server_side;
 
 /// Says that the endpoints registered next are an interface's.
 pub fn interface(appd: Appd, info: Info) -> Appd {

@@ -6,7 +6,8 @@
 //! request costs (`cost`), who gets a connection under a flood
 //! (`admission`), faults from outside (`faults`), the daemon as a process
 //! (`lifecycle`), load measured from outside (`load`), the
-//! `#[anyd::api]` macro end to end (`macro_api`), Python anyd on the other
+//! `#[anyd::api]` macro end to end (`macro_api`), interfaces and their
+//! contract documents (`interface`), Python anyd on the other
 //! end (`python_interop`), and the example pair (`vpnm_example`). What
 //! they share is in the `anyd-testkit` crate.
 //!
@@ -27,6 +28,7 @@ mod cost;
 mod faults;
 mod fds;
 mod hostile;
+mod interface;
 mod lifecycle;
 mod load;
 mod macro_api;
