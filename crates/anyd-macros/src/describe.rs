@@ -25,9 +25,13 @@ pub(crate) enum Strictness {
 
 pub(crate) fn describer(e: &Endpoint, krate: &syn::Path, strictness: Strictness) -> TokenStream {
     let g = Ident::new("generator", Span::mixed_site());
+    // An interface's types are checked through a function named after the
+    // method, so that a type without a schema is reported as "required by
+    // a bound in `method`".
+    let method = &e.method;
     let schema = |ty: &syn::Type| match strictness {
         Strictness::Interface => {
-            quote_spanned!(ty.span()=> #krate::__private::schema::<#ty>(#g))
+            quote_spanned!(ty.span()=> #method::<#ty>(#g))
         }
         Strictness::Lenient => {
             let name = type_name(ty);
@@ -73,7 +77,14 @@ pub(crate) fn describer(e: &Endpoint, krate: &syn::Path, strictness: Strictness)
         });
     let (name, doc) = (&e.name, &e.doc);
     let imports = match strictness {
-        Strictness::Interface => TokenStream::new(),
+        Strictness::Interface => quote! {
+            #[allow(non_snake_case)]
+            fn #method<T: ?::std::marker::Sized + #krate::__private::InterfaceType>(
+                generator: &mut #krate::schemars::SchemaGenerator,
+            ) -> #krate::schemars::Schema {
+                #krate::__private::schema::<T>(generator)
+            }
+        },
         Strictness::Lenient => quote! {
             #[allow(unused_imports)]
             use #krate::__private::{
