@@ -355,12 +355,13 @@ fn the_group_reads_the_root_only_log_through_a_descriptor_as_root() {
 fn the_daemon_serves_the_contract_its_interface_makes_and_the_committed_copy_as_root() {
     root::require_root("the example daemon runs as root");
     let vpnmd = Vpnmd::start();
-    let mut s = ClientOptions::new().connect(vpnmd.address.as_str()).unwrap();
+    let mut s = ClientOptions::new()
+        .connect(vpnmd.address.as_str())
+        .unwrap();
     // Root may call everything: the whole contract.
     let served: anyd::contract::Document = s.commit("anyd.describe", ()).unwrap();
     assert_eq!(served, vpnm_api::VpnmContract::contract());
-    let committed = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../vpnm-api/vpnmd.contract.json");
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vpnm-api/vpnmd.contract.json");
     let committed =
         anyd::contract::Document::from_json(&std::fs::read_to_string(committed).unwrap()).unwrap();
     let d = anyd::contract::diff(&committed, &served);
@@ -417,7 +418,10 @@ fn a_python_client_built_from_the_contract_calls_every_endpoint_as_root() {
     ];
     assert_eq!(lines.len(), expected_starts.len(), "{stdout}");
     for (line, start) in lines.iter().zip(expected_starts) {
-        assert!(line.starts_with(start), "{line:?} does not start with {start:?}");
+        assert!(
+            line.starts_with(start),
+            "{line:?} does not start with {start:?}"
+        );
     }
     assert!(lines[3].contains("example up uid 0"), "{stdout}");
     vpnmd.expect_log("the cancelled watch", |line| line.contains("watching"));
@@ -431,9 +435,15 @@ fn a_python_client_built_from_the_contract_calls_every_endpoint_as_root() {
     );
     let (code, stdout, _) = python(&["call", "connect", "office"]);
     assert_eq!(code, Some(0));
-    assert!(stdout.starts_with("{\"tunnels\": {\"office\": "), "{stdout}");
+    assert!(
+        stdout.starts_with("{\"tunnels\": {\"office\": "),
+        "{stdout}"
+    );
     let (code, _, stderr) = python(&["call", "connect", "office"]);
-    assert_eq!((code, stderr.as_str()), (Some(5), "VpnError: office is already up\n"));
+    assert_eq!(
+        (code, stderr.as_str()),
+        (Some(5), "VpnError: office is already up\n")
+    );
     let (code, stdout, _) = python(&["describe"]);
     assert_eq!(code, Some(0));
     assert!(stdout.contains("watch() -> stream of Event\n"), "{stdout}");
