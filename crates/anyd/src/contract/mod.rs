@@ -312,3 +312,24 @@ impl Document {
             .get(&name.replace("~1", "/").replace("~0", "~"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use anyd_wire::codec::encode_request;
+    use anyd_wire::Codec;
+
+    /// The request vectors of docs/PROTOCOL.md section 5.1, as the client
+    /// writes them (payloads; the frame header is their length).
+    #[test]
+    fn describe_requests_are_written_as_the_protocol_says() {
+        let mut out = Vec::new();
+        encode_request(Codec::Json, "anyd.describe", &(), &(), &mut out).unwrap();
+        assert_eq!(out, b"[\"anyd.describe\",[],{}]");
+        out.clear();
+        encode_request(Codec::MsgPack, "anyd.describe", &(), &(), &mut out).unwrap();
+        let mut expected = vec![0x93, 0xad];
+        expected.extend_from_slice(b"anyd.describe");
+        expected.extend_from_slice(&[0x90, 0x80]);
+        assert_eq!(out, expected);
+    }
+}
