@@ -136,7 +136,13 @@ mod typename;
 /// methods](#streaming-methods)). Up to 10 parameters, `Peer` included.
 ///
 /// The doc comment, the parameter names and types (as written, less module
-/// paths) and the result type are what `anyd.endpoints` shows.
+/// paths) and the result type are what `anyd.endpoints` shows;
+/// `anyd.describe`, the contract document, shows each with its JSON
+/// Schema where the type has one (`schemars::JsonSchema`) and as any
+/// value otherwise, and the kinds of an error type that names them
+/// (`anyd::contract::ErrorKinds`, which `#[derive(ApiError)]` implements).
+/// To make the API a contract of its own, in a crate a command-line tool
+/// can depend on, declare it as a trait with [`macro@interface`].
 ///
 /// # What it generates
 ///

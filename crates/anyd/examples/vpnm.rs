@@ -33,6 +33,15 @@ use vpnm_api::{State, VpnmClient};
 const USAGE: &str =
     "usage: vpnm [--address ADDR] status | connect PROFILE | disconnect PROFILE | watch | log";
 
+/// What the user asked for.
+enum Command {
+    Status,
+    Connect(String),
+    Disconnect(String),
+    Watch,
+    Log,
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut address = "unix:/run/vpnmd.sock".to_owned();
@@ -40,18 +49,12 @@ fn main() {
         address = args[1].clone();
         args.drain(..2);
     }
-    let command: Box<dyn FnOnce(&mut VpnmClient) -> anyd::Result<()>> = match args.as_slice() {
-        [cmd] if cmd == "status" => Box::new(|vpn| show(&vpn.status()?)),
-        [cmd] if cmd == "watch" => Box::new(watch),
-        [cmd] if cmd == "log" => Box::new(log),
-        [cmd, profile] if cmd == "connect" => {
-            let profile = profile.clone();
-            Box::new(move |vpn| show(&vpn.up(profile)?))
-        }
-        [cmd, profile] if cmd == "disconnect" => {
-            let profile = profile.clone();
-            Box::new(move |vpn| show(&vpn.down(profile)?))
-        }
+    let command = match args.as_slice() {
+        [cmd] if cmd == "status" => Command::Status,
+        [cmd] if cmd == "watch" => Command::Watch,
+        [cmd] if cmd == "log" => Command::Log,
+        [cmd, profile] if cmd == "connect" => Command::Connect(profile.clone()),
+        [cmd, profile] if cmd == "disconnect" => Command::Disconnect(profile.clone()),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -59,7 +62,13 @@ fn main() {
     };
     // What the user typed, for messages: `log` calls open_log().
     let name = args[0].as_str();
-    let result = VpnmClient::connect(address.as_str()).and_then(|mut vpn| command(&mut vpn));
+    let result = VpnmClient::connect(address.as_str()).and_then(|mut vpn| match command {
+        Command::Status => show(&vpn.status()?),
+        Command::Connect(profile) => show(&vpn.up(profile)?),
+        Command::Disconnect(profile) => show(&vpn.down(profile)?),
+        Command::Watch => watch(&mut vpn),
+        Command::Log => log(&mut vpn),
+    });
     match result {
         Ok(()) => {}
         // What a daemon answers both for an endpoint it lacks and for one

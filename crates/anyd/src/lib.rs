@@ -41,6 +41,14 @@
 //! [`Items`] streams, and its typed client methods give the items as an
 //! [`ItemIter`] or an [`ItemStream`].
 //!
+//! A daemon and its command-line tool built as separate programs share
+//! an interface: a trait in a crate of its own, with
+//! [`#[anyd::interface]`](macro@interface), which gives the typed clients
+//! without the daemon's code, and a [contract document](contract) (JSON
+//! Schema per type) that clients in any language build on and that
+//! [`contract::diff`] checks for breaking changes. Every daemon serves its
+//! own at the reserved endpoint `anyd.describe`.
+//!
 //! Over a Unix socket, arguments and results may hold open file
 //! descriptors: an [`Fd`] travels with its message as `SCM_RIGHTS`, so a
 //! root daemon can open what its caller may not and hand it over

@@ -504,7 +504,7 @@ mod tests {
     #[test]
     fn good_calls_pass() {
         let config = json!({"name": "a", "port": 80, "mode": "fast", "tags": []});
-        check(&[config.clone()], &[]).unwrap();
+        check(std::slice::from_ref(&config), &[]).unwrap();
         check(&[config.clone(), json!(3)], &[]).unwrap();
         check(&[config.clone(), json!(null)], &[]).unwrap();
         check(&[], &[("config", config.clone()), ("retries", json!(1))]).unwrap();
