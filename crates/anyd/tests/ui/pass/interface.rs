@@ -72,6 +72,6 @@ fn main() {
     let contract = VpnContract::contract();
     assert_eq!(contract.methods.len(), 6);
     let _appd = Appd::new().mount(VpnService::new(Daemon));
-    let _blocking = VpnClient::connect::<&str>;
-    let _async = VpnAsyncClient::connect::<&str>;
+    let _blocking = |a: &'static str| VpnClient::connect(a);
+    let _async = |a: &'static str| VpnAsyncClient::connect(a);
 }
