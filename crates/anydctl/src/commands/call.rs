@@ -105,11 +105,18 @@ fn check(conn: &Connection, session: &mut ClientSession, call: &CallSpec) -> Res
         })
         .collect();
     if let Err(e) = doc.check_call(&call.endpoint, &args, &kwargs) {
+        // A word read as JSON where the parameter wants a string.
+        let hint = match e.message.split_once("expected a string, got ") {
+            Some((_, got)) if !got.contains(' ') && !got.starts_with('"') => {
+                format!(" (for the string, quote it as JSON: '\"{got}\"')")
+            }
+            _ => String::new(),
+        };
         return Err(Failure::new(
             Exit::Usage,
             format!(
-                "{e}\n(the contract of {} says so, from anyd.describe; --no-check sends the \
-                 call anyway)",
+                "{e}{hint}\n(the contract of {} says so, from anyd.describe; --no-check sends \
+                 the call anyway)",
                 conn.address
             ),
         ));
