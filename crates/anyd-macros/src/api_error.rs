@@ -1,12 +1,13 @@
 //! Generates `impl anyd::ApiError` for `#[derive(ApiError)]`: the kind is
 //! the type's name or an `#[api_error(kind = "...")]` on the type or a
-//! variant; the message is the `Display` text.
+//! variant; the message is the `Display` text. And `impl
+//! anyd::contract::ErrorKinds`: the kinds it names, for the contract.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::{Attribute, Data, DeriveInput, LitStr};
 
-use crate::model::{crate_path, Errors};
+use crate::model::{crate_path, doc_text, Errors};
 
 /// What `#[api_error(...)]` says on the type or on a variant.
 #[derive(Default)]
@@ -67,6 +68,11 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
         .kind
         .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
 
+    // The kinds the type names, each with what it means, for the
+    // contract: the default kind means what the type's doc says (or its
+    // first variant's), a variant's own kind what the variant's says.
+    let type_doc = doc_text(&input.attrs);
+    let mut listed: Vec<(LitStr, String)> = Vec::new();
     let kind = match &input.data {
         Data::Enum(e) => {
             let arms: Vec<TokenStream> = e
@@ -75,6 +81,11 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                 .map(|v| {
                     let v_attrs = parse_attrs(&v.attrs, false, &mut errors);
                     let kind = v_attrs.kind.as_ref().unwrap_or(&default_kind);
+                    let doc = match &v_attrs.kind {
+                        None if !type_doc.is_empty() => type_doc.clone(),
+                        _ => doc_text(&v.attrs),
+                    };
+                    listed.push((kind.clone(), doc));
                     let name = &v.ident;
                     quote!(Self::#name { .. } => #kind,)
                 })
@@ -85,7 +96,10 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                 quote!(#default_kind)
             }
         }
-        Data::Struct(_) => quote!(#default_kind),
+        Data::Struct(_) => {
+            listed.push((default_kind.clone(), type_doc.clone()));
+            quote!(#default_kind)
+        }
         Data::Union(u) => {
             errors.at(
                 u.union_token.span,
@@ -99,11 +113,22 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     // Reported on the type's name when it has no `Display`.
     let message = quote_spanned!(ident.span()=> ::std::string::ToString::to_string(&self));
+    let kinds = listed
+        .iter()
+        .map(|(kind, doc)| quote!(#krate::contract::ErrorKind::new(#kind, #doc)));
     Ok(quote! {
         impl #impl_generics #krate::ApiError for #ident #ty_generics #where_clause {
             fn into_remote(self) -> #krate::RemoteError {
                 let kind: &'static str = #kind;
                 #krate::RemoteError::new(kind, #message)
+            }
+        }
+
+        impl #impl_generics #krate::contract::ErrorKinds for #ident #ty_generics #where_clause {
+            fn error_kinds() -> ::std::option::Option<
+                ::std::vec::Vec<#krate::contract::ErrorKind>,
+            > {
+                ::std::option::Option::Some(#krate::__private::dedup(::std::vec![#(#kinds),*]))
             }
         }
     })

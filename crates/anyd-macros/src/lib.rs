@@ -1,11 +1,13 @@
-//! The procedural macros of anyd: [`macro@api`] and [`macro@ApiError`].
+//! The procedural macros of anyd: [`macro@api`], [`macro@interface`] and
+//! [`macro@ApiError`].
 //!
 //! Use them through the `anyd` crate, which re-exports them; the generated
 //! code names the runtime as `::anyd` (see the `crate` option to rename
 //! it). This crate is thin on purpose: `model` reads and checks the user's
-//! code, one generator writes each generated item (`server`, `client`,
-//! `api_error`), and every mistake becomes a compile error with a span on
-//! the user's code.
+//! code (an `impl` block and an interface trait alike), one generator
+//! writes each generated item (`server`, `client`, `describe`,
+//! `interface`, `api_error`), and every mistake becomes a compile error
+//! with a span on the user's code.
 
 // A library crate: every public item is documented (the workspace warns;
 // here it is an error).
@@ -17,6 +19,8 @@ use quote::quote;
 mod api_error;
 mod client;
 mod debug;
+mod describe;
+mod interface;
 mod model;
 mod server;
 mod typename;
@@ -140,7 +144,13 @@ mod typename;
 /// methods](#streaming-methods)). Up to 10 parameters, `Peer` included.
 ///
 /// The doc comment, the parameter names and types (as written, less module
-/// paths) and the result type are what `anyd.endpoints` shows.
+/// paths) and the result type are what `anyd.endpoints` shows;
+/// `anyd.describe`, the contract document, shows each with its JSON
+/// Schema where the type has one (`schemars::JsonSchema`) and as any
+/// value otherwise, and the kinds of an error type that names them
+/// (`anyd::contract::ErrorKinds`, which `#[derive(ApiError)]` implements).
+/// To make the API a contract of its own, in a crate a command-line tool
+/// can depend on, declare it as a trait with [`macro@interface`].
 ///
 /// # What it generates
 ///
@@ -280,7 +290,7 @@ fn expand_api(
     attr: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
 ) -> proc_macro2::TokenStream {
-    let options = match model::Options::parse(attr) {
+    let options = match model::Options::parse(attr, syn::parse_quote!(pub), false) {
         Ok(o) => o,
         Err(e) => {
             let e = e.to_compile_error();
@@ -307,8 +317,13 @@ fn expand_api(
         return quote!(#e #cleaned);
     }
     let api = server::api_impl(&block, &options.krate);
-    let blocking = client::blocking_client(&block, &options);
-    let nonblocking = client::async_client(&block, &options);
+    let source = client::Source {
+        name: &block.name,
+        endpoints: &block.endpoints,
+        origin: "#[anyd::api]",
+    };
+    let blocking = client::blocking_client(&source, &options);
+    let nonblocking = client::async_client(&source, &options);
     let out = quote! {
         #cleaned
         #api
@@ -317,6 +332,132 @@ fn expand_api(
     };
     debug::maybe_print("#[anyd::api]", &block.name.to_string(), &out);
     out
+}
+
+/// Turns a trait into an interface: the contract between a daemon and its
+/// clients, in a crate of its own that a command-line tool depends on
+/// without the daemon's code.
+///
+/// ```no_run
+/// // The interface crate (`vpn-api`, say): types, errors, the trait.
+/// use anyd::{Items, Peer};
+/// use anyd::schemars::JsonSchema;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+/// #[schemars(crate = "anyd::schemars")]
+/// pub struct Status {
+///     pub up: bool,
+/// }
+///
+/// /// What a tunnel's failures are.
+/// #[derive(Debug, anyd::ApiError)]
+/// pub enum VpnError {
+///     /// The tunnel is not up.
+///     NotConnected,
+/// }
+/// # impl std::fmt::Display for VpnError {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("not connected") }
+/// # }
+///
+/// /// A VPN daemon's API.
+/// #[anyd::interface(name = "vpn")]
+/// pub trait Vpn {
+///     /// The tunnel's state.
+///     fn status(&self) -> Status;
+///
+///     /// Tears the tunnel down; root and the `vpn` group only.
+///     #[api(allow(root, group = "vpn"))]
+///     async fn disconnect(&self, peer: &Peer) -> Result<Status, VpnError>;
+///
+///     /// Every change from now on.
+///     fn watch(&self) -> Items<Status>;
+/// }
+///
+/// // The daemon implements the trait on its state, and mounts it.
+/// struct Daemon;
+///
+/// impl Vpn for Daemon {
+///     fn status(&self) -> Status {
+///         Status { up: false }
+///     }
+///     async fn disconnect(&self, _: &Peer) -> Result<Status, VpnError> {
+///         Err(VpnError::NotConnected)
+///     }
+///     fn watch(&self) -> Items<Status> {
+///         Items::from_iter([self.status()])
+///     }
+/// }
+///
+/// fn main() -> anyd::Result<()> {
+///     // The contract, at build time: no daemon runs.
+///     let contract = VpnContract::contract();
+///     assert_eq!(contract.info.title, "vpn");
+///     assert_eq!(contract.methods[1].errors.as_ref().unwrap()[0].kind, "VpnError");
+///
+///     if std::env::args().nth(1).as_deref() == Some("serve") {
+///         return anyd::Appd::new()
+///             .mount(VpnService::new(Daemon))
+///             .bind("unix:/run/vpn.sock")?
+///             .serve();
+///     }
+///     // The CLI: the typed client, whichever daemon serves `Vpn`.
+///     let mut vpn = VpnClient::connect("unix:/run/vpn.sock")?;
+///     println!("{:?}", vpn.status()?);
+///     vpn.end_session()
+/// }
+/// ```
+///
+/// Each method is an endpoint, read as for [`macro@api`]: `&self` (or
+/// `self: Arc<Self>`), sync or `async`, parameters by position or
+/// keyword, `Option` ones optional, a `&Peer` that is the caller,
+/// `Result<T, E>` with `E` an `anyd::ApiError`, `Items<T>` to stream,
+/// `anyd::Fd` in parameters and results; `#[api(name = "...")]`,
+/// `#[api(allow(...))]` and `#[api(skip)]` as there; the doc comment is
+/// the endpoint's. Unlike an `impl` block's, an interface's types are
+/// its contract, so each must say what it is:
+///
+/// - every parameter, result and item type has a JSON Schema
+///   (`schemars::JsonSchema`, re-exported as `anyd::schemars`; derive it
+///   with `#[schemars(crate = "anyd::schemars")]`, or depend on
+///   `schemars` 1 and derive it plainly);
+/// - the error type of a `Result` names its kinds
+///   (`anyd::contract::ErrorKinds`, which `#[derive(ApiError)]`
+///   implements; `std::io::Error` names Python's `OSError` family,
+///   `anyd::RemoteError` any kind);
+/// - no method is generic, takes `self` by value or names `Self` in its
+///   types, and no endpoint name starts with `anyd.`: each is a compile
+///   error naming the method.
+///
+/// # What it generates
+///
+/// Beside the trait (unchanged but for the `#[api]` attributes):
+///
+/// - `VpnContract`: `NAME`, `VERSION` (the crate's, unless
+///   `version = "..."` says), `info()` and `contract()`, the
+///   [contract document](../anyd/contract/struct.Document.html) built
+///   from the types alone, which a test can write to a file and compare
+///   with `anyd::contract::diff`;
+/// - `VpnClient` and `VpnAsyncClient`, the typed clients, as for an
+///   `impl` block: the same whichever daemon serves the interface;
+/// - `VpnService<T>`, which serves any `T: Vpn` (`Send + Sync +
+///   'static`): `Appd::new().mount(VpnService::new(value))`, or
+///   `VpnService::from_arc(arc)` to keep a handle on the value. Its
+///   endpoints describe themselves at `anyd.describe` exactly as
+///   `contract()` does.
+///
+/// The clients and the contract use the client side of anyd only; the
+/// trait and the service, its daemon side.
+///
+/// # Options
+///
+/// `name = "..."` (the interface's name in its contract; default the
+/// trait's), `version = "..."`, and `crate`, `vis` as for [`macro@api`]
+/// (the generated items have the trait's visibility by default).
+/// `ANYD_MACRO_DEBUG` prints the expansion, as for [`macro@api`].
+#[proc_macro_attribute]
+pub fn interface(attr: TokenStream, item: TokenStream) -> TokenStream {
+    interface::expand(attr.into(), item.into()).into()
 }
 
 /// Implements `anyd::ApiError` for an error type, so that a method of an

@@ -9,8 +9,8 @@ use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
 use syn::{
-    Attribute, FnArg, GenericArgument, Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat,
-    PathArguments, ReturnType, Type, Visibility,
+    Attribute, FnArg, GenericArgument, Ident, ImplItem, ItemImpl, ItemTrait, LitStr, Pat,
+    PathArguments, ReturnType, Signature, TraitItem, Type, Visibility,
 };
 
 /// The most parameters (wire arguments and `Peer`s together) a
@@ -49,19 +49,31 @@ impl Errors {
     }
 }
 
-/// The arguments of `#[anyd::api(...)]`.
+/// The arguments of `#[anyd::api(...)]` and `#[anyd::interface(...)]`.
 pub(crate) struct Options {
     /// Where the runtime crate is: `::anyd` unless renamed.
     pub(crate) krate: syn::Path,
     /// The visibility of the generated clients.
     pub(crate) vis: Visibility,
+    /// An interface's name in its contract (`name = "..."`).
+    pub(crate) name: Option<LitStr>,
+    /// An interface's version in its contract (`version = "..."`).
+    pub(crate) version: Option<LitStr>,
 }
 
 impl Options {
-    pub(crate) fn parse(attr: TokenStream) -> syn::Result<Options> {
+    /// Reads the options; `vis` is the default visibility of the
+    /// generated items, and `interface` allows an interface's own options.
+    pub(crate) fn parse(
+        attr: TokenStream,
+        vis: Visibility,
+        interface: bool,
+    ) -> syn::Result<Options> {
         let mut options = Options {
             krate: syn::parse_quote!(::anyd),
-            vis: syn::parse_quote!(pub),
+            vis,
+            name: None,
+            version: None,
         };
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("crate") {
@@ -71,6 +83,23 @@ impl Options {
                 let lit: LitStr = meta.value()?.parse()?;
                 options.vis = lit.parse()?;
                 Ok(())
+            } else if interface && meta.path.is_ident("name") {
+                let lit: LitStr = meta.value()?.parse()?;
+                if lit.value().trim().is_empty() {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "an interface's name is not empty",
+                    ));
+                }
+                options.name = Some(lit);
+                Ok(())
+            } else if interface && meta.path.is_ident("version") {
+                options.version = Some(meta.value()?.parse()?);
+                Ok(())
+            } else if interface {
+                Err(meta.error(
+                    "unknown #[anyd::interface] option; expected `name = \"...\"`, `version = \"...\"`, `crate = \"...\"` or `vis = \"...\"`",
+                ))
             } else {
                 Err(meta.error(
                     "unknown #[anyd::api] option; expected `crate = \"...\"` or `vis = \"...\"`",
@@ -209,6 +238,16 @@ fn parse_allow(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Vec<AllowRu
 const ALLOW_EXPECTED: &str = "unknown rule in `allow(...)`; expected `root`, `same_user`, \
 `anyone`, `uid = ...`, `gid = ...`, `user = \"...\"` or `group = \"...\"`";
 
+/// Where the methods are: an `impl` block of the daemon type, or an
+/// interface trait.
+pub(crate) enum Form<'a> {
+    /// `#[anyd::api] impl Daemon { .. }`: `Self` is the daemon type.
+    Impl(&'a Type),
+    /// `#[anyd::interface] trait Interface { .. }`: `Self` is any
+    /// implementing type, which the clients do not know.
+    Trait,
+}
+
 /// How the method takes the daemon.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Receiver {
@@ -279,7 +318,9 @@ impl ApiBlock {
                 }
                 continue;
             };
-            let Some(endpoint) = Endpoint::parse(f, &self_ty, &name, &mut errors) else {
+            let form = Form::Impl(&self_ty);
+            let Some(endpoint) = Endpoint::parse(&mut f.attrs, &f.sig, &form, &name, &mut errors)
+            else {
                 continue;
             };
             if let Some(first) = names.get(&endpoint.name) {
@@ -302,6 +343,74 @@ impl ApiBlock {
             endpoints,
         };
         (block, errors)
+    }
+}
+
+/// One `#[anyd::interface]` trait.
+pub(crate) struct InterfaceTrait {
+    /// The trait as the compiler will see it: `#[api(...)]` removed.
+    pub(crate) item: ItemTrait,
+    /// Its name, which the generated items' names start with.
+    pub(crate) name: Ident,
+    /// Its doc comment, for the contract.
+    pub(crate) doc: String,
+    pub(crate) endpoints: Vec<Endpoint>,
+}
+
+impl InterfaceTrait {
+    pub(crate) fn parse(mut item: ItemTrait) -> (InterfaceTrait, Errors) {
+        let mut errors = Errors::default();
+        if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+            errors.at(
+                item.generics.span(),
+                "#[anyd::interface] does not support generic traits: an interface and its clients must be concrete",
+            );
+        }
+        let name = item.ident.clone();
+        let doc = doc_text(&item.attrs);
+        let mut endpoints: Vec<Endpoint> = Vec::new();
+        let mut names: HashMap<String, Ident> = HashMap::new();
+        for trait_item in &mut item.items {
+            let TraitItem::Fn(f) = trait_item else {
+                let span = trait_item.span();
+                let attrs = match trait_item {
+                    TraitItem::Const(c) => &mut c.attrs,
+                    TraitItem::Type(t) => &mut t.attrs,
+                    TraitItem::Macro(m) => &mut m.attrs,
+                    _ => continue,
+                };
+                take_api_attrs(attrs);
+                errors.at(
+                    span,
+                    "an interface holds methods only: its clients and its contract cannot know an implementation's associated types or constants",
+                );
+                continue;
+            };
+            let Some(endpoint) =
+                Endpoint::parse(&mut f.attrs, &f.sig, &Form::Trait, &name, &mut errors)
+            else {
+                continue;
+            };
+            if let Some(first) = names.get(&endpoint.name) {
+                errors.at(
+                    endpoint.method.span(),
+                    format!(
+                        "method `{}`: endpoint name `{}` is already used by method `{first}`; rename one with #[api(name = \"...\")]",
+                        endpoint.method, endpoint.name
+                    ),
+                );
+                continue;
+            }
+            names.insert(endpoint.name.clone(), endpoint.method.clone());
+            endpoints.push(endpoint);
+        }
+        let interface = InterfaceTrait {
+            item,
+            name,
+            doc,
+            endpoints,
+        };
+        (interface, errors)
     }
 }
 
@@ -383,19 +492,25 @@ impl Endpoint {
     /// Reads one method; `None` when it stays a plain method (skipped, no
     /// receiver, or in error).
     fn parse(
-        f: &mut ImplItemFn,
-        self_ty: &Type,
+        attrs: &mut Vec<Attribute>,
+        sig: &Signature,
+        form: &Form<'_>,
         daemon: &Ident,
         errors: &mut Errors,
     ) -> Option<Endpoint> {
-        let mut options = method_options(take_api_attrs(&mut f.attrs), errors);
+        let mut options = method_options(take_api_attrs(attrs), errors);
         if options.skip.is_some() {
             return None;
         }
-        let sig = &f.sig;
         let mut failed = false;
+        // An interface's errors name the method: they show in the crate
+        // of the interface, which callers read as a contract.
+        let method_name = sig.ident.unraw().to_string();
         let mut fail = |errors: &mut Errors, span: Span, message: &str| {
-            errors.at(span, message);
+            match form {
+                Form::Impl(_) => errors.at(span, message),
+                Form::Trait => errors.at(span, format!("method `{method_name}`: {message}")),
+            }
             failed = true;
         };
 
@@ -455,7 +570,14 @@ impl Endpoint {
             match param_kind(&arg.ty) {
                 Ok(kind) => {
                     let mut ty = (*arg.ty).clone();
-                    ReplaceSelf(self_ty).visit_type_mut(&mut ty);
+                    match form {
+                        Form::Impl(self_ty) => ReplaceSelf(self_ty).visit_type_mut(&mut ty),
+                        Form::Trait => {
+                            if let Some(span) = find_self(&ty) {
+                                fail(errors, span, TRAIT_SELF);
+                            }
+                        }
+                    }
                     params.push(Param { ident, ty, kind });
                 }
                 Err((span, message)) => fail(errors, span, &message),
@@ -473,7 +595,14 @@ impl Endpoint {
                     );
                 }
                 let mut ty = (**ty).clone();
-                ReplaceSelf(self_ty).visit_type_mut(&mut ty);
+                match form {
+                    Form::Impl(self_ty) => ReplaceSelf(self_ty).visit_type_mut(&mut ty),
+                    Form::Trait => {
+                        if let Some(span) = find_self(&ty) {
+                            fail(errors, span, TRAIT_SELF);
+                        }
+                    }
+                }
                 Some(ty)
             }
         };
@@ -514,14 +643,12 @@ impl Endpoint {
             return None;
         }
 
-        let doc_attrs: Vec<Attribute> = f
-            .attrs
+        let doc_attrs: Vec<Attribute> = attrs
             .iter()
             .filter(|a| a.path().is_ident("doc"))
             .cloned()
             .collect();
-        let cfgs = f
-            .attrs
+        let cfgs = attrs
             .iter()
             .filter(|a| a.path().is_ident("cfg"))
             .cloned()
@@ -546,6 +673,33 @@ impl Endpoint {
             allow: std::mem::take(&mut options.allow),
         })
     }
+}
+
+const TRAIT_SELF: &str = "an interface method cannot name `Self` in its parameter or return \
+types: its clients know no implementing type; name the type itself";
+
+/// The span of a `Self` type anywhere inside `ty`.
+fn find_self(ty: &Type) -> Option<Span> {
+    struct Find(Option<Span>);
+    impl Visit<'_> for Find {
+        fn visit_type(&mut self, t: &Type) {
+            if is_self(t) {
+                self.0.get_or_insert(t.span());
+            } else {
+                syn::visit::visit_type(self, t);
+            }
+        }
+        fn visit_path(&mut self, p: &syn::Path) {
+            // `Self::Assoc` too.
+            if p.segments.first().is_some_and(|s| s.ident == "Self") {
+                self.0.get_or_insert(p.span());
+            }
+            syn::visit::visit_path(self, p);
+        }
+    }
+    let mut find = Find(None);
+    find.visit_type(ty);
+    find.0
 }
 
 const MUT_SELF: &str = "an endpoint takes `&self`, not `&mut self`: one daemon value serves \
@@ -650,7 +804,7 @@ fn find_impl_trait(ty: &Type) -> Option<Span> {
 /// whose last segment is `Result` with a first type argument. (A type
 /// alias by another name cannot be seen through; the client then expects
 /// the alias itself.)
-fn ok_type(ty: &Type) -> Option<&Type> {
+pub(crate) fn ok_type(ty: &Type) -> Option<&Type> {
     let Type::Path(p) = ty else { return None };
     let last = p.path.segments.last()?;
     if last.ident != "Result" {

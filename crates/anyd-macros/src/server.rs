@@ -1,40 +1,78 @@
-//! Generates `impl anyd::Api for MyDaemon`: each endpoint method becomes a
-//! closure over an `Arc<MyDaemon>`, registered through the same path as
-//! `Appd::api` closures (`Appd::__api_with`), so that argument binding has
-//! one implementation, in the runtime.
+//! Generates `impl anyd::Api for MyDaemon` (an `#[anyd::api]` block) or
+//! for `MyInterfaceService<T>` (an interface): each endpoint method
+//! becomes a closure over an `Arc` of the daemon, registered through the
+//! same path as `Appd::api` closures (`Appd::__api_with`), so that
+//! argument binding has one implementation, in the runtime; then its
+//! contract description and its policy.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::Ident;
 
+use crate::describe::{describer, Strictness};
 use crate::model::{AllowRule, ApiBlock, Endpoint, ParamKind, Receiver};
 use crate::typename::type_name;
 
+/// Whose methods the closures call.
+pub(crate) enum Target<'a> {
+    /// The daemon type's own (`Self::method`), `self` being its `Arc`.
+    Inherent,
+    /// An interface's, on the type parameter `daemon` of its service
+    /// (`<T as Interface>::method`), `self.0` being the `Arc`; the
+    /// interface's marker type holds the descriptions.
+    Trait {
+        interface: &'a Ident,
+        daemon: &'a Ident,
+        marker: &'a Ident,
+    },
+}
+
 pub(crate) fn api_impl(block: &ApiBlock, krate: &syn::Path) -> TokenStream {
     let self_ty = &block.self_ty;
-    // Mixed-site names cannot be captured by, or capture, the user's
-    // parameter names.
-    let appd = Ident::new("appd", Span::mixed_site());
-    let registrations = block
-        .endpoints
-        .iter()
-        .map(|e| registration(e, krate, &appd));
+    let appd = appd_ident();
+    let registrations = registrations(&block.endpoints, krate, &Target::Inherent);
     quote! {
         impl #krate::Api for #self_ty {
             fn register(
                 self: ::std::sync::Arc<Self>,
                 #appd: #krate::Appd,
             ) -> #krate::Appd {
-                #(#registrations)*
+                #registrations
                 #appd
             }
         }
     }
 }
 
+/// Mixed-site names cannot be captured by, or capture, the user's
+/// parameter names.
+pub(crate) fn appd_ident() -> Ident {
+    Ident::new("appd", Span::mixed_site())
+}
+
+/// Every endpoint's registration, in order, rebinding `appd`.
+pub(crate) fn registrations(
+    endpoints: &[Endpoint],
+    krate: &syn::Path,
+    target: &Target<'_>,
+) -> TokenStream {
+    let appd = appd_ident();
+    let each = endpoints
+        .iter()
+        .map(|e| registration(e, krate, &appd, target));
+    quote!(#(#each)*)
+}
+
+/// The name of an interface's describing function for `e`, on its marker.
+pub(crate) fn describe_fn(e: &Endpoint) -> Ident {
+    quote::format_ident!("__anyd_describe_{}", e.method.unraw())
+}
+
 /// `let appd = appd.__api_with("name(a, b)", &["A", "B"], "doc", closure);`
-fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident) -> TokenStream {
+/// and its description and policy.
+fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident, target: &Target<'_>) -> TokenStream {
     let this = Ident::new("this", Span::mixed_site());
     let method = &e.method;
     let cfgs = &e.cfgs;
@@ -79,7 +117,12 @@ fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident) -> TokenStream {
     // The whole closure carries the method name's span: a signature that
     // cannot be served is reported there.
     let span = e.span;
-    let call = quote_spanned!(span=> Self::#method(#receiver, #(#args),*));
+    let call = match target {
+        Target::Inherent => quote_spanned!(span=> Self::#method(#receiver, #(#args),*)),
+        Target::Trait {
+            interface, daemon, ..
+        } => quote_spanned!(span=> <#daemon as #interface>::#method(#receiver, #(#args),*)),
+    };
     let closure = if e.is_async {
         // The future owns its own clone of the daemon; the runtime runs it
         // to completion on the connection's thread.
@@ -131,13 +174,27 @@ fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident) -> TokenStream {
         )
     );
     let restrict = restriction(&e.allow, krate, appd);
+    let (shared, describe) = match target {
+        Target::Inherent => (
+            quote!(::std::clone::Clone::clone(&self)),
+            describer(e, krate, Strictness::Lenient),
+        ),
+        Target::Trait { marker, .. } => {
+            let f = describe_fn(e);
+            (
+                quote!(::std::clone::Clone::clone(&self.0)),
+                quote!(#marker::#f),
+            )
+        }
+    };
     quote! {
         #(#cfgs)*
         let #appd = {
             #(#param_checks)*
             #reply_check
-            let #this = ::std::clone::Clone::clone(&self);
+            let #this = #shared;
             let #appd = #register;
+            let #appd = #krate::__private::describe(#appd, #describe);
             #restrict
         };
     }

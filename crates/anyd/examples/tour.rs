@@ -437,6 +437,9 @@ fn main() -> anyd::Result<()> {
         Ok::<(), Error>(())
     })?;
 
+    step("an interface: a daemon and its CLI, built apart (vpnmd and vpnm)");
+    interface_pair(&dir)?;
+
     step("shutdown");
     s.end_session()?;
     running.shutdown()?;
@@ -452,6 +455,97 @@ fn main() -> anyd::Result<()> {
 
     println!("\ntour complete in {}", ms(started.elapsed()));
     Ok(())
+}
+
+/// A pretend VPN daemon that implements the interface of the example
+/// pair (the `vpnm-api` crate): what vpnmd does with files and a root-only
+/// log, in memory.
+#[derive(Default)]
+struct PretendVpn {
+    state: std::sync::Mutex<vpnm_api::State>,
+    events: Option<Hub<vpnm_api::Event>>,
+}
+
+impl vpnm_api::Vpnm for PretendVpn {
+    fn status(&self) -> Result<vpnm_api::State, vpnm_api::VpnError> {
+        Ok(self.state.lock().unwrap().clone())
+    }
+
+    fn watch(&self, _: &Peer) -> Items<vpnm_api::Event> {
+        self.events
+            .as_ref()
+            .map_or_else(|| Items::from_iter([]), Hub::subscribe)
+    }
+
+    fn up(&self, profile: String, peer: &Peer) -> Result<vpnm_api::State, vpnm_api::VpnError> {
+        let mut state = self.state.lock().unwrap();
+        if state.tunnels.contains_key(&profile) {
+            return Err(vpnm_api::VpnError::AlreadyUp(profile));
+        }
+        let tunnel = vpnm_api::Tunnel {
+            by_uid: peer.uid(),
+            since: 0,
+        };
+        state.tunnels.insert(profile, tunnel);
+        Ok(state.clone())
+    }
+
+    fn down(&self, profile: String, _: &Peer) -> Result<vpnm_api::State, vpnm_api::VpnError> {
+        let mut state = self.state.lock().unwrap();
+        match state.tunnels.remove(&profile) {
+            Some(_) => Ok(state.clone()),
+            None => Err(vpnm_api::VpnError::NotConnected(profile)),
+        }
+    }
+
+    fn open_log(&self, _: &Peer) -> Result<anyd::Fd, vpnm_api::VpnError> {
+        let file =
+            std::fs::File::open("/dev/null").map_err(|e| vpnm_api::VpnError::Io(e.to_string()))?;
+        Ok(anyd::Fd::from(file))
+    }
+}
+
+/// The interface step: the contract from the interface alone, a daemon
+/// that implements it, the typed client vpnm uses, and the same contract
+/// from the running daemon.
+fn interface_pair(dir: &tempfile::TempDir) -> anyd::Result<()> {
+    use vpnm_api::{VpnmClient, VpnmContract, VpnmService};
+
+    let contract = VpnmContract::contract();
+    let names: Vec<_> = contract.methods.iter().map(|m| m.name.as_str()).collect();
+    println!(
+        "   the interface crate, with no daemon code: {} {}, {names:?}",
+        VpnmContract::NAME,
+        VpnmContract::VERSION
+    );
+    let path = dir.path().join("vpn.sock");
+    let running = Appd::new()
+        .mount(VpnmService::new(PretendVpn::default()))
+        .bind(path.to_str().unwrap_or_default())?
+        .spawn()?;
+    // What vpnm does: the typed client, the interface's types.
+    let mut vpn = VpnmClient::connect(running.address())?;
+    let state = vpn.up("office".into())?;
+    show("vpn.up(\"office\")", &state);
+    assert!(state.tunnels.contains_key("office"));
+    let e = remote_err(vpn.up("office".into()));
+    show_err("vpn.up(\"office\")", &e);
+    assert_eq!(e.kind, "VpnError");
+    // What other languages read: the daemon's contract, the same.
+    let mut s = ClientSession::connect(running.address())?;
+    let served: anyd::contract::Document = s.commit("anyd.describe", ())?;
+    println!(
+        "-> anyd.describe  = {} methods, types {:?}",
+        served.methods.len(),
+        served.components.schemas.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        served, contract,
+        "the daemon serves its interface's contract"
+    );
+    vpn.end_session()?;
+    s.end_session()?;
+    running.shutdown()
 }
 
 /// Keeps the transcript readable: the panic in `crash()` is on purpose and

@@ -1,4 +1,7 @@
-//! vpnm: the unprivileged command-line client of `vpnmd`.
+//! vpnm: the unprivileged command-line client of `vpnmd`. It depends on
+//! vpnmd's interface (the `vpnm-api` crate) and calls it through the
+//! typed client the interface generates, `VpnmClient`: the same whatever
+//! daemon serves the interface, and checked by the compiler against it.
 //!
 //! ```sh
 //! vpnm [--address ADDR] status
@@ -20,22 +23,23 @@
 //! why) or ends a watch with an error, 2 for usage errors, 3 when the
 //! daemon cannot be reached.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyd::{ClientSession, Error, Fd, Value};
-use serde::Deserialize;
+use anyd::Error;
+// The interface alone: the typed client, and the types it returns. No
+// daemon code, no hand-written copy of the contract.
+use vpnm_api::{State, VpnmClient};
 
 const USAGE: &str =
     "usage: vpnm [--address ADDR] status | connect PROFILE | disconnect PROFILE | watch | log";
 
-/// One change, as `watch()` sends it.
-#[derive(Debug, Deserialize)]
-struct Event {
-    /// `up` or `down`.
-    change: String,
-    profile: String,
-    uid: Option<u32>,
+/// What the user asked for.
+enum Command {
+    Status,
+    Connect(String),
+    Disconnect(String),
+    Watch,
+    Log,
 }
 
 fn main() {
@@ -45,47 +49,32 @@ fn main() {
         address = args[1].clone();
         args.drain(..2);
     }
-    let (endpoint, params): (&str, Vec<String>) = match args.as_slice() {
-        [cmd] if cmd == "status" || cmd == "watch" => (cmd.as_str(), vec![]),
-        [cmd] if cmd == "log" => ("open_log", vec![]),
-        [cmd, profile] if cmd == "connect" || cmd == "disconnect" => {
-            (cmd.as_str(), vec![profile.clone()])
-        }
+    let command = match args.as_slice() {
+        [cmd] if cmd == "status" => Command::Status,
+        [cmd] if cmd == "watch" => Command::Watch,
+        [cmd] if cmd == "log" => Command::Log,
+        [cmd, profile] if cmd == "connect" => Command::Connect(profile.clone()),
+        [cmd, profile] if cmd == "disconnect" => Command::Disconnect(profile.clone()),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
         }
     };
     // What the user typed, for messages: `log` calls open_log().
-    let command = args[0].as_str();
-    let result = ClientSession::connect(address.as_str()).and_then(|mut s| {
-        if endpoint == "watch" {
-            return watch(&mut s);
-        }
-        if endpoint == "open_log" {
-            return log(&mut s);
-        }
-        let state = s.commit::<BTreeMap<String, Value>>(endpoint, params)?;
-        let tunnels = match state.get("tunnels") {
-            Some(Value::Map(m)) => m.clone(),
-            _ => Vec::new(),
-        };
-        if tunnels.is_empty() {
-            println!("no tunnel is up");
-        }
-        for (name, _) in tunnels {
-            if let Value::Str(name) = name {
-                println!("{name}: up");
-            }
-        }
-        Ok(())
+    let name = args[0].as_str();
+    let result = VpnmClient::connect(address.as_str()).and_then(|mut vpn| match command {
+        Command::Status => show(&vpn.status()?),
+        Command::Connect(profile) => show(&vpn.up(profile)?),
+        Command::Disconnect(profile) => show(&vpn.down(profile)?),
+        Command::Watch => watch(&mut vpn),
+        Command::Log => log(&mut vpn),
     });
     match result {
         Ok(()) => {}
         // What a daemon answers both for an endpoint it lacks and for one
         // its policy does not let this user call: it does not say which.
         Err(Error::Remote(e)) if e.kind == "NotImplementedError" => {
-            eprintln!("vpnm: {command}: not permitted, or not provided by this daemon");
+            eprintln!("vpnm: {name}: not permitted, or not provided by this daemon");
             std::process::exit(1);
         }
         Err(Error::Remote(e)) => {
@@ -99,17 +88,28 @@ fn main() {
     }
 }
 
+/// Prints the tunnels that are up: `office: up`.
+fn show(state: &State) -> anyd::Result<()> {
+    if state.tunnels.is_empty() {
+        println!("no tunnel is up");
+    }
+    for profile in state.tunnels.keys() {
+        println!("{profile}: up");
+    }
+    Ok(())
+}
+
 /// Prints each change as the daemon pushes it: `office: up (uid 1000)`.
 /// Stdout is line-buffered, pipe or not, so each line is out at once.
-fn watch(s: &mut ClientSession) -> anyd::Result<()> {
-    for event in s.stream::<Event>("watch", ())? {
+fn watch(vpn: &mut VpnmClient) -> anyd::Result<()> {
+    for event in vpn.watch()? {
         // An error ends the stream (the daemon shutting down, a watcher
         // that fell behind): it is the last item.
         let event = event?;
         let who = event
             .uid
             .map_or_else(|| "uid unknown".to_owned(), |uid| format!("uid {uid}"));
-        println!("{}: {} ({who})", event.profile, event.change);
+        println!("{}: {} ({who})", event.profile, event.change.word());
     }
     Ok(())
 }
@@ -117,8 +117,8 @@ fn watch(s: &mut ClientSession) -> anyd::Result<()> {
 /// Copies the change log to stdout through the descriptor the daemon
 /// hands over: the file itself is root's alone, so opening it here would
 /// fail; the daemon opened it, read only, for this caller.
-fn log(s: &mut ClientSession) -> anyd::Result<()> {
-    let log: Fd = s.commit("open_log", ())?;
+fn log(vpn: &mut VpnmClient) -> anyd::Result<()> {
+    let log = vpn.open_log()?;
     let mut out = std::io::stdout().lock();
     std::io::copy(&mut log.into_file(), &mut out)?;
     out.flush()?;

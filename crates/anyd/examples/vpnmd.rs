@@ -33,58 +33,16 @@
 //! `DynamicUser=` and `AmbientCapabilities=`, and the daemon never runs
 //! as root at all.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyd::{Allow, Appd, Capability, Fd, Hub, Items, Peer, RemoteError};
-use serde::{Deserialize, Serialize};
-
-/// What the daemon manages: one entry per tunnel that is up.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct State {
-    tunnels: BTreeMap<String, Tunnel>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Tunnel {
-    /// The uid that brought it up.
-    by_uid: Option<u32>,
-    /// Seconds since the epoch.
-    since: u64,
-}
-
-/// What `watch()` sends: one tunnel brought up or torn down.
-#[derive(Debug, Clone, Serialize)]
-struct Event {
-    /// `"up"` or `"down"`.
-    change: Change,
-    /// The tunnel's profile.
-    profile: String,
-    /// The uid that made the change, as the kernel reports the caller.
-    uid: Option<u32>,
-    /// Seconds since the epoch.
-    at: u64,
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Change {
-    Up,
-    Down,
-}
-
-impl Change {
-    fn word(self) -> &'static str {
-        match self {
-            Change::Up => "up",
-            Change::Down => "down",
-        }
-    }
-}
+use anyd::{Allow, Appd, Capability, Fd, Hub, Items, Peer};
+// The interface vpnm calls: its types, its errors, the trait this daemon
+// implements, and the service that mounts it.
+use vpnm_api::{Change, Event, State, Tunnel, VpnError, Vpnm, VpnmService, CHANGERS};
 
 struct Vpnmd {
     state_file: PathBuf,
@@ -103,22 +61,23 @@ struct Vpnmd {
 }
 
 impl Vpnmd {
-    fn load(&self) -> Result<State, RemoteError> {
+    fn load(&self) -> Result<State, VpnError> {
         match std::fs::read(&self.state_file) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| RemoteError::new("VpnError", format!("corrupt state file: {e}"))),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| VpnError::Corrupt(e.to_string()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(RemoteError::new("OSError", e.to_string())),
+            Err(e) => Err(VpnError::Io(e.to_string())),
         }
     }
 
     /// Writes the new state atomically: a crash never leaves half a file.
-    fn store(&self, state: &State) -> Result<(), RemoteError> {
+    fn store(&self, state: &State) -> Result<(), VpnError> {
         let tmp = self.state_file.with_extension("tmp");
         let bytes = serde_json::to_vec_pretty(state).expect("the state serializes");
         std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::rename(&tmp, &self.state_file))
-            .map_err(|e| RemoteError::new("OSError", e.to_string()))
+            .map_err(|e| VpnError::Io(e.to_string()))
     }
 
     /// SIGHUP: re-reads the state file (after an operator edited it, say)
@@ -131,39 +90,8 @@ impl Vpnmd {
                 let _ =
                     anyd::systemd::notify_status(&format!("{} tunnel(s) up", state.tunnels.len()));
             }
-            Err(e) => tracing::error!(error = %e.message, "cannot re-read the state file"),
+            Err(e) => tracing::error!(error = %e, "cannot re-read the state file"),
         }
-    }
-
-    fn status(&self) -> Result<State, RemoteError> {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.load()
-    }
-
-    /// Every change from now on, as it happens. Read-only, so anyone may
-    /// watch, as anyone may ask for the status. A watcher that falls more
-    /// than the hub's capacity behind gets a `Lagged` error and asks for
-    /// the status afresh.
-    fn watch(&self, peer: &Peer) -> Items<Event> {
-        let events = self.events.subscribe();
-        // Logged once subscribed: from here on, no change is missed.
-        tracing::info!(uid = ?peer.uid(), "watching");
-        events
-    }
-
-    /// Hands the caller a descriptor to the change log, opened read only.
-    /// The file is the daemon's alone (0600): the caller could not open it, and
-    /// the policy (the group rule of connect and disconnect) decides who
-    /// gets the descriptor instead. Read only, because permissions are
-    /// checked when a file is opened, not when a descriptor is used: what
-    /// the daemon opens is what the caller may do with it. A descriptor
-    /// rather than the text in the reply: the caller reads a log of any
-    /// length at its own pace, and no reply grows with it.
-    fn open_log(&self, peer: &Peer) -> Result<Fd, RemoteError> {
-        let log = File::open(&self.log_file)
-            .map_err(|e| RemoteError::new("OSError", format!("cannot open the log: {e}")))?;
-        tracing::info!(uid = ?peer.uid(), "log handed over");
-        Ok(Fd::from(log))
     }
 
     /// Appends a change to the log; called under `lock`, after the state
@@ -193,25 +121,53 @@ impl Vpnmd {
             at,
         });
     }
+}
 
-    fn connect(&self, profile: String, peer: &Peer) -> Result<State, RemoteError> {
+/// The endpoints: what vpnm calls, as the interface declares them.
+impl Vpnm for Vpnmd {
+    fn status(&self) -> Result<State, VpnError> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.load()
+    }
+
+    /// Every change from now on, as it happens. Read-only, so anyone may
+    /// watch, as anyone may ask for the status. A watcher that falls more
+    /// than the hub's capacity behind gets a `Lagged` error and asks for
+    /// the status afresh.
+    fn watch(&self, peer: &Peer) -> Items<Event> {
+        let events = self.events.subscribe();
+        // Logged once subscribed: from here on, no change is missed.
+        tracing::info!(uid = ?peer.uid(), "watching");
+        events
+    }
+
+    /// Hands the caller a descriptor to the change log, opened read only.
+    /// The file is the daemon's alone (0600): the caller could not open it, and
+    /// the policy (the group rule of connect and disconnect) decides who
+    /// gets the descriptor instead. Read only, because permissions are
+    /// checked when a file is opened, not when a descriptor is used: what
+    /// the daemon opens is what the caller may do with it. A descriptor
+    /// rather than the text in the reply: the caller reads a log of any
+    /// length at its own pace, and no reply grows with it.
+    fn open_log(&self, peer: &Peer) -> Result<Fd, VpnError> {
+        let log = File::open(&self.log_file)
+            .map_err(|e| VpnError::Io(format!("cannot open the log: {e}")))?;
+        tracing::info!(uid = ?peer.uid(), "log handed over");
+        Ok(Fd::from(log))
+    }
+
+    fn up(&self, profile: String, peer: &Peer) -> Result<State, VpnError> {
         if profile.is_empty()
             || !profile
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(RemoteError::new(
-                "ValueError",
-                format!("bad profile name {profile:?}"),
-            ));
+            return Err(VpnError::BadProfile(profile));
         }
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = self.load()?;
         if state.tunnels.contains_key(&profile) {
-            return Err(RemoteError::new(
-                "VpnError",
-                format!("{profile} is already up"),
-            ));
+            return Err(VpnError::AlreadyUp(profile));
         }
         let since = now();
         state.tunnels.insert(
@@ -228,14 +184,11 @@ impl Vpnmd {
         Ok(state)
     }
 
-    fn disconnect(&self, profile: String, peer: &Peer) -> Result<State, RemoteError> {
+    fn down(&self, profile: String, peer: &Peer) -> Result<State, VpnError> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = self.load()?;
         if state.tunnels.remove(&profile).is_none() {
-            return Err(RemoteError::new(
-                "VpnError",
-                format!("{profile} is not connected"),
-            ));
+            return Err(VpnError::NotConnected(profile));
         }
         self.store(&state)?;
         tracing::info!(profile, uid = ?peer.uid(), "tunnel down");
@@ -347,37 +300,17 @@ fn main() -> anyd::Result<()> {
         Some(g) => Allow::group(g.as_str()).or(Allow::root()),
         None => Allow::root(),
     };
-    let (v1, v2, v3, v4, v5, v6) = (
-        vpn.clone(),
-        vpn.clone(),
-        vpn.clone(),
-        vpn.clone(),
-        vpn.clone(),
-        vpn,
-    );
+    let reloaded = vpn.clone();
     let mut appd = Appd::new()
-        .api("status()", move || v1.status())
-        .doc("The tunnels that are up.")
-        .api("watch()", move |peer: Peer| v5.watch(&peer))
-        .doc("Every tunnel brought up or torn down from now on, by anyone, as it happens.")
-        .api("connect(profile)", move |profile: String, peer: Peer| {
-            v2.connect(profile, &peer)
-        })
-        .doc("Brings up the tunnel of a profile.")
-        .restrict(changers.clone())
-        .api("disconnect(profile)", move |profile: String, peer: Peer| {
-            v3.disconnect(profile, &peer)
-        })
-        .doc("Tears down the tunnel of a profile.")
-        .restrict(changers.clone())
-        .api("open_log()", move |peer: Peer| v6.open_log(&peer))
-        .doc("A read-only descriptor to the log of every change (root's file).")
-        // Who may change the tunnels may read who changed them; to others
-        // the endpoint does not exist, as connect does not.
-        .restrict(changers)
-        .on_reload(move || v4.reload())
-        // Everyone may reach the socket; the policy above is the gate.
+        .mount(VpnmService::from_arc(vpn))
+        .on_reload(move || reloaded.reload())
+        // Everyone may reach the socket; the policy below is the gate.
         .socket_mode(0o666);
+    // Who may change the tunnels may read who changed them; to others
+    // these endpoints do not exist.
+    for name in CHANGERS {
+        appd = appd.restrict_endpoint(name, changers.clone());
+    }
     if let Some(path) = o.pid_file {
         appd = appd.pid_file(path);
     }

@@ -56,6 +56,9 @@ impl<A: Api> IntoApi for Arc<A> {
 pub mod __private {
     use serde::Serialize;
 
+    pub use crate::contract::kinds::dedup;
+    pub use crate::contract::private::*;
+
     use super::{FromCall, IntoReply};
     use crate::items::Items;
     use crate::reply::{ApiError, Fallible, Plain};

@@ -62,6 +62,14 @@
 //! [`Items`] streams, and its typed client methods give the items as an
 //! [`ItemIter`] or an [`ItemStream`].
 //!
+//! A daemon and its command-line tool built as separate programs share
+//! an interface: a trait in a crate of its own, with
+//! [`#[anyd::interface]`](macro@interface), which gives the typed clients
+//! without the daemon's code, and a [contract document](contract) (JSON
+//! Schema per type) that clients in any language build on and that
+//! [`contract::diff`] checks for breaking changes. Every daemon serves its
+//! own at the reserved endpoint `anyd.describe`.
+//!
 //! Over a Unix socket, arguments and results may hold open file
 //! descriptors: an [`Fd`] travels with its message as `SCM_RIGHTS`, so a
 //! root daemon can open what its caller may not and hand it over
@@ -267,6 +275,7 @@ mod budget;
 mod capability;
 mod checked_dir;
 mod client;
+pub mod contract;
 mod daemon;
 mod error;
 mod fd;
@@ -287,7 +296,7 @@ mod throttle;
 mod transport;
 
 pub use address::{Address, ToAddress};
-pub use anyd_macros::{api, ApiError};
+pub use anyd_macros::{api, interface, ApiError};
 pub use api::{Api, IntoApi};
 pub use capability::Capability;
 pub use client::{
@@ -311,6 +320,11 @@ pub use anyd_wire as wire;
 
 #[doc(inline)]
 pub use anyd_wire::protocol;
+/// The JSON Schema generator of contract documents, for
+/// `#[derive(anyd::schemars::JsonSchema)]` on an interface's types
+/// (with `#[schemars(crate = "anyd::schemars")]`) without a dependency
+/// of one's own.
+pub use schemars;
 
 #[doc(hidden)]
 pub use api::__private;

@@ -68,6 +68,9 @@ pub(crate) struct Registry {
     /// Denied calls are logged at info a few a second, the rest at debug:
     /// a denied caller can call in a loop.
     denials: Throttle,
+    /// What `anyd.describe` says beyond `EndpointInfo`: the endpoints'
+    /// schemas, the interfaces mounted.
+    pub(crate) contract: crate::contract::describe::Registered,
 }
 
 impl Default for Registry {
@@ -81,6 +84,7 @@ impl Default for Registry {
             receive_fds: None,
             receives: std::sync::OnceLock::new(),
             denials: Throttle::per_second(DENIALS_AT_ONCE),
+            contract: Default::default(),
         }
     }
 }
@@ -314,6 +318,30 @@ impl Registry {
         }
     }
 
+    /// Gives the endpoint registered last its contract description.
+    ///
+    /// # Panics
+    ///
+    /// If no endpoint was registered yet.
+    pub(crate) fn describe_contract_last(&mut self, describe: crate::contract::private::Describe) {
+        let last = self.order.last().expect("anyd: nothing to describe");
+        self.contract.describe(last, describe);
+    }
+
+    /// Restricts the endpoint `name` to `rule`'s callers (in addition to
+    /// any admitted before).
+    ///
+    /// # Panics
+    ///
+    /// If no endpoint of that name is registered.
+    pub(crate) fn restrict_named(&mut self, name: &str, rule: Allow) {
+        let e = self
+            .endpoints
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("anyd: restrict_endpoint({name:?}): no such endpoint"));
+        widen(&mut e.allow, rule);
+    }
+
     /// The introspection of every endpoint, in registration order.
     pub(crate) fn infos(&self) -> Vec<&EndpointInfo> {
         self.order
@@ -471,6 +499,7 @@ impl Registry {
                 reply(request, &v, out)
             }
             "endpoints" => reply(request, &self.infos_for(peer), out),
+            "describe" => reply(request, &self.contract.document(&self.infos_for(peer)), out),
             _ => Err(not_found(name)),
         }
     }

@@ -79,6 +79,78 @@ impl Hygienic {
     }
 }
 
+/// An interface, with the same names around it.
+#[my_anyd::interface(crate = "my_anyd", version = "1.0.0")]
+trait HygienicInterface {
+    /// Parameters named like the macro's own locals.
+    #[api(allow(same_user, uid = 0))]
+    fn echo(
+        &self,
+        this: ::std::string::String,
+        generator: ::std::option::Option<u8>,
+        appd: &my_anyd::Peer,
+    ) -> ::std::string::String;
+
+    /// An async endpoint that fails.
+    async fn fail(&self, describe: u8) -> ::std::result::Result<u8, Failure>;
+
+    /// A stream.
+    fn count(&self, methods: u8) -> my_anyd::Items<u8>;
+}
+
+impl HygienicInterface for Hygienic {
+    fn echo(
+        &self,
+        this: ::std::string::String,
+        _: ::std::option::Option<u8>,
+        _: &my_anyd::Peer,
+    ) -> ::std::string::String {
+        this
+    }
+
+    async fn fail(&self, _: u8) -> ::std::result::Result<u8, Failure> {
+        ::std::result::Result::Err(Failure)
+    }
+
+    fn count(&self, n: u8) -> my_anyd::Items<u8> {
+        my_anyd::Items::from_iter(0..n)
+    }
+}
+
+#[::std::prelude::v1::test]
+fn an_interface_expands_without_prelude_and_with_the_crate_renamed() {
+    let contract = HygienicInterfaceContract::contract();
+    ::std::assert_eq!(contract.methods.len(), 3);
+    ::std::assert_eq!(HygienicInterfaceContract::VERSION, "1.0.0");
+    let dir = ::tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.sock");
+    let running = my_anyd::Appd::new()
+        .mount(HygienicInterfaceService::new(Hygienic))
+        .bind(path.to_str().unwrap())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let mut client = HygienicInterfaceClient::connect(running.address()).unwrap();
+    let echoed = client
+        .echo(
+            ::std::string::ToString::to_string("hi"),
+            ::std::option::Option::None,
+        )
+        .unwrap();
+    ::std::assert_eq!(echoed, "hi");
+    ::std::assert_eq!(
+        client.fail(1).unwrap_err().remote().unwrap().kind,
+        "HygieneError"
+    );
+    let counted: ::std::vec::Vec<u8> =
+        ::std::iter::Iterator::collect(::std::iter::Iterator::map(client.count(3).unwrap(), |i| {
+            i.unwrap()
+        }));
+    ::std::assert_eq!(counted, [0, 1, 2]);
+    client.end_session().unwrap();
+    running.shutdown().unwrap();
+}
+
 #[::std::prelude::v1::test]
 fn expands_without_prelude_and_with_the_crate_renamed() {
     use ::std::result::Result::Ok as Fine;

@@ -20,8 +20,9 @@ pub(crate) use fd_args::{FdArgs, FdSource};
 #[command(
     name = "anydctl",
     version,
-    about = "Call any anyd daemon from the shell: call endpoints, list them, ping, benchmark.",
-    long_about = "Call any anyd daemon from the shell: call endpoints, list them, ping, benchmark.\n\n\
+    about = "Call any anyd daemon from the shell: call endpoints, list and describe them, ping, benchmark.",
+    long_about = "Call any anyd daemon from the shell: call endpoints, list and describe them, \
+        compare contracts, ping, benchmark.\n\n\
         ADDR is a daemon's address: unix:/path (or just /path), unix:@name for a \
         Linux abstract socket, tcp:host:port. anydctl is an ordinary anyd client; \
         it also calls Python anyd daemons (use --codec pickle for those).",
@@ -152,7 +153,9 @@ pub(crate) enum Command {
             more is printed, and the exit status is 130 (143 for SIGTERM); a second Ctrl-C \
             ends anydctl at once. --timeout limits connecting and the first reply, not the \
             wait between items, for which a quiet stream may take its time.\n\n\
-            How anydctl knows: it calls the endpoint for one reply first. A Rust anyd daemon \
+            How anydctl knows: the daemon's contract (anyd.describe, which it reads first to \
+            check the arguments) says so. Without one (--no-check, older daemons), it calls \
+            the endpoint for one reply first. A Rust anyd daemon \
             refuses that call of a streaming endpoint with a TypeError before running \
             anything; anydctl then asks anyd.endpoints whether the endpoint streams, and \
             calls it for its stream if it does. --stream calls it for its stream at once.",
@@ -171,6 +174,25 @@ pub(crate) enum Command {
         after_help = ENDPOINTS_EXAMPLES
     )]
     Endpoints(EndpointsArgs),
+
+    /// Show a daemon's contract: its endpoints with their JSON Schemas.
+    #[command(
+        long_about = "Show a daemon's contract document, from its reserved endpoint \
+            anyd.describe: its interface's name and version, each endpoint it lets you \
+            call with its parameters (`?` after a name: may be left out), result \
+            (`stream of TYPE` for a stream), error kinds and descriptors, and its types. \
+            --json prints the document itself (docs/PROTOCOL.md section 5.1), which \
+            `anydctl schema diff` compares and any language can build a client from.\n\n\
+            Daemons that predate anyd.describe, and Python anyd daemons, answer it with \
+            NotImplementedError (exit status 5); an answer that is not a contract \
+            document is exit status 1.",
+        after_help = DESCRIBE_EXAMPLES
+    )]
+    Describe(DescribeArgs),
+
+    /// Work with contract documents: compare two.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
 
     /// Measure round trips to a daemon, like ping.
     #[command(
@@ -221,6 +243,50 @@ pub(crate) enum Command {
     Man,
 }
 
+/// `anydctl schema`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SchemaCommand {
+    /// Tell whether a new contract breaks clients of an old one.
+    #[command(
+        long_about = "Compare two contract documents and classify each difference: \
+            compatible (a client of OLD still works against NEW: a new endpoint, a new \
+            optional parameter, a parameter that accepts more, a result that gives \
+            less, a new error kind, which a client maps to a generic error) or breaking \
+            (an endpoint or parameter removed or moved, a type that accepts less, a new \
+            required parameter, a result that may now hold what it never did: a field \
+            gone, a null, a wider number; a stream that is no longer one). Each change \
+            is a line; the last line counts them.\n\n\
+            OLD and NEW are files holding documents (`anydctl describe --json`, an \
+            interface's `contract()`), `-` for stdin, or a daemon's address written \
+            with its scheme (unix:/run/app.sock, unix:@name, tcp:host:port), whose \
+            anyd.describe is read.\n\n\
+            Exit status: 0 when nothing breaks (compatible changes or none), 7 when \
+            something does, 2 when a document cannot be read.",
+        after_help = SCHEMA_DIFF_EXAMPLES
+    )]
+    Diff {
+        /// The contract clients were written against.
+        #[arg(value_name = "OLD")]
+        old: String,
+        /// The contract the daemon serves now.
+        #[arg(value_name = "NEW")]
+        new: String,
+    },
+}
+
+/// `anydctl describe`.
+#[derive(Debug, Args)]
+pub(crate) struct DescribeArgs {
+    /// The daemon's address.
+    #[arg(value_name = "ADDR", value_parser = parse_address)]
+    pub(crate) address: Address,
+
+    /// Print the contract document itself (JSON), for scripts and other
+    /// languages.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 /// What to call: an endpoint and its arguments.
 #[derive(Debug, Args)]
 pub(crate) struct CallSpecArgs {
@@ -264,11 +330,19 @@ pub(crate) struct CallArgs {
     pub(crate) raw: bool,
 
     /// Call the endpoint for its stream of items at once, without the
-    /// first call for one reply that finds out whether it streams (a
-    /// round trip or two fewer). An endpoint that does not stream then
-    /// answers with a TypeError.
+    /// first calls that check the arguments and find out whether it
+    /// streams (a round trip or two fewer). An endpoint that does not
+    /// stream then answers with a TypeError.
     #[arg(long)]
     pub(crate) stream: bool,
+
+    /// Send the arguments unchecked. By default anydctl first reads the
+    /// daemon's contract (anyd.describe) and refuses arguments its
+    /// schemas refuse, naming the parameter (exit status 2), and calls a
+    /// streaming endpoint for its items at once; daemons without a
+    /// contract (Python anyd, --codec pickle) are called unchecked.
+    #[arg(long)]
+    pub(crate) no_check: bool,
 
     /// Stop after N items of a stream: the rest is cancelled and anydctl
     /// exits 0. A result that is not a stream is printed as usual.
@@ -434,6 +508,14 @@ pub(crate) const EXAMPLES: &[(&str, &str)] = &[
         "the first ten items of a stream, one JSON value a line",
     ),
     ("anydctl endpoints /run/app.sock", "what the daemon offers"),
+    (
+        "anydctl describe --json /run/vpnmd.sock > vpnmd.json",
+        "its contract: endpoints and JSON Schemas",
+    ),
+    (
+        "anydctl schema diff vpnmd.json unix:/run/vpnmd.sock",
+        "does the running daemon break old clients?",
+    ),
     ("anydctl ping -c 3 /run/app.sock", "three round trips"),
     (
         "anydctl bench /run/app.sock echo hi --clients 8 --duration 10s",
@@ -471,6 +553,15 @@ const CALL_EXAMPLES: &str = "Examples:
 const ENDPOINTS_EXAMPLES: &str = "Examples:
   anydctl endpoints /run/app.sock
   anydctl endpoints --json unix:@app | jq -r '.[].name'";
+
+const DESCRIBE_EXAMPLES: &str = "Examples:
+  anydctl describe /run/vpnmd.sock
+  anydctl describe --json /run/vpnmd.sock | jq '.methods[].name'";
+
+const SCHEMA_DIFF_EXAMPLES: &str = "Examples:
+  anydctl schema diff vpnmd-1.0.json vpnmd-1.1.json
+  anydctl schema diff vpnmd.json unix:/run/vpnmd.sock   against the running daemon
+  anydctl describe --json unix:@app | anydctl schema diff app.json -";
 
 const PING_EXAMPLES: &str = "Examples:
   anydctl ping /run/app.sock

@@ -27,6 +27,8 @@ pub(crate) enum Exit {
     Remote,
     /// A deadline passed.
     Timeout,
+    /// `schema diff` found a change that breaks old clients.
+    Breaking,
     /// SIGINT (Ctrl-C) cancelled a stream: 128 + 2, as a shell reports a
     /// command the signal ended, though anydctl ended it itself, cleanly.
     Interrupted,
@@ -36,7 +38,7 @@ pub(crate) enum Exit {
 
 impl Exit {
     /// Every status with its meaning, for `--help` and the man page.
-    pub(crate) const DOCUMENTED: [(Exit, &'static str); 9] = [
+    pub(crate) const DOCUMENTED: [(Exit, &'static str); 10] = [
         (Exit::Success, "success"),
         (
             Exit::Other,
@@ -67,6 +69,10 @@ impl Exit {
              daemon without one ends so",
         ),
         (
+            Exit::Breaking,
+            "breaking: `schema diff` found a change that breaks clients of the old contract",
+        ),
+        (
             Exit::Interrupted,
             "interrupted: Ctrl-C (SIGINT) cancelled the stream `call` was printing",
         ),
@@ -86,6 +92,7 @@ impl Exit {
             Exit::Auth => 4,
             Exit::Remote => 5,
             Exit::Timeout => 6,
+            Exit::Breaking => 7,
             Exit::Interrupted => 130,
             Exit::Terminated => 143,
         }
@@ -194,7 +201,7 @@ mod tests {
     #[test]
     fn codes_are_distinct_and_documented_in_order() {
         let codes: Vec<u8> = Exit::DOCUMENTED.iter().map(|(e, _)| e.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 130, 143]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 130, 143]);
     }
 
     #[test]

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyd::{Address, ClientOptions, ClientSession, Codec, Fd, Value};
 use clap::CommandFactory;
 
-use crate::cli::{BenchArgs, CallSpecArgs, Cli, Command, Common, FdSource};
+use crate::cli::{
+    BenchArgs, CallSpecArgs, Cli, CodecArg, Command, Common, FdSource, SchemaCommand,
+};
 use crate::exit::Failure;
 use crate::output::json;
 use crate::sent;
@@ -39,6 +41,20 @@ pub(crate) enum Plan {
         /// JSON instead of a table.
         json: bool,
     },
+    /// `anydctl describe`.
+    Describe {
+        /// Where and how to connect.
+        conn: Connection,
+        /// The document itself instead of text.
+        json: bool,
+    },
+    /// `anydctl schema diff`.
+    SchemaDiff {
+        /// The old contract.
+        old: DocSource,
+        /// The new one.
+        new: DocSource,
+    },
     /// `anydctl ping`.
     Ping {
         /// Where and how to connect.
@@ -56,6 +72,17 @@ pub(crate) enum Plan {
     Man,
 }
 
+/// Where `schema diff` reads a contract document.
+#[derive(Debug)]
+pub(crate) enum DocSource {
+    /// A file.
+    File(std::path::PathBuf),
+    /// Standard input (`-`).
+    Stdin,
+    /// A daemon's `anyd.describe`.
+    Daemon(Box<Connection>),
+}
+
 /// How `anydctl call` calls and prints.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallHow {
@@ -65,6 +92,8 @@ pub(crate) struct CallHow {
     pub(crate) stream: bool,
     /// Stop a stream after this many items.
     pub(crate) count: Option<u64>,
+    /// Check the arguments against the daemon's contract first.
+    pub(crate) check: bool,
     /// `--timeout`: with `raw`, how long a descriptor that may never end
     /// (a pipe, a socket, a device) is read.
     pub(crate) timeout: Option<Duration>,
@@ -261,7 +290,18 @@ pub(crate) fn plan(cli: Cli) -> Result<Plan, Failure> {
                 stream: a.stream,
                 count: a.count,
                 timeout: common.timeout,
+                // Pickle is for Python anyd daemons, which have no
+                // contract to check against.
+                check: !a.no_check && common.codec != CodecArg::Pickle,
             },
+        },
+        Command::Describe(a) => Plan::Describe {
+            conn: connection(&common, a.address)?,
+            json: a.json,
+        },
+        Command::Schema(SchemaCommand::Diff { old, new }) => Plan::SchemaDiff {
+            old: doc_source(&common, &old)?,
+            new: doc_source(&common, &new)?,
         },
         Command::Endpoints(a) => Plan::Endpoints {
             conn: connection(&common, a.address)?,
@@ -276,6 +316,20 @@ pub(crate) fn plan(cli: Cli) -> Result<Plan, Failure> {
         Command::Completions { shell } => Plan::Completions(shell),
         Command::Man => Plan::Man,
     })
+}
+
+/// A file, `-`, or an address written with its scheme.
+fn doc_source(common: &Common, text: &str) -> Result<DocSource, Failure> {
+    if text == "-" {
+        return Ok(DocSource::Stdin);
+    }
+    if ["unix:", "tcp:"].iter().any(|p| text.starts_with(p)) {
+        let address = text
+            .parse::<Address>()
+            .map_err(|e| usage(format!("{text}: {e}")))?;
+        return Ok(DocSource::Daemon(Box::new(connection(common, address)?)));
+    }
+    Ok(DocSource::File(text.into()))
 }
 
 fn bench_plan(common: &Common, a: BenchArgs) -> Result<BenchPlan, Failure> {

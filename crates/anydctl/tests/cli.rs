@@ -20,6 +20,8 @@ use anyd::{Appd, Hub, Items, RemoteError, Running, Value};
 mod answer_types;
 #[path = "cli/call_fds.rs"]
 mod call_fds;
+#[path = "cli/contract.rs"]
+mod contract;
 #[path = "cli/flags.rs"]
 mod flags;
 #[path = "cli/format_chars.rs"]
@@ -101,6 +103,31 @@ fn anydctl_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     run
 }
 
+/// Runs anydctl with `input` on its stdin.
+fn run_program_with_stdin(args: &[&str], input: &str) -> Run {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anydctl"))
+        .args(args)
+        .env_remove("ANYD_AUTHKEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().expect("anydctl was killed by a signal"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 fn anydctl(args: &[&str]) -> Run {
     anydctl_env(args, &[])
 }
@@ -179,8 +206,16 @@ fn call_with_keyword_arguments() {
         ok(&["call", &addr, "get_sum", "10", "-k", "arg2=-1"]),
         "9\n"
     );
-    // The daemon checks the names, and says what is wrong.
+    // anydctl checks the names against the daemon's contract...
     let run = anydctl(&["call", &addr, "get_sum", "1", "-k", "arg3=2"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr
+            .starts_with("anydctl: get_sum(): has no parameter 'arg3'\n"),
+        "{run:#?}"
+    );
+    // ... and the daemon too, and says what is wrong.
+    let run = anydctl(&["call", "--no-check", &addr, "get_sum", "1", "-k", "arg3=2"]);
     assert_eq!(run.code, 5, "{run:#?}");
     assert_eq!(
         run.stderr,
@@ -1152,6 +1187,14 @@ fn a_stream_prints_one_json_value_a_line_and_ends_with_status_0() {
     assert_eq!((run.code, run.stdout.as_str()), (0, "0\n1\n"), "{run:#?}");
     assert!(
         run.stderr
+            .contains("anyd.describe says count streams: calling it for its items"),
+        "{run:#?}"
+    );
+    // Without the contract, the first call finds out.
+    let run = anydctl(&["call", "--no-check", "--verbose", &addr, "count", "2"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "0\n1\n"), "{run:#?}");
+    assert!(
+        run.stderr
             .contains("anyd.endpoints says count streams: calling it for its items"),
         "{run:#?}"
     );
@@ -1455,7 +1498,9 @@ fn count_stops_after_n_items_and_cancels_the_rest() {
     );
 
     let relay = Relay::start(&addr);
-    let run = Background::start(&["call", "-c", "3", &relay.address, "watch"]);
+    // Unchecked: without the daemon's contract, anydctl finds out that
+    // the endpoint streams by calling it (with the contract, it knows).
+    let run = Background::start(&["call", "--no-check", "-c", "3", &relay.address, "watch"]);
     let hub = &streams.events;
     anyd_testkit::process::wait_until("anydctl watches", || hub.subscribers() == 1);
     for event in 1..=5 {

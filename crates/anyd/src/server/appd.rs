@@ -197,6 +197,48 @@ impl Appd {
         self
     }
 
+    /// What `#[anyd::interface]` and `#[anyd::api]` call after registering
+    /// an endpoint: its contract description, for `anyd.describe`.
+    #[doc(hidden)]
+    pub fn __describe_last(mut self, describe: crate::contract::private::Describe) -> Self {
+        self.registry.describe_contract_last(describe);
+        self
+    }
+
+    /// What `#[anyd::interface]` calls before registering an interface's
+    /// endpoints: its name and version, for `anyd.describe`.
+    #[doc(hidden)]
+    pub fn __interface(mut self, info: crate::contract::Info) -> Self {
+        self.registry.contract.interface(info);
+        self
+    }
+
+    /// Restricts the endpoint `name` to `rule`'s callers, on top of the
+    /// daemon-wide rule, as [`Appd::restrict`] does the one registered
+    /// last: for endpoints [mounted](Appd::mount) from an interface, whose
+    /// rule the daemon decides when it starts (a group named on its
+    /// command line, say).
+    ///
+    /// ```no_run
+    /// use anyd::{Allow, Appd};
+    /// # fn main() -> anyd::Result<()> {
+    /// Appd::new()
+    ///     .api("status()", || "up")
+    ///     .api("disconnect()", || "down")
+    ///     .restrict_endpoint("disconnect", Allow::group("vpn").or(Allow::root()))
+    ///     .bind("unix:/run/vpnd.sock")?
+    ///     .serve()
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If no endpoint of that name is registered yet.
+    pub fn restrict_endpoint(mut self, name: &str, rule: Allow) -> Self {
+        self.registry.restrict_named(name, rule);
+        self
+    }
+
     /// Admits `rule`'s callers to the daemon; everyone else gets, for
     /// every call, the reply to an endpoint that does not exist
     /// (`NotImplementedError` naming it), and the daemon logs at info

@@ -9,10 +9,10 @@
 //! dropping root and keeping capabilities (`privileges`), streams whose
 //! iterator blocks after their client left (`lingering`), load measured
 //! from outside (`load`), the `#[anyd::api]` macro end to end
-//! (`macro_api`), what a closure's `Result` becomes for its caller
-//! (`replies`), Python anyd on the other end (`python_interop`), and the
-//! example pair (`vpnm_example`). What they share is in the
-//! `anyd-testkit` crate.
+//! (`macro_api`), interfaces and their contract documents (`interface`),
+//! what a closure's `Result` becomes for its caller (`replies`), Python
+//! anyd on the other end (`python_interop`), and the example pair
+//! (`vpnm_example`). What they share is in the `anyd-testkit` crate.
 //!
 //! Three test binaries stay apart, each saying why at its top: `logging`
 //! (it owns the process's log subscriber), `macro_hygiene`
@@ -32,6 +32,7 @@ mod debug_output;
 mod faults;
 mod fds;
 mod hostile;
+mod interface;
 mod lifecycle;
 mod lingering;
 mod load;

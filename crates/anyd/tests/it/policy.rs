@@ -58,7 +58,12 @@ fn survey(address: String) -> (BTreeMap<String, String>, Vec<String>) {
         out.insert(ep.to_owned(), r);
     }
     let listed: Vec<EndpointInfo> = s.commit("anyd.endpoints", ()).unwrap();
-    (out, listed.into_iter().map(|e| e.name).collect())
+    // The contract document leaves out the same endpoints.
+    let described: anyd::contract::Document = s.commit("anyd.describe", ()).unwrap();
+    let described: Vec<_> = described.methods.into_iter().map(|m| m.name).collect();
+    let listed: Vec<_> = listed.into_iter().map(|e| e.name).collect();
+    assert_eq!(described, listed);
+    (out, listed)
 }
 
 #[test]

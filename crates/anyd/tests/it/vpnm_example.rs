@@ -389,3 +389,101 @@ fn vpnmd_serving_as_a_user_keeps_cap_net_admin_alone_as_root() {
     let state = std::fs::metadata(vpnmd.state_dir.join("state.json")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&state), 65534);
 }
+
+#[test]
+fn the_daemon_serves_the_contract_its_interface_makes_and_the_committed_copy_as_root() {
+    root::require_root("the example daemon runs as root");
+    let vpnmd = Vpnmd::start();
+    let mut s = ClientOptions::new()
+        .connect(vpnmd.address.as_str())
+        .unwrap();
+    // Root may call everything: the whole contract.
+    let served: anyd::contract::Document = s.commit("anyd.describe", ()).unwrap();
+    assert_eq!(served, vpnm_api::VpnmContract::contract());
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vpnm-api/vpnmd.contract.json");
+    let committed =
+        anyd::contract::Document::from_json(&std::fs::read_to_string(committed).unwrap()).unwrap();
+    let d = anyd::contract::diff(&committed, &served);
+    assert!(!d.is_breaking(), "{d}");
+    // Someone outside the group sees what it may call, and no more.
+    let address = vpnmd.address.clone();
+    let theirs: anyd::contract::Document = root::as_user(4000, 4000, &[], move || {
+        ClientOptions::new()
+            .connect(address.as_str())
+            .unwrap()
+            .commit("anyd.describe", ())
+            .unwrap()
+    });
+    let names: Vec<_> = theirs.methods.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["status", "watch"]);
+}
+
+/// The Python client of the examples, which knows no daemon.
+fn python_client() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/anyd_json_client.py")
+}
+
+#[test]
+fn a_python_client_built_from_the_contract_calls_every_endpoint_as_root() {
+    root::require_root("the example daemon runs as root");
+    let vpnmd = Vpnmd::start();
+    let python = |args: &[&str]| {
+        let out = Command::new("python3")
+            .arg(python_client())
+            .arg(&vpnmd.address)
+            .args(args)
+            .output()
+            .expect("python3 runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Every endpoint, with arguments it makes up from the schemas; the
+    // stream opened first, its items shown after the calls, then
+    // cancelled; the descriptor read.
+    let (code, stdout, stderr) = python(&["exercise"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let expected_starts = [
+        "status() -> {\"tunnels\": {}}",
+        "connect(\"example\") -> {\"tunnels\": {\"example\": {\"by_uid\": 0, \"since\": ",
+        "disconnect(\"example\") -> {\"tunnels\": {}}",
+        "open_log() -> <descriptor: ",
+        "watch() -> item {\"change\": \"up\", \"profile\": \"example\", \"uid\": 0, \"at\": ",
+        "watch() -> item {\"change\": \"down\", \"profile\": \"example\", \"uid\": 0, \"at\": ",
+        "watch() -> cancelled",
+    ];
+    assert_eq!(lines.len(), expected_starts.len(), "{stdout}");
+    for (line, start) in lines.iter().zip(expected_starts) {
+        assert!(
+            line.starts_with(start),
+            "{line:?} does not start with {start:?}"
+        );
+    }
+    assert!(lines[3].contains("example up uid 0"), "{stdout}");
+    vpnmd.expect_log("the cancelled watch", |line| line.contains("watching"));
+
+    // One call, checked against the schema before it is sent.
+    let (code, _, stderr) = python(&["call", "connect", "42"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr,
+        "anyd_json_client: connect(): parameter 'profile': expected string, got 42\n"
+    );
+    let (code, stdout, _) = python(&["call", "connect", "office"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.starts_with("{\"tunnels\": {\"office\": "),
+        "{stdout}"
+    );
+    let (code, _, stderr) = python(&["call", "connect", "office"]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (Some(5), "VpnError: office is already up\n")
+    );
+    let (code, stdout, _) = python(&["describe"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("watch() -> stream of Event\n"), "{stdout}");
+}

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyd::{ClientSession, Codec, RemoteError, Value};
 
+use super::describe::{self, NoDocument};
 use super::CancelOnSignal;
 use crate::exit::{Exit, Failure};
 use crate::expected;
@@ -29,6 +30,10 @@ use crate::received::Received;
 /// list says it as data. Nothing runs twice: a Rust anyd daemon checks
 /// that a call asks for a stream exactly when its endpoint streams before
 /// it runs the handler. `--stream` skips the first call.
+///
+/// Before that, unless told not to, the arguments are checked against the
+/// daemon's contract (`anyd.describe`), which also says whether the
+/// endpoint streams: with it, the call is made for what it sends at once.
 pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Exit, Failure> {
     if conn.verbose {
         for reading in &call.readings {
@@ -36,7 +41,9 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Ex
         }
     }
     let mut session = conn.connect()?;
-    if !how.stream {
+    // `--stream` is for the fewest round trips: it skips the check too.
+    let streams = how.stream || (how.check && check(conn, &mut session, call)?);
+    if !streams {
         match call_once(conn, &mut session, call) {
             Ok(value) => return print_result(conn, session, value, how),
             // Pickle has no streams (a Python anyd daemon has neither
@@ -57,6 +64,74 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Ex
         }
     }
     stream(conn, session, call, how)
+}
+
+/// Checks the arguments against the daemon's contract (`anyd.describe`),
+/// and tells whether the endpoint streams. A daemon without a contract
+/// is called unchecked.
+fn check(conn: &Connection, session: &mut ClientSession, call: &CallSpec) -> Result<bool, Failure> {
+    let doc = match describe::fetch(conn, session) {
+        Ok(doc) => doc,
+        Err(NoDocument::Failed(f)) => return Err(f),
+        Err(NoDocument::NotProvided(r)) => {
+            if conn.verbose {
+                eprintln!(
+                    "anydctl: no contract to check the arguments against: anyd.describe \
+                     answered {}: {}",
+                    escape_line(&r.kind),
+                    escape(&r.message)
+                );
+            }
+            return Ok(false);
+        }
+        Err(NoDocument::Invalid(why)) => {
+            if conn.verbose {
+                eprintln!("anydctl: arguments unchecked: {}", escape(&why));
+            }
+            return Ok(false);
+        }
+    };
+    let args: Vec<serde_json::Value> = call
+        .args
+        .iter()
+        .map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null))
+        .collect();
+    let kwargs: Vec<(String, serde_json::Value)> = call
+        .kwargs
+        .iter()
+        .map(|(k, v)| {
+            let v = serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+            (k.clone(), v)
+        })
+        .collect();
+    if let Err(e) = doc.check_call(&call.endpoint, &args, &kwargs) {
+        // A word read as JSON where the parameter wants a string.
+        let hint = match e.message.split_once("expected a string, got ") {
+            Some((_, got)) if !got.contains(' ') && !got.starts_with('"') => {
+                format!(" (for the string, quote it as JSON: '\"{got}\"')")
+            }
+            _ => String::new(),
+        };
+        return Err(Failure::new(
+            Exit::Usage,
+            format!(
+                "{e}{hint}\n(the contract of {} says so, from anyd.describe; --no-check sends \
+                 the call anyway)",
+                conn.address
+            ),
+        ));
+    }
+    let streams = doc.method(&call.endpoint).is_some_and(|m| m.stream);
+    if conn.verbose {
+        eprintln!("anydctl: arguments checked against the daemon's contract");
+        if streams {
+            eprintln!(
+                "anydctl: anyd.describe says {} streams: calling it for its items",
+                call.endpoint
+            );
+        }
+    }
+    Ok(streams)
 }
 
 /// Calls for one reply.

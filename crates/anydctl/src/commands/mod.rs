@@ -16,8 +16,10 @@ use crate::plan::Plan;
 
 mod bench;
 mod call;
+mod describe;
 mod endpoints;
 mod ping;
+mod schema;
 
 /// Runs a plan.
 ///
@@ -28,6 +30,8 @@ pub(crate) fn run(plan: Plan) -> Result<Exit, Failure> {
     match plan {
         Plan::Call { conn, call, how } => call::run(&conn, &call, how),
         Plan::Endpoints { conn, json } => endpoints::run(&conn, json),
+        Plan::Describe { conn, json } => describe::run(&conn, json),
+        Plan::SchemaDiff { old, new } => schema::diff(&old, &new),
         Plan::Ping {
             conn,
             count,

@@ -1,11 +1,12 @@
 //! Everything anydctl shows: results and stream items as JSON (with the
 //! descriptors they hold as what kind of file each is), the
-//! endpoint table, ping lines, the benchmark report with its histogram,
+//! endpoint table, contract documents and their diffs, ping lines, the benchmark report with its histogram,
 //! the progress bar.
 //! Commands decide what to show; this module decides how it looks, and
 //! makes what a daemon sent safe to show (`text`). No module here talks to
 //! a daemon.
 
+pub(crate) mod contract;
 pub(crate) mod fds;
 pub(crate) mod json;
 pub(crate) mod progress;

@@ -118,7 +118,7 @@ fn an_endpoint_list_of_another_shape_is_said_in_words() {
         error_reply("TypeError", "count() sends a stream of items"),
         ok_reply(json!("hello world!")),
     ]);
-    let run = anydctl(&["call", &addr, "count", "3"]);
+    let run = anydctl(&["call", "--no-check", &addr, "count", "3"]);
     assert_eq!(run.code, 1, "{run:#?}");
     assert!(
         run.stderr

@@ -1,0 +1,6 @@
+#[anyd::interface]
+pub trait Stops {
+    fn stop(self);
+}
+
+fn main() {}
