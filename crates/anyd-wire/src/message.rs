@@ -5,8 +5,10 @@
 //! still undecoded ([`Arg`]), so that each handler deserializes them
 //! straight into its own parameter types; the [`RequestHead`] a server
 //! reads first, to check who may call an endpoint before any argument costs
-//! anything; a [`Reply`] and its [`RemoteError`]; and the [`Codec`] a
-//! message came in. It holds types only and knows no codec's bytes:
+//! anything; a [`Reply`] and its [`RemoteError`]; the [`Codec`] a message
+//! came in; and, in its `options` module, the [`RequestOptions`] a request
+//! may carry, with the table of options that the codecs write and read
+//! them through. It holds types only and knows no codec's bytes:
 //! reading and writing messages, and the methods of [`Arg`] and
 //! [`RequestHead`] that need a codec, are [`crate::codec`]'s. It does not
 //! own frames either (see [`crate::frame`]), nor the binding of arguments
@@ -18,6 +20,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::Value;
+
+mod options;
+
+#[cfg(test)]
+pub(crate) use options::tests as options_tests;
+pub use options::RequestOptions;
+pub(crate) use options::{OptionError, OptionSet, OptionSink, OptionValue};
 
 /// A payload codec (docs/PROTOCOL.md section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
