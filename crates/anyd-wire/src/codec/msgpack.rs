@@ -52,6 +52,7 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or_else(truncated)?;
         let s = self.buf.get(self.pos..end).ok_or_else(truncated)?;
@@ -59,6 +60,7 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    #[inline]
     fn byte(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
@@ -446,9 +448,17 @@ fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Enco
         .map_err(|e| EncodeError::Serialize(e.to_string()))
 }
 
+/// Writes a string in its shortest form. A short one (an endpoint's name,
+/// say) is a fixstr written here, rmp's general path costing several times
+/// as much; the bytes are the same.
 fn write_str(s: &str, out: &mut Vec<u8>) {
-    // Writing to a Vec cannot fail.
-    let _ = rmp::encode::write_str(out, s);
+    if s.len() < 32 {
+        out.push(0xa0 | s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = rmp::encode::write_str(out, s);
+    }
 }
 
 /// Writes the request `[endpoint, args, kwargs]`.
