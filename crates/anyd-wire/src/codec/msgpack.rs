@@ -688,39 +688,15 @@ mod tests {
     use crate::codec::decode_request;
     use crate::message::options_tests::{all_set, AllKinds};
 
-    /// The options as this implementation wrote them before the table: a
-    /// header and a constant per option. Kept here to check the table
-    /// against.
-    fn old_write_options(options: RequestOptions, out: &mut Vec<u8>) {
-        out.push(0x80 | (u8::from(options.stream) + u8::from(options.fds)));
-        if options.stream {
-            out.extend_from_slice(b"\xa6stream\xc3");
-        }
-        if options.fds {
-            out.extend_from_slice(b"\xa3fds\xc3");
-        }
-    }
-
-    /// The options as this implementation read them before the table, when
-    /// they were the rest of the request: a constant per combination.
-    fn old_known_options(rest: &[u8]) -> Option<RequestOptions> {
-        const FDS: &[u8] = b"\x81\xa3fds\xc3";
-        const STREAM: &[u8] = b"\x81\xa6stream\xc3";
-        const BOTH: &[u8] = b"\x82\xa6stream\xc3\xa3fds\xc3";
-        let (stream, fds) = match rest {
-            FDS => (false, true),
-            STREAM => (true, false),
-            BOTH => (true, true),
-            _ => return None,
-        };
-        Some(RequestOptions::NONE.with_stream(stream).with_fds(fds))
-    }
-
-    fn every_combination() -> impl Iterator<Item = RequestOptions> {
-        [false, true].into_iter().flat_map(|stream| {
-            [false, true].map(|fds| RequestOptions::NONE.with_stream(stream).with_fds(fds))
-        })
-    }
+    /// The options map for every combination of the protocol's options,
+    /// as this implementation wrote and read it with a constant per
+    /// combination before the table, and must still.
+    const EVERY_COMBINATION: [(bool, bool, &[u8]); 4] = [
+        (false, false, b"\x80"),
+        (true, false, b"\x81\xa6stream\xc3"),
+        (false, true, b"\x81\xa3fds\xc3"),
+        (true, true, b"\x82\xa6stream\xc3\xa3fds\xc3"),
+    ];
 
     fn read<O: OptionSet>(bytes: &[u8]) -> Result<O, DecodeError> {
         let mut c = Cursor { buf: bytes, pos: 0 };
@@ -730,22 +706,20 @@ mod tests {
     }
 
     #[test]
-    fn the_table_writes_and_reads_the_constants_it_replaces() {
-        for options in every_combination() {
-            let (mut old, mut new) = (Vec::new(), Vec::new());
-            old_write_options(options, &mut old);
-            write_options(&options, &mut new);
-            assert_eq!(new, old, "{options:?}");
-            assert_eq!(read::<RequestOptions>(&new).unwrap(), options);
-            if options.any() {
-                assert_eq!(old_known_options(&old), Some(options));
-            }
+    fn the_table_writes_and_reads_the_constants_it_replaced() {
+        for (stream, fds, bytes) in EVERY_COMBINATION {
+            let options = RequestOptions::NONE.with_stream(stream).with_fds(fds);
+            let mut out = Vec::new();
+            write_options(&options, &mut out);
+            assert_eq!(out, bytes, "{options:?}");
+            assert_eq!(read::<RequestOptions>(bytes).unwrap(), options);
             // And whole requests, as the client writes them.
-            let (mut old, mut new) = (vec![0x94], Vec::new());
-            encode_call("echo", &("hello",), &(), &mut old).unwrap();
-            old_write_options(options, &mut old);
-            encode_request_with("echo", &("hello",), &(), options, &mut new).unwrap();
-            assert_eq!(new, old, "{options:?}");
+            let mut expected = vec![0x94];
+            encode_call("echo", &("hello",), &(), &mut expected).unwrap();
+            expected.extend_from_slice(bytes);
+            out.clear();
+            encode_request_with("echo", &("hello",), &(), options, &mut out).unwrap();
+            assert_eq!(out, expected, "{options:?}");
         }
     }
 
