@@ -52,7 +52,7 @@ fn request(
 ) -> String {
     req.clear();
     let mark = frame::begin(req);
-    encode_request_with(codec, "echo", &("hello",), &(), *options, req).unwrap();
+    encode_request_with(codec, "echo", &("hello",), &(), options, req).unwrap();
     frame::finish(req, mark);
 
     let f = frame::decode(req, frame::DEFAULT_MAX_FRAME)

@@ -72,13 +72,10 @@ pub struct Request<'a> {
     /// `max_args + 1` of them, enough to find what is wrong with a call
     /// that has too many (one of those is unknown or given twice).
     pub kwargs: Vec<(Cow<'a, str>, Arg<'a>)>,
-    /// The client asked for a stream of replies (docs/PROTOCOL.md section
-    /// 8.1): only a native codec can ask.
-    pub stream: bool,
-    /// The client speaks descriptors (docs/PROTOCOL.md section 8.2): the
-    /// descriptors that came with the request are its arguments', and its
-    /// reply may carry some. Only a native codec can say so.
-    pub fds: bool,
+    /// What the client asks beyond the call (docs/PROTOCOL.md section 8):
+    /// a stream of replies, descriptors. Only a native codec can ask; none
+    /// is [`RequestOptions::NONE`].
+    pub options: RequestOptions,
 }
 
 /// What a client sent.

@@ -246,8 +246,7 @@ pub(crate) fn decode_args<'a>(
         args: parts.args,
         positional: parts.positional,
         kwargs: parts.kwargs,
-        stream: parts.options.stream,
-        fds: parts.options.fds,
+        options: parts.options,
     })
 }
 
@@ -307,7 +306,7 @@ pub(crate) fn encode_request_with<A, K>(
     endpoint: &str,
     args: &A,
     kwargs: &K,
-    options: RequestOptions,
+    options: &RequestOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError>
 where
@@ -316,7 +315,7 @@ where
 {
     encode_call(endpoint, args, kwargs, out)?;
     out.push(b',');
-    write_options(&options, out);
+    write_options(options, out);
     out.push(b']');
     Ok(())
 }
@@ -576,7 +575,7 @@ mod tests {
             expected.extend_from_slice(end);
             let mut out = Vec::new();
             if options.any() {
-                encode_request_with("echo", &("hello",), &(), options, &mut out).unwrap();
+                encode_request_with("echo", &("hello",), &(), &options, &mut out).unwrap();
             } else {
                 encode_request("echo", &("hello",), &(), &mut out).unwrap();
             }
@@ -586,7 +585,7 @@ mod tests {
             else {
                 panic!("{options:?}")
             };
-            assert_eq!((r.stream, r.fds), (stream, fds));
+            assert_eq!(r.options, options);
         }
     }
 

@@ -280,7 +280,7 @@ where
     K: Serialize + ?Sized,
 {
     let options = RequestOptions::NONE.with_stream(true);
-    encode_request_with(codec, endpoint, args, kwargs, options, out)
+    encode_request_with(codec, endpoint, args, kwargs, &options, out)
 }
 
 /// Appends a request calling `endpoint` with `options` (docs/PROTOCOL.md
@@ -295,7 +295,7 @@ pub fn encode_request_with<A, K>(
     endpoint: &str,
     args: &A,
     kwargs: &K,
-    options: RequestOptions,
+    options: &RequestOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError>
 where

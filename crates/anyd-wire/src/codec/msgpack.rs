@@ -249,8 +249,7 @@ pub(crate) fn decode_args<'a>(
         args,
         positional,
         kwargs,
-        stream: options.stream,
-        fds: options.fds,
+        options,
     })
 }
 
@@ -482,7 +481,7 @@ pub(crate) fn encode_request_with<A, K>(
     endpoint: &str,
     args: &A,
     kwargs: &K,
-    options: RequestOptions,
+    options: &RequestOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError>
 where
@@ -491,7 +490,7 @@ where
 {
     out.push(0x94);
     encode_call(endpoint, args, kwargs, out)?;
-    write_options(&options, out);
+    write_options(options, out);
     Ok(())
 }
 
@@ -718,7 +717,7 @@ mod tests {
             encode_call("echo", &("hello",), &(), &mut expected).unwrap();
             expected.extend_from_slice(bytes);
             out.clear();
-            encode_request_with("echo", &("hello",), &(), options, &mut out).unwrap();
+            encode_request_with("echo", &("hello",), &(), &options, &mut out).unwrap();
             assert_eq!(out, expected, "{options:?}");
         }
     }

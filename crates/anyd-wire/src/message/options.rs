@@ -87,7 +87,9 @@ option_set! {
     ///
     /// [`RequestOptions::NONE`] (the default) is the plain request, with
     /// no fourth element.
-    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+    ///
+    /// Not `Copy`, so that an option may hold a string.
+    #[derive(Debug, Default, Clone, PartialEq, Eq)]
     #[non_exhaustive]
     pub struct RequestOptions {
         /// `stream`: the client accepts a stream of replies (section 8.1).

@@ -213,7 +213,7 @@ impl<C> Session<C> {
             endpoint,
             args,
             kwargs,
-            options,
+            &options,
             &mut self.out,
         )?;
         self.out_fds = outgoing.map(Outgoing::finish).unwrap_or_default();
