@@ -39,6 +39,18 @@ pub enum Codec {
     Pickle,
 }
 
+impl Codec {
+    /// Whether this is a native codec, MessagePack or JSON: one that
+    /// carries the extensions of docs/PROTOCOL.md section 8 (request
+    /// options, streams, descriptors). Pickle, Python anyd's, is not.
+    pub const fn is_native(self) -> bool {
+        match self {
+            Codec::MsgPack | Codec::Json => true,
+            Codec::Pickle => false,
+        }
+    }
+}
+
 /// One argument of a request, not yet deserialized.
 ///
 /// Its methods ([`Arg::deserialize`], [`Arg::type_name`],
@@ -188,4 +200,16 @@ pub enum StreamReply<T> {
     /// The stream failed, or was cancelled, or the call was refused;
     /// nothing follows.
     Err(RemoteError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_native_codecs_are_msgpack_and_json() {
+        assert!(Codec::MsgPack.is_native());
+        assert!(Codec::Json.is_native());
+        assert!(!Codec::Pickle.is_native());
+    }
 }

@@ -91,8 +91,9 @@ pub enum EncodeError {
     /// Keyword arguments must serialize as a map with string keys.
     #[error("keyword arguments must be a map or a struct, or () for none")]
     KwargsNotAMap,
-    /// Streams (and the other extensions of docs/PROTOCOL.md section 8.1)
-    /// travel only in the native codecs, MessagePack and JSON.
+    /// Streams (and the other extensions of docs/PROTOCOL.md section 8)
+    /// travel only in the native codecs, MessagePack and JSON (see
+    /// [`Codec::is_native`]).
     #[error("streams and descriptors need a native codec (MessagePack or JSON), not {0:?}")]
     NotNative(Codec),
 }

@@ -29,7 +29,6 @@ use serde::Serialize;
 use super::ClientOptions;
 use crate::error::{Error, Result};
 use crate::frame_buffer::ReadError;
-use anyd_wire::Codec;
 
 /// How long a session dropped without [`end_session`] waits for the
 /// daemon to acknowledge the end of the session, so that a daemon which
@@ -174,7 +173,7 @@ impl<C> Session<C> {
     /// A session over a connection that is ready for calls (past the
     /// handshake, if any).
     pub(crate) fn new(conn: C, options: ClientOptions, carries_fds: bool) -> Self {
-        let speaks_fds = carries_fds && options.descriptors && options.codec != Codec::Pickle;
+        let speaks_fds = carries_fds && options.descriptors && options.codec.is_native();
         Session {
             conn: Some(conn),
             options,

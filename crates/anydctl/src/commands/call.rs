@@ -6,7 +6,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::Instant;
 
-use anyd::{ClientSession, Codec, EndpointInfo, RemoteError, Value};
+use anyd::{ClientSession, EndpointInfo, RemoteError, Value};
 
 use super::CancelOnSignal;
 use crate::exit::{Exit, Failure};
@@ -39,7 +39,7 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Ex
             Ok(value) => return print_result(conn, session, value, how.raw),
             // Pickle has no streams (a Python anyd daemon has neither
             // streams nor anyd.endpoints): its TypeError is only that.
-            Err(anyd::Error::Remote(r)) if r.kind == "TypeError" && conn.codec != Codec::Pickle => {
+            Err(anyd::Error::Remote(r)) if r.kind == "TypeError" && conn.codec.is_native() => {
                 if !listed_as_stream(conn, &mut session, &call.endpoint)? {
                     return Err(remote(conn, r));
                 }
@@ -68,7 +68,7 @@ fn call_once(
     }
     let start = Instant::now();
     let (args, kwargs) = (call.args_value(), call.kwargs_value());
-    let result = if conn.codec == Codec::Pickle {
+    let result = if !conn.codec.is_native() {
         // Pickle carries no descriptors, and `Value` keeps what only
         // pickle says (tuples, sets, big integers) as `Received` would
         // not need to.
