@@ -55,7 +55,7 @@ fn framed_request(
 ) -> Vec<u8> {
     let mut out = Vec::new();
     let mark = frame::begin(&mut out);
-    codec::encode_request_with(Codec::MsgPack, endpoint, &args, &(), options, &mut out).unwrap();
+    codec::encode_request_with(Codec::MsgPack, endpoint, &args, &(), &options, &mut out).unwrap();
     frame::finish(&mut out, mark);
     out
 }

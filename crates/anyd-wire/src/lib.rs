@@ -9,7 +9,8 @@
 //! - [`frame`]: the length prefix every payload travels in.
 //! - [`handshake`]: the mutual authentication, as two state machines.
 //! - [`message`]: requests, replies and the end of a session as types, with
-//!   no bytes.
+//!   no bytes; a request's options ([`message::RequestOptions`]) are one
+//!   value, declared with the one table of options the codecs go through.
 //! - [`codec`]: those messages as MessagePack, JSON or pickle bytes: which
 //!   codec a payload is in, and one module per codec with the same
 //!   functions.

@@ -6,8 +6,10 @@
 //! still undecoded ([`Arg`]), so that each handler deserializes them
 //! straight into its own parameter types; the [`RequestHead`] a server
 //! reads first, to check who may call an endpoint before any argument costs
-//! anything; a [`Reply`] and its [`RemoteError`]; and the [`Codec`] a
-//! message came in. It holds types only and knows no codec's bytes:
+//! anything; a [`Reply`] and its [`RemoteError`]; the [`Codec`] a message
+//! came in; and, in its `options` module, the [`RequestOptions`] a request
+//! may carry, with the table of options that the codecs write and read
+//! them through. It holds types only and knows no codec's bytes:
 //! reading and writing messages, and the methods of [`Arg`] and
 //! [`RequestHead`] that need a codec, are [`crate::codec`]'s. It does not
 //! own frames either (see [`crate::frame`]), nor the binding of arguments
@@ -20,6 +22,13 @@ use serde_json::value::RawValue;
 
 use crate::Value;
 
+mod options;
+
+#[cfg(test)]
+pub(crate) use options::tests as options_tests;
+pub use options::RequestOptions;
+pub(crate) use options::{OptionError, OptionSet, OptionSink, OptionValue};
+
 /// A payload codec ([protocol section 4](crate::protocol#4-codecs)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
@@ -29,6 +38,18 @@ pub enum Codec {
     Json,
     /// Python pickle, decoded as data only, for Python anyd programs.
     Pickle,
+}
+
+impl Codec {
+    /// Whether this is a native codec, MessagePack or JSON: one that
+    /// carries the extensions of docs/PROTOCOL.md section 8 (request
+    /// options, streams, descriptors). Pickle, Python anyd's, is not.
+    pub const fn is_native(self) -> bool {
+        match self {
+            Codec::MsgPack | Codec::Json => true,
+            Codec::Pickle => false,
+        }
+    }
 }
 
 /// One argument of a request, not yet deserialized.
@@ -64,13 +85,10 @@ pub struct Request<'a> {
     /// `max_args + 1` of them, enough to find what is wrong with a call
     /// that has too many (one of those is unknown or given twice).
     pub kwargs: Vec<(Cow<'a, str>, Arg<'a>)>,
-    /// The client asked for a stream of replies
-    /// ([protocol section 8.1](crate::protocol#81-streams)): only a native codec can ask.
-    pub stream: bool,
-    /// The client speaks descriptors ([protocol section 8.2](crate::protocol#82-descriptors)): the
-    /// descriptors that came with the request are its arguments', and its
-    /// reply may carry some. Only a native codec can say so.
-    pub fds: bool,
+    /// What the client asks beyond the call ([protocol section 8](crate::protocol#8-extensions)):
+    /// a stream of replies, descriptors. Only a native codec can ask; none
+    /// is [`RequestOptions::NONE`].
+    pub options: RequestOptions,
 }
 
 /// What a client sent.
@@ -183,4 +201,16 @@ pub enum StreamReply<T> {
     /// The stream failed, or was cancelled, or the call was refused;
     /// nothing follows.
     Err(RemoteError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_native_codecs_are_msgpack_and_json() {
+        assert!(Codec::MsgPack.is_native());
+        assert!(Codec::Json.is_native());
+        assert!(!Codec::Pickle.is_native());
+    }
 }

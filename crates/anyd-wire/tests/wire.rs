@@ -485,7 +485,7 @@ mod streams {
         encode_stream_request(Codec::MsgPack, "count", &(3,), &(), &mut out).unwrap();
         assert_eq!(out, b"\x94\xa5count\x91\x03\x80\x81\xa6stream\xc3");
         let r = request(&out);
-        assert!(r.stream);
+        assert!(r.options.stream);
         assert_eq!(arg::<u32>(&r, 0), 3);
         out.clear();
         encode_item(Codec::MsgPack, &7, &mut out).unwrap();
@@ -520,7 +520,7 @@ mod streams {
         encode_stream_request(Codec::Json, "count", &(3,), &(), &mut out).unwrap();
         assert_eq!(out, br#"["count",[3],{},{"stream":true}]"#);
         let r = request(&out);
-        assert!(r.stream);
+        assert!(r.options.stream);
         out.clear();
         encode_item(Codec::Json, &"x", &mut out).unwrap();
         assert_eq!(out, br#"{"item":"x"}"#);
@@ -546,11 +546,15 @@ mod streams {
         for codec in [Codec::MsgPack, Codec::Json, Codec::Pickle] {
             let mut out = Vec::new();
             encode_request(codec, "count", &(3,), &(), &mut out).unwrap();
-            assert!(!request(&out).stream, "{codec:?}");
+            assert!(!request(&out).options.stream, "{codec:?}");
         }
         // Options may also say no.
-        assert!(!request(br#"["count",[3],{},{"stream":false}]"#).stream);
-        assert!(!request(br#"["count",[3],{},{}]"#).stream);
+        assert!(
+            !request(br#"["count",[3],{},{"stream":false}]"#)
+                .options
+                .stream
+        );
+        assert!(!request(br#"["count",[3],{},{}]"#).options.stream);
     }
 
     #[test]
@@ -619,31 +623,31 @@ mod descriptors {
             "read",
             &(placeholder(0),),
             &(),
-            fds,
+            &fds,
             &mut out,
         )
         .unwrap();
         assert_eq!(out, b"\x94\xa4read\x91\x81\xa3$fd\x00\x80\x81\xa3fds\xc3");
         let r = request(&out);
-        assert!(r.fds && !r.stream);
+        assert!(r.options.fds && !r.options.stream);
         out.clear();
         let both = fds.with_stream(true);
-        encode_request_with(Codec::MsgPack, "watch", &(), &(), both, &mut out).unwrap();
+        encode_request_with(Codec::MsgPack, "watch", &(), &(), &both, &mut out).unwrap();
         assert_eq!(out, b"\x94\xa5watch\x90\x80\x82\xa6stream\xc3\xa3fds\xc3");
         let r = request(&out);
-        assert!(r.fds && r.stream);
+        assert!(r.options.fds && r.options.stream);
     }
 
     #[test]
     fn json_vectors() {
         let fds = RequestOptions::NONE.with_fds(true);
         let mut out = Vec::new();
-        encode_request_with(Codec::Json, "read", &(placeholder(0),), &(), fds, &mut out).unwrap();
+        encode_request_with(Codec::Json, "read", &(placeholder(0),), &(), &fds, &mut out).unwrap();
         assert_eq!(out, br#"["read",[{"$fd":0}],{},{"fds":true}]"#);
-        assert!(request(&out).fds);
+        assert!(request(&out).options.fds);
         out.clear();
         let both = fds.with_stream(true);
-        encode_request_with(Codec::Json, "watch", &(), &(), both, &mut out).unwrap();
+        encode_request_with(Codec::Json, "watch", &(), &(), &both, &mut out).unwrap();
         assert_eq!(out, br#"["watch",[],{},{"stream":true,"fds":true}]"#);
         // Without options, the plain request.
         out.clear();
@@ -652,12 +656,12 @@ mod descriptors {
             "watch",
             &(),
             &(),
-            RequestOptions::NONE,
+            &RequestOptions::NONE,
             &mut out,
         )
         .unwrap();
         assert_eq!(out, br#"["watch",[],{}]"#);
-        assert!(!request(&out).fds);
+        assert!(!request(&out).options.fds);
     }
 
     #[test]
@@ -665,7 +669,7 @@ mod descriptors {
         let mut out = Vec::new();
         let fds = RequestOptions::NONE.with_fds(true);
         assert_eq!(
-            encode_request_with(Codec::Pickle, "read", &(), &(), fds, &mut out),
+            encode_request_with(Codec::Pickle, "read", &(), &(), &fds, &mut out),
             Err(EncodeError::NotNative(Codec::Pickle))
         );
         assert!(decode_request(br#"["read",[],{},{"fds":1}]"#, &limits()).is_err());

@@ -422,8 +422,8 @@ impl Registry {
             .map_err(|e| RemoteError::new("ValueError", e.to_string()))?;
         let request = decode_args(head, endpoint.info.params.len(), limits)?;
         check_stream(&request, endpoint.info.stream)?;
-        let carries_fds = request.fds && fds.is_some();
-        if !request.fds && fds.as_ref().is_some_and(|f| !f.is_empty()) {
+        let carries_fds = request.options.fds && fds.is_some();
+        if !request.options.fds && fds.as_ref().is_some_and(|f| !f.is_empty()) {
             return Err(RemoteError::new(
                 "ValueError",
                 "descriptors came with a request that does not say it carries them \
@@ -510,7 +510,7 @@ impl Registry {
 /// nor a single value be taken for a stream's end.
 fn check_stream(request: &Request<'_>, streams: bool) -> Result<(), RemoteError> {
     let name = &request.endpoint;
-    match (request.stream, streams) {
+    match (request.options.stream, streams) {
         (false, true) => Err(RemoteError::new(
             "TypeError",
             format!(

@@ -152,7 +152,7 @@ impl Connection {
         // Only the likely causes for this connection are named: a missing
         // key when none was given, the codec when a Python daemon (TCP
         // only, in practice) may be at the other end.
-        let python = self.codec != Codec::Pickle && matches!(self.address, Address::Tcp { .. });
+        let python = self.codec.is_native() && matches!(self.address, Address::Tcp { .. });
         let mut hints = Vec::new();
         match &e {
             anyd::Error::AuthRequired => {
@@ -411,7 +411,7 @@ fn call_spec(
     fds: &[FdSource],
     address: &Address,
 ) -> Result<CallSpec, Failure> {
-    if !fds.is_empty() && (codec == Codec::Pickle || !matches!(address, Address::Unix(_))) {
+    if !fds.is_empty() && (!codec.is_native() || !matches!(address, Address::Unix(_))) {
         return Err(usage(format!(
             "{} sends a descriptor, which travels only over a Unix socket, in MessagePack \
              or JSON (not {} to {address})",
@@ -462,7 +462,7 @@ fn read_arg(text: &str, codec: Codec) -> Result<(Value, String), String> {
             .parse::<i128>()
             .map_err(|_| format!("{text} does not fit in 128 bits; {quote}"))?;
         let fits_64 = i64::try_from(n).is_ok() || u64::try_from(n).is_ok();
-        if !fits_64 && codec != Codec::Pickle {
+        if !fits_64 && codec.is_native() {
             return Err(format!(
                 "{text} does not fit in 64 bits, the most {} carries; use --codec pickle, \
                  or {quote}",

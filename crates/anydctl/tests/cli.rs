@@ -1418,7 +1418,7 @@ impl Relay {
         frames
             .iter()
             .map(|payload| match decode_request(payload, &limits) {
-                Ok(Incoming::Request(r)) if r.stream => format!("stream {}", r.endpoint),
+                Ok(Incoming::Request(r)) if r.options.stream => format!("stream {}", r.endpoint),
                 Ok(Incoming::Request(r)) => format!("call {}", r.endpoint),
                 Ok(Incoming::Cancel(_)) => "cancel".to_owned(),
                 Ok(Incoming::EndSession(_)) => "end session".to_owned(),

@@ -2,7 +2,7 @@
 
 use anyd_wire::codec::{
     decode_reply, decode_request, decode_stream_reply, encode_item, encode_request_with,
-    DecodeLimits, RequestOptions,
+    DecodeLimits,
 };
 use anyd_wire::message::{Incoming, StreamReply};
 use anyd_wire::{Codec, Value};
@@ -37,8 +37,7 @@ pub fn check(codec: Codec, data: &[u8]) {
         return;
     };
     let mut out = Vec::new();
-    let options = RequestOptions::NONE.with_stream(r.stream).with_fds(r.fds);
-    let encoded = encode_request_with(r.codec, &r.endpoint, &args, &(), options, &mut out);
+    let encoded = encode_request_with(r.codec, &r.endpoint, &args, &(), &r.options, &mut out);
     if encoded.is_err() {
         return;
     }
@@ -47,6 +46,5 @@ pub fn check(codec: Codec, data: &[u8]) {
     };
     assert_eq!(again.endpoint, r.endpoint);
     assert_eq!(again.args.len(), args.len());
-    assert_eq!(again.stream, r.stream);
-    assert_eq!(again.fds, r.fds);
+    assert_eq!(again.options, r.options);
 }

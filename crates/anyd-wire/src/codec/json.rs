@@ -18,7 +18,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::codec::{ArgError, DecodeError, DecodeLimits, EncodeError, RequestOptions};
-use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead, StreamReply};
+use crate::message::{
+    Arg, Codec, Head, OptionSet, OptionSink, OptionValue, RemoteError, Reply, Request, RequestHead,
+    StreamReply,
+};
 
 /// First bytes that select this codec. No leading whitespace is allowed, so
 /// detection stays a one-byte decision.
@@ -77,6 +80,8 @@ impl<'de> Visitor<'de> for ArgsVisitor {
                 max: self.max_args.saturating_add(1),
             })?
             .ok_or_else(|| de::Error::invalid_length(2, &self))?;
+        // The options map, read through the table (`RequestOptions`'s
+        // `Deserialize`): an unknown key is refused where it stands.
         let options = seq.next_element::<RequestOptions>()?.unwrap_or_default();
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
             return Err(de::Error::invalid_length(5, &self));
@@ -241,8 +246,7 @@ pub(crate) fn decode_args<'a>(
         args: parts.args,
         positional: parts.positional,
         kwargs: parts.kwargs,
-        stream: parts.options.stream,
-        fds: parts.options.fds,
+        options: parts.options,
     })
 }
 
@@ -308,12 +312,12 @@ where
 }
 
 /// Writes the request `[endpoint, args, kwargs, options]`, the options
-/// holding only what is set (`{"stream":true,"fds":true}` at most).
+/// holding only what is set.
 pub(crate) fn encode_request_with<A, K>(
     endpoint: &str,
     args: &A,
     kwargs: &K,
-    options: RequestOptions,
+    options: &RequestOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError>
 where
@@ -321,13 +325,52 @@ where
     K: Serialize + ?Sized,
 {
     encode_call(endpoint, args, kwargs, out)?;
-    out.extend_from_slice(match (options.stream, options.fds) {
-        (true, true) => b",{\"stream\":true,\"fds\":true}]".as_slice(),
-        (true, false) => b",{\"stream\":true}]",
-        (false, true) => b",{\"fds\":true}]",
-        (false, false) => b"]",
-    });
+    out.push(b',');
+    write_options(options, out);
+    out.push(b']');
     Ok(())
+}
+
+/// Writes the options map (docs/PROTOCOL.md section 8), whatever its keys:
+/// each option set, as `"key":value`, with no space. Keys are plain ASCII
+/// (the table's rule), written as they are; a string value is escaped.
+fn write_options<O: OptionSet>(options: &O, out: &mut Vec<u8>) {
+    out.push(b'{');
+    options.each(&mut OptionWriter { out, first: true });
+    out.push(b'}');
+}
+
+/// Writes each option [`write_options`] is given.
+struct OptionWriter<'o> {
+    out: &'o mut Vec<u8>,
+    /// No option is written yet: no comma before this one.
+    first: bool,
+}
+
+impl OptionSink<'_> for OptionWriter<'_> {
+    /// One option, `"key":value`. Always inlined: where an option's key and
+    /// kind are constants, this is a few copies.
+    #[inline(always)]
+    fn option(&mut self, key: &'static str, value: OptionValue<'_>) {
+        let out = &mut *self.out;
+        if !std::mem::take(&mut self.first) {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        match value {
+            OptionValue::Bool(true) => out.extend_from_slice(b"true"),
+            OptionValue::Bool(false) => out.extend_from_slice(b"false"),
+            // A number and a string always serialize.
+            OptionValue::UInt(n) => {
+                let _ = write(&n, out);
+            }
+            OptionValue::Str(s) => {
+                let _ = write(s, out);
+            }
+        }
+    }
 }
 
 /// Writes `[endpoint, args, kwargs` without the closing bracket.
@@ -507,5 +550,135 @@ impl<'de> de::Deserialize<'de> for Envelope<'de> {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::decode_request;
+    use crate::message::options_tests::{all_set, AllKinds, ReadOptions};
+
+    /// The end of a request for every combination of the protocol's
+    /// options, as this implementation wrote it with a constant per
+    /// combination before the table, and must still.
+    const EVERY_COMBINATION: [(bool, bool, &[u8]); 4] = [
+        (false, false, b"]"),
+        (true, false, b",{\"stream\":true}]"),
+        (false, true, b",{\"fds\":true}]"),
+        (true, true, b",{\"stream\":true,\"fds\":true}]"),
+    ];
+
+    fn read<O: OptionSet>(text: &str) -> Result<O, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let options =
+            de::DeserializeSeed::deserialize(ReadOptions(std::marker::PhantomData), &mut de)?;
+        de.end()?;
+        Ok(options)
+    }
+
+    #[test]
+    fn the_table_writes_and_reads_the_constants_it_replaced() {
+        for (stream, fds, end) in EVERY_COMBINATION {
+            let options = RequestOptions::NONE.with_stream(stream).with_fds(fds);
+            let mut expected = Vec::new();
+            encode_call("echo", &("hello",), &(), &mut expected).unwrap();
+            expected.extend_from_slice(end);
+            let mut out = Vec::new();
+            if options.any() {
+                encode_request_with("echo", &("hello",), &(), &options, &mut out).unwrap();
+            } else {
+                encode_request("echo", &("hello",), &(), &mut out).unwrap();
+            }
+            assert_eq!(out, expected, "{options:?}");
+            let Ok(crate::message::Incoming::Request(r)) =
+                decode_request(&out, &DecodeLimits::default())
+            else {
+                panic!("{options:?}")
+            };
+            assert_eq!(r.options, options);
+        }
+    }
+
+    #[test]
+    fn options_of_every_kind_are_written_as_serde_json_writes_a_map() {
+        #[derive(Serialize)]
+        struct Expected<'a> {
+            flag: bool,
+            number: u64,
+            text: &'a str,
+        }
+        let set = all_set();
+        let mut out = Vec::new();
+        write_options(&set, &mut out);
+        let e = Expected {
+            flag: true,
+            number: set.number.unwrap(),
+            text: set.text.as_deref().unwrap(),
+        };
+        assert_eq!(out, serde_json::to_vec(&e).unwrap());
+        assert_eq!(
+            read::<AllKinds>(std::str::from_utf8(&out).unwrap()).unwrap(),
+            set
+        );
+        out.clear();
+        write_options(&AllKinds::default(), &mut out);
+        assert_eq!(out, b"{}");
+        // An escaped key is its text.
+        assert!(read::<AllKinds>(r#"{"fl\u0061g":true}"#).unwrap().flag);
+    }
+
+    #[test]
+    fn options_of_another_kind_are_refused_naming_the_option() {
+        for (text, why) in [
+            (
+                r#"{"number":-1}"#,
+                r#""number" takes an unsigned integer, not a negative integer"#,
+            ),
+            (
+                r#"{"number":1.5}"#,
+                r#""number" takes an unsigned integer, not a float"#,
+            ),
+            (
+                r#"{"number":"1"}"#,
+                r#""number" takes an unsigned integer, not a string"#,
+            ),
+            (
+                r#"{"text":true}"#,
+                r#""text" takes a string, not a boolean"#,
+            ),
+            (r#"{"flag":[1]}"#, r#""flag" takes a boolean, not a list"#),
+            (
+                r#"{"flag":{"a":1}}"#,
+                r#""flag" takes a boolean, not a map"#,
+            ),
+            (r#"{"flag":null}"#, r#""flag" takes a boolean, not null"#),
+        ] {
+            let e = read::<AllKinds>(text).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    /// An unknown option is refused as before the table, word for word,
+    /// where it stands.
+    #[test]
+    fn unknown_options_are_refused_as_before() {
+        for (text, error) in [
+            (
+                r#"["count",[3],{},{"fast":true}]"#,
+                r#"malformed Json message: unknown request option "fast" at line 1 column 23"#,
+            ),
+            (
+                r#"["count",[3],{},{"fast":[1,2}]"#,
+                r#"malformed Json message: unknown request option "fast" at line 1 column 23"#,
+            ),
+            (
+                r#"["count",[3],{},[]]"#,
+                "malformed Json message: invalid type: sequence, expected a map of request options at line 1 column 16",
+            ),
+        ] {
+            let e = decode_request(text.as_bytes(), &DecodeLimits::default()).unwrap_err();
+            assert_eq!(e.to_string(), error);
+        }
     }
 }

@@ -24,10 +24,15 @@
 //! | `encode_reply_error(err, out)` | appends an error reply; never fails |
 //! | `encode_end_session(out)` | appends SIGENDS |
 //!
-//! The native codecs (MessagePack and JSON) also carry streams
-//! ([protocol section 8.1](crate::protocol#81-streams)): `encode_stream_request`, `encode_item`
-//! and `encode_cancel`, and their `decode_head` and `decode_reply` know
-//! the cancel and item frames. Pickle has no streams.
+//! The native codecs (MessagePack and JSON) also carry the extensions of
+//! [protocol section 8](crate::protocol#8-extensions). A request may have options
+//! (`encode_request_with`, and `decode_args` reads them): each of the two
+//! writes the options map with one `write_options` and reads it with one
+//! function, whatever its keys, through the table of [`RequestOptions`]
+//! (see its module, `message::options`), so that a new option changes no
+//! codec. They carry streams: `encode_item` and `encode_cancel`, and their
+//! `decode_head` and `decode_reply` know the cancel and item frames.
+//! Pickle has neither options nor streams.
 //!
 //! The codecs whose arguments stay encoded until a handler asks for them
 //! (MessagePack and JSON) also offer `decode_arg::<T>(raw)` and
@@ -41,8 +46,8 @@ pub mod pickle;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use crate::message::Codec;
 use crate::message::{Arg, Head, Incoming, RemoteError, Reply, Request, RequestHead, StreamReply};
+pub use crate::message::{Codec, RequestOptions};
 use crate::Value;
 
 /// Why a payload could not be decoded.
@@ -86,107 +91,11 @@ pub enum EncodeError {
     /// Keyword arguments must serialize as a map with string keys.
     #[error("keyword arguments must be a map or a struct, or () for none")]
     KwargsNotAMap,
-    /// Streams (and the other extensions of [protocol section 8.1](crate::protocol#81-streams))
-    /// travel only in the native codecs, MessagePack and JSON.
+    /// Streams (and the other extensions of [protocol section 8](crate::protocol#8-extensions))
+    /// travel only in the native codecs, MessagePack and JSON (see
+    /// [`Codec::is_native`]).
     #[error("streams and descriptors need a native codec (MessagePack or JSON), not {0:?}")]
     NotNative(Codec),
-}
-
-/// What a request asks beyond the call itself: the optional fourth element
-/// of a native request ([protocol section 8.1](crate::protocol#81-streams)). An option this
-/// implementation does not know is an error, so that a client learns that
-/// the daemon cannot do what it asked rather than getting something else.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RequestOptions {
-    /// The client accepts a stream of replies (section 8.1).
-    pub stream: bool,
-    /// The client speaks descriptors (section 8.2): the request may come
-    /// with some, and its reply or items may carry some.
-    pub fds: bool,
-}
-
-impl RequestOptions {
-    /// No option: the plain three-element request.
-    pub const NONE: RequestOptions = RequestOptions {
-        stream: false,
-        fds: false,
-    };
-
-    /// These options, asking for a stream or not.
-    #[must_use]
-    pub const fn with_stream(mut self, on: bool) -> Self {
-        self.stream = on;
-        self
-    }
-
-    /// These options, speaking descriptors or not.
-    #[must_use]
-    pub const fn with_fds(mut self, on: bool) -> Self {
-        self.fds = on;
-        self
-    }
-
-    /// Whether any option is set, so that the request needs its fourth
-    /// element.
-    pub const fn any(&self) -> bool {
-        self.stream || self.fds
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for RequestOptions {
-    /// A map only: serde's derive would also take a list of the fields'
-    /// values, which is not what the protocol says.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Options;
-        impl<'de> serde::de::Visitor<'de> for Options {
-            type Value = RequestOptions;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map of request options")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<RequestOptions, A::Error> {
-                let mut options = RequestOptions::default();
-                while let Some(key) = map.next_key::<OptionKey>()? {
-                    match key {
-                        OptionKey::Stream => options.stream = map.next_value()?,
-                        OptionKey::Fds => options.fds = map.next_value()?,
-                    }
-                }
-                Ok(options)
-            }
-        }
-        d.deserialize_map(Options)
-    }
-}
-
-/// A key of the options map; any other is an error naming it. Read from
-/// the borrowed key, without allocating.
-enum OptionKey {
-    Stream,
-    Fds,
-}
-
-impl<'de> serde::Deserialize<'de> for OptionKey {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Key;
-        impl serde::de::Visitor<'_> for Key {
-            type Value = OptionKey;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a request option's name")
-            }
-            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<OptionKey, E> {
-                match key {
-                    "stream" => Ok(OptionKey::Stream),
-                    "fds" => Ok(OptionKey::Fds),
-                    other => Err(E::custom(format_args!("unknown request option {other:?}"))),
-                }
-            }
-        }
-        d.deserialize_identifier(Key)
-    }
 }
 
 /// Limits applied while decoding untrusted payloads.
@@ -389,7 +298,7 @@ where
     K: Serialize + ?Sized,
 {
     let options = RequestOptions::NONE.with_stream(true);
-    encode_request_with(codec, endpoint, args, kwargs, options, out)
+    encode_request_with(codec, endpoint, args, kwargs, &options, out)
 }
 
 /// Appends a request calling `endpoint` with `options`
@@ -404,7 +313,7 @@ pub fn encode_request_with<A, K>(
     endpoint: &str,
     args: &A,
     kwargs: &K,
-    options: RequestOptions,
+    options: &RequestOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError>
 where

@@ -17,7 +17,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{ArgError, DecodeError, DecodeLimits, EncodeError, RequestOptions};
-use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead, StreamReply};
+use crate::message::{
+    Arg, Codec, Head, OptionError, OptionSet, OptionSink, OptionValue, RemoteError, Reply, Request,
+    RequestHead, StreamReply,
+};
 
 /// First bytes that select this codec: a fixarray of 3 (a request) or 4
 /// (a request with options), the fixstr of 7 that starts SIGENDS, the
@@ -49,6 +52,7 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or_else(truncated)?;
         let s = self.buf.get(self.pos..end).ok_or_else(truncated)?;
@@ -56,6 +60,7 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    #[inline]
     fn byte(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
@@ -233,19 +238,9 @@ pub(crate) fn decode_args<'a>(
     }
     // The array's length was read by `decode_head`: 4 means options.
     let options = if payload.first() == Some(&0x94) {
-        match known_options(&c.buf[c.pos..]) {
-            Some(options) => {
-                c.pos = c.buf.len();
-                options
-            }
-            None => {
-                let body = c.skip_value()?;
-                from_slice::<RequestOptions>(body)
-                    .map_err(|e| malformed(format!("bad request options: {e}")))?
-            }
-        }
+        read_options(&mut c)?
     } else {
-        RequestOptions::default()
+        RequestOptions::NONE
     };
     c.finish()?;
     Ok(Request {
@@ -254,26 +249,160 @@ pub(crate) fn decode_args<'a>(
         args,
         positional,
         kwargs,
-        stream: options.stream,
-        fds: options.fds,
+        options,
     })
 }
 
-/// The options as this implementation writes them, when they are all
-/// that is left of the request: read without serde, since every request
-/// of a client that speaks descriptors has them. Anything else (other
-/// bytes, or more after them) goes the general way.
-fn known_options(rest: &[u8]) -> Option<RequestOptions> {
-    const FDS: &[u8] = b"\x81\xa3fds\xc3";
-    const STREAM: &[u8] = b"\x81\xa6stream\xc3";
-    const BOTH: &[u8] = b"\x82\xa6stream\xc3\xa3fds\xc3";
-    let (stream, fds) = match rest {
-        FDS => (false, true),
-        STREAM => (true, false),
-        BOTH => (true, true),
-        _ => return None,
+/// Reads the options map (docs/PROTOCOL.md section 8) into a set of
+/// options, whatever its keys: each key is found in the set's table, then
+/// its value read as the kind it is. Without serde, and without building
+/// an error on the way, since every request of a client that speaks
+/// descriptors has options.
+///
+/// A map that is not well formed is refused as the rest of a request would
+/// be (truncated, say) before anything it holds is; then an unknown key,
+/// or a value of the wrong kind, is refused naming it.
+fn read_options<O: OptionSet>(c: &mut Cursor<'_>) -> Result<O, DecodeError> {
+    let mut options = O::UNSET;
+    match read_map(&c.buf[c.pos..], &mut options) {
+        Ok(len) => {
+            c.pos += len;
+            Ok(options)
+        }
+        Err(refused) => {
+            c.skip_value()?;
+            Err(malformed(format!("bad request options: {refused}")))
+        }
+    }
+}
+
+/// Why [`read_map`] stopped.
+enum Refused<'a> {
+    /// The bytes end within the map.
+    Truncated,
+    /// Not a map.
+    NotAMap(u8),
+    /// A key that is not a string.
+    KeyNotAString(u8),
+    /// A key that is not UTF-8.
+    KeyNotUtf8,
+    /// What the set refuses.
+    Option(OptionError<'a>),
+}
+
+impl std::fmt::Display for Refused<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Truncated => f.write_str("truncated MessagePack value"),
+            Refused::NotAMap(m) => write!(f, "expected a map, found marker {m:#04x}"),
+            Refused::KeyNotAString(m) => write!(f, "expected a string, found marker {m:#04x}"),
+            Refused::KeyNotUtf8 => f.write_str("string is not valid UTF-8"),
+            Refused::Option(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The walk of [`read_options`] over the bytes from the map on: how many
+/// it took.
+fn read_map<'a, O: OptionSet>(bytes: &'a [u8], options: &mut O) -> Result<usize, Refused<'a>> {
+    let mut rest = bytes;
+    let n = match take(&mut rest, 1)?[0] {
+        m @ 0x80..=0x8f => u64::from(m & 0x0f),
+        0xde => be(take(&mut rest, 2)?),
+        0xdf => be(take(&mut rest, 4)?),
+        m => return Err(Refused::NotAMap(m)),
     };
-    Some(RequestOptions::NONE.with_stream(stream).with_fds(fds))
+    for _ in 0..n {
+        let key = match take(&mut rest, 1)?[0] {
+            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+            0xd9 => len(take(&mut rest, 1)?)?,
+            0xda => len(take(&mut rest, 2)?)?,
+            0xdb => len(take(&mut rest, 4)?)?,
+            m => return Err(Refused::KeyNotAString(m)),
+        };
+        let key = take(&mut rest, key)?;
+        let value = read_value(&mut rest)?;
+        // The table's keys are ASCII: a key that is one is UTF-8, and one
+        // that is not is refused as not UTF-8 before it is unknown.
+        options
+            .set(key, value)
+            .map_err(|e| match std::str::from_utf8(key) {
+                Ok(_) => Refused::Option(e),
+                Err(_) => Refused::KeyNotUtf8,
+            })?;
+    }
+    Ok(bytes.len() - rest.len())
+}
+
+/// The first `n` bytes of `rest`, which then starts after them.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], Refused<'a>> {
+    let (head, tail) = rest.split_at_checked(n).ok_or(Refused::Truncated)?;
+    *rest = tail;
+    Ok(head)
+}
+
+/// A big-endian unsigned number.
+fn be(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |acc, b| (acc << 8) | u64::from(*b))
+}
+
+/// A big-endian length, which no buffer holds if it passes `usize`.
+fn len(bytes: &[u8]) -> Result<usize, Refused<'static>> {
+    usize::try_from(be(bytes)).map_err(|_| Refused::Truncated)
+}
+
+/// Reads one option's value: of a kind options take, or (as the inner
+/// `Err`) what it is instead. What no option takes is not skipped: the
+/// options it is in are refused.
+fn read_value<'a>(
+    rest: &mut &'a [u8],
+) -> Result<Result<OptionValue<'a>, &'static str>, Refused<'a>> {
+    let marker = take(rest, 1)?[0];
+    let signed = |bytes: &[u8]| {
+        let shift = 64 - 8 * bytes.len() as u32;
+        let n = ((be(bytes) << shift) as i64) >> shift;
+        u64::try_from(n)
+            .map(OptionValue::UInt)
+            .map_err(|_| "a negative integer")
+    };
+    let s = |bytes: &'a [u8]| {
+        std::str::from_utf8(bytes)
+            .map(OptionValue::Str)
+            .map_err(|_| "a string that is not UTF-8")
+    };
+    Ok(match marker {
+        0xc2 => Ok(OptionValue::Bool(false)),
+        0xc3 => Ok(OptionValue::Bool(true)),
+        0x00..=0x7f => Ok(OptionValue::UInt(u64::from(marker))),
+        0xcc => Ok(OptionValue::UInt(be(take(rest, 1)?))),
+        0xcd => Ok(OptionValue::UInt(be(take(rest, 2)?))),
+        0xce => Ok(OptionValue::UInt(be(take(rest, 4)?))),
+        0xcf => Ok(OptionValue::UInt(be(take(rest, 8)?))),
+        0xd0 => signed(take(rest, 1)?),
+        0xd1 => signed(take(rest, 2)?),
+        0xd2 => signed(take(rest, 4)?),
+        0xd3 => signed(take(rest, 8)?),
+        0xa0..=0xbf => s(take(rest, usize::from(marker & 0x1f))?),
+        0xd9 => {
+            let n = len(take(rest, 1)?)?;
+            s(take(rest, n)?)
+        }
+        0xda => {
+            let n = len(take(rest, 2)?)?;
+            s(take(rest, n)?)
+        }
+        0xdb => {
+            let n = len(take(rest, 4)?)?;
+            s(take(rest, n)?)
+        }
+        0xe0..=0xff => Err("a negative integer"),
+        0xc0 => Err("nil"),
+        0xca | 0xcb => Err("a float"),
+        0xc4..=0xc6 => Err("bytes"),
+        0x90..=0x9f | 0xdc | 0xdd => Err("a list"),
+        0x80..=0x8f | 0xde | 0xdf => Err("a map"),
+        _ => Err("an extension"),
+    })
 }
 
 /// The Python type name of the value that starts `bytes`, from its marker.
@@ -337,9 +466,17 @@ fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Enco
         .map_err(|e| EncodeError::Serialize(e.to_string()))
 }
 
+/// Writes a string in its shortest form. A short one (an endpoint's name,
+/// say) is a fixstr written here, rmp's general path costing several times
+/// as much; the bytes are the same.
 fn write_str(s: &str, out: &mut Vec<u8>) {
-    // Writing to a Vec cannot fail.
-    let _ = rmp::encode::write_str(out, s);
+    if s.len() < 32 {
+        out.push(0xa0 | s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = rmp::encode::write_str(out, s);
+    }
 }
 
 /// Writes the request `[endpoint, args, kwargs]`.
@@ -358,12 +495,12 @@ where
 }
 
 /// Writes the request `[endpoint, args, kwargs, options]`, the options
-/// holding only what is set (`{"stream": true, "fds": true}` at most).
+/// holding only what is set.
 pub(crate) fn encode_request_with<A, K>(
     endpoint: &str,
     args: &A,
     kwargs: &K,
-    options: RequestOptions,
+    options: &RequestOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError>
 where
@@ -372,14 +509,48 @@ where
 {
     out.push(0x94);
     encode_call(endpoint, args, kwargs, out)?;
-    out.push(0x80 | (u8::from(options.stream) + u8::from(options.fds)));
-    if options.stream {
-        out.extend_from_slice(b"\xa6stream\xc3");
-    }
-    if options.fds {
-        out.extend_from_slice(b"\xa3fds\xc3");
-    }
+    write_options(options, out);
     Ok(())
+}
+
+/// Writes the options map (docs/PROTOCOL.md section 8), whatever its keys:
+/// a header with the number of options set, then each key and value in
+/// their shortest forms, as rmp-serde would write them. Nothing is
+/// allocated.
+fn write_options<O: OptionSet>(options: &O, out: &mut Vec<u8>) {
+    const { assert!(O::KEYS.len() <= 15, "a fixmap holds 15 entries at most") };
+    let header = out.len();
+    out.push(0x80);
+    options.each(&mut OptionWriter { out, header });
+}
+
+/// Writes each option [`write_options`] is given, and counts it in the
+/// map's header.
+struct OptionWriter<'o> {
+    out: &'o mut Vec<u8>,
+    /// Where the map's header is.
+    header: usize,
+}
+
+impl OptionSink<'_> for OptionWriter<'_> {
+    /// One option: its key, a fixstr (the table's rule: at most 31 bytes),
+    /// and its value in its shortest form. Always inlined: where an
+    /// option's key and kind are constants, this is a few stores.
+    #[inline(always)]
+    fn option(&mut self, key: &'static str, value: OptionValue<'_>) {
+        let out = &mut *self.out;
+        out[self.header] += 1;
+        out.push(0xa0 | key.len() as u8);
+        out.extend_from_slice(key.as_bytes());
+        match value {
+            OptionValue::Bool(on) => out.push(if on { 0xc3 } else { 0xc2 }),
+            OptionValue::UInt(n) => {
+                // Writing to a Vec cannot fail.
+                let _ = rmp::encode::write_uint(out, n);
+            }
+            OptionValue::Str(s) => write_str(s, out),
+        }
+    }
 }
 
 /// Writes the three elements of a call after the array's header.
@@ -532,6 +703,142 @@ fn decode_error(body: &[u8]) -> Result<RemoteError, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::decode_request;
+    use crate::message::options_tests::{all_set, AllKinds};
+
+    /// The options map for every combination of the protocol's options,
+    /// as this implementation wrote and read it with a constant per
+    /// combination before the table, and must still.
+    const EVERY_COMBINATION: [(bool, bool, &[u8]); 4] = [
+        (false, false, b"\x80"),
+        (true, false, b"\x81\xa6stream\xc3"),
+        (false, true, b"\x81\xa3fds\xc3"),
+        (true, true, b"\x82\xa6stream\xc3\xa3fds\xc3"),
+    ];
+
+    fn read<O: OptionSet>(bytes: &[u8]) -> Result<O, DecodeError> {
+        let mut c = Cursor { buf: bytes, pos: 0 };
+        let options = read_options(&mut c)?;
+        c.finish()?;
+        Ok(options)
+    }
+
+    #[test]
+    fn the_table_writes_and_reads_the_constants_it_replaced() {
+        for (stream, fds, bytes) in EVERY_COMBINATION {
+            let options = RequestOptions::NONE.with_stream(stream).with_fds(fds);
+            let mut out = Vec::new();
+            write_options(&options, &mut out);
+            assert_eq!(out, bytes, "{options:?}");
+            assert_eq!(read::<RequestOptions>(bytes).unwrap(), options);
+            // And whole requests, as the client writes them.
+            let mut expected = vec![0x94];
+            encode_call("echo", &("hello",), &(), &mut expected).unwrap();
+            expected.extend_from_slice(bytes);
+            out.clear();
+            encode_request_with("echo", &("hello",), &(), &options, &mut out).unwrap();
+            assert_eq!(out, expected, "{options:?}");
+        }
+    }
+
+    #[test]
+    fn options_of_every_kind_are_written_as_rmp_serde_writes_a_map() {
+        #[derive(Serialize)]
+        struct Expected<'a> {
+            flag: bool,
+            number: u64,
+            text: &'a str,
+        }
+        let set = all_set();
+        let mut out = Vec::new();
+        write_options(&set, &mut out);
+        let mut expected = Vec::new();
+        let e = Expected {
+            flag: true,
+            number: set.number.unwrap(),
+            text: set.text.as_deref().unwrap(),
+        };
+        write(&e, &mut expected).unwrap();
+        assert_eq!(out, expected);
+        assert_eq!(read::<AllKinds>(&out).unwrap(), set);
+        out.clear();
+        write_options(&AllKinds::default(), &mut out);
+        assert_eq!(out, b"\x80");
+        // Any integer format holds a number, a signed one too when it is
+        // not negative.
+        for (bytes, n) in [
+            (&b"\x81\xa6number\x05"[..], 5),
+            (b"\x81\xa6number\xcd\x01\x00", 256),
+            (b"\x81\xa6number\xd0\x05", 5),
+            (
+                b"\x81\xa6number\xd3\x7f\xff\xff\xff\xff\xff\xff\xff",
+                i64::MAX as u64,
+            ),
+        ] {
+            assert_eq!(read::<AllKinds>(bytes).unwrap().number, Some(n));
+        }
+    }
+
+    #[test]
+    fn options_of_another_kind_are_refused_naming_the_option() {
+        for (bytes, why) in [
+            (
+                &b"\x81\xa6number\xff"[..],
+                "\"number\" takes an unsigned integer, not a negative integer",
+            ),
+            (
+                b"\x81\xa6number\xd0\xff",
+                "\"number\" takes an unsigned integer, not a negative integer",
+            ),
+            (
+                b"\x81\xa6number\xa1x",
+                "\"number\" takes an unsigned integer, not a string",
+            ),
+            (
+                b"\x81\xa4text\xc3",
+                "\"text\" takes a string, not a boolean",
+            ),
+            (
+                b"\x81\xa4flag\x91\x01",
+                "\"flag\" takes a boolean, not a list",
+            ),
+            (
+                b"\x81\xa4flag\xcb\0\0\0\0\0\0\0\0",
+                "\"flag\" takes a boolean, not a float",
+            ),
+            (b"\x81\xa4flag\xc0", "\"flag\" takes a boolean, not nil"),
+        ] {
+            let e = read::<AllKinds>(bytes).unwrap_err().to_string();
+            assert!(e.ends_with(why), "{e}");
+        }
+    }
+
+    /// An unknown option is refused as before the table, word for word; a
+    /// map cut short is that first, whatever it holds.
+    #[test]
+    fn unknown_options_are_refused_as_before() {
+        for (bytes, error) in [
+            (
+                &b"\x94\xa5count\x91\x03\x80\x81\xa4fast\xc3"[..],
+                "malformed MsgPack message: bad request options: unknown request option \"fast\"",
+            ),
+            (
+                b"\x94\xa5count\x91\x03\x80\x82\xa6stream\xc3\xa4fast\x91\x01",
+                "malformed MsgPack message: bad request options: unknown request option \"fast\"",
+            ),
+            (
+                b"\x94\xa5count\x91\x03\x80\x81\xa4fast\x91",
+                "malformed MsgPack message: truncated MessagePack value",
+            ),
+            (
+                b"\x94\xa5count\x91\x03\x80\x81\xa6stream\xc3\x00",
+                "malformed MsgPack message: 1 trailing bytes after the message",
+            ),
+        ] {
+            let e = decode_request(bytes, &DecodeLimits::default()).unwrap_err();
+            assert_eq!(e.to_string(), error);
+        }
+    }
 
     #[test]
     fn skip_value_walks_nested_values() {

@@ -29,7 +29,6 @@ use serde::Serialize;
 use super::ClientOptions;
 use crate::error::{Error, Result};
 use crate::frame_buffer::ReadError;
-use anyd_wire::Codec;
 
 /// How long a session dropped without [`end_session`] waits for the
 /// daemon to acknowledge the end of the session, so that a daemon which
@@ -219,7 +218,7 @@ impl<C> Session<C> {
     /// A session over a connection that is ready for calls (past the
     /// handshake, if any).
     pub(crate) fn new(conn: C, options: ClientOptions, carries_fds: bool) -> Self {
-        let speaks_fds = carries_fds && options.descriptors && options.codec != Codec::Pickle;
+        let speaks_fds = carries_fds && options.descriptors && options.codec.is_native();
         Session {
             conn: Some(conn),
             options,
@@ -254,7 +253,7 @@ impl<C> Session<C> {
         let options = options.with_fds(self.speaks_fds);
         let (codec, out) = (self.options.codec, &mut self.out);
         let encoded = encode_with_fds(self.speaks_fds, || {
-            encode_request_with(codec, endpoint, args, kwargs, options, out)
+            encode_request_with(codec, endpoint, args, kwargs, &options, out)
         });
         self.out_fds = match encoded {
             Ok(((), fds)) => fds,

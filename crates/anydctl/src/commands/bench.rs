@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use anyd::{ClientSession, Codec};
+use anyd::ClientSession;
 use serde::de::IgnoredAny;
 
 use super::call::listed_as_stream;
@@ -220,7 +220,7 @@ pub(crate) fn run(plan: BenchPlan) -> Result<Exit, Failure> {
 /// A failure to connect is left to the client, to be reported as the
 /// others' are.
 fn first_session(plan: &BenchPlan) -> Result<Option<ClientSession>, Failure> {
-    if plan.conn.codec == Codec::Pickle {
+    if !plan.conn.codec.is_native() {
         return Ok(None);
     }
     let Ok(mut session) = plan.conn.connect() else {

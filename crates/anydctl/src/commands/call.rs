@@ -6,7 +6,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::Instant;
 
-use anyd::{ClientSession, Codec, RemoteError, Value};
+use anyd::{ClientSession, RemoteError, Value};
 
 use super::describe::{self, NoDocument};
 use super::CancelOnSignal;
@@ -48,7 +48,7 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Ex
             Ok(value) => return print_result(conn, session, value, how),
             // Pickle has no streams (a Python anyd daemon has neither
             // streams nor anyd.endpoints): its TypeError is only that.
-            Err(anyd::Error::Remote(r)) if r.kind == "TypeError" && conn.codec != Codec::Pickle => {
+            Err(anyd::Error::Remote(r)) if r.kind == "TypeError" && conn.codec.is_native() => {
                 if !listed_as_stream(conn, &mut session, &call.endpoint)? {
                     return Err(remote(conn, with_fd_hint(call, r)));
                 }
@@ -145,7 +145,7 @@ fn call_once(
     }
     let start = Instant::now();
     let (args, kwargs) = (call.args(), call.kwargs());
-    let result = if conn.codec == Codec::Pickle {
+    let result = if !conn.codec.is_native() {
         // Pickle carries no descriptors, and `Value` keeps what only
         // pickle says (tuples, sets, big integers) as `Received` would
         // not need to.

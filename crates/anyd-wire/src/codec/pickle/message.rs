@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::Decoded;
 use super::{decode_value, decode_value_or_exception, encode_exception, encode_value, peek_str};
 use crate::codec::{DecodeError, DecodeLimits, EncodeError};
-use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead};
+use crate::message::{Arg, Codec, Head, RemoteError, Reply, Request, RequestHead, RequestOptions};
 use crate::Value;
 
 /// First bytes that select this codec: PROTO, which every pickle of
@@ -109,8 +109,7 @@ pub(crate) fn decode_args<'a>(
         args,
         positional,
         kwargs,
-        stream: false,
-        fds: false,
+        options: RequestOptions::NONE,
     })
 }
 
