@@ -348,7 +348,7 @@ impl AsyncClientSession {
             self.session.close();
             return Err(e);
         }
-        self.session.stream_sent();
+        self.session.stream_sent()?;
         Ok(ItemStream {
             client: self,
             _item: PhantomData,

@@ -204,7 +204,7 @@ impl ClientSession {
             self.session.close();
             return Err(e);
         }
-        self.session.stream_sent();
+        self.session.stream_sent()?;
         Ok(ItemIter {
             client: self,
             cancel: None,
@@ -388,6 +388,7 @@ impl<T> ItemIter<'_, T> {
                 .stream
                 .write_all(ex.request)
                 .map_err(|e| Error::from_io(e, "cancelling the stream"))?;
+            self.client.session.cancel_went_out();
             let deadline = Instant::now() + grace;
             while self.client.session.is_streaming() {
                 let speaks_fds = self.client.session.speaks_fds();

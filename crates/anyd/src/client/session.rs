@@ -3,7 +3,8 @@
 //! reads and writes and the [`AsyncClientSession`](crate::AsyncClientSession)
 //! with tokio's.
 //!
-//! It owns the connection's life (open, a call under way, closed), the
+//! It owns the connection's life (`state`: closed, or open and idle, with
+//! a call under way, or with a stream open, its CANCEL sent or not), the
 //! request or SIGENDS to send, what a reply means, and the rules that
 //! close a session: a transport, protocol or timeout error, a daemon that
 //! ends the session, and a call that was interrupted between its request
@@ -30,6 +31,10 @@ use super::ClientOptions;
 use crate::error::{Error, Result};
 use crate::frame_buffer::ReadError;
 
+mod state;
+
+use state::{Call, Cancel, Phase, State};
+
 /// How long a session dropped without [`end_session`] waits for the
 /// daemon to acknowledge the end of the session, so that a daemon which
 /// writes that acknowledgement (Python anyd does) does not write into a
@@ -44,24 +49,11 @@ pub(crate) const END_SESSION_GRACE: Duration = Duration::from_secs(1);
 /// Its `Debug` shows the state (connected, a call or stream under way,
 /// the options) and never the request it holds nor anything read.
 pub(crate) struct Session<C> {
-    /// `None` once the session is closed: every call then fails with
-    /// [`Error::Closed`], and dropping it closed the socket.
-    conn: Option<C>,
+    /// The connection, if open, and where its exchange stands.
+    state: State<C>,
     options: ClientOptions,
     /// The frame to send, reused from call to call.
     out: Vec<u8>,
-    /// A request was handed to the driver and its reply not yet read
-    /// whole: set while a call is under way, so that a call abandoned half
-    /// way (an async call whose future was dropped) leaves a mark.
-    in_flight: bool,
-    /// A stream's frames are still to come (its end not read yet): set
-    /// with `in_flight` by a streaming call, cleared by its end. A driver
-    /// whose reader of the stream was dropped reads them to the end
-    /// ([`cancel`](Self::cancel)) before the next call.
-    streaming: bool,
-    /// The open stream's CANCEL was sent: what is left is reading to its
-    /// end frame.
-    cancel_sent: bool,
     /// The descriptors of the request in `out`.
     out_fds: Vec<OwnedFd>,
     /// Requests say that this client speaks descriptors: a Unix socket, a
@@ -75,23 +67,27 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
         // `out` is the last request's bytes, arguments included: its
         // length only.
         let Session {
-            conn,
+            state,
             options,
             out,
-            in_flight,
-            streaming,
-            cancel_sent,
             out_fds,
             speaks_fds,
         } = self;
+        let (conn, phase) = match state {
+            State::Closed => (None, None),
+            State::Open { conn, phase } => (Some(conn), Some(*phase)),
+        };
         f.debug_struct("Session")
+            .field("state", &state.describe())
             .field("connected", &conn.is_some())
-            .field("conn", conn)
+            .field(
+                "in_flight",
+                &matches!(phase, Some(Phase::Calling(_) | Phase::Streaming(_))),
+            )
+            .field("streaming", &matches!(phase, Some(Phase::Streaming(_))))
+            .field("conn", &conn)
             .field("options", options)
             .field("request_len", &out.len())
-            .field("in_flight", in_flight)
-            .field("streaming", streaming)
-            .field("cancel_sent", cancel_sent)
             .field("request_fds", &out_fds.len())
             .field("speaks_fds", speaks_fds)
             .finish()
@@ -220,12 +216,12 @@ impl<C> Session<C> {
     pub(crate) fn new(conn: C, options: ClientOptions, carries_fds: bool) -> Self {
         let speaks_fds = carries_fds && options.descriptors && options.codec.is_native();
         Session {
-            conn: Some(conn),
+            state: State::Open {
+                conn,
+                phase: Phase::Idle,
+            },
             options,
             out: Vec::new(),
-            in_flight: false,
-            streaming: false,
-            cancel_sent: false,
             out_fds: Vec::new(),
             speaks_fds,
         }
@@ -275,13 +271,19 @@ impl<C> Session<C> {
 
     /// The connection if the session is open, for the driver's settings.
     pub(crate) fn conn(&self) -> Option<&C> {
-        self.conn.as_ref()
+        match &self.state {
+            State::Open { conn, .. } => Some(conn),
+            State::Closed => None,
+        }
     }
 
     /// The connection if the session is open, and the options, for
     /// reading a stream's frames.
     pub(crate) fn reading(&mut self) -> Option<(&mut C, &ClientOptions)> {
-        Some((self.conn.as_mut()?, &self.options))
+        match &mut self.state {
+            State::Open { conn, .. } => Some((conn, &self.options)),
+            State::Closed => None,
+        }
     }
 
     /// Starts a call: the request to send and the connection to send it
@@ -291,7 +293,8 @@ impl<C> Session<C> {
     ///
     /// [`Error::Encode`] if the arguments cannot be encoded (the session
     /// stays usable); [`Error::Closed`] if the session is closed, or is
-    /// now because an earlier call was abandoned half way.
+    /// now because an earlier call was abandoned half way;
+    /// [`Error::Protocol`] if a stream is open (it stays open).
     pub(crate) fn call(
         &mut self,
         endpoint: &str,
@@ -299,7 +302,7 @@ impl<C> Session<C> {
         kwargs: &impl Serialize,
     ) -> Result<Exchange<'_, C>> {
         self.encode(endpoint, args, kwargs, RequestOptions::NONE)?;
-        self.start().ok_or(Error::Closed)
+        self.start(Call::Unary)
     }
 
     /// Starts a streaming call: as [`call`](Self::call); once its request
@@ -324,90 +327,113 @@ impl<C> Session<C> {
             kwargs,
             RequestOptions::NONE.with_stream(true),
         )?;
-        if self.start().is_none() {
-            return Err(Error::Closed);
-        }
-        Ok(self.exchange())
+        self.start(Call::Stream)
     }
 
     /// The streaming call's request is written: its frames are to come.
-    pub(crate) fn stream_sent(&mut self) {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] if no streaming call's request was under way
+    /// (the session is closed).
+    pub(crate) fn stream_sent(&mut self) -> Result<()> {
         // Sent: this side's copies of the request's descriptors close.
         self.out_fds.clear();
-        self.streaming = true;
+        self.state.advance(
+            Phase::Calling(Call::Stream),
+            Phase::Streaming(Cancel::NotSent),
+            "a stream's request sent",
+        )
     }
 
     /// Whether a stream's frames are still to come.
     pub(crate) fn is_streaming(&self) -> bool {
-        self.streaming
+        matches!(self.state.phase(), Some(Phase::Streaming(_)))
     }
 
     /// Whether the open stream's CANCEL went out already.
     pub(crate) fn is_cancel_sent(&self) -> bool {
-        self.cancel_sent
+        self.state.phase() == Some(Phase::Streaming(Cancel::Sent))
     }
 
-    /// The open stream's CANCEL went out, whole.
+    /// The open stream's CANCEL went out, whole. With no stream open the
+    /// daemon got a CANCEL it does not expect: the session closes.
     pub(crate) fn cancel_went_out(&mut self) {
-        self.cancel_sent = true;
+        match &mut self.state {
+            State::Open {
+                phase: phase @ Phase::Streaming(_),
+                ..
+            } => *phase = Phase::Streaming(Cancel::Sent),
+            state => {
+                state.out_of_turn("a cancel sent");
+            }
+        }
     }
 
     /// Takes note of one frame of the open stream; `None` at its end (the
     /// session is ready for the next call), the item or error otherwise.
+    /// A frame with no stream open is a [`Error::Protocol`] saying so, and
+    /// closes the session.
     pub(crate) fn stream_step<T>(&mut self, step: Step<T>) -> Option<Result<T>> {
+        let State::Open {
+            phase: phase @ Phase::Streaming(_),
+            ..
+        } = &mut self.state
+        else {
+            return Some(Err(self.state.out_of_turn("a stream's frame")));
+        };
         match step {
             Step::Item(v) => Some(Ok(v)),
             Step::WrongType(e) => Some(Err(e)),
             Step::End => {
-                self.cancel_sent = false;
-                self.streaming = false;
-                self.in_flight = false;
+                *phase = Phase::Idle;
                 None
             }
             Step::Failed(e) => {
-                self.cancel_sent = false;
-                self.streaming = false;
-                self.in_flight = false;
+                *phase = Phase::Idle;
                 Some(Err(e))
             }
             Step::Broken(e) => {
-                self.cancel_sent = false;
-                self.streaming = false;
-                self.in_flight = false;
-                self.conn = None;
+                self.state = State::Closed;
                 Some(Err(e))
             }
         }
     }
 
     /// CANCEL for the open stream, to send on the connection; the frames
-    /// up to the stream's end are then still to be read. `None` if the
-    /// session is closed.
+    /// up to the stream's end are then still to be read. `None` if no
+    /// stream is open.
     pub(crate) fn cancel(&mut self) -> Option<Exchange<'_, C>> {
+        if !self.is_streaming() {
+            return None;
+        }
         self.out.clear();
         self.out_fds.clear();
         let mark = frame::begin(&mut self.out);
         // Streams exist only in codecs that can cancel them.
         encode_cancel(self.options.codec, &mut self.out).ok()?;
         frame::finish(&mut self.out, mark);
-        self.conn.as_ref()?;
         Some(self.exchange())
     }
 
     /// Closes the session: a driver that cannot bring it back in step (a
     /// stream that does not end in time) gives up on it.
     pub(crate) fn close(&mut self) {
-        self.conn = None;
+        self.state = State::Closed;
         self.out_fds.clear();
-        self.streaming = false;
-        self.cancel_sent = false;
-        self.in_flight = false;
     }
 
     /// The exchange of what `out` holds, on the open connection.
+    ///
+    /// # Panics
+    ///
+    /// If the session is closed: callers check first.
     fn exchange(&mut self) -> Exchange<'_, C> {
+        let State::Open { conn, .. } = &mut self.state else {
+            unreachable!("an exchange on a closed session");
+        };
         Exchange {
-            conn: self.conn.as_mut().expect("an open session"),
+            conn,
             request: &self.out,
             fds: &self.out_fds,
             speaks_fds: self.speaks_fds,
@@ -418,16 +444,22 @@ impl<C> Session<C> {
     /// What a call's exchange gave, as the caller's result; closes the
     /// session when the exchange failed (but for a result of the wrong
     /// type, which leaves the connection in step) or the daemon ended it.
+    ///
+    /// # Errors
+    ///
+    /// The call's error; [`Error::Protocol`] if no call was under way
+    /// (the session is closed).
     pub(crate) fn finish_call<R>(&mut self, reply: Result<Reply<R>>) -> Result<R> {
-        self.in_flight = false;
         // Sent or not: this side's copies of the request's descriptors
         // close.
         self.out_fds.clear();
+        self.state
+            .advance(Phase::Calling(Call::Unary), Phase::Idle, "a call's reply")?;
         let reply = match reply {
             Ok(r) => r,
             Err(e @ Error::ResultType(_)) => return Err(e),
             Err(e) => {
-                self.conn = None;
+                self.state = State::Closed;
                 return Err(e);
             }
         };
@@ -435,7 +467,7 @@ impl<C> Session<C> {
             Reply::Ok(v) => Ok(v),
             Reply::Err(e) => Err(Error::Remote(e)),
             Reply::EndSession => {
-                self.conn = None;
+                self.state = State::Closed;
                 Err(Error::protocol("the daemon ended the session"))
             }
             _ => Err(Error::protocol("unknown reply")),
@@ -445,17 +477,26 @@ impl<C> Session<C> {
     /// Starts the end of the session: SIGENDS to send and its
     /// acknowledgement to read. `None` if there is nothing to end (the
     /// session is closed, or is now because a call was abandoned half
-    /// way).
+    /// way or a stream is open).
     pub(crate) fn end(&mut self) -> Option<Exchange<'_, C>> {
         self.frame_end();
-        self.start()
+        self.start(Call::End).ok()
     }
 
     /// What the exchange for SIGENDS gave: only its echo ends the session
     /// well. The session is closed either way.
+    ///
+    /// # Errors
+    ///
+    /// The exchange's error, a reply other than the echo, or
+    /// [`Error::Protocol`] if no end was under way.
     pub(crate) fn finish_end(&mut self, reply: Result<Reply<IgnoredAny>>) -> Result<()> {
-        self.in_flight = false;
-        self.conn = None;
+        self.state.advance(
+            Phase::Calling(Call::End),
+            Phase::Idle,
+            "the reply to the end of the session",
+        )?;
+        self.state = State::Closed;
         match reply? {
             Reply::EndSession => Ok(()),
             _ => Err(Error::protocol(
@@ -466,14 +507,18 @@ impl<C> Session<C> {
 
     /// Closes the session and hands over its connection with SIGENDS to
     /// send on it, for a driver that ends the session from elsewhere (the
-    /// async client on drop); `None` as [`end`](Self::end).
+    /// async client on drop); `None` if the session was closed or not
+    /// idle: half a request, or a stream, may be on the wire, and closing
+    /// is then the only clean end.
     pub(crate) fn take_for_end(&mut self) -> Option<(C, Vec<u8>)> {
-        if self.in_flight {
-            // Half a request may be on the wire: closing is the only clean
-            // end.
-            self.conn = None;
-        }
-        let conn = self.conn.take()?;
+        let State::Open {
+            conn,
+            phase: Phase::Idle,
+        } = std::mem::replace(&mut self.state, State::Closed)
+        else {
+            self.out_fds.clear();
+            return None;
+        };
         self.frame_end();
         Some((conn, std::mem::take(&mut self.out)))
     }
@@ -487,87 +532,20 @@ impl<C> Session<C> {
         frame::finish(&mut self.out, mark);
     }
 
-    /// Marks the exchange of what `out` holds as under way; `None` if the
-    /// session is closed, after closing it if an abandoned call left it
-    /// out of step.
-    fn start(&mut self) -> Option<Exchange<'_, C>> {
-        if self.in_flight {
-            // An earlier call was abandoned between its request and its
-            // reply: that reply would answer this one.
-            self.conn = None;
-        }
-        if self.conn.is_none() {
-            // Nothing will be sent: this side's copies close now.
+    /// Starts the exchange of what `out` holds, as `call`.
+    ///
+    /// # Errors
+    ///
+    /// As [`State::begin`]; nothing is sent, and this side's copies of the
+    /// request's descriptors close.
+    fn start(&mut self, call: Call) -> Result<Exchange<'_, C>> {
+        if let Err(e) = self.state.begin(call) {
             self.out_fds.clear();
+            return Err(e);
         }
-        let conn = self.conn.as_mut()?;
-        self.in_flight = true;
-        Some(Exchange {
-            conn,
-            request: &self.out,
-            fds: &self.out_fds,
-            speaks_fds: self.speaks_fds,
-            options: &self.options,
-        })
+        Ok(self.exchange())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::RemoteError;
-
-    fn session() -> Session<()> {
-        Session::new((), ClientOptions::default(), false)
-    }
-
-    #[test]
-    fn a_call_abandoned_before_its_reply_closes_the_session() {
-        let mut s = session();
-        let ex = s.call("echo", &("hi",), &()).unwrap();
-        assert!(!ex.request.is_empty());
-        // Its reply never read: the next call would get it.
-        assert!(matches!(s.call("echo", &("hi",), &()), Err(Error::Closed)));
-        assert!(s.conn().is_none());
-        assert!(s.end().is_none());
-    }
-
-    #[test]
-    fn failures_close_the_session_but_remote_errors_and_wrong_types_do_not() {
-        let mut s = session();
-        s.call("f", &(), &()).unwrap();
-        let remote = Reply::<()>::Err(RemoteError::new("ValueError", "no"));
-        assert!(matches!(s.finish_call(Ok(remote)), Err(Error::Remote(_))));
-        s.call("f", &(), &()).unwrap();
-        let wrong = Error::ResultType("not a string".into());
-        assert!(matches!(
-            s.finish_call::<()>(Err(wrong)),
-            Err(Error::ResultType(_))
-        ));
-        s.call("f", &(), &()).unwrap();
-        assert!(matches!(s.finish_call(Ok(Reply::Ok(1))), Ok(1)));
-        s.call("f", &(), &()).unwrap();
-        assert!(s.finish_call::<()>(Err(Error::Timeout("waiting"))).is_err());
-        assert!(matches!(s.call("f", &(), &()), Err(Error::Closed)));
-    }
-
-    #[test]
-    fn a_daemon_that_ends_the_session_closes_it() {
-        let mut s = session();
-        s.call("f", &(), &()).unwrap();
-        assert!(s.finish_call::<()>(Ok(Reply::EndSession)).is_err());
-        assert!(s.take_for_end().is_none());
-    }
-
-    #[test]
-    fn only_the_echo_of_sigends_ends_a_session_well() {
-        let mut s = session();
-        s.end().unwrap();
-        assert!(s.finish_end(Ok(Reply::EndSession)).is_ok());
-        assert!(s.end().is_none());
-        let mut s = session();
-        s.end().unwrap();
-        assert!(s.finish_end(Ok(Reply::Ok(IgnoredAny))).is_err());
-        assert!(s.conn().is_none());
-    }
-}
+mod tests;

@@ -158,6 +158,7 @@ pub(crate) fn recv_with_fds(
 /// Writes what the socket takes of `bytes` with `fds` attached (never
 /// raising SIGPIPE); the descriptors go only if at least one byte does.
 /// Without descriptors, a plain `send`.
+#[inline]
 pub(crate) fn send_with_fds(
     socket: BorrowedFd<'_>,
     bytes: &[u8],
