@@ -28,6 +28,7 @@
 mod accept;
 mod appd;
 mod bind;
+mod config;
 mod connection;
 mod io;
 mod session;
@@ -46,7 +47,7 @@ use crate::fd_budget::FdBudget;
 use crate::registry::Registry;
 use crate::throttle::Throttle;
 
-use appd::Config;
+use config::Config;
 
 /// What the listener and the connection threads share.
 struct Shared {
