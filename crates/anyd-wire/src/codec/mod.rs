@@ -10,7 +10,7 @@
 //!
 //! # The functions of a codec
 //!
-//! Every codec module ([`msgpack`], [`json`], [`pickle`]) offers the same
+//! Every codec module (`msgpack`, `json`, [`pickle`]) offers the same
 //! crate-private set, which the public functions here call by [`Codec`]:
 //!
 //! | item | what it does |
@@ -39,8 +39,10 @@
 //! `type_name(raw)`, for [`Arg`]'s methods; pickle's arguments are
 //! [`Value`]s already. A codec uses no other codec.
 
-pub mod json;
-pub mod msgpack;
+// The native codecs have nothing public of their own: everything goes
+// through this module's functions, whatever the codec.
+mod json;
+mod msgpack;
 pub mod pickle;
 
 use serde::de::DeserializeOwned;
