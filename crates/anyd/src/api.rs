@@ -57,8 +57,9 @@ pub mod __private {
     use serde::Serialize;
 
     use super::{FromCall, IntoReply};
+    use crate::api_error::ApiError;
     use crate::items::Items;
-    use crate::reply::{ApiError, Fallible, Plain};
+    use crate::reply::{Fallible, Plain};
 
     /// Placed by `#[anyd::api]` on each parameter type, with the type's
     /// span, so that a type that cannot be decoded from a request is

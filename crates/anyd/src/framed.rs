@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::fd_budget::FdCharge;
 use crate::frame_buffer::{FrameBuffer, ReadError};
 use crate::handshake::{self, HandshakeRun};
-use crate::transport::fds::{self, FdError};
+use crate::transport::fds::{self, Attached, FdError};
 use crate::transport::Stream;
 use rustix::net::RecvFlags;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -303,10 +303,6 @@ pub(crate) fn write_frame(stream: &mut Stream, bytes: &[u8], fds: &[OwnedFd]) ->
     };
     stream.write_all(&bytes[sent..])
 }
-
-/// Descriptors that go with some of the frames gathered for one write,
-/// each with the byte range of its frame.
-pub(crate) type Attached = Vec<(Range<usize>, Vec<OwnedFd>)>;
 
 /// Writes all of `out` as [`write_all_within`] does, each frame of
 /// `attached` in a `sendmsg` of its own bytes that carries its descriptors

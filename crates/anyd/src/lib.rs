@@ -263,11 +263,13 @@ compile_error!(
 mod address;
 mod admission;
 mod api;
+mod api_error;
 mod budget;
 mod capability;
 mod checked_dir;
 mod client;
 mod daemon;
+mod endpoint_info;
 mod error;
 mod fd;
 mod fd_budget;
@@ -289,17 +291,19 @@ mod transport;
 pub use address::{Address, ToAddress};
 pub use anyd_macros::{api, ApiError};
 pub use api::{Api, IntoApi};
+pub use api_error::ApiError;
 pub use capability::Capability;
 pub use client::{
     AsyncClientSession, Canceller, ClientOptions, ClientSession, ItemIter, ItemStream,
 };
 pub use daemon::{daemonize, daemonize_ready};
+pub use endpoint_info::{EndpointInfo, ParamInfo};
 pub use error::{Error, RemoteError, Result, WireError};
 pub use fd::Fd;
-pub use handler::{Call, EndpointInfo, FromCall, Handler, ParamInfo};
+pub use handler::{Call, FromCall, Handler};
 pub use items::{channel, Hub, ItemSender, Items, StreamClosed};
 pub use policy::Allow;
-pub use reply::{ApiError, IntoReply};
+pub use reply::IntoReply;
 pub use server::{Appd, Running, Server, ShutdownHandle};
 pub use transport::Peer;
 

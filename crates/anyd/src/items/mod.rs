@@ -26,14 +26,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::frame_context::encode_with_fds;
-use crate::framed::Attached;
+use crate::transport::fds::Attached;
 use anyd_wire::codec::encode_item;
 use anyd_wire::{frame, Codec};
 use futures_core::Stream;
 use serde::Serialize;
 
+use crate::api_error::ApiError;
 use crate::error::RemoteError;
-use crate::reply::ApiError;
 
 /// The values a streaming endpoint sends, one frame each, then the end.
 ///

@@ -178,6 +178,10 @@ pub(crate) fn send_with_fds(
     sendmsg(socket, &[IoSlice::new(bytes)], &mut control, flags)
 }
 
+/// Descriptors that go with some of the frames gathered for one write,
+/// each with the byte range of its frame.
+pub(crate) type Attached = Vec<(Range<usize>, Vec<OwnedFd>)>;
+
 /// Descriptors received and not yet handed to a frame, by the stream
 /// offset of the last byte of the read that brought them.
 #[derive(Debug, Default)]
