@@ -344,11 +344,13 @@ impl<C> Session<C> {
     }
 
     /// Whether the open stream's CANCEL went out already.
+    #[cfg(feature = "async-client")]
     pub(crate) fn is_cancel_sent(&self) -> bool {
         self.cancel_sent
     }
 
     /// The open stream's CANCEL went out, whole.
+    #[cfg(feature = "async-client")]
     pub(crate) fn cancel_went_out(&mut self) {
         self.cancel_sent = true;
     }
@@ -468,6 +470,7 @@ impl<C> Session<C> {
     /// Closes the session and hands over its connection with SIGENDS to
     /// send on it, for a driver that ends the session from elsewhere (the
     /// async client on drop); `None` as [`end`](Self::end).
+    #[cfg(feature = "async-client")]
     pub(crate) fn take_for_end(&mut self) -> Option<(C, Vec<u8>)> {
         if self.in_flight {
             // Half a request may be on the wire: closing is the only clean

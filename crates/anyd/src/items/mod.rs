@@ -13,10 +13,12 @@
 //! `threaded`).
 
 mod channel;
+#[cfg(feature = "server")]
 mod hub;
 mod threaded;
 
 pub use channel::{channel, ItemSender, StreamClosed};
+#[cfg(feature = "server")]
 pub use hub::Hub;
 pub(crate) use threaded::Detached;
 use threaded::Threaded;
