@@ -11,9 +11,13 @@
 //! - `MyInterfaceService<T>`, which mounts any `T: MyInterface` on an
 //!   `Appd` (`service`, with the registrations of `server`).
 //!
-//! The trait and its service are what only a daemon needs: they go
-//! through `anyd::__private::server_side!`, which a build of `anyd`
-//! without its server can make empty, leaving a client and the contract.
+//! Each side goes through one of anyd's `__private` macros, which a build
+//! of `anyd` without that side makes empty: the service through
+//! `server_side!`, the clients through `client_side!` and
+//! `async_client_side!`. The trait and the contract are on every side: a
+//! command-line tool that depends on the interface crate with anyd's
+//! `client` feature alone builds the interface, its contract and its
+//! client, and no daemon code.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -61,13 +65,14 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let blocking = blocking_client(&source, &options);
     let nonblocking = async_client(&source, &options);
     let out = quote! {
-        #krate::__private::server_side! {
-            #cleaned
-            #service
-        }
+        // The trait names only what every build of anyd has (`Items`,
+        // `Peer`, `Fd`): a client sees the interface it calls. The service
+        // that mounts an implementation is the daemon's.
+        #cleaned
+        #krate::__private::server_side! { #service }
         #marker
-        #blocking
-        #nonblocking
+        #krate::__private::client_side! { #blocking }
+        #krate::__private::async_client_side! { #nonblocking }
     };
     crate::debug::maybe_print("#[anyd::interface]", &interface.name.to_string(), &out);
     out

@@ -165,6 +165,15 @@ mod typename;
 ///   `end_session`, and one method per endpoint;
 /// - `MyDaemonAsyncClient`, the same on tokio (`async` methods).
 ///
+/// Each only where the program's `anyd` has that side: the `Api` impl
+/// with its `server` feature, `MyDaemonClient` with `client`,
+/// `MyDaemonAsyncClient` with `async-client` (all three by default). So
+/// the block builds in any feature set, and a program built with the
+/// clients alone gets the clients alone. (The choice is anyd's: the
+/// generated code goes through macros of anyd that keep or drop it, since
+/// a `#[cfg(feature = ...)]` in it would read the program's own
+/// features.)
+///
 /// A client method takes the endpoint's parameters, less any `Peer`, in
 /// order and **by value, with the declared types** (`config_path:
 /// String`), so that calls type-check against the daemon exactly; it
@@ -324,11 +333,14 @@ fn expand_api(
     };
     let blocking = client::blocking_client(&source, &options);
     let nonblocking = client::async_client(&source, &options);
+    // Each side only where the user's anyd has it: a `#[cfg]` here would
+    // read the user's crate's features, so anyd's own macros decide.
+    let krate = &options.krate;
     let out = quote! {
         #cleaned
-        #api
-        #blocking
-        #nonblocking
+        #krate::__private::server_side! { #api }
+        #krate::__private::client_side! { #blocking }
+        #krate::__private::async_client_side! { #nonblocking }
     };
     debug::maybe_print("#[anyd::api]", &block.name.to_string(), &out);
     out

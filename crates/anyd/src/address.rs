@@ -1,7 +1,7 @@
 //! Where a daemon listens: `unix:/path`, `unix:@name`, `tcp:host:port`.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -42,7 +42,9 @@ pub enum Address {
 
 impl Address {
     /// Resolves a TCP address to socket addresses (a name may give several).
+    #[cfg(any(feature = "client", feature = "server"))]
     pub(crate) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
         let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| Error::system(format!("resolve {host}"), e))?

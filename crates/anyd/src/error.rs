@@ -150,6 +150,7 @@ impl Error {
     }
 
     /// A protocol error with no finding of the wire layer behind it.
+    #[cfg(any(feature = "client", feature = "server"))]
     pub(crate) fn protocol(what: impl Into<String>) -> Self {
         Error::Protocol {
             what: what.into(),
@@ -159,6 +160,7 @@ impl Error {
 
     /// An operating-system failure while doing `what` (a phrase after
     /// "cannot").
+    #[cfg(any(feature = "client", feature = "server"))]
     pub(crate) fn system(what: impl Into<String>, source: impl Into<io::Error>) -> Self {
         Error::System {
             what: what.into(),
@@ -168,6 +170,7 @@ impl Error {
 
     /// A reply that does not decode: a value of the wrong type is the
     /// caller's [`Error::ResultType`], anything else the peer's fault.
+    #[cfg(feature = "client")]
     pub(crate) fn from_decode(e: DecodeError) -> Self {
         match e {
             DecodeError::Result(detail) => Error::ResultType(detail.to_string()),
@@ -180,6 +183,7 @@ impl Error {
 
     /// A bad frame from the peer, met `waiting_for` something ("waiting
     /// for the reply", "during the handshake").
+    #[cfg(any(feature = "client", feature = "server"))]
     pub(crate) fn from_frame(e: FrameError, waiting_for: &str) -> Self {
         Error::Protocol {
             what: waiting_for.to_owned(),
@@ -188,6 +192,7 @@ impl Error {
     }
 
     /// Turns a read timeout into [`Error::Timeout`], keeping other I/O errors.
+    #[cfg(any(feature = "client", feature = "server"))]
     pub(crate) fn from_io(e: io::Error, waiting_for: &'static str) -> Self {
         match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout(waiting_for),
@@ -200,6 +205,7 @@ impl Error {
 }
 
 /// The message a panic carried, for the log.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
         (Some(s), _) => (*s).to_owned(),

@@ -20,8 +20,10 @@ use std::ops::Range;
 
 use anyd_wire::frame::{self, FrameError};
 
+#[cfg(feature = "server")]
 use crate::budget::Charge;
 use crate::error::Error;
+#[cfg(feature = "server")]
 use crate::fd_budget::FdCharge;
 use crate::transport::fds::{Arrival, FdError, FdQueue};
 use std::os::fd::OwnedFd;
@@ -69,6 +71,7 @@ pub(crate) struct FrameBuffer {
     max_frame: usize,
     /// What the buffer draws from the daemon's memory budget (none on the
     /// clients' side).
+    #[cfg(feature = "server")]
     charge: Option<Charge>,
     /// The least room a read is offered, and what the buffer shrinks back
     /// to: small on the daemon's side, where idle connections keep their
@@ -89,12 +92,13 @@ pub(crate) struct FrameBuffer {
 
 impl std::fmt::Debug for FrameBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameBuffer")
-            .field("buffered", &(self.end - self.start))
+        let mut f = f.debug_struct("FrameBuffer");
+        f.field("buffered", &(self.end - self.start))
             .field("capacity", &self.buf.len())
-            .field("max_frame", &self.max_frame)
-            .field("budgeted", &self.charge.is_some())
-            .field("fds_pending", &self.fds_pending)
+            .field("max_frame", &self.max_frame);
+        #[cfg(feature = "server")]
+        f.field("budgeted", &self.charge.is_some());
+        f.field("fds_pending", &self.fds_pending)
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +112,7 @@ impl FrameBuffer {
             start: 0,
             end: 0,
             max_frame,
+            #[cfg(feature = "server")]
             charge: None,
             min_room: INITIAL_BUFFER,
             base: 0,
@@ -119,6 +124,7 @@ impl FrameBuffer {
 
     /// A client's buffer: reads of at least [`GROWTH_STEP`] bytes, so
     /// that a stream of small items costs one read per many of them.
+    #[cfg(feature = "client")]
     pub(crate) fn for_client(max_frame: usize) -> Self {
         FrameBuffer {
             min_room: GROWTH_STEP,
@@ -128,6 +134,7 @@ impl FrameBuffer {
 
     /// Counts the buffer against a memory budget: growing it past what the
     /// budget has left fails with `ErrorKind::OutOfMemory` instead.
+    #[cfg(feature = "server")]
     pub(crate) fn charge_to(&mut self, charge: Charge) {
         self.charge = Some(charge);
     }
@@ -135,6 +142,7 @@ impl FrameBuffer {
     /// Counts the descriptors held for frames in progress against the
     /// daemon's descriptor budget: past the caller's share, a read fails
     /// with [`FdError::OverShare`].
+    #[cfg(feature = "server")]
     pub(crate) fn charge_fds_to(&mut self, charge: FdCharge) {
         self.fds.charge_to(charge);
     }
@@ -146,6 +154,7 @@ impl FrameBuffer {
     /// Whether bytes are buffered that are not yet handed out as frames:
     /// after [`next_frame`](Self::next_frame) said `Ok(None)`, a frame in
     /// progress.
+    #[cfg(feature = "server")]
     pub(crate) fn has_pending_bytes(&self) -> bool {
         self.end > self.start
     }
@@ -179,6 +188,7 @@ impl FrameBuffer {
     /// # Errors
     ///
     /// As [`next_frame`](Self::next_frame).
+    #[cfg(feature = "server")]
     pub(crate) fn peek_frame(&self) -> Result<Option<Range<usize>>, FrameError> {
         Ok(
             frame::decode(&self.buf[self.start..self.end], self.max_frame)?
@@ -291,6 +301,7 @@ impl FrameBuffer {
         if shrink {
             self.buf.truncate(self.min_room);
             self.buf.shrink_to_fit();
+            #[cfg(feature = "server")]
             if let Some(charge) = &mut self.charge {
                 charge.hold(self.buf.len());
             }
@@ -300,6 +311,7 @@ impl FrameBuffer {
             // Frames up to `GROWTH_STEP` never get here once the buffer
             // has grown for the first one: the steady state does not touch
             // the budget.
+            #[cfg(feature = "server")]
             if let Some(charge) = &mut self.charge {
                 if !charge.hold(len) {
                     return Err(io::Error::new(

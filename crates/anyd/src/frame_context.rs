@@ -140,6 +140,7 @@ fn encode_scoped<T, E>(
 /// the `Fd` values it deserializes to take; those none took are closed
 /// when it returns. With none, no scope is opened, and an `Fd` is told
 /// that none came.
+#[cfg(any(feature = "client", feature = "server"))]
 pub(crate) fn decode_with_fds<T>(fds: Vec<OwnedFd>, decode: impl FnOnce() -> T) -> T {
     if fds.is_empty() {
         return decode();
@@ -155,6 +156,7 @@ pub(crate) fn decode_with_fds<T>(fds: Vec<OwnedFd>, decode: impl FnOnce() -> T) 
 }
 
 /// Runs `handler` with `codec` as the codec of the call it serves.
+#[cfg(feature = "server")]
 pub(crate) fn with_call_codec<T>(codec: Codec, handler: impl FnOnce() -> T) -> T {
     struct Scope(Option<Codec>);
     impl Drop for Scope {
@@ -200,6 +202,7 @@ pub(crate) fn push_outgoing(fd: &OwnedFd) -> Result<usize, &'static str> {
 /// # Errors
 ///
 /// `decode`'s, with whether an `Fd` was refused.
+#[cfg(feature = "server")]
 #[inline]
 pub(crate) fn decode_arg<T, E>(decode: impl FnOnce() -> Result<T, E>) -> Result<T, (E, bool)> {
     FD_REFUSED.set(false);

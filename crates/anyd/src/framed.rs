@@ -14,15 +14,19 @@ use std::time::{Duration, Instant};
 use anyd_wire::frame::FrameError;
 use anyd_wire::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
 
-use crate::budget::Charge;
 use crate::error::Error;
-use crate::fd_budget::FdCharge;
 use crate::frame_buffer::{FrameBuffer, ReadError};
 use crate::handshake::{self, HandshakeRun};
 use crate::transport::fds::{self, FdError};
 use crate::transport::Stream;
 use rustix::net::RecvFlags;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+// The daemon's: budgets, and the writes of replies with deadlines.
+#[cfg(feature = "server")]
+use {
+    crate::budget::Charge, crate::fd_budget::FdCharge, crate::transport::fds::Attached,
+    std::os::fd::BorrowedFd,
+};
 
 /// A stream with a read buffer that yields whole frames.
 ///
@@ -48,6 +52,7 @@ impl std::fmt::Debug for Framed {
 }
 
 impl Framed {
+    #[cfg(feature = "server")]
     pub(crate) fn new(stream: Stream, max_frame: usize) -> Self {
         Framed {
             fds: stream.carries_fds(),
@@ -58,6 +63,7 @@ impl Framed {
 
     /// As [`new`](Self::new), with a client's buffer
     /// ([`FrameBuffer::for_client`]).
+    #[cfg(feature = "client")]
     pub(crate) fn for_client(stream: Stream, max_frame: usize) -> Self {
         Framed {
             fds: stream.carries_fds(),
@@ -69,12 +75,14 @@ impl Framed {
     /// Counts the buffer against a memory budget: a read that would grow it
     /// past what the budget has left fails with `ErrorKind::OutOfMemory`
     /// instead.
+    #[cfg(feature = "server")]
     pub(crate) fn charge_to(&mut self, charge: Charge) {
         self.buf.charge_to(charge);
     }
 
     /// Counts the descriptors held for frames in progress against the
     /// daemon's descriptor budget (see [`FrameBuffer::charge_fds_to`]).
+    #[cfg(feature = "server")]
     pub(crate) fn charge_fds_to(&mut self, charge: FdCharge) {
         self.buf.charge_fds_to(charge);
     }
@@ -85,6 +93,7 @@ impl Framed {
 
     /// Whether part of a frame is buffered (see
     /// [`FrameBuffer::has_pending_bytes`]).
+    #[cfg(feature = "server")]
     pub(crate) fn has_pending_bytes(&self) -> bool {
         self.buf.has_pending_bytes()
     }
@@ -116,12 +125,14 @@ impl Framed {
 
     /// The next frame if it is already buffered, left in place (see
     /// [`FrameBuffer::peek_frame`]).
+    #[cfg(feature = "server")]
     pub(crate) fn peeked_frame(&self) -> Result<Option<Range<usize>>, FrameError> {
         self.buf.peek_frame()
     }
 
     /// Reads what the socket has now, without waiting: `Ok(false)` at the
     /// end of the stream, `Ok(true)` otherwise (having read or not).
+    #[cfg(feature = "server")]
     pub(crate) fn fill_now(&mut self) -> Result<bool, ReadError> {
         match self.read_once(RecvFlags::DONTWAIT) {
             Ok(n) => Ok(n > 0),
@@ -253,6 +264,7 @@ impl Framed {
 /// and the waits between them get what is left of the deadline. A write
 /// the socket takes at once (the steady state: a reply smaller than the
 /// socket buffer) is one `send`, with no clock read.
+#[cfg(feature = "server")]
 #[inline]
 pub(crate) fn write_all_within(
     stream: &mut Stream,
@@ -274,6 +286,7 @@ pub(crate) fn write_all_within(
 
 /// The rest of [`write_all_within`], once the socket has not taken all
 /// at once.
+#[cfg(feature = "server")]
 #[inline(never)]
 fn write_rest_within(stream: &Stream, mut bytes: &[u8], within: Duration) -> io::Result<()> {
     let deadline = Instant::now() + within;
@@ -290,6 +303,7 @@ fn write_rest_within(stream: &Stream, mut bytes: &[u8], within: Duration) -> io:
 
 /// Writes one frame, blocking (within the socket's send timeout), with
 /// `fds` attached to its first bytes.
+#[cfg(feature = "client")]
 pub(crate) fn write_frame(stream: &mut Stream, bytes: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
     if fds.is_empty() {
         return stream.write_all(bytes);
@@ -304,14 +318,11 @@ pub(crate) fn write_frame(stream: &mut Stream, bytes: &[u8], fds: &[OwnedFd]) ->
     stream.write_all(&bytes[sent..])
 }
 
-/// Descriptors that go with some of the frames gathered for one write,
-/// each with the byte range of its frame.
-pub(crate) type Attached = Vec<(Range<usize>, Vec<OwnedFd>)>;
-
 /// Writes all of `out` as [`write_all_within`] does, each frame of
 /// `attached` in a `sendmsg` of its own bytes that carries its descriptors
 /// (so that the reader hands them to that frame: `transport::fds`).
 /// `attached` is emptied whatever happens, closing this side's copies.
+#[cfg(feature = "server")]
 #[inline]
 pub(crate) fn write_out(
     stream: &mut Stream,
@@ -348,6 +359,7 @@ pub(crate) fn write_out(
 
 /// Writes all of `bytes` with `fds` attached to the first of them that
 /// the socket takes, the whole due within `within` as [`write_all_within`].
+#[cfg(feature = "server")]
 fn write_with_fds(
     stream: &mut Stream,
     bytes: &[u8],
@@ -380,6 +392,7 @@ fn write_with_fds(
 
 /// One `send` of what the socket takes now without waiting (0 if none),
 /// never raising SIGPIPE; `fds` go with its bytes if any are taken.
+#[cfg(feature = "server")]
 #[inline]
 fn send_now(stream: &Stream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
     use rustix::net::SendFlags;
@@ -396,6 +409,7 @@ fn send_now(stream: &Stream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result
 /// Waits up to `timeout` (`None`: as long as it takes) for room in the
 /// socket's send buffer, or for the socket to fail (the next `send` then
 /// says how).
+#[cfg(feature = "server")]
 fn wait_writable(stream: &Stream, timeout: Option<Duration>) -> io::Result<()> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let timeout = timeout

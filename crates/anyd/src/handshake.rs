@@ -14,9 +14,11 @@ use std::io;
 use std::ops::Range;
 
 use anyd_wire::frame::{self, FrameError};
-use anyd_wire::handshake::{
-    ClientHandshake, Handshake, HandshakeOptions, ServerHandshake, CHALLENGE_RANDOM_LEN,
-};
+#[cfg(feature = "client")]
+use anyd_wire::handshake::ClientHandshake;
+#[cfg(feature = "server")]
+use anyd_wire::handshake::ServerHandshake;
+use anyd_wire::handshake::{Handshake, HandshakeOptions, CHALLENGE_RANDOM_LEN};
 
 use crate::error::Error;
 use crate::frame_buffer::ReadError;
@@ -29,6 +31,7 @@ fn challenge_random() -> io::Result<[u8; CHALLENGE_RANDOM_LEN]> {
 }
 
 /// The daemon's side, with a fresh challenge.
+#[cfg(feature = "server")]
 pub(crate) fn server_side(
     authkey: &[u8],
     options: HandshakeOptions,
@@ -37,6 +40,7 @@ pub(crate) fn server_side(
 }
 
 /// A client's side, with a fresh challenge.
+#[cfg(feature = "client")]
 pub(crate) fn client_side(
     authkey: &[u8],
     options: HandshakeOptions,

@@ -103,6 +103,37 @@
 //! anydctl --locked`, or from a checkout of the repository `cargo install
 //! --path crates/anydctl --locked`.
 //!
+//! # Features
+//!
+//! Everything by default. A program that only calls a daemon leaves the
+//! daemon out, and with it tokio's multi-thread runtime and signals:
+//!
+//! ```toml
+//! [dependencies]
+//! # A command-line tool: the blocking client, no tokio at all.
+//! anyd-ipc = { version = "0.1", default-features = false, features = ["client"] }
+//! ```
+//!
+//! | Feature | Gives | Builds |
+//! | --- | --- | --- |
+//! | `client` | [`ClientSession`], [`ClientOptions`], [`ItemIter`], [`Canceller`]; the blocking typed client of an [`#[anyd::api]`](macro@api) block | std sockets, no tokio |
+//! | `async-client` | [`AsyncClientSession`], [`ItemStream`], [`ClientOptions::connect_async`]; the async typed client; `client` too | tokio's `rt`, `net`, `io-util`, `time`: a runtime of the program's, current-thread is enough |
+//! | `server` | [`Appd`] and what serves it ([`Server`], [`Running`], [`ShutdownHandle`]), [`Api`], [`IntoApi`], [`Allow`], [`Capability`], [`Hub`], [`Handler`], [`FromCall`], [`Call`], [`IntoReply`], [`daemonize`], [`systemd`]; the [`Api`] impl of an `#[anyd::api]` block | tokio's multi-thread runtime, signals, `sync`, `time` |
+//! | `macros` | [`#[anyd::api]`](macro@api), [`#[derive(ApiError)]`](derive@ApiError) | `anyd-macros` (syn) |
+//!
+//! In every set, with none of them: the types both sides name,
+//! [`Address`], [`Error`], [`RemoteError`], [`Fd`], [`Value`], [`Codec`],
+//! [`Peer`], [`Items`] (with [`channel`], [`ItemSender`],
+//! [`StreamClosed`]), [`ApiError`](trait@ApiError), [`EndpointInfo`],
+//! [`ParamInfo`], and [`wire`]. So a crate that declares an API (its
+//! types, its errors, an interface) builds for a client alone.
+//!
+//! `#[anyd::api]` builds in every set and generates what the set has
+//! (the `Api` impl with `server`, each client with its feature): the
+//! program's `anyd` decides, not the program's own features. A program
+//! with the clients alone gets only the clients (and the compiler warns
+//! that the block's own methods go unused there).
+//!
 //! # Choosing a codec
 //!
 //! The daemon answers each request in the codec it came in, so one daemon
@@ -259,6 +290,9 @@
 // A library crate: every public item is documented (the workspace warns;
 // here it is an error).
 #![deny(missing_docs)]
+// docs.rs (`--cfg docsrs`, nightly) marks each item with the feature that
+// gives it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Elsewhere the crate cannot build: said first, in words, ahead of the
 // unresolved `std::os::linux` imports and socket options that follow.
@@ -268,48 +302,68 @@ compile_error!(
      SCM_RIGHTS with MSG_CMSG_CLOEXEC, eventfd, capabilities and /proc"
 );
 
+// What each module is for, and in which feature sets it builds: the
+// layers of DESIGN.md, less the ones a build leaves out. Modules with no
+// `cfg` are the types both sides use.
 mod address;
+#[cfg(feature = "server")]
 mod admission;
+#[cfg(feature = "server")]
 mod api;
+mod api_error;
+#[cfg(feature = "server")]
 mod budget;
+#[cfg(feature = "server")]
 mod capability;
+#[cfg(feature = "server")]
 mod checked_dir;
+#[cfg(feature = "client")]
 mod client;
 pub mod contract;
+#[cfg(feature = "server")]
 mod daemon;
+mod endpoint_info;
 mod error;
 mod fd;
+#[cfg(feature = "server")]
 mod fd_budget;
+#[cfg(any(feature = "client", feature = "server"))]
 mod frame_buffer;
 mod frame_context;
+#[cfg(any(feature = "client", feature = "server"))]
 mod framed;
+#[cfg(feature = "server")]
 mod handler;
+#[cfg(any(feature = "client", feature = "server"))]
 mod handshake;
+// Without the daemon, `Items` is a type that API signatures name (an
+// interface crate builds without the daemon); its sources are never
+// polled.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 mod items;
+#[cfg(feature = "server")]
 mod policy;
+#[cfg(feature = "server")]
 mod registry;
+#[cfg(feature = "server")]
 mod reply;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 mod sys;
+#[cfg(feature = "server")]
 pub mod systemd;
+#[cfg(feature = "server")]
 mod throttle;
 mod transport;
 
+// Every feature set.
 pub use address::{Address, ToAddress};
-pub use anyd_macros::{api, interface, ApiError};
-pub use api::{Api, IntoApi};
-pub use capability::Capability;
-pub use client::{
-    AsyncClientSession, Canceller, ClientOptions, ClientSession, ItemIter, ItemStream,
-};
-pub use daemon::{daemonize, daemonize_ready};
+pub use api_error::ApiError;
+pub use endpoint_info::{EndpointInfo, ParamInfo};
 pub use error::{Error, RemoteError, Result, WireError};
 pub use fd::Fd;
-pub use handler::{Call, EndpointInfo, FromCall, Handler, ParamInfo};
-pub use items::{channel, Hub, ItemSender, Items, StreamClosed};
-pub use policy::Allow;
-pub use reply::{ApiError, IntoReply};
-pub use server::{Appd, Running, Server, ShutdownHandle};
+pub use items::{channel, ItemSender, Items, StreamClosed};
 pub use transport::Peer;
 
 pub use anyd_wire::handshake::Digest;
@@ -326,8 +380,34 @@ pub use anyd_wire::protocol;
 /// of one's own.
 pub use schemars;
 
+// `client`.
+#[cfg(feature = "client")]
+pub use client::{Canceller, ClientOptions, ClientSession, ItemIter};
+
+// `async-client`.
+#[cfg(feature = "async-client")]
+pub use client::{AsyncClientSession, ItemStream};
+
+// `server`.
+#[cfg(feature = "server")]
+pub use {
+    api::{Api, IntoApi},
+    capability::Capability,
+    daemon::{daemonize, daemonize_ready},
+    handler::{Call, FromCall, Handler},
+    items::Hub,
+    policy::Allow,
+    reply::IntoReply,
+    server::{Appd, Running, Server, ShutdownHandle},
+};
+
+// `macros`.
+#[cfg(feature = "macros")]
+pub use anyd_macros::{api, interface, ApiError};
+
 #[doc(hidden)]
-pub use api::__private;
+#[path = "private.rs"]
+pub mod __private;
 
 /// The README's Rust examples, compiled as doc tests so that they stay true.
 #[cfg(doctest)]

@@ -9,9 +9,10 @@ use anyd_wire::codec::{encode_reply_ok, DecodeLimits};
 use anyd_wire::message::{Request, RequestHead};
 use serde::Serialize;
 
+use crate::endpoint_info::EndpointInfo;
 use crate::error::RemoteError;
 use crate::frame_context::with_call_codec;
-use crate::handler::{short_type_name, Call, EndpointInfo, Handler};
+use crate::handler::{short_type_name, Call, Handler};
 use crate::items::Source;
 use crate::policy::{Allow, Resolved};
 use crate::reply::{Made, Outcome};

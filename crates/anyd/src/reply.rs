@@ -1,7 +1,6 @@
 //! Replies: what a handler's return value becomes. [`IntoReply`] for a
-//! value, a `Result`, a stream; [`ApiError`] for the errors that travel to
-//! the caller with a kind; and a `Result` whose error is not an
-//! `ApiError`, read back from its serde form. How the arguments are bound
+//! value, a `Result` (whose error is an [`ApiError`], or else read back
+//! from its serde form), a stream. How the arguments are bound
 //! and the handler is called is `handler.rs`'s.
 
 use std::fmt;
@@ -10,83 +9,12 @@ use anyd_wire::codec::encode_reply_ok;
 use serde::ser::{Impossible, Serializer};
 use serde::Serialize;
 
-use crate::error::{Error, RemoteError};
+use crate::api_error::ApiError;
+use crate::error::RemoteError;
 use crate::frame_context::encode_with_fds;
 use crate::handler::{short_type_name, Call};
 use crate::items::{Items, Source};
 use std::os::fd::OwnedFd;
-
-/// An application error that can travel to the client: a kind, a
-/// message, and optional data.
-///
-/// A Python anyd client raises a kind that names one of Python's builtin
-/// exception classes (`ValueError`, `PermissionError`, `TimeoutError`, ...)
-/// as that class, with the message; any other kind, such as an
-/// application's own `VpnError`, as `RuntimeError("VpnError: <message>")`
-/// ([protocol section 4.3](crate::protocol#43-pickle-safely)).
-///
-/// ```
-/// use anyd::{ApiError, RemoteError};
-///
-/// enum VpnError { NotConnected, BadConfig(String) }
-///
-/// impl ApiError for VpnError {
-///     fn into_remote(self) -> RemoteError {
-///         match self {
-///             VpnError::NotConnected => RemoteError::new("VpnError", "not connected"),
-///             VpnError::BadConfig(why) => RemoteError::new("ValueError", why),
-///         }
-///     }
-/// }
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be returned to a caller as an error",
-    label = "not an `anyd::ApiError`",
-    note = "derive it with `#[derive(anyd::ApiError)]` (kind: the type's name; message: its `Display` text), or implement `anyd::ApiError`"
-)]
-pub trait ApiError {
-    /// The error reply for this error.
-    fn into_remote(self) -> RemoteError;
-}
-
-impl ApiError for RemoteError {
-    fn into_remote(self) -> RemoteError {
-        self
-    }
-}
-
-impl ApiError for std::io::Error {
-    /// Kinds as Python names the `OSError` subclasses.
-    fn into_remote(self) -> RemoteError {
-        use std::io::ErrorKind as K;
-        let kind = match self.kind() {
-            K::NotFound => "FileNotFoundError",
-            K::PermissionDenied => "PermissionError",
-            K::AlreadyExists => "FileExistsError",
-            K::TimedOut => "TimeoutError",
-            K::InvalidInput | K::InvalidData => "ValueError",
-            _ => "OSError",
-        };
-        RemoteError::new(kind, self.to_string())
-    }
-}
-
-impl ApiError for Box<dyn std::error::Error + Send + Sync> {
-    fn into_remote(self) -> RemoteError {
-        RemoteError::new("RuntimeError", self.to_string())
-    }
-}
-
-impl ApiError for Error {
-    /// A remote error passes through unchanged (a daemon relaying another
-    /// daemon's answer); anything else is a `RuntimeError`.
-    fn into_remote(self) -> RemoteError {
-        match self {
-            Error::Remote(e) => e,
-            other => RemoteError::new("RuntimeError", other.to_string()),
-        }
-    }
-}
 
 /// Marks a handler that returns a plain value.
 #[doc(hidden)]

@@ -1,5 +1,6 @@
 //! The clients: [`ClientSession`], blocking (std sockets, no runtime: a
-//! CLI must start fast), and [`AsyncClientSession`] on tokio, with the
+//! CLI must start fast; feature `client`), and `AsyncClientSession` on
+//! tokio (feature `async-client`, which takes `client` along), with the
 //! [`ClientOptions`] they share.
 //!
 //! One call protocol for both: `session` holds it with no I/O (the
@@ -8,11 +9,13 @@
 //! `async_session`). Connecting is the transport's (`transport::connect`),
 //! frames are `frame_buffer`'s, the handshake's order `handshake`'s.
 
+#[cfg(feature = "async-client")]
 mod async_session;
 mod blocking;
 mod options;
 mod session;
 
+#[cfg(feature = "async-client")]
 pub use async_session::{AsyncClientSession, ItemStream};
 pub use blocking::{Canceller, ClientSession, ItemIter};
 pub use options::ClientOptions;

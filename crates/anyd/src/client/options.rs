@@ -9,7 +9,9 @@ use anyd_wire::frame;
 use anyd_wire::handshake::HandshakeOptions;
 use anyd_wire::Codec;
 
-use super::{AsyncClientSession, ClientSession};
+#[cfg(feature = "async-client")]
+use super::AsyncClientSession;
+use super::ClientSession;
 use crate::address::ToAddress;
 use crate::error::Result;
 
@@ -190,12 +192,14 @@ impl ClientOptions {
     /// # Errors
     ///
     /// As [`AsyncClientSession::connect`].
+    #[cfg(feature = "async-client")]
     pub async fn connect_async(self, address: impl ToAddress) -> Result<AsyncClientSession> {
         AsyncClientSession::connect_with(address, self).await
     }
 }
 
-#[cfg(test)]
+// Both clients against a daemon.
+#[cfg(all(test, feature = "server", feature = "async-client"))]
 mod tests {
     use std::time::Duration;
 

@@ -352,6 +352,7 @@ impl<C> Session<C> {
     }
 
     /// Whether the open stream's CANCEL went out already.
+    #[cfg(feature = "async-client")]
     pub(crate) fn is_cancel_sent(&self) -> bool {
         self.state.phase() == Some(Phase::Streaming(Cancel::Sent))
     }
@@ -510,6 +511,7 @@ impl<C> Session<C> {
     /// async client on drop); `None` if the session was closed or not
     /// idle: half a request, or a stream, may be on the wire, and closing
     /// is then the only clean end.
+    #[cfg(feature = "async-client")]
     pub(crate) fn take_for_end(&mut self) -> Option<(C, Vec<u8>)> {
         let State::Open {
             conn,

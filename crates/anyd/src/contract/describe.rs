@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::private::{into_schemas, Describe};
 use super::schema::{generator, names_fd, permissive};
 use super::{Document, Info, Method, Param, ParamStructure, Returns};
-use crate::handler::EndpointInfo;
+use crate::endpoint_info::EndpointInfo;
 
 /// What the registry keeps for the document, beside its endpoints.
 #[derive(Default)]

@@ -22,8 +22,12 @@ use schemars::Schema;
 use serde::{Deserialize, Serialize};
 
 mod check;
+#[cfg(feature = "server")]
 pub(crate) mod describe;
 mod diff;
+// Without the daemon, what the derive of `ApiError` calls is used only by
+// the programs it expands in.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) mod kinds;
 pub(crate) mod private;
 mod schema;

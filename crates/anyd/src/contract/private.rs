@@ -18,7 +18,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::schema::{generator, holds_fd, permissive};
 use super::{Document, ErrorKind, ErrorKinds, Info, Method, Param, ParamStructure, Returns};
-use crate::handler::FromCall;
+#[cfg(feature = "server")]
 use crate::server::Appd;
 
 /// Describes one endpoint into a document's schema generator.
@@ -121,8 +121,8 @@ impl<T: JsonSchema + ?Sized> InterfaceType for T {}
 
 /// Whether a caller may leave the parameter out: as the daemon binds it
 /// (an `Option`, or `()`).
-pub fn optional<T: FromCall>() -> bool {
-    T::param().is_some_and(|p| p.optional)
+pub fn optional<T: serde::de::DeserializeOwned>() -> bool {
+    crate::endpoint_info::missing::<T>().is_some()
 }
 
 /// The kinds of an interface's error type, which must name them.
@@ -210,22 +210,14 @@ pub fn info(name: &str, version: &str, doc: &str) -> Info {
     info
 }
 
-/// Keeps what only a daemon needs (an interface's trait and service): a
-/// build of anyd without its server would make it empty.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __anyd_server_side {
-    ($($item:tt)*) => { $($item)* };
-}
-
-pub use crate::__anyd_server_side as server_side;
-
 /// Says that the endpoints registered next are an interface's.
+#[cfg(feature = "server")]
 pub fn interface(appd: Appd, info: Info) -> Appd {
     appd.__interface(info)
 }
 
 /// Gives the endpoint registered last its description.
+#[cfg(feature = "server")]
 pub fn describe(appd: Appd, describe: Describe) -> Appd {
     appd.__describe_last(describe)
 }

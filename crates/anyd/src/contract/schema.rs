@@ -106,6 +106,7 @@ fn holds_fd_value<'a>(
 
 /// Whether a Rust type name, as introspection writes it, names `Fd`:
 /// what the daemon knows of a closure's parameter.
+#[cfg(feature = "server")]
 pub(crate) fn names_fd(rust_type: &str) -> bool {
     rust_type
         .split(|c: char| !c.is_alphanumeric() && c != '_')

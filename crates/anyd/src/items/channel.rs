@@ -15,8 +15,8 @@ use anyd_wire::Codec;
 use serde::Serialize;
 
 use super::{Fill, Items, Sink, Source};
+use crate::api_error::ApiError;
 use crate::error::RemoteError;
-use crate::reply::ApiError;
 
 /// How many bytes of encoded items a channel holds before its senders
 /// wait: what the connection writes at once.

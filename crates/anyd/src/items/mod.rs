@@ -13,10 +13,12 @@
 //! `threaded`).
 
 mod channel;
+#[cfg(feature = "server")]
 mod hub;
 mod threaded;
 
 pub use channel::{channel, ItemSender, StreamClosed};
+#[cfg(feature = "server")]
 pub use hub::Hub;
 pub(crate) use threaded::Detached;
 use threaded::Threaded;
@@ -26,14 +28,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::frame_context::encode_with_fds;
-use crate::framed::Attached;
+use crate::transport::fds::Attached;
 use anyd_wire::codec::encode_item;
 use anyd_wire::{frame, Codec};
 use futures_core::Stream;
 use serde::Serialize;
 
+use crate::api_error::ApiError;
 use crate::error::RemoteError;
-use crate::reply::ApiError;
 
 /// The values a streaming endpoint sends, one frame each, then the end.
 ///

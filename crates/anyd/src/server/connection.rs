@@ -26,10 +26,10 @@ use anyd_wire::{frame, Codec};
 
 use crate::budget::Charge;
 use crate::error::{panic_message, RemoteError};
-use crate::framed::Attached;
 use crate::items::{Detached, Fill, Sink, Source};
 use crate::registry::{CallEnv, Dispatched};
 use crate::throttle::throttled;
+use crate::transport::fds::Attached;
 use crate::transport::fds::FrameFds;
 use crate::transport::Peer;
 

@@ -12,7 +12,9 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use super::{AsyncStream, Stream};
+#[cfg(feature = "async-client")]
+use super::AsyncStream;
+use super::Stream;
 use crate::address::Address;
 use crate::error::{Error, Result};
 
@@ -158,6 +160,7 @@ impl Stream {
     }
 }
 
+#[cfg(feature = "async-client")]
 impl AsyncStream {
     /// Connects once.
     pub(crate) async fn connect(address: &Address) -> io::Result<AsyncStream> {

@@ -20,6 +20,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+#[cfg(feature = "server")]
 use crate::fd_budget::FdCharge;
 use rustix::net::{
     recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
@@ -67,6 +68,7 @@ pub(crate) enum FdError {
     /// Holding what came would take the caller past its share of the
     /// daemon's descriptors for frames in progress (`fd_budget`): what
     /// came is closed, and the connection cannot go on.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     OverShare,
 }
 
@@ -101,6 +103,7 @@ impl From<FdError> for io::Error {
 
 impl FdError {
     /// The descriptor error an I/O error carries, if it is one.
+    #[cfg(feature = "server")]
     pub(crate) fn of(e: &io::Error) -> Option<FdError> {
         e.get_ref()?.downcast_ref::<FdError>().copied()
     }
@@ -179,6 +182,10 @@ pub(crate) fn send_with_fds(
     sendmsg(socket, &[IoSlice::new(bytes)], &mut control, flags)
 }
 
+/// Descriptors that go with some of the frames gathered for one write,
+/// each with the byte range of its frame.
+pub(crate) type Attached = Vec<(Range<usize>, Vec<OwnedFd>)>;
+
 /// Descriptors received and not yet handed to a frame, by the stream
 /// offset of the last byte of the read that brought them.
 #[derive(Debug, Default)]
@@ -188,6 +195,7 @@ pub(crate) struct FdQueue {
     held: usize,
     /// What `held` draws from the daemon's descriptor budget (none on a
     /// client's side).
+    #[cfg(feature = "server")]
     charge: Option<FdCharge>,
 }
 
@@ -213,6 +221,7 @@ impl FdQueue {
             }
             Arrival::Fds(fds) => {
                 let held = self.held + fds.len();
+                #[cfg(feature = "server")]
                 if let Some(charge) = &mut self.charge {
                     if !charge.hold(held) {
                         return Err(FdError::OverShare);
@@ -251,6 +260,7 @@ impl FdQueue {
                 _ => {}
             }
         }
+        #[cfg(feature = "server")]
         if let Some(charge) = &mut self.charge {
             // Fewer held: always within the budget.
             charge.hold(self.held);
@@ -263,6 +273,7 @@ impl FdQueue {
 
     /// Counts what the queue holds against the daemon's descriptor
     /// budget, as a connection of `charge`'s caller.
+    #[cfg(feature = "server")]
     pub(crate) fn charge_to(&mut self, charge: FdCharge) {
         self.charge = Some(charge);
     }

@@ -10,19 +10,35 @@
 //! Whether a directory may hold a socket file is the crate's
 //! `checked_dir`, since pid files need the same check.
 //!
+//! Which of them a build has follows its features: connecting is the
+//! clients' (the async side `async-client`'s), listening the daemon's;
+//! a peer and the descriptors beside frames are everyone's.
+//!
 //! It does not own addresses (`address`) nor anything said over a socket
 //! (frames are `framed`'s, the handshake is `handshake`'s).
 
+#[cfg(feature = "async-client")]
 mod async_stream;
+#[cfg(feature = "client")]
 mod connect;
+// Without a side, only its limits and types are used (by `Fd` and
+// `Items`).
+#[cfg_attr(not(any(feature = "client", feature = "server")), allow(dead_code))]
 pub(crate) mod fds;
+#[cfg(feature = "server")]
 mod listener;
 mod peer;
+#[cfg(feature = "server")]
 mod socket_file;
+#[cfg(any(feature = "client", feature = "server"))]
 mod stream;
 
+#[cfg(feature = "async-client")]
 pub(crate) use async_stream::AsyncStream;
+#[cfg(feature = "server")]
 pub(crate) use listener::Listener;
 pub use peer::Peer;
+#[cfg(feature = "server")]
 pub(crate) use socket_file::SocketFile;
+#[cfg(any(feature = "client", feature = "server"))]
 pub(crate) use stream::Stream;

@@ -5,13 +5,15 @@
 //!
 //! It owns reading them, once per connection. What a caller may call is
 //! `policy`'s; how many connections it may hold, `admission`'s.
+//!
+//! The type is in every feature set (an API's methods name it, and an
+//! interface crate builds without the daemon); reading a peer is the
+//! daemon's, under `server`.
 
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
-use super::Stream;
-use crate::address::Address;
+#[cfg(feature = "server")]
+use {super::Stream, crate::address::Address, std::os::fd::AsFd, std::os::unix::net::UnixStream};
 
 /// Who is on the other end of a connection.
 ///
@@ -33,6 +35,7 @@ struct PeerInfo {
 
 /// The groups of a Unix socket peer: the kernel's record when it has one,
 /// otherwise what the group database says of the peer's user.
+#[cfg(feature = "server")]
 fn groups_of_peer(stream: &UnixStream, creds: &rustix::net::UCred) -> Vec<u32> {
     let gid = creds.gid.as_raw();
     let mut groups = crate::sys::peer_groups(stream.as_fd()).unwrap_or_else(|| {
@@ -48,6 +51,7 @@ fn groups_of_peer(stream: &UnixStream, creds: &rustix::net::UCred) -> Vec<u32> {
     groups
 }
 
+#[cfg(feature = "server")]
 impl Peer {
     pub(crate) fn of(stream: &Stream) -> Peer {
         let (address, creds, groups) = match stream {
@@ -79,7 +83,9 @@ impl Peer {
             }),
         }
     }
+}
 
+impl Peer {
     /// A readable description of the caller: `tcp:127.0.0.1:50412`, or
     /// `unix:pid=1234` on a Unix socket.
     pub fn address(&self) -> &str {

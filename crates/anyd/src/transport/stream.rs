@@ -7,10 +7,10 @@
 //! it (`fds`), nor who is on the other end (`peer`).
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A connected socket, Unix or TCP.
@@ -19,7 +19,8 @@ pub(crate) enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
     /// A socket that something else may shut down while this stream
-    /// serves it (see [`Stream::share`]).
+    /// serves it (see `Stream::share`; the daemon's).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     Shared(Arc<Stream>),
 }
 
@@ -40,7 +41,8 @@ impl Stream {
         }
     }
 
-    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+    #[cfg(feature = "server")]
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
         match self {
             Stream::Unix(s) => s.shutdown(how),
             Stream::Tcp(s) => s.shutdown(how),
@@ -58,6 +60,7 @@ impl Stream {
     }
 
     /// A second handle on the same socket (a duplicated descriptor).
+    #[cfg(feature = "client")]
     pub(crate) fn try_clone(&self) -> io::Result<Stream> {
         match self {
             Stream::Unix(s) => s.try_clone().map(Stream::Unix),
@@ -76,7 +79,8 @@ impl Stream {
     /// until it lets go, so the number it shuts down is still this socket,
     /// never one the process has opened since with the same number; once
     /// the stream is gone, the upgrade fails and nothing is touched.
-    pub(crate) fn share(self) -> (Stream, Weak<Stream>) {
+    #[cfg(feature = "server")]
+    pub(crate) fn share(self) -> (Stream, std::sync::Weak<Stream>) {
         let strong = Arc::new(self);
         let weak = Arc::downgrade(&strong);
         (Stream::Shared(strong), weak)
