@@ -61,6 +61,9 @@ pub(crate) struct Registry {
     resolved: Option<Resolved>,
     /// Whether a panicking handler's message reaches the caller.
     pub(crate) panic_details: bool,
+    /// Whether calls of restricted endpoints leave an audit line
+    /// ([`Appd::audit`](crate::Appd::audit)).
+    pub(crate) audit: bool,
     /// Whether connections take the descriptors callers send (`None`: when
     /// an endpoint's parameter types name `Fd`).
     pub(crate) receive_fds: Option<bool>,
@@ -82,6 +85,7 @@ impl Default for Registry {
             allow: None,
             resolved: None,
             panic_details: false,
+            audit: false,
             receive_fds: None,
             receives: std::sync::OnceLock::new(),
             denials: Throttle::per_second(DENIALS_AT_ONCE),
@@ -382,11 +386,42 @@ impl Registry {
         env: &CallEnv<'_>,
         out: &mut Vec<u8>,
     ) -> Dispatched {
-        match self.serve(head, fds, env, out) {
+        // What the audit line names, taken before the request is read.
+        let audited = self.audit.then(|| head.endpoint.clone());
+        let dispatched = match self.serve(head, fds, env, out) {
             Ok((Outcome(Made::Written(fds)), _)) => Dispatched::Reply(fds),
             Ok((Outcome(Made::Stream(source)), fds)) => Dispatched::Stream { source, fds },
             Err(e) => Dispatched::Error(e),
+        };
+        if let Some(name) = audited {
+            self.audit_line(&name, env.peer, &dispatched);
         }
+        dispatched
+    }
+
+    /// The audit line of a call of `name` by `peer`, if the endpoint is
+    /// restricted and the call was allowed (denials have their own line).
+    #[cold]
+    fn audit_line(&self, name: &str, peer: &Peer, dispatched: &Dispatched) {
+        let endpoint = self.endpoints.get(name);
+        let restricted = self.resolved.is_some() || endpoint.is_some_and(|e| e.resolved.is_some());
+        if !restricted || self.admit(endpoint, peer).is_err() {
+            return;
+        }
+        let outcome = match dispatched {
+            Dispatched::Reply(_) => "ok",
+            Dispatched::Stream { .. } => "stream",
+            Dispatched::Error(e) => e.kind.as_str(),
+        };
+        tracing::info!(
+            target: "anyd::audit",
+            uid = peer.uid(),
+            gid = peer.gid(),
+            pid = peer.pid(),
+            endpoint = name,
+            outcome,
+            "call"
+        );
     }
 
     /// [`dispatch`](Self::dispatch), with whether the reply or the

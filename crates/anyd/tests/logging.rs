@@ -51,6 +51,11 @@ fn info_logs_name_events_and_never_payloads_or_keys() {
     let d = Appd::new()
         .authkey(KEY)
         .api("echo(a)", |a: String| a)
+        .api("greet()", || tracing::info!("a handler's own line"))
+        // Restricted (to this process's user), and audited.
+        .api("secret(a)", |a: String| a.len())
+        .restrict(anyd::Allow::uid(rustix::process::getuid().as_raw()))
+        .audit(true)
         .api(
             "fail(a)",
             |_a: String| -> Result<String, anyd::RemoteError> {
@@ -68,6 +73,11 @@ fn info_logs_name_events_and_never_payloads_or_keys() {
     assert_eq!(s.commit::<String>("echo", (PAYLOAD,)).unwrap(), PAYLOAD);
     assert!(s.commit::<String>("fail", (PAYLOAD,)).is_err());
     assert!(s.commit::<String>("missing", (PAYLOAD,)).is_err());
+    s.commit::<()>("greet", ()).unwrap();
+    assert_eq!(
+        s.commit::<usize>("secret", (PAYLOAD,)).unwrap(),
+        PAYLOAD.len()
+    );
     s.end_session().unwrap();
 
     // A wrong key, and a client without one.
@@ -110,6 +120,30 @@ fn info_logs_name_events_and_never_payloads_or_keys() {
     // The log was written, and says what happened.
     assert!(text.contains("listening"), "{text}");
     assert!(text.contains("handshake failed"), "{text}");
+    // A handler's own line says which call and which caller it serves:
+    // the fourth call of its connection, by this process's user.
+    let own = text
+        .lines()
+        .find(|l| l.contains("a handler's own line"))
+        .unwrap_or_else(|| panic!("no handler line in:\n{text}"));
+    let uid = rustix::process::getuid().as_raw();
+    let pid = std::process::id();
+    assert!(
+        own.contains(&format!("conn{{uid={uid} gid=")) && own.contains(&format!("pid={pid}}}")),
+        "{own}"
+    );
+    assert!(own.contains("call{endpoint=greet n=4}"), "{own}");
+    // The audit line of the restricted call: who, what, the outcome (the
+    // payload is checked absent below); none for the unrestricted ones.
+    let audit: Vec<&str> = text.lines().filter(|l| l.contains("anyd::audit")).collect();
+    assert_eq!(audit.len(), 1, "{text}");
+    for field in [
+        format!("uid={uid}"),
+        "endpoint=\"secret\"".into(),
+        "outcome=\"ok\"".into(),
+    ] {
+        assert!(audit[0].contains(&field), "{field} in {}", audit[0]);
+    }
     for secret in [KEY, PAYLOAD, MALFORMED] {
         assert!(!text.contains(secret), "{secret} is in the log:\n{text}");
     }

@@ -542,6 +542,21 @@ impl Appd {
         self
     }
 
+    /// Whether every call of a restricted endpoint leaves an audit line at
+    /// info level (default false): an endpoint a rule restricts
+    /// ([`restrict`](Self::restrict), [`restrict_endpoint`](Self::restrict_endpoint))
+    /// or any endpoint of a daemon with a daemon-wide rule
+    /// ([`allow`](Self::allow)). The line (target `anyd::audit`) says who
+    /// called (uid, gid, pid), which endpoint and the outcome (`ok`, or the
+    /// error's kind), never an argument's value; a call the policy denies
+    /// is logged as it always is ("call denied by policy"). Every allowed
+    /// call has its line, none is held back: a caller allowed to call in
+    /// a loop writes one a call.
+    pub fn audit(mut self, yes: bool) -> Self {
+        self.registry.audit = yes;
+        self
+    }
+
     /// Whether the daemon takes descriptors that callers send with their
     /// requests ([protocol section 8.2](crate::protocol#82-descriptors)).
     /// By default it does when an endpoint has a parameter whose type

@@ -198,6 +198,8 @@ pub(super) struct Connection<'a> {
     /// session ends ([`detach_source`](Self::detach_source)): an
     /// iterator's thread may still be in its `next`.
     finished: Option<Box<dyn Source>>,
+    /// Requests taken so far, for each call's span.
+    calls: u64,
 }
 
 impl<'a> Connection<'a> {
@@ -215,6 +217,7 @@ impl<'a> Connection<'a> {
             out_charge: Charge::new(shared.budget.clone(), REPLY_ALLOWANCE),
             stream: None,
             finished: None,
+            calls: 0,
         }
     }
 
@@ -366,6 +369,10 @@ impl<'a> Connection<'a> {
             }
         };
         let codec = head.codec;
+        self.calls += 1;
+        // The handler's own events are tied to the call they serve.
+        let span = tracing::info_span!("call", endpoint = %head.endpoint, n = self.calls);
+        let _in_span = span.enter();
         // Timing costs two clock reads a call; take them only when logged.
         let started = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| (Instant::now(), head.endpoint.clone()));

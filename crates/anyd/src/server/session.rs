@@ -29,6 +29,10 @@ pub(super) fn serve_connection(
     runtime: &tokio::runtime::Handle,
 ) -> End {
     let config = &shared.config;
+    // Every event of this thread, the handlers' own included, is tied to
+    // the caller (a subscriber shows the span's fields with each line).
+    let span = tracing::info_span!("conn", uid = peer.uid(), gid = peer.gid(), pid = peer.pid());
+    let _in_span = span.enter();
     // A client that does not read its replies must not hold this thread
     // (and its buffer) forever.
     let _ = stream.set_write_timeout(config.idle_timeout);
