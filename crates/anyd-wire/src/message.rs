@@ -26,8 +26,8 @@ mod options;
 
 #[cfg(test)]
 pub(crate) use options::tests as options_tests;
-pub use options::RequestOptions;
 pub(crate) use options::{OptionError, OptionSet, OptionSink, OptionValue};
+pub use options::{RequestOptions, TimeoutMs, MAX_TIMEOUT_MS};
 
 /// A payload codec ([protocol section 4](crate::protocol#4-codecs)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -675,3 +675,103 @@ mod descriptors {
         assert!(decode_request(br#"["read",[],{},{"fds":1}]"#, &limits()).is_err());
     }
 }
+
+mod call_context {
+    //! The call context's options (docs/PROTOCOL.md sections 8.3 and 8.4),
+    //! byte for byte.
+
+    use super::*;
+    use anyd_wire::codec::{encode_request_with, RequestOptions, TimeoutMs};
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn options() -> RequestOptions {
+        let mut o = RequestOptions::NONE.with_timeout(Some(std::time::Duration::from_millis(1500)));
+        o.traceparent = Some(TRACEPARENT.to_owned());
+        o.tracestate = Some("k=v".to_owned());
+        o
+    }
+
+    #[test]
+    fn msgpack_vectors() {
+        let mut out = Vec::new();
+        let timeout =
+            RequestOptions::NONE.with_timeout(Some(std::time::Duration::from_millis(1500)));
+        encode_request_with(Codec::MsgPack, "echo", &("hi",), &(), &timeout, &mut out).unwrap();
+        assert_eq!(
+            out, b"\x94\xa4echo\x91\xa2hi\x80\x81\xaatimeout_ms\xcd\x05\xdc",
+            "{out:02x?}"
+        );
+        assert_eq!(request(&out).options.timeout_ms, TimeoutMs::new(1500));
+        out.clear();
+        encode_request_with(Codec::MsgPack, "echo", &("hi",), &(), &options(), &mut out).unwrap();
+        let mut want =
+            b"\x94\xa4echo\x91\xa2hi\x80\x83\xaatimeout_ms\xcd\x05\xdc\xabtraceparent\xd9\x37"
+                .to_vec();
+        want.extend_from_slice(TRACEPARENT.as_bytes());
+        want.extend_from_slice(b"\xaatracestate\xa3k=v");
+        assert_eq!(out, want, "{out:02x?}");
+        assert_eq!(request(&out).options, options());
+    }
+
+    #[test]
+    fn json_vectors() {
+        let mut out = Vec::new();
+        encode_request_with(Codec::Json, "echo", &("hi",), &(), &options(), &mut out).unwrap();
+        let want = format!(
+            r#"["echo",["hi"],{{}},{{"timeout_ms":1500,"traceparent":"{TRACEPARENT}","tracestate":"k=v"}}]"#
+        );
+        assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+        assert_eq!(request(&out).options, options());
+    }
+
+    #[test]
+    fn a_timeout_rounds_up_to_whole_milliseconds_and_stops_at_a_day() {
+        use std::time::Duration;
+        let ms = |d| TimeoutMs::from_duration(d).millis();
+        assert_eq!(ms(Duration::from_micros(400)), 1);
+        assert_eq!(ms(Duration::from_millis(7)), 7);
+        assert_eq!(
+            ms(Duration::from_secs(10 * 24 * 3600)),
+            anyd_wire::codec::MAX_TIMEOUT_MS
+        );
+        assert_eq!(ms(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn a_bad_timeout_is_malformed_and_names_the_option() {
+        let limits = DecodeLimits::default();
+        for (payload, says) in [
+            (
+                &br#"["echo",[],{},{"timeout_ms":-5}]"#[..],
+                "not a negative integer",
+            ),
+            (br#"["echo",[],{},{"timeout_ms":"5"}]"#, "not a string"),
+            (br#"["echo",[],{},{"timeout_ms":1.5}]"#, "not a float"),
+            (
+                br#"["echo",[],{},{"timeout_ms":86400001}]"#,
+                "not a larger one",
+            ),
+            (
+                b"\x94\xa4echo\x90\x80\x81\xaatimeout_ms\xff",
+                "not a negative integer",
+            ),
+            (
+                b"\x94\xa4echo\x90\x80\x81\xaatimeout_ms\xce\x05\x26\x5c\x01",
+                "not a larger one",
+            ),
+            (
+                b"\x94\xa4echo\x90\x80\x81\xabtraceparent\x01",
+                "not an integer",
+            ),
+        ] {
+            let e = decode_request(payload, &limits).unwrap_err().to_string();
+            assert!(e.contains("timeout_ms") || e.contains("traceparent"), "{e}");
+            assert!(e.contains(says), "{e}");
+        }
+        let ok = decode_request(br#"["echo",[],{},{"timeout_ms":86400000}]"#, &limits).unwrap();
+        assert!(
+            matches!(ok, Incoming::Request(r) if r.options.timeout_ms.map(TimeoutMs::millis) == Some(86_400_000))
+        );
+    }
+}

@@ -49,7 +49,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::message::{Arg, Head, Incoming, RemoteError, Reply, Request, RequestHead, StreamReply};
-pub use crate::message::{Codec, RequestOptions};
+pub use crate::message::{Codec, RequestOptions, TimeoutMs, MAX_TIMEOUT_MS};
 use crate::Value;
 
 /// Why a payload could not be decoded.

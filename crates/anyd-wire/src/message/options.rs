@@ -97,6 +97,56 @@ option_set! {
         /// `fds`: the client speaks descriptors (section 8.2): the request
         /// may come with some, and its reply or items may carry some.
         "fds" => pub fds: bool,
+        /// `timeout_ms`: the call is due within this many milliseconds of
+        /// the daemon reading it (section 8.3): relative, so that no two
+        /// clocks need agree. At most [`MAX_TIMEOUT_MS`].
+        "timeout_ms" => pub timeout_ms: Option<TimeoutMs>,
+        /// `traceparent`: the caller's W3C trace context (section 8.4),
+        /// as the `traceparent` header carries it.
+        "traceparent" => pub traceparent: Option<String>,
+        /// `tracestate`: the vendor part of the caller's W3C trace context
+        /// (section 8.4), sent only with `traceparent`.
+        "tracestate" => pub tracestate: Option<String>,
+    }
+}
+
+/// The longest a call may ask to be given, in milliseconds: a day. A
+/// longer wait is no deadline a caller means; a caller that can wait for
+/// ever sends none.
+pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The value of the `timeout_ms` option: milliseconds, at most
+/// [`MAX_TIMEOUT_MS`] (a request asking more is refused, naming the
+/// option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimeoutMs(u64);
+
+impl TimeoutMs {
+    /// `ms` milliseconds, or `None` past [`MAX_TIMEOUT_MS`].
+    pub const fn new(ms: u64) -> Option<TimeoutMs> {
+        if ms <= MAX_TIMEOUT_MS {
+            Some(TimeoutMs(ms))
+        } else {
+            None
+        }
+    }
+
+    /// A duration as the option carries it: whole milliseconds rounded
+    /// up (a caller that allows 0.4 ms is not told it has 0), at most
+    /// [`MAX_TIMEOUT_MS`].
+    pub fn from_duration(d: std::time::Duration) -> TimeoutMs {
+        let ms = d.as_nanos().div_ceil(1_000_000);
+        TimeoutMs(u64::try_from(ms).unwrap_or(u64::MAX).min(MAX_TIMEOUT_MS))
+    }
+
+    /// The milliseconds.
+    pub const fn millis(self) -> u64 {
+        self.0
+    }
+
+    /// As a duration.
+    pub const fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0)
     }
 }
 
@@ -115,6 +165,14 @@ impl RequestOptions {
     #[must_use]
     pub const fn with_fds(mut self, on: bool) -> Self {
         self.fds = on;
+        self
+    }
+
+    /// These options, with the call due within `timeout` (`None`: no
+    /// deadline sent).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.timeout_ms = timeout.map(TimeoutMs::from_duration);
         self
     }
 
@@ -211,7 +269,7 @@ fn set_field<'k>(
 ) -> Result<(), OptionError<'k>> {
     let found = match read {
         Ok(value) => {
-            let found = value.what();
+            let found = field.refused(&value);
             if field.set(value) {
                 return Ok(());
             }
@@ -262,6 +320,11 @@ pub(crate) trait OptionField: Sized {
     fn set(&mut self, value: OptionValue<'_>) -> bool;
     /// What this option takes, for an error: `"a boolean"`.
     fn takes(&self) -> &'static str;
+    /// What `value` is, for the error when [`set`](Self::set) refuses
+    /// it: its kind, unless the kind is right and the value is not.
+    fn refused(&self, value: &OptionValue<'_>) -> &'static str {
+        value.what()
+    }
 }
 
 /// A flag: written when true, since absent means false (and a client may
@@ -302,6 +365,36 @@ impl OptionField for Option<u64> {
     }
     fn takes(&self) -> &'static str {
         "an unsigned integer"
+    }
+}
+
+/// Milliseconds of a deadline, absent when `None`: an unsigned integer
+/// of at most [`MAX_TIMEOUT_MS`].
+impl OptionField for Option<TimeoutMs> {
+    const UNSET: Self = None;
+    #[inline]
+    fn get(&self) -> Option<OptionValue<'_>> {
+        self.map(|t| OptionValue::UInt(t.0))
+    }
+    #[inline]
+    fn set(&mut self, value: OptionValue<'_>) -> bool {
+        match value {
+            OptionValue::UInt(n) => match TimeoutMs::new(n) {
+                Some(t) => *self = Some(t),
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
+    }
+    fn takes(&self) -> &'static str {
+        "milliseconds, an unsigned integer of at most 86400000 (a day)"
+    }
+    fn refused(&self, value: &OptionValue<'_>) -> &'static str {
+        match value {
+            OptionValue::UInt(_) => "a larger one",
+            other => other.what(),
+        }
     }
 }
 
