@@ -319,6 +319,8 @@ mod capability;
 mod checked_dir;
 #[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "server")]
+mod context;
 pub mod contract;
 #[cfg(feature = "server")]
 mod daemon;
@@ -360,6 +362,8 @@ mod transport;
 // Every feature set.
 pub use address::{Address, ToAddress};
 pub use api_error::ApiError;
+#[cfg(feature = "server")]
+pub use context::{Cancelled, Context};
 pub use endpoint_info::{EndpointInfo, ParamInfo};
 pub use error::{Error, RemoteError, Result, WireError};
 pub use fd::Fd;

@@ -8,7 +8,8 @@
 //! - [`switch_process_credentials`]: `setgroups`, `setgid` and `setuid` for
 //!   the whole process;
 //! - [`claim_inherited`]: taking ownership of descriptors passed across
-//!   `exec` (socket activation).
+//!   `exec` (socket activation);
+//! - [`watch_readable`]: registering a descriptor with tokio's reactor.
 //!
 //! What the answers mean (policy, privilege hygiene, which sockets to
 //! serve) lives with the callers.
@@ -120,4 +121,21 @@ pub(crate) fn claim_inherited(
         })
         .collect(),
     ))
+}
+
+/// Registers `fd` with the current tokio runtime's reactor, to learn when
+/// it is readable (or its reading side closed). Must be called inside a
+/// runtime.
+///
+/// # Errors
+///
+/// When the reactor refuses it (none running, or epoll's error).
+pub(crate) fn watch_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the `AsyncFd` owns `fd`, which stays open, the same
+    // descriptor, until the `AsyncFd` is dropped (it closes it then, after
+    // leaving the reactor): what `register_with_interest` asks.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            .map_err(|e| e.into_parts().1)
+    }
 }
