@@ -274,6 +274,10 @@ pub(crate) enum ParamKind {
     PeerRef,
     /// `Peer`, by value.
     Peer,
+    /// `&Context`: the call's context, not a wire argument.
+    ContextRef,
+    /// `Context`, by value.
+    Context,
 }
 
 impl ApiBlock {
@@ -755,13 +759,22 @@ fn is_self(ty: &Type) -> bool {
 /// (A type of that name that is not `anyd::Peer` fails to compile against
 /// the `Peer` the generated code passes.)
 fn is_peer(ty: &Type) -> bool {
+    is_named(ty, "Peer")
+}
+
+/// As [`is_peer`], for `Context` (the call's context, `anyd::Context`).
+fn is_context(ty: &Type) -> bool {
+    is_named(ty, "Context")
+}
+
+fn is_named(ty: &Type, name: &str) -> bool {
     match ty {
         Type::Path(p) if p.qself.is_none() => {
             let last = p.path.segments.last().unwrap();
-            last.ident == "Peer" && last.arguments.is_none()
+            last.ident == name && last.arguments.is_none()
         }
-        Type::Paren(p) => is_peer(&p.elem),
-        Type::Group(g) => is_peer(&g.elem),
+        Type::Paren(p) => is_named(&p.elem, name),
+        Type::Group(g) => is_named(&g.elem, name),
         _ => false,
     }
 }
@@ -778,11 +791,16 @@ fn param_kind(ty: &Type) -> Result<ParamKind, (Span, String)> {
             None => Ok(ParamKind::PeerRef),
             Some(m) => Err((m.span, "the caller is given as `&Peer`, not `&mut Peer`".into())),
         },
+        Type::Reference(r) if is_context(&r.elem) => match r.mutability {
+            None => Ok(ParamKind::ContextRef),
+            Some(m) => Err((m.span, "the call's context is given as `&Context`, not `&mut Context`".into())),
+        },
         Type::Reference(r) => Err((
             r.span(),
             "an endpoint parameter is decoded from the request and must own its value: take `String` for `&str`, `Vec<T>` for `&[T]`; only the caller, `&Peer`, is given by reference".into(),
         )),
         ty if is_peer(ty) => Ok(ParamKind::Peer),
+        ty if is_context(ty) => Ok(ParamKind::Context),
         _ => Ok(ParamKind::Wire),
     }
 }

@@ -101,13 +101,14 @@ fn registration(e: &Endpoint, krate: &syn::Path, appd: &Ident, target: &Target<'
                 quote!(#ident: #ty)
             }
             ParamKind::Peer | ParamKind::PeerRef => quote!(#ident: #krate::Peer),
+            ParamKind::Context | ParamKind::ContextRef => quote!(#ident: #krate::Context),
         }
     });
     let args = e.params.iter().map(|p| {
         let ident = &p.ident;
         match p.kind {
-            ParamKind::PeerRef => quote!(&#ident),
-            ParamKind::Wire | ParamKind::Peer => quote!(#ident),
+            ParamKind::PeerRef | ParamKind::ContextRef => quote!(&#ident),
+            ParamKind::Wire | ParamKind::Peer | ParamKind::Context => quote!(#ident),
         }
     });
     let receiver = match e.receiver {

@@ -48,7 +48,7 @@ pub fn raw(address: &Address) -> UnixStream {
 }
 
 /// A framed MessagePack request with `options`.
-fn framed_request(
+pub fn request_with(
     endpoint: &str,
     args: impl serde::Serialize,
     options: codec::RequestOptions,
@@ -62,12 +62,12 @@ fn framed_request(
 
 /// A framed MessagePack request, to send or pipeline on a raw socket.
 pub fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
-    framed_request(endpoint, args, codec::RequestOptions::NONE)
+    request_with(endpoint, args, codec::RequestOptions::NONE)
 }
 
 /// A framed MessagePack request that asks for a stream.
 pub fn stream_request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
-    framed_request(
+    request_with(
         endpoint,
         args,
         codec::RequestOptions::NONE.with_stream(true),
@@ -78,7 +78,7 @@ pub fn stream_request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
 /// (docs/PROTOCOL.md section 8.2): its arguments may name them with
 /// `{"$fd": n}` placeholders (a map serializes as one).
 pub fn fd_request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
-    framed_request(endpoint, args, codec::RequestOptions::NONE.with_fds(true))
+    request_with(endpoint, args, codec::RequestOptions::NONE.with_fds(true))
 }
 
 /// The placeholder of descriptor `n` of a frame.

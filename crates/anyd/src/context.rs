@@ -52,7 +52,7 @@ thread_local! {
 ///     Ok(networks)
 /// }
 ///
-/// let app = anyd::Appd::new("/tmp/scan.sock").api("scan(networks)", scan);
+/// let app = anyd::Appd::new().api("scan(networks)", scan);
 /// # drop(app);
 /// ```
 ///
@@ -71,8 +71,6 @@ pub struct Context {
 
 struct Inner {
     deadline: Option<Instant>,
-    /// What the deadline was made of, in milliseconds, for the error.
-    timeout: Option<Duration>,
     traceparent: Option<String>,
     tracestate: Option<String>,
     watch: Mutex<Watch>,
@@ -115,6 +113,7 @@ impl fmt::Debug for Context {
 
 /// What a call made from a handler inherits of the call the handler
 /// serves.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Outgoing {
     /// When the call served is due.
@@ -128,6 +127,7 @@ pub(crate) struct Outgoing {
 
 /// What a call made on this thread inherits, if the thread serves a call
 /// with a deadline or a trace context.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub(crate) fn outgoing() -> Option<Outgoing> {
     CURRENT.with_borrow(|c| c.as_ref().map(Context::outgoing))
 }
@@ -151,12 +151,11 @@ pub(crate) fn with_current<T>(context: Option<&Context>, f: impl FnOnce() -> T) 
 }
 
 impl Context {
-    /// A call's context: due by `deadline` (made of `timeout`), traced by
+    /// A call's context: due by `deadline`, traced by
     /// `traceparent` and `tracestate` as they came, its caller watched
     /// through `watch`.
     pub(crate) fn new(
         deadline: Option<Instant>,
-        timeout: Option<Duration>,
         traceparent: Option<String>,
         tracestate: Option<String>,
         watch: Watch,
@@ -165,7 +164,6 @@ impl Context {
         Context {
             inner: Arc::new(Inner {
                 deadline,
-                timeout,
                 traceparent,
                 tracestate,
                 watch: Mutex::new(watch),
@@ -266,27 +264,11 @@ impl Context {
         }
     }
 
-    /// The call is cancelled (the daemon saw a CANCEL or the caller go
-    /// while the handler waited).
-    pub(crate) fn cancel(&self, why: Cancelled) {
-        self.lock().cancel(why);
-    }
-
     /// The call is over: its socket is no longer looked at, and futures
     /// awaiting cancellation let go of it.
     pub(crate) fn end(&self) {
         self.lock().end();
         self.inner.ended.notify_waiters();
-    }
-
-    /// The timeout the deadline was made of, for the error.
-    pub(crate) fn timeout(&self) -> Option<Duration> {
-        self.inner.timeout
-    }
-
-    /// The trace context that came with the call, as it came.
-    pub(crate) fn traceparent(&self) -> Option<&str> {
-        self.inner.traceparent.as_deref()
     }
 
     /// What a call made while this one is served inherits.

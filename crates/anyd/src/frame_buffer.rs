@@ -159,6 +159,13 @@ impl FrameBuffer {
         self.end > self.start
     }
 
+    /// The bytes buffered that are not yet handed out as frames: what came
+    /// behind the last frame.
+    #[cfg(feature = "server")]
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
     /// The next whole frame if it is buffered, consumed: its payload is
     /// [`payload(range)`](Self::payload) until the next
     /// [`spare`](Self::spare). `Ok(None)`: not enough bytes yet.

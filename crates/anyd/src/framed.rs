@@ -98,6 +98,13 @@ impl Framed {
         self.buf.has_pending_bytes()
     }
 
+    /// The bytes buffered that are not yet handed out as frames (see
+    /// [`FrameBuffer::pending`]).
+    #[cfg(feature = "server")]
+    pub(crate) fn pending(&self) -> &[u8] {
+        self.buf.pending()
+    }
+
     /// The next frame if it is already buffered; its payload is
     /// `self.payload(range)` until the next call that reads.
     #[inline]

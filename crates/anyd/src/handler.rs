@@ -5,13 +5,17 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use anyd_wire::codec::ArgError;
 use anyd_wire::message::{Arg, Request};
 use anyd_wire::Codec;
 use serde::de::DeserializeOwned;
 
+use crate::context::{Cancelled, Context, Watch};
 use crate::endpoint_info::missing;
 use crate::endpoint_info::{EndpointInfo, ParamInfo};
 use crate::error::RemoteError;
@@ -31,6 +35,14 @@ pub struct Call<'a> {
     /// The reply (or a stream's items) may carry descriptors: the caller
     /// asked, over a Unix socket.
     pub(crate) carries_fds: bool,
+    /// When the call is due, and the timeout that made it.
+    pub(crate) deadline: Option<(Instant, Duration)>,
+    /// The connection's socket, and the bytes read behind the request:
+    /// what the context looks at for a CANCEL or the caller going.
+    pub(crate) socket: Option<BorrowedFd<'a>>,
+    pub(crate) behind: &'a [u8],
+    /// The call's context, made when first needed.
+    pub(crate) context: OnceLock<Context>,
 }
 
 impl Call<'_> {
@@ -42,6 +54,60 @@ impl Call<'_> {
     /// The caller.
     pub fn peer(&self) -> &Peer {
         self.peer
+    }
+
+    /// The call's context, made the first time it is asked for: most
+    /// calls never need one.
+    pub(crate) fn context(&self) -> &Context {
+        self.context.get_or_init(|| {
+            let options = &self.request.options;
+            Context::new(
+                self.deadline.map(|(at, _)| at),
+                options.traceparent.clone(),
+                options.tracestate.clone(),
+                Watch::new(self.socket, self.behind),
+                self.runtime.clone(),
+            )
+        })
+    }
+
+    /// The error that answers a call its caller no longer wants.
+    pub(crate) fn cancelled_error(&self, why: Cancelled) -> RemoteError {
+        match why {
+            Cancelled::DeadlinePassed => {
+                let ms = self.deadline.map_or(0, |(_, t)| t.as_millis());
+                RemoteError::new(
+                    "TimeoutError",
+                    format!(
+                        "{}() did not finish within its deadline ({ms} ms)",
+                        self.info.name
+                    ),
+                )
+            }
+            why => RemoteError::new("Cancelled", why.to_string()),
+        }
+    }
+
+    /// Runs an async handler's future to its end on the daemon's runtime,
+    /// or drops it when the caller no longer wants it (a CANCEL, the
+    /// caller gone, the deadline): connection threads are not runtime
+    /// workers, so blocking on it here is allowed, and it keeps the reply
+    /// in order with the rest of the connection's requests. A future done
+    /// on its first poll costs no watch.
+    fn run_async<F: Future>(&self, fut: F) -> Result<F::Output, RemoteError> {
+        self.runtime.block_on(async {
+            let mut fut = std::pin::pin!(fut);
+            let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+            if let Poll::Ready(out) = first {
+                return Ok(out);
+            }
+            let context = self.context();
+            tokio::select! {
+                biased;
+                out = &mut fut => Ok(out),
+                why = context.cancelled() => Err(self.cancelled_error(why)),
+            }
+        })
     }
 
     /// The argument bound to parameter `index`: positional if the caller
@@ -111,9 +177,11 @@ fn type_error(message: String) -> RemoteError {
 
 /// What a handler may take as a parameter: a wire argument (any
 /// `DeserializeOwned` type, decoded from the request, by position or by
-/// keyword) or the caller's [`Peer`], which the kernel tells the daemon.
+/// keyword), the caller's [`Peer`], which the kernel tells the daemon, or
+/// the call's [`Context`] (its deadline, whether the caller still wants
+/// the reply).
 ///
-/// This crate implements it for those two and no more; it is not meant to
+/// This crate implements it for those three and no more; it is not meant to
 /// be implemented elsewhere (its methods are hidden and may change), so a
 /// handler cannot take a type of its own making other than a decoded
 /// argument. What a handler needs beyond its arguments and its caller, it
@@ -185,6 +253,15 @@ impl FromCall for Peer {
     }
     fn from_call(call: &Call<'_>, _: &mut usize) -> Result<Self, RemoteError> {
         Ok(call.peer.clone())
+    }
+}
+
+impl FromCall for Context {
+    fn param() -> Option<ParamInfo> {
+        None
+    }
+    fn from_call(call: &Call<'_>, _: &mut usize) -> Result<Self, RemoteError> {
+        Ok(call.context().clone())
     }
 }
 
@@ -293,10 +370,7 @@ macro_rules! impl_handler {
                 out: &mut Vec<u8>,
             ) -> Result<Outcome, RemoteError> {
                 let ($($a,)*) = bind_args!(call, fds, $($a),*);
-                // Connection threads are not runtime workers, so blocking
-                // on the future here is allowed, and it keeps the reply in
-                // order with the rest of the connection's requests.
-                call.runtime.block_on((self)($($a),*)).reply(call, out)
+                call.run_async((self)($($a),*))?.reply(call, out)
             }
         }
     };

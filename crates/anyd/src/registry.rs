@@ -2,13 +2,15 @@
 //! including the reserved `anyd.*` endpoints.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
 
 use anyd_wire::codec::{encode_reply_ok, DecodeLimits};
 use anyd_wire::message::{Request, RequestHead};
 use serde::Serialize;
 
+use crate::context::with_current;
 use crate::endpoint_info::EndpointInfo;
 use crate::error::RemoteError;
 use crate::frame_context::with_call_codec;
@@ -31,13 +33,21 @@ pub(crate) struct Endpoint {
     /// call the daemon).
     allow: Option<Allow>,
     resolved: Option<Resolved>,
+    /// The longest a call of it may take, whatever its caller allows.
+    timeout: Option<Duration>,
 }
 
-/// What a call needs of its connection, the same for every call on it.
+/// What a call needs of its connection.
 pub(crate) struct CallEnv<'a> {
     pub(crate) peer: &'a Peer,
     pub(crate) runtime: &'a tokio::runtime::Handle,
     pub(crate) limits: &'a DecodeLimits,
+    /// The connection's socket (`None`: a core driven with no socket),
+    /// for the call's context to look at.
+    pub(crate) socket: Option<BorrowedFd<'a>>,
+    /// The bytes read behind the request (part or all of the next frame,
+    /// which may be a CANCEL).
+    pub(crate) behind: &'a [u8],
 }
 
 /// What to send for one request.
@@ -61,6 +71,9 @@ pub(crate) struct Registry {
     resolved: Option<Resolved>,
     /// Whether a panicking handler's message reaches the caller.
     pub(crate) panic_details: bool,
+    /// The longest any call may take, whatever its caller allows
+    /// ([`Appd::call_timeout`](crate::Appd::call_timeout)).
+    pub(crate) call_timeout: Option<Duration>,
     /// Whether calls of restricted endpoints leave an audit line
     /// ([`Appd::audit`](crate::Appd::audit)).
     pub(crate) audit: bool,
@@ -85,6 +98,7 @@ impl Default for Registry {
             allow: None,
             resolved: None,
             panic_details: false,
+            call_timeout: None,
             audit: false,
             receive_fds: None,
             receives: std::sync::OnceLock::new(),
@@ -199,8 +213,37 @@ impl Registry {
                 handler,
                 allow: None,
                 resolved: None,
+                timeout: None,
             },
         );
+    }
+
+    /// Bounds the calls of the endpoint registered last.
+    ///
+    /// # Panics
+    ///
+    /// If no endpoint was registered yet.
+    pub(crate) fn timeout_last(&mut self, timeout: Duration) {
+        let last = self
+            .order
+            .last()
+            .expect("anyd: timeout() must follow the api() it bounds");
+        if let Some(e) = self.endpoints.get_mut(last) {
+            e.timeout = Some(timeout);
+        }
+    }
+
+    /// Bounds the calls of the endpoint `name`.
+    ///
+    /// # Panics
+    ///
+    /// If no endpoint of that name is registered.
+    pub(crate) fn timeout_named(&mut self, name: &str, timeout: Duration) {
+        let e = self
+            .endpoints
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("anyd: endpoint_timeout({name:?}): no such endpoint"));
+        e.timeout = Some(timeout);
     }
 
     /// Whether connections read with `recvmsg`, taking the descriptors
@@ -466,21 +509,49 @@ impl Registry {
                  (request option \"fds\", docs/PROTOCOL.md section 8.2); all closed",
             ));
         }
+        // The earliest of the caller's, the endpoint's and the daemon's
+        // (one clock read, for a call that has one).
+        let timeout = [
+            request.options.timeout_ms.map(|t| t.duration()),
+            endpoint.timeout,
+            self.call_timeout,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let call = Call {
             info: &endpoint.info,
             request: &request,
             peer,
             runtime: env.runtime,
             carries_fds,
+            deadline: timeout.map(|t| (Instant::now() + t, t)),
+            socket: env.socket,
+            behind: env.behind,
+            context: Default::default(),
         };
         call.check_shape()?;
+        // A call with something to pass on has its context from the start,
+        // for the calls its handler makes to inherit; one already due is
+        // not run.
+        if call.deadline.is_some() || request.options.traceparent.is_some() {
+            if let Some(why) = call.context().why() {
+                return Err(call.cancelled_error(why));
+            }
+        }
         // The arguments' descriptors, for `Fd` parameters to take. (None
         // came: an `Fd` parameter is told so.)
         let fds = fds.unwrap_or_default();
         // Channels the handler makes encode in the call's codec at once.
         let result = with_call_codec(request.codec, || {
-            catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, fds, out)))
+            with_current(call.context.get(), || {
+                catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, fds, out)))
+            })
         });
+        // The socket now goes on to the next call.
+        if let Some(context) = call.context.get() {
+            context.end();
+        }
         match result {
             Ok(r) => r.map(|outcome| (outcome, carries_fds)),
             Err(panic) => {
@@ -527,10 +598,17 @@ impl Registry {
                 struct Version {
                     anyd: &'static str,
                     protocol: u32,
+                    /// The request options this daemon knows
+                    /// (docs/PROTOCOL.md section 8).
+                    options: &'static [&'static str],
+                    /// It reads a CANCEL behind a unary call (section 8.3).
+                    cancel: bool,
                 }
                 let v = Version {
                     anyd: env!("CARGO_PKG_VERSION"),
                     protocol: anyd_wire::PROTOCOL_VERSION,
+                    options: anyd_wire::codec::RequestOptions::KEYS,
+                    cancel: true,
                 };
                 reply(request, &v, out)
             }

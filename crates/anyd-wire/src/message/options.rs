@@ -154,6 +154,10 @@ impl RequestOptions {
     /// No option: the plain three-element request.
     pub const NONE: RequestOptions = <RequestOptions as OptionSet>::UNSET;
 
+    /// The key of every option this implementation knows, in the order
+    /// they are written: what a daemon announces in `anyd.version`.
+    pub const KEYS: &'static [&'static str] = <RequestOptions as OptionSet>::KEYS;
+
     /// These options, asking for a stream or not.
     #[must_use]
     pub const fn with_stream(mut self, on: bool) -> Self {

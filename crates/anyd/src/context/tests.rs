@@ -27,7 +27,6 @@ fn context_due(
         deadline,
         None,
         None,
-        None,
         Watch::new(fd, behind),
         rt.handle().clone(),
     )
@@ -223,7 +222,6 @@ fn calls_made_inside_a_handler_inherit_its_deadline_and_trace() {
     let due = Instant::now() + Duration::from_secs(5);
     let ctx = Context::new(
         Some(due),
-        None,
         Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         Some("k=v".into()),
         Watch::new(None, &[]),

@@ -14,6 +14,7 @@
 //! Like the client's `Session` and the wire crate's handshakes, it is
 //! driven in unit tests frame by frame, with no socket (`tests`).
 
+use std::os::fd::BorrowedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -111,6 +112,15 @@ impl End {
             End::ShuttingDown => "shutting down",
         }
     }
+}
+
+/// What a call's context looks at for its caller going or cancelling: the
+/// connection's socket (`None` when the core is driven without one) and
+/// the bytes read behind the frame, which may be all or part of a CANCEL.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Behind<'a> {
+    pub(super) socket: Option<BorrowedFd<'a>>,
+    pub(super) bytes: &'a [u8],
 }
 
 /// What the connection's thread does after a frame.
@@ -275,11 +285,16 @@ impl<'a> Connection<'a> {
     }
 
     /// One whole frame from the client, with the descriptors that came
-    /// with it (`None` on a socket that cannot carry any): its reply goes
-    /// to the output.
-    pub(super) fn on_frame(&mut self, payload: &[u8], fds: Option<FrameFds>) -> Next {
+    /// with it (`None` on a socket that cannot carry any) and what is
+    /// behind it: its reply goes to the output.
+    pub(super) fn on_frame(
+        &mut self,
+        payload: &[u8],
+        fds: Option<FrameFds>,
+        behind: Behind<'_>,
+    ) -> Next {
         debug_assert!(self.stream.is_none(), "frames behind a stream wait");
-        let next = self.handle_message(payload, fds);
+        let next = self.handle_message(payload, fds, behind);
         // A reply is counted once made (the handler made its value
         // anyway); one that the budget cannot hold is never sent.
         if !self.charge("replies") {
@@ -315,7 +330,12 @@ impl<'a> Connection<'a> {
     }
 
     /// Decodes one message and appends the framed reply to the output.
-    fn handle_message(&mut self, payload: &[u8], fds: Option<FrameFds>) -> Next {
+    fn handle_message(
+        &mut self,
+        payload: &[u8],
+        fds: Option<FrameFds>,
+        behind: Behind<'_>,
+    ) -> Next {
         // Only as far as the endpoint name: the policy is checked before
         // any argument is decoded.
         let shared = self.shared;
@@ -381,6 +401,8 @@ impl<'a> Connection<'a> {
             peer: self.peer,
             runtime: self.runtime,
             limits,
+            socket: behind.socket,
+            behind: behind.bytes,
         };
         let result = match shared.registry.dispatch(head, fds, &env, out) {
             Dispatched::Reply(fds) => {

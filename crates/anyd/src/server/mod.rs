@@ -30,6 +30,7 @@ mod appd;
 mod bind;
 mod config;
 mod connection;
+mod deadlines;
 mod io;
 mod session;
 mod stream;

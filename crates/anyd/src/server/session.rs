@@ -5,6 +5,7 @@
 //! (`connection`); this module does the I/O it asks for.
 
 use std::io;
+use std::os::fd::AsFd;
 
 use crate::admission::Connections;
 use crate::budget::Charge;
@@ -15,7 +16,7 @@ use crate::handshake;
 use crate::throttle::throttled;
 use crate::transport::{Peer, Stream};
 
-use super::connection::{Connection, End, Next};
+use super::connection::{Behind, Connection, End, Next};
 use super::io::{read_failed, write};
 use super::{stream, Shared};
 
@@ -133,7 +134,11 @@ fn serve_frames(
                     Ok(Vec::new())
                 }
             });
-            let done = match core.on_frame(conn.payload(range), fds) {
+            let behind = Behind {
+                socket: Some(conn.stream.as_fd()),
+                bytes: conn.pending(),
+            };
+            let done = match core.on_frame(conn.payload(range), fds, behind) {
                 Next::Continue => Ok(()),
                 Next::Flush => write(conn, core, config.idle_timeout),
                 Next::Stream => stream::send(conn, core, shared, peer, runtime),

@@ -4,7 +4,8 @@
 //! (`hostile`), streaming endpoints (`streams`), descriptors passed with
 //! calls (`fds`), callers with other credentials (`policy`), what a
 //! request costs (`cost`), what `Debug` shows of the clients
-//! (`debug_output`), who gets a connection under a flood (`admission`),
+//! (`debug_output`), deadlines and cancelling a call as the daemon sees them
+//! (`deadlines`), who gets a connection under a flood (`admission`),
 //! faults from outside (`faults`), the daemon as a process (`lifecycle`),
 //! dropping root and keeping capabilities (`privileges`), streams whose
 //! iterator blocks after their client left (`lingering`), load measured
@@ -28,6 +29,7 @@
 mod admission;
 mod client;
 mod cost;
+mod deadlines;
 mod debug_output;
 mod faults;
 mod fds;

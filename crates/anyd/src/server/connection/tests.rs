@@ -127,7 +127,10 @@ fn pipelined_requests_are_answered_in_order_and_written_together() {
     let (shared, peer, rt) = (shared(daemon(), 1 << 20), peer(), runtime());
     let mut core = Connection::new(&shared, &peer, rt.handle());
     for n in 1..=3u64 {
-        assert_eq!(core.on_frame(&request("echo", (n,)), None), Next::Continue);
+        assert_eq!(
+            core.on_frame(&request("echo", (n,)), None, Behind::default()),
+            Next::Continue
+        );
     }
     let replies: Vec<u64> = written(&mut core)
         .iter()
@@ -146,10 +149,13 @@ fn replies_are_written_once_they_fill_a_write() {
     let mut core = Connection::new(&shared, &peer, rt.handle());
     let half = FLUSH_AT / 2;
     assert_eq!(
-        core.on_frame(&request("blob", (half,)), None),
+        core.on_frame(&request("blob", (half,)), None, Behind::default()),
         Next::Continue
     );
-    assert_eq!(core.on_frame(&request("blob", (half,)), None), Next::Flush);
+    assert_eq!(
+        core.on_frame(&request("blob", (half,)), None, Behind::default()),
+        Next::Flush
+    );
     assert_eq!(written(&mut core).len(), 2);
 }
 
@@ -159,12 +165,16 @@ fn replies_the_memory_budget_cannot_hold_end_the_session_unsent() {
     let mut core = Connection::new(&shared, &peer, rt.handle());
     // Within the allowance: never counted.
     assert_eq!(
-        core.on_frame(&request("blob", (1000,)), None),
+        core.on_frame(&request("blob", (1000,)), None, Behind::default()),
         Next::Continue
     );
     core.written();
     // Beyond it by more than the budget holds.
-    let next = core.on_frame(&request("blob", (REPLY_ALLOWANCE + 4096,)), None);
+    let next = core.on_frame(
+        &request("blob", (REPLY_ALLOWANCE + 4096,)),
+        None,
+        Behind::default(),
+    );
     assert_eq!(
         next,
         Next::End {
@@ -180,7 +190,7 @@ fn the_end_of_session_is_answered_and_ends_it() {
     let mut core = Connection::new(&shared, &peer, rt.handle());
     let mut sigends = Vec::new();
     codec::encode_end_session(Codec::MsgPack, &mut sigends);
-    let next = core.on_frame(&sigends, None);
+    let next = core.on_frame(&sigends, None, Behind::default());
     assert_eq!(
         next,
         Next::End {
@@ -196,13 +206,16 @@ fn a_malformed_request_gets_an_error_and_an_unreadable_one_ends_the_session() {
     let (shared, peer, rt) = (shared(daemon(), 1 << 20), peer(), runtime());
     let mut core = Connection::new(&shared, &peer, rt.handle());
     // MessagePack (its first byte says so), but not a request.
-    assert_eq!(core.on_frame(&[0x93, 0xc1], None), Next::Continue);
+    assert_eq!(
+        core.on_frame(&[0x93, 0xc1], None, Behind::default()),
+        Next::Continue
+    );
     let Reply::Err::<()>(e) = reply(&written(&mut core)[0]) else {
         panic!("not an error reply")
     };
     assert_eq!(e.kind, "ValueError");
     // No codec to answer in.
-    let next = core.on_frame(&[], None);
+    let next = core.on_frame(&[], None, Behind::default());
     assert!(
         matches!(
             next,
@@ -220,7 +233,7 @@ fn a_stream_sends_its_items_then_its_end_and_the_session_goes_on() {
     let (shared, peer, rt) = (shared(daemon(), 1 << 20), peer(), runtime());
     let mut core = Connection::new(&shared, &peer, rt.handle());
     assert_eq!(
-        core.on_frame(&stream_request("count", (3,)), None),
+        core.on_frame(&stream_request("count", (3,)), None, Behind::default()),
         Next::Stream
     );
     assert_eq!(fill(&mut core), StreamNext::Done);
@@ -235,9 +248,15 @@ fn a_stream_sends_its_items_then_its_end_and_the_session_goes_on() {
         ]
     );
     // A cancel that crossed the end of its stream is not answered.
-    assert_eq!(core.on_frame(&cancel(), None), Next::Continue);
+    assert_eq!(
+        core.on_frame(&cancel(), None, Behind::default()),
+        Next::Continue
+    );
     assert!(!core.has_output());
-    assert_eq!(core.on_frame(&request("echo", (7,)), None), Next::Continue);
+    assert_eq!(
+        core.on_frame(&request("echo", (7,)), None, Behind::default()),
+        Next::Continue
+    );
     assert!(matches!(reply(&written(&mut core)[0]), Reply::Ok(7u64)));
 }
 
@@ -246,7 +265,7 @@ fn a_cancel_ends_a_waiting_stream() {
     let (shared, peer, rt) = (shared(daemon(), 1 << 20), peer(), runtime());
     let mut core = Connection::new(&shared, &peer, rt.handle());
     assert_eq!(
-        core.on_frame(&stream_request("quiet", ()), None),
+        core.on_frame(&stream_request("quiet", ()), None, Behind::default()),
         Next::Stream
     );
     assert_eq!(fill(&mut core), StreamNext::Wait);
@@ -270,7 +289,7 @@ fn a_request_behind_a_stream_waits_unread_for_its_end() {
     let (shared, peer, rt) = (shared(daemon(), 1 << 20), peer(), runtime());
     let mut core = Connection::new(&shared, &peer, rt.handle());
     assert_eq!(
-        core.on_frame(&stream_request("quiet", ()), None),
+        core.on_frame(&stream_request("quiet", ()), None, Behind::default()),
         Next::Stream
     );
     assert_eq!(fill(&mut core), StreamNext::Wait);
@@ -293,7 +312,7 @@ fn a_frame_in_progress_behind_a_stream_is_due_within_the_idle_timeout() {
     let (shared, peer, rt) = (shared(daemon(), 1 << 20), peer(), runtime());
     let mut core = Connection::new(&shared, &peer, rt.handle());
     assert_eq!(
-        core.on_frame(&stream_request("quiet", ()), None),
+        core.on_frame(&stream_request("quiet", ()), None, Behind::default()),
         Next::Stream
     );
     assert_eq!(fill(&mut core), StreamNext::Wait);
@@ -316,7 +335,7 @@ fn a_frame_completed_in_time_clears_its_deadline() {
     let (shared, peer, rt) = (shared(daemon(), 1 << 20), peer(), runtime());
     let mut core = Connection::new(&shared, &peer, rt.handle());
     assert_eq!(
-        core.on_frame(&stream_request("quiet", ()), None),
+        core.on_frame(&stream_request("quiet", ()), None, Behind::default()),
         Next::Stream
     );
     assert_eq!(fill(&mut core), StreamNext::Wait);
@@ -338,7 +357,7 @@ fn shutdown_mid_stream_tells_the_client_and_a_client_gone_is_told_nothing() {
     let (shared, peer, rt) = (shared(daemon(), 1 << 20), peer(), runtime());
     let mut core = Connection::new(&shared, &peer, rt.handle());
     assert_eq!(
-        core.on_frame(&stream_request("quiet", ()), None),
+        core.on_frame(&stream_request("quiet", ()), None, Behind::default()),
         Next::Stream
     );
     assert_eq!(fill(&mut core), StreamNext::Wait);
@@ -347,7 +366,7 @@ fn shutdown_mid_stream_tells_the_client_and_a_client_gone_is_told_nothing() {
 
     let mut core = Connection::new(&shared, &peer, rt.handle());
     assert_eq!(
-        core.on_frame(&stream_request("quiet", ()), None),
+        core.on_frame(&stream_request("quiet", ()), None, Behind::default()),
         Next::Stream
     );
     assert_eq!(fill(&mut core), StreamNext::Wait);
@@ -363,7 +382,7 @@ fn stream_items_count_in_the_memory_budget() {
     let (shared, peer, rt) = (shared(appd, 1024), peer(), runtime());
     let mut core = Connection::new(&shared, &peer, rt.handle());
     assert_eq!(
-        core.on_frame(&stream_request("big", ()), None),
+        core.on_frame(&stream_request("big", ()), None, Behind::default()),
         Next::Stream
     );
     assert_eq!(fill(&mut core), StreamNext::End(End::OverBudget));
