@@ -71,8 +71,8 @@ pub struct Context {
 
 struct Inner {
     deadline: Option<Instant>,
-    traceparent: Option<String>,
-    tracestate: Option<String>,
+    traceparent: Option<Box<str>>,
+    tracestate: Option<Box<str>>,
     watch: Mutex<Watch>,
     /// Wakes [`Context::cancelled`] futures when the call ends.
     ended: tokio::sync::Notify,
@@ -120,9 +120,9 @@ pub(crate) struct Outgoing {
     pub(crate) deadline: Option<Instant>,
     /// The trace context to send: the same trace, the served call as the
     /// parent.
-    pub(crate) traceparent: Option<String>,
+    pub(crate) traceparent: Option<Box<str>>,
     /// The vendor part, as it came.
-    pub(crate) tracestate: Option<String>,
+    pub(crate) tracestate: Option<Box<str>>,
 }
 
 /// What a call made on this thread inherits, if the thread serves a call
@@ -156,8 +156,8 @@ impl Context {
     /// through `watch`.
     pub(crate) fn new(
         deadline: Option<Instant>,
-        traceparent: Option<String>,
-        tracestate: Option<String>,
+        traceparent: Option<Box<str>>,
+        tracestate: Option<Box<str>>,
         watch: Watch,
         runtime: tokio::runtime::Handle,
     ) -> Context {
@@ -292,7 +292,7 @@ impl Context {
 /// The `traceparent` of a call made while serving one traced by `parent`:
 /// the same trace and flags, a new parent id (the served call's, made up
 /// here: W3C ids are random). `None` when `parent` is not well formed.
-fn child_traceparent(parent: &str) -> Option<String> {
+fn child_traceparent(parent: &str) -> Option<Box<str>> {
     let fields = crate::context::parse_traceparent(parent)?;
     let mut id = [0u8; 8];
     getrandom::fill(&mut id).ok()?;
@@ -300,7 +300,7 @@ fn child_traceparent(parent: &str) -> Option<String> {
         id[7] = 1;
     }
     let span: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!("00-{}-{span}-{}", fields.0, fields.1))
+    Some(format!("00-{}-{span}-{}", fields.0, fields.1).into())
 }
 
 /// The trace id and flags of a well-formed version `00` `traceparent`
