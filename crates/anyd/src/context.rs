@@ -14,7 +14,6 @@
 //! asks nothing of it costs nothing: the context is made only for a call
 //! with a deadline or a trace context, or a handler that takes it.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -24,12 +23,6 @@ use anyd_wire::frame;
 mod watch;
 
 pub(crate) use watch::Watch;
-
-thread_local! {
-    /// The context of the call whose handler runs on this thread, if it
-    /// has one: what a call made from the handler inherits.
-    static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
-}
 
 /// The call a handler serves, as the handler may see it: when it is due,
 /// whether its caller still wants the reply, and the trace it belongs to.
@@ -129,25 +122,7 @@ pub(crate) struct Outgoing {
 /// with a deadline or a trace context.
 #[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub(crate) fn outgoing() -> Option<Outgoing> {
-    CURRENT.with_borrow(|c| c.as_ref().map(Context::outgoing))
-}
-
-/// Runs `f` with `context` as the context of the call this thread serves
-/// (nested scopes put back what they found).
-pub(crate) fn with_current<T>(context: Option<&Context>, f: impl FnOnce() -> T) -> T {
-    let Some(context) = context else {
-        return f();
-    };
-    struct Scope(Option<Option<Context>>);
-    impl Drop for Scope {
-        fn drop(&mut self) {
-            if let Some(outer) = self.0.take() {
-                CURRENT.set(outer);
-            }
-        }
-    }
-    let _scope = Scope(Some(CURRENT.replace(Some(context.clone()))));
-    f()
+    crate::frame_context::with_call_context(|c| c.map(Context::outgoing))
 }
 
 impl Context {
