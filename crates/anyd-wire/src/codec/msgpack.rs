@@ -12,6 +12,7 @@
 //! the message types nor the choice of codec.
 
 mod de;
+mod ser;
 
 use std::borrow::Cow;
 
@@ -461,9 +462,8 @@ fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode:
 /// Serializes `value` as MessagePack with structs as maps, so that field
 /// names survive for clients in other languages (and JSON converters).
 fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
     value
-        .serialize(&mut ser)
+        .serialize(&mut ser::Serializer::new(out))
         .map_err(|e| EncodeError::Serialize(e.to_string()))
 }
 
