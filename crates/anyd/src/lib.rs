@@ -355,6 +355,7 @@ mod sys;
 pub mod systemd;
 #[cfg(feature = "server")]
 mod throttle;
+mod trace_context;
 mod transport;
 
 // Every feature set.
@@ -364,6 +365,7 @@ pub use endpoint_info::{EndpointInfo, ParamInfo};
 pub use error::{Error, RemoteError, Result, WireError};
 pub use fd::Fd;
 pub use items::{channel, ItemSender, Items, StreamClosed};
+pub use trace_context::TraceContext;
 pub use transport::Peer;
 
 pub use anyd_wire::handshake::Digest;
