@@ -1,13 +1,15 @@
 //! The endpoint table and the dispatch of one request to its handler,
-//! including the reserved `anyd.*` endpoints.
+//! including the reserved `anyd.*` endpoints (their replies are
+//! `reserved`'s).
+
+mod reserved;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use anyd_wire::codec::{encode_reply_ok, DecodeLimits};
+use anyd_wire::codec::DecodeLimits;
 use anyd_wire::message::{Request, RequestHead};
-use serde::Serialize;
 
 use crate::endpoint_info::EndpointInfo;
 use crate::error::RemoteError;
@@ -496,47 +498,6 @@ impl Registry {
                 };
                 Err(RemoteError::new("RuntimeError", message))
             }
-        }
-    }
-
-    fn reserved(
-        &self,
-        request: &Request<'_>,
-        peer: &Peer,
-        out: &mut Vec<u8>,
-    ) -> Result<(), RemoteError> {
-        fn reply<T: Serialize>(
-            request: &Request<'_>,
-            v: &T,
-            out: &mut Vec<u8>,
-        ) -> Result<(), RemoteError> {
-            encode_reply_ok(request.codec, v, out)
-                .map_err(|e| RemoteError::new("RuntimeError", e.to_string()))
-        }
-        let name: &str = &request.endpoint;
-        if request.positional > 0 || !request.kwargs.is_empty() {
-            return Err(RemoteError::new(
-                "TypeError",
-                format!("{name}() takes no arguments"),
-            ));
-        }
-        match name.strip_prefix("anyd.").unwrap_or(name) {
-            "ping" => reply(request, &true, out),
-            "version" => {
-                #[derive(Serialize)]
-                struct Version {
-                    anyd: &'static str,
-                    protocol: u32,
-                }
-                let v = Version {
-                    anyd: env!("CARGO_PKG_VERSION"),
-                    protocol: anyd_wire::PROTOCOL_VERSION,
-                };
-                reply(request, &v, out)
-            }
-            "endpoints" => reply(request, &self.infos_for(peer), out),
-            "describe" => reply(request, &self.contract.document(&self.infos_for(peer)), out),
-            _ => Err(not_found(name)),
         }
     }
 }
