@@ -342,6 +342,8 @@ mod handshake;
 #[cfg_attr(not(feature = "server"), allow(dead_code))]
 mod items;
 #[cfg(feature = "server")]
+mod observe;
+#[cfg(feature = "server")]
 mod policy;
 #[cfg(feature = "server")]
 mod registry;
@@ -349,6 +351,8 @@ mod registry;
 mod reply;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+mod stats;
 #[cfg(feature = "server")]
 mod sys;
 #[cfg(feature = "server")]
@@ -398,6 +402,7 @@ pub use {
     daemon::{daemonize, daemonize_ready},
     handler::{Call, FromCall, Handler},
     items::Hub,
+    observe::CallRecord,
     policy::Allow,
     reply::IntoReply,
     server::{Appd, Running, Server, ShutdownHandle},

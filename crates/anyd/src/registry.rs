@@ -16,8 +16,10 @@ use crate::error::RemoteError;
 use crate::frame_context::with_call_codec;
 use crate::handler::{short_type_name, Call, Handler};
 use crate::items::Source;
+use crate::observe::Observe;
 use crate::policy::{Allow, Resolved};
 use crate::reply::{Made, Outcome};
+use crate::stats::EndpointStats;
 use crate::throttle::{throttled, Throttle};
 use crate::transport::fds::FrameFds;
 use crate::transport::Peer;
@@ -33,6 +35,8 @@ pub(crate) struct Endpoint {
     /// call the daemon).
     allow: Option<Allow>,
     resolved: Option<Resolved>,
+    /// Its calls, counted (`anyd.stats`).
+    pub(crate) stats: EndpointStats,
 }
 
 /// What a call needs of its connection, the same for every call on it.
@@ -77,6 +81,8 @@ pub(crate) struct Registry {
     /// What `anyd.describe` says beyond `EndpointInfo`: the endpoints'
     /// schemas, the interfaces mounted.
     pub(crate) contract: crate::contract::describe::Registered,
+    /// Hooks, the rule of `anyd.stats`, and counts of no endpoint's.
+    pub(crate) observe: Observe,
 }
 
 impl Default for Registry {
@@ -92,6 +98,7 @@ impl Default for Registry {
             receives: std::sync::OnceLock::new(),
             denials: Throttle::per_second(DENIALS_AT_ONCE),
             contract: Default::default(),
+            observe: Observe::default(),
         }
     }
 }
@@ -194,6 +201,7 @@ impl Registry {
         };
         let handler: Erased = Box::new(move |call, fds, out| handler.call(call, fds, out));
         self.order.push(name.clone());
+        let stats = EndpointStats::new(Some(&name));
         self.endpoints.insert(
             name,
             Endpoint {
@@ -201,6 +209,7 @@ impl Registry {
                 handler,
                 allow: None,
                 resolved: None,
+                stats,
             },
         );
     }
@@ -245,7 +254,7 @@ impl Registry {
         for e in self.endpoints.values_mut() {
             e.resolved = e.allow.as_ref().map(resolve).transpose()?;
         }
-        Ok(())
+        self.observe.resolve(own_uid)
     }
 
     /// Checks the daemon-wide rule and the endpoint's own; gives the rule
@@ -381,16 +390,22 @@ impl Registry {
     /// socket that cannot carry any). A denied caller's are closed before
     /// anything else, and those no parameter takes once the arguments are
     /// bound.
-    pub(crate) fn dispatch(
-        &self,
+    ///
+    /// Points `stats` at the counters the call is to be counted in, its
+    /// endpoint's (found with it), once the caller is admitted to one
+    /// that exists; otherwise it is left as it was (on those of refused
+    /// calls: `Observe::refused`).
+    pub(crate) fn dispatch<'s>(
+        &'s self,
         head: RequestHead<'_>,
         fds: Option<FrameFds>,
         env: &CallEnv<'_>,
         out: &mut Vec<u8>,
+        stats: &mut &'s EndpointStats,
     ) -> Dispatched {
         // What the audit line names, taken before the request is read.
         let audited = self.audit.then(|| head.endpoint.clone());
-        let dispatched = match self.serve(head, fds, env, out) {
+        let dispatched = match self.serve(head, fds, env, out, stats) {
             Ok((Outcome(Made::Written(fds)), _)) => Dispatched::Reply(fds),
             Ok((Outcome(Made::Stream(source)), fds)) => Dispatched::Stream { source, fds },
             Err(e) => Dispatched::Error(e),
@@ -427,13 +442,15 @@ impl Registry {
     }
 
     /// [`dispatch`](Self::dispatch), with whether the reply or the
-    /// stream's items may carry descriptors.
-    fn serve(
-        &self,
+    /// stream's items may carry descriptors; sets `stats` as `dispatch`
+    /// says.
+    fn serve<'s>(
+        &'s self,
         head: RequestHead<'_>,
         fds: Option<FrameFds>,
         env: &CallEnv<'_>,
         out: &mut Vec<u8>,
+        stats: &mut &'s EndpointStats,
     ) -> Result<(Outcome, bool), RemoteError> {
         let (peer, limits) = (env.peer, env.limits);
         let name: &str = &head.endpoint;
@@ -442,6 +459,7 @@ impl Registry {
             if let Err(rule) = self.admit(None, peer) {
                 return Err(self.denied(name, rule, peer));
             }
+            *stats = self.observe.reserved_row(name);
             let request = decode_args(head, 0, limits)?;
             check_stream(&request, false)?;
             self.reserved(&request, peer, out)?;
@@ -455,10 +473,12 @@ impl Registry {
         let Some(endpoint) = endpoint else {
             return Err(not_found(name));
         };
+        *stats = &endpoint.stats;
         let fds = fds
             .transpose()
             .map_err(|e| RemoteError::new("ValueError", e.to_string()))?;
         let request = decode_args(head, endpoint.info.params.len(), limits)?;
+        self.observe.options(&request.options);
         check_stream(&request, endpoint.info.stream)?;
         let carries_fds = request.options.fds && fds.is_some();
         if !request.options.fds && fds.as_ref().is_some_and(|f| !f.is_empty()) {

@@ -1,6 +1,8 @@
 //! The reserved `anyd.*` endpoints' replies (docs/PROTOCOL.md section 5):
 //! the daemon's own answers about itself. Who may call them is checked
-//! before (the daemon-wide rule, in `Registry::serve`).
+//! before (the daemon-wide rule, in `Registry::serve`), except for
+//! `anyd.stats`, which has a rule of its own
+//! ([`Appd::stats_allow`](crate::Appd::stats_allow)) checked here.
 
 use anyd_wire::codec::encode_reply_ok;
 use anyd_wire::message::Request;
@@ -49,6 +51,16 @@ impl Registry {
             }
             "endpoints" => reply(request, &self.infos_for(peer), out),
             "describe" => reply(request, &self.contract.document(&self.infos_for(peer)), out),
+            "stats" => {
+                // Refused as a missing endpoint is, after the same
+                // argument check: a caller cannot tell the two apart.
+                if let Err(rule) = self.observe.admits_stats(peer) {
+                    return Err(self.denied(name, rule, peer));
+                }
+                let rows = self.order.iter().filter_map(|n| self.endpoints.get(n));
+                let stats = self.observe.reply(rows.map(|e| &e.stats));
+                reply(request, &stats, out)
+            }
             _ => Err(not_found(name)),
         }
     }
