@@ -119,7 +119,7 @@ fn info_logs_name_events_and_never_payloads_or_keys() {
     assert!(String::from_utf8_lossy(&reply).contains("malformed request"));
     // A call with the caller's trace context (JSON, request options).
     let mut options = anyd::wire::codec::RequestOptions::NONE;
-    options.traceparent = Some(TRACEPARENT.to_owned());
+    options.traceparent = Some(TRACEPARENT.into());
     let mut traced = Vec::new();
     let mark = frame::begin(&mut traced);
     anyd::wire::codec::encode_request_with(

@@ -209,8 +209,8 @@ fn only_root_and_the_daemons_user_read_stats_unless_widened_as_root() {
 /// options, in JSON, on a bare connection; returns the reply.
 fn echo_with_trace(d: &Running, traceparent: &str, tracestate: Option<&str>) -> Json {
     let mut options = codec::RequestOptions::NONE;
-    options.traceparent = Some(traceparent.to_owned());
-    options.tracestate = tracestate.map(str::to_owned);
+    options.traceparent = Some(traceparent.into());
+    options.tracestate = tracestate.map(Into::into);
     let mut out = Vec::new();
     let mark = frame::begin(&mut out);
     codec::encode_request_with(Codec::Json, "echo", &("hi",), &(), &options, &mut out).unwrap();
