@@ -284,7 +284,26 @@ impl FrameBuffer {
     }
 
     /// Makes room for a read, growing or shrinking the buffer.
+    #[inline]
     fn make_room(&mut self) -> io::Result<()> {
+        // The steady state of small calls: every frame handed out, and a
+        // buffer of the usual size, which the next read starts at the
+        // beginning of. Nothing to decode or move.
+        if self.start == self.end
+            && self.buf.len() >= self.min_room
+            && self.buf.len() <= 16 * self.min_room
+        {
+            self.base += self.start as u64;
+            self.start = 0;
+            self.end = 0;
+            return Ok(());
+        }
+        self.make_room_for_frame()
+    }
+
+    /// [`make_room`](Self::make_room) with a frame in progress, a buffer
+    /// to grow, or one to shrink.
+    fn make_room_for_frame(&mut self) -> io::Result<()> {
         let pending = self.end - self.start;
         // How much room the frame in progress needs (the header was already
         // checked against the limit by `next_frame`).

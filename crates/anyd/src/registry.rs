@@ -2,7 +2,10 @@
 //! including the reserved `anyd.*` endpoints (their replies are
 //! `reserved`'s).
 
+mod names;
 mod reserved;
+
+use names::{parse_signature, NameHash};
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -68,7 +71,7 @@ pub(crate) enum Dispatched {
 
 /// All endpoints of a daemon.
 pub(crate) struct Registry {
-    endpoints: HashMap<String, Endpoint>,
+    endpoints: HashMap<String, Endpoint, NameHash>,
     /// Registration order, for introspection.
     order: Vec<String>,
     /// Who may call the daemon at all (`None`: whoever can connect).
@@ -100,7 +103,7 @@ pub(crate) struct Registry {
 impl Default for Registry {
     fn default() -> Self {
         Registry {
-            endpoints: HashMap::new(),
+            endpoints: HashMap::default(),
             order: Vec::new(),
             allow: None,
             resolved: None,
@@ -131,52 +134,6 @@ fn widen(slot: &mut Option<Allow>, rule: Allow) {
         Some(old) => old.or(rule),
         None => rule,
     });
-}
-
-/// Splits `"get_sum(arg1, arg2)"` into the name and the parameter names;
-/// a bare `"echo"` declares no names.
-fn parse_signature(signature: &str) -> Result<(String, Option<Vec<String>>), String> {
-    let signature = signature.trim();
-    let (name, params) = match signature.split_once('(') {
-        None => (signature, None),
-        Some((name, rest)) => {
-            let inner = rest
-                .strip_suffix(')')
-                .ok_or_else(|| format!("{signature:?} lacks its closing parenthesis"))?;
-            let names: Vec<String> = inner
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect();
-            (name.trim(), Some(names))
-        }
-    };
-    let ident = |s: &str| {
-        !s.is_empty()
-            && !s.starts_with(|c: char| c.is_ascii_digit())
-            && s.chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
-    };
-    if !ident(name) {
-        return Err(format!("{name:?} is not a valid endpoint name"));
-    }
-    if name.starts_with("anyd.") {
-        return Err(format!(
-            "{name:?}: names starting with \"anyd.\" are reserved"
-        ));
-    }
-    if let Some(names) = &params {
-        for (i, p) in names.iter().enumerate() {
-            if !ident(p) || p.contains('.') {
-                return Err(format!("{p:?} is not a valid parameter name"));
-            }
-            if names[..i].contains(p) {
-                return Err(format!("parameter {p:?} is declared twice"));
-            }
-        }
-    }
-    Ok((name.to_owned(), params))
 }
 
 impl Registry {
@@ -634,25 +591,4 @@ fn decode_args<'a>(
         tracing::debug!(error = %e, "malformed request");
         RemoteError::new("ValueError", format!("malformed request: {e}"))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures() {
-        assert_eq!(parse_signature("echo").unwrap(), ("echo".into(), None));
-        assert_eq!(
-            parse_signature(" get_sum( arg1, arg2 ) ").unwrap(),
-            ("get_sum".into(), Some(vec!["arg1".into(), "arg2".into()]))
-        );
-        assert_eq!(
-            parse_signature("none()").unwrap(),
-            ("none".into(), Some(vec![]))
-        );
-        for bad in ["", "a(b", "anyd.ping", "a(b, b)", "a b", "1x", "f(x.y)"] {
-            assert!(parse_signature(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -641,6 +641,11 @@ pub(crate) fn decode_reply<T: DeserializeOwned>(
     if payload == SIGENDS {
         return Ok(Reply::EndSession);
     }
+    // Every daemon of this implementation writes a value's envelope byte
+    // for byte so: read it in one pass, as a stream's items are.
+    if let Some(body) = payload.strip_prefix(b"\x81\xa2ok") {
+        return decode_item(body).map(Reply::Ok);
+    }
     match envelope(
         payload,
         "a reply is a map with one key, \"ok\" or \"error\"",
