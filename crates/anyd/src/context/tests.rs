@@ -225,3 +225,26 @@ fn calls_made_inside_a_handler_inherit_its_deadline_and_trace() {
         .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
     assert_eq!(outgoing(), None, "put back after the scope");
 }
+
+#[test]
+fn a_half_close_or_the_daemons_own_shutdown_is_not_the_caller_gone() {
+    let rt = runtime();
+    // The client shuts its sending side after its request: it still
+    // reads the reply.
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let ctx = context(&rt, Some(ours.as_fd()), &[]);
+    theirs.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(ctx.why(), None);
+    // The daemon shutting down stops reading its connections; calls in
+    // progress finish.
+    let (ours, _theirs) = UnixStream::pair().unwrap();
+    let ctx = context(&rt, Some(ours.as_fd()), &[]);
+    ours.shutdown(std::net::Shutdown::Read).unwrap();
+    assert_eq!(ctx.why(), None);
+    // A full close is.
+    drop(theirs);
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let ctx = context(&rt, Some(ours.as_fd()), &[]);
+    drop(theirs);
+    assert_eq!(ctx.why(), Some(Cancelled::CallerGone));
+}

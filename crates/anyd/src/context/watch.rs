@@ -11,9 +11,10 @@
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use rustix::net::{recv, RecvFlags};
+use rustix::event::PollFlags;
 use tokio::io::unix::AsyncFd;
+
+use crate::sys::CallSocket;
 
 use super::{frame_is_cancel, Cancelled};
 
@@ -23,11 +24,10 @@ const CANCEL_FRAME_MAX: usize = 20;
 
 /// What a call's context knows of its caller (see the module docs).
 pub(crate) struct Watch {
-    /// A copy of the connection's socket while the call runs (the context
-    /// may outlive the call, the session's own descriptor may not be
-    /// borrowed for that long); `None` on a core with no socket (its
-    /// tests) and once the call is over.
-    fd: Option<OwnedFd>,
+    /// The connection's socket while the call runs; `None` on a core with
+    /// no socket (its tests) and once the call is over, before the session
+    /// goes on (what keeps [`CallSocket`] sound).
+    fd: Option<CallSocket>,
     /// The bytes of the frame behind the call that the session had read
     /// before the handler ran, while they do not yet tell what it is.
     head: Vec<u8>,
@@ -47,7 +47,7 @@ impl Watch {
     /// it).
     pub(crate) fn new(fd: Option<BorrowedFd<'_>>, behind: &[u8]) -> Watch {
         let mut watch = Watch {
-            fd: fd.and_then(|fd| rustix::io::fcntl_dupfd_cloexec(fd, 0).ok()),
+            fd: fd.map(CallSocket::new),
             head: Vec::new(),
             frames: true,
             reason: None,
@@ -93,22 +93,22 @@ impl Watch {
         self.socket = None;
     }
 
-    /// Looks at the socket without waiting: closed, or a CANCEL behind
+    /// Looks at the socket without waiting: hung up, or a CANCEL behind
     /// the call.
+    ///
+    /// Hung up is the caller gone: the client closed its connection or
+    /// died. The reading side closing alone is not: a client may shut its
+    /// sending side after its request and still read the reply, and the
+    /// daemon shuts the reading side of its connections itself when it
+    /// shuts down (calls in progress then finish and get their replies).
     pub(crate) fn look(&mut self) {
-        let Some(fd) = self.fd.as_ref().filter(|_| self.reason.is_none()) else {
+        let Some(socket) = self.fd.filter(|_| self.reason.is_none()) else {
             return;
         };
-        let mut fds = [PollFd::new(fd, PollFlags::IN | PollFlags::RDHUP)];
-        let zero = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        if poll(&mut fds, Some(&zero)).is_err() {
+        let Ok(events) = socket.poll_now() else {
             return;
-        }
-        let events = fds[0].revents();
-        if events.intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR) {
+        };
+        if events.intersects(PollFlags::HUP | PollFlags::ERR) {
             self.cancel(Cancelled::CallerGone);
             return;
         }
@@ -118,15 +118,10 @@ impl Watch {
         let mut bytes = [0u8; CANCEL_FRAME_MAX];
         let have = self.head.len();
         bytes[..have].copy_from_slice(&self.head);
-        // Peeked, not read, and without a control buffer: descriptors
-        // coming with the next request stay with it, for the session.
-        match recv(
-            fd,
-            &mut bytes[have..],
-            RecvFlags::PEEK | RecvFlags::DONTWAIT,
-        ) {
-            Ok((0, _)) => self.cancel(Cancelled::CallerGone),
-            Ok((n, _)) => match frame_is_cancel(&bytes[..have + n]) {
+        match socket.peek(&mut bytes[have..]) {
+            // The reading side closed (see above): no frame will come.
+            Ok(0) => self.frames = false,
+            Ok(n) => match frame_is_cancel(&bytes[..have + n]) {
                 Some(true) => self.cancel(Cancelled::ByCaller),
                 Some(false) => self.frames = false,
                 None => {}
@@ -141,9 +136,9 @@ impl Watch {
         if self.reason.is_some() {
             return None;
         }
-        let fd = self.fd.as_ref()?;
+        let socket = self.fd?;
         if self.socket.is_none() {
-            let copy = rustix::io::fcntl_dupfd_cloexec(fd, 0).ok()?;
+            let copy = socket.duplicate().ok()?;
             self.socket = crate::sys::watch_readable(copy).ok().map(Arc::new);
         }
         self.socket.clone()

@@ -10,6 +10,8 @@
 //! - [`claim_inherited`]: taking ownership of descriptors passed across
 //!   `exec` (socket activation);
 //! - [`watch_readable`]: registering a descriptor with tokio's reactor;
+//! - [`CallSocket`]: a look at a connection's socket while a call runs,
+//!   by its number;
 //! - [`monotonic_ns`]: the monotonic clock as one number, for a call's
 //!   duration.
 //!
@@ -160,5 +162,59 @@ pub(crate) fn watch_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd
     unsafe {
         tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
             .map_err(|e| e.into_parts().1)
+    }
+}
+
+/// A connection's socket, by its number, as the context of a call served
+/// on it looks at it: without a copy of the descriptor (a call with a
+/// deadline would pay two system calls for one, and a descriptor the
+/// daemon may not have to spare).
+///
+/// Sound only while the socket is open, which its one user guarantees:
+/// `context::Watch` holds a `CallSocket` only while the call it watches
+/// runs (the session cannot close the socket before the handler returns)
+/// and drops it, under the lock it uses it under, before the session goes
+/// on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallSocket(RawFd);
+
+impl CallSocket {
+    /// The socket `fd`, which the caller keeps open for as long as it
+    /// holds the result (see the type's docs).
+    pub(crate) fn new(fd: BorrowedFd<'_>) -> CallSocket {
+        use std::os::fd::AsRawFd;
+        CallSocket(fd.as_raw_fd())
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the socket is open while a `CallSocket` of it is held
+        // (the type's docs say how its one user keeps that true).
+        unsafe { BorrowedFd::borrow_raw(self.0) }
+    }
+
+    /// What `poll` says of the socket now, without waiting: its readable
+    /// side and whether it hung up.
+    pub(crate) fn poll_now(&self) -> io::Result<rustix::event::PollFlags> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let fd = self.fd();
+        let mut fds = [PollFd::new(&fd, PollFlags::IN | PollFlags::RDHUP)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&zero))?;
+        Ok(fds[0].revents())
+    }
+
+    /// Copies what the socket has into `buf` without reading it, nor any
+    /// descriptor that came with it (no control buffer), without waiting.
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::net::{recv, RecvFlags};
+        Ok(recv(self.fd(), buf, RecvFlags::PEEK | RecvFlags::DONTWAIT)?.0)
+    }
+
+    /// A copy of the descriptor, to hand to the runtime's reactor.
+    pub(crate) fn duplicate(&self) -> io::Result<OwnedFd> {
+        Ok(rustix::io::fcntl_dupfd_cloexec(self.fd(), 0)?)
     }
 }
