@@ -116,7 +116,7 @@
 //!
 //! | Feature | Gives | Builds |
 //! | --- | --- | --- |
-//! | `client` | [`ClientSession`], [`ClientOptions`], [`ItemIter`], [`Canceller`]; the blocking typed client of an [`#[anyd::api]`](macro@api) block | std sockets, no tokio |
+//! | `client` | [`ClientSession`], [`ClientOptions`], [`ItemIter`], [`Canceller`], [`CallCanceller`]; the blocking typed client of an [`#[anyd::api]`](macro@api) block | std sockets, no tokio |
 //! | `async-client` | [`AsyncClientSession`], [`ItemStream`], [`ClientOptions::connect_async`]; the async typed client; `client` too | tokio's `rt`, `net`, `io-util`, `time`: a runtime of the program's, current-thread is enough |
 //! | `server` | [`Appd`] and what serves it ([`Server`], [`Running`], [`ShutdownHandle`]), [`Api`], [`IntoApi`], [`Allow`], [`Capability`], [`Hub`], [`Handler`], [`FromCall`], [`Call`], [`IntoReply`], [`daemonize`], [`systemd`]; the [`Api`] impl of an `#[anyd::api]` block | tokio's multi-thread runtime, signals, `sync`, `time` |
 //! | `macros` | [`#[anyd::api]`](macro@api), [`#[derive(ApiError)]`](derive@ApiError) | `anyd-macros` (syn) |
@@ -386,7 +386,7 @@ pub use schemars;
 
 // `client`.
 #[cfg(feature = "client")]
-pub use client::{Canceller, ClientOptions, ClientSession, ItemIter};
+pub use client::{CallCanceller, Canceller, ClientOptions, ClientSession, ItemIter};
 
 // `async-client`.
 #[cfg(feature = "async-client")]
