@@ -59,13 +59,29 @@ use calls::{exchange, Released};
 /// a handler, never asks and sends nothing new. Python anyd is called
 /// as before: pickle carries no options, and the timeout stays this
 /// side's.
-#[derive(Debug)]
 pub struct ClientSession {
     session: Session<Framed>,
     address: Address,
     /// Shared with the [`CallCanceller`]s, once one was asked for (until
     /// then a call takes no lock).
     calls: Option<Arc<CallSlot>>,
+}
+
+impl std::fmt::Debug for ClientSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ClientSession {
+            session,
+            address,
+            calls,
+        } = self;
+        let mut d = f.debug_struct("ClientSession");
+        d.field("session", session).field("address", address);
+        // Kept short: only a session that has cancellers says so.
+        if let Some(calls) = calls {
+            d.field("calls", calls);
+        }
+        d.finish()
+    }
 }
 
 impl ClientSession {

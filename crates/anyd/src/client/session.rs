@@ -89,7 +89,7 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
             out_fds,
             speaks_fds,
             knows,
-            written,
+            written: _,
         } = self;
         let (conn, phase) = match state {
             State::Closed => (None, None),
@@ -108,9 +108,10 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
             .field("request_len", &out.len())
             .field("request_fds", &out_fds.len())
             .field("speaks_fds", speaks_fds)
-            .field("knows", knows)
-            .field("written", written)
-            .finish()
+            .field("daemon_reads", knows)
+            // What of the frame in `out` went out: only the state of a
+            // call given up on needs it, and says it.
+            .finish_non_exhaustive()
     }
 }
 
@@ -339,7 +340,7 @@ impl<C> Session<C> {
         args: &impl Serialize,
         kwargs: &impl Serialize,
     ) -> Result<Start<'_, C>> {
-        let Ok((options, wait)) = self.extras() else {
+        let Ok((options, wait)) = self.extras(self.options.timeout) else {
             return self.ask().map(Start::Ask);
         };
         self.encode(endpoint, args, kwargs, options)?;
@@ -362,9 +363,9 @@ impl<C> Session<C> {
         args: &impl Serialize,
         kwargs: &impl Serialize,
     ) -> Result<Start<'_, C>> {
-        // The deadline bounds the handler that makes the stream, not the
-        // stream (section 8.3); the driver does not wait on it.
-        let Ok((options, _)) = self.extras() else {
+        // Not the session's timeout (a wait for replies: items are not);
+        // what a handler's call inherits, yes (section 8.3).
+        let Ok((options, _)) = self.extras(None) else {
             return self.ask().map(Start::Ask);
         };
         self.encode(endpoint, args, kwargs, options.with_stream(true))?;

@@ -57,7 +57,7 @@ impl<C> Exchange<'_, C> {
 /// protocol, as its `anyd.version` said. `stream` and `fds` are not
 /// here: every daemon of this project reads them, and clients have sent
 /// them since they exist without asking.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Knows {
     /// The option `timeout_ms` (section 8.3).
     pub(crate) timeout_ms: bool,
@@ -67,6 +67,33 @@ pub(crate) struct Knows {
     pub(crate) tracestate: bool,
     /// A CANCEL behind a unary call (section 8.3).
     pub(crate) cancel: bool,
+}
+
+/// What it reads, as a list (`[timeout_ms, cancel]`), or `all`: short,
+/// for the `Debug` of a session, which is kept short.
+impl std::fmt::Debug for Knows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.timeout_ms && self.traceparent && self.tracestate && self.cancel {
+            return f.write_str("all");
+        }
+        let Knows {
+            timeout_ms,
+            traceparent,
+            tracestate,
+            cancel,
+        } = *self;
+        let names = [
+            (timeout_ms, "timeout_ms"),
+            (traceparent, "traceparent"),
+            (tracestate, "tracestate"),
+            (cancel, "cancel"),
+        ];
+        let mut list = f.debug_list();
+        for (_, name) in names.iter().filter(|(on, _)| *on) {
+            list.entry(&format_args!("{name}"));
+        }
+        list.finish()
+    }
 }
 
 impl Knows {
@@ -316,14 +343,17 @@ impl<C> Session<C> {
         }
     }
 
-    /// What a call made now carries: its options (beyond `stream` and
-    /// `fds`) and its wait, or `Err(())` when the daemon must be asked
-    /// first. A session with no timeout, whose call is not made while a
-    /// handler serves one, gets the plain request and its own wait, with
-    /// no clock read.
+    /// What a call made now with the timeout `own` carries: its options
+    /// (beyond `stream` and `fds`) and its wait, or `Err(())` when the
+    /// daemon must be asked first. A call with no timeout, not made while
+    /// a handler serves one, gets the plain request and the session's
+    /// wait, with no clock read.
     #[inline]
-    pub(super) fn extras(&self) -> std::result::Result<(RequestOptions, Wait), ()> {
-        let Some(wants) = Wants::now(self.options.timeout) else {
+    pub(super) fn extras(
+        &self,
+        own: Option<Duration>,
+    ) -> std::result::Result<(RequestOptions, Wait), ()> {
+        let Some(wants) = Wants::now(own) else {
             return Ok((RequestOptions::NONE, Wait::Session));
         };
         let wait = wants.wait.map_or(Wait::Session, Wait::Call);
