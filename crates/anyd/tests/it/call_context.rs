@@ -426,3 +426,43 @@ fn python_anyd_is_called_with_a_timeout_as_before_and_a_dropped_call_is_read_thr
         s.end_session().await.unwrap();
     });
 }
+
+/// A daemon declared with `#[anyd::api]`, for its generated clients.
+struct Sleeper;
+
+#[anyd::api]
+impl Sleeper {
+    /// Answers after an hour.
+    async fn nap(&self) -> u32 {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        1
+    }
+
+    /// Answers at once.
+    fn twice(&self, x: u32) -> u32 {
+        2 * x
+    }
+}
+
+#[test]
+fn the_generated_clients_set_the_timeout_through_their_session() {
+    let (running, _dir) = start(Appd::new().mount(Sleeper));
+    let mut client = SleeperClient::connect(running.address()).unwrap();
+    assert_eq!(client.session_mut().timeout(), None);
+    client
+        .session_mut()
+        .set_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    assert_eq!(kind(client.nap().unwrap_err()), "TimeoutError");
+    assert_eq!(client.twice(2).unwrap(), 4);
+    runtime().block_on(async {
+        let mut client = SleeperAsyncClient::connect(running.address())
+            .await
+            .unwrap();
+        client
+            .session_mut()
+            .set_timeout(Some(Duration::from_millis(100)));
+        assert_eq!(kind(client.nap().await.unwrap_err()), "TimeoutError");
+        assert_eq!(client.twice(3).await.unwrap(), 6);
+    });
+}
