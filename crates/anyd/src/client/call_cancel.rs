@@ -94,11 +94,19 @@ impl CallSlot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A call's request is out whole: a cancel now lands right behind it.
-    pub(crate) fn arm(&self) {
+    /// Sends a call's request with `send`, under the lock: a cancel that
+    /// comes while it is being written waits for it, and then lands right
+    /// behind it (once the daemon has read a request, a cancel is never
+    /// too early). Once it is out whole, the slot is armed.
+    pub(crate) fn send_armed<T>(
+        &self,
+        send: impl FnOnce() -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
         let mut state = self.lock();
+        let sent = send()?;
         state.in_call = true;
         state.cancelled = false;
+        Ok(sent)
     }
 
     /// The call's reply was read (or will not be): from here on a cancel

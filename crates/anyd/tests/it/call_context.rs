@@ -217,12 +217,9 @@ fn a_blocking_call_is_cancelled_from_another_thread_and_the_session_goes_on() {
     assert!(!canceller.cancel().unwrap(), "no call under way");
     let cancelling = std::thread::spawn(move || {
         f.started.recv_timeout(PATIENCE).unwrap();
-        // The request is out before the handler starts, but the session
-        // arms the canceller only once it has written it: try until it
-        // takes.
-        while !canceller.cancel().unwrap() {
-            std::thread::yield_now();
-        }
+        // The handler runs: the request was read, so written, and the
+        // canceller armed (the request is written under its lock).
+        assert!(canceller.cancel().unwrap(), "a call under way");
         f.dropped.recv_timeout(PATIENCE).unwrap();
     });
     assert_eq!(kind(s.commit::<u32>("wait", ()).unwrap_err()), "Cancelled");

@@ -104,17 +104,19 @@ impl Drop for Released {
 /// Sends the request and reads one reply, due within `wait` as a whole
 /// (the session's, at which the socket's read timeout rests), or within
 /// the exchange's own wait. A canceller's `slot` is armed from when the
-/// request is out whole until the reply is read.
+/// request is out whole (written under its lock) until the reply is
+/// read.
 pub(super) fn exchange<R: DeserializeOwned>(
     ex: Exchange<'_, Framed>,
     wait: Option<Duration>,
     slot: Option<&CallSlot>,
 ) -> Result<Reply<R>> {
-    framed::write_frame(&mut ex.conn.stream, ex.request, ex.fds)
-        .map_err(|e| Error::from_io(e, "sending the request"))?;
-    if let Some(slot) = slot {
-        slot.arm();
-    }
+    let stream = &mut ex.conn.stream;
+    let sent = match slot {
+        Some(slot) => slot.send_armed(|| framed::write_frame(stream, ex.request, ex.fds)),
+        None => framed::write_frame(stream, ex.request, ex.fds),
+    };
+    sent.map_err(|e| Error::from_io(e, "sending the request"))?;
     let read = match ex.wait {
         Wait::Session => ex.conn.read_frame_idle(ex.limit()),
         Wait::Call(d) => read_within(ex.conn, d, wait),
