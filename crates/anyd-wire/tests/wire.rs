@@ -687,8 +687,8 @@ mod call_context {
 
     fn options() -> RequestOptions {
         let mut o = RequestOptions::NONE.with_timeout(Some(std::time::Duration::from_millis(1500)));
-        o.traceparent = Some(TRACEPARENT.to_owned());
-        o.tracestate = Some("k=v".to_owned());
+        o.traceparent = Some(TRACEPARENT.into());
+        o.tracestate = Some("k=v".into());
         o
     }
 

@@ -14,7 +14,6 @@
 //! asks nothing of it costs nothing: the context is made only for a call
 //! with a deadline or a trace context, or a handler that takes it.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -24,12 +23,6 @@ use anyd_wire::frame;
 mod watch;
 
 pub(crate) use watch::Watch;
-
-thread_local! {
-    /// The context of the call whose handler runs on this thread, if it
-    /// has one: what a call made from the handler inherits.
-    static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
-}
 
 /// The call a handler serves, as the handler may see it: when it is due,
 /// whether its caller still wants the reply, and the trace it belongs to.
@@ -71,8 +64,8 @@ pub struct Context {
 
 struct Inner {
     deadline: Option<Instant>,
-    traceparent: Option<String>,
-    tracestate: Option<String>,
+    traceparent: Option<Box<str>>,
+    tracestate: Option<Box<str>>,
     watch: Mutex<Watch>,
     /// Wakes [`Context::cancelled`] futures when the call ends.
     ended: tokio::sync::Notify,
@@ -120,34 +113,16 @@ pub(crate) struct Outgoing {
     pub(crate) deadline: Option<Instant>,
     /// The trace context to send: the same trace, the served call as the
     /// parent.
-    pub(crate) traceparent: Option<String>,
+    pub(crate) traceparent: Option<Box<str>>,
     /// The vendor part, as it came.
-    pub(crate) tracestate: Option<String>,
+    pub(crate) tracestate: Option<Box<str>>,
 }
 
 /// What a call made on this thread inherits, if the thread serves a call
 /// with a deadline or a trace context.
 #[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub(crate) fn outgoing() -> Option<Outgoing> {
-    CURRENT.with_borrow(|c| c.as_ref().map(Context::outgoing))
-}
-
-/// Runs `f` with `context` as the context of the call this thread serves
-/// (nested scopes put back what they found).
-pub(crate) fn with_current<T>(context: Option<&Context>, f: impl FnOnce() -> T) -> T {
-    let Some(context) = context else {
-        return f();
-    };
-    struct Scope(Option<Option<Context>>);
-    impl Drop for Scope {
-        fn drop(&mut self) {
-            if let Some(outer) = self.0.take() {
-                CURRENT.set(outer);
-            }
-        }
-    }
-    let _scope = Scope(Some(CURRENT.replace(Some(context.clone()))));
-    f()
+    crate::frame_context::with_call_context(|c| c.map(Context::outgoing))
 }
 
 impl Context {
@@ -156,8 +131,8 @@ impl Context {
     /// through `watch`.
     pub(crate) fn new(
         deadline: Option<Instant>,
-        traceparent: Option<String>,
-        tracestate: Option<String>,
+        traceparent: Option<Box<str>>,
+        tracestate: Option<Box<str>>,
         watch: Watch,
         runtime: tokio::runtime::Handle,
     ) -> Context {
@@ -292,7 +267,7 @@ impl Context {
 /// The `traceparent` of a call made while serving one traced by `parent`:
 /// the same trace and flags, a new parent id (the served call's, made up
 /// here: W3C ids are random). `None` when `parent` is not well formed.
-fn child_traceparent(parent: &str) -> Option<String> {
+fn child_traceparent(parent: &str) -> Option<Box<str>> {
     let fields = crate::context::parse_traceparent(parent)?;
     let mut id = [0u8; 8];
     getrandom::fill(&mut id).ok()?;
@@ -300,7 +275,7 @@ fn child_traceparent(parent: &str) -> Option<String> {
         id[7] = 1;
     }
     let span: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!("00-{}-{span}-{}", fields.0, fields.1))
+    Some(format!("00-{}-{span}-{}", fields.0, fields.1).into())
 }
 
 /// The trace id and flags of a well-formed version `00` `traceparent`

@@ -1,15 +1,17 @@
 //! What encoding or decoding one frame needs that serde cannot carry: the
 //! descriptors of the frame (an [`Fd`](crate::Fd) serializes as a
 //! placeholder naming one of them, and deserializes by taking one), and
-//! the codec of the call a handler serves (a [`channel`](crate::channel)
-//! made in it encodes its items in that codec).
+//! the call a handler serves: its codec (a [`channel`](crate::channel)
+//! made in it encodes its items in that codec) and its context, if it has
+//! one (a call the handler makes inherits its deadline and trace).
 //!
 //! Each is opened by one scoped function for the time the encode, the
 //! decode or the handler takes, and returns what it collected:
-//! [`encode_with_fds`], [`decode_with_fds`], [`with_call_codec`]. The
+//! [`encode_with_fds`], [`decode_with_fds`], [`with_call`]. The
 //! per-thread slots behind them live here and nowhere else, because there
 //! is no other way in: serde's `Serialize` and `Deserialize` take no
-//! context of ours, and `channel()` takes no argument. Scopes nest (a
+//! context of ours, and neither `channel()` nor a client's call takes the
+//! handler's. Scopes nest (a
 //! handler may call another daemon while its own call is served): each
 //! puts back what it found.
 //!
@@ -35,6 +37,9 @@ thread_local! {
     /// The codec of the call whose handler runs on this thread, if one
     /// does.
     static CALL_CODEC: Cell<Option<Codec>> = const { Cell::new(None) };
+    /// The context of that call, if it has one.
+    #[cfg(feature = "server")]
+    static CALL_CONTEXT: RefCell<Option<crate::Context>> = const { RefCell::new(None) };
     /// A buffer each thread that encodes channel items reuses for one
     /// item: a cache, not a context, kept here with the other slots.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -155,17 +160,35 @@ pub(crate) fn decode_with_fds<T>(fds: Vec<OwnedFd>, decode: impl FnOnce() -> T) 
     decode()
 }
 
-/// Runs `handler` with `codec` as the codec of the call it serves.
+/// Runs `handler` with `codec` as the codec of the call it serves, and
+/// `context` as its context (a call without one costs a branch).
 #[cfg(feature = "server")]
-pub(crate) fn with_call_codec<T>(codec: Codec, handler: impl FnOnce() -> T) -> T {
-    struct Scope(Option<Codec>);
+pub(crate) fn with_call<T>(
+    codec: Codec,
+    context: Option<&crate::Context>,
+    handler: impl FnOnce() -> T,
+) -> T {
+    struct Scope(Option<Codec>, Option<Option<crate::Context>>);
     impl Drop for Scope {
         fn drop(&mut self) {
             CALL_CODEC.set(self.0);
+            if let Some(outer) = self.1.take() {
+                CALL_CONTEXT.set(outer);
+            }
         }
     }
-    let _scope = Scope(CALL_CODEC.replace(Some(codec)));
+    let _scope = Scope(
+        CALL_CODEC.replace(Some(codec)),
+        context.map(|c| CALL_CONTEXT.replace(Some(c.clone()))),
+    );
     handler()
+}
+
+/// Runs `f` with the context of the call this thread serves, if it has
+/// one.
+#[cfg(feature = "server")]
+pub(crate) fn with_call_context<T>(f: impl FnOnce(Option<&crate::Context>) -> T) -> T {
+    CALL_CONTEXT.with_borrow(|c| f(c.as_ref()))
 }
 
 /// The codec of the call whose handler runs on this thread, if one does.
@@ -302,8 +325,8 @@ mod tests {
     #[test]
     fn the_call_codec_is_seen_only_inside_its_scope() {
         assert_eq!(call_codec(), None);
-        let seen = with_call_codec(Codec::Json, || {
-            with_call_codec(Codec::MsgPack, call_codec).zip(call_codec())
+        let seen = with_call(Codec::Json, None, || {
+            with_call(Codec::MsgPack, None, call_codec).zip(call_codec())
         });
         assert_eq!(seen, Some((Codec::MsgPack, Codec::Json)));
         assert_eq!(call_codec(), None);

@@ -196,6 +196,17 @@
 //! ([protocol section 8.1](crate::protocol#81-streams)); a Python client calling a streaming
 //! endpoint gets a `TypeError` that says so.
 //!
+//! # Deadlines and cancellation
+//!
+//! A caller may send a timeout with its call, and cancel it (a CANCEL
+//! right behind the request, or closing its connection). The daemon keeps
+//! the earliest of the caller's timeout and its own bounds
+//! ([`Appd::call_timeout`], [`Appd::timeout`]; none by default): an async
+//! handler is dropped at its deadline or when its caller cancels, and a
+//! blocking handler takes an [`anyd::Context`](Context) to see it, with no
+//! thread per call. Calls a handler makes inherit its deadline and trace
+//! context. The wire side is in docs/PROTOCOL.md sections 8.3 and 8.4.
+//!
 //! # Who may call what
 //!
 //! On a Unix socket the kernel tells the daemon who is calling (uid, gid,

@@ -10,10 +10,9 @@ use anyd_wire::codec::{encode_reply_ok, DecodeLimits};
 use anyd_wire::message::{Request, RequestHead};
 use serde::Serialize;
 
-use crate::context::with_current;
 use crate::endpoint_info::EndpointInfo;
 use crate::error::RemoteError;
-use crate::frame_context::with_call_codec;
+use crate::frame_context::with_call;
 use crate::handler::{short_type_name, Call, Handler};
 use crate::items::Source;
 use crate::policy::{Allow, Resolved};
@@ -511,14 +510,13 @@ impl Registry {
         }
         // The earliest of the caller's, the endpoint's and the daemon's
         // (one clock read, for a call that has one).
-        let timeout = [
-            request.options.timeout_ms.map(|t| t.duration()),
-            endpoint.timeout,
+        let timeout = earliest(
+            earliest(
+                request.options.timeout_ms.map(|t| t.duration()),
+                endpoint.timeout,
+            ),
             self.call_timeout,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        );
         let call = Call {
             info: &endpoint.info,
             request: &request,
@@ -543,10 +541,8 @@ impl Registry {
         // came: an `Fd` parameter is told so.)
         let fds = fds.unwrap_or_default();
         // Channels the handler makes encode in the call's codec at once.
-        let result = with_call_codec(request.codec, || {
-            with_current(call.context.get(), || {
-                catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, fds, out)))
-            })
+        let result = with_call(request.codec, call.context.get(), || {
+            catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(&call, fds, out)))
         });
         // The socket now goes on to the next call.
         if let Some(context) = call.context.get() {
@@ -616,6 +612,17 @@ impl Registry {
             "describe" => reply(request, &self.contract.document(&self.infos_for(peer)), out),
             _ => Err(not_found(name)),
         }
+    }
+}
+
+/// The earlier of two bounds, either of which may be absent: a few
+/// branches, since every call asks.
+#[inline]
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 

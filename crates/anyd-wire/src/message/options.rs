@@ -103,10 +103,10 @@ option_set! {
         "timeout_ms" => pub timeout_ms: Option<TimeoutMs>,
         /// `traceparent`: the caller's W3C trace context (section 8.4),
         /// as the `traceparent` header carries it.
-        "traceparent" => pub traceparent: Option<String>,
+        "traceparent" => pub traceparent: Option<Box<str>>,
         /// `tracestate`: the vendor part of the caller's W3C trace context
         /// (section 8.4), sent only with `traceparent`.
-        "tracestate" => pub tracestate: Option<String>,
+        "tracestate" => pub tracestate: Option<Box<str>>,
     }
 }
 
@@ -117,15 +117,16 @@ pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// The value of the `timeout_ms` option: milliseconds, at most
 /// [`MAX_TIMEOUT_MS`] (a request asking more is refused, naming the
-/// option).
+/// option). Held in 32 bits, which a day fits: every request carries the
+/// options, and a smaller request is cheaper to move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TimeoutMs(u64);
+pub struct TimeoutMs(u32);
 
 impl TimeoutMs {
     /// `ms` milliseconds, or `None` past [`MAX_TIMEOUT_MS`].
     pub const fn new(ms: u64) -> Option<TimeoutMs> {
         if ms <= MAX_TIMEOUT_MS {
-            Some(TimeoutMs(ms))
+            Some(TimeoutMs(ms as u32))
         } else {
             None
         }
@@ -136,17 +137,18 @@ impl TimeoutMs {
     /// [`MAX_TIMEOUT_MS`].
     pub fn from_duration(d: std::time::Duration) -> TimeoutMs {
         let ms = d.as_nanos().div_ceil(1_000_000);
-        TimeoutMs(u64::try_from(ms).unwrap_or(u64::MAX).min(MAX_TIMEOUT_MS))
+        let ms = u64::try_from(ms).unwrap_or(u64::MAX).min(MAX_TIMEOUT_MS);
+        TimeoutMs(ms as u32)
     }
 
     /// The milliseconds.
     pub const fn millis(self) -> u64 {
-        self.0
+        self.0 as u64
     }
 
     /// As a duration.
     pub const fn duration(self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.0)
+        std::time::Duration::from_millis(self.0 as u64)
     }
 }
 
@@ -378,7 +380,7 @@ impl OptionField for Option<TimeoutMs> {
     const UNSET: Self = None;
     #[inline]
     fn get(&self) -> Option<OptionValue<'_>> {
-        self.map(|t| OptionValue::UInt(t.0))
+        self.map(|t| OptionValue::UInt(t.millis()))
     }
     #[inline]
     fn set(&mut self, value: OptionValue<'_>) -> bool {
@@ -403,8 +405,9 @@ impl OptionField for Option<TimeoutMs> {
 }
 
 /// A string, absent when `None`; owned, since the options outlive the
-/// payload they were read from.
-impl OptionField for Option<String> {
+/// payload they were read from; a `Box<str>`, the smallest owned string,
+/// since every request carries the options.
+impl OptionField for Option<Box<str>> {
     const UNSET: Self = None;
     #[inline]
     fn get(&self) -> Option<OptionValue<'_>> {
@@ -413,7 +416,7 @@ impl OptionField for Option<String> {
     #[inline]
     fn set(&mut self, value: OptionValue<'_>) -> bool {
         match value {
-            OptionValue::Str(s) => *self = Some(s.to_owned()),
+            OptionValue::Str(s) => *self = Some(s.into()),
             _ => return false,
         }
         true
@@ -594,7 +597,7 @@ pub(crate) mod tests {
         pub(crate) struct AllKinds {
             "flag" => pub(crate) flag: bool,
             "number" => pub(crate) number: Option<u64>,
-            "text" => pub(crate) text: Option<String>,
+            "text" => pub(crate) text: Option<Box<str>>,
         }
     }
 

@@ -227,7 +227,9 @@ fn calls_made_inside_a_handler_inherit_its_deadline_and_trace() {
         Watch::new(None, &[]),
         rt.handle().clone(),
     );
-    let seen = with_current(Some(&ctx), || outgoing().unwrap());
+    let seen = crate::frame_context::with_call(anyd_wire::Codec::MsgPack, Some(&ctx), || {
+        outgoing().unwrap()
+    });
     assert_eq!(seen.deadline, Some(due));
     assert_eq!(seen.tracestate.as_deref(), Some("k=v"));
     assert!(seen

@@ -301,7 +301,7 @@ fn a_call_made_inside_a_handler_carries_the_served_calls_deadline_and_trace() {
     );
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut options = RequestOptions::NONE.with_timeout(Some(Duration::from_secs(30)));
-    options.traceparent = Some(format!("00-{trace}-00f067aa0ba902b7-01"));
+    options.traceparent = Some(format!("00-{trace}-00f067aa0ba902b7-01").into());
     options.tracestate = Some("k=v".into());
     let mut s = raw(a.address());
     for endpoint in ["relay", "relay_async"] {

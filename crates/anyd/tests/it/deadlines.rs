@@ -338,3 +338,53 @@ fn cancellation_reaches_handlers_fast_and_leaves_nothing_behind() {
         threads() - threads_before
     );
 }
+
+/// A Python anyd 0.4.1 client sends no timeout (pickle has no options),
+/// but the daemon's own bound still applies, and the caller sees Python's
+/// builtin `TimeoutError`; its session goes on.
+#[test]
+fn a_python_client_gets_timeout_error_from_the_daemons_bound() {
+    const CLIENT: &str = r#"
+import sys
+import anyd
+
+with anyd.ClientSession(("127.0.0.1", int(sys.argv[1]))) as client:
+    try:
+        client.commit("wait")
+    except TimeoutError as e:
+        print("TIMEOUT", e)
+    else:
+        raise AssertionError("no TimeoutError")
+    assert client.commit("echo", 9) == 9
+print("OK")
+"#;
+    let venv = anyd_testkit::python::venv();
+    let (started_tx, started) = channel::<()>();
+    let started_tx = Mutex::new(started_tx);
+    let running = Appd::new()
+        .api("wait()", move || {
+            let started = started_tx.lock().unwrap().clone();
+            async move {
+                let _ = started.send(());
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                1u32
+            }
+        })
+        .timeout(Duration::from_millis(50))
+        .api("echo(x)", |x: u32| x)
+        .bind("tcp:127.0.0.1:0")
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let anyd::Address::Tcp { port, .. } = running.address() else {
+        panic!("{}", running.address())
+    };
+    let out = anyd_testkit::python::run_ok(&venv.python, CLIENT, &[&port.to_string()]);
+    started.recv_timeout(PATIENCE).expect("the handler ran");
+    assert!(
+        out.contains("TIMEOUT wait() did not finish within its deadline (50 ms)"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("OK"), "{out}");
+    running.shutdown().unwrap();
+}

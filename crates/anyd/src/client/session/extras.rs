@@ -157,9 +157,9 @@ pub(crate) struct Wants {
     /// inherited deadline shortened it).
     pub(crate) wait: Option<Duration>,
     /// The trace context to send, inherited.
-    pub(crate) traceparent: Option<String>,
+    pub(crate) traceparent: Option<Box<str>>,
     /// Its vendor part, as it came.
-    pub(crate) tracestate: Option<String>,
+    pub(crate) tracestate: Option<Box<str>>,
 }
 
 impl Wants {
@@ -237,9 +237,9 @@ pub(crate) struct Inherited {
     /// When the served call is due.
     pub(crate) deadline: Option<Instant>,
     /// The trace context to send: the served call's trace.
-    pub(crate) traceparent: Option<String>,
+    pub(crate) traceparent: Option<Box<str>>,
     /// Its vendor part.
-    pub(crate) tracestate: Option<String>,
+    pub(crate) tracestate: Option<Box<str>>,
 }
 
 /// What a call made on this thread inherits: the context of the call a

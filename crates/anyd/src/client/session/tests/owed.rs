@@ -170,7 +170,7 @@ fn pickle_never_asks_and_keeps_its_timeout_to_itself() {
 #[cfg(feature = "server")]
 #[test]
 fn a_call_made_while_a_handler_serves_one_inherits_its_deadline_and_trace() {
-    use crate::context::{with_current, Context, Watch};
+    use crate::context::{Context, Watch};
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -183,10 +183,11 @@ fn a_call_made_while_a_handler_serves_one_inherits_its_deadline_and_trace() {
         rt.handle().clone(),
     );
     let mut s = knowing(Some(READS_ALL), Some(Duration::from_secs(60)));
-    let (options, limit) = with_current(Some(&served), || {
-        let ex = sent(s.call("echo", &(1,), &()).unwrap());
-        (request_of(ex.request).1, ex.limit())
-    });
+    let (options, limit) =
+        crate::frame_context::with_call(anyd_wire::Codec::MsgPack, Some(&served), || {
+            let ex = sent(s.call("echo", &(1,), &()).unwrap());
+            (request_of(ex.request).1, ex.limit())
+        });
     let ms = options.timeout_ms.unwrap().millis();
     assert!((29_000..=30_000).contains(&ms), "{ms}");
     assert!(limit.unwrap() < local_wait(Duration::from_secs(31)));
@@ -196,7 +197,7 @@ fn a_call_made_while_a_handler_serves_one_inherits_its_deadline_and_trace() {
         "{child}"
     );
     assert!(child.ends_with("-01"));
-    assert_ne!(child, parent, "the served call is the parent");
+    assert_ne!(&*child, parent, "the served call is the parent");
     assert_eq!(options.tracestate.as_deref(), Some("k=v"));
     s.finish_call(Ok(Reply::Ok(()))).unwrap();
     // Out of the handler: the session's own timeout, no trace.
