@@ -207,6 +207,12 @@
 //! thread per call. Calls a handler makes inherit its deadline and trace
 //! context. The wire side is in docs/PROTOCOL.md sections 8.3 and 8.4.
 //!
+//! The clients send [`ClientOptions::timeout`] as each call's deadline
+//! (to a daemon whose `anyd.version` lists it), so that the daemon's
+//! `TimeoutError` keeps the session usable; an async call whose future is
+//! dropped is cancelled without losing the session, and a blocking one
+//! is cancelled from another thread with a [`CallCanceller`].
+//!
 //! # Who may call what
 //!
 //! On a Unix socket the kernel tells the daemon who is calling (uid, gid,

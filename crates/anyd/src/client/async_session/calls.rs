@@ -29,13 +29,13 @@ pub(super) async fn exchange<R: DeserializeOwned>(
 }
 
 impl AsyncClientSession {
-    /// The timeout of this session's calls ([`ClientOptions::timeout`]).
+    /// The timeout of this session's calls ([`ClientOptions::timeout`](crate::ClientOptions::timeout)).
     pub fn timeout(&self) -> Option<Duration> {
         self.session.options().timeout
     }
 
     /// Changes the timeout of the calls from here on (`None`: none), as
-    /// [`ClientOptions::timeout`] sets it when connecting: sent to the
+    /// [`ClientOptions::timeout`](crate::ClientOptions::timeout) sets it when connecting: sent to the
     /// daemon as each call's deadline, and waited for a little longer.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) {
         self.session.set_timeout(timeout);
