@@ -439,8 +439,8 @@ impl AsyncClientSession {
     /// # Errors
     ///
     /// [`Error::Closed`] if the session was already closed (by an earlier
-    /// transport, protocol or timeout error, or a call abandoned half
-    /// way), where the blocking client's `end_session` has nothing to do
+    /// transport, protocol or timeout error, or a streaming call whose
+    /// request was abandoned half written), where the blocking client's `end_session` has nothing to do
     /// and returns `Ok`; otherwise a transport or protocol error, or
     /// [`Error::Timeout`]. The connection is closed either way.
     pub async fn end_session(mut self) -> Result<()> {
@@ -557,8 +557,8 @@ impl Drop for AsyncClientSession {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        // Closed, or a call abandoned half way: closing is the only clean
-        // end.
+        // Closed, or a call abandoned half way (what it owes is not worth
+        // a task's wait): closing is the only clean end, and cancels it.
         let Some((mut conn, out)) = self.session.take_for_end() else {
             return;
         };

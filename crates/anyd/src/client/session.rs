@@ -332,7 +332,8 @@ impl<C> Session<C> {
     ///
     /// [`Error::Encode`] if the arguments cannot be encoded (the session
     /// stays usable); [`Error::Closed`] if the session is closed, or is
-    /// now because an earlier call was abandoned half way;
+    /// now because an earlier call was left half way unsaid (or what one
+    /// given up on owes was not settled);
     /// [`Error::Protocol`] if a stream is open (it stays open).
     pub(crate) fn call(
         &mut self,
