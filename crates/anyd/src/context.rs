@@ -265,35 +265,11 @@ impl Context {
 }
 
 /// The `traceparent` of a call made while serving one traced by `parent`:
-/// the same trace and flags, a new parent id (the served call's, made up
-/// here: W3C ids are random). `None` when `parent` is not well formed.
+/// the same trace and flags, a new parent id. `None` when `parent` is not
+/// well formed.
 fn child_traceparent(parent: &str) -> Option<Box<str>> {
-    let fields = crate::context::parse_traceparent(parent)?;
-    let mut id = [0u8; 8];
-    getrandom::fill(&mut id).ok()?;
-    if id == [0; 8] {
-        id[7] = 1;
-    }
-    let span: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!("00-{}-{span}-{}", fields.0, fields.1).into())
-}
-
-/// The trace id and flags of a well-formed version `00` `traceparent`
-/// (`00-<32 hex>-<16 hex>-<2 hex>`, lower case, neither id all zeros).
-pub(crate) fn parse_traceparent(s: &str) -> Option<(&str, &str)> {
-    let hex = |p: &str, n: usize| {
-        p.len() == n && p.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    let mut parts = s.split('-');
-    let (v, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let well_formed = parts.next().is_none()
-        && v == "00"
-        && hex(trace, 32)
-        && hex(parent, 16)
-        && hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0')
-        && parent.bytes().any(|b| b != b'0');
-    well_formed.then_some((trace, flags))
+    let child = crate::TraceContext::parse(parent)?.child()?;
+    Some(child.to_string().into())
 }
 
 /// Whether `bytes` start with a whole frame that is a CANCEL: `Some(true)`

@@ -37,6 +37,9 @@
 //!     .init();
 //! ```
 //!
+//! See [Traces and counts](#traces-and-counts) for what each call
+//! leaves.
+//!
 //! A socket file is `0600` by default: only the daemon's own user may
 //! connect, and a client run by another user gets `Permission denied`.
 //! A daemon that serves an unprivileged command-line tool opens it
@@ -118,14 +121,14 @@
 //! | --- | --- | --- |
 //! | `client` | [`ClientSession`], [`ClientOptions`], [`ItemIter`], [`Canceller`], [`CallCanceller`]; the blocking typed client of an [`#[anyd::api]`](macro@api) block | std sockets, no tokio |
 //! | `async-client` | [`AsyncClientSession`], [`ItemStream`], [`ClientOptions::connect_async`]; the async typed client; `client` too | tokio's `rt`, `net`, `io-util`, `time`: a runtime of the program's, current-thread is enough |
-//! | `server` | [`Appd`] and what serves it ([`Server`], [`Running`], [`ShutdownHandle`]), [`Api`], [`IntoApi`], [`Allow`], [`Capability`], [`Hub`], [`Handler`], [`FromCall`], [`Call`], [`IntoReply`], [`daemonize`], [`systemd`]; the [`Api`] impl of an `#[anyd::api]` block | tokio's multi-thread runtime, signals, `sync`, `time` |
+//! | `server` | [`Appd`] and what serves it ([`Server`], [`Running`], [`ShutdownHandle`]), [`Api`], [`IntoApi`], [`Allow`], [`Capability`], [`Hub`], [`Handler`], [`FromCall`], [`Call`], [`IntoReply`], [`CallRecord`], [`daemonize`], [`systemd`]; the [`Api`] impl of an `#[anyd::api]` block | tokio's multi-thread runtime, signals, `sync`, `time` |
 //! | `macros` | [`#[anyd::api]`](macro@api), [`#[derive(ApiError)]`](derive@ApiError) | `anyd-macros` (syn) |
 //!
 //! In every set, with none of them: the types both sides name,
 //! [`Address`], [`Error`], [`RemoteError`], [`Fd`], [`Value`], [`Codec`],
 //! [`Peer`], [`Items`] (with [`channel`], [`ItemSender`],
 //! [`StreamClosed`]), [`ApiError`](trait@ApiError), [`EndpointInfo`],
-//! [`ParamInfo`], and [`wire`]. So a crate that declares an API (its
+//! [`ParamInfo`], [`TraceContext`], and [`wire`]. So a crate that declares an API (its
 //! types, its errors, an interface) builds for a client alone.
 //!
 //! `#[anyd::api]` builds in every set and generates what the set has
@@ -239,6 +242,39 @@
 //! endpoint's name, before any argument is decoded. The daemon's log says
 //! which rule refused whom. Over TCP there are no credentials: use an
 //! [authkey](Appd::authkey), as Python anyd does.
+//!
+//! # Traces and counts
+//!
+//! Every event of a connection's thread, a handler's own included, comes
+//! inside two spans: `conn` (the caller's `uid`, `gid`, `pid`) and `call`
+//! (`endpoint`, `n` its number on the connection, `codec`; then
+//! `trace_id` when the caller sent a W3C trace context, `outcome` (`ok`,
+//! `stream`, or the error's kind) and `duration_us`, recorded as they
+//! become known). With the `env-filter` feature of tracing-subscriber,
+//! `RUST_LOG=anyd=debug` adds a line per call; `FmtSpan::CLOSE` prints
+//! each call span as it closes, with all its fields:
+//!
+//! ```no_run
+//! use tracing_subscriber::{fmt::format::FmtSpan, EnvFilter};
+//! tracing_subscriber::fmt()
+//!     .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+//!     .with_span_events(FmtSpan::CLOSE)
+//!     .init();
+//! ```
+//!
+//! A caller's trace context ([`TraceContext`]) reaches
+//! [`Appd::on_call_span`], where a program that exports traces makes the
+//! caller's span the call span's parent. [`Appd::audit`] adds an info line
+//! per call of a restricted endpoint (who, what, the outcome; never an
+//! argument).
+//!
+//! The daemon counts each endpoint's calls, errors by kind (timeouts and
+//! cancellations among them) and latencies; the reserved endpoint
+//! `anyd.stats` gives them to root and the daemon's own user
+//! ([`Appd::stats_allow`] admits more; [protocol section
+//! 5.2](crate::protocol#52-counts-anydstats)), and `anydctl stats` shows
+//! them. [`Appd::on_call`] hands every call ([`CallRecord`]) to a hook, for
+//! exporting metrics to Prometheus or elsewhere.
 //!
 //! # Running as a system service
 //!
@@ -361,6 +397,8 @@ mod handshake;
 #[cfg_attr(not(feature = "server"), allow(dead_code))]
 mod items;
 #[cfg(feature = "server")]
+mod observe;
+#[cfg(feature = "server")]
 mod policy;
 #[cfg(feature = "server")]
 mod registry;
@@ -369,11 +407,14 @@ mod reply;
 #[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "server")]
+mod stats;
+#[cfg(feature = "server")]
 mod sys;
 #[cfg(feature = "server")]
 pub mod systemd;
 #[cfg(feature = "server")]
 mod throttle;
+mod trace_context;
 mod transport;
 
 // Every feature set.
@@ -385,6 +426,7 @@ pub use endpoint_info::{EndpointInfo, ParamInfo};
 pub use error::{Error, RemoteError, Result, WireError};
 pub use fd::Fd;
 pub use items::{channel, ItemSender, Items, StreamClosed};
+pub use trace_context::TraceContext;
 pub use transport::Peer;
 
 pub use anyd_wire::handshake::Digest;
@@ -417,6 +459,7 @@ pub use {
     daemon::{daemonize, daemonize_ready},
     handler::{Call, FromCall, Handler},
     items::Hub,
+    observe::CallRecord,
     policy::Allow,
     reply::IntoReply,
     server::{Appd, Running, Server, ShutdownHandle},

@@ -1,22 +1,26 @@
 //! The endpoint table and the dispatch of one request to its handler,
-//! including the reserved `anyd.*` endpoints.
+//! including the reserved `anyd.*` endpoints (their replies are
+//! `reserved`'s).
+
+mod reserved;
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use anyd_wire::codec::{encode_reply_ok, DecodeLimits};
+use anyd_wire::codec::DecodeLimits;
 use anyd_wire::message::{Request, RequestHead};
-use serde::Serialize;
 
 use crate::endpoint_info::EndpointInfo;
 use crate::error::RemoteError;
 use crate::frame_context::with_call;
 use crate::handler::{short_type_name, Call, Handler};
 use crate::items::Source;
+use crate::observe::Observe;
 use crate::policy::{Allow, Resolved};
 use crate::reply::{Made, Outcome};
+use crate::stats::EndpointStats;
 use crate::throttle::{throttled, Throttle};
 use crate::transport::fds::FrameFds;
 use crate::transport::Peer;
@@ -34,6 +38,8 @@ pub(crate) struct Endpoint {
     resolved: Option<Resolved>,
     /// The longest a call of it may take, whatever its caller allows.
     timeout: Option<Duration>,
+    /// Its calls, counted (`anyd.stats`).
+    pub(crate) stats: EndpointStats,
 }
 
 /// What a call needs of its connection.
@@ -87,6 +93,8 @@ pub(crate) struct Registry {
     /// What `anyd.describe` says beyond `EndpointInfo`: the endpoints'
     /// schemas, the interfaces mounted.
     pub(crate) contract: crate::contract::describe::Registered,
+    /// Hooks, the rule of `anyd.stats`, and counts of no endpoint's.
+    pub(crate) observe: Observe,
 }
 
 impl Default for Registry {
@@ -103,6 +111,7 @@ impl Default for Registry {
             receives: std::sync::OnceLock::new(),
             denials: Throttle::per_second(DENIALS_AT_ONCE),
             contract: Default::default(),
+            observe: Observe::default(),
         }
     }
 }
@@ -205,6 +214,7 @@ impl Registry {
         };
         let handler: Erased = Box::new(move |call, fds, out| handler.call(call, fds, out));
         self.order.push(name.clone());
+        let stats = EndpointStats::new(Some(&name));
         self.endpoints.insert(
             name,
             Endpoint {
@@ -213,6 +223,7 @@ impl Registry {
                 allow: None,
                 resolved: None,
                 timeout: None,
+                stats,
             },
         );
     }
@@ -285,7 +296,7 @@ impl Registry {
         for e in self.endpoints.values_mut() {
             e.resolved = e.allow.as_ref().map(resolve).transpose()?;
         }
-        Ok(())
+        self.observe.resolve(own_uid)
     }
 
     /// Checks the daemon-wide rule and the endpoint's own; gives the rule
@@ -421,16 +432,22 @@ impl Registry {
     /// socket that cannot carry any). A denied caller's are closed before
     /// anything else, and those no parameter takes once the arguments are
     /// bound.
-    pub(crate) fn dispatch(
-        &self,
+    ///
+    /// Points `stats` at the counters the call is to be counted in, its
+    /// endpoint's (found with it), once the caller is admitted to one
+    /// that exists; otherwise it is left as it was (on those of refused
+    /// calls: `Observe::refused`).
+    pub(crate) fn dispatch<'s>(
+        &'s self,
         head: RequestHead<'_>,
         fds: Option<FrameFds>,
         env: &CallEnv<'_>,
         out: &mut Vec<u8>,
+        stats: &mut &'s EndpointStats,
     ) -> Dispatched {
         // What the audit line names, taken before the request is read.
         let audited = self.audit.then(|| head.endpoint.clone());
-        let dispatched = match self.serve(head, fds, env, out) {
+        let dispatched = match self.serve(head, fds, env, out, stats) {
             Ok((Outcome(Made::Written(fds)), _)) => Dispatched::Reply(fds),
             Ok((Outcome(Made::Stream(source)), fds)) => Dispatched::Stream { source, fds },
             Err(e) => Dispatched::Error(e),
@@ -467,13 +484,15 @@ impl Registry {
     }
 
     /// [`dispatch`](Self::dispatch), with whether the reply or the
-    /// stream's items may carry descriptors.
-    fn serve(
-        &self,
+    /// stream's items may carry descriptors; sets `stats` as `dispatch`
+    /// says.
+    fn serve<'s>(
+        &'s self,
         head: RequestHead<'_>,
         fds: Option<FrameFds>,
         env: &CallEnv<'_>,
         out: &mut Vec<u8>,
+        stats: &mut &'s EndpointStats,
     ) -> Result<(Outcome, bool), RemoteError> {
         let (peer, limits) = (env.peer, env.limits);
         let name: &str = &head.endpoint;
@@ -482,6 +501,7 @@ impl Registry {
             if let Err(rule) = self.admit(None, peer) {
                 return Err(self.denied(name, rule, peer));
             }
+            *stats = self.observe.reserved_row(name);
             let request = decode_args(head, 0, limits)?;
             check_stream(&request, false)?;
             self.reserved(&request, peer, out)?;
@@ -495,10 +515,12 @@ impl Registry {
         let Some(endpoint) = endpoint else {
             return Err(not_found(name));
         };
+        *stats = &endpoint.stats;
         let fds = fds
             .transpose()
             .map_err(|e| RemoteError::new("ValueError", e.to_string()))?;
         let request = decode_args(head, endpoint.info.params.len(), limits)?;
+        self.observe.options(&request.options);
         check_stream(&request, endpoint.info.stream)?;
         let carries_fds = request.options.fds && fds.is_some();
         if !request.options.fds && fds.as_ref().is_some_and(|f| !f.is_empty()) {
@@ -563,54 +585,6 @@ impl Registry {
                 };
                 Err(RemoteError::new("RuntimeError", message))
             }
-        }
-    }
-
-    fn reserved(
-        &self,
-        request: &Request<'_>,
-        peer: &Peer,
-        out: &mut Vec<u8>,
-    ) -> Result<(), RemoteError> {
-        fn reply<T: Serialize>(
-            request: &Request<'_>,
-            v: &T,
-            out: &mut Vec<u8>,
-        ) -> Result<(), RemoteError> {
-            encode_reply_ok(request.codec, v, out)
-                .map_err(|e| RemoteError::new("RuntimeError", e.to_string()))
-        }
-        let name: &str = &request.endpoint;
-        if request.positional > 0 || !request.kwargs.is_empty() {
-            return Err(RemoteError::new(
-                "TypeError",
-                format!("{name}() takes no arguments"),
-            ));
-        }
-        match name.strip_prefix("anyd.").unwrap_or(name) {
-            "ping" => reply(request, &true, out),
-            "version" => {
-                #[derive(Serialize)]
-                struct Version {
-                    anyd: &'static str,
-                    protocol: u32,
-                    /// The request options this daemon knows
-                    /// (docs/PROTOCOL.md section 8).
-                    options: &'static [&'static str],
-                    /// It reads a CANCEL behind a unary call (section 8.3).
-                    cancel: bool,
-                }
-                let v = Version {
-                    anyd: env!("CARGO_PKG_VERSION"),
-                    protocol: anyd_wire::PROTOCOL_VERSION,
-                    options: anyd_wire::codec::RequestOptions::KEYS,
-                    cancel: true,
-                };
-                reply(request, &v, out)
-            }
-            "endpoints" => reply(request, &self.infos_for(peer), out),
-            "describe" => reply(request, &self.contract.document(&self.infos_for(peer)), out),
-            _ => Err(not_found(name)),
         }
     }
 }

@@ -33,6 +33,9 @@ impl Captured {
     }
 }
 
+/// A caller's W3C trace context.
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 #[test]
 fn info_logs_name_events_and_never_payloads_or_keys() {
     const KEY: &str = "key-3f6e9c0b-never-logged";
@@ -43,6 +46,8 @@ fn info_logs_name_events_and_never_payloads_or_keys() {
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
         .with_ansi(false)
+        // A line as each span closes, with the fields recorded by then.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(move || writer.clone())
         .init();
 
@@ -112,6 +117,26 @@ fn info_logs_name_events_and_never_payloads_or_keys() {
     let mut reply = vec![0; u32::from_be_bytes(header) as usize];
     raw.read_exact(&mut reply).unwrap();
     assert!(String::from_utf8_lossy(&reply).contains("malformed request"));
+    // A call with the caller's trace context (JSON, request options).
+    let mut options = anyd::wire::codec::RequestOptions::NONE;
+    options.traceparent = Some(TRACEPARENT.into());
+    let mut traced = Vec::new();
+    let mark = frame::begin(&mut traced);
+    anyd::wire::codec::encode_request_with(
+        anyd::Codec::Json,
+        "echo",
+        &("x",),
+        &(),
+        &options,
+        &mut traced,
+    )
+    .unwrap();
+    frame::finish(&mut traced, mark);
+    raw.write_all(&traced).unwrap();
+    raw.read_exact(&mut header).unwrap();
+    let mut reply = vec![0; u32::from_be_bytes(header) as usize];
+    raw.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, br#"{"ok":"x"}"#);
     drop(raw);
     open.shutdown().unwrap();
 
@@ -132,7 +157,37 @@ fn info_logs_name_events_and_never_payloads_or_keys() {
         own.contains(&format!("conn{{uid={uid} gid=")) && own.contains(&format!("pid={pid}}}")),
         "{own}"
     );
-    assert!(own.contains("call{endpoint=greet n=4}"), "{own}");
+    // Its call's span: endpoint, number on its connection, codec (the
+    // outcome and duration come at its end).
+    assert!(
+        own.contains("call{endpoint=greet n=4 codec=MsgPack}"),
+        "{own}"
+    );
+    // As the call's span closes, it has its outcome and duration too; the
+    // failed call, its error's kind.
+    let closed = |endpoint: &str| {
+        text.lines()
+            .filter(|l| l.contains(&format!("call{{endpoint={endpoint} ")) && l.contains("close"))
+            .collect::<Vec<_>>()
+    };
+    let greet = closed("greet");
+    assert_eq!(greet.len(), 1, "{text}");
+    assert!(
+        greet[0].contains(r#"outcome="ok" duration_us="#),
+        "{}",
+        greet[0]
+    );
+    let fail = closed("fail");
+    assert!(fail[0].contains(r#"outcome="ValueError""#), "{}", fail[0]);
+    // The traced call's span has the caller's trace id.
+    let echo = closed("echo");
+    let traced: Vec<&&str> = echo.iter().filter(|l| l.contains("trace_id=")).collect();
+    assert_eq!(traced.len(), 1, "{text}");
+    assert!(
+        traced[0].contains(r#"codec=Json trace_id=4bf92f3577b34da6a3ce929d0e0e4736 outcome="ok""#),
+        "{}",
+        traced[0]
+    );
     // The audit line of the restricted call: who, what, the outcome (the
     // payload is checked absent below); none for the unrestricted ones.
     let audit: Vec<&str> = text.lines().filter(|l| l.contains("anyd::audit")).collect();

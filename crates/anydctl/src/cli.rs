@@ -13,18 +13,20 @@ use crate::exit::Exit;
 
 mod durations;
 mod fd_args;
+mod stats_args;
 
 pub(crate) use durations::parse_duration;
 use durations::{parse_positive_duration, parse_timeout};
 pub(crate) use fd_args::{FdArgs, FdSource};
+pub(crate) use stats_args::{StatsArgs, STATS_ABOUT, STATS_EXAMPLES};
 
 /// How the tool reads its command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "anydctl",
     version,
-    about = "Call any anyd daemon from the shell: call endpoints, list and describe them, ping, benchmark.",
-    long_about = "Call any anyd daemon from the shell: call endpoints, list and describe them, \
+    about = "Call any anyd daemon from the shell: call endpoints, list and describe them, read their stats, ping, benchmark.",
+    long_about = "Call any anyd daemon from the shell: call endpoints, list and describe them, read its stats, \
         compare contracts, ping, benchmark.\n\n\
         ADDR is a daemon's address: unix:/path (or just /path), unix:@name for a \
         Linux abstract socket, tcp:host:port. anydctl is an ordinary anyd client; \
@@ -197,6 +199,10 @@ pub(crate) enum Command {
         after_help = DESCRIBE_EXAMPLES
     )]
     Describe(DescribeArgs),
+
+    /// Show a daemon's counts per endpoint: calls, errors, latencies.
+    #[command(long_about = STATS_ABOUT, after_help = STATS_EXAMPLES)]
+    Stats(StatsArgs),
 
     /// Work with contract documents: compare two.
     #[command(subcommand)]

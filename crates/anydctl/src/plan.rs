@@ -41,6 +41,13 @@ pub(crate) enum Plan {
         /// JSON instead of a table.
         json: bool,
     },
+    /// `anydctl stats`.
+    Stats {
+        /// Where and how to connect.
+        conn: Connection,
+        /// The reply itself instead of a table.
+        json: bool,
+    },
     /// `anydctl describe`.
     Describe {
         /// Where and how to connect.
@@ -302,6 +309,10 @@ pub(crate) fn plan(cli: Cli) -> Result<Plan, Failure> {
         Command::Schema(SchemaCommand::Diff { old, new }) => Plan::SchemaDiff {
             old: doc_source(&common, &old)?,
             new: doc_source(&common, &new)?,
+        },
+        Command::Stats(a) => Plan::Stats {
+            conn: connection(&common, a.address)?,
+            json: a.json,
         },
         Command::Endpoints(a) => Plan::Endpoints {
             conn: connection(&common, a.address)?,

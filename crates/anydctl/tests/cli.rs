@@ -30,6 +30,8 @@ mod flags;
 mod format_chars;
 #[path = "cli/raw_timeout.rs"]
 mod raw_timeout;
+#[path = "cli/stats.rs"]
+mod stats;
 
 /// How long one run of anydctl (or one setup step) may take before the
 /// test fails.

@@ -11,6 +11,9 @@
 //! `decode_arg` and `type_name` for an argument's bytes. It does not own
 //! the message types nor the choice of codec.
 
+mod de;
+mod ser;
+
 use std::borrow::Cow;
 
 use serde::de::DeserializeOwned;
@@ -450,19 +453,17 @@ fn arg_error<T>(e: rmp_serde::decode::Error) -> ArgError {
 /// same bound the JSON and pickle decoders apply.
 const MAX_DEPTH: usize = 128;
 
+/// Deserializes the value that starts `bytes`, reading no further than it
+/// takes (callers check the bytes are one well-formed value first).
 fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    de.set_max_depth(MAX_DEPTH);
-    let value = T::deserialize(&mut de)?;
-    Ok(value)
+    T::deserialize(&mut de::Deserializer::new(bytes, MAX_DEPTH))
 }
 
 /// Serializes `value` as MessagePack with structs as maps, so that field
 /// names survive for clients in other languages (and JSON converters).
 fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
     value
-        .serialize(&mut ser)
+        .serialize(&mut ser::Serializer::new(out))
         .map_err(|e| EncodeError::Serialize(e.to_string()))
 }
 
@@ -658,11 +659,8 @@ pub(crate) fn decode_stream_reply<T: DeserializeOwned>(
 ) -> Result<StreamReply<T>, DecodeError> {
     // Items are most of a stream, and this implementation writes their
     // envelope byte for byte so: read them without the general walk.
-    if let Some(rest) = payload.strip_prefix(b"\x81\xa4item") {
-        let mut c = Cursor { buf: rest, pos: 0 };
-        let body = c.skip_value()?;
-        c.finish()?;
-        return decode_value(body).map(StreamReply::Item);
+    if let Some(body) = payload.strip_prefix(b"\x81\xa4item") {
+        return decode_item(body).map(StreamReply::Item);
     }
     let what = "a stream's frame is a map with one key, \"item\", \"ok\" or \"error\"";
     match envelope(payload, what)? {
@@ -671,6 +669,24 @@ pub(crate) fn decode_stream_reply<T: DeserializeOwned>(
         ("error", body) => decode_error(body).map(StreamReply::Err),
         (other, _) => Err(malformed(format!("unknown reply key {other:?}"))),
     }
+}
+
+/// An item's value, which must be all of `body`, as the caller's type, in
+/// one pass: deserialized straight away, and walked (as a reply's value is
+/// before it is deserialized) only when that failed or left bytes unread.
+/// A value read to the end of `body` is one well-formed value (each of its
+/// bytes was read as part of one), so a frame that is not is refused as
+/// malformed as before, and what is deserialized is exactly what it was.
+fn decode_item<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    let mut de = de::Deserializer::new(body, MAX_DEPTH);
+    let decoded = T::deserialize(&mut de);
+    if decoded.is_ok() && de.position() == body.len() {
+        return decoded.map_err(|e| DecodeError::Result(arg_error::<T>(e)));
+    }
+    let mut c = Cursor { buf: body, pos: 0 };
+    c.skip_value()?;
+    c.finish()?;
+    decoded.map_err(|e| DecodeError::Result(arg_error::<T>(e)))
 }
 
 /// A reply's one key and the bytes of its value; `what` says the shape

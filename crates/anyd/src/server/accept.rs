@@ -400,6 +400,8 @@ impl Server {
                 let shared = thread_shared;
                 // Gives the place back however this thread ends.
                 let _held = Held::new(&shared.conns, &shared.conns_changed, id);
+                // Counted for `anyd.stats` while its thread serves it.
+                let _counted = shared.registry.observe.connections.start();
                 tracing::debug!(peer = peer.address(), "session start");
                 let why = serve_connection(&shared, id, stream, &peer, &runtime);
                 tracing::debug!(peer = peer.address(), end = why.as_str(), "session end");

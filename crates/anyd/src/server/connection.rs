@@ -28,7 +28,9 @@ use anyd_wire::{frame, Codec};
 use crate::budget::Charge;
 use crate::error::{panic_message, RemoteError};
 use crate::items::{Detached, Fill, Sink, Source};
+use crate::observe::{self, Started};
 use crate::registry::{CallEnv, Dispatched};
+use crate::stats::Outcome;
 use crate::throttle::throttled;
 use crate::transport::fds::Attached;
 use crate::transport::fds::FrameFds;
@@ -390,12 +392,13 @@ impl<'a> Connection<'a> {
         };
         let codec = head.codec;
         self.calls += 1;
-        // The handler's own events are tied to the call they serve.
-        let span = tracing::info_span!("call", endpoint = %head.endpoint, n = self.calls);
+        // The handler's own events are tied to the call they serve; the
+        // rest of its fields are known later (`observe`). The codec is
+        // the request's, not the connection's: each request may use
+        // another.
+        let span = observe::call_span(&head, self.calls);
         let _in_span = span.enter();
-        // Timing costs two clock reads a call; take them only when logged.
-        let started = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| (Instant::now(), head.endpoint.clone()));
+        let started = Started::now();
         let mark = frame::begin(out);
         let env = CallEnv {
             peer: self.peer,
@@ -404,20 +407,24 @@ impl<'a> Connection<'a> {
             socket: behind.socket,
             behind: behind.bytes,
         };
-        let result = match shared.registry.dispatch(head, fds, &env, out) {
+        let observe = &shared.registry.observe;
+        let mut stats = &observe.refused;
+        let dispatched = shared.registry.dispatch(head, fds, &env, out, &mut stats);
+        let peer = self.peer;
+        let finish = |outcome| observe.finish(&span, stats, outcome, started, peer);
+        match dispatched {
             Dispatched::Reply(fds) => {
+                finish(Outcome::Ok);
                 frame::finish(out, mark);
                 if !fds.is_empty() {
                     self.attached.push((mark..out.len(), fds));
                 }
-                Ok(())
+                Next::Continue
             }
             Dispatched::Stream { source, fds } => {
+                finish(Outcome::Stream);
                 // No reply: the stream's frames follow.
                 out.truncate(mark);
-                if let Some((_, endpoint)) = started {
-                    tracing::debug!(endpoint = %endpoint, codec = ?codec, "stream");
-                }
                 self.stream = Some(Streaming {
                     source,
                     codec,
@@ -425,25 +432,16 @@ impl<'a> Connection<'a> {
                     watching: true,
                     frame_due: None,
                 });
-                return Next::Stream;
+                Next::Stream
             }
             Dispatched::Error(err) => {
+                finish(Outcome::Error(&err.kind));
                 out.truncate(mark + frame::HEADER_LEN);
                 encode_reply_error(codec, &err, out);
                 frame::finish(out, mark);
-                Err(err)
+                Next::Continue
             }
-        };
-        if let Some((started, endpoint)) = started {
-            tracing::debug!(
-                endpoint = %endpoint,
-                codec = ?codec,
-                micros = started.elapsed().as_micros() as u64,
-                outcome = result.as_ref().err().map_or("ok", |e| e.kind.as_str()),
-                "call"
-            );
         }
-        Next::Continue
     }
 
     /// Asks the stream's source for what it has ready, with `cx`'s waker

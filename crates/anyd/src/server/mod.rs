@@ -20,7 +20,8 @@
 //! the session ends out), `session.rs` (a connection's thread: the
 //! handshake, reads and writes for the core), `stream.rs` (that thread's
 //! wait while a stream is sent), `io.rs` (the writes both do, and what a
-//! failed read or write means). What they share while serving is
+//! failed read or write means), `observe.rs` (the settings of traces,
+//! counts and their hooks). What they share while serving is
 //! [`Shared`]. Imports go one way: `session` uses `stream`, `io` and
 //! `connection`; `stream` uses `io` and `connection`; `io` uses
 //! `connection`.
@@ -32,6 +33,7 @@ mod config;
 mod connection;
 mod deadlines;
 mod io;
+mod observe;
 mod session;
 mod stream;
 

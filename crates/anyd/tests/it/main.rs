@@ -13,7 +13,8 @@
 //! from outside (`load`), the `#[anyd::api]` macro end to end
 //! (`macro_api`), interfaces and their contract documents (`interface`),
 //! what a closure's `Result` becomes for its caller (`replies`), Python
-//! anyd on the other end (`python_interop`), and the example pair
+//! anyd on the other end (`python_interop`), what calls leave behind:
+//! counts, hooks, trace context (`stats`), and the example pair
 //! (`vpnm_example`). What they share is in the `anyd-testkit` crate.
 //!
 //! Three test binaries stay apart, each saying why at its top: `logging`
@@ -47,6 +48,7 @@ mod python_interop;
 mod replies;
 mod server;
 mod serving;
+mod stats;
 mod streams;
 mod vpnm_example;
 

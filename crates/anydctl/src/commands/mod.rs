@@ -20,6 +20,7 @@ mod describe;
 mod endpoints;
 mod ping;
 mod schema;
+mod stats;
 
 /// Runs a plan.
 ///
@@ -31,6 +32,7 @@ pub(crate) fn run(plan: Plan) -> Result<Exit, Failure> {
         Plan::Call { conn, call, how } => call::run(&conn, &call, how),
         Plan::Endpoints { conn, json } => endpoints::run(&conn, json),
         Plan::Describe { conn, json } => describe::run(&conn, json),
+        Plan::Stats { conn, json } => stats::run(&conn, json),
         Plan::SchemaDiff { old, new } => schema::diff(&old, &new),
         Plan::Ping {
             conn,

@@ -1,6 +1,6 @@
 //! Everything anydctl shows: results and stream items as JSON (with the
 //! descriptors they hold as what kind of file each is), the
-//! endpoint table, contract documents and their diffs, ping lines, the benchmark report with its histogram,
+//! endpoint table, the stats table, contract documents and their diffs, ping lines, the benchmark report with its histogram,
 //! the progress bar.
 //! Commands decide what to show; this module decides how it looks, and
 //! makes what a daemon sent safe to show (`text`). No module here talks to
@@ -12,6 +12,7 @@ pub(crate) mod json;
 pub(crate) mod progress;
 pub(crate) mod report;
 pub(crate) mod result;
+pub(crate) mod stats;
 pub(crate) mod table;
 pub(crate) mod text;
 
