@@ -101,6 +101,13 @@ pub(crate) fn blocking_client(source: &Source<'_>, options: &Options) -> TokenSt
                 self.session
             }
 
+            /// The session, borrowed: to change its settings between
+            /// calls (`set_timeout`, which the daemon is sent as each
+            /// call's deadline), to get a `canceller`, or to call by name.
+            #vis fn session_mut(&mut self) -> &mut #krate::ClientSession {
+                &mut self.session
+            }
+
             /// Ends the session and waits for the daemon to acknowledge
             /// it (dropping the client ends it too, best effort).
             ///
@@ -198,6 +205,13 @@ pub(crate) fn async_client(source: &Source<'_>, options: &Options) -> TokenStrea
             /// The untyped session, for calls by name (`anyd.ping`, say).
             #vis fn into_session(self) -> #krate::AsyncClientSession {
                 self.session
+            }
+
+            /// The session, borrowed: to change its settings between
+            /// calls (`set_timeout`, which the daemon is sent as each
+            /// call's deadline), or to call by name.
+            #vis fn session_mut(&mut self) -> &mut #krate::AsyncClientSession {
+                &mut self.session
             }
 
             /// Ends the session and waits for the daemon to acknowledge

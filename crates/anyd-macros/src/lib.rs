@@ -162,7 +162,8 @@ mod typename;
 ///   `Appd::new().mount(MyDaemon { .. })`;
 /// - `MyDaemonClient`, a blocking client: `connect(address)`,
 ///   `connect_with(address, options)`, `from_session`, `into_session`,
-///   `end_session`, and one method per endpoint;
+///   `session_mut` (the session's settings between calls, such as
+///   `set_timeout`), `end_session`, and one method per endpoint;
 /// - `MyDaemonAsyncClient`, the same on tokio (`async` methods).
 ///
 /// Each only where the program's `anyd` has that side: the `Api` impl
@@ -182,8 +183,8 @@ mod typename;
 /// alias by another name is taken as the value type), or the items of a
 /// streaming method (below). Because those names
 /// belong to the clients, an endpoint method cannot be called `connect`,
-/// `connect_with`, `from_session`, `into_session` or `end_session`;
-/// rename the method and keep the endpoint name with
+/// `connect_with`, `from_session`, `into_session`, `session_mut` or
+/// `end_session`; rename the method and keep the endpoint name with
 /// `#[api(name = "connect")]`.
 ///
 /// One `#[anyd::api]` block per type (it implements `Api` and names the

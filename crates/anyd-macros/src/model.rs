@@ -24,6 +24,7 @@ pub(crate) const CLIENT_RESERVED: &[&str] = &[
     "connect_with",
     "from_session",
     "into_session",
+    "session_mut",
     "end_session",
 ];
 

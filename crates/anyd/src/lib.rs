@@ -119,7 +119,7 @@
 //!
 //! | Feature | Gives | Builds |
 //! | --- | --- | --- |
-//! | `client` | [`ClientSession`], [`ClientOptions`], [`ItemIter`], [`Canceller`]; the blocking typed client of an [`#[anyd::api]`](macro@api) block | std sockets, no tokio |
+//! | `client` | [`ClientSession`], [`ClientOptions`], [`ItemIter`], [`Canceller`], [`CallCanceller`]; the blocking typed client of an [`#[anyd::api]`](macro@api) block | std sockets, no tokio |
 //! | `async-client` | [`AsyncClientSession`], [`ItemStream`], [`ClientOptions::connect_async`]; the async typed client; `client` too | tokio's `rt`, `net`, `io-util`, `time`: a runtime of the program's, current-thread is enough |
 //! | `server` | [`Appd`] and what serves it ([`Server`], [`Running`], [`ShutdownHandle`]), [`Api`], [`IntoApi`], [`Allow`], [`Capability`], [`Hub`], [`Handler`], [`FromCall`], [`Call`], [`IntoReply`], [`CallRecord`], [`daemonize`], [`systemd`]; the [`Api`] impl of an `#[anyd::api]` block | tokio's multi-thread runtime, signals, `sync`, `time` |
 //! | `macros` | [`#[anyd::api]`](macro@api), [`#[derive(ApiError)]`](derive@ApiError) | `anyd-macros` (syn) |
@@ -209,6 +209,12 @@
 //! blocking handler takes an [`anyd::Context`](Context) to see it, with no
 //! thread per call. Calls a handler makes inherit its deadline and trace
 //! context. The wire side is in docs/PROTOCOL.md sections 8.3 and 8.4.
+//!
+//! The clients send [`ClientOptions::timeout`] as each call's deadline
+//! (to a daemon whose `anyd.version` lists it), so that the daemon's
+//! `TimeoutError` keeps the session usable; an async call whose future is
+//! dropped is cancelled without losing the session, and a blocking one
+//! is cancelled from another thread with a [`CallCanceller`].
 //!
 //! # Who may call what
 //!
@@ -439,7 +445,7 @@ pub use schemars;
 
 // `client`.
 #[cfg(feature = "client")]
-pub use client::{Canceller, ClientOptions, ClientSession, ItemIter};
+pub use client::{CallCanceller, Canceller, ClientOptions, ClientSession, ItemIter};
 
 // `async-client`.
 #[cfg(feature = "async-client")]

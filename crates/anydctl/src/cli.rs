@@ -11,9 +11,12 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::Exit;
 
+mod durations;
 mod fd_args;
 mod stats_args;
 
+pub(crate) use durations::parse_duration;
+use durations::{parse_positive_duration, parse_timeout};
 pub(crate) use fd_args::{FdArgs, FdSource};
 pub(crate) use stats_args::{StatsArgs, STATS_ABOUT, STATS_EXAMPLES};
 
@@ -51,8 +54,9 @@ pub(crate) struct Common {
     pub(crate) codec: CodecArg,
 
     /// Give up on connecting, or on a reply, after this long (10s, 250ms,
-    /// 1.5, 2m); with `call --raw`, also on reading a descriptor that has
-    /// not ended (a pipe, a socket, a terminal or another device), after
+    /// 1.5, 2m), also sent as each call's deadline to a daemon that reads
+    /// one; with `call --raw`, also on reading a descriptor that has not
+    /// ended (a pipe, a socket, a terminal or another device), after
     /// printing what came (exit status 6). Without it, connecting may take
     /// 10s, and replies and such reading may take forever.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
@@ -151,10 +155,14 @@ pub(crate) enum Command {
             of its own (on a terminal too; --raw as for a result), and anydctl exits 0 when \
             the stream ends. An error that ends the stream is printed on stderr as an error \
             reply is (exit status 5). --count N stops after N items. Ctrl-C (SIGINT) or \
-            SIGTERM cancels the stream: the daemon is told and stops its producer, nothing \
-            more is printed, and the exit status is 130 (143 for SIGTERM); a second Ctrl-C \
-            ends anydctl at once. --timeout limits connecting and the first reply, not the \
-            wait between items, for which a quiet stream may take its time.\n\n\
+            SIGTERM cancels the call or the stream: the daemon is told (a CANCEL, or for a \
+            call to a daemon whose anyd.version does not say it reads one, the connection \
+            closed) and stops its handler or producer, nothing more is printed, and the \
+            exit status is 130 (143 for SIGTERM); a call's last answer is waited for 1s at \
+            most, and a second Ctrl-C ends anydctl at once. --timeout is sent to the daemon \
+            as the call's deadline (its TimeoutError exits 6) and limits connecting and the \
+            first reply, not the wait between items, for which a quiet stream may take its \
+            time.\n\n\
             How anydctl knows: the daemon's contract (anyd.describe, which it reads first to \
             check the arguments) says so. Without one (--no-check, older daemons), it calls \
             the endpoint for one reply first. A Rust anyd daemon \
@@ -446,46 +454,6 @@ fn parse_kwarg(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Reads a duration: a number with an optional unit (`us`, `ms`, `s`, `m`,
-/// `h`); a bare number is seconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let seconds_per_unit = match unit.trim() {
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?}: use us, ms, s, m or h (10s, 250ms, 1.5)"
-            ))
-        }
-    };
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration such as 10s, 250ms or 1.5, not {s:?}"))?;
-    Duration::try_from_secs_f64(n * seconds_per_unit).map_err(|e| format!("{s:?}: {e}"))
-}
-
-/// A duration that must not be zero.
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    match parse_duration(s)? {
-        d if d.is_zero() => Err("must be more than zero".to_owned()),
-        d => Ok(d),
-    }
-}
-
-/// A timeout: more than zero, since zero would mean "no timeout" to the
-/// socket layer, the opposite of what was asked.
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    parse_positive_duration(s)
-}
-
 /// Examples for the whole tool, shown by `anydctl --help` and the man page.
 pub(crate) const EXAMPLES: &[(&str, &str)] = &[
     (
@@ -608,21 +576,6 @@ mod tests {
     #[test]
     fn the_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations() {
-        let ok = |s| parse_duration(s).unwrap();
-        assert_eq!(ok("10s"), Duration::from_secs(10));
-        assert_eq!(ok("1.5"), Duration::from_millis(1500));
-        assert_eq!(ok("250ms"), Duration::from_millis(250));
-        assert_eq!(ok("20us"), Duration::from_micros(20));
-        assert_eq!(ok("2m"), Duration::from_secs(120));
-        assert_eq!(ok("0"), Duration::ZERO);
-        for bad in ["", "s", "10 parsecs", "-1s", "1e3", "1.2.3"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-        assert!(parse_timeout("0s").is_err());
     }
 
     #[test]

@@ -29,10 +29,11 @@ pub(crate) enum Exit {
     Timeout,
     /// `schema diff` found a change that breaks old clients.
     Breaking,
-    /// SIGINT (Ctrl-C) cancelled a stream: 128 + 2, as a shell reports a
-    /// command the signal ended, though anydctl ended it itself, cleanly.
+    /// SIGINT (Ctrl-C) cancelled a call or a stream: 128 + 2, as a shell
+    /// reports a command the signal ended, though anydctl ended it
+    /// itself, cleanly.
     Interrupted,
-    /// SIGTERM cancelled a stream: 128 + 15.
+    /// SIGTERM cancelled a call or a stream: 128 + 15.
     Terminated,
 }
 
@@ -59,14 +60,16 @@ impl Exit {
         ),
         (
             Exit::Remote,
-            "remote error: the daemon answered with an error (printed as `Kind: message`)",
+            "remote error: the daemon answered with an error (printed as `Kind: message`), \
+             other than TimeoutError",
         ),
         (
             Exit::Timeout,
             "timeout: connecting, the handshake or a reply took longer than --timeout (or 10s \
-             to connect without it), or a descriptor `call --raw` reads (a pipe, a socket, a \
-             device) did not end within --timeout (what came is printed); a key given to a \
-             daemon without one ends so",
+             to connect without it), the daemon answered TimeoutError (a deadline passed \
+             there: the one --timeout sent it, or its own), or a descriptor `call --raw` \
+             reads (a pipe, a socket, a device) did not end within --timeout (what came is \
+             printed); a key given to a daemon without one ends so",
         ),
         (
             Exit::Breaking,
@@ -74,11 +77,13 @@ impl Exit {
         ),
         (
             Exit::Interrupted,
-            "interrupted: Ctrl-C (SIGINT) cancelled the stream `call` was printing",
+            "interrupted: Ctrl-C (SIGINT) cancelled the call `call` waited for, or the stream \
+             it was printing",
         ),
         (
             Exit::Terminated,
-            "terminated: SIGTERM cancelled the stream `call` was printing",
+            "terminated: SIGTERM cancelled the call `call` waited for, or the stream it was \
+             printing",
         ),
     ];
 
@@ -98,10 +103,22 @@ impl Exit {
         }
     }
 
+    /// The status for an error reply: [`Timeout`](Exit::Timeout) for a
+    /// `TimeoutError`, a deadline that passed at the daemon (the one
+    /// `--timeout` sent it, which anydctl's own wait would otherwise have
+    /// ended with this status), [`Remote`](Exit::Remote) for the rest.
+    pub(crate) fn of_remote(r: &RemoteError) -> Exit {
+        if r.kind == "TimeoutError" {
+            Exit::Timeout
+        } else {
+            Exit::Remote
+        }
+    }
+
     /// The status for a library error.
     pub(crate) fn of(e: &anyd::Error) -> Exit {
         match e {
-            anyd::Error::Remote(_) => Exit::Remote,
+            anyd::Error::Remote(r) => Exit::of_remote(r),
             anyd::Error::Auth(_) | anyd::Error::AuthRequired => Exit::Auth,
             anyd::Error::Connect { .. } | anyd::Error::Io(_) | anyd::Error::Closed => {
                 Exit::Connection
@@ -145,7 +162,7 @@ impl Failure {
     pub(crate) fn exit(&self) -> Exit {
         match self {
             Failure::Usage(_) => Exit::Usage,
-            Failure::Remote(_) => Exit::Remote,
+            Failure::Remote(r) => Exit::of_remote(r),
             Failure::Message { exit, .. } => *exit,
             Failure::Output(_) => Exit::Other,
         }
@@ -217,6 +234,13 @@ mod tests {
         let failure = Failure::from(remote);
         assert_eq!(failure.exit(), Exit::Remote);
         assert_eq!(failure.to_string(), "TypeError: bad");
+        // The deadline --timeout sends, passed at the daemon: a timeout,
+        // as anydctl's own wait running out is.
+        let late = RemoteError::new("TimeoutError", "f() did not finish within its deadline");
+        let failure = Failure::from(anyd::Error::Remote(late.clone()));
+        assert_eq!(failure.exit(), Exit::Timeout);
+        assert_eq!(Exit::of(&anyd::Error::Remote(late)), Exit::Timeout);
+        assert!(failure.to_string().starts_with("TimeoutError: "));
         assert_eq!(
             Exit::of(&anyd::Error::Protocol {
                 what: "garbage".into(),

@@ -18,6 +18,8 @@ use anyd::{Appd, Hub, Items, RemoteError, Running, Value};
 // take a file beside this one for a test binary of its own.)
 #[path = "cli/answer_types.rs"]
 mod answer_types;
+#[path = "cli/call_context.rs"]
+mod call_context;
 #[path = "cli/call_fds.rs"]
 mod call_fds;
 #[path = "cli/contract.rs"]
@@ -1516,11 +1518,13 @@ fn count_stops_after_n_items_and_cancels_the_rest() {
     );
     assert_eq!(run.stderr, "");
     // The daemon dropped its subscriber, told by a cancel; the session
-    // went on and ended well.
+    // went on and ended well. (anyd.version first: whether a Ctrl-C
+    // during the unary call would send a CANCEL.)
     anyd_testkit::process::wait_until("the daemon drops its subscriber", || hub.subscribers() == 0);
     assert_eq!(
         relay.client_said(),
         [
+            "call anyd.version",
             "call watch",
             "call anyd.endpoints",
             "stream watch",

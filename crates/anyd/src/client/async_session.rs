@@ -2,9 +2,11 @@
 //!
 //! It drives the session core (`session`) with tokio writes and reads over
 //! an [`AsyncStream`] and a [`FrameBuffer`], and owns only what async I/O
-//! adds: timeouts as timers, and ending a dropped session from a task.
-//! A call whose future is dropped half way is the core's to close (see
-//! `# Cancel safety` on [`AsyncClientSession::commit`]).
+//! adds: timeouts as timers, ending a dropped session from a task, and
+//! giving up on a call whose future is dropped half way: the core says
+//! what that call still owes (`session::owed`), a drop writes what it can
+//! without waiting, and the next call settles the rest (see `# Cancel
+//! safety` on [`AsyncClientSession::commit`]).
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -14,13 +16,12 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyd_wire::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
-use anyd_wire::message::Reply;
 use anyd_wire::Codec;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-use super::session::{stream_frame, Exchange, Session, END_SESSION_GRACE};
+use super::session::{stream_frame, Session, Start, END_SESSION_GRACE};
 use super::ClientOptions;
 use crate::address::{Address, ToAddress};
 use crate::error::{Error, Result};
@@ -28,6 +29,10 @@ use crate::frame_buffer::{FrameBuffer, ReadError};
 use crate::handshake::{self, HandshakeRun};
 use crate::transport::fds::FrameFds;
 use crate::transport::AsyncStream;
+
+mod calls;
+
+use calls::{exchange, Pending};
 
 /// Runs `f` within `limit`, if any.
 async fn within<T>(
@@ -147,19 +152,6 @@ impl AsyncFramed {
     }
 }
 
-/// Sends the request and reads one reply.
-async fn exchange<R: DeserializeOwned>(ex: Exchange<'_, AsyncFramed>) -> Result<Reply<R>> {
-    ex.conn
-        .stream
-        .write_frame(ex.request, ex.fds)
-        .await
-        .map_err(|e| Error::from_io(e, "sending the request"))?;
-    let read = ex.conn.read_frame().await;
-    let fds = ex.conn.frame_fds(ex.speaks_fds);
-    let read = read.map(|r| r.map(|range| ex.conn.buf.payload(range)));
-    ex.reply(read, fds, "waiting for the reply")
-}
-
 /// The async twin of [`ClientSession`](crate::ClientSession), on tokio.
 /// It needs a runtime with timers (`enable_time` or `enable_all`) for
 /// its timeouts.
@@ -180,6 +172,9 @@ async fn exchange<R: DeserializeOwned>(ex: Exchange<'_, AsyncFramed>) -> Result<
 /// acknowledgement for up to a second), as the blocking client does on
 /// drop; dropped outside one, it just closes the connection, which the
 /// daemon treats as the end of the session too.
+///
+/// Deadlines and trace context are sent and inherited as by
+/// [`ClientSession`](crate::ClientSession#deadlines-and-trace-context).
 #[derive(Debug)]
 pub struct AsyncClientSession {
     session: Session<AsyncFramed>,
@@ -254,11 +249,18 @@ impl AsyncClientSession {
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe: a call whose future is dropped after sending its
-    /// request (a `select!` branch that lost, a caller's own timeout) may
-    /// leave its reply unread, so the session closes, and the next call
-    /// returns [`Error::Closed`]. Use [`ClientOptions::timeout`] to bound
-    /// a call instead.
+    /// Dropping the future gives the call up and keeps the session (a
+    /// `select!` branch that lost, a caller's own timeout): a daemon that
+    /// reads a CANCEL behind a unary call (`anyd.version` says so) is sent
+    /// one at once if the socket takes it without waiting (otherwise
+    /// before the next request), and drops an async handler; the next
+    /// call first reads and discards the call's reply (waiting for it
+    /// within the session's timeout, if it has one: a blocking handler is
+    /// answered when it returns), and half a request written is completed
+    /// first. A daemon that reads no CANCEL (Python anyd, older ones)
+    /// runs the call to its end. Dropping the future is not the same as
+    /// [`ClientOptions::timeout`], which also tells the daemon the
+    /// deadline.
     pub async fn commit<R: DeserializeOwned>(
         &mut self,
         endpoint: &str,
@@ -283,10 +285,23 @@ impl AsyncClientSession {
         kwargs: impl Serialize,
     ) -> Result<R> {
         self.settle().await?;
-        let timeout = self.session.options().timeout;
-        let ex = self.session.call(endpoint, &args, &kwargs)?;
-        let reply = within(timeout, "waiting for the reply", exchange(ex)).await;
-        self.session.finish_call(reply)
+        // Dropped before the call is finished (this future with it), it
+        // gives the call up.
+        let pending = Pending(&mut self.session);
+        loop {
+            match pending.0.call(endpoint, &args, &kwargs)? {
+                Start::Call(ex) => {
+                    let limit = ex.limit();
+                    let reply = within(limit, "waiting for the reply", exchange(ex)).await;
+                    return pending.0.finish_call(reply);
+                }
+                Start::Ask(ex) => {
+                    let limit = ex.limit();
+                    let reply = within(limit, "waiting for the reply", exchange(ex)).await;
+                    pending.0.learned(reply)?;
+                }
+            }
+        }
     }
 
     /// Calls a streaming endpoint with positional arguments: its items as
@@ -334,19 +349,33 @@ impl AsyncClientSession {
         kwargs: impl Serialize,
     ) -> Result<ItemStream<'_, T>> {
         self.settle().await?;
-        let timeout = self.session.options().timeout;
-        let ex = self.session.call_stream(endpoint, &args, &kwargs)?;
-        let sent = within(timeout, "sending the request", async {
-            ex.conn
-                .stream
-                .write_frame(ex.request, ex.fds)
-                .await
-                .map_err(|e| Error::from_io(e, "sending the request"))
-        })
-        .await;
-        if let Err(e) = sent {
-            self.session.close();
-            return Err(e);
+        loop {
+            // Dropped while asking the daemon's version, it gives the
+            // question up; a streaming request dropped half written
+            // closes the session at the next call, as it always has.
+            let pending = Pending(&mut self.session);
+            let ex = match pending.0.call_stream(endpoint, &args, &kwargs)? {
+                Start::Call(ex) => ex,
+                Start::Ask(ex) => {
+                    let limit = ex.limit();
+                    let reply = within(limit, "waiting for the reply", exchange(ex)).await;
+                    pending.0.learned(reply)?;
+                    continue;
+                }
+            };
+            let sent = within(ex.limit(), "sending the request", async {
+                ex.conn
+                    .stream
+                    .write_frame(ex.request, ex.fds)
+                    .await
+                    .map_err(|e| Error::from_io(e, "sending the request"))
+            })
+            .await;
+            if let Err(e) = sent {
+                pending.0.close();
+                return Err(e);
+            }
+            break;
         }
         self.session.stream_sent()?;
         Ok(ItemStream {
@@ -356,8 +385,12 @@ impl AsyncClientSession {
     }
 
     /// Brings the session back in step after a stream that was dropped
-    /// before its end: cancels it and reads what was on its way.
+    /// before its end (cancels it and reads what was on its way), or a
+    /// call given up on (see [`settle_owed`](Self::settle_owed)).
     async fn settle(&mut self) -> Result<()> {
+        if self.session.owes() {
+            return self.settle_owed().await;
+        }
         if !self.session.is_streaming() {
             return Ok(());
         }
@@ -406,13 +439,13 @@ impl AsyncClientSession {
     /// # Errors
     ///
     /// [`Error::Closed`] if the session was already closed (by an earlier
-    /// transport, protocol or timeout error, or a call abandoned half
-    /// way), where the blocking client's `end_session` has nothing to do
+    /// transport, protocol or timeout error, or a streaming call whose
+    /// request was abandoned half written), where the blocking client's `end_session` has nothing to do
     /// and returns `Ok`; otherwise a transport or protocol error, or
     /// [`Error::Timeout`]. The connection is closed either way.
     pub async fn end_session(mut self) -> Result<()> {
         self.settle().await?;
-        let timeout = self.session.options().timeout;
+        let timeout = self.session.wait();
         let ex = self.session.end().ok_or(Error::Closed)?;
         let reply = within(timeout, "waiting for the reply", exchange::<IgnoredAny>(ex)).await;
         // Ended: nothing left for drop to do.
@@ -524,8 +557,8 @@ impl Drop for AsyncClientSession {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        // Closed, or a call abandoned half way: closing is the only clean
-        // end.
+        // Closed, or a call abandoned half way (what it owes is not worth
+        // a task's wait): closing is the only clean end, and cancels it.
         let Some((mut conn, out)) = self.session.take_for_end() else {
             return;
         };

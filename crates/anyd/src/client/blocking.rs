@@ -10,12 +10,12 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyd_wire::message::Reply;
 use anyd_wire::Codec;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 
-use super::session::{stream_frame, Exchange, Session, END_SESSION_GRACE};
+use super::call_cancel::CallSlot;
+use super::session::{stream_frame, Session, Start, END_SESSION_GRACE};
 use super::ClientOptions;
 use crate::address::{Address, ToAddress};
 use crate::error::{Error, Result};
@@ -23,6 +23,10 @@ use crate::framed::{self, Framed};
 use crate::handshake;
 use crate::transport::fds::FrameFds;
 use crate::transport::Stream;
+
+mod calls;
+
+use calls::{exchange, Released};
 
 /// A session with a daemon: calls go out one at a time, in order.
 ///
@@ -38,10 +42,46 @@ use crate::transport::Stream;
 /// ```
 ///
 /// Dropping the session ends it too (SIGENDS), best effort.
-#[derive(Debug)]
+///
+/// # Deadlines and trace context
+///
+/// With a timeout ([`ClientOptions::timeout`], or
+/// [`set_timeout`](Self::set_timeout) between calls) each call tells the
+/// daemon when it is due (`timeout_ms`, docs/PROTOCOL.md section 8.3): an
+/// async handler still running then is dropped, and the call returns the
+/// daemon's `TimeoutError` with the session still usable. A call made
+/// while a handler of this process serves a call (a daemon calling
+/// another) inherits, with nothing passed by hand, what is left of that
+/// call's deadline (when it is sooner than the session's timeout) and its
+/// trace context (section 8.4). A daemon is sent only the options it
+/// lists in `anyd.version`, which the session asks once, before the first
+/// call that would carry one; a session with no timeout, not used inside
+/// a handler, never asks and sends nothing new. Python anyd is called
+/// as before: pickle carries no options, and the timeout stays this
+/// side's.
 pub struct ClientSession {
     session: Session<Framed>,
     address: Address,
+    /// Shared with the [`CallCanceller`]s, once one was asked for (until
+    /// then a call takes no lock).
+    calls: Option<Arc<CallSlot>>,
+}
+
+impl std::fmt::Debug for ClientSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ClientSession {
+            session,
+            address,
+            calls,
+        } = self;
+        let mut d = f.debug_struct("ClientSession");
+        d.field("session", session).field("address", address);
+        // Kept short: only a session that has cancellers says so.
+        if let Some(calls) = calls {
+            d.field("calls", calls);
+        }
+        d.finish()
+    }
 }
 
 impl ClientSession {
@@ -78,8 +118,9 @@ impl ClientSession {
                 options.max_frame,
             )?;
         }
-        conn.stream.set_read_timeout(options.timeout)?;
-        conn.stream.set_write_timeout(options.timeout)?;
+        let wait = options.timeout.map(super::session::local_wait);
+        conn.stream.set_read_timeout(wait)?;
+        conn.stream.set_write_timeout(wait)?;
         Ok(ClientSession {
             session: {
                 let carries_fds = conn.stream.carries_fds();
@@ -93,6 +134,7 @@ impl ClientSession {
                 session
             },
             address,
+            calls: None,
         })
     }
 
@@ -136,9 +178,23 @@ impl ClientSession {
         args: impl Serialize,
         kwargs: impl Serialize,
     ) -> Result<R> {
-        let within = self.session.options().timeout;
-        let reply = exchange(self.session.call(endpoint, &args, &kwargs)?, within);
-        self.session.finish_call(reply)
+        loop {
+            let wait = self.session.wait();
+            match self.session.call(endpoint, &args, &kwargs)? {
+                Start::Call(ex) => {
+                    let reply = exchange(ex, wait, self.calls.as_deref());
+                    let result = self.session.finish_call(reply);
+                    if self.calls.is_some() && self.session.conn().is_none() {
+                        self.close();
+                    }
+                    return result;
+                }
+                Start::Ask(ex) => {
+                    let reply = exchange(ex, wait, None);
+                    self.session.learned(reply)?;
+                }
+            }
+        }
     }
 
     /// Calls a streaming endpoint with positional arguments: its items as
@@ -192,17 +248,28 @@ impl ClientSession {
         args: impl Serialize,
         kwargs: impl Serialize,
     ) -> Result<ItemIter<'_, T>> {
-        let ex = self.session.call_stream(endpoint, &args, &kwargs)?;
-        // No timeout between items: a stream may be quiet for long.
-        let sent = ex
-            .conn
-            .stream
-            .set_read_timeout(None)
-            .and_then(|()| framed::write_frame(&mut ex.conn.stream, ex.request, ex.fds))
-            .map_err(|e| Error::from_io(e, "sending the request"));
-        if let Err(e) = sent {
-            self.session.close();
-            return Err(e);
+        loop {
+            let wait = self.session.wait();
+            let ex = match self.session.call_stream(endpoint, &args, &kwargs)? {
+                Start::Call(ex) => ex,
+                Start::Ask(ex) => {
+                    let reply = exchange(ex, wait, None);
+                    self.session.learned(reply)?;
+                    continue;
+                }
+            };
+            // No timeout between items: a stream may be quiet for long.
+            let sent = ex
+                .conn
+                .stream
+                .set_read_timeout(None)
+                .and_then(|()| framed::write_frame(&mut ex.conn.stream, ex.request, ex.fds))
+                .map_err(|e| Error::from_io(e, "sending the request"));
+            if let Err(e) = sent {
+                self.close();
+                return Err(e);
+            }
+            break;
         }
         self.session.stream_sent()?;
         Ok(ItemIter {
@@ -222,7 +289,7 @@ impl ClientSession {
     /// A transport or protocol error, or [`Error::Timeout`]; the
     /// connection is closed either way.
     pub fn end_session(mut self) -> Result<()> {
-        self.end(self.session.options().timeout)
+        self.end(self.session.wait())
     }
 
     /// Sends SIGENDS and waits up to `within` for the acknowledgement; a
@@ -231,13 +298,16 @@ impl ClientSession {
         let Some(ex) = self.session.end() else {
             return Ok(());
         };
-        let reply = exchange::<IgnoredAny>(ex, within);
+        let reply = exchange::<IgnoredAny>(ex, within, None);
         self.session.finish_end(reply)
     }
 }
 
 impl Drop for ClientSession {
     fn drop(&mut self) {
+        // Whatever comes of the end: the cancellers' handle closes with
+        // the session, so that the daemon sees it go.
+        let _release = self.calls.take().map(Released);
         if let Some(conn) = self.session.conn() {
             let grace = Some(
                 self.session
@@ -423,9 +493,7 @@ impl<T> ItemIter<'_, T> {
     /// Puts the session's timeout back on the socket.
     fn restore_timeout(&self) {
         if let Some(conn) = self.client.session.conn() {
-            let _ = conn
-                .stream
-                .set_read_timeout(self.client.session.options().timeout);
+            let _ = conn.stream.set_read_timeout(self.client.session.wait());
         }
     }
 }
@@ -468,20 +536,6 @@ impl<T> Drop for ItemIter<'_, T> {
 /// How long a cancelled stream may take to end (the daemon ends it at
 /// once; what was on its way is read first), at least.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
-
-/// Sends the request and reads one reply, due within `within` as a whole
-/// (the socket's read timeout rests at the session's timeout).
-fn exchange<R: DeserializeOwned>(
-    ex: Exchange<'_, Framed>,
-    within: Option<Duration>,
-) -> Result<Reply<R>> {
-    framed::write_frame(&mut ex.conn.stream, ex.request, ex.fds)
-        .map_err(|e| Error::from_io(e, "sending the request"))?;
-    let read = ex.conn.read_frame_idle(within);
-    let fds = frame_fds(ex.conn, ex.speaks_fds);
-    let read = read.map(|r| r.map(|range| ex.conn.payload(range)));
-    ex.reply(read, fds, "waiting for the reply")
-}
 
 /// The descriptors of the frame just read, if the session may take any;
 /// those that came to a session that may not are closed here.

@@ -160,11 +160,25 @@ impl ClientOptions {
         self
     }
 
-    /// How long to wait for each reply (default `None`: forever, since an
-    /// endpoint may take as long as its work does): for its first
-    /// bytes, and for the rest once they came, however they trickle in.
-    /// After a timeout the session is closed, since a late reply would
-    /// answer the wrong call.
+    /// How long each call may take (default `None`: as long as its work
+    /// does). The daemon is told (the call's deadline, `timeout_ms`,
+    /// docs/PROTOCOL.md section 8.3, when its `anyd.version` lists it): an
+    /// async handler still running then is dropped, and the call returns
+    /// the daemon's `TimeoutError` ([`Error::Remote`](crate::Error::Remote)),
+    /// the session still usable.
+    ///
+    /// The client waits a little longer than that for the reply (a grace
+    /// of a tenth of the timeout, at most a second, plus 50 ms), so that
+    /// the daemon's answer comes first: for its first bytes, and for the
+    /// rest once they came, however they trickle in. Past that (a blocking
+    /// handler still at work, a daemon that does not read the deadline,
+    /// Python anyd) the call fails with [`Error::Timeout`](crate::Error::Timeout)
+    /// and the session is closed, since a late reply would answer the
+    /// wrong call; the daemon takes the closed connection as a cancel.
+    /// Change it between calls with
+    /// [`ClientSession::set_timeout`]. Streaming calls are not sent it,
+    /// and while a stream is open it does not apply: a stream may be
+    /// quiet for as long as its daemon has nothing to say.
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
         self

@@ -4,11 +4,14 @@
 //! with tokio's.
 //!
 //! It owns the connection's life (`state`: closed, or open and idle, with
-//! a call under way, or with a stream open, its CANCEL sent or not), the
-//! request or SIGENDS to send, what a reply means, and the rules that
-//! close a session: a transport, protocol or timeout error, a daemon that
-//! ends the session, and a call that was interrupted between its request
-//! and its reply (that reply would answer the next call). It does not own
+//! a call under way, with a stream open, its CANCEL sent or not, or owing
+//! what a call given up on left), the request or SIGENDS to send, what a
+//! reply means, what a call carries beyond its arguments and what the
+//! daemon reads of it (`extras`), what a call given up on still owes
+//! (`owed`), and the rules that close a session: a transport, protocol or
+//! timeout error, a daemon that ends the session, and a call that was
+//! interrupted between its request and its reply without its driver
+//! saying so (that reply would answer the next call). It does not own
 //! the socket, the frames (`frame_buffer`) or the time a call may take:
 //! the drivers read, write and time out, and report what came.
 
@@ -31,8 +34,14 @@ use super::ClientOptions;
 use crate::error::{Error, Result};
 use crate::frame_buffer::ReadError;
 
+mod extras;
+// Only the async client gives calls up half way.
+#[cfg_attr(not(feature = "async-client"), allow(dead_code))]
+mod owed;
 mod state;
 
+use extras::Knows;
+pub(crate) use extras::{local_wait, Start, Wait};
 use state::{Call, Cancel, Phase, State};
 
 /// How long a session dropped without [`end_session`] waits for the
@@ -59,6 +68,13 @@ pub(crate) struct Session<C> {
     /// Requests say that this client speaks descriptors: a Unix socket, a
     /// native codec, and the options allow it.
     speaks_fds: bool,
+    /// What the daemon reads beyond the plain protocol, once asked
+    /// (`None`: not asked yet; a session whose calls carry nothing new
+    /// never asks).
+    knows: Option<Knows>,
+    /// How much of `out` the driver has written, for a driver whose write
+    /// may stop half way (an async call dropped): what is left is owed.
+    written: usize,
 }
 
 impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
@@ -72,6 +88,8 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
             out,
             out_fds,
             speaks_fds,
+            knows,
+            written: _,
         } = self;
         let (conn, phase) = match state {
             State::Closed => (None, None),
@@ -90,7 +108,10 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
             .field("request_len", &out.len())
             .field("request_fds", &out_fds.len())
             .field("speaks_fds", speaks_fds)
-            .finish()
+            .field("daemon_reads", knows)
+            // What of the frame in `out` went out: only the state of a
+            // call given up on needs it, and says it.
+            .finish_non_exhaustive()
     }
 }
 
@@ -165,6 +186,11 @@ pub(crate) struct Exchange<'s, C> {
     pub(crate) fds: &'s [OwnedFd],
     /// Replies may carry descriptors for this client.
     pub(crate) speaks_fds: bool,
+    /// How much of `request` went out, for a driver that keeps count
+    /// (the async one: its write may be dropped half way).
+    pub(crate) written: &'s mut usize,
+    /// How long to wait for the reply.
+    pub(crate) wait: Wait,
     options: &'s ClientOptions,
 }
 
@@ -175,6 +201,8 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Exchange<'_, C> {
             .field("request_len", &self.request.len())
             .field("fds", &self.fds.len())
             .field("speaks_fds", &self.speaks_fds)
+            .field("written", &self.written)
+            .field("wait", &self.wait)
             .finish_non_exhaustive()
     }
 }
@@ -224,6 +252,8 @@ impl<C> Session<C> {
             out: Vec::new(),
             out_fds: Vec::new(),
             speaks_fds,
+            knows: None,
+            written: 0,
         }
     }
 
@@ -243,8 +273,7 @@ impl<C> Session<C> {
         kwargs: &impl Serialize,
         options: RequestOptions,
     ) -> Result<()> {
-        self.out.clear();
-        self.out_fds.clear();
+        self.clear_out();
         let mark = frame::begin(&mut self.out);
         let options = options.with_fds(self.speaks_fds);
         let (codec, out) = (self.options.codec, &mut self.out);
@@ -269,6 +298,14 @@ impl<C> Session<C> {
         &self.options
     }
 
+    /// Empties `out` for the next frame to send.
+    #[inline]
+    fn clear_out(&mut self) {
+        self.out.clear();
+        self.out_fds.clear();
+        self.written = 0;
+    }
+
     /// The connection if the session is open, for the driver's settings.
     pub(crate) fn conn(&self) -> Option<&C> {
         match &self.state {
@@ -287,22 +324,28 @@ impl<C> Session<C> {
     }
 
     /// Starts a call: the request to send and the connection to send it
-    /// on. The call is under way until [`finish_call`](Self::finish_call).
+    /// on, or first `anyd.version` to ask ([`Start::Ask`]). The call is
+    /// under way until [`finish_call`](Self::finish_call) (or
+    /// [`abandon`](Self::abandon)).
     ///
     /// # Errors
     ///
     /// [`Error::Encode`] if the arguments cannot be encoded (the session
     /// stays usable); [`Error::Closed`] if the session is closed, or is
-    /// now because an earlier call was abandoned half way;
+    /// now because an earlier call was left half way unsaid (or what one
+    /// given up on owes was not settled);
     /// [`Error::Protocol`] if a stream is open (it stays open).
     pub(crate) fn call(
         &mut self,
         endpoint: &str,
         args: &impl Serialize,
         kwargs: &impl Serialize,
-    ) -> Result<Exchange<'_, C>> {
-        self.encode(endpoint, args, kwargs, RequestOptions::NONE)?;
-        self.start(Call::Unary)
+    ) -> Result<Start<'_, C>> {
+        let Ok((options, wait)) = self.extras(self.options.timeout) else {
+            return self.ask().map(Start::Ask);
+        };
+        self.encode(endpoint, args, kwargs, options)?;
+        self.start(Call::Unary, wait).map(Start::Call)
     }
 
     /// Starts a streaming call: as [`call`](Self::call); once its request
@@ -320,14 +363,14 @@ impl<C> Session<C> {
         endpoint: &str,
         args: &impl Serialize,
         kwargs: &impl Serialize,
-    ) -> Result<Exchange<'_, C>> {
-        self.encode(
-            endpoint,
-            args,
-            kwargs,
-            RequestOptions::NONE.with_stream(true),
-        )?;
-        self.start(Call::Stream)
+    ) -> Result<Start<'_, C>> {
+        // Not the session's timeout (a wait for replies: items are not);
+        // what a handler's call inherits, yes (section 8.3).
+        let Ok((options, _)) = self.extras(None) else {
+            return self.ask().map(Start::Ask);
+        };
+        self.encode(endpoint, args, kwargs, options.with_stream(true))?;
+        self.start(Call::Stream, Wait::Session).map(Start::Call)
     }
 
     /// The streaming call's request is written: its frames are to come.
@@ -408,13 +451,12 @@ impl<C> Session<C> {
         if !self.is_streaming() {
             return None;
         }
-        self.out.clear();
-        self.out_fds.clear();
+        self.clear_out();
         let mark = frame::begin(&mut self.out);
         // Streams exist only in codecs that can cancel them.
         encode_cancel(self.options.codec, &mut self.out).ok()?;
         frame::finish(&mut self.out, mark);
-        Some(self.exchange())
+        Some(self.exchange(Wait::Session))
     }
 
     /// Closes the session: a driver that cannot bring it back in step (a
@@ -429,7 +471,7 @@ impl<C> Session<C> {
     /// # Panics
     ///
     /// If the session is closed: callers check first.
-    fn exchange(&mut self) -> Exchange<'_, C> {
+    fn exchange(&mut self, wait: Wait) -> Exchange<'_, C> {
         let State::Open { conn, .. } = &mut self.state else {
             unreachable!("an exchange on a closed session");
         };
@@ -438,6 +480,8 @@ impl<C> Session<C> {
             request: &self.out,
             fds: &self.out_fds,
             speaks_fds: self.speaks_fds,
+            written: &mut self.written,
+            wait,
             options: &self.options,
         }
     }
@@ -481,7 +525,7 @@ impl<C> Session<C> {
     /// way or a stream is open).
     pub(crate) fn end(&mut self) -> Option<Exchange<'_, C>> {
         self.frame_end();
-        self.start(Call::End).ok()
+        self.start(Call::End, Wait::Session).ok()
     }
 
     /// What the exchange for SIGENDS gave: only its echo ends the session
@@ -527,8 +571,7 @@ impl<C> Session<C> {
 
     /// Frames SIGENDS into `out`.
     fn frame_end(&mut self) {
-        self.out.clear();
-        self.out_fds.clear();
+        self.clear_out();
         let mark = frame::begin(&mut self.out);
         encode_end_session(self.options.codec, &mut self.out);
         frame::finish(&mut self.out, mark);
@@ -540,12 +583,12 @@ impl<C> Session<C> {
     ///
     /// As [`State::begin`]; nothing is sent, and this side's copies of the
     /// request's descriptors close.
-    fn start(&mut self, call: Call) -> Result<Exchange<'_, C>> {
+    fn start(&mut self, call: Call, wait: Wait) -> Result<Exchange<'_, C>> {
         if let Err(e) = self.state.begin(call) {
             self.out_fds.clear();
             return Err(e);
         }
-        Ok(self.exchange())
+        Ok(self.exchange(wait))
     }
 }
 

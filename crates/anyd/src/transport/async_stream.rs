@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::task::ready;
 
 use rustix::net::{RecvFlags, SendFlags};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 use super::fds::{self, Arrival};
 
@@ -72,24 +72,46 @@ impl AsyncStream {
     /// Writes one frame with `fds` attached to its first bytes (a Unix
     /// socket's only: the clients gather none for another).
     pub(crate) async fn write_frame(&mut self, bytes: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
-        let AsyncStream::Unix(s) = self else {
-            return self.write_all(bytes).await;
-        };
-        if fds.is_empty() {
-            return s.write_all(bytes).await;
+        self.write_frame_from(bytes, fds, &mut 0).await
+    }
+
+    /// Writes one frame from byte `*written` on, counting in `*written`
+    /// what went out as it goes, so that a write dropped half way says
+    /// how far it got (and the rest can follow later); `fds` go with the
+    /// first bytes, so only when `*written` is 0.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe in that sense: dropped, what went out is counted.
+    pub(crate) async fn write_frame_from(
+        &mut self,
+        bytes: &[u8],
+        fds: &[OwnedFd],
+        written: &mut usize,
+    ) -> io::Result<()> {
+        if let (AsyncStream::Unix(s), false, 0) = (&mut *self, fds.is_empty(), *written) {
+            let fds = fds::borrowed(fds);
+            *written = loop {
+                s.writable().await?;
+                let sent = s.try_io(Interest::WRITABLE, || {
+                    fds::send_with_fds(s.as_fd(), bytes, &fds, SendFlags::DONTWAIT)
+                        .map_err(Into::into)
+                });
+                match sent {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => break r?,
+                }
+            };
         }
-        let fds = fds::borrowed(fds);
-        let sent = loop {
-            s.writable().await?;
-            let sent = s.try_io(Interest::WRITABLE, || {
-                fds::send_with_fds(s.as_fd(), bytes, &fds, SendFlags::DONTWAIT).map_err(Into::into)
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => break r?,
+        while *written < bytes.len() {
+            let rest = &bytes[*written..];
+            let n = std::future::poll_fn(|cx| Pin::new(&mut *self).poll_write(cx, rest)).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
             }
-        };
-        s.write_all(&bytes[sent..]).await
+            *written += n;
+        }
+        Ok(())
     }
 }
 

@@ -41,7 +41,8 @@ impl Stream {
         }
     }
 
-    #[cfg(feature = "server")]
+    /// Shuts the connection down (a daemon closing; a client cutting a
+    /// call off from another thread).
     pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
         match self {
             Stream::Unix(s) => s.shutdown(how),

@@ -5,7 +5,8 @@
 //! calls (`fds`), callers with other credentials (`policy`), what a
 //! request costs (`cost`), what `Debug` shows of the clients
 //! (`debug_output`), deadlines and cancelling a call as the daemon sees them
-//! (`deadlines`), who gets a connection under a flood (`admission`),
+//! (`deadlines`) and as the clients send them, with the context a call
+//! made inside a handler inherits (`call_context`), who gets a connection under a flood (`admission`),
 //! faults from outside (`faults`), the daemon as a process (`lifecycle`),
 //! dropping root and keeping capabilities (`privileges`), streams whose
 //! iterator blocks after their client left (`lingering`), load measured
@@ -28,6 +29,7 @@
 //! not tests.
 
 mod admission;
+mod call_context;
 mod client;
 mod cost;
 mod deadlines;

@@ -41,10 +41,20 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Ex
         }
     }
     let mut session = conn.connect()?;
+    // Caught from before any request goes out, so that no Ctrl-C leaves
+    // the daemon to find a reset connection instead of a cancel.
+    let signals = CancelOnSignal::watch()?;
     // `--stream` is for the fewest round trips: it skips the check too.
     let streams = how.stream || (how.check && check(conn, &mut session, call)?);
     if !streams {
-        match call_once(conn, &mut session, call) {
+        let answer = call_once(conn, &mut session, call, &signals);
+        if let Some(exit) = signals.caught() {
+            // Cancelled: whatever came of the call is not shown, as for
+            // a stream.
+            end_session(conn, session);
+            return Ok(exit);
+        }
+        match answer {
             Ok(value) => return print_result(conn, session, value, how),
             // Pickle has no streams (a Python anyd daemon has neither
             // streams nor anyd.endpoints): its TypeError is only that.
@@ -63,7 +73,7 @@ pub(crate) fn run(conn: &Connection, call: &CallSpec, how: CallHow) -> Result<Ex
             Err(e) => return Err(conn.failure(e)),
         }
     }
-    stream(conn, session, call, how)
+    stream(conn, session, call, how, &signals)
 }
 
 /// Checks the arguments against the daemon's contract (`anyd.describe`),
@@ -134,8 +144,26 @@ fn check(conn: &Connection, session: &mut ClientSession, call: &CallSpec) -> Res
     Ok(streams)
 }
 
-/// Calls for one reply.
+/// Calls for one reply; a signal cancels the call (see
+/// [`CancelOnSignal`]), unless it came before: then the call is not made
+/// (and the caller ends with the signal's status).
 fn call_once(
+    conn: &Connection,
+    session: &mut ClientSession,
+    call: &CallSpec,
+    signals: &CancelOnSignal,
+) -> anyd::Result<Received> {
+    signals.arm_call(session.canceller()?);
+    if signals.caught().is_some() {
+        return Err(anyd::Error::Closed);
+    }
+    let received = call_unarmed(conn, session, call);
+    signals.disarm();
+    received
+}
+
+/// The call of [`call_once`].
+fn call_unarmed(
     conn: &Connection,
     session: &mut ClientSession,
     call: &CallSpec,
@@ -270,13 +298,15 @@ fn stream(
     mut session: ClientSession,
     call: &CallSpec,
     how: CallHow,
+    signals: &CancelOnSignal,
 ) -> Result<Exit, Failure> {
     if conn.verbose {
         eprintln!("anydctl: calling {} for its stream", call.describe());
     }
-    // Caught from before the request goes out, so that no Ctrl-C leaves
-    // the daemon to find a reset connection instead of a cancel.
-    let signals = CancelOnSignal::watch()?;
+    if let Some(exit) = signals.caught() {
+        end_session(conn, session);
+        return Ok(exit);
+    }
     // Pickle has no streams: a stream is MessagePack or JSON, and its items
     // may hold descriptors.
     let mut items = session

@@ -4,10 +4,10 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use anyd::Canceller;
+use anyd::{CallCanceller, Canceller};
 use clap::CommandFactory;
 
 use crate::cli::Cli;
@@ -73,16 +73,19 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>, Failure> {
     Ok(interrupted)
 }
 
-/// Cancels a stream when SIGINT or SIGTERM arrives, so that the daemon
-/// is told to stop (a CANCEL frame, docs/PROTOCOL.md section 8.1) rather
-/// than finding the connection reset, and anydctl ends in its own time
-/// with the status of the signal. As with [`interrupt_flag`], a second
-/// signal does what it would have done without this (ends the process),
-/// in case the daemon does not end the stream.
+/// Cancels a stream or a call when SIGINT or SIGTERM arrives, so that the
+/// daemon is told to stop (a CANCEL frame, docs/PROTOCOL.md sections 8.1
+/// and 8.3) rather than finding the connection reset, and anydctl ends in
+/// its own time with the status of the signal. As with
+/// [`interrupt_flag`], a second signal does what it would have done
+/// without this (ends the process), in case the daemon does not end the
+/// stream.
 ///
 /// A thread waits for the signals and cancels from there: the main thread
-/// is blocked reading the stream, which the cancel ends. The handlers stay
-/// until the process exits, which it does right after the stream.
+/// is blocked reading the stream or the reply, which the cancel ends. A
+/// call's reply is waited for [`CALL_CANCEL_GRACE`] at most (a blocking
+/// handler answers only when it returns); then the call is cut off. The
+/// handlers stay until the process exits, which it does right after.
 pub(crate) struct CancelOnSignal {
     shared: Arc<SignalShared>,
 }
@@ -90,9 +93,24 @@ pub(crate) struct CancelOnSignal {
 struct SignalShared {
     /// The first signal caught, 0 before.
     caught: AtomicI32,
-    /// What cancels the stream, once there is one.
-    canceller: Mutex<Option<Canceller>>,
+    /// What cancels the stream or the call under way, if one is.
+    canceller: Mutex<Option<Cancelling>>,
+    /// Signalled when the call is over ([`CancelOnSignal::disarm`]).
+    over: Condvar,
 }
+
+/// What a signal cancels.
+enum Cancelling {
+    /// The stream being printed.
+    Stream(Canceller),
+    /// The call waiting for its reply.
+    Call(CallCanceller),
+}
+
+/// How long a cancelled call's reply is waited for before the call is cut
+/// off (the connection shut down): an async handler is dropped and
+/// answers at once, a blocking one when it next looks at its context.
+pub(crate) const CALL_CANCEL_GRACE: Duration = Duration::from_secs(1);
 
 impl CancelOnSignal {
     /// Starts catching SIGINT and SIGTERM. Call it before the stream is
@@ -116,6 +134,7 @@ impl CancelOnSignal {
         let shared = Arc::new(SignalShared {
             caught: AtomicI32::new(0),
             canceller: Mutex::new(None),
+            over: Condvar::new(),
         });
         let watcher = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -131,10 +150,26 @@ impl CancelOnSignal {
                     // Under the lock, so that `arm` either sees the signal
                     // or hands over the canceller first.
                     let canceller = watcher.canceller.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(c) = canceller.as_ref() {
+                    match canceller.as_ref() {
                         // A failed cancel leaves the stream running: the
                         // second Ctrl-C ends anydctl.
-                        let _ = c.cancel();
+                        Some(Cancelling::Stream(c)) => {
+                            let _ = c.cancel();
+                        }
+                        Some(Cancelling::Call(c)) => {
+                            let c = c.clone();
+                            let _ = c.cancel();
+                            let (_slot, waited) = watcher
+                                .over
+                                .wait_timeout_while(canceller, CALL_CANCEL_GRACE, |slot| {
+                                    matches!(slot, Some(Cancelling::Call(_)))
+                                })
+                                .unwrap_or_else(|e| e.into_inner());
+                            if waited.timed_out() {
+                                let _ = c.abort();
+                            }
+                        }
+                        None => {}
                     }
                 }
             })
@@ -153,7 +188,31 @@ impl CancelOnSignal {
         if self.caught().is_some() {
             let _ = canceller.cancel();
         }
-        *slot = Some(canceller);
+        *slot = Some(Cancelling::Stream(canceller));
+    }
+
+    /// Hands over the canceller of the calls about to be made: a signal
+    /// cancels the one under way (the caller checks [`caught`](Self::caught)
+    /// before each call, since one not yet sent cannot be cancelled).
+    pub(crate) fn arm_call(&self, canceller: CallCanceller) {
+        let mut slot = self
+            .shared
+            .canceller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *slot = Some(Cancelling::Call(canceller));
+    }
+
+    /// The call or stream is over: nothing to cancel any more, and a
+    /// signal thread waiting for a cancelled call's end stops waiting.
+    pub(crate) fn disarm(&self) {
+        let mut slot = self
+            .shared
+            .canceller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *slot = None;
+        self.shared.over.notify_all();
     }
 
     /// The status to end with for the first signal caught, if one was.

@@ -113,8 +113,10 @@ fn an_endpoint_list_of_another_shape_is_said_in_words() {
     }
 
     // `call` asks anyd.endpoints whether an endpoint streams, when the
-    // first call is refused with a TypeError: the same words.
+    // first call is refused with a TypeError: the same words. (Before the
+    // call, anyd.version: whether a Ctrl-C would send a CANCEL.)
     let (addr, _dir) = impostor(vec![
+        error_reply("NotImplementedError", "anyd.version"),
         error_reply("TypeError", "count() sends a stream of items"),
         ok_reply(json!("hello world!")),
     ]);
