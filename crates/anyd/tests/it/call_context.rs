@@ -7,8 +7,8 @@
 use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyd::wire::codec::{self, decode_request, DecodeLimits, RequestOptions};
 use anyd::wire::message::{Incoming, Reply};
@@ -16,67 +16,8 @@ use anyd::wire::{frame, Codec};
 use anyd::{Appd, AsyncClientSession, Cancelled, ClientOptions, Context, Error};
 use anyd_testkit::raw::{raw, read_frame, reply, request_with, start};
 
-/// How long a test waits for something that should come at once.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Says when it is dropped: an async handler's future holds one, so that
-/// the test sees the future go.
-struct Dropped(Sender<()>);
-
-impl Drop for Dropped {
-    fn drop(&mut self) {
-        let _ = self.0.send(());
-    }
-}
-
-/// A daemon with `wait()`, an async handler that never finishes on its
-/// own (it says when it starts, and when its future is dropped), `echo(x)`
-/// and `watch()`, a blocking handler that works until its context says
-/// the call is no longer wanted, and says why.
-struct Fixture {
-    started: Receiver<()>,
-    dropped: Receiver<()>,
-    seen: Receiver<Option<Cancelled>>,
-}
-
-fn daemon() -> (anyd::Running, tempfile::TempDir, Fixture) {
-    let (started_tx, started) = channel();
-    let (dropped_tx, dropped) = channel();
-    let (seen_tx, seen) = channel();
-    let (started_tx, dropped_tx) = (Mutex::new(started_tx), Mutex::new(dropped_tx));
-    let (seen_tx, watch_started) = (
-        Mutex::new(seen_tx),
-        Mutex::new(started_tx.lock().unwrap().clone()),
-    );
-    let app = Appd::new()
-        .api("wait()", move || {
-            let guard = Dropped(dropped_tx.lock().unwrap().clone());
-            let started = started_tx.lock().unwrap().clone();
-            async move {
-                let _guard = guard;
-                let _ = started.send(());
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                1u32
-            }
-        })
-        .api("echo(x)", |x: u32| x)
-        .api("watch()", move |ctx: Context| {
-            let _ = watch_started.lock().unwrap().send(());
-            let started = Instant::now();
-            while !ctx.is_cancelled() && started.elapsed() < PATIENCE {
-                std::thread::yield_now();
-            }
-            let _ = seen_tx.lock().unwrap().send(ctx.why());
-            7u32
-        });
-    let (running, dir) = start(app);
-    let fixture = Fixture {
-        started,
-        dropped,
-        seen,
-    };
-    (running, dir, fixture)
-}
+// The daemon of these tests is the one of the daemon side's tests.
+use crate::deadlines::{daemon, PATIENCE};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -94,7 +35,7 @@ fn kind(e: Error) -> String {
 
 #[test]
 fn the_timeout_is_sent_and_the_daemons_timeout_error_keeps_the_session() {
-    let (running, _dir, f) = daemon();
+    let (running, _dir, f) = daemon(|a| a);
     let mut s = ClientOptions::new()
         .timeout(Some(Duration::from_millis(200)))
         .connect(running.address())
@@ -124,7 +65,7 @@ fn the_timeout_is_sent_and_the_daemons_timeout_error_keeps_the_session() {
 
 #[test]
 fn set_timeout_on_a_session_without_one_sends_it_from_the_next_call() {
-    let (running, _dir, f) = daemon();
+    let (running, _dir, f) = daemon(|a| a);
     let rt = runtime();
     rt.block_on(async {
         let mut s = AsyncClientSession::connect(running.address())
@@ -142,7 +83,7 @@ fn set_timeout_on_a_session_without_one_sends_it_from_the_next_call() {
 
 #[test]
 fn an_async_call_whose_future_is_dropped_is_cancelled_and_the_session_goes_on() {
-    let (running, _dir, f) = daemon();
+    let (running, _dir, f) = daemon(|a| a);
     let rt = runtime();
     rt.block_on(async {
         let mut s = AsyncClientSession::connect(running.address())
@@ -179,7 +120,7 @@ fn an_async_call_whose_future_is_dropped_is_cancelled_and_the_session_goes_on() 
 
 #[test]
 fn a_dropped_call_to_a_blocking_handler_is_waited_for_by_the_next_call() {
-    let (running, _dir, f) = daemon();
+    let (running, _dir, f) = daemon(|a| a);
     let rt = runtime();
     rt.block_on(async {
         let mut s = AsyncClientSession::connect(running.address())
@@ -200,18 +141,18 @@ fn a_dropped_call_to_a_blocking_handler_is_waited_for_by_the_next_call() {
             }
         }
         assert_eq!(
-            f.seen.recv_timeout(PATIENCE).unwrap(),
+            f.seen.recv_timeout(PATIENCE).unwrap().0,
             Some(Cancelled::ByCaller)
         );
-        // Its reply (7, when it returned) is discarded, not taken for
-        // this call's.
+        // Its reply ("stopped", when it returned) is discarded, not taken
+        // for this call's.
         assert_eq!(s.commit::<u32>("echo", (8,)).await.unwrap(), 8);
     });
 }
 
 #[test]
 fn a_blocking_call_is_cancelled_from_another_thread_and_the_session_goes_on() {
-    let (running, _dir, f) = daemon();
+    let (running, _dir, f) = daemon(|a| a);
     let mut s = anyd::ClientSession::connect(running.address()).unwrap();
     let canceller = s.canceller().unwrap();
     assert!(!canceller.cancel().unwrap(), "no call under way");

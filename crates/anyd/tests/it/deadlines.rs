@@ -15,7 +15,7 @@ use anyd::{Appd, Cancelled, Context};
 use anyd_testkit::raw::{cancel, raw, read_frame, reply, request, request_with, start};
 
 /// How long a test waits for something that should come at once.
-const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Says when it is dropped: an async handler's future holds one, so that
 /// the test sees the future go.
@@ -31,14 +31,17 @@ impl Drop for Dropped {
 /// (it says when it starts, and when its future is dropped), `echo`, and
 /// `watch()`, a blocking handler that works until its context says the
 /// call is no longer wanted, and says why and when it saw it.
-struct Fixture {
-    started: Receiver<()>,
-    dropped: Receiver<Instant>,
-    seen: Receiver<(Option<Cancelled>, Instant)>,
-    runs: Arc<AtomicUsize>,
+/// The client side's tests (`call_context`) use it too.
+pub(crate) struct Fixture {
+    pub(crate) started: Receiver<()>,
+    pub(crate) dropped: Receiver<Instant>,
+    pub(crate) seen: Receiver<(Option<Cancelled>, Instant)>,
+    pub(crate) runs: Arc<AtomicUsize>,
 }
 
-fn daemon(configure: impl FnOnce(Appd) -> Appd) -> (anyd::Running, tempfile::TempDir, Fixture) {
+pub(crate) fn daemon(
+    configure: impl FnOnce(Appd) -> Appd,
+) -> (anyd::Running, tempfile::TempDir, Fixture) {
     let (started_tx, started) = channel();
     let (dropped_tx, dropped) = channel();
     let (seen_tx, seen) = channel();
