@@ -1,6 +1,7 @@
 use super::*;
 use crate::codec::decode_request;
 use crate::message::options_tests::{all_set, AllKinds};
+use crate::message::OptionSet;
 
 /// The options map for every combination of the protocol's options,
 /// as this implementation wrote and read it with a constant per
