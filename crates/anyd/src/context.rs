@@ -280,8 +280,10 @@ pub(crate) fn frame_is_cancel(bytes: &[u8]) -> Option<bool> {
     const LONGEST: usize = 8;
     match frame::decode(bytes, LONGEST) {
         Ok(Some(f)) => {
-            let payload = &bytes[f.payload];
-            Some(payload == b"\xa6CANCEL" || payload == b"\"CANCEL\"")
+            // The codecs say what a CANCEL is, as they do for the
+            // session and for streams.
+            let head = anyd_wire::codec::decode_head(&bytes[f.payload], &Default::default());
+            Some(matches!(head, Ok(anyd_wire::message::Head::Cancel(_))))
         }
         Ok(None) => None,
         Err(_) => Some(false),
