@@ -130,6 +130,13 @@ impl Framed {
         self.buf.take_frame_fds()
     }
 
+    /// The read buffer, for a client's fast path over frames already
+    /// buffered ([`FrameBuffer::next_frame_as`]).
+    #[cfg(feature = "client")]
+    pub(crate) fn buffer_mut(&mut self) -> &mut FrameBuffer {
+        &mut self.buf
+    }
+
     /// The next frame if it is already buffered, left in place (see
     /// [`FrameBuffer::peek_frame`]).
     #[cfg(feature = "server")]

@@ -483,6 +483,17 @@ pub(crate) fn decode_stream_reply<T: DeserializeOwned>(
     }
 }
 
+/// The item of a stream's frame written as this crate writes it, if it
+/// decodes to `T` and is all of the frame (see [`decode_item`]); `None`
+/// otherwise, for [`decode_stream_reply`] to say what the frame is.
+#[inline]
+pub(crate) fn decode_stream_item<T: DeserializeOwned>(payload: &[u8]) -> Option<T> {
+    let body = payload.strip_prefix(b"\x81\xa4item")?;
+    let mut de = de::Deserializer::new(body, MAX_DEPTH);
+    let decoded = T::deserialize(&mut de).ok()?;
+    (de.position() == body.len()).then_some(decoded)
+}
+
 /// An item's value, which must be all of `body`, as the caller's type, in
 /// one pass: deserialized straight away, and walked (as a reply's value is
 /// before it is deserialized) only when that failed or left bytes unread.

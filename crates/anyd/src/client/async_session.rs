@@ -21,7 +21,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-use super::session::{stream_frame, Session, Start, END_SESSION_GRACE};
+use super::session::{buffered_item, stream_frame, Session, Start, END_SESSION_GRACE};
 use super::ClientOptions;
 use crate::address::{Address, ToAddress};
 use crate::error::{Error, Result};
@@ -498,6 +498,11 @@ impl<T: DeserializeOwned> ItemStream<'_, T> {
         let Some((conn, options)) = session.reading() else {
             return Poll::Ready(None);
         };
+        // As the blocking client's `ItemIter::next`: an item already
+        // buffered goes straight to the caller.
+        if let Some(item) = buffered_item(&mut conn.buf, options) {
+            return Poll::Ready(Some(Ok(item)));
+        }
         let read = ready!(conn.poll_frame(cx));
         let fds = conn.frame_fds(speaks_fds);
         let read = read.map(|r| r.map(|range| conn.buf.payload(range)));

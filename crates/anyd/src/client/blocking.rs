@@ -15,7 +15,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 
 use super::call_cancel::CallSlot;
-use super::session::{stream_frame, Session, Start, END_SESSION_GRACE};
+use super::session::{buffered_item, stream_frame, Session, Start, END_SESSION_GRACE};
 use super::ClientOptions;
 use crate::address::{Address, ToAddress};
 use crate::error::{Error, Result};
@@ -507,6 +507,12 @@ impl<T: DeserializeOwned> Iterator for ItemIter<'_, T> {
         }
         let speaks_fds = self.client.session.speaks_fds();
         let (conn, options) = self.client.session.reading()?;
+        // An item already buffered needs none of the steps below: it
+        // changes nothing in the session, and no canceller's write can
+        // race with it.
+        if let Some(item) = buffered_item(conn.buffer_mut(), options) {
+            return Some(Ok(item));
+        }
         let read = conn.read_frame_by(None);
         let fds = frame_fds(conn, speaks_fds);
         let read = read.map(|r| r.map(|range| conn.payload(range)));

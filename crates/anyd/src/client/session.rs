@@ -18,8 +18,8 @@
 use std::time::Duration;
 
 use anyd_wire::codec::{
-    decode_reply, decode_stream_reply, encode_cancel, encode_end_session, encode_request_with,
-    RequestOptions,
+    decode_reply, decode_stream_item, decode_stream_reply, encode_cancel, encode_end_session,
+    encode_request_with, RequestOptions,
 };
 use std::os::fd::OwnedFd;
 
@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use super::ClientOptions;
 use crate::error::{Error, Result};
-use crate::frame_buffer::ReadError;
+use crate::frame_buffer::{FrameBuffer, ReadError};
 
 mod extras;
 // Only the async client gives calls up half way.
@@ -113,6 +113,20 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
             // call given up on needs it, and says it.
             .finish_non_exhaustive()
     }
+}
+
+/// The next frame of a stream if it is an item of type `T` already
+/// buffered whole, taken; `None` leaves the frame (if any) to the general
+/// path, [`stream_frame`] then [`Session::stream_step`], which says what it
+/// is. An item changes nothing in the session's state, so a driver may
+/// hand it out without those steps, and most of a stream's frames are
+/// items in the buffer of one read.
+#[inline]
+pub(crate) fn buffered_item<T: DeserializeOwned>(
+    buf: &mut FrameBuffer,
+    options: &ClientOptions,
+) -> Option<T> {
+    buf.next_frame_as(|payload| decode_stream_item(options.codec, payload, &options.decode_limits))
 }
 
 /// What one frame of a stream said, before the session takes note of it

@@ -44,16 +44,26 @@ pub(super) struct Deserializer<'de> {
     /// Levels of arrays, maps and extensions left, as rmp-serde counts
     /// them: the value that would take it to zero is refused.
     depth: u16,
+    /// The field names of the struct being read, as its `Deserialize`
+    /// gave them: a map key equal to one of them is that `str`, with no
+    /// UTF-8 check of its bytes (see `deserialize_identifier`).
+    fields: &'static [&'static str],
+    /// Which of `fields` the next key likely is: a struct's keys come in
+    /// the order of its fields when serde wrote them.
+    next_field: usize,
 }
 
 impl<'de> Deserializer<'de> {
     /// A deserializer of the value that starts `buf`, nesting at most
     /// `max_depth` levels (rmp-serde's `set_max_depth`).
+    #[inline]
     pub(super) fn new(buf: &'de [u8], max_depth: usize) -> Self {
         Deserializer {
             buf,
             pos: 0,
             depth: max_depth.min(usize::from(u16::MAX)) as u16,
+            fields: &[],
+            next_field: 0,
         }
     }
 
@@ -208,6 +218,20 @@ impl<'de> Deserializer<'de> {
             }
             0xc1 => Err(mismatch(m)),
             m => self.num(m, visitor),
+        }
+    }
+
+    /// Which of the struct's field names `key` is, if any: the one after
+    /// the last key's first.
+    #[inline]
+    fn field_named(&self, key: &[u8]) -> Option<usize> {
+        // A byte loop: names are a few bytes, shorter than a call to
+        // `memcmp` costs.
+        let is =
+            |name: &str| name.len() == key.len() && name.bytes().zip(key).all(|(a, &b)| a == b);
+        match self.fields.get(self.next_field) {
+            Some(name) if is(name) => Some(self.next_field),
+            _ => self.fields.iter().position(|name| is(name)),
         }
     }
 
@@ -416,10 +440,38 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _: &'static str,
-        _: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        self.any(visitor, false)
+        let outer = (
+            std::mem::replace(&mut self.fields, fields),
+            std::mem::replace(&mut self.next_field, 0),
+        );
+        let value = self.any(visitor, false);
+        (self.fields, self.next_field) = outer;
+        value
+    }
+
+    /// A field's name (or an enum's variant): what `any` gives, but a
+    /// short string equal to one of the struct's field names is handed as
+    /// that name, the same `str` with the same call, without checking its
+    /// bytes as UTF-8 (a struct's keys are most of the strings of a
+    /// stream's items, and the check was most of a key's cost). Any other
+    /// key, or one where no struct is being read, goes the general way.
+    #[inline]
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if let Some(&m @ 0xa0..=0xbf) = self.buf.get(self.pos) {
+            let start = self.pos + 1;
+            if let Some(key) = self.buf.get(start..start + usize::from(m & 0x1f)) {
+                if let Some(at) = self.field_named(key) {
+                    let name = self.fields[at];
+                    self.next_field = at + 1;
+                    self.pos = start + name.len();
+                    return visitor.visit_borrowed_str(name);
+                }
+            }
+        }
+        self.any(visitor, true)
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -432,7 +484,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     }
 
     forward_to_deserialize_any! {
-        bytes byte_buf unit map identifier str string char ignored_any
+        bytes byte_buf unit map str string char ignored_any
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {

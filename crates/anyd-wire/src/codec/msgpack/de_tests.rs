@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::super::{arg_error, decode_stream_reply, Cursor};
+use super::super::{arg_error, decode_stream_item, decode_stream_reply, Cursor};
 use super::Deserializer;
 use crate::codec::{DecodeError, DecodeLimits};
 use crate::message::StreamReply;
@@ -67,6 +67,7 @@ fn same_for_all(bytes: &[u8]) {
     same::<Tagged>(bytes);
     same::<Ext>(bytes);
     same::<Ignoring>(bytes);
+    same::<Nested>(bytes);
 }
 
 /// The item of the streams benchmark.
@@ -132,6 +133,16 @@ enum Tagged {
 #[serde(rename = "_ExtStruct")]
 struct Ext((i8, serde_bytes_like::Bytes));
 
+/// A struct around another with the same field names, and a map whose
+/// keys are field names: the names a key is matched against are the
+/// struct's being read, and a map's keys are its own.
+#[derive(Debug, Serialize, Deserialize)]
+struct Nested {
+    seq: u64,
+    text: Event,
+    keys: BTreeMap<String, u64>,
+}
+
 /// Fields it does not know, skipped.
 #[derive(Debug, Deserialize)]
 #[allow(dead_code)] // Compared through its Debug.
@@ -195,7 +206,21 @@ fn samples() -> Vec<Vec<u8>> {
         h: (true, '✓'),
         i: Some(Kind::Struct { x: -1 }),
     };
+    let nested = Nested {
+        seq: 1,
+        text: Event {
+            seq: 2,
+            text: "seq".into(),
+        },
+        keys: BTreeMap::from([("seq".to_owned(), 3), ("keys".to_owned(), 4)]),
+    };
     let mut samples = vec![
+        named(&nested),
+        compact(&nested),
+        // Keys out of the fields' order, and one not UTF-8 (\xff) but as
+        // long as a field's name.
+        b"\x82\xa4text\xa1x\xa3seq\x05".to_vec(),
+        b"\x82\xa3s\xffq\x05\xa4text\xa1x".to_vec(),
         named(&event),
         compact(&event),
         named(&everything),
@@ -371,6 +396,16 @@ fn same_item<T: DeserializeOwned + Debug>(payload: &[u8]) {
         format!("{:?}", item_before::<T>(payload)),
         "{payload:02x?}"
     );
+    // A client's fast path takes exactly the items, and nothing else.
+    let item = match now {
+        Ok(StreamReply::Item(v)) => Some(v),
+        _ => None,
+    };
+    assert_eq!(
+        format!("{:?}", decode_stream_item::<T>(payload)),
+        format!("{item:?}"),
+        "{payload:02x?}"
+    );
 }
 
 fn same_item_for_all(body: &[u8]) {
@@ -382,6 +417,7 @@ fn same_item_for_all(body: &[u8]) {
     same_item::<u64>(&payload);
     same_item::<Kind>(&payload);
     same_item::<Ignoring>(&payload);
+    same_item::<Nested>(&payload);
 }
 
 #[test]
