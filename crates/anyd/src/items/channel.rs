@@ -8,6 +8,7 @@
 //! daemon holds for the stream), not in items.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
@@ -69,6 +70,7 @@ pub fn channel<T: Serialize + Send + 'static>() -> (ItemSender<T>, Items<T>) {
             started: false,
         }),
         room: Condvar::new(),
+        over: AtomicBool::new(false),
         codec: codec.map_or_else(OnceLock::new, OnceLock::from),
         handler: codec.map(|_| std::thread::current().id()),
     });
@@ -110,6 +112,11 @@ struct Shared {
     /// Signalled when the buffer has room again or the stream closes, for
     /// blocking senders.
     room: Condvar,
+    /// Whether the stream is over (`State::is_over`), readable without
+    /// the lock: a producer asks before each item
+    /// ([`ItemSender::is_closed`]), and a lock there would be a second
+    /// one an item, taken turn about with the connection's.
+    over: AtomicBool,
 }
 
 struct State {
@@ -139,9 +146,22 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Takes note of `state` being over, if it is (it stays so): called,
+    /// lock held, wherever the stream may have ended.
+    fn note_over(&self, state: &State) {
+        if state.is_over() {
+            self.over.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl State {
+    /// Closed by the connection, or ended by a sender: sending fails.
+    fn is_over(&self) -> bool {
+        self.closed || self.end.is_some()
+    }
+
     /// Whether a sender may encode an item now.
     fn has_room(&self) -> bool {
         self.codec.is_some() && self.buf.len() < CAPACITY
@@ -201,7 +221,7 @@ impl<T: Serialize> ItemSender<T> {
                 .map(|&codec| encode(codec, &item, scratch).map(|b| b.len()));
             let mut state = self.shared.lock();
             loop {
-                if state.closed || state.end.is_some() {
+                if state.is_over() {
                     return Err(StreamClosed);
                 }
                 if let (true, Some(codec)) = (state.has_room(), state.codec) {
@@ -210,6 +230,7 @@ impl<T: Serialize> ItemSender<T> {
                         None => encode(codec, &item, scratch).map(|b| b.len()),
                     };
                     let wake = state.push(framed.map(|n| &scratch[..n]));
+                    self.shared.note_over(&state);
                     drop(state);
                     if let Some(w) = wake {
                         w.wake();
@@ -243,7 +264,7 @@ impl<T: Serialize> ItemSender<T> {
     pub async fn send_async(&self, item: T) -> Result<(), StreamClosed> {
         std::future::poll_fn(|cx| {
             let mut state = self.shared.lock();
-            if state.closed || state.end.is_some() {
+            if state.is_over() {
                 return Poll::Ready(Err(StreamClosed));
             }
             let (true, Some(codec)) = (state.has_room(), state.codec) else {
@@ -262,7 +283,10 @@ impl<T: Serialize> ItemSender<T> {
             drop(state);
             let wake = crate::frame_context::with_scratch(|scratch| {
                 let framed = encode(codec, &item, scratch);
-                self.shared.lock().push(framed)
+                let mut state = self.shared.lock();
+                let wake = state.push(framed);
+                self.shared.note_over(&state);
+                wake
             });
             if let Some(w) = wake {
                 w.wake();
@@ -275,14 +299,16 @@ impl<T: Serialize> ItemSender<T> {
     /// Whether the stream is over (sending would fail): a producer that
     /// waits for events between items can check this to stop early.
     pub fn is_closed(&self) -> bool {
-        let state = self.shared.lock();
-        state.closed || state.end.is_some()
+        self.shared.over.load(Ordering::Acquire)
     }
 
     /// Ends the stream with `error`, which the client gets after the items
     /// sent before it.
     pub fn fail(self, error: impl ApiError) {
-        let wake = self.shared.lock().finish(Err(error.into_remote()));
+        let mut state = self.shared.lock();
+        let wake = state.finish(Err(error.into_remote()));
+        self.shared.note_over(&state);
+        drop(state);
         if let Some(w) = wake {
             w.wake();
         }
@@ -313,6 +339,7 @@ impl<T> Drop for ItemSender<T> {
         } else {
             None
         };
+        self.shared.note_over(&state);
         drop(state);
         if let Some(w) = wake {
             w.wake();
@@ -348,6 +375,7 @@ impl Source for Receiver {
             // Over: further sends fail, rather than vanish while the end
             // frame is written.
             state.closed = true;
+            self.shared.note_over(&state);
         }
         // Room was made (or the codec became known): wake who waits for it.
         let producers = std::mem::take(&mut state.producers);
@@ -373,6 +401,7 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.closed = true;
+        self.shared.note_over(&state);
         state.buf = Vec::new();
         let producers = std::mem::take(&mut state.producers);
         // The connection's waker: senders that outlive the stream must not
