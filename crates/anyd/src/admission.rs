@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Shutdown;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 
+use crate::server::idle::Waiting;
 use crate::transport::Stream;
 
 /// The caps, resolved at bind.
@@ -144,6 +145,9 @@ pub(crate) struct Admitted {
 struct Conn {
     /// To shut it down; the socket closes when its thread lets it go.
     socket: Weak<Stream>,
+    /// Its thread's wait for the next request, which the idle timeout's
+    /// keeper may cut ([`Connections::cut_idle`]).
+    waiting: Arc<Waiting>,
     uid: Option<u32>,
     privileged: bool,
     /// Cut by the handshake cap: its thread says so when its handshake
@@ -243,6 +247,7 @@ impl Connections {
             id,
             Conn {
                 socket,
+                waiting: Waiting::new(),
                 uid: caller.uid,
                 privileged: caller.privileged,
                 cut: false,
@@ -265,6 +270,23 @@ impl Connections {
         if let Some(conn) = self.conns.get(&id) {
             if let Some(count) = self.by_uid.get_mut(&conn.uid) {
                 count.handshaking.remove(&id);
+            }
+        }
+    }
+
+    /// Connection `id`'s wait for requests, for its thread to note.
+    pub(crate) fn waiting(&self, id: u64) -> Option<Arc<Waiting>> {
+        self.conns.get(&id).map(|c| c.waiting.clone())
+    }
+
+    /// Shuts down both ways each connection whose wait `over` cuts: its
+    /// thread's read ends, and it ends as idle.
+    pub(crate) fn cut_idle(&self, mut over: impl FnMut(&Waiting) -> bool) {
+        for conn in self.conns.values() {
+            if over(&conn.waiting) {
+                if let Some(socket) = conn.socket.upgrade() {
+                    let _ = socket.shutdown(Shutdown::Both);
+                }
             }
         }
     }

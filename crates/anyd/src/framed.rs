@@ -51,6 +51,20 @@ impl std::fmt::Debug for Framed {
     }
 }
 
+/// Who is told when a read waits for a new frame (see
+/// [`Framed::read_frame_idle`]): the daemon's idle timeout keeper; nobody
+/// on a client's side (`()`).
+pub(crate) trait Wait {
+    /// The read is about to wait for a new frame's first bytes.
+    fn start(&self) {}
+    /// The wait is over; false if it was cut meanwhile.
+    fn stop(&self) -> bool {
+        true
+    }
+}
+
+impl Wait for () {}
+
 impl Framed {
     #[cfg(feature = "server")]
     pub(crate) fn new(stream: Stream, max_frame: usize) -> Self {
@@ -204,21 +218,33 @@ impl Framed {
         }
     }
 
-    /// The next frame on a socket whose read timeout rests at `idle`: the
-    /// wait for the frame's first bytes is the socket's, and the rest of
-    /// the frame is due within `idle` of them however it trickles in (so
-    /// a frame takes at most twice `idle`). A frame already buffered or
-    /// arriving in one read (the steady state) costs no clock read and no
-    /// system call for timeouts; one that takes more reads gets what is
-    /// left, and the resting timeout is put back after.
+    /// The next frame, its first bytes waited for as long as the socket's
+    /// read timeout says (it rests at `rest`), the rest of it due within
+    /// `idle` of them however it trickles in (so a frame takes at most
+    /// twice `idle` where the socket's timeout is `idle`). A frame already
+    /// buffered or arriving in one read (the steady state) costs no clock
+    /// read and no system call for timeouts; one that takes more reads
+    /// gets what is left, and the read timeout is put back at `rest` after.
+    ///
+    /// `wait` is told when the read waits for a new frame's first bytes
+    /// ([`Wait::start`]) and when that wait is over ([`Wait::stop`]); a
+    /// wait it says was cut meanwhile is a `TimedOut` error, whatever the
+    /// read got.
     pub(crate) fn read_frame_idle(
         &mut self,
         idle: Option<Duration>,
+        rest: Option<Duration>,
+        wait: &impl Wait,
     ) -> Result<Option<Range<usize>>, ReadError> {
         if let Some(r) = self.buffered_frame().map_err(ReadError::Frame)? {
             return Ok(Some(r));
         }
-        if !self.fill_some()? {
+        wait.start();
+        let filled = self.fill_some();
+        if !wait.stop() {
+            return Err(ReadError::Io(io::ErrorKind::TimedOut.into()));
+        }
+        if !filled? {
             return self.clean_end();
         }
         if let Some(r) = self.buffered_frame().map_err(ReadError::Frame)? {
@@ -228,9 +254,7 @@ impl Framed {
             return self.read_frame_by(None);
         };
         let result = self.read_frame_by(Some(Instant::now() + idle));
-        self.stream
-            .set_read_timeout(Some(idle))
-            .map_err(ReadError::Io)?;
+        self.stream.set_read_timeout(rest).map_err(ReadError::Io)?;
         result
     }
 

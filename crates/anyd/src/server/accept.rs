@@ -21,6 +21,7 @@ use crate::throttle::throttled;
 use crate::transport::{Listener, Peer, Stream};
 
 use super::appd::Reload;
+use super::idle::{self, Waiting};
 use super::session::serve_connection;
 use super::Shared;
 
@@ -224,6 +225,9 @@ impl Server {
                 }
             });
         }
+        if let Some(idle) = self.shared.config.idle_timeout {
+            runtime.spawn(idle::keep(self.shared.clone(), idle));
+        }
         if let Some(every) = systemd::watchdog_interval() {
             runtime.spawn(async move {
                 let mut tick = tokio::time::interval(every);
@@ -365,11 +369,11 @@ impl Server {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let caller = shared.caller(&peer);
         let (stream, socket) = stream.share();
-        let admitted = shared
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit(id, caller, shared.config.authkey.is_some(), socket);
+        let (admitted, waiting) = {
+            let mut conns = shared.conns.lock().unwrap_or_else(|e| e.into_inner());
+            let admitted = conns.admit(id, caller, shared.config.authkey.is_some(), socket);
+            (admitted, conns.waiting(id))
+        };
         match admitted {
             Ok(a) if a.cut => throttled!(
                 shared.logs.cut,
@@ -403,7 +407,8 @@ impl Server {
                 // Counted for `anyd.stats` while its thread serves it.
                 let _counted = shared.registry.observe.connections.start();
                 tracing::debug!(peer = peer.address(), "session start");
-                let why = serve_connection(&shared, id, stream, &peer, &runtime);
+                let waiting = waiting.unwrap_or_else(Waiting::new);
+                let why = serve_connection(&shared, id, stream, &peer, &runtime, &waiting);
                 tracing::debug!(peer = peer.address(), end = why.as_str(), "session end");
             });
         if let Err(e) = spawned {

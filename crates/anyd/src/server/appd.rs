@@ -288,6 +288,12 @@ impl Appd {
     /// requests, written together) within as long of the start of its
     /// write, however slowly the client reads: a client that reads too
     /// slowly is cut, and the buffers its session held given back.
+    ///
+    /// A silent session is closed between the timeout and an eighth more:
+    /// one task of the daemon's runtime looks over the waiting connections
+    /// every eighth of the timeout, where a read timeout would have armed
+    /// a kernel timer at every wait for a request (a measurable part of a
+    /// call's cost).
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
         self

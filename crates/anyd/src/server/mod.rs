@@ -32,6 +32,7 @@ mod bind;
 mod config;
 mod connection;
 mod deadlines;
+pub(crate) mod idle;
 mod io;
 mod observe;
 mod session;

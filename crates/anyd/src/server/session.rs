@@ -17,6 +17,7 @@ use crate::throttle::throttled;
 use crate::transport::{Peer, Stream};
 
 use super::connection::{Behind, Connection, End, Next};
+use super::idle::Waiting;
 use super::io::{read_failed, write};
 use super::{stream, Shared};
 
@@ -28,6 +29,7 @@ pub(super) fn serve_connection(
     stream: Stream,
     peer: &Peer,
     runtime: &tokio::runtime::Handle,
+    waiting: &Waiting,
 ) -> End {
     let config = &shared.config;
     // Every event of this thread, the handlers' own included, is tied to
@@ -78,11 +80,10 @@ pub(super) fn serve_connection(
             .unwrap_or_else(|e| e.into_inner())
             .authenticated(id);
     }
-    if conn.stream.set_read_timeout(config.idle_timeout).is_err() {
-        return End::SocketError;
-    }
+    // The wait for a request has no read timeout: the idle timeout's
+    // keeper cuts it (`idle.rs`, which says why).
     let mut core = Connection::new(shared, peer, runtime);
-    let end = serve_frames(&mut conn, &mut core, shared, peer, runtime);
+    let end = serve_frames(&mut conn, &mut core, shared, peer, runtime, waiting);
     // What is left of a stream's source (an iterator still in its `next`)
     // ends on its own, holding this connection's place until it does: the
     // connection's thread and socket go now.
@@ -101,13 +102,15 @@ fn serve_frames(
     shared: &Shared,
     peer: &Peer,
     runtime: &tokio::runtime::Handle,
+    waiting: &Waiting,
 ) -> End {
     let config = &shared.config;
     let unix = conn.stream.carries_fds();
     loop {
         // Idle or trickling, a client gets `idle_timeout` for the first
-        // bytes of its next request and as much for the rest.
-        let range = match conn.read_frame_idle(config.idle_timeout) {
+        // bytes of its next request (the keeper's) and as much for the
+        // rest (the read's).
+        let range = match conn.read_frame_idle(config.idle_timeout, None, waiting) {
             Ok(Some(r)) => r,
             Ok(None) => return End::ClosedByClient,
             Err(ReadError::Io(e))

@@ -118,7 +118,7 @@ pub(super) fn exchange<R: DeserializeOwned>(
     };
     sent.map_err(|e| Error::from_io(e, "sending the request"))?;
     let read = match ex.wait {
-        Wait::Session => ex.conn.read_frame_idle(ex.limit()),
+        Wait::Session => ex.conn.read_frame_idle(ex.limit(), ex.limit(), &()),
         Wait::Call(d) => read_within(ex.conn, d, wait),
     };
     if let Some(slot) = slot {
