@@ -19,6 +19,10 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
+mod probe;
+
+pub(crate) use probe::may_hold_fd;
+
 /// The placeholder's one key.
 const KEY: &str = "$fd";
 
@@ -179,6 +183,10 @@ impl<'de> Deserialize<'de> for Fd {
                 }
                 Ok(index)
             }
+        }
+        if probe::probing() {
+            // Asked whether a type holds an `Fd`: it does.
+            return Err(de::Error::custom("an Fd"));
         }
         let index = d
             .deserialize_map(Placeholder)

@@ -207,8 +207,8 @@ pub(crate) fn push_outgoing(fd: &OwnedFd) -> Result<usize, &'static str> {
     OUTGOING.with_borrow_mut(|out| {
         let out = out.as_mut().ok_or(
             "a descriptor travels only over a Unix socket, in MessagePack or JSON, to a peer that \
-             asked for descriptors (request option \"fds\", docs/PROTOCOL.md section 8.2); \
-             in a stream, only in items of Items::ready, from_stream, try_from_stream or a Hub",
+             asked for descriptors (request option \"fds\", docs/PROTOCOL.md section 8.2; anyd's \
+             clients ask when the result type they expect may hold an Fd); in a stream, only in items of Items::ready, from_stream, try_from_stream or a Hub",
         )?;
         let copy = rustix::io::fcntl_dupfd_cloexec(fd, 0)
             .map_err(|_| "cannot duplicate the descriptor to send it")?;

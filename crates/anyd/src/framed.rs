@@ -132,6 +132,14 @@ impl Framed {
         self.fds
     }
 
+    /// Whether the reads from here on make room for descriptors
+    /// (`recvmsg`) or not (`recv`, the kernel closing any that come): a
+    /// client's, per exchange, by what its reply may hold.
+    #[cfg(feature = "client")]
+    pub(crate) fn read_fds(&mut self, on: bool) {
+        self.fds = on;
+    }
+
     /// Reads with plain `recv` from here on (the kernel closes any
     /// descriptor that comes): for a side that takes none.
     pub(crate) fn refuse_fds(&mut self) {

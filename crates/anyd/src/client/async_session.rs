@@ -289,7 +289,8 @@ impl AsyncClientSession {
         // gives the call up.
         let pending = Pending(&mut self.session);
         loop {
-            match pending.0.call(endpoint, &args, &kwargs)? {
+            let takes_fds = crate::fd::may_hold_fd::<R>();
+            match pending.0.call(endpoint, &args, &kwargs, takes_fds)? {
                 Start::Call(ex) => {
                     let limit = ex.limit();
                     let reply = within(limit, "waiting for the reply", exchange(ex)).await;
@@ -354,7 +355,8 @@ impl AsyncClientSession {
             // question up; a streaming request dropped half written
             // closes the session at the next call, as it always has.
             let pending = Pending(&mut self.session);
-            let ex = match pending.0.call_stream(endpoint, &args, &kwargs)? {
+            let takes_fds = crate::fd::may_hold_fd::<T>();
+            let ex = match pending.0.call_stream(endpoint, &args, &kwargs, takes_fds)? {
                 Start::Call(ex) => ex,
                 Start::Ask(ex) => {
                     let limit = ex.limit();
@@ -363,6 +365,7 @@ impl AsyncClientSession {
                     continue;
                 }
             };
+            ex.conn.takes_fds = ex.speaks_fds;
             let sent = within(ex.limit(), "sending the request", async {
                 ex.conn
                     .stream
@@ -411,7 +414,7 @@ impl AsyncClientSession {
                 session.cancel_went_out();
             }
             while session.is_streaming() {
-                let speaks_fds = session.speaks_fds();
+                let speaks_fds = session.reads_fds();
                 let (conn, options) = session.reading().ok_or(Error::Closed)?;
                 let read = conn.read_frame().await;
                 let fds = conn.frame_fds(speaks_fds);
@@ -494,7 +497,7 @@ impl<T: DeserializeOwned> ItemStream<'_, T> {
         if !session.is_streaming() {
             return Poll::Ready(None);
         }
-        let speaks_fds = session.speaks_fds();
+        let speaks_fds = session.reads_fds();
         let Some((conn, options)) = session.reading() else {
             return Poll::Ready(None);
         };

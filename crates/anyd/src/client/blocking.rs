@@ -180,7 +180,8 @@ impl ClientSession {
     ) -> Result<R> {
         loop {
             let wait = self.session.wait();
-            match self.session.call(endpoint, &args, &kwargs)? {
+            let takes_fds = crate::fd::may_hold_fd::<R>();
+            match self.session.call(endpoint, &args, &kwargs, takes_fds)? {
                 Start::Call(ex) => {
                     let reply = exchange(ex, wait, self.calls.as_deref());
                     let result = self.session.finish_call(reply);
@@ -250,7 +251,11 @@ impl ClientSession {
     ) -> Result<ItemIter<'_, T>> {
         loop {
             let wait = self.session.wait();
-            let ex = match self.session.call_stream(endpoint, &args, &kwargs)? {
+            let takes_fds = crate::fd::may_hold_fd::<T>();
+            let ex = match self
+                .session
+                .call_stream(endpoint, &args, &kwargs, takes_fds)?
+            {
                 Start::Call(ex) => ex,
                 Start::Ask(ex) => {
                     let reply = exchange(ex, wait, None);
@@ -258,6 +263,7 @@ impl ClientSession {
                     continue;
                 }
             };
+            ex.conn.read_fds(ex.speaks_fds);
             // No timeout between items: a stream may be quiet for long.
             let sent = ex
                 .conn
@@ -461,7 +467,7 @@ impl<T> ItemIter<'_, T> {
             self.client.session.cancel_went_out();
             let deadline = Instant::now() + grace;
             while self.client.session.is_streaming() {
-                let speaks_fds = self.client.session.speaks_fds();
+                let speaks_fds = self.client.session.reads_fds();
                 let (conn, options) = self.client.session.reading().ok_or(Error::Closed)?;
                 let read = conn.read_frame_by(Some(deadline));
                 let fds = frame_fds(conn, speaks_fds);
@@ -505,7 +511,7 @@ impl<T: DeserializeOwned> Iterator for ItemIter<'_, T> {
         if !self.client.session.is_streaming() {
             return None;
         }
-        let speaks_fds = self.client.session.speaks_fds();
+        let speaks_fds = self.client.session.reads_fds();
         let (conn, options) = self.client.session.reading()?;
         // An item already buffered needs none of the steps below: it
         // changes nothing in the session, and no canceller's write can

@@ -68,6 +68,10 @@ pub(crate) struct Session<C> {
     /// Requests say that this client speaks descriptors: a Unix socket, a
     /// native codec, and the options allow it.
     speaks_fds: bool,
+    /// The exchange under way may bring descriptors: this client speaks
+    /// them and the call's result (or the stream's item) may hold one
+    /// (`fd::may_hold_fd`). Its reads are then made with room for them.
+    reads_fds: bool,
     /// What the daemon reads beyond the plain protocol, once asked
     /// (`None`: not asked yet; a session whose calls carry nothing new
     /// never asks).
@@ -88,6 +92,7 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
             out,
             out_fds,
             speaks_fds,
+            reads_fds,
             knows,
             written: _,
         } = self;
@@ -108,6 +113,7 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
             .field("request_len", &out.len())
             .field("request_fds", &out_fds.len())
             .field("speaks_fds", speaks_fds)
+            .field("reads_fds", reads_fds)
             .field("daemon_reads", knows)
             // What of the frame in `out` went out: only the state of a
             // call given up on needs it, and says it.
@@ -266,46 +272,67 @@ impl<C> Session<C> {
             out: Vec::new(),
             out_fds: Vec::new(),
             speaks_fds,
+            reads_fds: false,
             knows: None,
             written: 0,
         }
     }
 
-    /// Whether frames from the daemon may carry descriptors for this
-    /// client: decode them in the frame's context.
+    /// Whether this client speaks descriptors at all (a Unix socket, a
+    /// native codec, and the options allow it).
     pub(crate) fn speaks_fds(&self) -> bool {
         self.speaks_fds
     }
 
+    /// Whether frames of the exchange under way may carry descriptors for
+    /// this client: read them with room for descriptors, and decode them
+    /// in the frame's context.
+    pub(crate) fn reads_fds(&self) -> bool {
+        self.reads_fds
+    }
+
     /// Encodes a request with `options` (and this client's descriptors
     /// option) into `out`, and the descriptors its arguments hold into
-    /// `out_fds`.
+    /// `out_fds`. `takes_fds`: the reply (or the items) may hold
+    /// descriptors for this client, which then asks for them.
     fn encode(
         &mut self,
         endpoint: &str,
         args: &impl Serialize,
         kwargs: &impl Serialize,
         options: RequestOptions,
+        takes_fds: bool,
     ) -> Result<()> {
-        self.clear_out();
-        let mark = frame::begin(&mut self.out);
-        let options = options.with_fds(self.speaks_fds);
-        let (codec, out) = (self.options.codec, &mut self.out);
-        let encoded = encode_with_fds(self.speaks_fds, || {
-            encode_request_with(codec, endpoint, args, kwargs, &options, out)
-        });
-        self.out_fds = match encoded {
-            Ok(((), fds)) => fds,
-            Err(EncodeFdsError::Encode(e)) => return Err(e.into()),
-            Err(EncodeFdsError::TooMany(TooManyFds(held))) => {
-                return Err(Error::TooManyDescriptors {
-                    held,
-                    max: MAX_FDS_PER_FRAME,
-                })
+        self.reads_fds = self.speaks_fds && takes_fds;
+        // The option also says that the request's descriptors are its
+        // arguments': a request whose reply takes none but whose arguments
+        // turn out to carry some is made again with it (the rare case
+        // costs two encodings; the common one, none of the option).
+        let mut options = options.with_fds(self.reads_fds);
+        loop {
+            self.clear_out();
+            let mark = frame::begin(&mut self.out);
+            let (codec, out) = (self.options.codec, &mut self.out);
+            let encoded = encode_with_fds(self.speaks_fds, || {
+                encode_request_with(codec, endpoint, args, kwargs, &options, out)
+            });
+            self.out_fds = match encoded {
+                Ok(((), fds)) => fds,
+                Err(EncodeFdsError::Encode(e)) => return Err(e.into()),
+                Err(EncodeFdsError::TooMany(TooManyFds(held))) => {
+                    return Err(Error::TooManyDescriptors {
+                        held,
+                        max: MAX_FDS_PER_FRAME,
+                    })
+                }
+            };
+            if !options.fds && !self.out_fds.is_empty() {
+                options = options.with_fds(true);
+                continue;
             }
-        };
-        frame::finish(&mut self.out, mark);
-        Ok(())
+            frame::finish(&mut self.out, mark);
+            return Ok(());
+        }
     }
 
     pub(crate) fn options(&self) -> &ClientOptions {
@@ -354,11 +381,12 @@ impl<C> Session<C> {
         endpoint: &str,
         args: &impl Serialize,
         kwargs: &impl Serialize,
+        takes_fds: bool,
     ) -> Result<Start<'_, C>> {
         let Ok((options, wait)) = self.extras(self.options.timeout) else {
             return self.ask().map(Start::Ask);
         };
-        self.encode(endpoint, args, kwargs, options)?;
+        self.encode(endpoint, args, kwargs, options, takes_fds)?;
         self.start(Call::Unary, wait).map(Start::Call)
     }
 
@@ -377,13 +405,14 @@ impl<C> Session<C> {
         endpoint: &str,
         args: &impl Serialize,
         kwargs: &impl Serialize,
+        takes_fds: bool,
     ) -> Result<Start<'_, C>> {
         // Not the session's timeout (a wait for replies: items are not);
         // what a handler's call inherits, yes (section 8.3).
         let Ok((options, _)) = self.extras(None) else {
             return self.ask().map(Start::Ask);
         };
-        self.encode(endpoint, args, kwargs, options.with_stream(true))?;
+        self.encode(endpoint, args, kwargs, options.with_stream(true), takes_fds)?;
         self.start(Call::Stream, Wait::Session).map(Start::Call)
     }
 
@@ -493,7 +522,7 @@ impl<C> Session<C> {
             conn,
             request: &self.out,
             fds: &self.out_fds,
-            speaks_fds: self.speaks_fds,
+            speaks_fds: self.reads_fds,
             written: &mut self.written,
             wait,
             options: &self.options,

@@ -132,6 +132,54 @@ fn descriptors_travel_through_the_async_client() {
     });
 }
 
+/// A client asks for descriptors only where its result may hold one (or
+/// its arguments carry some): a call whose result type cannot take the
+/// daemon's descriptor is told so by the daemon, which was not asked,
+/// rather than sent a descriptor the client has no room for.
+#[test]
+fn descriptors_are_asked_for_only_where_the_result_may_hold_one() {
+    let (d, _dir) = start(daemon());
+    let (_files, path) = temp_file("asked");
+    let path = path.to_str().unwrap();
+    let not_asked = |e: Error| {
+        let (kind, message) = remote_kind(&e);
+        assert_eq!(kind, "RuntimeError", "{e}");
+        assert!(message.contains("asked for descriptors"), "{message}");
+    };
+    let mut s = session(&d, Codec::MsgPack);
+    // A `String` cannot hold one: not asked.
+    not_asked(s.commit::<String>("open", (path,)).unwrap_err());
+    // An `Fd`, an `Option<Fd>`, a struct with one: asked, and taken.
+    let fd: Fd = s.commit("open", (path,)).unwrap();
+    let mut text = String::new();
+    File::from(fd).read_to_string(&mut text).unwrap();
+    assert_eq!(text, "asked");
+    assert!(s.commit::<Option<Fd>>("open", (path,)).unwrap().is_some());
+    let pipe: Pipe = s.commit("pipe", ("p",)).unwrap();
+    assert_eq!(pipe.label, "p");
+    // A `Value` may hold anything: asked, and the descriptor (taken by
+    // nothing) closed.
+    let v: anyd::Value = s.commit("open", (path,)).unwrap();
+    assert!(matches!(v, anyd::Value::Map(_)), "{v:?}");
+    // A result that cannot hold one, with arguments that carry one: the
+    // request says it carries descriptors, and they go.
+    let mut mine = tempfile::tempfile().unwrap();
+    mine.write_all(b"mine").unwrap();
+    assert_eq!(
+        s.commit::<String>("read_all", (Fd::from(mine),)).unwrap(),
+        "mine"
+    );
+    // The session went on through all of it; the async client alike.
+    assert_eq!(s.commit::<u64>("echo", (2,)).unwrap(), 2);
+    runtime().block_on(async {
+        let mut s = AsyncClientSession::connect(d.address()).await.unwrap();
+        not_asked(s.commit::<String>("open", (path,)).await.unwrap_err());
+        let fd: Fd = s.commit("open", (path,)).await.unwrap();
+        drop(fd);
+        assert_eq!(s.commit::<u64>("echo", (3,)).await.unwrap(), 3);
+    });
+}
+
 #[test]
 fn received_descriptors_are_close_on_exec() {
     let (d, _dir) = start(daemon());
@@ -448,9 +496,12 @@ mod process {
             assert_eq!(remote_kind(&e).0, "NotImplementedError");
             let e = s.commit::<()>("no_such", (null(),)).unwrap_err();
             assert_eq!(remote_kind(&e).0, "NotImplementedError");
-            // A result that is not what the caller expects: its
-            // descriptor is closed on the client's side.
+            // A result with a descriptor where the caller expects a
+            // string: not asked for one, the daemon says so (and closes
+            // its own); one that may take it closes it on its side.
             let e = s.commit::<String>("fd_null", ()).unwrap_err();
+            assert_eq!(remote_kind(&e).0, "RuntimeError");
+            let e = s.commit::<(String, Fd)>("fd_null", ()).unwrap_err();
             assert!(matches!(e, Error::ResultType(_)), "{e}");
         }
         assert_eq!(s.commit::<String>("echo", ("on",)).unwrap(), "on");

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 pub(super) async fn exchange<R: DeserializeOwned>(
     ex: Exchange<'_, AsyncFramed>,
 ) -> Result<Reply<R>> {
+    ex.conn.takes_fds = ex.speaks_fds;
     ex.conn
         .stream
         .write_frame_from(ex.request, ex.fds, ex.written)
@@ -59,7 +60,7 @@ impl AsyncClientSession {
                 session.owed_written();
             }
             if session.owes_reply() {
-                let speaks_fds = session.speaks_fds();
+                let speaks_fds = session.reads_fds();
                 let (conn, _) = session.reading().ok_or(Error::Closed)?;
                 let read = conn.read_frame().await.map(|r| r.is_some());
                 let fds = conn.frame_fds(speaks_fds);

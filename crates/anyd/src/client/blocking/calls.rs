@@ -111,6 +111,7 @@ pub(super) fn exchange<R: DeserializeOwned>(
     wait: Option<Duration>,
     slot: Option<&CallSlot>,
 ) -> Result<Reply<R>> {
+    ex.conn.read_fds(ex.speaks_fds);
     let stream = &mut ex.conn.stream;
     let sent = match slot {
         Some(slot) => slot.send_armed(|| framed::write_frame(stream, ex.request, ex.fds)),

@@ -314,7 +314,7 @@ impl<C> Session<C> {
 
     /// Starts asking `anyd.version`: no arguments, no options.
     pub(super) fn ask(&mut self) -> Result<Exchange<'_, C>> {
-        self.encode("anyd.version", &(), &(), RequestOptions::NONE)?;
+        self.encode("anyd.version", &(), &(), RequestOptions::NONE, false)?;
         self.start(Call::Version, Wait::Session)
     }
 

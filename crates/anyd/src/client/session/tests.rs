@@ -28,10 +28,13 @@ fn sent<C>(start: Start<'_, C>) -> Exchange<'_, C> {
 #[test]
 fn a_call_abandoned_before_its_reply_closes_the_session() {
     let mut s = session();
-    let ex = sent(s.call("echo", &("hi",), &()).unwrap());
+    let ex = sent(s.call("echo", &("hi",), &(), false).unwrap());
     assert!(!ex.request.is_empty());
     // Its reply never read: the next call would get it.
-    assert!(matches!(s.call("echo", &("hi",), &()), Err(Error::Closed)));
+    assert!(matches!(
+        s.call("echo", &("hi",), &(), false),
+        Err(Error::Closed)
+    ));
     assert!(s.conn().is_none());
     assert!(s.end().is_none());
 }
@@ -39,26 +42,26 @@ fn a_call_abandoned_before_its_reply_closes_the_session() {
 #[test]
 fn failures_close_the_session_but_remote_errors_and_wrong_types_do_not() {
     let mut s = session();
-    s.call("f", &(), &()).unwrap();
+    s.call("f", &(), &(), false).unwrap();
     let remote = Reply::<()>::Err(RemoteError::new("ValueError", "no"));
     assert!(matches!(s.finish_call(Ok(remote)), Err(Error::Remote(_))));
-    s.call("f", &(), &()).unwrap();
+    s.call("f", &(), &(), false).unwrap();
     let wrong = Error::ResultType("not a string".into());
     assert!(matches!(
         s.finish_call::<()>(Err(wrong)),
         Err(Error::ResultType(_))
     ));
-    s.call("f", &(), &()).unwrap();
+    s.call("f", &(), &(), false).unwrap();
     assert!(matches!(s.finish_call(Ok(Reply::Ok(1))), Ok(1)));
-    s.call("f", &(), &()).unwrap();
+    s.call("f", &(), &(), false).unwrap();
     assert!(s.finish_call::<()>(Err(Error::Timeout("waiting"))).is_err());
-    assert!(matches!(s.call("f", &(), &()), Err(Error::Closed)));
+    assert!(matches!(s.call("f", &(), &(), false), Err(Error::Closed)));
 }
 
 #[test]
 fn a_daemon_that_ends_the_session_closes_it() {
     let mut s = session();
-    s.call("f", &(), &()).unwrap();
+    s.call("f", &(), &(), false).unwrap();
     assert!(s.finish_call::<()>(Ok(Reply::EndSession)).is_err());
     assert!(s.take_for_end().is_none());
 }
@@ -96,12 +99,12 @@ fn watched() -> (Session<Conn>, Rc<Cell<bool>>) {
 fn a_call_and_a_streaming_call_while_a_stream_is_open_are_refused_saying_so() {
     for state in [STREAM, CANCELLED] {
         let mut s = in_state(state);
-        let Err(Error::Protocol { what, .. }) = s.call("f", &(), &()) else {
+        let Err(Error::Protocol { what, .. }) = s.call("f", &(), &(), false) else {
             panic!("a call while {state} was not refused");
         };
         assert!(what.contains("while a stream is open"), "{what}");
         assert!(matches!(
-            s.call_stream("f", &(), &()),
+            s.call_stream("f", &(), &(), false),
             Err(Error::Protocol { .. })
         ));
         // Still open, and still to be read to its end.
@@ -109,7 +112,7 @@ fn a_call_and_a_streaming_call_while_a_stream_is_open_are_refused_saying_so() {
         assert!(s.is_streaming());
         assert!(s.cancel().is_some());
         assert!(s.stream_step::<()>(Step::End).is_none());
-        assert!(s.call("f", &(), &()).is_ok());
+        assert!(s.call("f", &(), &(), false).is_ok());
     }
 }
 
@@ -161,7 +164,7 @@ fn events_out_of_turn_close_the_session_saying_what_came_when() {
 #[test]
 fn a_stream_goes_on_through_items_and_wrong_types_and_ends_idle() {
     let mut s = session();
-    let ex = sent(s.call_stream("watch", &(), &()).unwrap());
+    let ex = sent(s.call_stream("watch", &(), &(), false).unwrap());
     assert!(!ex.request.is_empty());
     assert!(!s.is_streaming(), "not open before its request is out");
     s.stream_sent().unwrap();
@@ -177,19 +180,19 @@ fn a_stream_goes_on_through_items_and_wrong_types_and_ends_idle() {
     assert!(s.stream_step::<u8>(Step::End).is_none());
     assert!(!s.is_streaming());
     // In step: the next call goes.
-    s.call("f", &(), &()).unwrap();
+    s.call("f", &(), &(), false).unwrap();
     assert!(matches!(s.finish_call(Ok(Reply::Ok(2))), Ok(2)));
 }
 
 #[test]
 fn a_stream_that_fails_ends_idle_and_one_that_breaks_closes() {
     let (mut s, dropped) = watched();
-    s.call_stream("watch", &(), &()).unwrap();
+    s.call_stream("watch", &(), &(), false).unwrap();
     s.stream_sent().unwrap();
     let failed = Step::<()>::Failed(Error::Remote(RemoteError::new("ValueError", "no")));
     assert!(matches!(s.stream_step(failed), Some(Err(Error::Remote(_)))));
     assert_eq!(s.state.describe(), "idle");
-    s.call_stream("watch", &(), &()).unwrap();
+    s.call_stream("watch", &(), &(), false).unwrap();
     s.stream_sent().unwrap();
     assert!(!dropped.get());
     let broken = Step::<()>::Broken(Error::protocol("cut"));
@@ -198,14 +201,14 @@ fn a_stream_that_fails_ends_idle_and_one_that_breaks_closes() {
         Some(Err(Error::Protocol { .. }))
     ));
     assert!(dropped.get(), "the socket closes with the session");
-    assert!(matches!(s.call("f", &(), &()), Err(Error::Closed)));
+    assert!(matches!(s.call("f", &(), &(), false), Err(Error::Closed)));
 }
 
 #[test]
 fn a_cancelled_stream_is_read_to_its_end() {
     let mut s = session();
     assert!(s.cancel().is_none(), "no stream, no CANCEL");
-    s.call_stream("watch", &(), &()).unwrap();
+    s.call_stream("watch", &(), &(), false).unwrap();
     s.stream_sent().unwrap();
     let cancel = s.cancel().unwrap();
     assert!(!cancel.request.is_empty());
@@ -223,15 +226,15 @@ fn a_cancelled_stream_is_read_to_its_end() {
 #[test]
 fn a_streaming_request_abandoned_or_failed_half_written_closes_the_session() {
     let mut s = session();
-    s.call_stream("watch", &(), &()).unwrap();
+    s.call_stream("watch", &(), &(), false).unwrap();
     // Never written whole (an async caller dropped): out of step.
-    assert!(matches!(s.call("f", &(), &()), Err(Error::Closed)));
+    assert!(matches!(s.call("f", &(), &(), false), Err(Error::Closed)));
     let mut s = session();
-    s.call_stream("watch", &(), &()).unwrap();
+    s.call_stream("watch", &(), &(), false).unwrap();
     // The driver's write failed.
     s.close();
     assert!(matches!(
-        s.call_stream("watch", &(), &()),
+        s.call_stream("watch", &(), &(), false),
         Err(Error::Closed)
     ));
 }
@@ -241,11 +244,11 @@ fn streams_need_a_codec_that_has_them_and_the_session_stays_usable() {
     let options = ClientOptions::default().codec(anyd_wire::Codec::Pickle);
     let mut s = Session::new((), options, false);
     assert!(matches!(
-        s.call_stream("watch", &(), &()),
+        s.call_stream("watch", &(), &(), false),
         Err(Error::Encode(_))
     ));
     assert_eq!(s.state.describe(), "idle");
-    s.call("f", &(), &()).unwrap();
+    s.call("f", &(), &(), false).unwrap();
 }
 
 #[test]
@@ -268,11 +271,14 @@ fn take_for_end_hands_over_an_idle_connection_and_only_that() {
 #[test]
 fn closing_drops_the_connection_and_closed_is_the_end() {
     let (mut s, dropped) = watched();
-    s.call("f", &(), &()).unwrap();
+    s.call("f", &(), &(), false).unwrap();
     assert!(s.finish_call::<()>(Err(Error::Timeout("waiting"))).is_err());
     assert!(dropped.get());
-    assert!(matches!(s.call("f", &(), &()), Err(Error::Closed)));
-    assert!(matches!(s.call_stream("f", &(), &()), Err(Error::Closed)));
+    assert!(matches!(s.call("f", &(), &(), false), Err(Error::Closed)));
+    assert!(matches!(
+        s.call_stream("f", &(), &(), false),
+        Err(Error::Closed)
+    ));
     assert!(s.end().is_none());
     assert!(s.cancel().is_none());
     assert!(s.take_for_end().is_none());
@@ -288,7 +294,7 @@ fn debug_shows_the_state_and_the_request_s_length_not_its_bytes() {
     let shown = format!("{s:?}");
     assert!(shown.contains(r#"state: "idle""#), "{shown}");
     assert!(shown.contains("connected: true, in_flight: false, streaming: false"));
-    s.call("f", &("zq5-secret-argument",), &()).unwrap();
+    s.call("f", &("zq5-secret-argument",), &(), false).unwrap();
     let shown = format!("{s:?}");
     assert!(shown.contains(r#"state: "a call under way""#), "{shown}");
     assert!(shown.contains("in_flight: true"));

@@ -45,7 +45,7 @@ fn knowing(knows: Option<Knows>, t: Option<Duration>) -> Session<()> {
 #[test]
 fn a_call_given_up_on_owes_its_cancel_then_its_reply_then_the_session_goes_on() {
     let mut s = knowing(Some(READS_ALL), None);
-    let ex = sent(s.call("slow", &(), &()).unwrap());
+    let ex = sent(s.call("slow", &(), &(), false).unwrap());
     *ex.written = ex.request.len();
     assert!(s.abandon());
     assert!(s.owes() && !s.owes_reply());
@@ -59,7 +59,7 @@ fn a_call_given_up_on_owes_its_cancel_then_its_reply_then_the_session_goes_on() 
     // Not in step until the reply is read: a call now would get it.
     s.owed_reply(Ok(true), None).unwrap();
     assert!(!s.owes());
-    let ex = sent(s.call("echo", &(1,), &()).unwrap());
+    let ex = sent(s.call("echo", &(1,), &(), false).unwrap());
     assert_eq!(request_of(ex.request).0, "echo");
 }
 
@@ -67,7 +67,7 @@ fn a_call_given_up_on_owes_its_cancel_then_its_reply_then_the_session_goes_on() 
 fn a_daemon_that_reads_no_cancel_is_owed_only_the_reply() {
     for knows in [None, Some(Knows::NOTHING)] {
         let mut s = knowing(knows, None);
-        let ex = sent(s.call("slow", &(), &()).unwrap());
+        let ex = sent(s.call("slow", &(), &(), false).unwrap());
         *ex.written = ex.request.len();
         assert!(s.abandon());
         assert!(s.owed_write().is_none(), "{knows:?}");
@@ -78,7 +78,7 @@ fn a_daemon_that_reads_no_cancel_is_owed_only_the_reply() {
 #[test]
 fn half_a_request_is_finished_before_its_cancel() {
     let mut s = knowing(Some(READS_ALL), None);
-    let ex = sent(s.call("slow", &("an argument",), &()).unwrap());
+    let ex = sent(s.call("slow", &("an argument",), &(), false).unwrap());
     let whole = ex.request.to_vec();
     *ex.written = 3;
     assert!(s.abandon());
@@ -100,11 +100,11 @@ fn half_a_request_is_finished_before_its_cancel() {
 #[test]
 fn a_call_none_of_whose_bytes_went_out_owes_nothing() {
     let mut s = knowing(Some(READS_ALL), None);
-    s.call("slow", &(), &()).unwrap();
+    s.call("slow", &(), &(), false).unwrap();
     assert!(!s.abandon());
     assert!(!s.owes());
     assert_eq!(s.state.describe(), "idle");
-    sent(s.call("echo", &(), &()).unwrap());
+    sent(s.call("echo", &(), &(), false).unwrap());
     // Finished calls leave nothing to give up.
     assert!(s.finish_call(Ok(Reply::Ok(()))).is_ok());
     assert!(!s.abandon());
@@ -113,7 +113,7 @@ fn a_call_none_of_whose_bytes_went_out_owes_nothing() {
 #[test]
 fn an_owed_reply_that_does_not_come_closes_the_session() {
     let mut s = knowing(None, None);
-    let ex = sent(s.call("slow", &(), &()).unwrap());
+    let ex = sent(s.call("slow", &(), &(), false).unwrap());
     *ex.written = ex.request.len();
     s.abandon();
     assert!(s.owed_reply(Ok(false), None).is_err());
@@ -123,7 +123,7 @@ fn an_owed_reply_that_does_not_come_closes_the_session() {
 #[test]
 fn a_session_with_no_timeout_asks_nothing_and_sends_nothing_new() {
     let mut s = session();
-    let ex = sent(s.call("echo", &(1,), &()).unwrap());
+    let ex = sent(s.call("echo", &(1,), &(), false).unwrap());
     assert_eq!(ex.wait, Wait::Session);
     assert_eq!(request_of(ex.request).1, RequestOptions::NONE);
     assert!(s.knows.is_none());
@@ -133,7 +133,7 @@ fn a_session_with_no_timeout_asks_nothing_and_sends_nothing_new() {
 fn a_timeout_asks_the_daemon_once_and_goes_only_where_it_is_read() {
     let t = Duration::from_millis(1500);
     let mut s = knowing(None, Some(t));
-    let Start::Ask(ex) = s.call("echo", &(1,), &()).unwrap() else {
+    let Start::Ask(ex) = s.call("echo", &(1,), &(), false).unwrap() else {
         panic!("sent a timeout to a daemon not asked");
     };
     let (endpoint, options) = request_of(ex.request);
@@ -145,13 +145,13 @@ fn a_timeout_asks_the_daemon_once_and_goes_only_where_it_is_read() {
         "anyd.version",
     ));
     s.learned(Ok(old)).unwrap();
-    let ex = sent(s.call("echo", &(1,), &()).unwrap());
+    let ex = sent(s.call("echo", &(1,), &(), false).unwrap());
     assert_eq!(request_of(ex.request).1, RequestOptions::NONE);
     assert_eq!(ex.limit(), Some(local_wait(t)), "still waited for");
     s.finish_call(Ok(Reply::Ok(()))).unwrap();
     // One that reads it.
     s.knows = Some(READS_ALL);
-    let ex = sent(s.call("echo", &(1,), &()).unwrap());
+    let ex = sent(s.call("echo", &(1,), &(), false).unwrap());
     let timeout = request_of(ex.request).1.timeout_ms.map(|t| t.millis());
     assert_eq!(timeout, Some(1500));
 }
@@ -162,7 +162,7 @@ fn pickle_never_asks_and_keeps_its_timeout_to_itself() {
         .codec(anyd_wire::Codec::Pickle)
         .timeout(Some(Duration::from_secs(1)));
     let mut s = Session::new((), options, false);
-    let ex = sent(s.call("echo", &(1,), &()).unwrap());
+    let ex = sent(s.call("echo", &(1,), &(), false).unwrap());
     assert_eq!(ex.limit(), Some(local_wait(Duration::from_secs(1))));
     assert!(s.knows.is_none());
 }
@@ -185,7 +185,7 @@ fn a_call_made_while_a_handler_serves_one_inherits_its_deadline_and_trace() {
     let mut s = knowing(Some(READS_ALL), Some(Duration::from_secs(60)));
     let (options, limit) =
         crate::frame_context::with_call(anyd_wire::Codec::MsgPack, Some(&served), || {
-            let ex = sent(s.call("echo", &(1,), &()).unwrap());
+            let ex = sent(s.call("echo", &(1,), &(), false).unwrap());
             (request_of(ex.request).1, ex.limit())
         });
     let ms = options.timeout_ms.unwrap().millis();
@@ -201,7 +201,7 @@ fn a_call_made_while_a_handler_serves_one_inherits_its_deadline_and_trace() {
     assert_eq!(options.tracestate.as_deref(), Some("k=v"));
     s.finish_call(Ok(Reply::Ok(()))).unwrap();
     // Out of the handler: the session's own timeout, no trace.
-    let ex = sent(s.call("echo", &(1,), &()).unwrap());
+    let ex = sent(s.call("echo", &(1,), &(), false).unwrap());
     let options = request_of(ex.request).1;
     assert_eq!(options.timeout_ms.map(|t| t.millis()), Some(60_000));
     assert!(options.traceparent.is_none());

@@ -38,31 +38,34 @@ pub(super) fn in_state(name: &str) -> Session<()> {
     match name {
         IDLE => {}
         CALL => {
-            s.call("f", &(), &()).unwrap();
+            s.call("f", &(), &(), false).unwrap();
         }
         ASK => {
             s.knows = None;
             s.set_timeout(Some(Duration::from_secs(1)));
-            assert!(matches!(s.call("f", &(), &()).unwrap(), Start::Ask(_)));
+            assert!(matches!(
+                s.call("f", &(), &(), false).unwrap(),
+                Start::Ask(_)
+            ));
         }
         SREQ => {
-            s.call_stream("f", &(), &()).unwrap();
+            s.call_stream("f", &(), &(), false).unwrap();
         }
         END => {
             s.end().unwrap();
         }
         STREAM => {
-            s.call_stream("f", &(), &()).unwrap();
+            s.call_stream("f", &(), &(), false).unwrap();
             s.stream_sent().unwrap();
         }
         CANCELLED => {
-            s.call_stream("f", &(), &()).unwrap();
+            s.call_stream("f", &(), &(), false).unwrap();
             s.stream_sent().unwrap();
             s.cancel().unwrap();
             s.cancel_went_out();
         }
         OWE_REQ | OWE_CANCEL | OWE_REPLY => {
-            s.call("f", &(), &()).unwrap();
+            s.call("f", &(), &(), false).unwrap();
             s.written = if name == OWE_REQ { 1 } else { s.out.len() };
             assert!(s.abandon());
             if name == OWE_REPLY {
@@ -95,7 +98,7 @@ const EVENTS: &[Event] = &[
     Event {
         name: "call",
         run: |s| {
-            let _ = s.call("f", &(), &());
+            let _ = s.call("f", &(), &(), false);
         },
         #[rustfmt::skip]
         then: [CALL, CLOSED, CLOSED, CLOSED, CLOSED, STREAM, CANCELLED, CLOSED, CLOSED, CLOSED, CLOSED],
@@ -103,7 +106,7 @@ const EVENTS: &[Event] = &[
     Event {
         name: "call_stream",
         run: |s| {
-            let _ = s.call_stream("f", &(), &());
+            let _ = s.call_stream("f", &(), &(), false);
         },
         #[rustfmt::skip]
         then: [SREQ, CLOSED, CLOSED, CLOSED, CLOSED, STREAM, CANCELLED, CLOSED, CLOSED, CLOSED, CLOSED],
