@@ -78,6 +78,10 @@ const BUDGET_ROW: &str = "anyd MessagePack, Unix";
 
 /// A call returning a descriptor, next to the budget row.
 const DESCRIPTOR_ROW: &str = "anyd returns a descriptor, Unix";
+/// The floor of a call returning a descriptor: the raw ping-pong whose
+/// every reply carries a copy of a descriptor its server keeps, as the
+/// descriptor row's daemon hands out.
+const DESCRIPTOR_FLOOR_ROW: &str = "floor: raw Unix, returns a descriptor";
 
 /// The async client's row, whose p50 has a budget against the budget row's.
 const ASYNC_ROW: &str = "anyd async MessagePack, Unix";
@@ -499,6 +503,91 @@ fn raw_unix_server(path: &Path) {
             thread::spawn(move || raw_echo_connection(stream));
         }
     });
+}
+
+/// The floor's server, but each reply goes with a copy of a descriptor
+/// the server keeps open (`/dev/null`), made for it and closed once sent:
+/// one `sendmsg` with `SCM_RIGHTS`, as a daemon handing out a device it
+/// keeps would write it.
+fn raw_fd_server(path: &Path) {
+    use std::os::fd::AsFd;
+    let listener = UnixListener::bind(path).expect("bind the raw descriptor server");
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let kept = std::fs::File::open("/dev/null").expect("open /dev/null");
+                let mut reply = Vec::with_capacity(4096);
+                let mut reader = BufReader::new(&stream);
+                loop {
+                    let mut header = [0u8; 4];
+                    if reader.read_exact(&mut header).is_err() {
+                        return;
+                    }
+                    let n = u32::from_be_bytes(header) as usize;
+                    reply.clear();
+                    reply.extend_from_slice(&header);
+                    reply.resize(4 + n, 0);
+                    if reader.read_exact(&mut reply[4..]).is_err() {
+                        return;
+                    }
+                    let Ok(copy) = kept.try_clone() else { return };
+                    let fds = [copy.as_fd()];
+                    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); 64];
+                    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+                    control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+                    let sent = rustix::net::sendmsg(
+                        &stream,
+                        &[std::io::IoSlice::new(&reply)],
+                        &mut control,
+                        rustix::net::SendFlags::NOSIGNAL,
+                    );
+                    if sent != Ok(reply.len()) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// The floor's client of [`raw_fd_server`]: one write, then `recvmsg`
+/// with room for descriptors (close-on-exec, as anyd's client reads)
+/// until the reply is whole; the descriptor that came is closed.
+fn raw_fd_connect(path: PathBuf, payload: Vec<u8>) -> Connect {
+    Arc::new(move || {
+        let mut s = UnixStream::connect(&path).expect("connect to the raw descriptor server");
+        let mut request = (payload.len() as u32).to_be_bytes().to_vec();
+        request.extend_from_slice(&payload);
+        let mut reply = vec![0u8; 4096];
+        let mut call = move || {
+            s.write_all(&request).expect("raw write");
+            let (mut got, mut fds) = (0, 0);
+            while got < 4 || got < 4 + u32::from_be_bytes(reply[..4].try_into().unwrap()) as usize {
+                let mut space = [std::mem::MaybeUninit::<u8>::uninit(); 64];
+                let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+                let r = rustix::net::recvmsg(
+                    &s,
+                    &mut [std::io::IoSliceMut::new(&mut reply[got..])],
+                    &mut control,
+                    rustix::net::RecvFlags::CMSG_CLOEXEC,
+                )
+                .expect("raw recvmsg");
+                assert!(r.bytes > 0, "the raw descriptor server closed");
+                got += r.bytes;
+                for message in control.drain() {
+                    if let rustix::net::RecvAncillaryMessage::ScmRights(rights) = message {
+                        fds += rights.count();
+                    }
+                }
+            }
+            assert_eq!(fds, 1, "a descriptor with each reply");
+            got
+        };
+        assert_eq!(call(), 4 + payload.len(), "the raw echo");
+        Box::new(move || {
+            black_box(call());
+        })
+    })
 }
 
 fn raw_tcp_server() -> std::net::SocketAddr {
@@ -1054,6 +1143,7 @@ fn main() {
 
     let floor_path = dir.path().join("floor.sock");
     raw_unix_server(&floor_path);
+    let fd_floor_path = dir.path().join("floor-fd.sock");
     let raw_tcp = raw_tcp_server();
     let unix = anyd_daemon(format!("unix:{}", dir.path().join("anyd.sock").display()));
     let tcp = anyd_daemon("tcp:127.0.0.1:0".into());
@@ -1085,6 +1175,11 @@ fn main() {
     });
     add(DESCRIPTOR_ROW, &|| {
         blocking_row(DESCRIPTOR_ROW, anyd_descriptor_connect(unix.address()))
+    });
+    add(DESCRIPTOR_FLOOR_ROW, &|| {
+        let path = fd_floor_path.clone();
+        raw_fd_server(&path);
+        blocking_row(DESCRIPTOR_FLOOR_ROW, raw_fd_connect(path, request.clone()))
     });
     add("anyd JSON, Unix", &|| {
         blocking_row("anyd JSON, Unix", anyd_connect(unix.address(), Codec::Json))
@@ -1481,6 +1576,17 @@ fn print_budget(
                 fd.latency.p50_us / anyd.latency.p50_us,
                 1.3,
             );
+            // What the kernel's own descriptor passing costs, beside it:
+            // the budget line above divides by anyd's plain call, so the
+            // faster that call, the less of the kernel's cost it allows.
+            if let Some(raw) = row(DESCRIPTOR_FLOOR_ROW) {
+                println!(
+                    "  (no budget) the raw floor returning a descriptor / the raw floor: {:.2}x; \
+                     anyd returning a descriptor / the raw floor returning one: {:.2}x",
+                    raw.latency.p50_us / floor.latency.p50_us,
+                    fd.latency.p50_us / raw.latency.p50_us
+                );
+            }
         }
     }
     // Not a budget line of DESIGN.md: printed beside them so that a change

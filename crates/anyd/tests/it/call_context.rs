@@ -273,7 +273,10 @@ fn a_call_made_inside_a_handler_carries_the_served_calls_deadline_and_trace() {
     let mut plain = anyd::ClientSession::connect(b.as_str()).unwrap();
     assert!(plain.commit::<bool>("seen", ()).unwrap());
     // (Nor does it ask for descriptors: a `bool` cannot hold one.)
-    assert_eq!(recorded.recv_timeout(PATIENCE).unwrap().1, RequestOptions::NONE);
+    assert_eq!(
+        recorded.recv_timeout(PATIENCE).unwrap().1,
+        RequestOptions::NONE
+    );
 }
 
 #[test]
