@@ -81,7 +81,7 @@ const DESCRIPTOR_ROW: &str = "anyd returns a descriptor, Unix";
 /// The floor of a call returning a descriptor: the raw ping-pong whose
 /// every reply carries a copy of a descriptor its server keeps, as the
 /// descriptor row's daemon hands out.
-const DESCRIPTOR_FLOOR_ROW: &str = "floor: raw Unix, returns a descriptor";
+const DESCRIPTOR_FLOOR_ROW: &str = "floor: raw, returns a descriptor";
 
 /// The async client's row, whose p50 has a budget against the budget row's.
 const ASYNC_ROW: &str = "anyd async MessagePack, Unix";
