@@ -18,8 +18,9 @@ ADDRESS is unix:/path/to.sock, /path/to.sock or unix:@abstract-name.
 `call` prints the result (or each item of a stream) as JSON; an argument
 that does not parse as JSON is a string. `exercise` calls every endpoint
 with arguments made up from the schemas, streams included: it opens each
-stream on a connection of its own, calls the other endpoints, shows the
-items that came, and cancels the streams.
+stream on a connection of its own, calls the other endpoints (again, until
+an item came on every stream, so that each is known to be subscribed, then
+once more), shows the items of that last round, and cancels the streams.
 
 As a library: Client(address).call("status"), .stream("watch"),
 .contract["methods"].
@@ -386,8 +387,14 @@ def exercise(client):
     for m in client.contract["methods"]:
         if m.get("stream"):
             streams[m["name"]] = client.stream(m["name"], *made_up[m["name"]])
-    got = {name: [] for name in streams}
-    for attempt in range(5):
+    # A stream is known to be subscribed once an item came on it; the
+    # items shown are those of the first round of calls made after that
+    # for every stream (the daemon may subscribe a stream opened just
+    # before the first round after some of its calls).
+    subscribed = set()
+    for attempt in range(6):
+        got = {name: [] for name in streams}
+        ready = subscribed == set(streams)
         for m in client.contract["methods"]:
             if m.get("stream"):
                 continue
@@ -400,13 +407,13 @@ def exercise(client):
             except RemoteError as e:
                 if attempt == 0:
                     print(f"{call} ! {e.kind}: {e.message}")
-        # What the streams sent meanwhile (a stream opened just before may
-        # not have been subscribed in time: then call again).
+        # What the streams sent meanwhile.
         for name, s in streams.items():
             while (item := s.next(timeout=0.5)) is not None:
                 got[name].append(item)
-        if all(got.values()):
+        if ready:
             break
+        subscribed |= {name for name, items in got.items() if items}
     for name, s in streams.items():
         for item in got[name]:
             print(f"{name}() -> item {shown(item)}")
