@@ -8,6 +8,11 @@
 //! A header is a signed 32-bit big-endian length, or `-1` followed by an
 //! unsigned 64-bit big-endian length for payloads over `0x7fff_ffff` bytes,
 //! exactly as Python's `multiprocessing.connection` writes it.
+//!
+//! The functions run once a call and once a stream's item, from the crates
+//! that read and write sockets: those on that path are `#[inline]`, so
+//! that they are inlined across the crate boundary (some 100 instructions
+//! a call, 25 an item).
 
 use std::ops::Range;
 
@@ -73,6 +78,7 @@ pub struct Header {
 ///
 /// [`FrameError::TooLarge`] for a length over `max`,
 /// [`FrameError::NegativeLength`] for a negative length other than `-1`.
+#[inline]
 pub fn decode_header(buf: &[u8], max: usize) -> Result<Option<Header>, FrameError> {
     let Some(short) = buf.first_chunk::<4>() else {
         return Ok(None);
@@ -108,6 +114,7 @@ pub fn decode_header(buf: &[u8], max: usize) -> Result<Option<Header>, FrameErro
 /// # Errors
 ///
 /// As [`decode_header`].
+#[inline]
 pub fn decode(buf: &[u8], max: usize) -> Result<Option<Frame>, FrameError> {
     let Some(h) = decode_header(buf, max)? else {
         return Ok(None);
@@ -156,6 +163,7 @@ pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
 /// Starts a frame whose payload will be written straight into `out`, so a
 /// message is serialized once, with no copy. Returns the mark to give to
 /// [`finish`].
+#[inline]
 pub fn begin(out: &mut Vec<u8>) -> usize {
     let mark = out.len();
     out.extend_from_slice(&[0; HEADER_LEN]);
@@ -165,6 +173,7 @@ pub fn begin(out: &mut Vec<u8>) -> usize {
 /// Completes a frame started with [`begin`]: fills in the header for
 /// everything written since. A payload over 2 GiB needs the extended header,
 /// which costs one move of the payload; smaller ones cost nothing.
+#[inline]
 pub fn finish(out: &mut Vec<u8>, mark: usize) {
     let len = out.len() - mark - HEADER_LEN;
     if len <= SHORT_MAX {
