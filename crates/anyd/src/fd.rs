@@ -19,8 +19,11 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
+// Only a client asks whether a type may hold an `Fd`.
+#[cfg(feature = "client")]
 mod probe;
 
+#[cfg(feature = "client")]
 pub(crate) use probe::may_hold_fd;
 
 /// The placeholder's one key.
@@ -184,6 +187,7 @@ impl<'de> Deserialize<'de> for Fd {
                 Ok(index)
             }
         }
+        #[cfg(feature = "client")]
         if probe::probing() {
             // Asked whether a type holds an `Fd`: it does.
             return Err(de::Error::custom("an Fd"));
