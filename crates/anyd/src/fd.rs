@@ -188,7 +188,7 @@ impl<'de> Deserialize<'de> for Fd {
             }
         }
         #[cfg(feature = "client")]
-        if probe::probing() {
+        if probe::met_fd() {
             // Asked whether a type holds an `Fd`: it does.
             return Err(de::Error::custom("an Fd"));
         }

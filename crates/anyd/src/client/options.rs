@@ -139,17 +139,24 @@ impl ClientOptions {
     /// (it refuses requests with options).
     ///
     /// Even on, a call asks for descriptors only when its result type
-    /// (a stream's item type) may hold an `Fd`, or an `Fd` exists in the
-    /// process (its arguments may hold one): the client looks at the type
-    /// once (a probe deserialization, in which an `Fd` refuses to be
-    /// made), and a type it cannot tell about (one read through
-    /// `deserialize_any`, such as [`Value`](crate::Value), an untagged
-    /// enum or a flattened struct; a recursive type) counts as may. The
-    /// other calls save what descriptors cost them: the option's bytes,
-    /// and reading the reply with `recvmsg` rather than `recv` (some
-    /// 0.4 µs of a 10 µs call). A daemon whose result holds a descriptor
-    /// for a caller that did not ask answers with an error reply saying
-    /// so, never a placeholder pointing nowhere.
+    /// (a stream's item type) may hold an `Fd`, or its arguments carry
+    /// one. The client looks at the type once per thread: it runs the
+    /// type's `Deserialize` on made-up values (zeros and ones, empty
+    /// strings, one element of each sequence, every variant of each enum),
+    /// in which an `Fd` refuses to be made. What may hold one: an `Fd`
+    /// anywhere; a value the type ignores ([`IgnoredAny`](serde::de::IgnoredAny)), which includes a
+    /// struct that takes fields it does not know (serde's default: a newer
+    /// daemon may add a descriptor there); and whatever the probe cannot
+    /// tell about (a type read through `deserialize_any`, such as
+    /// [`Value`](crate::Value), an untagged enum or a flattened struct; a
+    /// recursive type; one whose `Deserialize` refuses, or panics on, a
+    /// made-up value). So plain values, strings, collections and tuples
+    /// of them, and `deny_unknown_fields` structs save what descriptors
+    /// cost a call: the option's bytes, and reading the reply with
+    /// `recvmsg` rather than `recv` (some 0.4 µs of a 10 µs call). A
+    /// daemon whose result holds a descriptor for a caller that did not
+    /// ask answers with an error reply saying so, never a placeholder
+    /// pointing nowhere.
     pub fn descriptors(mut self, yes: bool) -> Self {
         self.descriptors = yes;
         self

@@ -72,6 +72,10 @@ pub(crate) struct Session<C> {
     /// them and the call's result (or the stream's item) may hold one
     /// (`fd::may_hold_fd`). Its reads are then made with room for them.
     reads_fds: bool,
+    /// What `reads_fds` becomes when the request in `out` starts: a
+    /// request refused before it starts (a stream still open) leaves the
+    /// exchange under way as it was.
+    out_reads_fds: bool,
     /// What the daemon reads beyond the plain protocol, once asked
     /// (`None`: not asked yet; a session whose calls carry nothing new
     /// never asks).
@@ -93,6 +97,7 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
             out_fds,
             speaks_fds,
             reads_fds,
+            out_reads_fds: _,
             knows,
             written: _,
         } = self;
@@ -273,6 +278,7 @@ impl<C> Session<C> {
             out_fds: Vec::new(),
             speaks_fds,
             reads_fds: false,
+            out_reads_fds: false,
             knows: None,
             written: 0,
         }
@@ -303,12 +309,12 @@ impl<C> Session<C> {
         options: RequestOptions,
         takes_fds: bool,
     ) -> Result<()> {
-        self.reads_fds = self.speaks_fds && takes_fds;
+        self.out_reads_fds = self.speaks_fds && takes_fds;
         // The option also says that the request's descriptors are its
         // arguments': a request whose reply takes none but whose arguments
         // turn out to carry some is made again with it (the rare case
         // costs two encodings; the common one, none of the option).
-        let mut options = options.with_fds(self.reads_fds);
+        let mut options = options.with_fds(self.out_reads_fds);
         loop {
             self.clear_out();
             let mark = frame::begin(&mut self.out);
@@ -631,6 +637,7 @@ impl<C> Session<C> {
             self.out_fds.clear();
             return Err(e);
         }
+        self.reads_fds = self.out_reads_fds;
         Ok(self.exchange(wait))
     }
 }

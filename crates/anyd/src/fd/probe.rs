@@ -17,17 +17,31 @@
 //! each enum is tried, one run each, in every combination, as the
 //! choices of earlier enums lead to later ones.
 //!
-//! Whatever the probe cannot tell is "may": a type read through
+//! "May" also covers what the type ignores: a value it skips whatever it
+//! is (`IgnoredAny`, and the value of a field a struct does not know, for
+//! which the probe offers each struct one key it does not know: serde's
+//! structs take such fields unless `deny_unknown_fields`, and a newer
+//! daemon's version of the struct may put a descriptor there). An `Fd`
+//! met is noted as well as refused, so that a type whose own code
+//! swallows the refusal (a lenient `deserialize_with`) still may.
+//!
+//! Whatever the probe cannot tell is "may" too: a type read through
 //! `deserialize_any` (self-describing values, untagged and internally
 //! tagged enums, flattened fields: their shape comes from the data), one
 //! whose `Deserialize` refuses a made-up value or panics on one (a
 //! validated newtype that refuses an empty string; integers are made up
-//! as 1, so `NonZero` types pass), one nested deeper than [`MAX_DEPTH`] (a recursive
-//! type), one with more enum combinations than [`MAX_RUNS`]. "May" is
-//! what every call paid before: a `recvmsg` and the option. A wrong "no"
-//! is the one failure that matters, and it is not silent: the daemon
-//! answers a result holding a descriptor with an error reply saying the
-//! client did not ask for descriptors.
+//! as 1, so `NonZero` types pass), one nested deeper than [`MAX_DEPTH`]
+//! (a recursive type), one with more enum combinations than
+//! [`MAX_RUNS`]. "May" is what every call paid before: a `recvmsg` and
+//! the option. A wrong "no" is the one failure that matters, and it is
+//! not silent: the daemon answers a result holding a descriptor with an
+//! error reply saying the client did not ask for descriptors.
+//!
+//! The probe runs the type's own `Deserialize` on made-up values, once
+//! per type and thread: a `Deserialize` with side effects has them then,
+//! and one that panics on such values (caught: it counts as may) shows
+//! the panic hook's message, or aborts a program built with
+//! `panic = "abort"`.
 //!
 //! Answers are kept per type and thread: a type is probed once.
 
@@ -50,15 +64,24 @@ const KEPT: usize = 64;
 thread_local! {
     /// A probe is under way on this thread: an `Fd` refuses to deserialize.
     static PROBING: Cell<bool> = const { Cell::new(false) };
+    /// The probe under way met what may hold a descriptor: an `Fd` (even
+    /// if the type's code then swallowed its refusal), or a value the
+    /// type ignores whatever it is.
+    static MET: Cell<bool> = const { Cell::new(false) };
     /// Answers so far: a type's probe function's address, and the answer.
     static ANSWERS: RefCell<Vec<(usize, bool)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether a probe is under way on this thread (for `Fd`'s
-/// `Deserialize`, which then fails).
+/// For `Fd`'s `Deserialize`: whether a probe is under way on this thread,
+/// which then takes note that the type may hold an `Fd` (and the `Fd`
+/// fails).
 #[inline]
-pub(crate) fn probing() -> bool {
-    PROBING.get()
+pub(crate) fn met_fd() -> bool {
+    let probing = PROBING.get();
+    if probing {
+        MET.set(true);
+    }
+    probing
 }
 
 /// Whether a value of type `T` may hold an `Fd` (see the module's docs):
@@ -98,6 +121,7 @@ fn probe<T: DeserializeOwned>() -> bool {
     impl Drop for Probing {
         fn drop(&mut self) {
             PROBING.set(false);
+            MET.set(false);
         }
     }
     if PROBING.replace(true) {
@@ -106,6 +130,7 @@ fn probe<T: DeserializeOwned>() -> bool {
         return true;
     }
     let _probing = Probing;
+    MET.set(false);
     for human in [false, true] {
         let mut choices = Choices::default();
         let mut runs = 0;
@@ -120,7 +145,7 @@ fn probe<T: DeserializeOwned>() -> bool {
                 depth: 0,
                 human,
             };
-            if T::deserialize(&mut probe).is_err() {
+            if T::deserialize(&mut probe).is_err() || MET.get() {
                 return true;
             }
             if !choices.advance() {
@@ -356,7 +381,9 @@ impl<'de> de::Deserializer<'de> for &mut Probe<'_> {
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unknown> {
         visitor.visit_borrowed_str("")
     }
+    /// A value the type ignores, whatever it is: a descriptor among them.
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unknown> {
+        MET.set(true);
         visitor.visit_unit()
     }
 }
@@ -388,9 +415,18 @@ impl<'de> de::SeqAccess<'de> for Elements<'_> {
 
 /// The keys of a made-up map: a struct's fields, or made-up keys.
 enum Keys {
+    /// The fields of a struct not offered yet, then [`UNKNOWN_KEY`]: a
+    /// struct that takes a key it does not know ignores its value, which
+    /// a newer peer's version of the struct may make a descriptor (so it
+    /// may hold one); one that refuses it (`deny_unknown_fields`) is whole
+    /// without it.
     Fields(&'static [&'static str]),
+    /// Made-up keys left.
     Any(usize),
 }
+
+/// The key offered as one a struct does not know.
+const UNKNOWN_KEY: &str = "\u{0}anyd: a field this struct does not know";
 
 /// The entries of a made-up map.
 struct Entries<'c> {
@@ -406,7 +442,13 @@ impl<'de> de::MapAccess<'de> for Entries<'_> {
         seed: S,
     ) -> Result<Option<S::Value>, Unknown> {
         match &mut self.keys {
-            Keys::Fields([]) | Keys::Any(0) => Ok(None),
+            Keys::Any(0) => Ok(None),
+            Keys::Fields([]) => {
+                self.keys = Keys::Any(0);
+                // `deny_unknown_fields`: the struct is whole without it.
+                let key: de::value::StrDeserializer<'_, Unknown> = UNKNOWN_KEY.into_deserializer();
+                Ok(seed.deserialize(key).ok())
+            }
             Keys::Fields([field, rest @ ..]) => {
                 self.keys = Keys::Fields(rest);
                 seed.deserialize(field.into_deserializer()).map(Some)
@@ -491,8 +533,10 @@ mod tests {
         file: Fd,
     }
 
+    /// No descriptor anywhere, and no field it does not know taken.
     #[allow(dead_code)]
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Plain {
         name: String,
         size: NonZeroU32,
@@ -503,6 +547,7 @@ mod tests {
 
     #[allow(dead_code)]
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     enum Kind {
         Unit,
         Pair(u8, String),
@@ -523,6 +568,28 @@ mod tests {
     enum Inner {
         Text(String),
         Log { file: Option<Fd> },
+    }
+
+    /// No descriptor, but it takes fields it does not know (serde's
+    /// default), whose values a newer daemon's version of it may make
+    /// descriptors.
+    #[allow(dead_code)]
+    #[derive(Deserialize)]
+    struct Tolerant {
+        name: String,
+    }
+
+    /// A descriptor whose refusal the type's own code swallows.
+    #[allow(dead_code)]
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Lenient {
+        #[serde(deserialize_with = "lenient")]
+        log: Option<Fd>,
+    }
+
+    fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Fd>, D::Error> {
+        Ok(Option::<Fd>::deserialize(d).unwrap_or(None))
     }
 
     #[allow(dead_code)]
@@ -560,7 +627,6 @@ mod tests {
         assert!(!may_hold_fd::<HashMap<String, (bool, char, f64)>>());
         assert!(!may_hold_fd::<Plain>());
         assert!(!may_hold_fd::<Result<Plain, String>>());
-        assert!(!may_hold_fd::<serde::de::IgnoredAny>());
     }
 
     #[test]
@@ -576,6 +642,17 @@ mod tests {
         assert!(may_hold_fd::<Result<String, Opened>>());
         assert!(may_hold_fd::<Outer>());
         assert!(may_hold_fd::<Vec<Outer>>());
+        // Behind code that swallows the `Fd`'s refusal.
+        assert!(may_hold_fd::<Lenient>());
+    }
+
+    #[test]
+    fn a_type_that_ignores_what_it_is_given_may_hold_one() {
+        // A newer daemon may add a descriptor where these ignore it: the
+        // client asks for descriptors, and closes those it ignores.
+        assert!(may_hold_fd::<serde::de::IgnoredAny>());
+        assert!(may_hold_fd::<Tolerant>());
+        assert!(may_hold_fd::<Option<Tolerant>>());
     }
 
     #[test]
@@ -594,7 +671,7 @@ mod tests {
     fn answers_are_kept_and_an_fd_deserializes_again_once_probed() {
         assert!(may_hold_fd::<Opened>());
         assert!(may_hold_fd::<Opened>());
-        assert!(!probing());
+        assert!(!PROBING.get() && !MET.get());
         // A panic inside a probe ends it too, and counts as may.
         #[allow(dead_code)]
         struct Panics;
@@ -604,7 +681,7 @@ mod tests {
             }
         }
         assert!(may_hold_fd::<Panics>());
-        assert!(!probing());
+        assert!(!PROBING.get() && !MET.get());
         assert!(!may_hold_fd::<String>());
     }
 
