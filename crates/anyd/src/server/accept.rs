@@ -225,9 +225,10 @@ impl Server {
                 }
             });
         }
-        if let Some(idle) = self.shared.config.idle_timeout {
-            runtime.spawn(idle::keep(self.shared.clone(), idle));
-        }
+        let keeper = match self.shared.config.idle_timeout {
+            Some(idle) => Some(idle::Keeper::start(self.shared.clone(), idle)?),
+            None => None,
+        };
         if let Some(every) = systemd::watchdog_interval() {
             runtime.spawn(async move {
                 let mut tick = tokio::time::interval(every);
@@ -253,6 +254,9 @@ impl Server {
         // socket file.
         drop(listener);
         drain(&shared);
+        if let Some(keeper) = keeper {
+            keeper.stop();
+        }
         drop(pid_file);
         runtime.shutdown_background();
         tracing::info!(%address, "stopped");

@@ -290,7 +290,7 @@ impl Appd {
     /// slowly is cut, and the buffers its session held given back.
     ///
     /// A silent session is closed between the timeout and an eighth more:
-    /// one task of the daemon's runtime looks over the waiting connections
+    /// one thread of the daemon's looks over the waiting connections
     /// every eighth of the timeout, where a read timeout would have armed
     /// a kernel timer at every wait for a request (a measurable part of a
     /// call's cost).

@@ -8,9 +8,12 @@
 //! 10 µs call, the largest cost anyd added to a call over the bare socket.
 //! Here the thread only notes when it starts waiting ([`Waiting::start`])
 //! and when the wait is over ([`Waiting::stop`]): a clock read and two
-//! stores. The keeper ([`keep`]) looks over the connections every eighth
-//! of the timeout and cuts those that have waited longer than it: a
-//! connection idle past its timeout is cut within an eighth more.
+//! stores. The keeper ([`Keeper`]), a thread of its own, looks over the
+//! connections every eighth of the timeout and cuts those that have
+//! waited longer than it: a connection idle past its timeout is cut
+//! within an eighth more. A thread rather than a task of the daemon's
+//! runtime, so that a handler's task that blocks the runtime's one worker
+//! does not stop idle connections from being cut.
 //!
 //! A frame in progress (its first bytes came, the rest did not yet) is not
 //! the keeper's: the read of its rest has a deadline of its own, as before
@@ -25,7 +28,8 @@
 //! timeout fired was not).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::Shared;
@@ -100,14 +104,75 @@ fn period(idle: Duration) -> Duration {
     (idle / 8).max(Duration::from_millis(1))
 }
 
-/// Cuts, on the daemon's runtime, every connection that has waited for a
-/// request longer than `idle`, until the runtime shuts down.
-pub(super) async fn keep(shared: Arc<Shared>, idle: Duration) {
+/// The thread that cuts every connection that has waited for a request
+/// longer than the idle timeout, until [`stop`](Keeper::stop)ped.
+pub(super) struct Keeper {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Keeper {
+    /// Starts the keeper of `shared`'s connections.
+    ///
+    /// # Errors
+    ///
+    /// The thread cannot be started.
+    pub(super) fn start(shared: Arc<Shared>, idle: Duration) -> std::io::Result<Keeper> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("anyd-idle".into())
+            .spawn(move || keep(&shared, idle, &flag))?;
+        Ok(Keeper {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the keeper and waits for its thread.
+    pub(super) fn stop(mut self) {
+        self.signal();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    fn signal(&self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_all();
+    }
+}
+
+impl Drop for Keeper {
+    /// A keeper dropped without `stop` (the server's thread unwinding)
+    /// still ends its thread, without waiting for it.
+    fn drop(&mut self) {
+        self.signal();
+    }
+}
+
+/// The keeper's loop: every period, the connections waiting too long cut.
+fn keep(shared: &Shared, idle: Duration, stop: &(Mutex<bool>, Condvar)) {
     let idle_ms = idle.as_millis().max(1) as u64;
-    let mut tick = tokio::time::interval(period(idle));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (stopped, wake) = stop;
+    let mut stopped = stopped.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        tick.tick().await;
+        let next = Instant::now() + period(idle);
+        // Waits the period out, however often woken spuriously.
+        while !*stopped {
+            let left = next.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            stopped = wake
+                .wait_timeout(stopped, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if *stopped {
+            return;
+        }
         let now = now_ms();
         shared
             .conns
