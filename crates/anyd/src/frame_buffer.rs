@@ -200,7 +200,7 @@ impl FrameBuffer {
     /// usual. A stream client's common case: an item decoded straight to
     /// the caller, with none of the general case's steps between.
     #[cfg(feature = "client")]
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_frame_as<R>(
         &mut self,
         decode: impl FnOnce(&[u8]) -> Option<R>,

@@ -489,7 +489,23 @@ impl<T: DeserializeOwned> ItemStream<'_, T> {
     ///
     /// Cancel safe: a frame is taken only when it is returned.
     pub async fn next(&mut self) -> Option<Result<T>> {
+        // An item already buffered needs no poll (see `poll_item`).
+        if let Some(item) = self.buffered() {
+            return Some(Ok(item));
+        }
         std::future::poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    /// The next item if it is already buffered whole (and the stream is
+    /// open): the common case of `next` and `poll_item`.
+    #[inline(always)]
+    fn buffered(&mut self) -> Option<T> {
+        let session = &mut self.client.session;
+        if !session.is_streaming() {
+            return None;
+        }
+        let (conn, options) = session.reading()?;
+        buffered_item(&mut conn.buf, options)
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {

@@ -132,7 +132,7 @@ impl<C: std::fmt::Debug> std::fmt::Debug for Session<C> {
 /// is. An item changes nothing in the session's state, so a driver may
 /// hand it out without those steps, and most of a stream's frames are
 /// items in the buffer of one read.
-#[inline]
+#[inline(always)]
 pub(crate) fn buffered_item<T: DeserializeOwned>(
     buf: &mut FrameBuffer,
     options: &ClientOptions,
