@@ -153,7 +153,7 @@ impl Framed {
     }
 
     /// The read buffer, for a client's fast path over frames already
-    /// buffered ([`FrameBuffer::next_frame_as`]).
+    /// buffered ([`FrameBuffer::plain_frame`]).
     #[cfg(feature = "client")]
     pub(crate) fn buffer_mut(&mut self) -> &mut FrameBuffer {
         &mut self.buf

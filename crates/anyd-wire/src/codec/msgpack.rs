@@ -490,8 +490,12 @@ pub(crate) fn decode_stream_reply<T: DeserializeOwned>(
 pub(crate) fn decode_stream_item<T: DeserializeOwned>(payload: &[u8]) -> Option<T> {
     let body = payload.strip_prefix(b"\x81\xa4item")?;
     let mut de = de::Deserializer::new(body, MAX_DEPTH);
-    let decoded = T::deserialize(&mut de).ok()?;
-    (de.position() == body.len()).then_some(decoded)
+    // One match, not `ok()?` then `then_some`: the item is moved once
+    // (each move of a value its deserializer just wrote costs a stall).
+    match T::deserialize(&mut de) {
+        Ok(item) if de.position() == body.len() => Some(item),
+        _ => None,
+    }
 }
 
 /// An item's value, which must be all of `body`, as the caller's type, in

@@ -137,7 +137,10 @@ pub(crate) fn buffered_item<T: DeserializeOwned>(
     buf: &mut FrameBuffer,
     options: &ClientOptions,
 ) -> Option<T> {
-    buf.next_frame_as(|payload| decode_stream_item(options.codec, payload, &options.decode_limits))
+    let (payload, consumed) = buf.plain_frame()?;
+    let item = decode_stream_item(options.codec, payload, &options.decode_limits)?;
+    buf.skip(consumed);
+    Some(item)
 }
 
 /// What one frame of a stream said, before the session takes note of it
