@@ -476,8 +476,18 @@ fn raw_echo_connection<S>(stream: S)
 where
     for<'a> &'a S: Read + Write,
 {
+    raw_serve_connection(&stream, |reply| (&stream).write_all(reply));
+}
+
+/// The floor servers' loop: reads each frame as [`raw_echo_connection`]
+/// says, and hands it whole (header and payload) to `send`, until the
+/// connection closes or `send` fails.
+fn raw_serve_connection<S>(stream: &S, mut send: impl FnMut(&[u8]) -> std::io::Result<()>)
+where
+    for<'a> &'a S: Read,
+{
     let mut reply = Vec::with_capacity(4096);
-    let mut reader = BufReader::new(&stream);
+    let mut reader = BufReader::new(stream);
     loop {
         let mut header = [0u8; 4];
         if reader.read_exact(&mut header).is_err() {
@@ -487,10 +497,7 @@ where
         reply.clear();
         reply.extend_from_slice(&header);
         reply.resize(4 + n, 0);
-        if reader.read_exact(&mut reply[4..]).is_err() {
-            return;
-        }
-        if (&stream).write_all(&reply).is_err() {
+        if reader.read_exact(&mut reply[4..]).is_err() || send(&reply).is_err() {
             return;
         }
     }
@@ -516,35 +523,24 @@ fn raw_fd_server(path: &Path) {
         for stream in listener.incoming().flatten() {
             thread::spawn(move || {
                 let kept = std::fs::File::open("/dev/null").expect("open /dev/null");
-                let mut reply = Vec::with_capacity(4096);
-                let mut reader = BufReader::new(&stream);
-                loop {
-                    let mut header = [0u8; 4];
-                    if reader.read_exact(&mut header).is_err() {
-                        return;
-                    }
-                    let n = u32::from_be_bytes(header) as usize;
-                    reply.clear();
-                    reply.extend_from_slice(&header);
-                    reply.resize(4 + n, 0);
-                    if reader.read_exact(&mut reply[4..]).is_err() {
-                        return;
-                    }
-                    let Ok(copy) = kept.try_clone() else { return };
+                raw_serve_connection(&stream, |reply| {
+                    let copy = kept.try_clone()?;
                     let fds = [copy.as_fd()];
                     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); 64];
                     let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
                     control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
                     let sent = rustix::net::sendmsg(
                         &stream,
-                        &[std::io::IoSlice::new(&reply)],
+                        &[std::io::IoSlice::new(reply)],
                         &mut control,
                         rustix::net::SendFlags::NOSIGNAL,
-                    );
-                    if sent != Ok(reply.len()) {
-                        return;
+                    )?;
+                    if sent == reply.len() {
+                        Ok(())
+                    } else {
+                        Err(std::io::ErrorKind::WriteZero.into())
                     }
-                }
+                });
             });
         }
     });
