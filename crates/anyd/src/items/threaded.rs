@@ -70,6 +70,10 @@ impl Threaded {
 }
 
 impl Source for Threaded {
+    fn runs_apart(&self) -> bool {
+        true
+    }
+
     fn fill(&mut self, cx: &mut Context<'_>, sink: &mut Sink<'_>) -> Fill {
         if let Some(start) = self.start.take() {
             let exiting = Exiting(self.exit.clone());

@@ -53,6 +53,19 @@ pub(super) const FLUSH_AT: usize = 64 * 1024;
 /// must not run the daemon out of them.
 pub(super) const FLUSH_FDS_AT: usize = 4;
 
+/// How many bytes one fill of a stream fed by its own thread must take for
+/// the connection to gather the next ones for [`GATHER_FOR`] rather than
+/// be woken by the first: a producer that fast is in the middle of a run,
+/// and waking the connection for every few items would cost more system
+/// calls than the items' writes. A fill that took less (one event, a few)
+/// is followed by a wait that the next item ends at once.
+pub(super) const GATHER_FROM: usize = 1024;
+
+/// How long the connection gathers a fast producer's items before it
+/// writes them (a cancel, the client leaving or a shutdown end the wait at
+/// once): the most an item of such a run waits beyond its write.
+pub(super) const GATHER_FOR: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// What a connection's replies may hold without drawing on the memory
 /// budget: replies to pipelined small requests are gathered up to
 /// `FLUSH_AT`, which the buffer's doubling makes twice that.
@@ -151,6 +164,12 @@ pub(super) enum StreamNext {
     /// Nothing more is ready: write what is there, then wait for the
     /// source's waker or what [`Connection::stream_wait`] says.
     Wait,
+    /// Nothing more is ready, but the source's own thread is in the middle
+    /// of a run (the fill took [`GATHER_FROM`] bytes or more): write what
+    /// is there, then wait [`GATHER_FOR`] (or for what
+    /// [`Connection::stream_wait`] says), not woken by the source, and ask
+    /// again.
+    Gather,
     /// The stream is over, its end frame in the output: write it, and the
     /// session goes on.
     Done,
@@ -452,6 +471,7 @@ impl<'a> Connection<'a> {
             return StreamNext::Done;
         };
         let (mark, fds_mark) = (self.out.len(), self.attached.len());
+        let runs_apart = stream.source.runs_apart();
         let mut sink = Sink::new(
             stream.codec,
             &mut self.out,
@@ -479,6 +499,9 @@ impl<'a> Connection<'a> {
         }
         match fill {
             Fill::Full => StreamNext::Write,
+            Fill::Pending if runs_apart && self.out.len() - mark >= GATHER_FROM => {
+                StreamNext::Gather
+            }
             Fill::Pending => StreamNext::Wait,
             Fill::Done(end) => {
                 self.finish_stream(end);

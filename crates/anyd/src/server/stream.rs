@@ -26,7 +26,7 @@ use crate::frame_buffer::ReadError;
 use crate::framed::Framed;
 use crate::transport::Peer;
 
-use super::connection::{Connection, End, StreamNext, StreamWait};
+use super::connection::{Connection, End, StreamNext, StreamWait, GATHER_FOR};
 use super::io::{read_failed, write};
 use super::Shared;
 
@@ -83,8 +83,9 @@ struct Wakeup {
     /// stream (kept by a producer, a timer) then does nothing, and holds
     /// no descriptor.
     fd: Mutex<Option<Arc<OwnedFd>>>,
-    /// Set by the first wake since the last poll of the source, so that a
-    /// producer waking it per item writes the eventfd once.
+    /// Set while the connection is busy (it asks the source again before
+    /// it sleeps) and by the first wake since it got ready to sleep: a
+    /// wake writes the eventfd only to wake a sleeping connection, once.
     pending: AtomicBool,
 }
 
@@ -103,6 +104,20 @@ impl Wake for Wakeup {
     }
 }
 
+/// How the connection waits after writing what a fill gave (a cancel, the
+/// client leaving, a shutdown or a frame's deadline end any wait).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Not at all: looks, and fills again.
+    No,
+    /// Until the source's wake.
+    Woken,
+    /// For `GATHER_FOR`, while a fast producer adds to its items.
+    Gather,
+    /// The end frame is written: the source is stopped instead.
+    Done,
+}
+
 /// The I/O of one stream.
 struct Driver<'c, 'a> {
     conn: &'c mut Framed,
@@ -116,24 +131,46 @@ impl Driver<'_, '_> {
     fn drive(&mut self, waker: &Waker, pending: &AtomicBool) -> Result<(), End> {
         let mut cx = Context::from_waker(waker);
         loop {
-            // From here on, a wake writes the eventfd again.
-            pending.store(false, Ordering::Release);
-            let block = match self.core.fill_stream(&mut cx) {
-                // A source that always has items never waits: look for a
-                // cancel, a client gone or a shutdown between its writes
-                // all the same.
-                StreamNext::Write => false,
-                StreamNext::Wait => true,
-                StreamNext::Done => {
-                    self.write()?;
-                    return self.stop(&mut cx, pending);
+            // Busy until the wait: a wake meanwhile writes no eventfd (a
+            // producer's items come in many batches a second, and a write
+            // and a read of the eventfd each would cost more than the
+            // batch's own write), since the source is asked again before
+            // the connection sleeps.
+            pending.store(true, Ordering::Release);
+            let mut next = self.fill(&mut cx)?;
+            if next == Wait::Woken {
+                self.write()?;
+                // About to sleep: from here a wake writes the eventfd. What
+                // came while the connection was busy woke nobody; it is
+                // taken now (the fill's lock orders it after the store).
+                pending.store(false, Ordering::SeqCst);
+                next = self.fill(&mut cx)?;
+                if next == Wait::Woken && self.core.has_output() {
+                    // More came: written, and the source asked again after
+                    // a look for a cancel, busy.
+                    next = Wait::No;
                 }
-                StreamNext::End(end) => return Err(end),
-            };
+            }
             self.write()?;
-            if self.wait(block)? {
+            if next == Wait::Done || self.wait(next)? {
                 return self.stop(&mut cx, pending);
             }
+        }
+    }
+
+    /// Asks the source for its ready items, into the core's output; how
+    /// to wait after writing them.
+    fn fill(&mut self, cx: &mut Context<'_>) -> Result<Wait, End> {
+        match self.core.fill_stream(cx) {
+            // A source that always has items never waits: look for a
+            // cancel, a client gone or a shutdown between its writes all
+            // the same.
+            StreamNext::Write => Ok(Wait::No),
+            StreamNext::Wait => Ok(Wait::Woken),
+            // Not armed: the producer's wakes write nothing meanwhile.
+            StreamNext::Gather => Ok(Wait::Gather),
+            StreamNext::Done => Ok(Wait::Done),
+            StreamNext::End(end) => Err(end),
         }
     }
 
@@ -183,11 +220,10 @@ impl Driver<'_, '_> {
         write(self.conn, self.core, self.shared.config.idle_timeout)
     }
 
-    /// Waits for the source's next items (`block`), or only looks
-    /// (`!block`), for a cancel, the end of the connection or the deadline
-    /// of a frame in progress; true when the stream is over and the
-    /// session goes on.
-    fn wait(&mut self, block: bool) -> Result<bool, End> {
+    /// Waits as `how` says, or only until a cancel, the end of the
+    /// connection or the deadline of a frame in progress; true when the
+    /// stream is over and the session goes on.
+    fn wait(&mut self, how: Wait) -> Result<bool, End> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         // A cancel may have come in the same read as the request, or in
         // the last one.
@@ -212,9 +248,11 @@ impl Driver<'_, '_> {
                 return Err(End::IdleTimeout);
             }
         };
-        let timeout = match (block, due) {
-            (false, _) => Some(Duration::ZERO),
-            (true, due) => due.map(|d| d.saturating_duration_since(Instant::now())),
+        let until_due = || due.map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = match how {
+            Wait::No | Wait::Done => Some(Duration::ZERO),
+            Wait::Woken => until_due(),
+            Wait::Gather => Some(until_due().map_or(GATHER_FOR, |d| d.min(GATHER_FOR))),
         };
         let socket_flags = if read {
             PollFlags::IN | PollFlags::RDHUP

@@ -224,6 +224,76 @@ fn a_blocking_iterator_s_stream_ends_at_once_and_the_iterator_when_it_returns() 
     assert_eq!(s.commit::<u64>("echo", (7,)).unwrap(), 7);
 }
 
+#[test]
+fn the_last_items_of_a_fast_run_come_without_another_item_after_them() {
+    // A producer on a thread of its own sends a run of items as fast as it
+    // can, far more than the connection gathers before writing, then
+    // sends nothing until the client has had them all. The connection
+    // gathers such a run rather than be woken for every few items: its
+    // last items must still come on their own.
+    const RUN: u64 = 20_000;
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let done_rx = Arc::new(Mutex::new(done_rx));
+    let (by_iter, by_channel) = (done_rx.clone(), done_rx);
+    let (d, _dir) = start(
+        counting()
+            .api("run_iter()", move || {
+                let done = by_iter.clone();
+                Items::from_iter((0..RUN).chain(std::iter::from_fn(move || {
+                    let _ = done.lock().unwrap().recv();
+                    None
+                })))
+            })
+            .api("run_channel()", move || {
+                let done = by_channel.clone();
+                let (tx, items) = anyd::channel();
+                std::thread::spawn(move || {
+                    for i in 0..RUN {
+                        if tx.send(i).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = done.lock().unwrap().recv();
+                });
+                items
+            }),
+    );
+    let mut s = session(&d);
+    for endpoint in ["run_iter", "run_channel"] {
+        // A stream's reads have no timeout: a tail left gathered would
+        // leave the reading thread waiting, and the test fails on the
+        // count it did not send.
+        let (count_tx, count_rx) = mpsc::channel();
+        let reading = std::thread::spawn(move || {
+            let mut items = s.stream::<u64>(endpoint, ()).unwrap();
+            for i in 0..RUN {
+                assert_eq!(items.next().unwrap().unwrap(), i, "{endpoint}");
+            }
+            count_tx.send(RUN).unwrap();
+            assert!(items.next().is_none(), "{endpoint}");
+            drop(items);
+            s
+        });
+        let got = count_rx.recv_timeout(PATIENCE);
+        assert_eq!(got, Ok(RUN), "{endpoint}: the run's last items never came");
+        done_tx.send(()).unwrap();
+        s = reading.join().unwrap();
+    }
+    let rt = runtime();
+    rt.block_on(async {
+        let mut s = AsyncClientSession::connect(d.address()).await.unwrap();
+        for endpoint in ["run_iter", "run_channel"] {
+            let mut items = s.stream::<u64>(endpoint, ()).await.unwrap();
+            for i in 0..RUN {
+                let item = tokio::time::timeout(PATIENCE, items.next()).await;
+                assert_eq!(item.unwrap().unwrap().unwrap(), i, "{endpoint}");
+            }
+            done_tx.send(()).unwrap();
+            assert!(items.next().await.is_none(), "{endpoint}");
+        }
+    });
+}
+
 #[derive(Debug, anyd::ApiError)]
 #[api_error(kind = "TunnelDown")]
 struct TunnelDown;

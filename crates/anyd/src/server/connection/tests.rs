@@ -260,6 +260,77 @@ fn a_stream_sends_its_items_then_its_end_and_the_session_goes_on() {
     assert!(matches!(reply(&written(&mut core)[0]), Reply::Ok(7u64)));
 }
 
+/// A channel of `n` items sent before the handler returns, its sender
+/// kept so that the stream waits after them.
+fn sent(n: u64) -> Items<u64> {
+    let (tx, items) = crate::items::channel::<u64>();
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    std::mem::forget(tx);
+    items
+}
+
+/// `n` items ready to the connection's poll, then a wait without end.
+struct ThenPending(std::ops::Range<u64>);
+
+impl futures_core::Stream for ThenPending {
+    type Item = u64;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> std::task::Poll<Option<u64>> {
+        self.0.next().map_or(std::task::Poll::Pending, |i| {
+            std::task::Poll::Ready(Some(i))
+        })
+    }
+}
+
+#[test]
+fn a_fast_run_from_a_thread_of_its_own_is_gathered_a_few_items_are_not() {
+    let appd = daemon()
+        .api("sent(n)", sent)
+        .api("polled(n)", |n: u64| Items::from_stream(ThenPending(0..n)));
+    let (shared, peer, rt) = (shared(appd, 1 << 20), peer(), runtime());
+    let mut core = Connection::new(&shared, &peer, rt.handle());
+    // Each u64 item is a frame of about a dozen bytes: 100 of them make
+    // more than GATHER_FROM, 10 fewer.
+    assert_eq!(
+        core.on_frame(&stream_request("sent", (100,)), None, Behind::default()),
+        Next::Stream
+    );
+    assert_eq!(fill(&mut core), StreamNext::Gather);
+    assert!(core.output().0.len() >= GATHER_FROM);
+    assert_eq!(written(&mut core).len(), 100);
+    // Nothing more came: the next wait is the source's wake.
+    assert_eq!(fill(&mut core), StreamNext::Wait);
+    assert_eq!(
+        core.stream_wait(Some(&cancel()), false, Instant::now()),
+        StreamWait::Cancelled
+    );
+    written(&mut core);
+
+    assert_eq!(
+        core.on_frame(&stream_request("sent", (10,)), None, Behind::default()),
+        Next::Stream
+    );
+    assert_eq!(fill(&mut core), StreamNext::Wait);
+    assert_eq!(written(&mut core).len(), 10);
+    assert_eq!(
+        core.stream_wait(Some(&cancel()), false, Instant::now()),
+        StreamWait::Cancelled
+    );
+    written(&mut core);
+
+    // Items the connection polls come when it asks: never gathered.
+    assert_eq!(
+        core.on_frame(&stream_request("polled", (100,)), None, Behind::default()),
+        Next::Stream
+    );
+    assert_eq!(fill(&mut core), StreamNext::Wait);
+    assert_eq!(written(&mut core).len(), 100);
+}
+
 #[test]
 fn a_cancel_ends_a_waiting_stream() {
     let (shared, peer, rt) = (shared(daemon(), 1 << 20), peer(), runtime());
