@@ -198,19 +198,27 @@ fn a_blocking_iterator_s_stream_ends_at_once_and_the_iterator_when_it_returns() 
             self.0.store(true, Ordering::SeqCst);
         }
     }
-    let dr = dropped.clone();
+    let in_next = Arc::new(AtomicBool::new(false));
+    let (dr, waits) = (dropped.clone(), in_next.clone());
     let (d, _dir) = start(counting().api("waiting()", move || {
         let rx = release_rx.clone();
         let guard = Guard(dr.clone());
+        let waits = waits.clone();
         // Yields 0 at once, then waits for the test before each item.
         Items::from_iter(std::iter::once(0).chain(std::iter::from_fn(move || {
             let _ = &guard;
+            waits.store(true, Ordering::SeqCst);
             rx.lock().unwrap().recv().ok()
         })))
     }));
     let mut s = session(&d);
     let mut items = s.stream::<u64>("waiting", ()).unwrap();
     assert_eq!(items.next().unwrap().unwrap(), 0);
+    // Cancelled only once the iterator waits in its next `next`: a cancel
+    // before that stops it before the call, and drops it at once.
+    wait_until("the iterator waits in next", || {
+        in_next.load(Ordering::SeqCst)
+    });
     // The end frame comes while the iterator still waits in `next`.
     items.cancel().unwrap();
     assert!(!dropped.load(Ordering::SeqCst));
