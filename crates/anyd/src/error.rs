@@ -103,8 +103,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The arguments of a call hold more descriptors ([`Fd`](crate::Fd))
-    /// than one message may carry; the copies made were closed and nothing
-    /// was sent.
+    /// than one message may carry; nothing was sent.
     #[error("the arguments hold {held} descriptors; a message may carry at most {max}")]
     TooManyDescriptors {
         /// How many the arguments hold.

@@ -15,6 +15,8 @@ use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::transport::fds::OutFd;
+
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -33,9 +35,19 @@ const KEY: &str = "$fd";
 /// handler's parameter (the caller passes it) or part of a result (the
 /// daemon returns it), alone or inside any serde type.
 ///
-/// Sending one sends a duplicate (the value keeps its own); a received
-/// one is close-on-exec, and closed when the `Fd` is dropped. See
+/// Sending one gives the peer a descriptor of its own for the same open
+/// file (the value keeps its own); a received one is close-on-exec, and
+/// closed when the `Fd` is dropped. See
 /// [protocol section 8.2](crate::protocol#82-descriptors).
+///
+/// A frame being sent shares the descriptor with the `Fd` it was
+/// serialized from, rather than copy it: the descriptor stays open until
+/// both are done with it, the frame written and the `Fd` dropped, in
+/// whichever order. So dropping an `Fd` closes its descriptor at once
+/// unless a frame still waits to send it; and
+/// [`into_owned`](Fd::into_owned) in that moment (possible only for an
+/// `Fd` the caller shares with a reply on its way, through a lock of its
+/// own) gets a duplicate.
 ///
 /// A daemon takes descriptors from its callers when one of its endpoints
 /// has a parameter whose type names `Fd` (`Fd`, `Option<Fd>`,
@@ -67,8 +79,9 @@ const KEY: &str = "$fd";
 #[derive(Debug)]
 pub struct Fd(
     /// Always `Some` but in the moment `into_owned` takes it out (`Fd`
-    /// has a `Drop`, so its field cannot be moved out).
-    Option<OwnedFd>,
+    /// has a `Drop`, so its field cannot be moved out). Shared only with
+    /// frames being sent (`OutFd`).
+    Option<OutFd>,
 );
 
 /// How many `Fd`s exist in the process. While none does, none can be
@@ -85,10 +98,10 @@ pub(crate) fn any_alive() -> bool {
 impl Fd {
     fn new(fd: OwnedFd) -> Fd {
         ALIVE.fetch_add(1, Ordering::Relaxed);
-        Fd(Some(fd))
+        Fd(Some(OutFd::new(fd)))
     }
 
-    fn owned(&self) -> &OwnedFd {
+    fn owned(&self) -> &OutFd {
         self.0.as_ref().expect("an Fd holds its descriptor")
     }
 }
@@ -100,9 +113,25 @@ impl Drop for Fd {
 }
 
 impl Fd {
-    /// The descriptor.
+    /// The descriptor; a duplicate of it (close-on-exec) if a frame being
+    /// sent still holds it (see above).
+    ///
+    /// # Panics
+    ///
+    /// If a duplicate is needed and the process is out of descriptors.
     pub fn into_owned(mut self) -> OwnedFd {
-        self.0.take().expect("an Fd holds its descriptor")
+        let shared = self.0.take().expect("an Fd holds its descriptor");
+        match OutFd::try_unwrap(shared) {
+            Ok(fd) => fd,
+            // The frame's share closes it once written; this number must
+            // stay open until then, so the caller gets another.
+            Err(shared) => rustix::io::fcntl_dupfd_cloexec(&*shared, 0).unwrap_or_else(|e| {
+                panic!(
+                    "anyd: cannot take out an Fd that a frame being sent holds: its duplicate \
+                     failed ({e})"
+                )
+            }),
+        }
     }
 
     /// The descriptor as a [`File`](std::fs::File), to read or write it.
@@ -233,13 +262,76 @@ mod tests {
             file: r.into(),
             log: Some(w.into()),
         };
+        let numbers = [
+            value.file.as_raw_fd(),
+            value.log.as_ref().unwrap().as_raw_fd(),
+        ];
         let (json, fds) = encode_with_fds(true, || serde_json::to_string(&value)).unwrap();
         assert_eq!(json, r#"{"name":"tun0","file":{"$fd":0},"log":{"$fd":1}}"#);
         drop(value);
         assert_eq!(fds.len(), 2);
+        // No copy: the frame holds the very descriptors, open after their
+        // values are gone, and is the last to hold them.
+        assert_eq!(
+            fds.iter().map(|f| f.as_raw_fd()).collect::<Vec<_>>(),
+            numbers
+        );
+        let fds = fds
+            .into_iter()
+            .map(|f| OutFd::try_unwrap(f).unwrap())
+            .collect();
         let back: Opened = decode_with_fds(fds, || serde_json::from_str(&json)).unwrap();
         assert_eq!(inode(back.file.as_fd()), r_ino);
         assert_eq!(inode(back.log.unwrap().as_fd()), w_ino);
+    }
+
+    /// A value whose `Serialize` takes its `Fd` out of a lock and drops
+    /// it, as the frame is being encoded: safe code may do that.
+    struct TakenWhileSent(std::sync::Mutex<Option<Fd>>);
+
+    impl Serialize for TakenWhileSent {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let fd = self.0.lock().unwrap().take().unwrap();
+            let placeholder = fd.serialize(s);
+            drop(fd);
+            placeholder
+        }
+    }
+
+    #[test]
+    fn a_descriptor_dropped_or_taken_while_its_frame_waits_stays_open_for_the_frame() {
+        // Dropped as it is serialized: the frame's share keeps the number
+        // open, and what it sends is the file serialized.
+        let (r, _w) = pipe();
+        let (number, ino) = (r.as_raw_fd(), inode(r.as_fd()));
+        let value = TakenWhileSent(std::sync::Mutex::new(Some(r.into())));
+        let (_, fds) = encode_with_fds(true, || serde_json::to_string(&value)).unwrap();
+        // Numbers freed meanwhile would be the lowest free one, reused.
+        let (other, _) = pipe();
+        assert_ne!(other.as_raw_fd(), number);
+        assert_eq!(fds[0].as_raw_fd(), number);
+        assert_eq!(inode(fds[0].as_fd()), ino);
+        drop(fds);
+        // The frame done, the file is closed (its number free, or another
+        // file's by now).
+        let now = std::fs::read_link(format!("/proc/self/fd/{number}")).ok();
+        assert_ne!(now, Some(format!("pipe:[{ino}]").into()));
+
+        // Taken out while a frame holds it: the caller gets a duplicate,
+        // and the frame's number stays open until the frame is done.
+        let (r, _w) = pipe();
+        let (number, ino) = (r.as_raw_fd(), inode(r.as_fd()));
+        let fd = Fd::from(r);
+        let (_, fds) = encode_with_fds(true, || serde_json::to_string(&fd)).unwrap();
+        let taken = fd.into_owned();
+        assert_ne!(taken.as_raw_fd(), number);
+        assert_eq!(inode(taken.as_fd()), ino);
+        drop(taken);
+        assert_eq!(inode(fds[0].as_fd()), ino);
+        // Not shared any more: the descriptor itself.
+        let (r, _w) = pipe();
+        let number = r.as_raw_fd();
+        assert_eq!(Fd::from(r).into_owned().as_raw_fd(), number);
     }
 
     #[test]

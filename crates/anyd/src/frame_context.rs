@@ -25,12 +25,12 @@ use std::os::fd::OwnedFd;
 
 use anyd_wire::Codec;
 
-use crate::transport::fds::MAX_FDS_PER_FRAME;
+use crate::transport::fds::{OutFd, MAX_FDS_PER_FRAME};
 
 thread_local! {
     /// The descriptors of the frame being encoded on this thread, if one
     /// is.
-    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static OUTGOING: RefCell<Option<Vec<OutFd>>> = const { RefCell::new(None) };
     /// The descriptors of the frame being decoded on this thread, if one
     /// is: each taken once.
     static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
@@ -70,7 +70,7 @@ pub(crate) enum EncodeFdsError<E> {
     /// The encoder's own error.
     Encode(E),
     /// The value holds more descriptors than a frame may carry (the
-    /// copies made are closed).
+    /// shares taken are let go).
     TooMany(TooManyFds),
 }
 
@@ -85,9 +85,10 @@ impl<E: fmt::Display> fmt::Display for EncodeFdsError<E> {
 
 /// Runs `encode`, which serializes one frame's payload. When `carry` (the
 /// frame may carry descriptors: the peer asked, over a socket that
-/// carries them), every `Fd` serialized meanwhile adds a copy of itself
-/// (the value may be dropped before the frame is written), and the copies
-/// are returned in placeholder order; otherwise an `Fd` fails to
+/// carries them), every `Fd` serialized meanwhile adds a share of its
+/// descriptor (`OutFd`: the value may be dropped before the frame is
+/// written, the descriptor stays open for the frame), and the shares are
+/// returned in placeholder order; otherwise an `Fd` fails to
 /// serialize, saying why, and none is ever a placeholder pointing
 /// nowhere.
 ///
@@ -102,7 +103,7 @@ impl<E: fmt::Display> fmt::Display for EncodeFdsError<E> {
 pub(crate) fn encode_with_fds<T, E>(
     carry: bool,
     encode: impl FnOnce() -> Result<T, E>,
-) -> Result<(T, Vec<OwnedFd>), EncodeFdsError<E>> {
+) -> Result<(T, Vec<OutFd>), EncodeFdsError<E>> {
     if !crate::fd::any_alive() {
         return encode()
             .map(|v| (v, Vec::new()))
@@ -119,10 +120,10 @@ pub(crate) fn encode_with_fds<T, E>(
 fn encode_scoped<T, E>(
     carry: bool,
     encode: impl FnOnce() -> Result<T, E>,
-) -> Result<(T, Vec<OwnedFd>), EncodeFdsError<E>> {
+) -> Result<(T, Vec<OutFd>), EncodeFdsError<E>> {
     /// Puts back the scope it hid, also when `encode` panics (what the
     /// abandoned frame gathered is closed).
-    struct Scope(Option<Option<Vec<OwnedFd>>>);
+    struct Scope(Option<Option<Vec<OutFd>>>);
     impl Drop for Scope {
         fn drop(&mut self) {
             if let Some(outer) = self.0.take() {
@@ -201,18 +202,17 @@ pub(crate) fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
     SCRATCH.with_borrow_mut(f)
 }
 
-/// Adds a copy of a descriptor being serialized to the frame's; its
-/// index for the placeholder.
-pub(crate) fn push_outgoing(fd: &OwnedFd) -> Result<usize, &'static str> {
+/// Adds a descriptor being serialized to the frame's (a share of it, which
+/// keeps it open until the frame is written); its index for the
+/// placeholder.
+pub(crate) fn push_outgoing(fd: &OutFd) -> Result<usize, &'static str> {
     OUTGOING.with_borrow_mut(|out| {
         let out = out.as_mut().ok_or(
             "a descriptor travels only over a Unix socket, in MessagePack or JSON, to a peer that \
              asked for descriptors (request option \"fds\", docs/PROTOCOL.md section 8.2; anyd's \
              clients ask when the result type they expect may hold an Fd); in a stream, only in items of Items::ready, from_stream, try_from_stream or a Hub",
         )?;
-        let copy = rustix::io::fcntl_dupfd_cloexec(fd, 0)
-            .map_err(|_| "cannot duplicate the descriptor to send it")?;
-        out.push(copy);
+        out.push(fd.clone());
         Ok(out.len() - 1)
     })
 }

@@ -17,7 +17,7 @@ use anyd_wire::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
 use crate::error::Error;
 use crate::frame_buffer::{FrameBuffer, ReadError};
 use crate::handshake::{self, HandshakeRun};
-use crate::transport::fds::{self, FdError};
+use crate::transport::fds::{self, FdError, OutFd};
 use crate::transport::Stream;
 use rustix::net::RecvFlags;
 use std::os::fd::{AsFd, OwnedFd};
@@ -350,7 +350,7 @@ fn write_rest_within(stream: &Stream, mut bytes: &[u8], within: Duration) -> io:
 /// Writes one frame, blocking (within the socket's send timeout), with
 /// `fds` attached to its first bytes.
 #[cfg(feature = "client")]
-pub(crate) fn write_frame(stream: &mut Stream, bytes: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
+pub(crate) fn write_frame(stream: &mut Stream, bytes: &[u8], fds: &[OutFd]) -> io::Result<()> {
     if fds.is_empty() {
         return stream.write_all(bytes);
     }
@@ -367,7 +367,7 @@ pub(crate) fn write_frame(stream: &mut Stream, bytes: &[u8], fds: &[OwnedFd]) ->
 /// Writes all of `out` as [`write_all_within`] does, each frame of
 /// `attached` in a `sendmsg` of its own bytes that carries its descriptors
 /// (so that the reader hands them to that frame: `transport::fds`).
-/// `attached` is emptied whatever happens, closing this side's copies.
+/// `attached` is emptied whatever happens, letting go of its descriptors.
 #[cfg(feature = "server")]
 #[inline]
 pub(crate) fn write_out(
@@ -379,57 +379,63 @@ pub(crate) fn write_out(
     if attached.is_empty() {
         return write_all_within(stream, out, within);
     }
-    let deadline = within.map(|w| Instant::now() + w);
-    let left = || -> io::Result<Option<Duration>> {
-        match deadline {
-            None => Ok(None),
-            Some(d) => match d.saturating_duration_since(Instant::now()) {
-                left if left.is_zero() => Err(io::ErrorKind::TimedOut.into()),
-                left => Ok(Some(left)),
-            },
-        }
-    };
+    let mut due = Due { within, by: None };
     let mut at = 0;
     for (frame, fds) in attached.drain(..) {
         if at < frame.start {
-            write_all_within(stream, &out[at..frame.start], left()?)?;
+            write_part(stream, &out[at..frame.start], &[], &mut due)?;
         }
-        write_with_fds(stream, &out[frame.clone()], &fds, left()?)?;
+        write_part(stream, &out[frame.clone()], &fds, &mut due)?;
         at = frame.end;
     }
     if at == out.len() {
         return Ok(());
     }
-    write_all_within(stream, &out[at..], left()?)
+    write_part(stream, &out[at..], &[], &mut due)
+}
+
+/// The deadline of one [`write_out`], from the first send that leaves
+/// bytes behind: writes the socket takes at once read no clock.
+#[cfg(feature = "server")]
+struct Due {
+    within: Option<Duration>,
+    by: Option<Instant>,
+}
+
+#[cfg(feature = "server")]
+impl Due {
+    /// What is left of the deadline (`None`: no deadline), started now if
+    /// it was not.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` once it has passed.
+    fn left(&mut self) -> io::Result<Option<Duration>> {
+        let Some(within) = self.within else {
+            return Ok(None);
+        };
+        let by = *self.by.get_or_insert_with(|| Instant::now() + within);
+        match by.saturating_duration_since(Instant::now()) {
+            left if left.is_zero() => Err(io::ErrorKind::TimedOut.into()),
+            left => Ok(Some(left)),
+        }
+    }
 }
 
 /// Writes all of `bytes` with `fds` attached to the first of them that
-/// the socket takes, the whole due within `within` as [`write_all_within`].
+/// the socket takes, within what is left of `due`.
 #[cfg(feature = "server")]
-fn write_with_fds(
-    stream: &mut Stream,
-    bytes: &[u8],
-    fds: &[OwnedFd],
-    within: Option<Duration>,
-) -> io::Result<()> {
+fn write_part(stream: &mut Stream, bytes: &[u8], fds: &[OutFd], due: &mut Due) -> io::Result<()> {
     let fds = fds::borrowed(fds);
-    let started = Instant::now();
     loop {
         match send_now(stream, bytes, &fds)? {
-            0 => {
-                let left = within.map(|w| w.saturating_sub(started.elapsed()));
-                if left.is_some_and(|l| l.is_zero()) {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-                wait_writable(stream, left)?;
-            }
+            sent if sent == bytes.len() => return Ok(()),
+            0 => wait_writable(stream, due.left()?)?,
             sent => {
-                let left = within.map(|w| w.saturating_sub(started.elapsed()));
-                return match left {
-                    Some(l) if l.is_zero() && sent < bytes.len() => {
-                        Err(io::ErrorKind::TimedOut.into())
-                    }
-                    _ => write_all_within(stream, &bytes[sent..], left),
+                let rest = &bytes[sent..];
+                return match due.left()? {
+                    None => stream.write_all(rest),
+                    Some(left) => write_rest_within(stream, rest, left),
                 };
             }
         }
@@ -501,3 +507,6 @@ pub(crate) fn handshake(
         }
     }
 }
+
+#[cfg(all(test, feature = "server"))]
+mod tests;

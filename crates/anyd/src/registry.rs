@@ -9,6 +9,8 @@ use names::{parse_signature, NameHash};
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
+
+use crate::transport::fds::OutFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -61,7 +63,7 @@ pub(crate) struct CallEnv<'a> {
 /// What to send for one request.
 pub(crate) enum Dispatched {
     /// The reply written into `out`, with the descriptors it carries.
-    Reply(Vec<OwnedFd>),
+    Reply(Vec<OutFd>),
     /// A stream to send (nothing written); its items may carry
     /// descriptors when `fds`.
     Stream { source: Box<dyn Source>, fds: bool },

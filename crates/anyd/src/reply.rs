@@ -14,7 +14,7 @@ use crate::error::RemoteError;
 use crate::frame_context::encode_with_fds;
 use crate::handler::{short_type_name, Call};
 use crate::items::{Items, Source};
-use std::os::fd::OwnedFd;
+use crate::transport::fds::OutFd;
 
 /// Marks a handler that returns a plain value.
 #[doc(hidden)]
@@ -40,7 +40,7 @@ pub struct Outcome(pub(crate) Made);
 /// What is inside an [`Outcome`].
 pub(crate) enum Made {
     /// The reply's value is written; these descriptors go with it.
-    Written(Vec<OwnedFd>),
+    Written(Vec<OutFd>),
     /// The items of this source follow, then the end.
     Stream(Box<dyn Source>),
 }

@@ -22,6 +22,8 @@ use anyd_wire::codec::{
 };
 use std::os::fd::OwnedFd;
 
+use crate::transport::fds::OutFd;
+
 use crate::frame_context::{decode_with_fds, encode_with_fds, EncodeFdsError, TooManyFds};
 use crate::transport::fds::{FdError, MAX_FDS_PER_FRAME};
 use anyd_wire::frame;
@@ -66,7 +68,7 @@ pub(crate) struct Session<C> {
     /// The frame to send, reused from call to call.
     out: Vec<u8>,
     /// The descriptors of the request in `out`.
-    out_fds: Vec<OwnedFd>,
+    out_fds: Vec<OutFd>,
     /// Requests say that this client speaks descriptors: a Unix socket, a
     /// native codec, and the options allow it.
     speaks_fds: bool,
@@ -135,7 +137,7 @@ pub(crate) struct Exchange<'s, C> {
     /// The whole frame to write.
     pub(crate) request: &'s [u8],
     /// The request's descriptors, to send with its bytes.
-    pub(crate) fds: &'s [OwnedFd],
+    pub(crate) fds: &'s [OutFd],
     /// Replies may carry descriptors for this client.
     pub(crate) speaks_fds: bool,
     /// How much of `request` went out, for a driver that keeps count
@@ -356,7 +358,7 @@ impl<C> Session<C> {
     /// [`Error::Protocol`] if no streaming call's request was under way
     /// (the session is closed).
     pub(crate) fn stream_sent(&mut self) -> Result<()> {
-        // Sent: this side's copies of the request's descriptors close.
+        // Sent: the request lets go of its descriptors.
         self.out_fds.clear();
         self.state.advance(
             Phase::Calling(Call::Stream),
@@ -471,8 +473,7 @@ impl<C> Session<C> {
     /// The call's error; [`Error::Protocol`] if no call was under way
     /// (the session is closed).
     pub(crate) fn finish_call<R>(&mut self, reply: Result<Reply<R>>) -> Result<R> {
-        // Sent or not: this side's copies of the request's descriptors
-        // close.
+        // Sent or not: the request lets go of its descriptors.
         self.out_fds.clear();
         self.state
             .advance(Phase::Calling(Call::Unary), Phase::Idle, "a call's reply")?;
@@ -557,8 +558,8 @@ impl<C> Session<C> {
     ///
     /// # Errors
     ///
-    /// As [`State::begin`]; nothing is sent, and this side's copies of the
-    /// request's descriptors close.
+    /// As [`State::begin`]; nothing is sent, and the request lets go of
+    /// its descriptors.
     fn start(&mut self, call: Call, wait: Wait) -> Result<Exchange<'_, C>> {
         if let Err(e) = self.state.begin(call) {
             self.out_fds.clear();

@@ -7,13 +7,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::task::ready;
 
 use rustix::net::{RecvFlags, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
-use super::fds::{self, Arrival};
+use super::fds::{self, Arrival, OutFd};
 
 /// A connected tokio socket, Unix or TCP.
 #[derive(Debug)]
@@ -71,7 +71,7 @@ impl AsyncStream {
 
     /// Writes one frame with `fds` attached to its first bytes (a Unix
     /// socket's only: the clients gather none for another).
-    pub(crate) async fn write_frame(&mut self, bytes: &[u8], fds: &[OwnedFd]) -> io::Result<()> {
+    pub(crate) async fn write_frame(&mut self, bytes: &[u8], fds: &[OutFd]) -> io::Result<()> {
         self.write_frame_from(bytes, fds, &mut 0).await
     }
 
@@ -86,7 +86,7 @@ impl AsyncStream {
     pub(crate) async fn write_frame_from(
         &mut self,
         bytes: &[u8],
-        fds: &[OwnedFd],
+        fds: &[OutFd],
         written: &mut usize,
     ) -> io::Result<()> {
         if let (AsyncStream::Unix(s), false, 0) = (&mut *self, fds.is_empty(), *written) {

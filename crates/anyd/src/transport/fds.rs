@@ -182,9 +182,16 @@ pub(crate) fn send_with_fds(
     sendmsg(socket, &[IoSlice::new(bytes)], &mut control, flags)
 }
 
+/// A descriptor on its way out: a share of the [`Fd`](crate::Fd) it was
+/// serialized from, which keeps its number open until the frame is written
+/// (or dropped), whatever becomes of the `Fd` meanwhile. So sending costs
+/// no copy of the descriptor, and the number sent is always the one
+/// serialized.
+pub(crate) type OutFd = std::sync::Arc<OwnedFd>;
+
 /// Descriptors that go with some of the frames gathered for one write,
 /// each with the byte range of its frame.
-pub(crate) type Attached = Vec<(Range<usize>, Vec<OwnedFd>)>;
+pub(crate) type Attached = Vec<(Range<usize>, Vec<OutFd>)>;
 
 /// Descriptors received and not yet handed to a frame, by the stream
 /// offset of the last byte of the read that brought them.
@@ -255,6 +262,9 @@ impl FdQueue {
                 self.held -= fds.len();
             }
             match arrival {
+                // The common case, one read's descriptors for the frame:
+                // their vector is the frame's.
+                Arrival::Fds(fds) if at >= frame.start && taken.is_empty() => taken = fds,
                 Arrival::Fds(fds) if at >= frame.start => taken.extend(fds),
                 Arrival::TooMany(n) if at >= frame.start => too_many += n,
                 _ => {}
@@ -284,9 +294,30 @@ impl FdQueue {
     }
 }
 
-/// Owned descriptors as borrowed ones, for [`send_with_fds`].
-pub(crate) fn borrowed(fds: &[OwnedFd]) -> Vec<BorrowedFd<'_>> {
-    fds.iter().map(AsFd::as_fd).collect()
+/// Descriptors as borrowed ones, for [`send_with_fds`].
+pub(crate) fn borrowed<F: AsFd>(fds: &[F]) -> Borrowed<'_> {
+    match fds {
+        [one] => Borrowed::One([one.as_fd()]),
+        many => Borrowed::Many(many.iter().map(AsFd::as_fd).collect()),
+    }
+}
+
+/// What [`borrowed`] gives: a frame's one descriptor (the common case)
+/// without an allocation.
+pub(crate) enum Borrowed<'a> {
+    One([BorrowedFd<'a>; 1]),
+    Many(Vec<BorrowedFd<'a>>),
+}
+
+impl<'a> std::ops::Deref for Borrowed<'a> {
+    type Target = [BorrowedFd<'a>];
+
+    fn deref(&self) -> &[BorrowedFd<'a>] {
+        match self {
+            Borrowed::One(one) => one,
+            Borrowed::Many(many) => many,
+        }
+    }
 }
 
 #[cfg(test)]

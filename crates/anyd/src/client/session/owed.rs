@@ -34,7 +34,8 @@ impl<C> Session<C> {
         let Phase::Calling(call @ (Call::Unary | Call::Version)) = *phase else {
             return false;
         };
-        // Sent with the first bytes, or never: this side's copies close.
+        // Sent with the first bytes, or never: the request lets go of its
+        // descriptors.
         self.out_fds.clear();
         if self.written == 0 {
             // Nothing went out: as if the call was never made.
