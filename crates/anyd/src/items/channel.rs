@@ -42,7 +42,8 @@ const CAPACITY: usize = 64 * 1024;
 /// wakes. Items sent in a fast run (the connection took a kilobyte or more
 /// at once) are gathered for 50 µs before the next write, so that the run
 /// goes out in a few large writes: an item of such a run, the last one
-/// too, waits at most that long beyond its write.
+/// too, waits that long beyond its write, plus the kernel's timer slack
+/// (another 50 µs by default).
 ///
 /// ```
 /// use anyd::{Appd, Items};

@@ -63,7 +63,8 @@ pub(super) const GATHER_FROM: usize = 1024;
 
 /// How long the connection gathers a fast producer's items before it
 /// writes them (a cancel, the client leaving or a shutdown end the wait at
-/// once): the most an item of such a run waits beyond its write.
+/// once): what an item of such a run waits beyond its write, plus the
+/// kernel's timer slack on the wait's timeout (50 µs by default).
 pub(super) const GATHER_FOR: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// What a connection's replies may hold without drawing on the memory
