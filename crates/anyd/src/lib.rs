@@ -408,7 +408,7 @@ mod reply;
 mod server;
 #[cfg(feature = "server")]
 mod stats;
-#[cfg(feature = "server")]
+#[cfg(any(feature = "server", feature = "async-client"))]
 mod sys;
 #[cfg(feature = "server")]
 pub mod systemd;

@@ -9,25 +9,33 @@
 //!   the whole process;
 //! - [`claim_inherited`]: taking ownership of descriptors passed across
 //!   `exec` (socket activation);
-//! - [`watch_readable`]: registering a descriptor with tokio's reactor;
+//! - [`watch_readable`] and [`watch`]: registering a descriptor with
+//!   tokio's reactor (the second also for the async client's socket);
 //! - [`CallSocket`]: a look at a connection's socket while a call runs,
 //!   by its number;
 //! - [`monotonic_ns`]: the monotonic clock as one number, for a call's
 //!   duration.
 //!
 //! What the answers mean (policy, privilege hygiene, which sockets to
-//! serve) lives with the callers.
+//! serve) lives with the callers. All but [`watch`] are the daemon's.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "server")]
 mod peer_groups;
+#[cfg(feature = "server")]
 pub(crate) mod users;
 
+#[cfg(feature = "server")]
 pub(crate) use peer_groups::peer_groups;
 
 use std::io;
-use std::ops::Range;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::OwnedFd;
+#[cfg(feature = "server")]
+use {
+    std::ops::Range,
+    std::os::fd::{BorrowedFd, FromRawFd, RawFd},
+    std::sync::atomic::{AtomicBool, Ordering},
+};
 
 /// The monotonic clock (`CLOCK_MONOTONIC`) in nanoseconds, for the
 /// duration of every call: as one number, so that a duration is a
@@ -35,6 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// and through the C library's `clock_gettime`, which runs under
 /// valgrind (rustix's own vDSO lookup crashes callgrind when it first
 /// probes the vDSO).
+#[cfg(feature = "server")]
 #[inline]
 pub(crate) fn monotonic_ns() -> u64 {
     let mut t = libc::timespec {
@@ -58,6 +67,7 @@ pub(crate) fn monotonic_ns() -> u64 {
 ///
 /// The step that failed (`"setgroups"`, `"setgid"`, `"setuid"`) and the
 /// system's error; the steps before it have taken effect.
+#[cfg(feature = "server")]
 pub(crate) fn switch_process_credentials(
     groups: &[u32],
     gid: u32,
@@ -84,6 +94,7 @@ pub(crate) fn switch_process_credentials(
 
 /// Set once descriptors passed across `exec` have been claimed: each may
 /// be owned only once in a process.
+#[cfg(feature = "server")]
 static CLAIMED: AtomicBool = AtomicBool::new(false);
 
 /// Takes ownership of the descriptors `fds`, passed to this process across
@@ -100,6 +111,7 @@ static CLAIMED: AtomicBool = AtomicBool::new(false);
 /// # Errors
 ///
 /// The first descriptor that is not what was promised, and why.
+#[cfg(feature = "server")]
 pub(crate) fn claim_inherited(
     fds: Range<RawFd>,
     check: impl Fn(BorrowedFd<'_>) -> Result<(), String>,
@@ -155,13 +167,26 @@ pub(crate) fn claim_inherited(
 /// # Errors
 ///
 /// When the reactor refuses it (none running, or epoll's error).
+#[cfg(feature = "server")]
 pub(crate) fn watch_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    watch(fd, tokio::io::Interest::READABLE)
+}
+
+/// Registers `fd` with the current tokio runtime's reactor, to learn when
+/// it is ready for `interest`. Must be called inside a runtime.
+///
+/// # Errors
+///
+/// When the reactor refuses it (none running, or epoll's error).
+pub(crate) fn watch(
+    fd: OwnedFd,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     // SAFETY: the `AsyncFd` owns `fd`, which stays open, the same
     // descriptor, until the `AsyncFd` is dropped (it closes it then, after
     // leaving the reactor): what `register_with_interest` asks.
     unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-            .map_err(|e| e.into_parts().1)
+        tokio::io::unix::AsyncFd::register_with_interest(fd, interest).map_err(|e| e.into_parts().1)
     }
 }
 
@@ -175,9 +200,11 @@ pub(crate) fn watch_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd
 /// runs (the session cannot close the socket before the handler returns)
 /// and drops it, under the lock it uses it under, before the session goes
 /// on.
+#[cfg(feature = "server")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallSocket(RawFd);
 
+#[cfg(feature = "server")]
 impl CallSocket {
     /// The socket `fd`, which the caller keeps open for as long as it
     /// holds the result (see the type's docs).

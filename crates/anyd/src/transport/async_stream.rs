@@ -7,19 +7,45 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::task::ready;
 
 use rustix::net::{RecvFlags, SendFlags};
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::async_unix::UnixSocket;
 use super::fds::{self, Arrival, OutFd};
 
-/// A connected tokio socket, Unix or TCP.
+/// A connected socket on the runtime's reactor, Unix or TCP.
 #[derive(Debug)]
 pub(crate) enum AsyncStream {
-    Unix(tokio::net::UnixStream),
+    Unix(UnixSocket),
     Tcp(tokio::net::TcpStream),
+}
+
+/// One non-blocking send of `buf` on a Unix socket, never raising SIGPIPE.
+fn unix_send(socket: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        match rustix::net::send(socket, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(Into::into),
+        }
+    }
+}
+
+/// One non-blocking read into `buf` from a Unix socket, with the
+/// descriptors that came if `fds` (the kernel closes any that come
+/// otherwise).
+fn unix_recv(socket: &OwnedFd, buf: &mut [u8], fds: bool) -> io::Result<(usize, Arrival)> {
+    if fds {
+        return fds::recv_with_fds(socket.as_fd(), buf, RecvFlags::DONTWAIT);
+    }
+    loop {
+        match rustix::net::recv(socket, &mut *buf, RecvFlags::DONTWAIT) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return Ok((r?.0, Arrival::Fds(Vec::new()))),
+        }
+    }
 }
 
 impl AsyncStream {
@@ -27,7 +53,7 @@ impl AsyncStream {
     /// `try_write`): for a drop, which cannot wait.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            AsyncStream::Unix(s) => s.try_write(buf),
+            AsyncStream::Unix(s) => unix_send(s.get_ref(), buf),
             AsyncStream::Tcp(s) => s.try_write(buf),
         }
     }
@@ -50,20 +76,18 @@ impl AsyncStream {
         fds: bool,
     ) -> Poll<io::Result<(usize, Arrival)>> {
         match self {
-            AsyncStream::Unix(s) if fds => loop {
-                ready!(s.poll_read_ready(cx))?;
-                let read = s.try_io(Interest::READABLE, || {
-                    fds::recv_with_fds(s.as_fd(), &mut *buf, RecvFlags::DONTWAIT)
-                });
-                match read {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    r => return Poll::Ready(r),
-                }
-            },
-            // A plain read: the kernel closes any descriptor that comes.
-            other => {
+            AsyncStream::Unix(s) => {
+                let room = buf.len();
+                s.poll_read_with(
+                    cx,
+                    room,
+                    |socket| unix_recv(socket, &mut *buf, fds),
+                    |arrival| matches!(arrival, Arrival::Fds(fds) if fds.is_empty()),
+                )
+            }
+            tcp => {
                 let mut read = ReadBuf::new(buf);
-                ready!(Pin::new(other).poll_read(cx, &mut read))?;
+                ready!(Pin::new(tcp).poll_read(cx, &mut read))?;
                 Poll::Ready(Ok((read.filled().len(), Arrival::Fds(Vec::new()))))
             }
         }
@@ -91,17 +115,13 @@ impl AsyncStream {
     ) -> io::Result<()> {
         if let (AsyncStream::Unix(s), false, 0) = (&mut *self, fds.is_empty(), *written) {
             let fds = fds::borrowed(fds);
-            *written = loop {
-                s.writable().await?;
-                let sent = s.try_io(Interest::WRITABLE, || {
-                    fds::send_with_fds(s.as_fd(), bytes, &fds, SendFlags::DONTWAIT)
+            *written = std::future::poll_fn(|cx| {
+                s.poll_send_with(cx, |socket| {
+                    fds::send_with_fds(socket.as_fd(), bytes, &fds, SendFlags::DONTWAIT)
                         .map_err(Into::into)
-                });
-                match sent {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    r => break r?,
-                }
-            };
+                })
+            })
+            .await?;
         }
         while *written < bytes.len() {
             let rest = &bytes[*written..];
@@ -122,7 +142,15 @@ impl AsyncRead for AsyncStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            AsyncStream::Unix(s) => {
+                let room = buf.remaining();
+                let read = |socket: &OwnedFd| unix_recv(socket, buf.initialize_unfilled(), false);
+                // A plain read: any descriptor that came was closed, and
+                // cut the read short, as for tokio's own sockets.
+                let n = ready!(s.poll_read_with(cx, room, read, |_| true))?.0;
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
             AsyncStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
@@ -135,19 +163,23 @@ impl AsyncWrite for AsyncStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            AsyncStream::Unix(s) => s.poll_send_with(cx, |socket| unix_send(socket, buf)),
             AsyncStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            // Nothing is buffered on this side.
+            AsyncStream::Unix(_) => Poll::Ready(Ok(())),
             AsyncStream::Tcp(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            AsyncStream::Unix(s) => Poll::Ready(
+                rustix::net::shutdown(s.get_ref(), rustix::net::Shutdown::Write)
+                    .map_err(Into::into),
+            ),
             AsyncStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
         }
     }

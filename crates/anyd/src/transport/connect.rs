@@ -12,9 +12,9 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-#[cfg(feature = "async-client")]
-use super::AsyncStream;
 use super::Stream;
+#[cfg(feature = "async-client")]
+use super::{async_unix::UnixSocket, AsyncStream};
 use crate::address::Address;
 use crate::error::{Error, Result};
 
@@ -165,9 +165,13 @@ impl AsyncStream {
     /// Connects once.
     pub(crate) async fn connect(address: &Address) -> io::Result<AsyncStream> {
         match address {
-            Address::Unix(path) => tokio::net::UnixStream::connect(path)
-                .await
-                .map(AsyncStream::Unix),
+            // tokio's connect waits for the connection without blocking
+            // the runtime; the socket then goes on the reactor for reading
+            // only (see `async_unix`).
+            Address::Unix(path) => {
+                let socket = tokio::net::UnixStream::connect(path).await?.into_std()?;
+                UnixSocket::new(socket).map(AsyncStream::Unix)
+            }
             Address::Abstract(_) => {
                 // tokio has no abstract-name connect. A Unix connect waits
                 // only while the daemon's backlog is full; the blocking one,
@@ -177,8 +181,7 @@ impl AsyncStream {
                     Stream::Unix(s) => s,
                     _ => unreachable!("an abstract address connects a Unix stream"),
                 };
-                std.set_nonblocking(true)?;
-                tokio::net::UnixStream::from_std(std).map(AsyncStream::Unix)
+                UnixSocket::new(std).map(AsyncStream::Unix)
             }
             Address::Tcp { host, port } => {
                 let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;

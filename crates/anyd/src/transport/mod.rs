@@ -6,7 +6,8 @@
 //! inheriting and accepting, [`Listener`]), `socket_file` (a Unix socket's
 //! file at a path: its mode and group, stale files, removal), `connect`
 //! (connecting, blocking and async, and retrying), `async_stream` (the
-//! async clients' socket) and `fds` (descriptors that travel with frames).
+//! async clients' socket, with `async_unix` under it for a Unix one) and
+//! `fds` (descriptors that travel with frames).
 //! Whether a directory may hold a socket file is the crate's
 //! `checked_dir`, since pid files need the same check.
 //!
@@ -19,6 +20,8 @@
 
 #[cfg(feature = "async-client")]
 mod async_stream;
+#[cfg(feature = "async-client")]
+mod async_unix;
 #[cfg(feature = "client")]
 mod connect;
 // Without a side, only its limits and types are used (by `Fd` and

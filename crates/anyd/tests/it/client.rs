@@ -226,6 +226,61 @@ fn an_async_call_cancelled_before_its_reply_keeps_the_session_and_its_reply_is_d
 }
 
 #[test]
+fn an_async_request_larger_than_the_socket_takes_waits_for_room_and_goes_whole() {
+    // The async client's Unix socket is on the reactor for reading only; a
+    // write waits for room through a registration of its own, made when
+    // the socket's buffer is full (requests of some MiB fill it many times
+    // over), with and without a descriptor beside the bytes.
+    let (d, _dir) = start(
+        Appd::new()
+            .api("sum(blob)", |blob: Vec<u8>| {
+                blob.iter().map(|&b| u64::from(b)).sum::<u64>()
+            })
+            .api("sum_with(fd, blob)", |fd: anyd::Fd, blob: Vec<u8>| {
+                drop(fd);
+                blob.iter().map(|&b| u64::from(b)).sum::<u64>()
+            })
+            .api("echo(a)", |a: u64| a),
+    );
+    let blob: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let sum: u64 = blob.iter().map(|&b| u64::from(b)).sum();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let patience = Duration::from_secs(20);
+        let mut s = anyd::AsyncClientSession::connect(d.address())
+            .await
+            .unwrap();
+        let blob = serde_bytes_like(&blob);
+        for round in 0..3 {
+            let got = tokio::time::timeout(patience, s.commit::<u64>("sum", (&blob,))).await;
+            assert_eq!(
+                got.expect("the request went out").unwrap(),
+                sum,
+                "round {round}"
+            );
+            let fd = anyd::Fd::from(std::fs::File::open("/dev/null").unwrap());
+            let call = s.commit::<u64>("sum_with", (&fd, &blob));
+            let got = tokio::time::timeout(patience, call).await;
+            assert_eq!(
+                got.expect("the request went out").unwrap(),
+                sum,
+                "round {round}"
+            );
+            // Small calls after the large ones: the session is in step.
+            assert_eq!(s.commit::<u64>("echo", (round,)).await.unwrap(), round);
+        }
+    });
+}
+
+/// The bytes as a MessagePack bin, as `Vec<u8>` deserializes from.
+fn serde_bytes_like(bytes: &[u8]) -> anyd::Value {
+    anyd::Value::Bytes(bytes.to_vec())
+}
+
+#[test]
 fn a_result_of_the_wrong_type_says_what_was_expected_and_what_came() {
     let (d, _dir) = start(Appd::new().api("name()", || "tun0").api("count()", || 7u32));
     for codec in [Codec::MsgPack, Codec::Json] {
