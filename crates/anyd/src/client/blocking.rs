@@ -507,6 +507,12 @@ impl<T> ItemIter<'_, T> {
 impl<T: DeserializeOwned> Iterator for ItemIter<'_, T> {
     type Item = Result<T>;
 
+    // Inlined into the caller's loop, the item is made where the loop
+    // keeps it: returned through a frame of its own, it was copied with
+    // 16-byte loads of what the decoder had just stored in 8-byte halves,
+    // a store-forwarding stall an item (a sixth of the client's cycles on
+    // a struct item, `perf annotate`).
+    #[inline]
     fn next(&mut self) -> Option<Result<T>> {
         if !self.client.session.is_streaming() {
             return None;
