@@ -11,6 +11,7 @@ use anyd_wire::codec::{self, DecodeLimits};
 use anyd_wire::message::{Reply, StreamReply};
 use anyd_wire::{frame, Codec};
 
+use super::streaming::GATHER_FROM;
 use super::*;
 use crate::admission::{Connections, Limits};
 use crate::budget::Budget;
@@ -293,40 +294,36 @@ fn a_fast_run_from_a_thread_of_its_own_is_gathered_a_few_items_are_not() {
         .api("polled(n)", |n: u64| Items::from_stream(ThenPending(0..n)));
     let (shared, peer, rt) = (shared(appd, 1 << 20), peer(), runtime());
     let mut core = Connection::new(&shared, &peer, rt.handle());
+    let start = |core: &mut Connection<'_>, endpoint: &str, n: u64| {
+        assert_eq!(
+            core.on_frame(&stream_request(endpoint, (n,)), None, Behind::default()),
+            Next::Stream
+        );
+    };
+    let cancelled = |core: &mut Connection<'_>| {
+        assert_eq!(
+            core.stream_wait(Some(&cancel()), false, Instant::now()),
+            StreamWait::Cancelled
+        );
+        written(core);
+    };
     // Each u64 item is a frame of about a dozen bytes: 100 of them make
     // more than GATHER_FROM, 10 fewer.
-    assert_eq!(
-        core.on_frame(&stream_request("sent", (100,)), None, Behind::default()),
-        Next::Stream
-    );
+    start(&mut core, "sent", 100);
     assert_eq!(fill(&mut core), StreamNext::Gather);
     assert!(core.output().0.len() >= GATHER_FROM);
     assert_eq!(written(&mut core).len(), 100);
     // Nothing more came: the next wait is the source's wake.
     assert_eq!(fill(&mut core), StreamNext::Wait);
-    assert_eq!(
-        core.stream_wait(Some(&cancel()), false, Instant::now()),
-        StreamWait::Cancelled
-    );
-    written(&mut core);
+    cancelled(&mut core);
 
-    assert_eq!(
-        core.on_frame(&stream_request("sent", (10,)), None, Behind::default()),
-        Next::Stream
-    );
+    start(&mut core, "sent", 10);
     assert_eq!(fill(&mut core), StreamNext::Wait);
     assert_eq!(written(&mut core).len(), 10);
-    assert_eq!(
-        core.stream_wait(Some(&cancel()), false, Instant::now()),
-        StreamWait::Cancelled
-    );
-    written(&mut core);
+    cancelled(&mut core);
 
     // Items the connection polls come when it asks: never gathered.
-    assert_eq!(
-        core.on_frame(&stream_request("polled", (100,)), None, Behind::default()),
-        Next::Stream
-    );
+    start(&mut core, "polled", 100);
     assert_eq!(fill(&mut core), StreamNext::Wait);
     assert_eq!(written(&mut core).len(), 100);
 }
