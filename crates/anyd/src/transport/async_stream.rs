@@ -26,7 +26,7 @@ pub(crate) enum AsyncStream {
 /// One non-blocking send of `buf` on a Unix socket, never raising SIGPIPE.
 fn unix_send(socket: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
     loop {
-        match rustix::net::send(socket, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+        match fds::send_with_fds(socket.as_fd(), buf, &[], SendFlags::DONTWAIT) {
             Err(rustix::io::Errno::INTR) => continue,
             r => return r.map_err(Into::into),
         }
@@ -85,7 +85,7 @@ impl AsyncStream {
                     |arrival| matches!(arrival, Arrival::Fds(fds) if fds.is_empty()),
                 )
             }
-            tcp => {
+            AsyncStream::Tcp(tcp) => {
                 let mut read = ReadBuf::new(buf);
                 ready!(Pin::new(tcp).poll_read(cx, &mut read))?;
                 Poll::Ready(Ok((read.filled().len(), Arrival::Fds(Vec::new()))))
@@ -132,27 +132,6 @@ impl AsyncStream {
             *written += n;
         }
         Ok(())
-    }
-}
-
-impl AsyncRead for AsyncStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            AsyncStream::Unix(s) => {
-                let room = buf.remaining();
-                let read = |socket: &OwnedFd| unix_recv(socket, buf.initialize_unfilled(), false);
-                // A plain read: any descriptor that came was closed, and
-                // cut the read short, as for tokio's own sockets.
-                let n = ready!(s.poll_read_with(cx, room, read, |_| true))?.0;
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-            AsyncStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-        }
     }
 }
 
