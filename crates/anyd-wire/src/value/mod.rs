@@ -32,6 +32,7 @@
 
 mod bigint;
 mod de;
+mod from_any;
 mod ser;
 #[cfg(test)]
 mod tests;

@@ -30,12 +30,12 @@ use std::io;
 use rmp::Marker;
 use rmp_serde::decode::Error;
 use serde::de::value::SeqDeserializer;
-use serde::de::{self, DeserializeSeed, Visitor};
+use serde::de::{self, Visitor};
 use serde::forward_to_deserialize_any;
 
 mod access;
 
-use access::{Ext, UnitVariant, Variant};
+use access::{Access, Ext, UnitVariant, Variant};
 
 /// A MessagePack deserializer over a slice (see the module's docs).
 pub(super) struct Deserializer<'de> {
@@ -541,58 +541,6 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let m = self.marker()?;
         self.num(m, visitor)
-    }
-}
-
-/// The elements of an array, or the entries of a map, `left` of them
-/// still to read.
-struct Access<'a, 'de> {
-    de: &'a mut Deserializer<'de>,
-    left: u32,
-}
-
-impl<'de> de::SeqAccess<'de> for Access<'_, 'de> {
-    type Error = Error;
-
-    #[inline]
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, Error> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        usize::try_from(self.left).ok()
-    }
-}
-
-impl<'de> de::MapAccess<'de> for Access<'_, 'de> {
-    type Error = Error;
-
-    #[inline]
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Error> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
-    }
-
-    #[inline]
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        seed.deserialize(&mut *self.de)
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        usize::try_from(self.left).ok()
     }
 }
 

@@ -1,4 +1,5 @@
-//! What the deserializer hands the visitors of enums and of rmp-serde's
+//! What the deserializer hands the visitors of arrays and maps (their
+//! elements and entries, read in place), and of enums and rmp-serde's
 //! extension type, as rmp-serde's own do: an enum as its variant alone or
 //! as a map of one entry, an extension as a sequence of its type and its
 //! data.
@@ -173,5 +174,57 @@ impl<'de> de::Deserializer<'de> for &mut Ext<'_, 'de> {
         bool u8 u16 u32 u64 i8 i16 i32 i64 f32 f64 char str string unit option
         seq bytes byte_buf map unit_struct newtype_struct
         tuple_struct struct identifier tuple enum ignored_any
+    }
+}
+
+/// The elements of an array, or the entries of a map, `left` of them
+/// still to read.
+pub(super) struct Access<'a, 'de> {
+    pub(super) de: &'a mut Deserializer<'de>,
+    pub(super) left: u32,
+}
+
+impl<'de> de::SeqAccess<'de> for Access<'_, 'de> {
+    type Error = Error;
+
+    #[inline]
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        usize::try_from(self.left).ok()
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Access<'_, 'de> {
+    type Error = Error;
+
+    #[inline]
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+
+    #[inline]
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        seed.deserialize(&mut *self.de)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        usize::try_from(self.left).ok()
     }
 }
