@@ -23,10 +23,7 @@ use rustix::net::RecvFlags;
 use std::os::fd::{AsFd, OwnedFd};
 // The daemon's: budgets, and the writes of replies with deadlines.
 #[cfg(feature = "server")]
-use {
-    crate::budget::Charge, crate::fd_budget::FdCharge, crate::transport::fds::Attached,
-    std::os::fd::BorrowedFd,
-};
+use {crate::budget::Charge, crate::fd_budget::FdCharge, crate::transport::fds::Attached};
 
 /// A stream with a read buffer that yields whole frames.
 ///
@@ -187,12 +184,7 @@ impl Framed {
             self.buf.filled_with(n, arrival)?;
             return Ok(n);
         }
-        let n = loop {
-            match rustix::net::recv(&self.stream, &mut *spare, flags) {
-                Err(rustix::io::Errno::INTR) => continue,
-                r => break r.map(|(n, _)| n)?,
-            }
-        };
+        let n = fds::recv(self.stream.as_fd(), spare, flags)?;
         self.buf.filled(n);
         Ok(n)
     }
@@ -323,28 +315,15 @@ pub(crate) fn write_all_within(
     if bytes.is_empty() {
         return Ok(());
     }
-    let sent = send_now(stream, bytes, &[])?;
+    let sent = send_now(stream, bytes, fds::NO_FDS)?;
     if sent == bytes.len() {
         return Ok(());
     }
-    write_rest_within(stream, &bytes[sent..], within)
-}
-
-/// The rest of [`write_all_within`], once the socket has not taken all
-/// at once.
-#[cfg(feature = "server")]
-#[inline(never)]
-fn write_rest_within(stream: &Stream, mut bytes: &[u8], within: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + within;
-    while !bytes.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        wait_writable(stream, Some(left))?;
-        bytes = &bytes[send_now(stream, bytes, &[])?..];
-    }
-    Ok(())
+    let mut due = Due {
+        within: Some(within),
+        by: None,
+    };
+    write_part(stream, &bytes[sent..], &[], &mut due)
 }
 
 /// Writes one frame, blocking (within the socket's send timeout), with
@@ -354,13 +333,7 @@ pub(crate) fn write_frame(stream: &mut Stream, bytes: &[u8], fds: &[OutFd]) -> i
     if fds.is_empty() {
         return stream.write_all(bytes);
     }
-    let fds = fds::borrowed(fds);
-    let sent = loop {
-        match fds::send_with_fds(stream.as_fd(), bytes, &fds, rustix::net::SendFlags::empty()) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => break r?,
-        }
-    };
+    let sent = fds::send_with_fds(stream.as_fd(), bytes, fds, rustix::net::SendFlags::empty())?;
     stream.write_all(&bytes[sent..])
 }
 
@@ -414,8 +387,9 @@ impl Due {
         let Some(within) = self.within else {
             return Ok(None);
         };
-        let by = *self.by.get_or_insert_with(|| Instant::now() + within);
-        match by.saturating_duration_since(Instant::now()) {
+        let now = Instant::now();
+        let by = *self.by.get_or_insert(now + within);
+        match by.saturating_duration_since(now) {
             left if left.is_zero() => Err(io::ErrorKind::TimedOut.into()),
             left => Ok(Some(left)),
         }
@@ -423,22 +397,22 @@ impl Due {
 }
 
 /// Writes all of `bytes` with `fds` attached to the first of them that
-/// the socket takes, within what is left of `due`.
+/// the socket takes, within what is left of `due`: each `send` takes what
+/// fits without waiting, and the waits between them get what is left.
 #[cfg(feature = "server")]
-fn write_part(stream: &mut Stream, bytes: &[u8], fds: &[OutFd], due: &mut Due) -> io::Result<()> {
-    let fds = fds::borrowed(fds);
+fn write_part(stream: &Stream, mut bytes: &[u8], fds: &[OutFd], due: &mut Due) -> io::Result<()> {
+    let mut fds = fds;
     loop {
-        match send_now(stream, bytes, &fds)? {
-            sent if sent == bytes.len() => return Ok(()),
-            0 => wait_writable(stream, due.left()?)?,
-            sent => {
-                let rest = &bytes[sent..];
-                return match due.left()? {
-                    None => stream.write_all(rest),
-                    Some(left) => write_rest_within(stream, rest, left),
-                };
-            }
+        let sent = send_now(stream, bytes, fds)?;
+        if sent > 0 {
+            // The descriptors went with these bytes.
+            fds = &[];
+            bytes = &bytes[sent..];
         }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        wait_writable(stream, due.left()?)?;
     }
 }
 
@@ -446,15 +420,12 @@ fn write_part(stream: &mut Stream, bytes: &[u8], fds: &[OutFd], due: &mut Due) -
 /// never raising SIGPIPE; `fds` go with its bytes if any are taken.
 #[cfg(feature = "server")]
 #[inline]
-fn send_now(stream: &Stream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+fn send_now<F: AsFd>(stream: &Stream, bytes: &[u8], fds: &[F]) -> io::Result<usize> {
     use rustix::net::SendFlags;
-    loop {
-        match fds::send_with_fds(stream.as_fd(), bytes, fds, SendFlags::DONTWAIT) {
-            Ok(n) => return Ok(n),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::AGAIN) => return Ok(0),
-            Err(e) => return Err(e.into()),
-        }
+    match fds::send_with_fds(stream.as_fd(), bytes, fds, SendFlags::DONTWAIT) {
+        Ok(n) => Ok(n),
+        Err(rustix::io::Errno::AGAIN) => Ok(0),
+        Err(e) => Err(e.into()),
     }
 }
 

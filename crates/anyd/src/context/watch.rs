@@ -139,7 +139,9 @@ impl Watch {
         let socket = self.fd?;
         if self.socket.is_none() {
             let copy = socket.duplicate().ok()?;
-            self.socket = crate::sys::watch_readable(copy).ok().map(Arc::new);
+            self.socket = crate::sys::watch(copy, tokio::io::Interest::READABLE)
+                .ok()
+                .map(Arc::new);
         }
         self.socket.clone()
     }

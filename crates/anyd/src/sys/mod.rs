@@ -9,8 +9,8 @@
 //!   the whole process;
 //! - [`claim_inherited`]: taking ownership of descriptors passed across
 //!   `exec` (socket activation);
-//! - [`watch_readable`] and [`watch`]: registering a descriptor with
-//!   tokio's reactor (the second also for the async client's socket);
+//! - [`watch`]: registering a descriptor with tokio's reactor (a call's
+//!   socket, to learn that its caller went; the async client's socket);
 //! - [`CallSocket`]: a look at a connection's socket while a call runs,
 //!   by its number;
 //! - [`monotonic_ns`]: the monotonic clock as one number, for a call's
@@ -158,18 +158,6 @@ pub(crate) fn claim_inherited(
         })
         .collect(),
     ))
-}
-
-/// Registers `fd` with the current tokio runtime's reactor, to learn when
-/// it is readable (or its reading side closed). Must be called inside a
-/// runtime.
-///
-/// # Errors
-///
-/// When the reactor refuses it (none running, or epoll's error).
-#[cfg(feature = "server")]
-pub(crate) fn watch_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
-    watch(fd, tokio::io::Interest::READABLE)
 }
 
 /// Registers `fd` with the current tokio runtime's reactor, to learn when

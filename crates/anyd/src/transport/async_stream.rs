@@ -23,14 +23,15 @@ pub(crate) enum AsyncStream {
     Tcp(tokio::net::TcpStream),
 }
 
-/// One non-blocking send of `buf` on a Unix socket, never raising SIGPIPE.
-fn unix_send(socket: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        match fds::send_with_fds(socket.as_fd(), buf, &[], SendFlags::DONTWAIT) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => return r.map_err(Into::into),
-        }
-    }
+/// One non-blocking send of `buf` on a Unix socket with `fds` attached,
+/// never raising SIGPIPE.
+fn unix_send<F: AsFd>(socket: &OwnedFd, buf: &[u8], fds: &[F]) -> io::Result<usize> {
+    Ok(fds::send_with_fds(
+        socket.as_fd(),
+        buf,
+        fds,
+        SendFlags::DONTWAIT,
+    )?)
 }
 
 /// One non-blocking read into `buf` from a Unix socket, with the
@@ -40,12 +41,8 @@ fn unix_recv(socket: &OwnedFd, buf: &mut [u8], fds: bool) -> io::Result<(usize, 
     if fds {
         return fds::recv_with_fds(socket.as_fd(), buf, RecvFlags::DONTWAIT);
     }
-    loop {
-        match rustix::net::recv(socket, &mut *buf, RecvFlags::DONTWAIT) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => return Ok((r?.0, Arrival::Fds(Vec::new()))),
-        }
-    }
+    let n = fds::recv(socket.as_fd(), buf, RecvFlags::DONTWAIT)?;
+    Ok((n, Arrival::Fds(Vec::new())))
 }
 
 impl AsyncStream {
@@ -53,7 +50,7 @@ impl AsyncStream {
     /// `try_write`): for a drop, which cannot wait.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            AsyncStream::Unix(s) => unix_send(s.get_ref(), buf),
+            AsyncStream::Unix(s) => unix_send(s.get_ref(), buf, fds::NO_FDS),
             AsyncStream::Tcp(s) => s.try_write(buf),
         }
     }
@@ -114,12 +111,8 @@ impl AsyncStream {
         written: &mut usize,
     ) -> io::Result<()> {
         if let (AsyncStream::Unix(s), false, 0) = (&mut *self, fds.is_empty(), *written) {
-            let fds = fds::borrowed(fds);
             *written = std::future::poll_fn(|cx| {
-                s.poll_send_with(cx, |socket| {
-                    fds::send_with_fds(socket.as_fd(), bytes, &fds, SendFlags::DONTWAIT)
-                        .map_err(Into::into)
-                })
+                s.poll_send_with(cx, |socket| unix_send(socket, bytes, fds))
             })
             .await?;
         }
@@ -142,7 +135,9 @@ impl AsyncWrite for AsyncStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            AsyncStream::Unix(s) => s.poll_send_with(cx, |socket| unix_send(socket, buf)),
+            AsyncStream::Unix(s) => {
+                s.poll_send_with(cx, |socket| unix_send(socket, buf, fds::NO_FDS))
+            }
             AsyncStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
         }
     }

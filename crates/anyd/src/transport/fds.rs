@@ -131,17 +131,14 @@ pub(crate) fn recv_with_fds(
 ) -> io::Result<(usize, Arrival)> {
     let mut space = [MaybeUninit::<u8>::uninit(); SPACE];
     let mut control = RecvAncillaryBuffer::new(&mut space);
-    let got = loop {
-        match recvmsg(
+    let got = retry_on_intr(|| {
+        recvmsg(
             socket,
             &mut [IoSliceMut::new(buf)],
             &mut control,
             flags | RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => break r?,
-        }
-    };
+        )
+    })?;
     // Owned from here: any early return closes them.
     let mut received = Vec::new();
     for message in control.drain() {
@@ -159,27 +156,63 @@ pub(crate) fn recv_with_fds(
 }
 
 /// Writes what the socket takes of `bytes` with `fds` attached (never
-/// raising SIGPIPE); the descriptors go only if at least one byte does.
-/// Without descriptors, a plain `send`.
+/// raising SIGPIPE, and trying again when a signal interrupts it); the
+/// descriptors go only if at least one byte does. Without descriptors, a
+/// plain `send`.
 #[inline]
-pub(crate) fn send_with_fds(
+pub(crate) fn send_with_fds<F: AsFd>(
     socket: BorrowedFd<'_>,
     bytes: &[u8],
-    fds: &[BorrowedFd<'_>],
+    fds: &[F],
     flags: SendFlags,
 ) -> rustix::io::Result<usize> {
     let flags = flags | SendFlags::NOSIGNAL;
     if fds.is_empty() {
-        return rustix::net::send(socket, bytes, flags);
+        return retry_on_intr(|| rustix::net::send(socket, bytes, flags));
+    }
+    // The callers never gather more than a frame may carry; a kernel-side
+    // refusal would be the same error.
+    if fds.len() > MAX_FDS_PER_FRAME {
+        return Err(rustix::io::Errno::TOOMANYREFS);
+    }
+    // Borrowed on the stack, with no allocation: the slots past `fds`
+    // hold the socket itself as a filler and are not sent.
+    let mut rights = [socket; MAX_FDS_PER_FRAME];
+    for (slot, fd) in rights.iter_mut().zip(fds) {
+        *slot = fd.as_fd();
     }
     let mut space = [MaybeUninit::<u8>::uninit(); SPACE];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    // The callers never gather more than a frame may carry; a kernel-side
-    // refusal would be the same error.
-    if fds.len() > MAX_FDS_PER_FRAME || !control.push(SendAncillaryMessage::ScmRights(fds)) {
+    if !control.push(SendAncillaryMessage::ScmRights(&rights[..fds.len()])) {
         return Err(rustix::io::Errno::TOOMANYREFS);
     }
-    sendmsg(socket, &[IoSlice::new(bytes)], &mut control, flags)
+    retry_on_intr(|| sendmsg(socket, &[IoSlice::new(bytes)], &mut control, flags))
+}
+
+/// No descriptors, for [`send_with_fds`]'s callers that send none.
+#[cfg(any(feature = "server", feature = "async-client"))]
+pub(crate) const NO_FDS: &[BorrowedFd<'static>] = &[];
+
+/// One plain read (no room for descriptors: the kernel closes any that
+/// come), trying again when a signal interrupts it: how many bytes.
+#[inline]
+pub(crate) fn recv(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: RecvFlags,
+) -> rustix::io::Result<usize> {
+    retry_on_intr(|| rustix::net::recv(socket, &mut *buf, flags).map(|(n, _)| n))
+}
+
+/// Runs `call` again for as long as a signal interrupts it.
+#[inline]
+fn retry_on_intr<T>(mut call: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    loop {
+        match call() {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r,
+        }
+    }
 }
 
 /// A descriptor on its way out: a share of the [`Fd`](crate::Fd) it was
@@ -294,32 +327,6 @@ impl FdQueue {
     }
 }
 
-/// Descriptors as borrowed ones, for [`send_with_fds`].
-pub(crate) fn borrowed<F: AsFd>(fds: &[F]) -> Borrowed<'_> {
-    match fds {
-        [one] => Borrowed::One([one.as_fd()]),
-        many => Borrowed::Many(many.iter().map(AsFd::as_fd).collect()),
-    }
-}
-
-/// What [`borrowed`] gives: a frame's one descriptor (the common case)
-/// without an allocation.
-pub(crate) enum Borrowed<'a> {
-    One([BorrowedFd<'a>; 1]),
-    Many(Vec<BorrowedFd<'a>>),
-}
-
-impl<'a> std::ops::Deref for Borrowed<'a> {
-    type Target = [BorrowedFd<'a>];
-
-    fn deref(&self) -> &[BorrowedFd<'a>] {
-        match self {
-            Borrowed::One(one) => one,
-            Borrowed::Many(many) => many,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::net::UnixStream;
@@ -351,7 +358,7 @@ mod tests {
         let mut space =
             vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(readers.len()))];
         let mut control = SendAncillaryBuffer::new(&mut space);
-        let rights = borrowed(&readers);
+        let rights: Vec<_> = readers.iter().map(AsFd::as_fd).collect();
         assert!(control.push(SendAncillaryMessage::ScmRights(&rights)));
         sendmsg(
             socket,
@@ -366,7 +373,7 @@ mod tests {
     fn descriptors_arrive_close_on_exec_and_are_the_same_files() {
         let (a, b) = UnixStream::pair().unwrap();
         let (sent, _writers) = pipes(3);
-        let n = send_with_fds(a.as_fd(), b"frame", &borrowed(&sent), SendFlags::empty()).unwrap();
+        let n = send_with_fds(a.as_fd(), b"frame", &sent, SendFlags::empty()).unwrap();
         assert_eq!(n, 5);
         let mut buf = [0u8; 64];
         let (got, arrival) = recv_with_fds(b.as_fd(), &mut buf, RecvFlags::empty()).unwrap();
@@ -387,7 +394,7 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         let (readers, writers) = pipes(MAX_FDS_PER_FRAME + 1);
         // The sending side refuses to build such a frame...
-        assert!(send_with_fds(a.as_fd(), b"x", &borrowed(&readers), SendFlags::empty()).is_err());
+        assert!(send_with_fds(a.as_fd(), b"x", &readers, SendFlags::empty()).is_err());
         // ... and the receiving side refuses one that comes anyway.
         send_raw(&a, readers);
         let mut buf = [0u8; 8];
@@ -417,8 +424,8 @@ mod tests {
         let (first, _w1) = pipes(1);
         let (second, _w2) = pipes(2);
         // Two frames of 4 bytes each, written back to back.
-        send_with_fds(a.as_fd(), b"aaaa", &borrowed(&first), SendFlags::empty()).unwrap();
-        send_with_fds(a.as_fd(), b"bbbb", &borrowed(&second), SendFlags::empty()).unwrap();
+        send_with_fds(a.as_fd(), b"aaaa", &first, SendFlags::empty()).unwrap();
+        send_with_fds(a.as_fd(), b"bbbb", &second, SendFlags::empty()).unwrap();
         let mut queue = FdQueue::default();
         let mut offset = 0u64;
         let mut buf = [0u8; 64];
@@ -459,7 +466,7 @@ mod tests {
         // A frame without descriptors, then one with: the kernel may hand
         // both over in one read, the descriptors with it.
         rustix::net::send(&a, b"aaaa", SendFlags::empty()).unwrap();
-        send_with_fds(a.as_fd(), b"bbbb", &borrowed(&fds), SendFlags::empty()).unwrap();
+        send_with_fds(a.as_fd(), b"bbbb", &fds, SendFlags::empty()).unwrap();
         let mut buf = [0u8; 64];
         let (n, arrival) = recv_with_fds(b.as_fd(), &mut buf, RecvFlags::empty()).unwrap();
         assert_eq!(&buf[..n], b"aaaabbbb", "one read");

@@ -253,7 +253,8 @@ fn an_async_request_larger_than_the_socket_takes_waits_for_room_and_goes_whole()
         let mut s = anyd::AsyncClientSession::connect(d.address())
             .await
             .unwrap();
-        let blob = serde_bytes_like(&blob);
+        // A MessagePack bin, as `Vec<u8>` deserializes from.
+        let blob = anyd::Value::Bytes(blob);
         for round in 0..3 {
             let got = tokio::time::timeout(patience, s.commit::<u64>("sum", (&blob,))).await;
             assert_eq!(
@@ -273,11 +274,6 @@ fn an_async_request_larger_than_the_socket_takes_waits_for_room_and_goes_whole()
             assert_eq!(s.commit::<u64>("echo", (round,)).await.unwrap(), round);
         }
     });
-}
-
-/// The bytes as a MessagePack bin, as `Vec<u8>` deserializes from.
-fn serde_bytes_like(bytes: &[u8]) -> anyd::Value {
-    anyd::Value::Bytes(bytes.to_vec())
 }
 
 #[test]

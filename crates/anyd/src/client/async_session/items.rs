@@ -45,7 +45,7 @@ impl<T: DeserializeOwned> ItemStream<'_, T> {
         if let Some(item) = self.buffered() {
             return Some(Ok(item));
         }
-        std::future::poll_fn(|cx| self.poll_item(cx)).await
+        std::future::poll_fn(|cx| self.poll_read(cx)).await
     }
 
     /// The next item if it is already buffered whole (and the stream is
@@ -61,6 +61,17 @@ impl<T: DeserializeOwned> ItemStream<'_, T> {
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        // As the blocking client's `ItemIter::next`: an item already
+        // buffered goes straight to the caller.
+        if let Some(item) = self.buffered() {
+            return Poll::Ready(Some(Ok(item)));
+        }
+        self.poll_read(cx)
+    }
+
+    /// The general path, once no item is buffered whole: reads a frame
+    /// and decides what it is (an item, the end, an error, descriptors).
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
         let session = &mut self.client.session;
         if !session.is_streaming() {
             return Poll::Ready(None);
@@ -69,11 +80,6 @@ impl<T: DeserializeOwned> ItemStream<'_, T> {
         let Some((conn, options)) = session.reading() else {
             return Poll::Ready(None);
         };
-        // As the blocking client's `ItemIter::next`: an item already
-        // buffered goes straight to the caller.
-        if let Some(item) = buffered_item(&mut conn.buf, options) {
-            return Poll::Ready(Some(Ok(item)));
-        }
         let read = ready!(conn.poll_frame(cx));
         let fds = conn.frame_fds(speaks_fds);
         let read = read.map(|r| r.map(|range| conn.buf.payload(range)));

@@ -62,12 +62,7 @@ fn daemon() -> Appd {
         .api("echo(a)", |a: u64| a)
         .api("blob(n)", |n: usize| "x".repeat(n))
         .api("count(n)", |n: u64| Items::ready(0..n))
-        .api("quiet()", || {
-            let (tx, items) = crate::items::channel::<u64>();
-            // Kept, so that the stream waits rather than ends.
-            std::mem::forget(tx);
-            items
-        })
+        .api("quiet()", || sent(0))
 }
 
 fn request(endpoint: &str, args: impl serde::Serialize) -> Vec<u8> {
@@ -262,7 +257,7 @@ fn a_stream_sends_its_items_then_its_end_and_the_session_goes_on() {
 }
 
 /// A channel of `n` items sent before the handler returns, its sender
-/// kept so that the stream waits after them.
+/// kept (forgotten) so that the stream waits after them rather than end.
 fn sent(n: u64) -> Items<u64> {
     let (tx, items) = crate::items::channel::<u64>();
     for i in 0..n {
