@@ -114,8 +114,6 @@ enum Wait {
     Woken,
     /// For `GATHER_FOR`, while a fast producer adds to its items.
     Gather,
-    /// The end frame is written: the source is stopped instead.
-    Done,
 }
 
 /// The I/O of one stream.
@@ -138,38 +136,47 @@ impl Driver<'_, '_> {
             // the connection sleeps.
             pending.store(true, Ordering::Release);
             let mut next = self.fill(&mut cx)?;
-            if next == Wait::Woken {
+            if next == Some(Wait::Woken) {
                 self.write()?;
                 // About to sleep: from here a wake writes the eventfd. What
                 // came while the connection was busy woke nobody; it is
                 // taken now (the fill's lock orders it after the store).
                 pending.store(false, Ordering::SeqCst);
                 next = self.fill(&mut cx)?;
-                if next == Wait::Woken && self.core.has_output() {
+                match next {
                     // More came: written, and the source asked again after
                     // a look for a cancel, busy.
-                    next = Wait::No;
+                    Some(Wait::Woken) if self.core.has_output() => next = Some(Wait::No),
+                    // A gather is not cut short by the producer's wakes:
+                    // busy again until it ends.
+                    Some(Wait::Gather) => pending.store(true, Ordering::Release),
+                    _ => {}
                 }
             }
             self.write()?;
-            if next == Wait::Done || self.wait(next)? {
+            let over = match next {
+                // The end frame is written: the source is stopped instead.
+                None => true,
+                Some(how) => self.wait(how)?,
+            };
+            if over {
                 return self.stop(&mut cx, pending);
             }
         }
     }
 
     /// Asks the source for its ready items, into the core's output; how
-    /// to wait after writing them.
-    fn fill(&mut self, cx: &mut Context<'_>) -> Result<Wait, End> {
+    /// to wait after writing them, `None` once the end frame is written.
+    fn fill(&mut self, cx: &mut Context<'_>) -> Result<Option<Wait>, End> {
         match self.core.fill_stream(cx) {
             // A source that always has items never waits: look for a
             // cancel, a client gone or a shutdown between its writes all
             // the same.
-            StreamNext::Write => Ok(Wait::No),
-            StreamNext::Wait => Ok(Wait::Woken),
+            StreamNext::Write => Ok(Some(Wait::No)),
+            StreamNext::Wait => Ok(Some(Wait::Woken)),
             // Not armed: the producer's wakes write nothing meanwhile.
-            StreamNext::Gather => Ok(Wait::Gather),
-            StreamNext::Done => Ok(Wait::Done),
+            StreamNext::Gather => Ok(Some(Wait::Gather)),
+            StreamNext::Done => Ok(None),
             StreamNext::End(end) => Err(end),
         }
     }
@@ -250,7 +257,7 @@ impl Driver<'_, '_> {
         };
         let until_due = || due.map(|d| d.saturating_duration_since(Instant::now()));
         let timeout = match how {
-            Wait::No | Wait::Done => Some(Duration::ZERO),
+            Wait::No => Some(Duration::ZERO),
             Wait::Woken => until_due(),
             Wait::Gather => Some(until_due().map_or(GATHER_FOR, |d| d.min(GATHER_FOR))),
         };

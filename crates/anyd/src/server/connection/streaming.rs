@@ -123,7 +123,6 @@ impl Connection<'_> {
             return StreamNext::Done;
         };
         let (mark, fds_mark) = (self.out.len(), self.attached.len());
-        let runs_apart = stream.source.runs_apart();
         let mut sink = Sink::new(
             stream.codec,
             &mut self.out,
@@ -151,7 +150,11 @@ impl Connection<'_> {
         }
         match fill {
             Fill::Full => StreamNext::Write,
-            Fill::Pending if runs_apart && self.out.len() - mark >= GATHER_FROM => {
+            // Asked only of a fill that took enough to gather after.
+            Fill::Pending
+                if self.out.len() - mark >= GATHER_FROM
+                    && self.stream.as_ref().is_some_and(|s| s.source.runs_apart()) =>
+            {
                 StreamNext::Gather
             }
             Fill::Pending => StreamNext::Wait,
