@@ -135,6 +135,10 @@ impl Fd {
     }
 
     /// The descriptor as a [`File`](std::fs::File), to read or write it.
+    ///
+    /// # Panics
+    ///
+    /// As [`into_owned`](Self::into_owned).
     pub fn into_file(self) -> std::fs::File {
         self.into_owned().into()
     }
@@ -158,12 +162,14 @@ impl From<std::os::unix::net::UnixStream> for Fd {
     }
 }
 
+/// [`Fd::into_owned`]; panics as it does.
 impl From<Fd> for OwnedFd {
     fn from(fd: Fd) -> OwnedFd {
         fd.into_owned()
     }
 }
 
+/// [`Fd::into_file`]; panics as it does.
 impl From<Fd> for std::fs::File {
     fn from(fd: Fd) -> std::fs::File {
         fd.into_owned().into()
